@@ -1,0 +1,1 @@
+"""Benchmark harness: scenarios, baselines, JSON results and a printed table."""

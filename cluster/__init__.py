@@ -1,0 +1,1 @@
+"""How a Dask client is obtained: embedded LocalCluster or an existing scheduler."""

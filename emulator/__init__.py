@@ -1,0 +1,1 @@
+"""A Salesforce org emulator: FastAPI over DuckDB. Imports nothing from engine."""

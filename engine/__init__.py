@@ -1,0 +1,3 @@
+"""sfvault engine: extraction, repository, diffs, catalog and policies for Salesforce backups."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,53 @@
+"""Settings: a TOML file plus ``SFVAULT_*`` environment variables (pydantic-settings).
+
+No settings object is built at import time; callers build one with :func:`load_settings`
+(or construct ``Settings`` directly in tests) and pass it down.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_CONFIG_PATH = Path("sfvault.toml")
+DEFAULT_DATA_DIR = Path("sfvault-data")
+
+
+class Settings(BaseSettings):
+    """Everything sfvault can be told. Secrets are ``SecretStr`` so reprs never show them."""
+
+    model_config = SettingsConfigDict(env_prefix="SFVAULT_", extra="ignore")
+
+    repository_url: str = Field(default=str(DEFAULT_DATA_DIR / "repo"), description="file path, file:// or az://")
+    key_file: Path = Field(default=DEFAULT_DATA_DIR / "repo.key", description="key-encryption key file (0600)")
+    azure_connection_string: SecretStr | None = None
+    azure_account_name: str | None = None
+    catalog_url: str = Field(default=f"sqlite:///{DEFAULT_DATA_DIR / 'catalog.db'}")
+    scheduler_address: str = Field(default="", description="empty = embedded LocalCluster")
+    chunk_target_bytes: int = Field(default=64 * 1024 * 1024, gt=0)
+    row_group_rows: int = Field(default=128 * 1024, gt=0)
+    target_rows_per_partition: int = Field(default=250_000, gt=0)
+    retry_max_seconds: float = Field(default=900.0, ge=0)
+    retry_wait_max: float = Field(default=60.0, ge=0)
+    scratch_dir: Path = Field(default=DEFAULT_DATA_DIR / "scratch")
+
+
+def load_settings(path: Path | None = None, **overrides: Any) -> Settings:
+    """Read the config file (``--config``, ``SFVAULT_CONFIG`` or ./sfvault.toml if present).
+
+    Environment variables win over the file; explicit ``overrides`` win over both.
+    """
+    path = path or Path(os.environ.get("SFVAULT_CONFIG", DEFAULT_CONFIG_PATH))
+    file_values: dict[str, Any] = {}
+    if path.exists():
+        with path.open("rb") as fh:
+            file_values = tomllib.load(fh).get("sfvault", {})
+    env_keys = {k[len("SFVAULT_") :].lower() for k in os.environ if k.startswith("SFVAULT_")}
+    values = {k: v for k, v in file_values.items() if k not in env_keys}
+    values.update(overrides)
+    return Settings(**values)

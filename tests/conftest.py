@@ -1,0 +1,48 @@
+"""Shared test setup.
+
+Real-service tests carry a marker (``emulator``, ``azurite``, ``postgres``, ``mysql``,
+``cluster``). ``SFVAULT_TEST_REQUIRE`` (comma separated, or ``all``) names the markers that
+must not be skipped: a skipped test that carries one of them is turned into a failure, so CI
+can never pass with a real service silently missing (STYLE rule 16).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+REAL_SERVICE_MARKERS = ("emulator", "azurite", "postgres", "mysql", "cluster")
+
+
+def _required_markers() -> set[str]:
+    raw = os.environ.get("SFVAULT_TEST_REQUIRE", "")
+    if raw.strip() == "all":
+        return set(REAL_SERVICE_MARKERS)
+    return {m.strip() for m in raw.split(",") if m.strip()}
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    outcome = yield
+    report = outcome.get_result()  # type: ignore[attr-defined]
+    if not report.skipped:
+        return
+    required = _required_markers() & {m.name for m in item.iter_markers()}
+    if required:
+        report.outcome = "failed"
+        report.longrepr = (
+            f"test {item.nodeid} needs {', '.join(sorted(required))} which SFVAULT_TEST_REQUIRE "
+            f"marks as required, but it was skipped: {report.longrepr}"
+        )
+
+
+@pytest.fixture(autouse=True)
+def _clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Hermetic tests: no SFVAULT_* setting leaks in from the caller's environment."""
+    for key in list(os.environ):
+        if key.startswith("SFVAULT_") and not key.startswith("SFVAULT_TEST_"):
+            monkeypatch.delenv(key)
+    monkeypatch.setenv("SFVAULT_CONFIG", str(tmp_path / "sfvault.toml"))
