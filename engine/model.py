@@ -1,0 +1,1 @@
+"""Core dataclasses shared by every stage."""
