@@ -24,7 +24,7 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="SFVAULT_", extra="ignore")
 
     repository_url: str = Field(default=str(DEFAULT_DATA_DIR / "repo"), description="file path, file:// or az://")
-    key_file: Path = Field(default=DEFAULT_DATA_DIR / "repo.key", description="key-encryption key file (0600)")
+    key_file: Path = Field(default=DEFAULT_DATA_DIR / "repo.key", description="key-encryption key (0600)")
     azure_connection_string: SecretStr | None = None
     azure_account_name: str | None = None
     catalog_url: str = Field(default=f"sqlite:///{DEFAULT_DATA_DIR / 'catalog.db'}")
@@ -35,6 +35,10 @@ class Settings(BaseSettings):
     retry_max_seconds: float = Field(default=900.0, ge=0)
     retry_wait_max: float = Field(default=60.0, ge=0)
     scratch_dir: Path = Field(default=DEFAULT_DATA_DIR / "scratch")
+    salesforce_api_version: str = Field(default="62.0", pattern=r"^\d+\.\d$")
+    # a job stops starting new work when fewer API calls (or daily Bulk 2.0 query jobs) are left
+    salesforce_api_reserve: int = Field(default=1000, ge=0)
+    salesforce_bulk_jobs_reserve: int = Field(default=50, ge=0)
 
 
 def load_settings(path: Path | None = None, **overrides: Any) -> Settings:

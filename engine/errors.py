@@ -126,6 +126,18 @@ class BackendAuthError(PermanentError, BackendError):
     template = "storage refused the credentials for {name}"
 
 
+class InvalidObjectName(PermanentError, BackendError):
+    code = "SFV-206"
+    exit_code = 2
+    http_status = 400
+    template = "invalid repository object name {name}: {what}"
+
+
+class UnsupportedRepositoryUrl(ConfigError):
+    code = "SFV-207"
+    template = "unsupported repository URL {url}: {what}"
+
+
 # --- keys and integrity --------------------------------------------------------------------
 
 
@@ -143,6 +155,21 @@ class KeyFileMissing(KeyError_):
 class WrongKey(KeyError_):
     code = "SFV-302"
     template = "the key does not open repository {repo}: wrong key file or key vault key"
+
+
+class KeyFileInsecure(KeyError_):
+    code = "SFV-303"
+    template = "key file {path} is readable by other users; run `chmod 600 {path}`"
+
+
+class KeyProviderError(KeyError_):
+    code = "SFV-304"
+    template = "key provider {kind} failed: {what}"
+
+
+class KeyFileInvalid(KeyError_):
+    code = "SFV-305"
+    template = "key file {path} is not an sfvault key file: {what}"
 
 
 class IntegrityError(PermanentError):
@@ -171,6 +198,21 @@ class MissingObject(IntegrityError):
     template = "{name} is referenced by {by} but missing from the repository"
 
 
+class SealedChecksumMismatch(IntegrityError):
+    code = "SFV-315"
+    template = "{name}: SHA-256 of the stored bytes differs from the one recorded in {by} (bit rot)"
+
+
+class ManifestInvalid(IntegrityError):
+    code = "SFV-316"
+    template = "{name} decrypts but is not a valid snapshot manifest: {what}"
+
+
+class VerifyFailed(IntegrityError):
+    code = "SFV-317"
+    template = "verify found problems in {url}: {what}"
+
+
 class FormatVersionError(PermanentError):
     code = "SFV-320"
     exit_code = 91
@@ -196,6 +238,13 @@ class RepositoryExists(PermanentError):
     exit_code = 2
     http_status = 409
     template = "a repository already exists at {url}"
+
+
+class LockLost(PermanentError):
+    code = "SFV-333"
+    exit_code = 73
+    http_status = 409
+    template = "repository lock {name} is no longer held by this writer: {what}"
 
 
 # --- Salesforce ----------------------------------------------------------------------------
@@ -239,6 +288,183 @@ class SalesforceQueryTimeout(SalesforceError, TransientError):
 class SalesforceRequestFailed(PermanentError, SalesforceError):
     code = "SFV-406"
     template = "Salesforce answered {status} {sf_code}: {what}"
+
+
+class SalesforceRequestLimitExceeded(SalesforceApiLimit):
+    """The org refused a call with REQUEST_LIMIT_EXCEEDED (daily or concurrent allowance used up)."""
+
+    code = "SFV-407"
+    template = "Salesforce refused the call, the org's API allowance is used up: {what}"
+
+
+class SalesforceBulkUnsupported(SalesforceQueryError):
+    """Bulk API 2.0 cannot query this object (or this field list); use REST queryAll paging."""
+
+    code = "SFV-408"
+    template = "{object} cannot be queried with Bulk API 2.0: {what}"
+
+
+class SalesforceJobFailed(SalesforceQueryError):
+    """A Bulk API 2.0 query job ended Failed or Aborted for a reason other than a timeout."""
+
+    code = "SFV-409"
+    template = "Bulk job on {object} ended {sf_code}: {what}"
+
+
+class SalesforceNotFound(SalesforceRequestFailed):
+    """404 NOT_FOUND: unknown object, record, job, path or API version."""
+
+    code = "SFV-410"
+    http_status = 404
+    template = "Salesforce resource not found: {what}"
+
+
+class SalesforceDataError(PermanentError, SalesforceError):
+    """A result page does not match the describe (a value of the wrong type, a missing column)."""
+
+    code = "SFV-411"
+    template = "{object}: result data does not match the describe: {what}"
+
+
+# --- catalog -------------------------------------------------------------------------------
+
+
+class CatalogError(PermanentError):
+    code = "SFV-500"
+    exit_code = 70
+    template = "catalog error: {what}"
+
+
+class CatalogSchemaOutdated(CatalogError):
+    code = "SFV-501"
+    exit_code = 2
+    http_status = 503
+    template = (
+        "catalog {url} is at schema {version}, this sfvault needs {expected}; run `sfvault catalog upgrade`"
+    )
+
+
+class CatalogMigrationFailed(CatalogError):
+    code = "SFV-502"
+    template = "migrating catalog {url} failed: {what}"
+
+
+class OrgExists(CatalogError):
+    code = "SFV-503"
+    exit_code = 2
+    http_status = 409
+    template = "an org named {name} is already connected"
+
+
+class InvalidJobTransition(CatalogError):
+    code = "SFV-504"
+    http_status = 409
+    template = "job {name} is {state} and cannot become {target}"
+
+
+class CatalogRebuildFailed(CatalogError):
+    code = "SFV-505"
+    template = "catalog rebuild failed on snapshot {name}: {what}"
+
+
+class SealedSecretUnreadable(CatalogError):
+    code = "SFV-506"
+    exit_code = 77
+    template = "the sealed secret {name} in the catalog does not open: wrong key or altered value"
+
+
+# --- backup policies (engine/policy) -------------------------------------------------------
+
+
+class PolicyError(PermanentError):
+    """A backup policy refuses the request (schedule, quota, subscription, seats, roles)."""
+
+    code = "SFV-600"
+    exit_code = 3
+    http_status = 409
+    template = "refused by backup policy: {what}"
+
+
+class JobAlreadyRunning(PolicyError):
+    """Another job of the org is queued or running; one job of an org runs at a time."""
+
+    code = "SFV-601"
+    template = "a job of org {org} is already running ({job}); try again when it has finished"
+
+
+class JobQuotaExhausted(PolicyError):
+    """The subscription plan's jobs per 24 hours are used up (skipped and failed jobs do not count)."""
+
+    code = "SFV-602"
+    http_status = 429
+    template = (
+        "org {org} has used {used} of the {quota} jobs per 24 hours of plan {plan}; next free at {free_at}"
+    )
+
+
+class SubscriptionExpired(PolicyError):
+    """The org's subscription has expired: the schedule stops and no new backup starts."""
+
+    code = "SFV-603"
+    http_status = 403
+    template = "the subscription of org {org} expired at {expired_at}; renew it to resume backups"
+
+
+class SeatsExceeded(PolicyError):
+    """Active Standard users exceed the purchased seats: backups stop, compare and export still work."""
+
+    code = "SFV-604"
+    http_status = 403
+    template = (
+        "org {org} has {active} active Standard users but {seats} purchased seats; backups are "
+        "stopped until seats are added or users deactivated (compare and export still work)"
+    )
+
+
+class NoStorageLocation(PolicyError):
+    """The org has no storage location configured, so there is nowhere to write a backup."""
+
+    code = "SFV-605"
+    template = "org {org} has no storage location configured; configure one before backing up"
+
+
+class FullBackupRequired(PolicyError):
+    """Choosing objects is allowed only once the org has a completed full backup."""
+
+    code = "SFV-606"
+    template = "org {org} has no full backup yet; back up all objects first, then choose objects"
+
+
+class RoleNotAllowed(PolicyError):
+    """The caller's role does not grant this action."""
+
+    code = "SFV-607"
+    exit_code = 77
+    http_status = 403
+    template = "role {role} may not {action}"
+
+
+class InvalidPolicySetting(PolicyError):
+    """A schedule or policy setting is out of range or malformed."""
+
+    code = "SFV-608"
+    exit_code = 2
+    http_status = 422
+    template = "invalid setting {field}: {what}"
+
+
+class UnknownTimeZone(InvalidPolicySetting):
+    """Not an IANA time zone name (Salesforce's TimeZoneSidKey values are IANA names)."""
+
+    code = "SFV-609"
+    template = "unknown time zone {name!r}: expected an IANA name such as America/New_York"
+
+
+class UnknownPlan(InvalidPolicySetting):
+    """The org's subscription plan is not one this deployment knows."""
+
+    code = "SFV-610"
+    template = "unknown subscription plan {plan!r}; known plans: {known}"
 
 
 def all_error_classes() -> list[type[SfvaultError]]:

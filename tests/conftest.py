@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pytest
 
+pytest_plugins = ["tests.catalog_fixtures"]
+
 REAL_SERVICE_MARKERS = ("emulator", "azurite", "postgres", "mysql", "cluster")
 
 
@@ -46,3 +48,12 @@ def _clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
         if key.startswith("SFVAULT_") and not key.startswith("SFVAULT_TEST_"):
             monkeypatch.delenv(key)
     monkeypatch.setenv("SFVAULT_CONFIG", str(tmp_path / "sfvault.toml"))
+
+
+@pytest.fixture(scope="session")
+def azurite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
+    """A real Azurite blob service for the session (fails, never skips, when it is missing)."""
+    from tests.helpers.azurite import running_azurite
+
+    with running_azurite(tmp_path_factory.mktemp("azurite")) as service:
+        yield service

@@ -1,0 +1,120 @@
+"""Export jobs (issue 6): queued, run one per org at a time, password kept sealed."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from datetime import datetime
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from engine.catalog.models import Export, ExportFormat, ExportKind, ExportScope, ExportState
+from engine.catalog.secrets import Sealer
+from engine.clock import Clock, SystemClock
+from engine.errors import NotFound
+
+
+def _aad(export_id: str) -> bytes:
+    return f"export-password:{export_id}".encode()
+
+
+def create_export(
+    session: Session,
+    *,
+    org_id: int,
+    kind: ExportKind | str,
+    format: ExportFormat | str,
+    scope: ExportScope | str,
+    objects: Sequence[str],
+    job_id: str | None = None,
+    created_by: str | None = None,
+    clock: Clock | None = None,
+) -> Export:
+    now = (clock or SystemClock()).now()
+    row = Export(
+        id=uuid.uuid4().hex,
+        org_id=org_id,
+        job_id=job_id,
+        kind=ExportKind(kind).value,
+        format=ExportFormat(format).value,
+        scope=ExportScope(scope).value,
+        objects=sorted(objects),
+        state=ExportState.QUEUED.value,
+        size_bytes=0,
+        created_by=created_by,
+        created_at=now,
+    )
+    session.add(row)
+    session.flush()
+    return row
+
+
+def get_export(session: Session, export_id: str) -> Export:
+    row = session.get(Export, export_id)
+    if row is None:
+        raise NotFound(kind="export", name=export_id)
+    return row
+
+
+def active_export(session: Session, org_id: int) -> Export | None:
+    """The org's queued or running export (only one may run at a time)."""
+    return session.scalar(
+        select(Export)
+        .where(
+            Export.org_id == org_id, Export.state.in_([ExportState.QUEUED.value, ExportState.RUNNING.value])
+        )
+        .limit(1)
+    )
+
+
+def set_export_state(
+    session: Session,
+    export: Export,
+    state: ExportState | str,
+    *,
+    size_bytes: int | None = None,
+    location: str | None = None,
+    error_code: str | None = None,
+    error_message: str | None = None,
+    clock: Clock | None = None,
+) -> Export:
+    now = (clock or SystemClock()).now()
+    target = ExportState(state)
+    export.state = target.value
+    if target is ExportState.RUNNING:
+        export.started_at = now
+    elif target is not ExportState.QUEUED:
+        export.finished_at = now
+    if size_bytes is not None:
+        export.size_bytes = size_bytes
+    if location is not None:
+        export.location = location
+    export.error_code, export.error_message = error_code, error_message
+    session.flush()
+    return export
+
+
+def set_export_password(export: Export, password: str, sealer: Sealer) -> None:
+    export.password_sealed = sealer.seal(password.encode(), aad=_aad(export.id))
+
+
+def read_export_password(export: Export, sealer: Sealer) -> str:
+    if export.password_sealed is None:
+        raise NotFound(kind="password of export", name=export.id)
+    return sealer.open(export.password_sealed, aad=_aad(export.id)).decode()
+
+
+def exported_bytes_since(session: Session, org_id: int, since: datetime, *, kind: ExportKind | str) -> int:
+    """Volume of succeeded exports of ``kind`` since ``since`` (the monthly file-export limit)."""
+    return int(
+        session.scalar(
+            select(func.coalesce(func.sum(Export.size_bytes), 0)).where(
+                Export.org_id == org_id,
+                Export.kind == ExportKind(kind).value,
+                Export.state == ExportState.SUCCEEDED.value,
+                Export.created_at >= since,
+            )
+        )
+        or 0
+    )

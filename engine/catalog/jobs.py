@@ -1,0 +1,328 @@
+"""Backup jobs, their per-object results and their errors.
+
+A job moves ``queued → running → succeeded | partial | failed | cancelled``; a scheduled job
+that could not start is recorded directly as ``skipped``. Finished jobs never change state
+again (:class:`InvalidJobTransition`). Functions take an open session and do not commit.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import and_, func, or_, select
+from sqlalchemy.orm import Session, selectinload
+
+from engine.catalog.models import (
+    ACTIVE_JOB_STATES,
+    Job,
+    JobError,
+    JobKind,
+    JobObject,
+    JobState,
+    JobTrigger,
+    ObjectState,
+    Org,
+)
+from engine.clock import Clock, SystemClock
+from engine.errors import InvalidJobTransition, NotFound
+
+TRANSITIONS: dict[JobState, frozenset[JobState]] = {
+    JobState.QUEUED: frozenset({JobState.RUNNING, JobState.CANCELLED, JobState.FAILED, JobState.SKIPPED}),
+    JobState.RUNNING: frozenset({JobState.SUCCEEDED, JobState.PARTIAL, JobState.FAILED, JobState.CANCELLED}),
+}
+COUNTED_STATES = (JobState.QUEUED, JobState.RUNNING, JobState.SUCCEEDED, JobState.PARTIAL, JobState.CANCELLED)
+"""States that count against a plan's jobs-per-24-hours quota (skipped and failed do not)."""
+
+
+@dataclass(frozen=True)
+class ObjectResult:
+    """What a job learned about one object (one row of the job report)."""
+
+    object_name: str
+    state: ObjectState | str = ObjectState.SUCCEEDED
+    records: int = 0
+    bytes: int = 0
+    chunks: int = 0
+    duration_s: float = 0.0
+    rest_calls: int = 0
+    bulk2_jobs: int = 0
+    bulk2_pages: int = 0
+    error_code: str | None = None
+    error_message: str | None = None
+
+
+def new_job_id(now: datetime) -> str:
+    """A job id that sorts by creation time: ``20260101T000000Z-<12 hex>``."""
+    return f"{now:%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:12]}"
+
+
+def create_job(
+    session: Session,
+    org: Org,
+    *,
+    kind: JobKind | str,
+    trigger: JobTrigger | str = JobTrigger.SCHEDULED,
+    cycle_id: str | None = None,
+    requested_objects: Sequence[str] | None = None,
+    job_id: str | None = None,
+    clock: Clock | None = None,
+) -> Job:
+    """A queued job. ``requested_objects=None`` means every object in scope."""
+    now = (clock or SystemClock()).now()
+    job = Job(
+        id=job_id or new_job_id(now),
+        org_id=org.id,
+        kind=JobKind(kind).value,
+        trigger=JobTrigger(trigger).value,
+        state=JobState.QUEUED.value,
+        cycle_id=cycle_id,
+        requested_objects=sorted(requested_objects) if requested_objects is not None else None,
+        cancel_requested=False,
+        created_at=now,
+        records=0,
+        bytes=0,
+        metadata_items=0,
+    )
+    session.add(job)
+    session.flush()
+    return job
+
+
+def record_skipped_job(
+    session: Session,
+    org: Org,
+    *,
+    kind: JobKind | str,
+    reason_code: str,
+    reason: str,
+    trigger: JobTrigger | str = JobTrigger.SCHEDULED,
+    cycle_id: str | None = None,
+    clock: Clock | None = None,
+) -> Job:
+    """A scheduled job that did not run (another job still running, quota, seats...)."""
+    job = create_job(session, org, kind=kind, trigger=trigger, cycle_id=cycle_id, clock=clock)
+    _move(job, JobState.SKIPPED)
+    job.finished_at = job.created_at
+    job.error_code, job.error_message = reason_code, reason
+    session.flush()
+    return job
+
+
+def _move(job: Job, target: JobState) -> None:
+    current = JobState(job.state)
+    if target not in TRANSITIONS.get(current, frozenset()):
+        raise InvalidJobTransition(name=job.id, state=current.value, target=target.value)
+    job.state = target.value
+
+
+def start_job(session: Session, job: Job, *, clock: Clock | None = None) -> Job:
+    _move(job, JobState.RUNNING)
+    job.started_at = (clock or SystemClock()).now()
+    session.flush()
+    return job
+
+
+def request_cancel(session: Session, job: Job, *, clock: Clock | None = None) -> Job:
+    """Ask a running job to stop (the runner polls ``cancel_requested``); a queued job is
+    cancelled at once."""
+    if JobState(job.state) is JobState.QUEUED:
+        _move(job, JobState.CANCELLED)
+        job.finished_at = (clock or SystemClock()).now()
+    elif JobState(job.state) is JobState.RUNNING:
+        job.cancel_requested = True
+    else:
+        raise InvalidJobTransition(name=job.id, state=job.state, target=JobState.CANCELLED.value)
+    session.flush()
+    return job
+
+
+def record_object_result(session: Session, job: Job, result: ObjectResult) -> JobObject:
+    """Insert or replace the result of one object of the job (running jobs report progress)."""
+    row = session.scalar(
+        select(JobObject).where(JobObject.job_id == job.id, JobObject.object_name == result.object_name)
+    )
+    if row is None:
+        row = JobObject(job_id=job.id, object_name=result.object_name)
+        session.add(row)
+    row.state = ObjectState(result.state).value
+    row.records, row.bytes, row.chunks, row.duration_s = (
+        result.records,
+        result.bytes,
+        result.chunks,
+        result.duration_s,
+    )
+    row.rest_calls, row.bulk2_jobs, row.bulk2_pages = result.rest_calls, result.bulk2_jobs, result.bulk2_pages
+    row.error_code, row.error_message = result.error_code, result.error_message
+    session.flush()
+    return row
+
+
+def add_job_error(
+    session: Session,
+    job: Job,
+    *,
+    code: str,
+    message: str,
+    object_name: str | None = None,
+    details: dict[str, Any] | None = None,
+    clock: Clock | None = None,
+) -> JobError:
+    err = JobError(
+        job_id=job.id,
+        object_name=object_name,
+        code=code,
+        message=message,
+        details=details,
+        occurred_at=(clock or SystemClock()).now(),
+    )
+    session.add(err)
+    session.flush()
+    return err
+
+
+def finish_job(
+    session: Session,
+    job: Job,
+    state: JobState | str,
+    *,
+    snapshot_ref: str | None = None,
+    metadata_items: int | None = None,
+    error_code: str | None = None,
+    error_message: str | None = None,
+    clock: Clock | None = None,
+) -> Job:
+    """Close the job; ``records`` and ``bytes`` become the sums over its object results."""
+    _move(job, JobState(state))
+    job.finished_at = (clock or SystemClock()).now()
+    if job.started_at is None:
+        job.started_at = job.finished_at
+    job.snapshot_ref = snapshot_ref
+    if metadata_items is not None:
+        job.metadata_items = metadata_items
+    job.error_code, job.error_message = error_code, error_message
+    records, size = session.execute(
+        select(
+            func.coalesce(func.sum(JobObject.records), 0), func.coalesce(func.sum(JobObject.bytes), 0)
+        ).where(JobObject.job_id == job.id)
+    ).one()
+    job.records, job.bytes = int(records), int(size)
+    session.flush()
+    return job
+
+
+def get_job(session: Session, job_id: str, *, with_objects: bool = False) -> Job:
+    stmt = select(Job).where(Job.id == job_id)
+    if with_objects:
+        stmt = stmt.options(selectinload(Job.objects), selectinload(Job.errors))
+    job = session.scalar(stmt)
+    if job is None:
+        raise NotFound(kind="job", name=job_id)
+    return job
+
+
+def jobs_of_org(
+    session: Session,
+    org_id: int,
+    *,
+    limit: int = 50,
+    before_id: str | None = None,
+    states: Iterable[JobState | str] | None = None,
+) -> list[Job]:
+    """The org's jobs, newest first (by creation time, then id).
+
+    Page with ``before_id=<id of the last job of the previous page>`` (keyset paging: stable
+    while new jobs arrive, and exact when several jobs share a creation time).
+    """
+    stmt = select(Job).where(Job.org_id == org_id)
+    if before_id is not None:
+        last = get_job(session, before_id)
+        stmt = stmt.where(
+            or_(Job.created_at < last.created_at, and_(Job.created_at == last.created_at, Job.id < last.id))
+        )
+    if states is not None:
+        stmt = stmt.where(Job.state.in_([JobState(s).value for s in states]))
+    stmt = stmt.order_by(Job.created_at.desc(), Job.id.desc()).limit(limit)
+    return list(session.scalars(stmt))
+
+
+def latest_jobs(
+    session: Session, org_ids: Iterable[int] | None = None, *, states: Iterable[JobState | str] | None = None
+) -> dict[int, Job]:
+    """The newest job of each org (for the overview tiles), in one query."""
+    ranked = select(
+        Job.id,
+        func.row_number()
+        .over(partition_by=Job.org_id, order_by=(Job.created_at.desc(), Job.id.desc()))
+        .label("rn"),
+    )
+    if org_ids is not None:
+        ranked = ranked.where(Job.org_id.in_(list(org_ids)))
+    if states is not None:
+        ranked = ranked.where(Job.state.in_([JobState(s).value for s in states]))
+    sub = ranked.subquery()
+    rows = session.scalars(select(Job).join(sub, sub.c.id == Job.id).where(sub.c.rn == 1))
+    return {job.org_id: job for job in rows}
+
+
+def active_job(session: Session, org_id: int) -> Job | None:
+    """The org's queued or running job, if any (a second one must not start)."""
+    return session.scalar(
+        select(Job)
+        .where(Job.org_id == org_id, Job.state.in_([s.value for s in ACTIVE_JOB_STATES]))
+        .order_by(Job.created_at)
+        .limit(1)
+    )
+
+
+def last_full_job(session: Session, org_id: int, *, cycle_id: str | None = None) -> Job | None:
+    """The newest full job that committed a snapshot (succeeded or partial)."""
+    stmt = select(Job).where(
+        Job.org_id == org_id,
+        Job.kind == JobKind.FULL.value,
+        Job.state.in_([JobState.SUCCEEDED.value, JobState.PARTIAL.value]),
+    )
+    if cycle_id is not None:
+        stmt = stmt.where(Job.cycle_id == cycle_id)
+    return session.scalar(stmt.order_by(Job.created_at.desc()).limit(1))
+
+
+def objects_to_retry(session: Session, org_id: int) -> list[str]:
+    """Objects that failed in the org's newest finished backup (the next job backs them up again)."""
+    last = session.scalar(
+        select(Job)
+        .where(
+            Job.org_id == org_id,
+            Job.state.in_([JobState.SUCCEEDED.value, JobState.PARTIAL.value, JobState.FAILED.value]),
+        )
+        .order_by(Job.created_at.desc())
+        .limit(1)
+    )
+    if last is None:
+        return []
+    return list(
+        session.scalars(
+            select(JobObject.object_name)
+            .where(JobObject.job_id == last.id, JobObject.state == ObjectState.FAILED.value)
+            .order_by(JobObject.object_name)
+        )
+    )
+
+
+def count_jobs_since(session: Session, org_id: int, since: datetime) -> int:
+    """Jobs created since ``since`` that count against the plan quota (not skipped, not failed)."""
+    return int(
+        session.scalar(
+            select(func.count())
+            .select_from(Job)
+            .where(
+                Job.org_id == org_id,
+                Job.created_at >= since,
+                Job.state.in_([s.value for s in COUNTED_STATES]),
+            )
+        )
+        or 0
+    )

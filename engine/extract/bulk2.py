@@ -1,0 +1,316 @@
+"""Bulk API 2.0 query jobs: create, poll, abort/delete, stream result pages (SALESFORCE_API.md §3).
+
+Polling is split in two (STYLE rule 13): :func:`next_poll` is a pure function of
+``(state, attempt, now)`` that says when to look again (or that the job is terminal), and
+:func:`wait_for_job` is the tiny loop that calls it, with the clock and ``sleep`` injected so
+unit tests never sleep.
+
+Result pages are read one locator at a time (``maxRecords`` bounds the memory of a page) and
+gzip-compressed on the wire. With API 58.0+ the ``resultPages`` resource lists page URLs up
+front so several can be downloaded at once (:meth:`Bulk2Api.iter_pages_parallel`).
+
+A Failed job becomes a typed error: :class:`SalesforceQueryTimeout` for timeouts (the planner
+bisects the Id range), :class:`SalesforceBulkUnsupported` when Bulk cannot run the query (the
+object goes to REST), :class:`SalesforceJobFailed` otherwise.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import deque
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Literal, Protocol
+
+import httpx
+
+from engine.clock import Clock
+from engine.errors import (
+    SalesforceBulkUnsupported,
+    SalesforceQueryTimeout,
+    SalesforceRequestFailed,
+    SfvaultError,
+)
+from engine.extract.classify import classify_failed_job
+from engine.extract.client import SalesforceClient
+from engine.extract.soql import Soql
+
+log = logging.getLogger(__name__)
+Operation = Literal["query", "queryAll"]
+TERMINAL_STATES = frozenset({"JobComplete", "Failed", "Aborted"})
+RUNNING_STATES = frozenset({"UploadComplete", "InProgress", "Open"})
+DEFAULT_MAX_RECORDS = 50_000
+
+
+@dataclass(frozen=True)
+class JobInfo:
+    """The fields of a JobInfo that extraction uses (the rest stays in ``raw``)."""
+
+    id: str
+    state: str
+    object: str
+    operation: str
+    api_version: str
+    records_processed: int = 0
+    error_message: str | None = None
+
+    @staticmethod
+    def from_json(d: dict[str, Any]) -> JobInfo:
+        v = d.get("apiVersion")
+        return JobInfo(
+            id=str(d["id"]),
+            state=str(d["state"]),
+            object=str(d.get("object") or ""),
+            operation=str(d.get("operation") or ""),
+            api_version=f"{float(v):.1f}" if v is not None else "",
+            records_processed=int(d.get("numberRecordsProcessed") or 0),
+            error_message=d.get("errorMessage"),
+        )
+
+    @property
+    def terminal(self) -> bool:
+        return self.state in TERMINAL_STATES
+
+
+@dataclass(frozen=True)
+class PollPolicy:
+    """Backoff of status polls: ``first``, then times ``factor`` per attempt, capped at ``max``.
+
+    ``timeout`` bounds the whole wait (a job that is still running then is aborted and reported
+    as a query timeout, so the planner splits its range).
+    """
+
+    first: float = 0.5
+    factor: float = 1.6
+    max: float = 15.0
+    timeout: float = 6 * 3600.0
+
+    def delay(self, attempt: int) -> float:
+        return float(min(self.max, self.first * self.factor ** max(0, attempt)))
+
+
+def next_poll(state: str, attempt: int, now: datetime, policy: PollPolicy = PollPolicy()) -> datetime | None:
+    """When to poll a job again: None if ``state`` is terminal, else ``now + delay(attempt)``.
+
+    Pure. ``attempt`` counts the polls already made (0 after the create call).
+    """
+    if state in TERMINAL_STATES:
+        return None
+    return now + timedelta(seconds=policy.delay(attempt))
+
+
+class JobPoller(Protocol):
+    def get_job(self, job_id: str) -> JobInfo: ...
+
+    def abort_job(self, job_id: str) -> JobInfo: ...
+
+
+def wait_for_job(
+    api: JobPoller,
+    job: JobInfo,
+    *,
+    clock: Clock,
+    sleep: Callable[[float], None] = time.sleep,
+    policy: PollPolicy = PollPolicy(),
+) -> JobInfo:
+    """Poll until the job is terminal; the job as last seen.
+
+    Raises:
+        SalesforceQueryTimeout: still running after ``policy.timeout`` (the job is aborted).
+    """
+    started = clock.monotonic()
+    attempt = 0
+    info = job
+    while True:
+        info = api.get_job(info.id)
+        at = next_poll(info.state, attempt, clock.now(), policy)
+        if at is None:
+            return info
+        if clock.monotonic() - started > policy.timeout:
+            api.abort_job(info.id)
+            raise SalesforceQueryTimeout(
+                object=info.object, what=f"job still {info.state} after {policy.timeout:.0f}s"
+            )
+        sleep(max(0.0, (at - clock.now()).total_seconds()))
+        attempt += 1
+
+
+@dataclass(frozen=True)
+class ResultPage:
+    """One results page: the CSV bytes (gunzipped, with its header row) and the next locator."""
+
+    data: bytes
+    records: int
+    next_locator: str | None
+
+
+class Bulk2Api:
+    """Bulk API 2.0 query jobs of one client; every call is counted as ``bulk2_job`` or
+    ``bulk2_results_page``."""
+
+    def __init__(self, client: SalesforceClient) -> None:
+        self.client = client
+
+    def _path(self, *parts: str) -> str:
+        return "/".join(("jobs/query", *parts))
+
+    def create_query_job(
+        self, soql: Soql | str, *, operation: Operation = "query", sobject: str = ""
+    ) -> JobInfo:
+        """``POST /jobs/query``.
+
+        Raises:
+            SalesforceBulkUnsupported: Bulk cannot run this query (``INVALIDENTITY``, or the
+                ``API_ERROR`` answer to compound fields and aggregates).
+            SalesforceApiLimit: the daily Bulk job allowance is used up.
+        """
+        name = sobject or (soql.sobject if isinstance(soql, Soql) else "")
+        body = {"operation": operation, "query": str(soql), "contentType": "CSV",
+                "columnDelimiter": "COMMA", "lineEnding": "LF"}  # fmt: skip
+        try:
+            resp = self.client.request("POST", self._path(), "bulk2_job", json=body, sobject=name)
+        except SalesforceRequestFailed as e:
+            if e.details.get("sf_code") == "API_ERROR" and e.details.get("status") == 400:
+                raise SalesforceBulkUnsupported(
+                    object=name, sf_code="API_ERROR", what=e.details.get("what", "")
+                ) from e
+            raise
+        return JobInfo.from_json(resp.json())
+
+    def get_job(self, job_id: str) -> JobInfo:
+        return JobInfo.from_json(self.client.get_json(self._path(job_id), "bulk2_job"))
+
+    def abort_job(self, job_id: str) -> JobInfo:
+        resp = self.client.request("PATCH", self._path(job_id), "bulk2_job", json={"state": "Aborted"})
+        return JobInfo.from_json(resp.json())
+
+    def delete_job(self, job_id: str) -> None:
+        self.client.request("DELETE", self._path(job_id), "bulk2_job")
+
+    def wait(
+        self, job: JobInfo, *, sleep: Callable[[float], None] = time.sleep, policy: PollPolicy = PollPolicy()
+    ) -> JobInfo:
+        """Poll until terminal and turn Failed/Aborted into typed errors."""
+        info = wait_for_job(self, job, clock=self.client.clock, sleep=sleep, policy=policy)
+        if info.state != "JobComplete":
+            raise classify_failed_job(info.object or job.object, info.state, info.error_message)
+        return info
+
+    # --- results -------------------------------------------------------------------------
+
+    def _page(self, url_or_path: str, params: dict[str, Any] | None) -> ResultPage:
+        resp: httpx.Response = self.client.request(
+            "GET", url_or_path, "bulk2_results_page", params=params, headers={"Accept": "text/csv"}
+        )
+        loc = resp.headers.get("Sforce-Locator")
+        n = resp.headers.get("Sforce-NumberOfRecords")
+        return ResultPage(
+            data=resp.content,
+            records=int(n) if n and n.isdigit() else -1,
+            next_locator=None if loc in (None, "", "null") else loc,
+        )
+
+    def result_page(
+        self, job_id: str, locator: str | None = None, max_records: int | None = DEFAULT_MAX_RECORDS
+    ) -> ResultPage:
+        """One page; retried as a whole on transient errors (locators are re-fetchable)."""
+        params: dict[str, Any] = {}
+        if locator:
+            params["locator"] = locator
+        if max_records:
+            params["maxRecords"] = max_records
+        return self._page(self._path(job_id, "results"), params or None)
+
+    def iter_pages(self, job_id: str, max_records: int | None = DEFAULT_MAX_RECORDS) -> Iterator[ResultPage]:
+        """Every page in order, one at a time (memory: one page)."""
+        locator: str | None = None
+        while True:
+            page = self.result_page(job_id, locator, max_records)
+            yield page
+            if page.next_locator is None:
+                return
+            locator = page.next_locator
+
+    def result_page_urls(self, job_id: str, max_records: int | None = DEFAULT_MAX_RECORDS) -> Iterator[str]:
+        """Result page URLs from ``GET .../resultPages`` (API 58.0+), following its paging."""
+        params: dict[str, Any] | None = {"maxRecords": max_records} if max_records else None
+        path = self._path(job_id, "resultPages")
+        while True:
+            body = self.client.get_json(path, "bulk2_job", params=params)
+            for p in body.get("resultPages", []):
+                yield str(p["resultUrl"])
+            nxt = body.get("nextRecordsUrl")
+            if body.get("done", True) or not nxt:
+                return
+            path, params = nxt, None
+
+    def fetch_result_url(self, url: str) -> ResultPage:
+        return self._page(url, None)
+
+    def iter_pages_parallel(
+        self, job_id: str, *, max_records: int | None = DEFAULT_MAX_RECORDS, streams: int = 4
+    ) -> Iterator[ResultPage]:
+        """Pages in order, downloaded ``streams`` at a time through ``resultPages``.
+
+        At most ``streams`` pages are in flight or buffered, so memory stays bounded by
+        ``streams`` pages. Needs API 58.0 or later.
+        """
+        if streams < 1:
+            raise ValueError("streams must be >= 1")
+        urls = self.result_page_urls(job_id, max_records)
+        with ThreadPoolExecutor(max_workers=streams, thread_name_prefix="bulk2-page") as pool:
+            inflight: deque[Future[ResultPage]] = deque()
+            try:
+                for url in urls:
+                    inflight.append(pool.submit(self.fetch_result_url, url))
+                    if len(inflight) >= streams:
+                        yield inflight.popleft().result()
+                while inflight:
+                    yield inflight.popleft().result()
+            finally:
+                for f in inflight:
+                    f.cancel()
+
+    def run_query(
+        self,
+        soql: Soql | str,
+        *,
+        operation: Operation = "query",
+        max_records: int | None = DEFAULT_MAX_RECORDS,
+        streams: int = 1,
+        delete_after: bool = True,
+        sleep: Callable[[float], None] = time.sleep,
+        policy: PollPolicy = PollPolicy(),
+    ) -> Iterator[ResultPage]:
+        """Create a job, wait for it, yield its pages; delete the job afterwards.
+
+        ``streams > 1`` uses ``resultPages`` and parallel downloads (API 58.0+).
+        """
+        job = self.create_query_job(soql, operation=operation)
+        failed = True
+        try:
+            self.wait(job, sleep=sleep, policy=policy)
+            if streams > 1:
+                yield from self.iter_pages_parallel(job.id, max_records=max_records, streams=streams)
+            else:
+                yield from self.iter_pages(job.id, max_records)
+            failed = False
+        finally:
+            if delete_after:
+                try:
+                    self._cleanup(job.id)
+                except SfvaultError:
+                    if not failed:
+                        raise
+                    # the job's own failure is the error to report; a failed cleanup only
+                    # leaves a job that Salesforce deletes after 7 days
+                    log.warning("could not delete Bulk job after a failure", extra={"job": job.id})
+
+    def _cleanup(self, job_id: str) -> None:
+        info = self.get_job(job_id)
+        if not info.terminal:
+            self.abort_job(job_id)
+        self.delete_job(job_id)

@@ -1,0 +1,149 @@
+"""REST API calls a backup needs: discovery, query paging, COUNT(), Id bounds, blobs, limits.
+
+Query results are an iterator of pages (at most ~2,000 records each): memory is bounded by
+one page whatever the size of the object (STYLE rule 14). Each page is one API call.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any, BinaryIO
+from urllib.parse import quote
+
+from engine.extract.client import SalesforceClient
+from engine.extract.soql import Soql
+
+
+@dataclass(frozen=True)
+class QueryPage:
+    """One page of a REST query.
+
+    Attributes:
+        records: records with ``attributes`` removed, keys in SELECT order.
+        total_size: rows matching the whole query (same on every page).
+        done: True on the last page.
+        next_url: the ``nextRecordsUrl`` path, None on the last page.
+    """
+
+    records: list[dict[str, Any]]
+    total_size: int
+    done: bool
+    next_url: str | None
+
+
+def _strip(rec: dict[str, Any]) -> dict[str, Any]:
+    return {k: (_strip(v) if isinstance(v, dict) else v) for k, v in rec.items() if k != "attributes"}
+
+
+class RestApi:
+    """REST resources under ``/services/data/vNN.N`` for one client."""
+
+    def __init__(self, client: SalesforceClient) -> None:
+        self.client = client
+
+    def resources(self) -> dict[str, str]:
+        out: dict[str, str] = self.client.get_json("")
+        return out
+
+    def describe_global(self) -> dict[str, Any]:
+        """``GET /sobjects``: ``{"sobjects": [...], ...}``."""
+        out: dict[str, Any] = self.client.get_json("sobjects")
+        return out
+
+    def describe(self, sobject: str) -> dict[str, Any]:
+        """``GET /sobjects/{name}/describe``; an unknown object is :class:`SalesforceNotFound`."""
+        out: dict[str, Any] = self.client.get_json(f"sobjects/{quote(sobject)}/describe", sobject=sobject)
+        return out
+
+    def limits(self) -> dict[str, Any]:
+        return self.client.limits()
+
+    def query_pages(
+        self,
+        soql: Soql | str,
+        *,
+        include_deleted: bool = False,
+        batch_size: int | None = None,
+        sobject: str = "",
+    ) -> Iterator[QueryPage]:
+        """Pages of ``query`` (or ``queryAll`` with ``include_deleted``), following nextRecordsUrl.
+
+        Pages are fetched lazily, one at a time; a transient failure retries that page only
+        (query locators are re-fetchable for ~15 minutes).
+        """
+        name = sobject or (soql.sobject if isinstance(soql, Soql) else "")
+        headers = {"Sforce-Query-Options": f"batchSize={batch_size}"} if batch_size else None
+        resource = "queryAll" if include_deleted else "query"
+        body = self.client.get_json(resource, params={"q": str(soql)}, headers=headers, sobject=name)
+        while True:
+            page = QueryPage(
+                records=[_strip(r) for r in body.get("records", [])],
+                total_size=int(body.get("totalSize", 0)),
+                done=bool(body.get("done", True)),
+                next_url=body.get("nextRecordsUrl"),
+            )
+            yield page
+            if page.done or not page.next_url:
+                return
+            body = self.client.get_json(page.next_url, headers=headers, sobject=name)
+
+    def query_records(self, soql: Soql | str, **kw: Any) -> Iterator[dict[str, Any]]:
+        for page in self.query_pages(soql, **kw):
+            yield from page.records
+
+    def count(self, soql: Soql, *, include_deleted: bool = False) -> int:
+        """``SELECT COUNT() ...``'s ``totalSize`` (``soql`` must be a COUNT query)."""
+        if soql.fields:
+            raise ValueError("count() needs a Soql.count(...) query")
+        page = next(self.query_pages(soql, include_deleted=include_deleted))
+        return page.total_size
+
+    def id_bounds(self, base: Soql, *, include_deleted: bool = False) -> tuple[str | None, str | None]:
+        """Smallest and largest Id matching ``base``'s WHERE (two small ``ORDER BY Id`` queries).
+
+        ``ORDER BY`` is fine here: ``LIMIT 1`` on the indexed Id returns at once; partition
+        queries never carry it.
+        """
+        q = Soql(base.sobject, ("Id",), base.where)
+        lo = next(
+            self.query_records(q.with_order_by("Id").with_limit(1), include_deleted=include_deleted), None
+        )
+        if lo is None:
+            return None, None
+        hi = next(
+            self.query_records(
+                q.with_order_by("Id", descending=True).with_limit(1), include_deleted=include_deleted
+            ),
+            None,
+        )
+        assert hi is not None
+        return str(lo["Id"]), str(hi["Id"])
+
+    def blob_path(self, sobject: str, record_id: str, field: str) -> str:
+        return f"sobjects/{quote(sobject)}/{quote(record_id)}/{quote(field)}"
+
+    def download_blob(
+        self,
+        sobject: str,
+        record_id: str,
+        field: str,
+        write: Callable[[bytes], object],
+        *,
+        restart: Callable[[], object] | None = None,
+        chunk_size: int = 1 << 20,
+    ) -> int:
+        """Stream a blob body (``Attachment.Body``, ``ContentVersion.VersionData``...) to ``write``."""
+        return self.client.download(
+            self.blob_path(sobject, record_id, field), write, restart=restart, chunk_size=chunk_size
+        )
+
+    def download_blob_to(self, sobject: str, record_id: str, field: str, fh: BinaryIO, **kw: Any) -> int:
+        """Stream a blob into a seekable file; a retried download rewrites it from the start."""
+        start = fh.tell()
+
+        def restart() -> None:
+            fh.seek(start)
+            fh.truncate()
+
+        return self.download_blob(sobject, record_id, field, fh.write, restart=restart, **kw)

@@ -1,0 +1,128 @@
+"""API accounting: our own calls by kind, and the org's allowance as Salesforce reports it.
+
+``ApiUsage`` is thread-safe (one per client, shared by the worker threads that use it) and
+picklable (its lock is dropped and rebuilt), so a Dask task can return it and the driver can
+:meth:`ApiUsage.merge` the counters of every partition into the job report.
+
+Kinds (SALESFORCE_API.md §10): ``rest`` (describe, query pages, COUNT(), /limits),
+``bulk2_job`` (create, poll, abort, delete), ``bulk2_results_page``, ``blob``. Token requests
+(``login``) and the unauthenticated version list (``versions``) are counted too but do not
+count against ``DailyApiRequests`` (:attr:`ApiUsage.api_calls` leaves them out).
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+CallKind = Literal["rest", "bulk2_job", "bulk2_results_page", "blob", "login", "versions"]
+API_KINDS: tuple[CallKind, ...] = ("rest", "bulk2_job", "bulk2_results_page", "blob")
+NOT_COUNTED_BY_ORG: tuple[CallKind, ...] = ("login", "versions")
+
+_LIMIT_INFO = re.compile(r"(?:^|[;,\s])api-usage=(\d+)/(\d+)")
+
+
+def parse_limit_info(value: str | None) -> tuple[int, int] | None:
+    """``(used, max)`` from a ``Sforce-Limit-Info`` header (``api-usage=N/M[; per-app...]``)."""
+    if not value:
+        return None
+    m = _LIMIT_INFO.search(value)
+    if m is None:
+        return None
+    return int(m.group(1)), int(m.group(2))
+
+
+@dataclass
+class ApiUsage:
+    """Counters of one client (or, after merging, of one job).
+
+    Attributes:
+        calls: HTTP requests sent, by kind, retries included (each one costs the org a call).
+        bytes_received: response bytes on the wire (compressed size when gzip was used).
+        org_used, org_max: the latest ``Sforce-Limit-Info`` values (org-wide, other apps included).
+        limits: ``{name: (max, remaining)}`` from the latest ``/limits``.
+    """
+
+    calls: dict[str, int] = field(default_factory=dict)
+    bytes_received: int = 0
+    org_used: int | None = None
+    org_max: int | None = None
+    limits: dict[str, tuple[int, int]] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+
+    def count(self, kind: CallKind, n: int = 1) -> None:
+        with self._lock:
+            self.calls[kind] = self.calls.get(kind, 0) + n
+
+    def add_bytes(self, n: int) -> None:
+        with self._lock:
+            self.bytes_received += n
+
+    def observe_header(self, value: str | None) -> None:
+        """Record ``Sforce-Limit-Info``; called for every response."""
+        parsed = parse_limit_info(value)
+        if parsed is not None:
+            with self._lock:
+                self.org_used, self.org_max = parsed
+
+    def observe_limits(self, body: dict[str, Any]) -> None:
+        """Record a ``/limits`` answer (every entry with integer ``Max``/``Remaining``)."""
+        found: dict[str, tuple[int, int]] = {}
+        for name, entry in body.items():
+            if isinstance(entry, dict) and "Max" in entry and "Remaining" in entry:
+                found[name] = (int(entry["Max"]), int(entry["Remaining"]))
+        with self._lock:
+            self.limits.update(found)
+            if "DailyApiRequests" in found:
+                mx, rem = found["DailyApiRequests"]
+                self.org_max, self.org_used = mx, mx - rem
+
+    @property
+    def api_calls(self) -> int:
+        """Calls that count against the org's DailyApiRequests."""
+        return sum(v for k, v in self.calls.items() if k not in NOT_COUNTED_BY_ORG)
+
+    @property
+    def remaining(self) -> int | None:
+        """The org's remaining daily API requests, as last reported, or None if unknown."""
+        if self.org_used is None or self.org_max is None:
+            return None
+        return self.org_max - self.org_used
+
+    def limit(self, name: str) -> tuple[int, int] | None:
+        """``(max, remaining)`` of a ``/limits`` entry, if it was read."""
+        return self.limits.get(name)
+
+    def merge(self, other: ApiUsage) -> None:
+        """Add ``other``'s call counts and bytes; keep ``other``'s org figures if it has any."""
+        snap = other.snapshot()
+        with self._lock:
+            for k, v in snap["calls"].items():
+                self.calls[k] = self.calls.get(k, 0) + v
+            self.bytes_received += snap["bytes_received"]
+            if snap["org_used"] is not None:
+                self.org_used, self.org_max = snap["org_used"], snap["org_max"]
+            self.limits.update({k: (int(v[0]), int(v[1])) for k, v in snap["limits"].items()})
+
+    def snapshot(self) -> dict[str, Any]:
+        """Plain data for reports and the catalog."""
+        with self._lock:
+            return {
+                "calls": dict(self.calls),
+                "api_calls": sum(v for k, v in self.calls.items() if k not in NOT_COUNTED_BY_ORG),
+                "bytes_received": self.bytes_received,
+                "org_used": self.org_used,
+                "org_max": self.org_max,
+                "limits": {k: list(v) for k, v in self.limits.items()},
+            }
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        del state["_lock"]
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._lock = threading.Lock()

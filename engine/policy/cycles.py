@@ -1,0 +1,194 @@
+"""Backup cycles: which kind of job to run, which cycle it belongs to, what to redo.
+
+Rules (PRODUCT.md "Backup cycles and jobs"):
+
+* **A cycle** begins with its first full job that commits (state succeeded or partial) and
+  lasts one calendar year from that job's start (same UTC date and time a year later; a
+  29 February start ends on 28 February). Its id is recorded on every job planned into it.
+* **Kind.** With no committed full the job is a full and opens a new cycle. Within a cycle
+  every job is incremental. From the instant the cycle ends, the next job is the full of
+  a new cycle (it opens the cycle only once it commits; a failed one is simply tried again).
+* **Protection never pauses.** While a new cycle's full runs, jobs go on as incrementals of
+  the old cycle *beside* it: such a full is the only active job that does not block another
+  one (:func:`blocking_job`). Two incrementals, or two fulls, never run at the same time.
+* **Exceptions are redone.** An object that hit an exception stays pending until a later
+  committed job that covers it backs it up without one. An incremental re-extracts pending
+  objects in full for that object (its cursor cannot be trusted). A job that did not commit
+  (failed, cancelled) moved no cursor, so it clears nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+
+from engine.policy.facts import JobFact, JobKind, utc
+
+
+def add_year(start: datetime) -> datetime:
+    """The same UTC date and time one year later (29 February -> 28 February)."""
+    at = utc(start)
+    try:
+        return at.replace(year=at.year + 1)
+    except ValueError:
+        return at.replace(year=at.year + 1, day=28)
+
+
+def new_cycle_id(now: datetime) -> str:
+    """A deterministic id for a cycle opened by a job planned at ``now`` (UTC, seconds)."""
+    return f"cycle-{utc(now):%Y%m%dT%H%M%S}Z"
+
+
+@dataclass(frozen=True)
+class Cycle:
+    """One backup cycle.
+
+    Attributes:
+        id: the cycle id its jobs carry.
+        full_job_id: the committed full job that opened it.
+        started_at: when that full job started; the cycle covers ``[started_at, ends_at)``.
+    """
+
+    id: str
+    full_job_id: str
+    started_at: datetime
+
+    @property
+    def ends_at(self) -> datetime:
+        return add_year(self.started_at)
+
+    def ended(self, now: datetime) -> bool:
+        """True from the end instant on."""
+        return utc(now) >= self.ends_at
+
+
+def cycle_key(job: JobFact) -> str:
+    """The cycle a job belongs to: its recorded ``cycle_id`` (a legacy full opens its own)."""
+    return job.cycle_id or job.id
+
+
+def cycles(jobs: Iterable[JobFact]) -> list[Cycle]:
+    """Every opened cycle, oldest first: one per cycle id that has a committed full job."""
+    first_full: dict[str, JobFact] = {}
+    for job in jobs:
+        if job.kind is JobKind.FULL and job.state.committed:
+            key = cycle_key(job)
+            seen = first_full.get(key)
+            if seen is None or utc(job.began_at) < utc(seen.began_at):
+                first_full[key] = job
+    found = [Cycle(key, j.id, j.began_at) for key, j in first_full.items()]
+    return sorted(found, key=lambda c: (utc(c.started_at), c.id))
+
+
+def current_cycle(jobs: Iterable[JobFact]) -> Cycle | None:
+    """The newest opened cycle (it stays current after its year until a new full commits)."""
+    found = cycles(jobs)
+    return found[-1] if found else None
+
+
+def has_full_backup(jobs: Iterable[JobFact]) -> bool:
+    return current_cycle(jobs) is not None
+
+
+def rollover_full(jobs: Iterable[JobFact]) -> JobFact | None:
+    """An active full job of a newer cycle running beside the current one, if any."""
+    jobs = tuple(jobs)
+    cur = current_cycle(jobs)
+    if cur is None:
+        return None
+    for job in _by_start(jobs):
+        if job.state.active and job.kind is JobKind.FULL and cycle_key(job) != cur.id:
+            return job
+    return None
+
+
+def blocking_job(jobs: Iterable[JobFact]) -> JobFact | None:
+    """The active job that keeps another one of the org from starting, if any.
+
+    Every queued or running job blocks, except a new cycle's full running beside an opened
+    cycle: then the next job is an incremental of the old cycle and may run beside it.
+    """
+    jobs = tuple(jobs)
+    beside = rollover_full(jobs)
+    for job in _by_start(jobs):
+        if job.state.active and job is not beside:
+            return job
+    return None
+
+
+def objects_to_redo(jobs: Iterable[JobFact]) -> frozenset[str]:
+    """Objects that hit an exception and were not backed up cleanly since (rule above)."""
+    finished = [j for j in jobs if j.state.finished_and_ran]
+    finished.sort(key=lambda j: (utc(j.finished_at or j.began_at), j.id))
+    pending: set[str] = set()
+    for job in finished:
+        if job.state.committed:
+            pending = {o for o in pending if not job.covers(o)}
+        pending |= job.failed_objects
+    return frozenset(pending)
+
+
+@dataclass(frozen=True)
+class JobPlan:
+    """What kind of job to create and how.
+
+    Attributes:
+        kind: full or incremental.
+        cycle_id: the cycle the job belongs to (recorded on the job).
+        new_cycle: True when this full opens a new cycle.
+        objects: the chosen objects, None = all objects in scope.
+        full_objects: objects an incremental extracts in full (they hit exceptions before).
+        beside_job_id: the new cycle's full this incremental runs beside, if any.
+    """
+
+    kind: JobKind
+    cycle_id: str
+    new_cycle: bool = False
+    objects: frozenset[str] | None = None
+    full_objects: frozenset[str] = frozenset()
+    beside_job_id: str | None = None
+
+
+def plan_backup(jobs: Iterable[JobFact], now: datetime, objects: Iterable[str] | None = None) -> JobPlan:
+    """The job to run at ``now`` under the cycle rules (the gates are checked before).
+
+    Args:
+        jobs: the org's jobs (see :class:`engine.policy.facts.OrgFacts`).
+        now: decision time.
+        objects: a chosen set of objects (manual, object-scoped), or None for all.
+
+    Raises:
+        ValueError: ``objects`` given but the org has no full backup (callers check first and
+            raise :class:`engine.errors.FullBackupRequired`).
+    """
+    jobs = tuple(jobs)
+    chosen = None if objects is None else frozenset(objects)
+    cur = current_cycle(jobs)
+    if cur is None:
+        if chosen is not None:
+            raise ValueError("an object-scoped job needs a full backup first")
+        return JobPlan(JobKind.FULL, new_cycle_id(now), new_cycle=True)
+    beside = rollover_full(jobs)
+    if chosen is None and beside is None and cur.ended(now):
+        return JobPlan(JobKind.FULL, new_cycle_id(now), new_cycle=True)
+    redo = objects_to_redo(jobs)
+    return JobPlan(
+        JobKind.INCREMENTAL,
+        cur.id,
+        objects=chosen,
+        full_objects=redo if chosen is None else redo & chosen,
+        beside_job_id=beside.id if beside else None,
+    )
+
+
+def next_full_at(jobs: Iterable[JobFact], now: datetime) -> datetime:
+    """When the next full job is due: the current cycle's end, or ``now`` without one."""
+    cur = current_cycle(jobs)
+    if cur is None or cur.ended(now):
+        return utc(now)
+    return cur.ends_at
+
+
+def _by_start(jobs: Iterable[JobFact]) -> list[JobFact]:
+    return sorted(jobs, key=lambda j: (utc(j.created_at), j.id))

@@ -1,0 +1,338 @@
+"""The repository: config, chunks, blobs, snapshot manifests and locks over one Backend.
+
+Layout (``docs/FORMAT.md`` is the spec)::
+
+    config                           plain JSON: repo id, format version, KEK reference, wrapped data keys
+    chunks/<aa>/<id>                 sealed Parquet chunks and file bodies, id = HMAC(id_key, plaintext)
+    snapshots/<org>/<job>.json.enc   sealed manifests (the commit point of a job)
+    locks/<scope>/<token>.<seq>.json one writer per org; ``_exclusive`` for prune
+
+Write order: chunks and blobs, then the manifest (:meth:`Repository.commit` checks that every
+referenced object exists with its recorded size first). Read order: list manifests, then read the
+chunks they name. A crash before the manifest leaves unreferenced objects for ``prune``; it never
+leaves a snapshot pointing at something missing.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import timedelta
+from typing import Any, BinaryIO
+from uuid import uuid4
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from engine.clock import Clock, SystemClock
+from engine.config import Settings
+from engine.errors import (
+    FormatVersionError,
+    MissingObject,
+    ObjectCorrupt,
+    ObjectNotFound,
+    ObjectTruncated,
+    RepositoryExists,
+    RepositoryNotInitialized,
+)
+from engine.model import BlobRef, ChunkRef, Manifest, SnapshotInfo
+from engine.sink.backend import Backend, Handle, Kind
+from engine.sink.backends import open_backend
+from engine.sink.blobs import ContentStore
+from engine.sink.chunks import ChunkWriter, write_table_chunk
+from engine.sink.crypto import DEFAULT_SEGMENT_SIZE, ContentType, DataKeys
+from engine.sink.keys import KekProvider
+from engine.sink.lock import DEFAULT_STALE_AFTER, RepoLock
+from engine.sink.manifest import MAX_MANIFEST_BYTES, decode, encode, manifest_handle, snapshot_info
+
+CONFIG_FORMAT = "sfvault-repository"
+CONFIG_VERSION = 1
+CONFIG_HANDLE = Handle(Kind.CONFIG, "config")
+MAX_CONFIG_BYTES = 1024 * 1024
+LIST_INSTEAD_OF_STAT = 256
+
+__all__ = ["Repository", "RepositoryConfig", "open_backend", "open_repository", "read_config"]
+
+
+class RepositoryConfig:
+    """The parsed ``config`` object."""
+
+    def __init__(self, doc: dict[str, Any]) -> None:
+        self.doc = doc
+        self.repo_id: str = doc["repo_id"]
+        self.version: int = doc["version"]
+        self.kek: dict[str, Any] = doc["kek"]
+        self.wrapped_keys = base64.b64decode(doc["wrapped_keys"])
+        self.segment_size: int = int(doc.get("segment_size", DEFAULT_SEGMENT_SIZE))
+        self.created_at: str = doc.get("created_at", "")
+
+    def to_bytes(self) -> bytes:
+        return json.dumps(self.doc, sort_keys=True, indent=2).encode()
+
+
+def _keys_aad(repo_id: str) -> bytes:
+    return b"sfvault-data-keys\x00" + bytes.fromhex(repo_id)
+
+
+def read_config(backend: Backend) -> RepositoryConfig:
+    """Read and validate ``config`` (no key needed)."""
+    try:
+        size = backend.stat(CONFIG_HANDLE).size
+    except ObjectNotFound:
+        raise RepositoryNotInitialized(url=backend.properties().location) from None
+    if size > MAX_CONFIG_BYTES:
+        raise ObjectCorrupt(name="config")
+    with backend.get(CONFIG_HANDLE) as fh:
+        raw = fh.read(MAX_CONFIG_BYTES)
+    try:
+        doc = json.loads(raw)
+        if doc.get("format") != CONFIG_FORMAT:
+            raise ValueError("not an sfvault repository config")
+    except (ValueError, AttributeError):
+        raise ObjectCorrupt(name="config") from None
+    if doc.get("version") != CONFIG_VERSION:
+        raise FormatVersionError(name="config", version=doc.get("version"), supported=CONFIG_VERSION)
+    try:
+        return RepositoryConfig(doc)
+    except (KeyError, ValueError, TypeError):
+        raise ObjectCorrupt(name="config") from None
+
+
+class Repository:
+    """An opened (unlocked) repository. Build one with :meth:`init` or :meth:`open`.
+
+    Thread-safe for concurrent chunk and blob writes; commits of one org must hold that org's
+    lock (:meth:`lock`).
+    """
+
+    def __init__(
+        self,
+        backend: Backend,
+        config: RepositoryConfig,
+        keys: DataKeys,
+        *,
+        settings: Settings | None = None,
+        clock: Clock | None = None,
+    ) -> None:
+        self.backend = backend
+        self.config = config
+        self._keys = keys
+        self.settings = settings or Settings()
+        self.clock = clock or SystemClock()
+        self.store = ContentStore(backend, keys, segment_size=config.segment_size)
+
+    def __repr__(self) -> str:
+        return f"Repository(id={self.repo_id}, location={self.location!r})"
+
+    @property
+    def repo_id(self) -> str:
+        return self.config.repo_id
+
+    @property
+    def location(self) -> str:
+        return self.backend.properties().location
+
+    # --- lifecycle -------------------------------------------------------------------------
+
+    @classmethod
+    def init(
+        cls,
+        backend: Backend,
+        kek: KekProvider,
+        *,
+        settings: Settings | None = None,
+        clock: Clock | None = None,
+        segment_size: int = DEFAULT_SEGMENT_SIZE,
+    ) -> Repository:
+        """Create a repository: fresh data keys wrapped by ``kek``; ``RepositoryExists`` if one is there."""
+        clock = clock or SystemClock()
+        try:
+            backend.stat(CONFIG_HANDLE)
+        except ObjectNotFound:
+            pass
+        else:
+            raise RepositoryExists(url=backend.properties().location)
+        repo_id = uuid4().hex
+        keys = DataKeys.generate()
+        doc = {
+            "format": CONFIG_FORMAT,
+            "version": CONFIG_VERSION,
+            "repo_id": repo_id,
+            "created_at": clock.now().isoformat(),
+            "kek": kek.reference(),
+            "wrapped_keys": base64.b64encode(kek.wrap(keys.to_bytes(repo_id), _keys_aad(repo_id))).decode(),
+            "segment_size": segment_size,
+        }
+        config = RepositoryConfig(doc)
+        body = config.to_bytes()
+        from engine.errors import ObjectExists
+
+        try:
+            backend.put(CONFIG_HANDLE, io.BytesIO(body), len(body))
+        except ObjectExists:
+            raise RepositoryExists(url=backend.properties().location) from None
+        return cls.open(backend, kek, settings=settings, clock=clock)
+
+    @classmethod
+    def open(
+        cls,
+        backend: Backend,
+        kek: KekProvider,
+        *,
+        settings: Settings | None = None,
+        clock: Clock | None = None,
+    ) -> Repository:
+        """Open a repository: ``RepositoryNotInitialized``, ``WrongKey`` or ``ObjectCorrupt`` (config)."""
+        config = read_config(backend)
+        blob = kek.unwrap(config.wrapped_keys, _keys_aad(config.repo_id), config.kek, repo=config.repo_id)
+        keys = DataKeys.from_bytes(blob, config.repo_id)
+        return cls(backend, config, keys, settings=settings, clock=clock)
+
+    @staticmethod
+    def open_backend_from_url(url: str, settings: Settings) -> Backend:
+        """The production backend stack for ``url`` (see :func:`engine.sink.backends.open_backend`)."""
+        return open_backend(url, settings)
+
+    def close(self) -> None:
+        self.backend.close()
+
+    # --- writing ---------------------------------------------------------------------------
+
+    def chunk_writer(
+        self, object_name: str, *, lock: RepoLock | None = None, target_bytes: int | None = None
+    ) -> ChunkWriter:
+        """A writer that cuts ``object_name``'s rows into sealed chunks (refreshes ``lock`` as it goes)."""
+        return ChunkWriter(
+            self.store,
+            object_name,
+            target_bytes=target_bytes or self.settings.chunk_target_bytes,
+            row_group_rows=self.settings.row_group_rows,
+            on_chunk=(lambda _ref: lock.refresh_if_due()) if lock is not None else None,
+        )
+
+    def write_chunk(self, data: pa.Table | pa.RecordBatch, object_name: str) -> ChunkRef:
+        """Store ``data`` as exactly one chunk (callers that stream use :meth:`chunk_writer`)."""
+        table = pa.Table.from_batches([data]) if isinstance(data, pa.RecordBatch) else data
+        return write_table_chunk(self.store, table, object_name, row_group_rows=self.settings.row_group_rows)
+
+    def put_blob(self, body: bytes | BinaryIO | Any) -> BlobRef:
+        """Store a file body (bytes, path or stream) once, deduplicated by content."""
+        return self.store.put_blob(body)
+
+    def lock(self, org: str, holder: str, *, stale_after: timedelta = DEFAULT_STALE_AFTER) -> RepoLock:
+        """The writer lock of ``org`` (not yet acquired: use ``with repo.lock(org, holder):``)."""
+        return RepoLock(self.backend, org, holder, clock=self.clock, stale_after=stale_after)
+
+    def commit(self, manifest: Manifest, *, lock: RepoLock | None = None) -> SnapshotInfo:
+        """Write the manifest: the commit point of a job.
+
+        Checks first that every referenced chunk and blob exists with its recorded size
+        (``MissingObject`` / ``ObjectTruncated``), and that ``lock`` (if given) is still held.
+        A job id is committed once (``ObjectExists`` on a second commit with other content).
+        """
+        h = manifest_handle(manifest.org, manifest.job_id)
+        expected: dict[str, int] = {}
+        for entry in manifest.objects.values():
+            for ref in [*entry.chunks, *entry.deleted_ids_chunks]:
+                expected[ref.name] = ref.sealed_bytes
+            for blob in entry.blobs:
+                expected[blob.name] = blob.sealed_bytes
+        listed: dict[str, int] | None = None
+        if len(expected) > LIST_INSTEAD_OF_STAT:  # one listing is cheaper than thousands of stats
+            listed = {o.handle.name: o.size for o in self.backend.list(Kind.CHUNK)}
+        for name, size in sorted(expected.items()):
+            ch = Handle(Kind.CHUNK, name)
+            if listed is not None:
+                actual: int | None = listed.get(name)
+            else:
+                try:
+                    actual = self.backend.stat(ch).size
+                except ObjectNotFound:
+                    actual = None
+            if actual is None:
+                raise MissingObject(name=ch.path, by=h.path)
+            if actual != size:
+                raise ObjectTruncated(name=ch.path, size=actual, expected=size)
+        if lock is not None:
+            lock.check()
+        sealed = encode(manifest, self._keys)
+        self.backend.put(h, io.BytesIO(sealed), len(sealed))
+        return SnapshotInfo(org=manifest.org, job_id=manifest.job_id, name=h.name, sealed_bytes=len(sealed))
+
+    # --- reading ---------------------------------------------------------------------------
+
+    def snapshots(self, org: str | None = None) -> list[SnapshotInfo]:
+        """Committed snapshots (all orgs, or one), sorted by org then job id. No decryption."""
+        prefix = f"{org}/" if org else ""
+        out = []
+        for obj in self.backend.list(Kind.SNAPSHOT, prefix):
+            info = snapshot_info(obj.handle.name, obj.size)
+            if info is not None:
+                out.append(info)
+        return sorted(out, key=lambda s: (s.org, s.job_id))
+
+    def load_manifest(self, org: str, job_id: str) -> Manifest:
+        """Read, authenticate and parse one snapshot manifest."""
+        h = manifest_handle(org, job_id)
+        size = self.backend.stat(h).size
+        if size > MAX_MANIFEST_BYTES:
+            raise ObjectCorrupt(name=h.path)
+        with self.backend.get(h) as fh:
+            sealed = fh.read(size + 1)
+        if len(sealed) != size:
+            raise ObjectTruncated(name=h.path, size=len(sealed), expected=size)
+        return decode(sealed, self._keys, h)
+
+    def manifests(self, org: str | None = None) -> Iterator[Manifest]:
+        """Every committed manifest, one at a time."""
+        for info in self.snapshots(org):
+            yield self.load_manifest(info.org, info.job_id)
+
+    @contextmanager
+    def open_chunk(self, ref: ChunkRef) -> Iterator[BinaryIO]:
+        """Stream the authenticated Parquet bytes of a chunk."""
+        with self.store.open_content(ref.name, ref.sealed_bytes, ContentType.CHUNK) as reader:
+            yield reader  # type: ignore[misc]
+
+    def read_chunk_bytes(self, ref: ChunkRef) -> bytes:
+        """The whole Parquet plaintext of a chunk (about ``chunk_target_bytes`` of memory)."""
+        out = io.BytesIO()
+        try:
+            with self.store.open_content(ref.name, ref.sealed_bytes, ContentType.CHUNK) as reader:
+                reader.read_all_into(out)
+        except ObjectNotFound:
+            raise MissingObject(
+                name=Handle(Kind.CHUNK, ref.name).path, by=f"a chunk reference of {ref.object}"
+            ) from None
+        return out.getvalue()
+
+    def read_chunk(self, ref: ChunkRef) -> pa.Table:
+        """A chunk as an Arrow table; raises a typed integrity error rather than return bad rows."""
+        return pq.read_table(pa.BufferReader(self.read_chunk_bytes(ref)))
+
+    @contextmanager
+    def open_blob(self, ref: BlobRef) -> Iterator[BinaryIO]:
+        """Stream a file body (authenticated segment by segment)."""
+        with self.store.open_blob(ref) as fh:
+            yield fh
+
+    def check_object(self, name: str, sealed_bytes: int) -> int:
+        """Read, authenticate and re-hash one ``chunks/`` object; returns its plaintext size."""
+        with self.store.open_content(name, sealed_bytes) as reader:
+            n = 0
+            while piece := reader.read(self.config.segment_size):
+                n += len(piece)
+            return n
+
+
+def open_repository(settings: Settings, *, clock: Clock | None = None) -> Repository:
+    """Open the repository ``settings`` point at, with the key provider its config names
+    (the local key file ``settings.key_file``, or the Azure Key Vault key recorded at init)."""
+    from engine.sink.keys import kek_for_reference
+
+    backend = open_backend(settings.repository_url, settings)
+    kek = kek_for_reference(read_config(backend).kek, key_file=settings.key_file)
+    return Repository.open(backend, kek, settings=settings, clock=clock)
