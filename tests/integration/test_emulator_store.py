@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import io
-import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -468,19 +467,3 @@ def _ids(s: OrgStore, name: str) -> list[str]:
     if name in ("Task", "Event"):
         where += " AND NOT IsArchived"
     return [r[0] for r in s.cursor().execute(f"SELECT Id FROM {s.table_name(obj)}{where}").fetchall()]
-
-
-# -- performance -------------------------------------------------------------------------------------
-
-
-@pytest.mark.slow
-def test_generator_makes_a_million_records_in_30_seconds() -> None:
-    s = _store()
-    try:
-        t0 = time.perf_counter()
-        rows = generate(s, 1_000_000, seed=1)
-        elapsed = time.perf_counter() - t0
-        assert sum(rows.values()) >= 1_000_000
-        assert elapsed <= 30, elapsed
-    finally:
-        s.close()
