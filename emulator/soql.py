@@ -849,7 +849,9 @@ class _Translator:
         if fd.type == "int":
             return f"CAST({raw} AS VARCHAR)"
         if fd.type in ("double", "currency", "percent"):
-            return f"CAST(CAST({raw} AS DECIMAL(38, {fd.scale})) AS VARCHAR)"
+            # via the shortest round-trip text of the double, so 129.445519 does not print its
+            # binary expansion (129.445518999999984) when the field's scale is large
+            return f"CAST(CAST(CAST({raw} AS VARCHAR) AS DECIMAL(38, {fd.scale})) AS VARCHAR)"
         if fd.type in ("address", "location", "base64"):
             return "CAST(NULL AS VARCHAR)"
         return raw

@@ -228,13 +228,7 @@ def test_bulk_query_to_arrow_equals_rest(client: SalesforceClient) -> None:
         for name in plan.field_names:
             t = schema.field(name).type
             want = _rest_value(rec[name], t)
-            if pa.types.is_decimal(t) and want is not None:
-                # The emulator stores numbers as DOUBLE and its Bulk CSV casts DOUBLE -> DECIMAL(38, scale),
-                # which shows the binary expansion (129.445518999999984 where REST says 129.445519).
-                # Real Salesforce stores decimals exactly; allow that emulator artefact only.
-                assert abs(got[name] - want) <= abs(want) * Decimal("1e-13"), (rec["Id"], name)
-            else:
-                assert got[name] == want, (rec["Id"], name)
+            assert got[name] == want, (rec["Id"], name)
     assert client.usage.calls["bulk2_results_page"] >= 2  # several locator pages
 
 
