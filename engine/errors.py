@@ -467,6 +467,102 @@ class UnknownPlan(InvalidPolicySetting):
     template = "unknown subscription plan {plan!r}; known plans: {known}"
 
 
+
+# --- recovery points, compare and exports (engine/diff, issue 6) ----------------------------
+
+
+class DiffError(PermanentError):
+    """A recovery point, compare or export request cannot be answered."""
+
+    code = "SFV-700"
+    exit_code = 1
+    template = "recovery point error: {what}"
+
+
+class UnknownOrg(DiffError):
+    """The repository holds no snapshot of this org."""
+
+    code = "SFV-701"
+    exit_code = 4
+    http_status = 404
+    template = "org {org} has no snapshot in the repository"
+
+
+class UnknownJob(DiffError):
+    """No committed snapshot of the org has this job id."""
+
+    code = "SFV-702"
+    exit_code = 4
+    http_status = 404
+    template = "org {org} has no committed job {job}"
+
+
+class JobNotInCycle(DiffError):
+    """Two jobs of a compare (or an export's jobs) belong to different backup cycles."""
+
+    code = "SFV-703"
+    exit_code = 2
+    http_status = 409
+    template = "job {job} belongs to cycle {cycle}, not to cycle {expected} of job {other}"
+
+
+class ObjectNotInBackup(DiffError):
+    """The object was not captured in full by any job of the cycle up to the chosen job."""
+
+    code = "SFV-704"
+    exit_code = 4
+    http_status = 404
+    template = "object {object} is not in the backup of org {org} at job {job}"
+
+
+class ScratchFull(DiffError):
+    """Decrypted chunks would exceed the scratch folder's byte limit."""
+
+    code = "SFV-705"
+    exit_code = 74
+    http_status = 507
+    template = "scratch folder {path} would exceed its limit of {limit} bytes"
+
+
+class ExportAlreadyRunning(DiffError):
+    """Another export of the org is queued or running; one export of an org runs at a time."""
+
+    code = "SFV-706"
+    exit_code = 73
+    http_status = 409
+    template = "org {org} already has export {export} {state}; a second one does not start"
+
+
+class ExportLimitExceeded(DiffError):
+    """The monthly export volume of the org would be exceeded."""
+
+    code = "SFV-707"
+    exit_code = 3
+    http_status = 429
+    template = (
+        "org {org} exported {used} bytes since {since}; with about {planned} more bytes it would "
+        "exceed the monthly limit of {limit} bytes"
+    )
+
+
+class WrongZipPassword(DiffError):
+    """The password does not open the export archive."""
+
+    code = "SFV-708"
+    exit_code = 77
+    http_status = 403
+    template = "the password does not open export archive {path}"
+
+
+class NoPreviousJob(DiffError):
+    """A compare or a ``changed`` export needs a job before the chosen one in the same cycle."""
+
+    code = "SFV-709"
+    exit_code = 2
+    http_status = 409
+    template = "job {job} is the first job of its cycle; there is no previous job to compare with"
+
+
 def all_error_classes() -> list[type[SfvaultError]]:
     """Every class of the tree, for documentation and the pickling test."""
     seen: list[type[SfvaultError]] = []

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-pytest_plugins = ["tests.catalog_fixtures"]
+pytest_plugins = ["tests.catalog_fixtures", "tests.helpers.mariadb"]
 
 REAL_SERVICE_MARKERS = ("emulator", "azurite", "postgres", "mysql", "cluster")
 

@@ -1,0 +1,187 @@
+"""Backup benchmark: simple-salesforce ``bulk2`` baseline vs the sfvault full and incremental backup.
+
+For each profile (``fast``, ``realistic``), in the same process run and against the same emulator:
+
+1. baseline: simple-salesforce's ``bulk2`` download of the objects sfvault extracts through Bulk 2.0,
+   one after another, to CSV files (what a script would do);
+2. sfvault full backup on a Dask LocalCluster into a local encrypted repository;
+3. 1% churn, then an sfvault incremental backup.
+
+Reported: records, seconds, records/s, MB/s of CSV received, API calls (and per million records),
+peak RSS per worker, incremental/full time ratio, and for ``realistic`` the profile's ceiling
+(concurrent-job cap x per-stream bandwidth). JSON in ``benchmarks/results/`` + a printed table.
+
+    .venv/bin/python -m benchmarks.backup_bench [--scale 2000000] [--profiles fast,realistic] [--tiny]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+RESULTS = Path(__file__).resolve().parent / "results"
+if str(REPO_ROOT) not in sys.path:
+    sys.path.insert(0, str(REPO_ROOT))
+
+
+def _baseline(em: Any, objects: list[str], out_dir: Path) -> dict[str, Any]:
+    from simple_salesforce import Salesforce
+
+    from tests.helpers.emulator_proc import salesforce_session
+
+    i = em.info
+    sf = Salesforce(username=i["username"], password=i["password"], security_token=i["security_token"],
+                    session=salesforce_session(i))  # fmt: skip
+    skip = ("address", "location", "base64")
+    records = size = calls = 0
+    t0 = time.perf_counter()
+    for obj in objects:
+        fields = [f["name"] for f in getattr(sf, obj).describe()["fields"] if f["type"] not in skip]
+        calls += 1
+        path = out_dir / obj
+        path.mkdir(parents=True, exist_ok=True)
+        results = getattr(sf.bulk2, obj).download(
+            f"SELECT {', '.join(fields)} FROM {obj}", path=str(path), max_records=50_000
+        )
+        for r in results:
+            records += int(r["number_of_records"])
+            size += Path(r["file"]).stat().st_size
+            calls += 1
+        calls += 3  # create + at least one poll + results
+    return {"records": records, "csv_bytes": size, "seconds": time.perf_counter() - t0, "api_calls": calls}
+
+
+def _peak_rss(client: Any) -> dict[str, int]:
+    def rss() -> int:
+        import resource
+
+        return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024
+
+    return {str(k): int(v) for k, v in client.run(rss).items()}
+
+
+def run_profile(profile: str, scale: int, churn: float, workers: int | None) -> dict[str, Any]:
+    from cluster import close_client, get_client
+    from engine.jobs.planning import BackupRequest, JobOptions
+    from engine.jobs.runner import run_backup
+    from tests.e2e.backup_env import BackupEnv, make_settings
+    from tests.helpers.emulator_proc import start_emulator
+
+    em = start_emulator(scale=scale, seed=1, profile=profile, tls=True, timeout=900)
+    out: dict[str, Any] = {"profile": em.admin("GET", "/profile"), "scale": scale}
+    try:
+        with tempfile.TemporaryDirectory(prefix="sfvault-bench-") as tmp:
+            root = Path(tmp)
+            settings = make_settings(root)
+            client = get_client(settings, n_workers=workers)
+            try:
+                env = BackupEnv(em=em, settings=settings, dask=client, options=JobOptions())
+                env.add_org("bench")
+                full = run_backup(settings, client, "bench", BackupRequest(org="bench"))
+                out["sfvault_full"] = _summary(full)
+                out["peak_rss_per_worker"] = _peak_rss(client)
+                bulk_objects = sorted(n for n, o in full.objects.items() if o.bulk_jobs > 0)
+                em.admin("POST", "/churn", json={"percent": churn, "seed": 99})
+                inc = run_backup(settings, client, "bench", BackupRequest(org="bench"))
+                out["sfvault_incremental"] = _summary(inc)
+                out["incremental_churn_percent"] = churn
+            finally:
+                close_client(client)
+            out["baseline_simple_salesforce"] = _baseline(em, bulk_objects, root / "baseline")
+            out["objects"] = bulk_objects
+    finally:
+        em.stop()
+    b, f, i = out["baseline_simple_salesforce"], out["sfvault_full"], out["sfvault_incremental"]
+    b["records_per_s"] = b["records"] / b["seconds"] if b["seconds"] else 0.0
+    out["full_vs_baseline_time"] = f["seconds"] / b["seconds"] if b["seconds"] else None
+    out["full_vs_baseline_rate"] = f["records_per_s"] / b["records_per_s"] if b["records_per_s"] else None
+    out["incremental_vs_full_time"] = i["seconds"] / f["seconds"] if f["seconds"] else None
+    p = out["profile"]
+    if p.get("max_running_jobs") and p.get("stream_bytes_per_s"):
+        ceiling = p["max_running_jobs"] * p["stream_bytes_per_s"]
+        out["ceiling_bytes_per_s"] = ceiling
+        out["full_share_of_ceiling"] = f["bytes_received_per_s"] / ceiling
+    return out
+
+
+def _summary(r: Any) -> dict[str, Any]:
+    records = r.records
+    received = int(r.usage.get("bytes_received", 0))
+    return {
+        "state": r.state,
+        "records": records,
+        "deleted": sum(o.deleted for o in r.objects.values()),
+        "stored_bytes": r.bytes,
+        "seconds": r.duration_s,
+        "records_per_s": records / r.duration_s if r.duration_s else 0.0,
+        "api_calls": r.api_calls,
+        "api_calls_per_million_records": r.api_calls / records * 1e6 if records else None,
+        "bulk_jobs": sum(o.bulk_jobs for o in r.objects.values()),
+        "bytes_received": received,
+        "bytes_received_per_s": received / r.duration_s if r.duration_s else 0.0,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="sfvault backup vs simple-salesforce bulk2")
+    parser.add_argument("--scale", type=int, default=2_000_000)
+    parser.add_argument("--profiles", default="fast,realistic")
+    parser.add_argument("--churn", type=float, default=1.0)
+    parser.add_argument("--workers", type=int, default=None)
+    parser.add_argument("--tiny", action="store_true", help="smoke run at a tiny scale")
+    args = parser.parse_args(argv)
+    scale = 3_000 if args.tiny else args.scale
+    result: dict[str, Any] = {"scenario": "backup", "tiny": args.tiny, "runs": []}
+    for profile in [p.strip() for p in args.profiles.split(",") if p.strip()]:
+        result["runs"].append(run_profile(profile, scale, args.churn, args.workers))
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    stamp = time.strftime("%Y%m%dT%H%M%S")
+    path = RESULTS / f"backup_bench{'-tiny' if args.tiny else ''}-{stamp}.json"
+    path.write_text(json.dumps(result, indent=2, default=str) + "\n")
+    _print(result)
+    print(f"results: {path.relative_to(REPO_ROOT)}")
+    ok = all(r["sfvault_full"]["state"] == "succeeded" for r in result["runs"])
+    return 0 if ok else 1
+
+
+def _print(result: dict[str, Any]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title="backup benchmark (same emulator, same run)")
+    cols = ("profile", "run", "records", "seconds", "records/s", "MB/s recv", "API calls", "calls/1M rec")
+    for col in cols:
+        table.add_column(col, justify="left" if col in ("profile", "run") else "right")
+    for r in result["runs"]:
+        name = r["profile"]["name"]
+        b = r["baseline_simple_salesforce"]
+        table.add_row(name, "simple-salesforce bulk2", f"{b['records']:,}", f"{b['seconds']:.1f}",
+                      f"{b['records_per_s']:,.0f}", f"{b['csv_bytes'] / b['seconds'] / 1e6:.1f}",
+                      str(b["api_calls"]), "")  # fmt: skip
+        for label in ("sfvault_full", "sfvault_incremental"):
+            s = r[label]
+            per_m = s["api_calls_per_million_records"]
+            table.add_row(name, label.replace("_", " "), f"{s['records']:,}", f"{s['seconds']:.1f}",
+                          f"{s['records_per_s']:,.0f}", f"{s['bytes_received_per_s'] / 1e6:.1f}",
+                          str(s["api_calls"]), f"{per_m:,.0f}" if per_m else "-")  # fmt: skip
+    Console().print(table)
+    for r in result["runs"]:
+        rss = max(r["peak_rss_per_worker"].values()) / 2**20
+        extra = ""
+        if "full_share_of_ceiling" in r:
+            extra = f", {r['full_share_of_ceiling']:.0%} of the profile ceiling"
+        print(
+            f"{r['profile']['name']}: full/baseline time {r['full_vs_baseline_time']:.2f}, "
+            f"rate {r['full_vs_baseline_rate']:.2f}x; incremental/full {r['incremental_vs_full_time']:.2f}; "
+            f"peak RSS per worker {rss:.0f} MiB{extra}"
+        )
+
+
+if __name__ == "__main__":
+    sys.exit(main())

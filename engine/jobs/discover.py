@@ -1,0 +1,97 @@
+"""Driver-side discovery and partition planning (REST calls; no Dask).
+
+``discover`` runs describeGlobal, applies the org's scope rules, describes the objects in scope (a
+few at a time) and builds each object's :class:`~engine.extract.model.ObjectPlan`.
+``partitions_for`` cuts one object into Id ranges with ``COUNT()`` queries (restricted to the
+incremental window when there is one), so each partition holds about ``target_rows`` rows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from engine.extract.client import SalesforceClient
+from engine.extract.model import ObjectPlan, ObjectSpec, ScopeDecision
+from engine.extract.plan import Partition, plan_partitions
+from engine.extract.rest import RestApi
+from engine.extract.scope import ScopeRules, plan_object, select_objects
+from engine.extract.soql import Soql
+from engine.extract.usage import ApiUsage
+
+
+@dataclass
+class Discovery:
+    plans: dict[str, ObjectPlan] = field(default_factory=dict)
+    decisions: list[ScopeDecision] = field(default_factory=list)
+    usage: dict[str, dict[str, int]] = field(default_factory=dict)
+    """REST calls spent per object on describe (and, later, on planning)."""
+
+
+def _client_for(base: SalesforceClient) -> SalesforceClient:
+    c = SalesforceClient(base.session.credentials, base.options, usage=ApiUsage())
+    c.session = base.session
+    c.api_version = base.api_version
+    return c
+
+
+def discover(base: SalesforceClient, rules: ScopeRules, *, threads: int = 8) -> Discovery:
+    out = Discovery()
+    rest = RestApi(base)
+    specs = [ObjectSpec.from_describe(d) for d in rest.describe_global()["sobjects"]]
+    out.decisions = select_objects(specs, rules)
+    names = [d.name for d in out.decisions if d.included]
+
+    def one(name: str) -> tuple[str, ObjectPlan, dict[str, int]]:
+        c = _client_for(base)
+        try:
+            spec = ObjectSpec.from_describe(RestApi(c).describe(name))
+            return name, plan_object(spec, rules), dict(c.usage.calls)
+        finally:
+            c.close()
+
+    with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="describe") as pool:
+        for name, plan, calls in pool.map(one, names):
+            out.plans[name] = plan
+            out.usage[name] = calls
+    return out
+
+
+def partitions_for(
+    base: SalesforceClient,
+    plan: ObjectPlan,
+    *,
+    target_rows: int,
+    cursor_field: str | None,
+    window_start: datetime | None,
+) -> tuple[list[Partition], dict[str, int]]:
+    """Id-range partitions of one object (one partition when it is small); and the REST calls spent."""
+    c = _client_for(base)
+    try:
+        rest = RestApi(c)
+        base_q = Soql.count(plan.name)
+        if window_start is not None and cursor_field:
+            base_q = base_q.with_window(cursor_field, window_start)
+        include_deleted = False
+        if plan.path == "rest":
+            # REST paging is not worth splitting; one partition, one cursor of pages.
+            return [Partition(plan.name, None, None, "000000000000000", None, 0)], dict(c.usage.calls)
+        total = rest.count(base_q, include_deleted=include_deleted)
+        if total <= target_rows:
+            return [Partition(plan.name, None, None, "000000000000000", None, total)], dict(c.usage.calls)
+        lo, hi = rest.id_bounds(base_q, include_deleted=include_deleted)
+
+        def count(a: str | None, b: str | None) -> int:
+            return rest.count(base_q.with_id_range(a, b))
+
+        parts = plan_partitions(plan.name, lo, hi, count, target_rows, total=total)
+        return parts, dict(c.usage.calls)
+    finally:
+        c.close()
+
+
+def add_calls(into: dict[str, int], calls: Iterable[tuple[str, int]]) -> None:
+    for k, v in calls:
+        into[k] = into.get(k, 0) + int(v)

@@ -1,0 +1,54 @@
+"""Public errors of the orchestration layer (codes SFV-8xx; docs/OPERATIONS.md lists them).
+
+Refusals that are policy decisions reuse the tree's policy errors: ``engine.errors.JobAlreadyRunning``
+(SFV-601) and ``engine.errors.FullBackupRequired`` (SFV-606), re-exported here.
+"""
+
+from __future__ import annotations
+
+from engine.errors import FullBackupRequired, JobAlreadyRunning, PermanentError
+
+__all__ = [
+    "CredentialsMissing",
+    "FullBackupRequired",
+    "JobAbandoned",
+    "JobAlreadyRunning",
+    "JobCancelled",
+    "JobError",
+    "NoObjectsInScope",
+]
+
+
+class JobError(PermanentError):
+    code = "SFV-800"
+    exit_code = 1
+    template = "backup job error: {what}"
+
+
+class JobCancelled(JobError):
+    code = "SFV-801"
+    exit_code = 130
+    http_status = 409
+    template = "job {job} was cancelled; nothing was committed"
+
+
+class NoObjectsInScope(JobError):
+    code = "SFV-802"
+    exit_code = 2
+    http_status = 400
+    template = "nothing to back up for org {org}: {what}"
+
+
+class CredentialsMissing(JobError):
+    code = "SFV-803"
+    exit_code = 2
+    http_status = 400
+    template = "org {org} has no stored credentials; connect it again with `sfvault org add`"
+
+
+class JobAbandoned(JobError):
+    """Recorded on a job that was still ``running`` in the catalog while nobody held the org's
+    repository lock (its driver crashed or was killed); nothing of it was committed."""
+
+    code = "SFV-804"
+    template = "job {job} was abandoned (its driver stopped before committing)"

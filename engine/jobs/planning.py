@@ -1,0 +1,231 @@
+"""What a backup job does, decided from committed manifests alone (pure: no I/O, no Dask, no clock).
+
+The repository is the source of truth (STYLE rules 6-7): cursors live only in committed
+manifests, so the planner reads them back from the manifests of the org's current cycle.
+
+Rules (PRODUCT.md "Backup cycles and jobs", DESIGN.md "Incremental"):
+
+* A cycle lasts :attr:`JobOptions.cycle_length` (one year). Its first job is *full*; the cycle id is
+  that job's id. A full job also starts when asked (``full=True`` without objects) or when the
+  org has no full backup yet, or when the newest cycle has expired.
+* Every later job is *incremental*: per object, ``cursor_field >= last - lag`` (closed start),
+  rows already captured at the boundary dropped (the cursor's ``seen`` pairs).
+* An object is extracted in full inside an incremental job when it has no usable cursor in the
+  cycle (new object, empty so far, no timestamp field), or when it failed in the org's last job.
+* Object-scoped jobs (``objects=...``) are refused with :class:`FullBackupRequired` until the
+  org has a full backup.
+* Hard deletes are caught by an Id-only sweep every :attr:`JobOptions.id_sweep_every` jobs of a
+  cycle (the n-th, 2n-th ... job counting the full one as 0).
+
+Manifest extras written by the runner and read back here (``Manifest.extra``)::
+
+    "jobs_format": 1
+    "modes":   {object: "full" | "incremental"}   objects captured by this job, and how
+    "cursors": {object: engine.extract.cursor.Cursor.to_dict()}   exact boundary state
+    "sweeps":  [object, ...]                      objects whose live Ids were swept
+    "failed":  {object: {"code", "message"}}      objects that failed (no data kept)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, Literal
+
+from engine.extract.cursor import Cursor as ExtractCursor
+from engine.jobs.errors import FullBackupRequired
+from engine.model import Manifest
+
+JOBS_FORMAT = 1
+ObjectMode = Literal["full", "incremental"]
+
+
+@dataclass(frozen=True)
+class JobOptions:
+    """Knobs of the orchestration (tests shrink them; defaults are production values)."""
+
+    cycle_length: timedelta = timedelta(days=365)
+    cursor_lag: timedelta = timedelta(minutes=5)
+    id_sweep_every: int = 1
+    max_concurrent_bulk_jobs: int = 8
+    page_rows: int = 50_000
+    chunk_target_bytes: int | None = 16 * 1024 * 1024
+    target_rows: int = 250_000
+    max_bisect_depth: int = 8
+    blob_threads: int = 8
+    poll_first: float = 0.2
+    poll_max: float = 5.0
+
+
+@dataclass(frozen=True)
+class BackupRequest:
+    """What the caller asked for."""
+
+    org: str
+    full: bool = False
+    objects: tuple[str, ...] | None = None
+
+
+@dataclass(frozen=True)
+class ObjectWork:
+    """How one object is extracted by this job."""
+
+    name: str
+    mode: ObjectMode
+    cursor: ExtractCursor | None = None
+    sweep: bool = False
+    reason: str = ""
+
+    def window_start(self, lag: timedelta) -> datetime | None:
+        if self.mode == "full" or self.cursor is None:
+            return None
+        return self.cursor.window_start(lag)
+
+
+@dataclass(frozen=True)
+class JobDecision:
+    kind: Literal["full", "incremental"]
+    cycle_id: str | None
+    """The cycle this job belongs to; None = a new cycle whose id is this job's id."""
+    objects: dict[str, ObjectWork] = field(default_factory=dict)
+    index_in_cycle: int = 0
+
+
+def ordered(manifests: Iterable[Manifest]) -> list[Manifest]:
+    """Manifests in commit order (creation time, then job id)."""
+    return sorted(manifests, key=lambda m: (m.created_at, m.job_id))
+
+
+def current_cycle(manifests: Sequence[Manifest], now: datetime, cycle_length: timedelta) -> str | None:
+    """The newest cycle whose full job committed less than ``cycle_length`` before ``now``."""
+    fulls = [m for m in ordered(manifests) if m.kind == "full"]
+    if not fulls:
+        return None
+    newest = fulls[-1]
+    if now - newest.created_at >= cycle_length:
+        return None
+    return newest.cycle_id
+
+
+def cycle_chain(manifests: Sequence[Manifest], cycle_id: str) -> list[Manifest]:
+    return [m for m in ordered(manifests) if m.cycle_id == cycle_id]
+
+
+def captured(manifest: Manifest, obj: str) -> bool:
+    """True when ``manifest`` holds good data for ``obj`` (present, without errors)."""
+    entry = manifest.objects.get(obj)
+    return entry is not None and not entry.errors and obj in manifest.extra.get("modes", {obj: "full"})
+
+
+def object_mode(manifest: Manifest, obj: str) -> ObjectMode:
+    mode = manifest.extra.get("modes", {}).get(obj)
+    if mode in ("full", "incremental"):
+        return "full" if mode == "full" else "incremental"
+    return "full" if manifest.kind == "full" else "incremental"
+
+
+def last_cursor(chain: Sequence[Manifest], obj: str) -> ExtractCursor | None:
+    """The cursor of the newest manifest of ``chain`` that captured ``obj``."""
+    for m in reversed(chain):
+        if not captured(m, obj):
+            continue
+        raw = m.extra.get("cursors", {}).get(obj)
+        if raw is not None:
+            return ExtractCursor.from_dict(raw)
+        entry = m.objects[obj]
+        if entry.cursor is not None:
+            return ExtractCursor(field=entry.cursor.field, last=datetime.fromisoformat(entry.cursor.last))
+        return None
+    return None
+
+
+def decide(
+    request: BackupRequest,
+    manifests: Sequence[Manifest],
+    in_scope: Mapping[str, str | None],
+    *,
+    failed_last: Iterable[str] = (),
+    now: datetime,
+    options: JobOptions = JobOptions(),
+) -> JobDecision:
+    """Plan a job.
+
+    Args:
+        request: full / object-scoped / default.
+        manifests: every committed manifest of the org (any order).
+        in_scope: objects the scope rules include now, each with its cursor field (None when the
+            object has no timestamp field: always extracted in full).
+        failed_last: objects that failed in the org's last job (redone in full).
+        now: the driver's clock.
+
+    Raises:
+        FullBackupRequired: ``request.objects`` given and the org has no full backup.
+    """
+    cycle = current_cycle(manifests, now, options.cycle_length)
+    names = sorted(in_scope)
+    if request.objects is not None:
+        if cycle is None:
+            raise FullBackupRequired(org=request.org)
+        wanted = {o.lower() for o in request.objects}
+        names = [n for n in names if n.lower() in wanted]
+    if cycle is None or (request.full and request.objects is None):
+        return JobDecision(
+            kind="full",
+            cycle_id=None,
+            objects={n: ObjectWork(n, "full", reason="first job of a cycle") for n in names},
+        )
+    chain = cycle_chain(manifests, cycle)
+    index = len(chain)
+    sweep = options.id_sweep_every > 0 and index % options.id_sweep_every == 0
+    failed = set(failed_last)
+    work: dict[str, ObjectWork] = {}
+    for n in names:
+        cursor_field = in_scope[n]
+        cur = last_cursor(chain, n)
+        if request.full:
+            work[n] = ObjectWork(n, "full", reason="full extract requested")
+        elif n in failed:
+            work[n] = ObjectWork(n, "full", reason="failed in the last job")
+        elif cursor_field is None:
+            work[n] = ObjectWork(n, "full", reason="no timestamp field to select changes by")
+        elif cur is None or cur.last is None or cur.field != cursor_field:
+            work[n] = ObjectWork(n, "full", reason="no cursor in this cycle yet")
+        else:
+            work[n] = ObjectWork(n, "incremental", cursor=cur, sweep=sweep)
+    return JobDecision(kind="incremental", cycle_id=cycle, objects=work, index_in_cycle=index)
+
+
+def merge_cursor(
+    field_name: str,
+    parts: Iterable[tuple[datetime | None, Iterable[tuple[str, datetime]], bool]],
+    lag: timedelta,
+    previous: ExtractCursor | None,
+) -> ExtractCursor:
+    """One object's closing cursor from its partitions' ``(last, seen, truncated)``.
+
+    Each partition kept the pairs within ``lag`` of its own maximum, which is at most the global
+    maximum, so the union cut at ``global last - lag`` is exactly the object's boundary set.
+    When nothing new was captured the previous cursor stays.
+    """
+    lasts: list[datetime] = []
+    pairs: set[tuple[str, datetime]] = set()
+    truncated = False
+    for last, seen, trunc in parts:
+        if last is not None:
+            lasts.append(last)
+        pairs.update(seen)
+        truncated = truncated or trunc
+    if previous is not None and previous.last is not None and previous.field == field_name:
+        lasts.append(previous.last)
+        pairs.update(previous.seen)
+        truncated = truncated or previous.truncated
+    if not lasts:
+        return ExtractCursor(field=field_name)
+    top = max(lasts)
+    floor = top - lag
+    return ExtractCursor(field_name, top, frozenset(p for p in pairs if p[1] >= floor), truncated)
+
+
+def extras_of(manifest: Manifest) -> dict[str, Any]:
+    return manifest.extra

@@ -1,0 +1,645 @@
+"""The driver of a backup job: plan, run the partitions on Dask, commit, record.
+
+:func:`run_backup` carries out what :mod:`engine.jobs.planning` decided:
+
+1. read the org and its sealed credentials from the catalog; refuse a second job of the org;
+2. take the org's repository lock; log in; discover and scope the objects;
+3. decide full / incremental per object from the committed manifests of the cycle;
+4. record the job (``queued`` → ``running``); cut objects into Id-range partitions;
+5. register the job's worker plugin (credentials + repository reference, see
+   :mod:`engine.jobs.worker`) and submit one task per partition; a partition that fails with a
+   query timeout is bisected and resubmitted; an exhausted API allowance stops new work and
+   fails the objects not finished (they are redone by the next job);
+6. only after every task finished: commit the manifest (the cursors move here and only here),
+   then the catalog rows (per-object results, API usage, final state).
+
+A crash or a cancellation before step 6 leaves unreferenced chunks for ``prune`` and no snapshot.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from engine.clock import Clock, SystemClock
+from engine.config import Settings
+from engine.errors import (
+    SalesforceApiLimit,
+    SalesforceQueryTimeout,
+    SfvaultError,
+)
+from engine.extract.client import SalesforceClient
+from engine.extract.cursor import Cursor as ExtractCursor
+from engine.extract.model import ObjectPlan
+from engine.extract.plan import Partition, bisect, can_bisect
+from engine.extract.rest import RestApi
+from engine.extract.scope import ScopeRules
+from engine.extract.soql import Soql
+from engine.extract.usage import ApiUsage
+from engine.jobs.credentials import catalog_sealer, client_options, grant_from_record
+from engine.jobs.discover import add_calls, discover, partitions_for
+from engine.jobs.errors import (
+    CredentialsMissing,
+    JobAbandoned,
+    JobAlreadyRunning,
+    JobCancelled,
+    NoObjectsInScope,
+)
+from engine.jobs.planning import (
+    JOBS_FORMAT,
+    BackupRequest,
+    JobDecision,
+    JobOptions,
+    ObjectWork,
+    decide,
+    merge_cursor,
+)
+from engine.jobs.tasks import IDS_SUFFIX, PartitionResult, PartitionTask, extract_partition
+from engine.jobs.worker import BackupWorkerPlugin
+from engine.model import ChunkRef, Cursor, Manifest, ObjectEntry
+
+
+@dataclass
+class ObjectReport:
+    name: str
+    mode: str
+    state: str = "pending"
+    partitions: int = 0
+    partitions_done: int = 0
+    records: int = 0
+    deleted: int = 0
+    bytes: int = 0
+    duration_s: float = 0.0
+    calls: dict[str, int] = field(default_factory=dict)
+    bulk_jobs: int = 0
+    error_code: str | None = None
+    error_message: str | None = None
+    started: float | None = None
+    finished: float | None = None
+    reason: str = ""
+
+
+@dataclass
+class BackupResult:
+    job_id: str
+    org: str
+    kind: str
+    cycle_id: str
+    state: str
+    objects: dict[str, ObjectReport]
+    usage: dict[str, Any]
+    duration_s: float
+    snapshot: str | None = None
+    error_code: str | None = None
+    error_message: str | None = None
+
+    @property
+    def records(self) -> int:
+        return sum(o.records for o in self.objects.values() if o.state == "succeeded")
+
+    @property
+    def bytes(self) -> int:
+        return sum(o.bytes for o in self.objects.values() if o.state == "succeeded")
+
+    @property
+    def api_calls(self) -> int:
+        return int(self.usage.get("api_calls", 0))
+
+
+@dataclass(frozen=True)
+class Progress:
+    """A progress report: one object's state and the job's totals."""
+
+    kind: str  # "planned" | "partition" | "object" | "done"
+    job_id: str
+    object: str | None
+    objects: dict[str, ObjectReport]
+
+
+ProgressFn = Callable[[Progress], None]
+
+
+def _err_fields(err: BaseException) -> tuple[str, str]:
+    if isinstance(err, SfvaultError):
+        return err.code, err.message
+    return "SFV-000", f"{type(err).__name__}: {err}"
+
+
+def _calls_of(usage: dict[str, Any]) -> dict[str, int]:
+    return {str(k): int(v) for k, v in usage.get("calls", {}).items()}
+
+
+class _Run:
+    """State of one running job on the driver."""
+
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        dask: Any,
+        org_name: str,
+        request: BackupRequest,
+        options: JobOptions,
+        clock: Clock,
+        on_progress: ProgressFn | None,
+        cancel: threading.Event | None,
+        trigger: str,
+    ) -> None:
+        self.settings = settings
+        self.dask = dask
+        self.org_name = org_name
+        self.request = request
+        self.options = options
+        self.clock = clock
+        self.on_progress = on_progress
+        self.cancel = cancel or threading.Event()
+        self.trigger = trigger
+        self.usage = ApiUsage()
+        self.reports: dict[str, ObjectReport] = {}
+        self.results: dict[str, list[PartitionResult]] = {}
+        self.started = time.monotonic()
+        self.job_id = ""
+        self.submitted: list[Any] = []
+
+    def emit(self, kind: str, obj: str | None = None) -> None:
+        if self.on_progress is not None:
+            self.on_progress(Progress(kind, self.job_id, obj, self.reports))
+
+
+def run_backup(
+    settings: Settings,
+    dask: Any,
+    org_name: str,
+    request: BackupRequest | None = None,
+    *,
+    options: JobOptions | None = None,
+    clock: Clock | None = None,
+    on_progress: ProgressFn | None = None,
+    cancel: threading.Event | None = None,
+    trigger: str = "manual",
+    client_overrides: dict[str, Any] | None = None,
+) -> BackupResult:
+    """Run one backup job of ``org_name`` on the Dask client ``dask``; see the module docstring.
+
+    Returns the result for succeeded, partial and failed jobs (the catalog has the same);
+    raises :class:`JobCancelled` when cancelled and :class:`JobAlreadyRunning`,
+    :class:`FullBackupRequired`, :class:`NoObjectsInScope` before a job is recorded.
+    """
+    from engine.catalog import jobs as cjobs
+    from engine.catalog import orgs as corgs
+    from engine.catalog.db import make_engine, migrate, session_factory, transaction
+    from engine.catalog.models import JobState
+    from engine.sink.repository import open_repository
+
+    request = request or BackupRequest(org=org_name)
+    options = options or JobOptions()
+    clock = clock or SystemClock()
+    run = _Run(settings=settings, dask=dask, org_name=org_name, request=request, options=options,
+               clock=clock, on_progress=on_progress, cancel=cancel, trigger=trigger)  # fmt: skip
+
+    engine = make_engine(settings.catalog_url)
+    migrate(engine)
+    sessions = session_factory(engine)
+    repo = open_repository(settings, clock=clock)
+    try:
+        with transaction(sessions) as s:
+            org = corgs.get_org_by_name(s, org_name)
+            if org.credentials_sealed is None:
+                raise CredentialsMissing(org=org_name)
+        with repo.lock(org_name, holder=f"sfvault backup of {org_name}") as lock:
+            with transaction(sessions) as s:
+                org = corgs.get_org_by_name(s, org_name)
+                active = cjobs.active_job(s, org.id)
+                if active is not None and active.state == JobState.RUNNING.value:
+                    # we hold the org's lock, so its driver is gone: close the job as abandoned
+                    gone = JobAbandoned(job=active.id)
+                    cjobs.finish_job(s, active, "failed", error_code=gone.code, error_message=gone.message,
+                                     clock=clock)  # fmt: skip
+                elif active is not None:
+                    raise JobAlreadyRunning(org=org_name, job=active.id)
+                record = corgs.read_credentials(org, catalog_sealer(settings))
+                org_id = org.id
+                st = org.settings
+                rules = ScopeRules(
+                    include_feed=st.include_feed,
+                    include_share=st.include_share,
+                    excluded=frozenset(st.excluded_objects or ()),
+                )
+                failed_last = cjobs.objects_to_retry(s, org.id)
+            grant = grant_from_record(record)
+            copts = client_options(record, settings, **(client_overrides or {}))
+            base = SalesforceClient.connect(grant, copts, usage=run.usage)
+            try:
+                disc = discover(base, rules)
+                in_scope = {n: p.spec.cursor_field for n, p in disc.plans.items()}
+                manifests = list(repo.manifests(org_name))
+                decision = decide(
+                    request, manifests, in_scope, failed_last=failed_last, now=clock.now(), options=options
+                )
+                if not decision.objects:
+                    raise NoObjectsInScope(org=org_name, what="no object matched the scope and the selection")
+                with transaction(sessions) as s:
+                    org = corgs.get_org_by_name(s, org_name)
+                    job = cjobs.create_job(
+                        s, org, kind=decision.kind, trigger=trigger, cycle_id=decision.cycle_id,
+                        requested_objects=list(request.objects) if request.objects else None, clock=clock,
+                    )  # fmt: skip
+                    if job.cycle_id is None:
+                        job.cycle_id = job.id
+                    cjobs.start_job(s, job, clock=clock)
+                    run.job_id = job.id
+                    cycle_id = job.cycle_id
+                try:
+                    return _execute(run, repo, lock, base, disc.plans, disc.usage, decision, cycle_id,
+                                    sessions, org_id, grant, copts)  # fmt: skip
+                except BaseException as err:
+                    with transaction(sessions) as s:
+                        job = cjobs.get_job(s, run.job_id)
+                        if not JobState(job.state).finished:
+                            code, msg = _err_fields(err)
+                            target = (
+                                "cancelled" if isinstance(err, JobCancelled | KeyboardInterrupt) else "failed"
+                            )
+                            cjobs.finish_job(s, job, target, error_code=code, error_message=msg, clock=clock)
+                    raise
+            finally:
+                base.close()
+    finally:
+        repo.close()
+        engine.dispose()
+
+
+def _execute(
+    run: _Run,
+    repo: Any,
+    lock: Any,
+    base: SalesforceClient,
+    plans: dict[str, ObjectPlan],
+    describe_calls: dict[str, dict[str, int]],
+    decision: JobDecision,
+    cycle_id: str,
+    sessions: Any,
+    org_id: int,
+    grant: Any,
+    copts: Any,
+) -> BackupResult:
+    from distributed import Event, Semaphore, wait
+
+    from engine.catalog import jobs as cjobs
+    from engine.catalog.db import transaction
+
+    o = run.options
+    job_id = run.job_id
+    for name, work in decision.objects.items():
+        rep = ObjectReport(name=name, mode=work.mode, reason=work.reason)
+        add_calls(rep.calls, describe_calls.get(name, {}).items())
+        run.reports[name] = rep
+        run.results[name] = []
+
+    plugin_name = f"sfvault-{job_id}"
+    sem_name = f"sfvault-bulk-{run.org_name}"
+    cancel_name = f"sfvault-cancel-{job_id}"
+    plugin = BackupWorkerPlugin(plugin_name, grant, copts, run.settings)
+    run.dask.register_plugin(plugin, name=plugin_name)
+    Semaphore(max_leases=o.max_concurrent_bulk_jobs, name=sem_name)
+    cancel_event = Event(cancel_name)
+    pending: dict[Any, PartitionTask] = {}
+    failed: dict[str, tuple[str, str]] = {}
+    stop: tuple[str, str] | None = None
+
+    def task_for(name: str, work: ObjectWork, part: Partition) -> PartitionTask:
+        plan = plans[name]
+        return PartitionTask(
+            org=run.org_name, job_id=job_id, plugin=plugin_name, sobject=name, fields=plan.fields,
+            path=plan.path, partition=part, mode=work.mode, cursor_field=plan.spec.cursor_field,
+            cursor=work.cursor if work.mode == "incremental" else None, lag=o.cursor_lag,
+            deletes=plan.spec.has_is_deleted and plan.spec.cursor_field is not None,
+            sweep=work.sweep, blob_fields=plan.blob_fields, page_rows=o.page_rows,
+            chunk_target_bytes=o.chunk_target_bytes, semaphore=sem_name,
+            max_concurrent=o.max_concurrent_bulk_jobs, cancel_event=cancel_name,
+            poll_first=o.poll_first, poll_max=o.poll_max, blob_threads=o.blob_threads,
+        )  # fmt: skip
+
+    def submit(task: PartitionTask) -> None:
+        fut = run.dask.submit(
+            extract_partition, task, pure=False, key=f"sfvault-{job_id}-{len(run.submitted)}"
+        )
+        run.submitted.append(fut)
+        pending[fut] = task
+
+    def fail_object(name: str, code: str, msg: str) -> None:
+        rep = run.reports[name]
+        if rep.state == "failed":
+            return
+        rep.state, rep.error_code, rep.error_message = "failed", code, msg
+        rep.finished = time.monotonic()
+        failed[name] = (code, msg)
+        for fut, t in list(pending.items()):
+            if t.sobject == name:
+                fut.cancel()
+                pending.pop(fut, None)
+        run.emit("object", name)
+
+    def finish_object(name: str) -> None:
+        rep = run.reports[name]
+        rep.state = "succeeded"
+        rep.finished = time.monotonic()
+        rep.duration_s = rep.finished - (rep.started or rep.finished)
+        run.emit("object", name)
+
+    try:
+        # plan partitions (driver, REST COUNT queries) and submit as we go
+        for name, work in decision.objects.items():
+            if run.cancel.is_set():
+                break
+            rep = run.reports[name]
+            rep.started = time.monotonic()
+            try:
+                base.check_reserve()
+                parts, calls = partitions_for(
+                    base, plans[name], target_rows=o.target_rows, cursor_field=plans[name].spec.cursor_field,
+                    window_start=work.window_start(o.cursor_lag),
+                )  # fmt: skip
+            except SalesforceApiLimit as err:
+                stop = _err_fields(err)
+                break
+            except SfvaultError as err:
+                fail_object(name, *_err_fields(err))
+                continue
+            add_calls(rep.calls, calls.items())
+            rep.partitions = len(parts)
+            rep.state = "running"
+            for p in parts:
+                submit(task_for(name, work, p))
+        run.emit("planned")
+
+        last_cancel_check = time.monotonic()
+        while pending:
+            if run.cancel.is_set():
+                break
+            if time.monotonic() - last_cancel_check > 2.0:
+                last_cancel_check = time.monotonic()
+                with transaction(sessions) as s:
+                    if cjobs.get_job(s, job_id).cancel_requested:
+                        run.cancel.set()
+                        break
+            lock.refresh_if_due()
+            try:
+                done, _ = wait(list(pending), timeout=0.5, return_when="FIRST_COMPLETED")
+            except TimeoutError:
+                continue
+            for fut in done:
+                task = pending.pop(fut, None)
+                if task is None:
+                    continue
+                name = task.sobject
+                rep = run.reports[name]
+                if fut.status == "finished":
+                    res: PartitionResult = fut.result()
+                    run.results[name].append(res)
+                    rep.partitions_done += 1
+                    rep.records += res.rows
+                    rep.deleted += res.deleted_rows
+                    rep.bytes += res.sealed_bytes
+                    rep.bulk_jobs += res.bulk_jobs
+                    add_calls(rep.calls, _calls_of(res.usage).items())
+                    run.emit("partition", name)
+                    if rep.partitions_done == rep.partitions and rep.state == "running":
+                        finish_object(name)
+                    continue
+                if fut.status == "cancelled":
+                    continue
+                exc = fut.exception()
+                if isinstance(exc, SalesforceQueryTimeout) and task.partition.depth < o.max_bisect_depth:
+                    part = _narrow(base, task, plans[name])
+                    if can_bisect(part):
+                        left, right = bisect(part)
+                        rep.partitions += 1
+                        submit(_replace_partition(task, left))
+                        submit(_replace_partition(task, right))
+                        continue
+                if isinstance(exc, SalesforceApiLimit):
+                    stop = _err_fields(exc)
+                    fail_object(name, *stop)
+                    break
+                fail_object(name, *_err_fields(exc))
+            if stop is not None:
+                break
+
+        if run.cancel.is_set():
+            cancel_event.set()
+            for fut in pending:
+                fut.cancel()
+            raise JobCancelled(job=job_id)
+        if stop is not None:
+            cancel_event.set()
+            for fut in list(pending):
+                fut.cancel()
+            pending.clear()
+            for name, rep in run.reports.items():
+                if rep.state not in ("succeeded", "failed"):
+                    fail_object(name, *stop)
+    finally:
+        for fut in pending:
+            fut.cancel()
+        try:
+            run.dask.unregister_worker_plugin(plugin_name)
+        except (KeyError, ValueError):
+            pass
+
+    total = ApiUsage()
+    total.merge(run.usage)
+    total.calls = dict(run.usage.calls)
+    for rep in run.reports.values():
+        add_calls(total.calls, rep.calls.items())
+    for results in run.results.values():
+        for r in results:
+            if r.usage.get("org_used") is not None:
+                total.org_used, total.org_max = r.usage["org_used"], r.usage["org_max"]
+    run.usage = total
+    return _commit(run, repo, lock, decision, cycle_id, plans, sessions, org_id, failed)
+
+
+def _replace_partition(task: PartitionTask, part: Partition) -> PartitionTask:
+    from dataclasses import replace
+
+    return replace(task, partition=part)
+
+
+def _narrow(base: SalesforceClient, task: PartitionTask, plan: ObjectPlan) -> Partition:
+    """Give an open-ended partition the object's real Id span before bisecting it."""
+    p = task.partition
+    if p.lo is not None and p.hi is not None:
+        return p
+    q = Soql.count(plan.name)
+    lo, hi = RestApi(base).id_bounds(p.apply(q))
+    if lo is None or hi is None:
+        return p
+    from dataclasses import replace
+
+    from engine.extract import idmath
+
+    span_lo = p.lo or idmath.to15(lo)
+    span_hi = p.hi or idmath.encode(idmath.decode(hi) + 1)
+    return replace(p, span_lo=span_lo, span_hi=span_hi)
+
+
+def _ts(value: datetime | None) -> str | None:
+    return None if value is None else value.astimezone(UTC).isoformat()
+
+
+def _commit(
+    run: _Run,
+    repo: Any,
+    lock: Any,
+    decision: JobDecision,
+    cycle_id: str,
+    plans: dict[str, ObjectPlan],
+    sessions: Any,
+    org_id: int,
+    failed: dict[str, tuple[str, str]],
+) -> BackupResult:
+    from engine.catalog import jobs as cjobs
+    from engine.catalog.db import transaction
+    from engine.catalog.usage import record_api_usage
+
+    o = run.options
+    clock = run.clock
+    modes: dict[str, str] = {}
+    cursors: dict[str, Any] = {}
+    sweeps: list[str] = []
+    objects: dict[str, ObjectEntry] = {}
+    for name, rep in run.reports.items():
+        if rep.state != "succeeded":
+            objects[name] = ObjectEntry(
+                errors=[{"code": rep.error_code, "message": rep.error_message}], api_calls=dict(rep.calls)
+            )
+            continue
+        results = run.results[name]
+        work = decision.objects[name]
+        chunks: list[ChunkRef] = []
+        dels: list[ChunkRef] = []
+        blobs: dict[str, Any] = {}
+        for r in results:
+            chunks.extend(r.chunks)
+            dels.extend(r.deleted_chunks)
+            dels.extend(r.sweep_chunks)
+            for b in r.blobs:
+                blobs[b.name] = b
+        chunks.sort(key=lambda c: (c.min_id or "", c.name))
+        cursor_field = plans[name].spec.cursor_field
+        entry_cursor: Cursor | None = None
+        if cursor_field:
+            prev = work.cursor if work.mode == "incremental" else None
+            merged = merge_cursor(
+                cursor_field,
+                ((r.cursor_last, r.cursor_seen, r.cursor_truncated) for r in results),
+                o.cursor_lag,
+                prev,
+            )
+            cursors[name] = merged.to_dict()
+            if merged.last is not None:
+                at_last = tuple(sorted(i for i, t in merged.seen if t == merged.last))
+                entry_cursor = Cursor(cursor_field, _ts(merged.last) or "", at_last)
+        if results and all(r.swept for r in results):
+            sweeps.append(name)
+        modes[name] = work.mode
+        calls = dict(rep.calls)
+        calls["bulk2_jobs_created"] = rep.bulk_jobs
+        calls["bulk2_pages"] = calls.get("bulk2_results_page", 0)
+        objects[name] = ObjectEntry(
+            chunks=chunks,
+            rows=rep.records,
+            bytes=sum(c.sealed_bytes for c in chunks) + sum(c.sealed_bytes for c in dels),
+            cursor=entry_cursor,
+            api_calls=calls,
+            blobs=sorted(blobs.values(), key=lambda b: b.name),
+            deleted_ids_chunks=dels,
+            duration_seconds=rep.duration_s,
+        )
+    ok = [n for n, r in run.reports.items() if r.state == "succeeded"]
+    state = "succeeded" if not failed else ("partial" if ok else "failed")
+    snapshot_name: str | None = None
+    usage = run.usage.snapshot()
+    if ok:
+        manifest = Manifest(
+            org=run.org_name,
+            job_id=run.job_id,
+            created_at=clock.now(),
+            kind=decision.kind,
+            cycle_id=cycle_id,
+            objects=objects,
+            extra={
+                "jobs_format": JOBS_FORMAT,
+                "modes": modes,
+                "cursors": cursors,
+                "sweeps": sorted(sweeps),
+                "failed": {n: {"code": c, "message": m} for n, (c, m) in failed.items()},
+                "usage": usage,
+                "ids_suffix": IDS_SUFFIX,
+            },
+        )
+        info = repo.commit(manifest, lock=lock)
+        snapshot_name = info.name
+    with transaction(sessions) as s:
+        job = cjobs.get_job(s, run.job_id)
+        for name, rep in run.reports.items():
+            cjobs.record_object_result(
+                s,
+                job,
+                cjobs.ObjectResult(
+                    object_name=name,
+                    state="succeeded" if rep.state == "succeeded" else "failed",
+                    records=rep.records,
+                    bytes=rep.bytes,
+                    chunks=len(objects[name].chunks),
+                    duration_s=rep.duration_s,
+                    rest_calls=rep.calls.get("rest", 0),
+                    bulk2_jobs=rep.bulk_jobs,
+                    bulk2_pages=rep.calls.get("bulk2_results_page", 0),
+                    error_code=rep.error_code,
+                    error_message=rep.error_message,
+                ),
+            )
+            if rep.error_code:
+                cjobs.add_job_error(s, job, code=rep.error_code, message=rep.error_message or "",
+                                    object_name=name, clock=clock)  # fmt: skip
+        calls = usage.get("calls", {})
+        record_api_usage(
+            s, org_id=org_id, job_id=run.job_id, rest_calls=int(calls.get("rest", 0)),
+            bulk2_jobs=sum(r.bulk_jobs for r in run.reports.values()),
+            bulk2_pages=int(calls.get("bulk2_results_page", 0)),
+            remaining=(usage["org_max"] - usage["org_used"]) if usage.get("org_max") is not None
+            and usage.get("org_used") is not None else None,
+            daily_limit=usage.get("org_max"), clock=clock,
+        )  # fmt: skip
+        first_err = next(iter(failed.values()), (None, None))
+        cjobs.finish_job(
+            s, job, state, snapshot_ref=snapshot_name,
+            error_code=first_err[0] if state != "succeeded" else None,
+            error_message=(f"{len(failed)} object(s) failed; first: {first_err[1]}" if failed else None),
+            clock=clock,
+        )  # fmt: skip
+    run.emit("done")
+    return BackupResult(
+        job_id=run.job_id,
+        org=run.org_name,
+        kind=decision.kind,
+        cycle_id=cycle_id,
+        state=state,
+        objects=run.reports,
+        usage=usage,
+        duration_s=time.monotonic() - run.started,
+        snapshot=snapshot_name,
+        error_code=next(iter(failed.values()), (None, None))[0],
+        error_message=next(iter(failed.values()), (None, None))[1],
+    )
+
+
+def cursor_of(manifest: Manifest, obj: str) -> ExtractCursor | None:
+    raw = manifest.extra.get("cursors", {}).get(obj)
+    return None if raw is None else ExtractCursor.from_dict(raw)

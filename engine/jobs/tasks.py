@@ -1,0 +1,339 @@
+"""One Dask task per partition: Bulk 2.0 (or REST) → Arrow → sealed chunks in the repository.
+
+:func:`extract_partition` runs on a worker. Its argument is plain data (:class:`PartitionTask`:
+object, fields, Id range, window, cursor) plus the name of the job's worker plugin; no token and
+no key is ever in it (see :mod:`engine.jobs.worker`). It returns a :class:`PartitionResult`
+(chunk refs, rows, bytes, API calls by kind, the partition's cursor part). Memory is bounded by
+one result page (``page_rows``) plus one chunk being cut (``chunk_target_bytes``), whatever the
+size of the object.
+
+Order inside a task (it matters for correctness, see ``docs/OPERATIONS.md``):
+
+1. the data query (``query``; a full extract, or ``cursor >= last - lag`` for an incremental),
+   rows already captured at the boundary dropped;
+2. for incrementals of objects with ``IsDeleted``: ``queryAll ... IsDeleted = true`` over the same
+   window (Id + timestamp only) into deletion chunks;
+3. when the job sweeps: ``SELECT Id`` over the partition's range (after 1, so an Id absent from
+   the sweep but present in the data was deleted in between, never inserted in between).
+
+An org-wide ``distributed.Semaphore`` caps the Bulk jobs running at once across all workers.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import tempfile
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, Literal
+
+import pyarrow as pa
+
+from engine.errors import SalesforceNotFound, SalesforceRequestFailed
+from engine.extract.bulk2 import Bulk2Api, PollPolicy
+from engine.extract.client import SalesforceClient
+from engine.extract.csv_arrow import CsvPageParser
+from engine.extract.cursor import Cursor as ExtractCursor
+from engine.extract.cursor import CursorTracker
+from engine.extract.model import FieldSpec
+from engine.extract.plan import Partition
+from engine.extract.rest import RestApi
+from engine.extract.soql import Soql
+from engine.model import BlobRef, ChunkRef
+
+BLOB_SUFFIX = "__sfvault_blob"
+"""Column ``<Field>__sfvault_blob`` holds the repository blob name of the record's ``<Field>`` body."""
+IDS_SUFFIX = "#ids"
+"""Sweep chunks (``Id`` only) are listed in ``deleted_ids_chunks`` with ``object = <Object>#ids``."""
+
+
+@dataclass(frozen=True)
+class PartitionTask:
+    """Everything one partition needs, as plain picklable data (no secrets)."""
+
+    org: str
+    job_id: str
+    plugin: str
+    sobject: str
+    fields: tuple[FieldSpec, ...]
+    path: Literal["bulk2", "rest"]
+    partition: Partition
+    mode: Literal["full", "incremental"]
+    cursor_field: str | None
+    cursor: ExtractCursor | None
+    lag: timedelta
+    deletes: bool
+    sweep: bool
+    blob_fields: tuple[str, ...] = ()
+    page_rows: int = 50_000
+    chunk_target_bytes: int | None = None
+    semaphore: str = ""
+    max_concurrent: int = 8
+    cancel_event: str = ""
+    poll_first: float = 0.2
+    poll_max: float = 5.0
+    blob_threads: int = 8
+    blob_timeout_s: float = 15.0
+
+    @property
+    def window_start(self) -> datetime | None:
+        if self.mode == "full" or self.cursor is None:
+            return None
+        return self.cursor.window_start(self.lag)
+
+    @property
+    def key(self) -> str:
+        return f"{self.mode}:{self.partition.key}"
+
+
+@dataclass
+class PartitionResult:
+    sobject: str
+    key: str
+    mode: str
+    chunks: list[ChunkRef] = field(default_factory=list)
+    deleted_chunks: list[ChunkRef] = field(default_factory=list)
+    sweep_chunks: list[ChunkRef] = field(default_factory=list)
+    swept: bool = False
+    blobs: list[BlobRef] = field(default_factory=list)
+    rows: int = 0
+    deleted_rows: int = 0
+    swept_ids: int = 0
+    dropped_at_boundary: int = 0
+    sealed_bytes: int = 0
+    cursor_last: datetime | None = None
+    cursor_seen: list[tuple[str, datetime]] = field(default_factory=list)
+    cursor_truncated: bool = False
+    usage: dict[str, Any] = field(default_factory=dict)
+    duration_s: float = 0.0
+    blobs_unavailable: int = 0
+    bulk_jobs: int = 0
+    worker: str = ""
+
+
+class Cancelled(Exception):
+    """Raised inside a task when the job's cancel event is set (the driver discards the result)."""
+
+
+def _records_csv(records: list[dict[str, Any]], names: list[str]) -> bytes:
+    """REST JSON records as Bulk-style CSV, so one parser types both paths identically."""
+    out = io.StringIO()
+    w = csv.writer(out, lineterminator="\n", quoting=csv.QUOTE_MINIMAL)
+    w.writerow(names)
+    for r in records:
+        row = []
+        for n in names:
+            v = r.get(n)
+            if v is None:
+                row.append("")
+            elif isinstance(v, bool):
+                row.append("true" if v else "false")
+            elif isinstance(v, str) and len(v) == 28 and v.endswith("+0000") and v[10:11] == "T":
+                row.append(v[:-5] + "Z")
+            else:
+                row.append(str(v))
+        w.writerow(row)
+    return out.getvalue().encode()
+
+
+class _Extractor:
+    """Runs the queries of one task with one client; yields CSV pages."""
+
+    def __init__(
+        self, task: PartitionTask, client: SalesforceClient, blob_client: SalesforceClient | None = None
+    ) -> None:
+        self.task = task
+        self.client = client
+        self.bulk = Bulk2Api(client)
+        self.rest = RestApi(client)
+        self.blob_rest = RestApi(blob_client or client)
+        self.bulk_jobs = 0
+        self._cancel: Any = None
+        if task.cancel_event:
+            from distributed import Event
+
+            self._cancel = Event(task.cancel_event)
+
+    def check_cancel(self) -> None:
+        if self._cancel is not None and self._cancel.is_set():
+            raise Cancelled(self.task.key)
+
+    def pages(self, soql: Soql, *, all_rows: bool) -> Iterator[bytes]:
+        t = self.task
+        if t.path == "rest":
+            names = list(soql.fields)
+            for qpage in self.rest.query_pages(soql, include_deleted=all_rows, sobject=t.sobject):
+                self.check_cancel()
+                yield _records_csv(qpage.records, names)
+            return
+        self.client.check_reserve(bulk_jobs=1)
+        policy = PollPolicy(first=t.poll_first, factor=1.6, max=t.poll_max)
+        sem = None
+        if t.semaphore:
+            from distributed import Semaphore
+
+            sem = Semaphore(max_leases=t.max_concurrent, name=t.semaphore)
+            sem.acquire()
+        try:
+            self.bulk_jobs += 1
+            for page in self.bulk.run_query(
+                soql, operation="queryAll" if all_rows else "query", max_records=t.page_rows, policy=policy
+            ):
+                self.check_cancel()
+                yield page.data
+        finally:
+            if sem is not None:
+                sem.release()
+
+
+def _download_blobs(
+    ex: _Extractor, batch: pa.RecordBatch, blob_fields: tuple[str, ...], repo: Any, result: PartitionResult
+) -> pa.RecordBatch:
+    """Download each row's bodies in parallel, store them as blobs, add the ``__sfvault_blob`` columns."""
+    ids = batch.column("Id").to_pylist()
+    t = ex.task
+
+    def one(args: tuple[str, str]) -> BlobRef | None:
+        record_id, fname = args
+        with tempfile.SpooledTemporaryFile(max_size=8 * 1024 * 1024) as fh:
+            try:
+                ex.blob_rest.download_blob_to(t.sobject, record_id, fname, fh)  # type: ignore[arg-type]
+            except SalesforceNotFound:
+                return None
+            except SalesforceRequestFailed as err:
+                if err.details.get("status") in (403, 404):
+                    return None
+                raise
+            fh.seek(0)
+            ref: BlobRef = repo.put_blob(fh)
+            return ref
+
+    out = batch
+    with ThreadPoolExecutor(max_workers=t.blob_threads, thread_name_prefix="blob") as pool:
+        for fname in blob_fields:
+            refs = list(pool.map(one, [(i, fname) for i in ids]))
+            names: list[str | None] = []
+            for r in refs:
+                if r is None:
+                    result.blobs_unavailable += 1
+                    names.append(None)
+                else:
+                    result.blobs.append(r)
+                    names.append(r.name)
+            out = out.append_column(pa.field(fname + BLOB_SUFFIX, pa.string()), pa.array(names, pa.string()))
+    return out
+
+
+def extract_partition(task: PartitionTask) -> PartitionResult:
+    """The Dask task: extract one partition into sealed chunks; see the module docstring."""
+    from distributed import get_worker
+
+    from engine.jobs.worker import plugin_of
+
+    started = time.monotonic()
+    plugin = plugin_of(task.plugin)
+    repo = plugin.repository()
+    client = plugin.client()
+    # a short read timeout for file bodies: a stalled body is retried instead of waited for
+    blob_client = plugin.client(timeout_seconds=task.blob_timeout_s) if task.blob_fields else None
+    result = PartitionResult(task.sobject, task.key, task.mode, worker=get_worker().address)
+    try:
+        ex = _Extractor(task, client, blob_client)
+        _extract_data(ex, repo, result)
+        if task.mode == "incremental" and task.deletes and task.cursor_field:
+            _extract_deletes(ex, repo, result)
+        if task.sweep:
+            _extract_sweep(ex, repo, result)
+        result.bulk_jobs = ex.bulk_jobs
+    finally:
+        if blob_client is not None:
+            client.usage.merge(blob_client.usage)
+            blob_client.close()
+        result.usage = client.usage.snapshot()
+        client.close()
+    result.duration_s = time.monotonic() - started
+    return result
+
+
+def _writer(repo: Any, name: str, task: PartitionTask) -> Any:
+    return repo.chunk_writer(name, target_bytes=task.chunk_target_bytes)
+
+
+def _extract_data(ex: _Extractor, repo: Any, result: PartitionResult) -> None:
+    t = ex.task
+    names = [f.name for f in t.fields]
+    soql = t.partition.apply(Soql.select(t.sobject, names))
+    start = t.window_start
+    if start is not None and t.cursor_field:
+        soql = soql.with_window(t.cursor_field, start)
+    parser = CsvPageParser(t.sobject, t.fields)
+    tracker: CursorTracker | None = None
+    if t.cursor_field:
+        base = (
+            t.cursor if (t.mode == "incremental" and t.cursor is not None) else ExtractCursor(t.cursor_field)
+        )
+        tracker = CursorTracker(base, t.lag)
+    incremental = t.mode == "incremental" and t.cursor is not None
+    writer = _writer(repo, t.sobject, t)
+    with writer:
+        for data in ex.pages(soql, all_rows=False):
+            for batch in parser.iter_batches(data):
+                if tracker is not None:
+                    if incremental:
+                        kept = tracker.keep_batch(batch)
+                        result.dropped_at_boundary += batch.num_rows - kept.num_rows
+                        batch = kept
+                    else:
+                        tracker.observe_batch(batch)
+                if batch.num_rows == 0:
+                    continue
+                if t.blob_fields:
+                    batch = _download_blobs(ex, batch, t.blob_fields, repo, result)
+                writer.write_batch(batch)
+                result.rows += batch.num_rows
+    result.chunks = list(writer.refs)
+    result.sealed_bytes += sum(c.sealed_bytes for c in result.chunks)
+    if tracker is not None:
+        cur = tracker.result()
+        result.cursor_last = cur.last
+        result.cursor_seen = sorted(cur.seen)
+        result.cursor_truncated = cur.truncated
+
+
+def _extract_deletes(ex: _Extractor, repo: Any, result: PartitionResult) -> None:
+    t = ex.task
+    assert t.cursor_field is not None
+    fields = tuple(f for f in t.fields if f.name in ("Id", t.cursor_field))
+    soql = t.partition.apply(Soql.select(t.sobject, [f.name for f in fields])).with_deleted(True)
+    start = t.window_start
+    if start is not None:
+        soql = soql.with_window(t.cursor_field, start)
+    parser = CsvPageParser(t.sobject, fields)
+    writer = _writer(repo, t.sobject, t)
+    with writer:
+        for data in ex.pages(soql, all_rows=True):
+            for batch in parser.iter_batches(data):
+                writer.write_batch(batch)
+                result.deleted_rows += batch.num_rows
+    result.deleted_chunks = list(writer.refs)
+    result.sealed_bytes += sum(c.sealed_bytes for c in result.deleted_chunks)
+
+
+def _extract_sweep(ex: _Extractor, repo: Any, result: PartitionResult) -> None:
+    t = ex.task
+    fields = tuple(f for f in t.fields if f.name == "Id")
+    soql = t.partition.apply(Soql.select(t.sobject, ["Id"]))
+    parser = CsvPageParser(t.sobject, fields)
+    writer = _writer(repo, t.sobject + IDS_SUFFIX, t)
+    with writer:
+        for data in ex.pages(soql, all_rows=False):
+            for batch in parser.iter_batches(data):
+                writer.write_batch(batch)
+                result.swept_ids += batch.num_rows
+    result.sweep_chunks = list(writer.refs)
+    result.swept = True
+    result.sealed_bytes += sum(c.sealed_bytes for c in result.sweep_chunks)

@@ -1,0 +1,151 @@
+"""Backups under faults: random 5xx, token expiry, the daily API limit, a killed worker, query
+timeouts. Real emulator over HTTP, real repository, real catalog, a process-based LocalCluster.
+
+Faults are armed through the emulator's admin API; "mid-job" is a progress callback of the
+runner (the first partition or object that finishes), so no test sleeps or races a timer.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from engine.catalog import jobs as cjobs
+from engine.catalog.db import make_engine, session_factory, transaction
+from engine.jobs.runner import Progress
+from engine.sink.verify import verify
+from tests.e2e.backup_env import BackupEnv, backup_env
+from tests.e2e.groundtruth import compare_org
+
+pytestmark = pytest.mark.emulator
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BackupEnv]:
+    with backup_env(tmp_path_factory.mktemp("backup-faults"), scale=12_000, seed=3) as e:
+        e.add_org("acme")
+        first = e.backup("acme")
+        assert first.state == "succeeded"
+        yield e
+
+
+@pytest.fixture(autouse=True)
+def _restore_org(env: BackupEnv) -> Iterator[None]:
+    yield
+    env.em.admin("PATCH", "/profile", json={"error_rate": 0.0, "query_timeout_rows": 0})
+    env.em.admin("DELETE", "/faults")
+    env.em.admin("POST", "/limits/reset")
+
+
+def _equal(env: BackupEnv, objects: list[str]) -> dict[str, str]:
+    with env.repo() as repo:
+        return {k: v for k, v in compare_org(env.em, repo, "acme", objects).items() if v}
+
+
+def _requests_since(env: BackupEnv, seq: int) -> list[dict[str, Any]]:
+    return list(env.em.admin("GET", "/requests", params={"since": seq})["requests"])
+
+
+def _last_seq(env: BackupEnv) -> int:
+    return int(env.em.admin("GET", "/requests", params={"limit": 1})["last_seq"])
+
+
+def test_random_server_errors_are_retried(env: BackupEnv) -> None:
+    env.churn(2, 101)
+    seq = _last_seq(env)
+    env.em.admin("PATCH", "/profile", json={"error_rate": 0.05, "seed": 5})
+    res = env.backup("acme")
+    env.em.admin("PATCH", "/profile", json={"error_rate": 0.0})
+    assert res.state == "succeeded", res.error_message
+    statuses = [r["status"] for r in _requests_since(env, seq)]
+    assert sum(1 for s in statuses if s >= 500) >= 3, "the fault never fired"
+    assert _equal(env, sorted(res.objects)) == {}
+
+
+def test_token_expiry_mid_job_refreshes(env: BackupEnv) -> None:
+    env.churn(2, 102)
+    seq = _last_seq(env)
+    fired: list[str] = []
+
+    def expire_once(p: Progress) -> None:
+        if p.kind == "partition" and not fired:
+            fired.append(str(env.em.admin("POST", "/sessions/expire")))
+
+    res = env.backup("acme", on_progress=expire_once)
+    assert fired
+    assert res.state == "succeeded", res.error_message
+    log = _requests_since(env, seq)
+    assert any(r["status"] == 401 for r in log), "no request ever saw the expired session"
+    assert sum(1 for r in log if r["category"] == "login") >= 2
+    assert _equal(env, sorted(res.objects)) == {}
+
+
+def test_daily_api_limit_stops_clearly_and_next_job_resumes(env: BackupEnv) -> None:
+    env.churn(2, 103)
+    limits = env.em.admin("GET", "/limits")
+    daily_max = int(limits["max"]["DailyApiRequests"])
+    done: list[str] = []
+
+    def exhaust_after_three(p: Progress) -> None:
+        if p.kind == "object" and p.object and p.objects[p.object].state == "succeeded":
+            done.append(p.object)
+            if len(done) == 3:
+                env.em.admin("POST", "/limits", json={"name": "DailyApiRequests", "used": daily_max - 50})
+
+    stopped = env.backup("acme", on_progress=exhaust_after_three)
+    assert stopped.state == "partial", stopped.state
+    assert stopped.error_code == "SFV-403"
+    failed = sorted(n for n, o in stopped.objects.items() if o.state == "failed")
+    ok = sorted(n for n, o in stopped.objects.items() if o.state == "succeeded")
+    assert failed and len(ok) >= 3
+    assert {stopped.objects[n].error_code for n in failed} == {"SFV-403"}
+    engine = make_engine(env.settings.catalog_url)
+    try:
+        with transaction(session_factory(engine)) as s:
+            job = cjobs.get_job(s, stopped.job_id, with_objects=True)
+            assert job.state == "partial" and job.snapshot_ref
+            assert sorted(o.object_name for o in job.objects if o.error_code == "SFV-403") == failed
+    finally:
+        engine.dispose()
+
+    env.em.admin("POST", "/limits/reset")
+    resumed = env.backup("acme")
+    assert resumed.state == "succeeded", resumed.error_message
+    assert sorted(n for n, o in resumed.objects.items() if o.mode == "full") == failed
+    assert _equal(env, sorted(resumed.objects)) == {}
+
+
+def test_worker_killed_mid_job_finishes_or_fails_cleanly(env: BackupEnv) -> None:
+    env.churn(2, 104)
+    pids = env.dask.run(os.getpid)
+    victim = sorted(pids.values())[0]
+    killed: list[int] = []
+
+    def kill_once(p: Progress) -> None:
+        if p.kind == "partition" and not killed:
+            os.kill(victim, signal.SIGKILL)
+            killed.append(victim)
+
+    res = env.backup("acme", on_progress=kill_once)
+    assert killed
+    assert res.state in ("succeeded", "partial", "failed")
+    with env.repo() as repo:
+        report = verify(repo, read_data=True)
+    assert report.ok, [p.message for p in report.errors]
+    if res.state == "succeeded":
+        assert _equal(env, sorted(res.objects)) == {}
+    env.dask.wait_for_workers(2, timeout=60)
+
+
+def test_query_timeout_bisects_the_partition(env: BackupEnv) -> None:
+    env.em.admin("PATCH", "/profile", json={"query_timeout_rows": 1500})
+    res = env.backup("acme", full=True)
+    env.em.admin("PATCH", "/profile", json={"query_timeout_rows": 0})
+    assert res.state == "succeeded", res.error_message
+    split = {n: o.partitions for n, o in res.objects.items() if o.partitions > 1}
+    assert split, "no partition was bisected"
+    assert _equal(env, sorted(res.objects)) == {}

@@ -1,0 +1,113 @@
+"""The pure job planner: cycles, full vs incremental per object, retries, refusals, cursors."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from engine.extract.cursor import Cursor as ExtractCursor
+from engine.jobs.errors import FullBackupRequired
+from engine.jobs.planning import BackupRequest, JobOptions, decide, merge_cursor
+from engine.model import Cursor, Manifest, ObjectEntry
+
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
+SCOPE = {"Account": "SystemModstamp", "Contact": "SystemModstamp", "Organization": None}
+
+
+def manifest(
+    job: str, at: datetime, kind: str, cycle: str, objs: dict[str, str], failed: tuple[str, ...] = ()
+) -> Manifest:
+    objects: dict[str, ObjectEntry] = {}
+    cursors = {}
+    for name in objs:
+        last = at - timedelta(minutes=1)
+        objects[name] = ObjectEntry(rows=1, cursor=Cursor("SystemModstamp", last.isoformat(), ("001x",)))
+        cursors[name] = ExtractCursor("SystemModstamp", last, frozenset({("001x", last)})).to_dict()
+    for name in failed:
+        objects[name] = ObjectEntry(errors=[{"code": "SFV-403", "message": "limit"}])
+    return Manifest(org="acme", job_id=job, created_at=at, kind=kind, cycle_id=cycle,  # type: ignore[arg-type]
+                    objects=objects, extra={"modes": objs, "cursors": cursors})  # fmt: skip
+
+
+def test_first_job_is_full_and_starts_a_cycle() -> None:
+    d = decide(BackupRequest("acme"), [], SCOPE, now=T0)
+    assert d.kind == "full" and d.cycle_id is None
+    assert {w.mode for w in d.objects.values()} == {"full"}
+
+
+def test_object_scoped_job_is_refused_before_a_full_backup() -> None:
+    with pytest.raises(FullBackupRequired):
+        decide(BackupRequest("acme", objects=("Account",)), [], SCOPE, now=T0)
+
+
+def test_incremental_after_full_uses_the_committed_cursor() -> None:
+    full = manifest("j1", T0, "full", "j1", {"Account": "full", "Contact": "full", "Organization": "full"})
+    d = decide(BackupRequest("acme"), [full], SCOPE, now=T0 + timedelta(days=1))
+    assert d.kind == "incremental" and d.cycle_id == "j1"
+    acc = d.objects["Account"]
+    assert acc.mode == "incremental" and acc.cursor is not None
+    assert acc.cursor.last == T0 - timedelta(minutes=1)
+    assert acc.window_start(timedelta(minutes=5)) == T0 - timedelta(minutes=6)
+    assert d.objects["Organization"].mode == "full"  # no timestamp field
+
+
+def test_failed_objects_are_redone_in_full_and_new_objects_start_full() -> None:
+    full = manifest("j1", T0, "full", "j1", {"Account": "full"}, failed=("Contact",))
+    d = decide(BackupRequest("acme"), [full], SCOPE, failed_last=["Account"], now=T0 + timedelta(hours=1))
+    assert d.objects["Account"].mode == "full" and d.objects["Account"].reason == "failed in the last job"
+    assert d.objects["Contact"].mode == "full"  # never captured in this cycle
+
+
+def test_cursor_comes_from_the_newest_manifest_that_captured_the_object() -> None:
+    full = manifest("j1", T0, "full", "j1", {"Account": "full", "Contact": "full"})
+    inc = manifest("j2", T0 + timedelta(days=1), "incremental", "j1", {"Contact": "incremental"},
+                   failed=("Account",))  # fmt: skip
+    d = decide(BackupRequest("acme"), [inc, full], SCOPE, now=T0 + timedelta(days=2))
+    assert d.objects["Account"].cursor is not None
+    assert d.objects["Account"].cursor.last == T0 - timedelta(minutes=1)
+    assert d.objects["Contact"].cursor is not None
+    assert d.objects["Contact"].cursor.last == T0 + timedelta(days=1) - timedelta(minutes=1)
+
+
+def test_a_cycle_lasts_one_year() -> None:
+    full = manifest("j1", T0, "full", "j1", {"Account": "full"})
+    assert decide(BackupRequest("acme"), [full], SCOPE, now=T0 + timedelta(days=364)).kind == "incremental"
+    assert decide(BackupRequest("acme"), [full], SCOPE, now=T0 + timedelta(days=365)).kind == "full"
+
+
+def test_full_flag_and_object_scoped_full() -> None:
+    full = manifest("j1", T0, "full", "j1", {"Account": "full", "Contact": "full"})
+    assert decide(BackupRequest("acme", full=True), [full], SCOPE, now=T0).kind == "full"
+    d = decide(BackupRequest("acme", full=True, objects=("account",)), [full], SCOPE, now=T0)
+    assert d.kind == "incremental" and list(d.objects) == ["Account"] and d.objects["Account"].mode == "full"
+
+
+def test_id_sweep_every_n_jobs_of_the_cycle() -> None:
+    full = manifest("j1", T0, "full", "j1", {"Account": "full"})
+    opts = JobOptions(id_sweep_every=2)
+    assert not decide(BackupRequest("acme"), [full], SCOPE, now=T0, options=opts).objects["Account"].sweep
+    inc = manifest("j2", T0 + timedelta(hours=1), "incremental", "j1", {"Account": "incremental"})
+    assert decide(BackupRequest("acme"), [full, inc], SCOPE, now=T0, options=opts).objects["Account"].sweep
+
+
+def test_merge_cursor_keeps_exactly_the_boundary_pairs() -> None:
+    lag = timedelta(minutes=5)
+    a = T0
+    b = T0 + timedelta(minutes=10)
+    merged = merge_cursor(
+        "SystemModstamp",
+        [
+            (a, [("1", a), ("2", a - timedelta(minutes=1))], False),
+            (b, [("3", b), ("4", b - timedelta(minutes=6))], False),
+        ],
+        lag,
+        None,
+    )
+    assert merged.last == b
+    assert merged.seen == frozenset({("3", b)})
+    prev = ExtractCursor(
+        "SystemModstamp", b + timedelta(minutes=1), frozenset({("9", b + timedelta(minutes=1))})
+    )
+    kept = merge_cursor("SystemModstamp", [(None, [], False)], lag, prev)
+    assert kept.last == prev.last and ("9", prev.last) in kept.seen
