@@ -3,12 +3,13 @@ SHELL := /bin/bash
 VENV ?= .venv
 PY := $(VENV)/bin/python
 PYTHON ?= python3
+DEMO_SCALE ?= 200000
 export PYTHONDONTWRITEBYTECODE := 1
 
 .PHONY: help deps venv system-deps lint test test-fast demo bench clean
 
 help:
-	@echo "make demo   - emulated org -> backup demo with a summary"
+	@echo "make demo   - emulated org -> full + incremental encrypted backup, verify, summary"
 	@echo "make test   - install everything the tests need, lint, run the whole suite"
 	@echo "make lint   - ruff, mypy (engine, emulator), import-linter contracts"
 	@echo "make bench  - the benchmark scenarios at full scale"
@@ -38,8 +39,9 @@ test: deps lint
 test-fast: venv
 	$(PY) -m pytest tests/unit
 
+# emulated org -> full backup on a LocalCluster -> churn -> incremental -> verify -> summary
 demo: deps
-	$(PY) scripts/demo.py
+	$(PY) scripts/backup_demo.py --scale $(DEMO_SCALE)
 
 bench: deps
 	$(PY) -m benchmarks all
