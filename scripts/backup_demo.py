@@ -27,7 +27,7 @@ from rich.table import Table  # noqa: E402
 
 from cluster import dask_client  # noqa: E402
 from engine.config import Settings  # noqa: E402
-from engine.jobs.planning import BackupRequest  # noqa: E402
+from engine.jobs.planning import BackupRequest, JobOptions  # noqa: E402
 from engine.jobs.runner import BackupResult, run_backup  # noqa: E402
 from tests.helpers.emulator_proc import start_emulator  # noqa: E402
 
@@ -63,6 +63,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--churn", type=float, default=1.0, help="percent of each object changed")
     parser.add_argument("--workers", type=int, default=None, help="LocalCluster workers (default: cores)")
     parser.add_argument("--keep", type=Path, default=None, help="keep repository + catalog in DIR")
+    parser.add_argument("--no-file-bodies", action="store_true", help="records only, no file bodies")
     args = parser.parse_args(argv)
     console = Console()
     t_start = time.perf_counter()
@@ -90,6 +91,7 @@ def main(argv: list[str] | None = None) -> int:
 
         settings: Settings = load_settings(config)
         results: list[tuple[str, BackupResult]] = []
+        options = JobOptions(file_bodies=not args.no_file_bodies)
         with dask_client(settings, n_workers=args.workers) as client:
             console.print(f"Dask LocalCluster: {len(client.scheduler_info()['workers'])} worker processes")
             for label in ("full", "incremental"):
@@ -100,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
                         f"churn {args.churn}%: {changes:,} inserts/updates/deletes/undeletes/purges"
                     )
                 with console.status(f"{label} backup ..."):
-                    res = run_backup(settings, client, "demo", BackupRequest(org="demo"))
+                    res = run_backup(settings, client, "demo", BackupRequest(org="demo"), options=options)
                 console.print(
                     f"{label} backup {res.job_id}: [bold]{res.state}[/], {res.records:,} records in "
                     f"{res.duration_s:.1f}s"

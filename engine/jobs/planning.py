@@ -54,6 +54,8 @@ class JobOptions:
     target_rows: int = 250_000
     max_bisect_depth: int = 8
     blob_threads: int = 8
+    file_bodies: bool = True
+    """Download Attachment/Document/ContentVersion/... bodies (off: records only)."""
     poll_first: float = 0.2
     poll_max: float = 5.0
 

@@ -318,7 +318,7 @@ def _execute(
             path=plan.path, partition=part, mode=work.mode, cursor_field=plan.spec.cursor_field,
             cursor=work.cursor if work.mode == "incremental" else None, lag=o.cursor_lag,
             deletes=plan.spec.has_is_deleted and plan.spec.cursor_field is not None,
-            sweep=work.sweep, blob_fields=plan.blob_fields, page_rows=o.page_rows,
+            sweep=work.sweep, blob_fields=plan.blob_fields if o.file_bodies else (), page_rows=o.page_rows,
             chunk_target_bytes=o.chunk_target_bytes, semaphore=sem_name,
             max_concurrent=o.max_concurrent_bulk_jobs, cancel_event=cancel_name,
             poll_first=o.poll_first, poll_max=o.poll_max, blob_threads=o.blob_threads,
@@ -331,6 +331,13 @@ def _execute(
         run.submitted.append(fut)
         pending[fut] = task
 
+    def record(name: str) -> None:
+        """Show the object's outcome in the catalog while the job runs (PRODUCT: in-progress jobs
+        show which objects succeeded and which hit exceptions so far)."""
+        rep = run.reports[name]
+        with transaction(sessions) as s:
+            cjobs.record_object_result(s, cjobs.get_job(s, job_id), _object_result(rep, chunks=0))
+
     def fail_object(name: str, code: str, msg: str) -> None:
         rep = run.reports[name]
         if rep.state == "failed":
@@ -342,6 +349,7 @@ def _execute(
             if t.sobject == name:
                 fut.cancel()
                 pending.pop(fut, None)
+        record(name)
         run.emit("object", name)
 
     def finish_object(name: str) -> None:
@@ -349,6 +357,7 @@ def _execute(
         rep.state = "succeeded"
         rep.finished = time.monotonic()
         rep.duration_s = rep.finished - (rep.started or rep.finished)
+        record(name)
         run.emit("object", name)
 
     try:
@@ -458,10 +467,29 @@ def _execute(
         add_calls(total.calls, rep.calls.items())
     for results in run.results.values():
         for r in results:
+            total.bytes_received += int(r.usage.get("bytes_received", 0))
             if r.usage.get("org_used") is not None:
                 total.org_used, total.org_max = r.usage["org_used"], r.usage["org_max"]
     run.usage = total
     return _commit(run, repo, lock, decision, cycle_id, plans, sessions, org_id, failed)
+
+
+def _object_result(rep: ObjectReport, *, chunks: int) -> Any:
+    from engine.catalog.jobs import ObjectResult
+
+    return ObjectResult(
+        object_name=rep.name,
+        state="succeeded" if rep.state == "succeeded" else "failed",
+        records=rep.records,
+        bytes=rep.bytes,
+        chunks=chunks,
+        duration_s=rep.duration_s,
+        rest_calls=rep.calls.get("rest", 0),
+        bulk2_jobs=rep.bulk_jobs,
+        bulk2_pages=rep.calls.get("bulk2_results_page", 0),
+        error_code=rep.error_code,
+        error_message=rep.error_message,
+    )
 
 
 def _replace_partition(task: PartitionTask, part: Partition) -> PartitionTask:
@@ -588,23 +616,7 @@ def _commit(
     with transaction(sessions) as s:
         job = cjobs.get_job(s, run.job_id)
         for name, rep in run.reports.items():
-            cjobs.record_object_result(
-                s,
-                job,
-                cjobs.ObjectResult(
-                    object_name=name,
-                    state="succeeded" if rep.state == "succeeded" else "failed",
-                    records=rep.records,
-                    bytes=rep.bytes,
-                    chunks=len(objects[name].chunks),
-                    duration_s=rep.duration_s,
-                    rest_calls=rep.calls.get("rest", 0),
-                    bulk2_jobs=rep.bulk_jobs,
-                    bulk2_pages=rep.calls.get("bulk2_results_page", 0),
-                    error_code=rep.error_code,
-                    error_message=rep.error_message,
-                ),
-            )
+            cjobs.record_object_result(s, job, _object_result(rep, chunks=len(objects[name].chunks)))
             if rep.error_code:
                 cjobs.add_job_error(s, job, code=rep.error_code, message=rep.error_message or "",
                                     object_name=name, clock=clock)  # fmt: skip

@@ -1,0 +1,23 @@
+"""Smoke run of the backup benchmark at tiny scale (fast profile), so the harness never rots."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.emulator
+
+
+def test_backup_benchmark_tiny(tmp_path: Path) -> None:
+    from benchmarks.backup_bench import main
+
+    assert main(["--tiny", "--profiles", "fast", "--results-dir", str(tmp_path)]) == 0
+    [path] = list(tmp_path.glob("backup_bench-tiny-*.json"))
+    result = json.loads(path.read_text())
+    [run] = result["runs"]
+    assert run["sfvault_full"]["state"] == "succeeded"
+    assert run["sfvault_full"]["records"] >= run["baseline_simple_salesforce"]["records"] > 0
+    assert run["sfvault_incremental"]["state"] == "succeeded"
+    assert all(v < 1024**3 for v in run["peak_rss_per_worker"].values())
