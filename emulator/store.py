@@ -768,22 +768,7 @@ class OrgStore:
         if obj.field("SystemModstamp"):
             sets.append('"SystemModstamp" = ?')
             params.append(now)
-        with self._lock:
-            self._require_rows(obj, ids, live=True)
-            cur = self._con
-            cur.execute("BEGIN TRANSACTION")
-            try:
-                cur.execute(
-                    f"UPDATE {table_name_for(obj)} SET {', '.join(sets)} WHERE Id IN {IDS_PARAM}",
-                    [*params, ids],
-                )
-                self.log_changes(
-                    cur, obj, "SELECT unnest(?::VARCHAR[]) AS Id", [ids], "delete", True, False, now
-                )
-                cur.execute("COMMIT")
-            except BaseException:
-                cur.execute("ROLLBACK")
-                raise
+        self._move_to_or_from_recycle_bin(obj, ids, sets, params, "delete", now)
 
     def undelete(self, obj_name: str, record_id: str) -> None:
         """Restore a record from the recycle bin (bumps LastModifiedDate and SystemModstamp)."""
@@ -801,8 +786,15 @@ class OrgStore:
             if obj.field(name):
                 sets.append(f"{q(name)} = ?")
                 params.append(now)
+        self._move_to_or_from_recycle_bin(obj, ids, sets, params, "undelete", now)
+
+    def _move_to_or_from_recycle_bin(
+        self, obj: ObjectDef, ids: list[str], sets: list[str], params: list[Any], kind: str, now: Any
+    ) -> None:
+        """Apply ``sets`` to live rows (delete) or recycle-bin rows (undelete) and log it, atomically."""
+        deleting = kind == "delete"
         with self._lock:
-            self._require_rows(obj, ids, live=False)
+            self._require_rows(obj, ids, live=deleting)
             cur = self._con
             cur.execute("BEGIN TRANSACTION")
             try:
@@ -811,7 +803,7 @@ class OrgStore:
                     [*params, ids],
                 )
                 self.log_changes(
-                    cur, obj, "SELECT unnest(?::VARCHAR[]) AS Id", [ids], "undelete", False, True, now
+                    cur, obj, "SELECT unnest(?::VARCHAR[]) AS Id", [ids], kind, deleting, not deleting, now
                 )
                 cur.execute("COMMIT")
             except BaseException:
