@@ -23,7 +23,9 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="SFVAULT_", extra="ignore")
 
-    repository_url: str = Field(default=str(DEFAULT_DATA_DIR / "repo"), description="file path, file:// or az://")
+    repository_url: str = Field(
+        default=str(DEFAULT_DATA_DIR / "repo"), description="file path, file:// or az://"
+    )
     key_file: Path = Field(default=DEFAULT_DATA_DIR / "repo.key", description="key-encryption key (0600)")
     azure_connection_string: SecretStr | None = None
     azure_account_name: str | None = None
@@ -39,6 +41,23 @@ class Settings(BaseSettings):
     # a job stops starting new work when fewer API calls (or daily Bulk 2.0 query jobs) are left
     salesforce_api_reserve: int = Field(default=1000, ge=0)
     salesforce_bulk_jobs_reserve: int = Field(default=50, ge=0)
+    # exports (issue 6): the exported volume allowed per org and calendar month (UTC)
+    export_monthly_limit_bytes: int = Field(default=100 * 10**9, ge=0)
+    export_dir: Path = Field(default=DEFAULT_DATA_DIR / "exports", description="where queued exports write")
+    # control plane (issue 7): `sfvault serve`
+    api_host: str = "127.0.0.1"
+    api_port: int = Field(default=8400, ge=0, le=65535)
+    scheduler_enabled: bool = True
+    scheduler_tick_seconds: float = Field(default=30.0, gt=0)
+    max_concurrent_jobs: int = Field(default=4, ge=1, description="backup/compare/export jobs run at once")
+    # notifications: permission-check reports go to these admins (outbox; SMTP when smtp_host is set)
+    admin_emails: list[str] = Field(default_factory=list)
+    smtp_host: str | None = None
+    smtp_port: int = Field(default=25, ge=1, le=65535)
+    smtp_from: str = "sfvault@localhost"
+    smtp_username: str | None = None
+    smtp_password: SecretStr | None = None
+    smtp_starttls: bool = False
 
 
 def load_settings(path: Path | None = None, **overrides: Any) -> Settings:

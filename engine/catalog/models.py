@@ -274,6 +274,7 @@ class Job(Base):
         Index("ix_jobs_org_created", "org_id", "created_at"),
         Index("ix_jobs_org_state", "org_id", "state"),
         Index("ix_jobs_state", "state"),
+        Index("ix_jobs_org_scheduled_for", "org_id", "scheduled_for", unique=True),
     )
 
     id: Mapped[str] = mapped_column(String(128), primary_key=True)
@@ -293,6 +294,8 @@ class Job(Base):
     snapshot_ref: Mapped[str | None] = mapped_column(String(500))
     error_code: Mapped[str | None] = mapped_column(String(16))
     error_message: Mapped[str | None] = mapped_column(Text)
+    # the schedule slot of a scheduled job or recorded skip; unique per org (migration 0002)
+    scheduled_for: Mapped[datetime | None]
 
     objects: Mapped[list[JobObject]] = relationship(
         back_populates="job",
@@ -385,9 +388,44 @@ class Export(Base):
     finished_at: Mapped[datetime | None]
     error_code: Mapped[str | None] = mapped_column(String(16))
     error_message: Mapped[str | None] = mapped_column(Text)
+    progress: Mapped[float] = mapped_column(Float, default=0.0, server_default="0")
 
     def __repr__(self) -> str:
         return f"Export(id={self.id!r}, state={self.state!r})"
+
+
+class Compare(Base):
+    """A compare of two jobs, run as a job and followed in the job monitor (migration 0002).
+
+    ``summary`` holds per object the added / changed / removed counts once it has finished.
+    """
+
+    __tablename__ = "compares"
+    __table_args__ = (
+        enum_check("state", ExportState),
+        CheckConstraint("progress >= 0 AND progress <= 1", name="progress"),
+        Index("ix_compares_org_created", "org_id", "created_at"),
+    )
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    org_id: Mapped[int] = mapped_column(ForeignKey("orgs.id", ondelete="CASCADE"))
+    job_id: Mapped[str | None] = mapped_column(String(128), ForeignKey("jobs.id", ondelete="SET NULL"))
+    against_job_id: Mapped[str | None] = mapped_column(
+        String(128), ForeignKey("jobs.id", ondelete="SET NULL")
+    )
+    objects: Mapped[list[str] | None] = mapped_column(json_type())
+    state: Mapped[str] = mapped_column(String(16), default=ExportState.QUEUED.value)
+    progress: Mapped[float] = mapped_column(Float, default=0.0)
+    summary: Mapped[dict[str, Any] | None] = mapped_column(json_type())
+    created_by: Mapped[str | None] = mapped_column(String(200))
+    created_at: Mapped[datetime]
+    started_at: Mapped[datetime | None]
+    finished_at: Mapped[datetime | None]
+    error_code: Mapped[str | None] = mapped_column(String(16))
+    error_message: Mapped[str | None] = mapped_column(Text)
+
+    def __repr__(self) -> str:
+        return f"Compare(id={self.id!r}, state={self.state!r})"
 
 
 # --- API usage -----------------------------------------------------------------------------
