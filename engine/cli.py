@@ -7,31 +7,23 @@ This is the only engine module that knows about the terminal. Every command maps
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import typer
 from rich.console import Console
 
+from api.cli import serve, token_app
 from emulator.cli import app as emulator_app
 from engine.config import load_settings
-from engine.errors import SfvaultError
+from engine.console import err_console, run_cli
 
 app = typer.Typer(name="sfvault", help="Backup engine for Salesforce.", no_args_is_help=True)
 app.add_typer(emulator_app, name="emulator", help="Run and drive the Salesforce org emulator.")
+app.add_typer(token_app, name="token")
+app.command("serve")(serve)
 
-err_console = Console(stderr=True)
 T = TypeVar("T")
-
-
-def run_cli(fn: Callable[[], T]) -> T:
-    """Run a command body; print an ``SfvaultError`` as one line and exit with its code."""
-    try:
-        return fn()
-    except SfvaultError as err:
-        err_console.print(f"[bold red]error[/] {err}")
-        sys.exit(err.exit_code)
 
 
 @app.command()

@@ -563,6 +563,53 @@ class NoPreviousJob(DiffError):
     template = "job {job} is the first job of its cycle; there is no previous job to compare with"
 
 
+# --- the REST API (api/, issue 7) ------------------------------------------------------------
+
+
+class ApiError(PermanentError):
+    """A request the API refuses before it reaches the engine."""
+
+    code = "SFV-900"
+    exit_code = 2
+    http_status = 400
+    template = "API request refused: {what}"
+
+
+class Unauthenticated(ApiError):
+    code = "SFV-901"
+    exit_code = 77
+    http_status = 401
+    template = "a valid API token is required (header `Authorization: Bearer <token>`)"
+
+
+class Forbidden(ApiError):
+    code = "SFV-902"
+    exit_code = 77
+    http_status = 403
+    template = "the {role} role may not {action}; it needs the {needed} role"
+
+
+class InvalidRequest(ApiError):
+    code = "SFV-903"
+    exit_code = 2
+    http_status = 422
+    template = "invalid request: {what}"
+
+
+class RouteNotFound(ApiError):
+    code = "SFV-904"
+    exit_code = 4
+    http_status = 404
+    template = "no such endpoint: {method} {path}"
+
+
+class ServiceShuttingDown(ApiError):
+    code = "SFV-905"
+    exit_code = 75
+    http_status = 503
+    template = "the service is shutting down and accepts no new jobs"
+
+
 def all_error_classes() -> list[type[SfvaultError]]:
     """Every class of the tree, for documentation and the pickling test."""
     seen: list[type[SfvaultError]] = []

@@ -1,0 +1,100 @@
+"""The FastAPI application of ``sfvault serve``: routers per resource, the job runner, the scheduler.
+
+``create_app`` builds everything from :class:`~engine.config.Settings`; the lifespan opens the
+catalog (migrating it to the newest schema), the sealer of org credentials, the background job
+runner and, unless disabled, the scheduler loop, and closes them in reverse order.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI
+
+from api.background import DaskFactory, JobRunner
+from api.context import AppContext
+from api.errors import install_error_handlers
+from api.routes import ROUTERS, TAGS
+from engine.catalog.db import make_engine, migrate, session_factory
+from engine.clock import Clock, SystemClock
+from engine.config import Settings, load_settings
+from engine.jobs.credentials import catalog_sealer
+from engine.jobs.planning import JobOptions
+
+log = logging.getLogger("sfvault.api")
+
+DESCRIPTION = """\
+The control plane of sfvault: connect Salesforce orgs, set their backup schedule and scope,
+run and follow backup jobs, download job reports, compare jobs, export data and read API usage.
+
+**Authentication.** Every endpoint under `/v1` needs `Authorization: Bearer <token>`; tokens are
+made with `sfvault token create --name NAME --role admin|operator|viewer`. Roles: *viewer* reads;
+*operator* also backs up now, compares and exports; *admin* may do everything.
+
+**Errors.** Every error is `{"code": "SFV-xxx", "message": "...", "details": {...}}`; each code
+has a section with cause and fix in `docs/TROUBLESHOOTING.md`. Invalid input answers 422 with
+code SFV-903 and `details.errors` naming every field.
+"""
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    clock: Clock | None = None,
+    dask_factory: DaskFactory | None = None,
+    client_overrides: dict[str, Any] | None = None,
+    job_options: JobOptions | None = None,
+    scheduler: bool | None = None,
+) -> FastAPI:
+    """The application. ``scheduler=None`` follows ``settings.scheduler_enabled``; ``dask_factory``,
+    ``client_overrides`` and ``job_options`` let tests bring their own cluster and tuning."""
+    settings = settings or load_settings()
+    clock = clock or SystemClock()
+    run_scheduler = settings.scheduler_enabled if scheduler is None else scheduler
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        from api.scheduler import Scheduler
+
+        engine = make_engine(settings.catalog_url)
+        migrate(engine)
+        runner = JobRunner(
+            settings, clock=clock, dask_factory=dask_factory, client_overrides=client_overrides,
+            job_options=job_options,
+        )  # fmt: skip
+        ctx = AppContext(
+            settings=settings,
+            engine=engine,
+            sessions=session_factory(engine),
+            sealer=catalog_sealer(settings, create=True),
+            clock=clock,
+            runner=runner,
+        )
+        app.state.ctx = ctx
+        loop = Scheduler(ctx) if run_scheduler else None
+        if loop is not None:
+            loop.start()
+        log.info("sfvault API ready (scheduler %s)", "on" if loop is not None else "off")
+        try:
+            yield
+        finally:
+            if loop is not None:
+                loop.stop()
+            runner.shutdown()
+            engine.dispose()
+
+    app = FastAPI(
+        title="sfvault",
+        version="1",
+        summary="Backups of Salesforce orgs: schedule, run, report, compare, export.",
+        description=DESCRIPTION,
+        openapi_tags=TAGS,
+        lifespan=lifespan,
+    )
+    install_error_handlers(app)
+    for router in ROUTERS:
+        app.include_router(router)
+    return app

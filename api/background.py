@@ -1,0 +1,185 @@
+"""Runs jobs in the background of the API process: backups on the Dask cluster, compares and exports.
+
+A bounded thread pool (``settings.max_concurrent_jobs``) runs the blocking engine calls, so a
+request handler only submits work and answers. Backups share one Dask client, made on first use
+(``settings.scheduler_address``, or an embedded LocalCluster) and closed at shutdown.
+
+``start_backup`` answers once the catalog has the job row (run_backup creates it after discovery),
+so "back up now" can return the job id; a refusal before that (a job already running, no full
+backup yet, missing credentials) is raised to the caller unchanged. Live per-object progress of
+running backups is kept in memory (:meth:`JobRunner.progress`); the catalog has the final rows.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import asdict
+from typing import Any, TypeVar
+
+from engine.clock import Clock
+from engine.config import Settings
+from engine.errors import ServiceShuttingDown
+from engine.jobs.planning import BackupRequest, JobOptions
+from engine.jobs.runner import BackupResult, Progress, run_backup
+
+log = logging.getLogger("sfvault.api.jobs")
+T = TypeVar("T")
+DaskFactory = Callable[[], Any]
+OnStarted = Callable[[str], None]
+
+
+class JobRunner:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        clock: Clock,
+        dask_factory: DaskFactory | None = None,
+        client_overrides: dict[str, Any] | None = None,
+        job_options: JobOptions | None = None,
+    ) -> None:
+        self.settings = settings
+        self._job_options = job_options
+        self.clock = clock
+        self._dask_factory = dask_factory
+        self._client_overrides = client_overrides
+        self._pool = ThreadPoolExecutor(
+            max_workers=settings.max_concurrent_jobs, thread_name_prefix="sfvault-job"
+        )
+        self._lock = threading.Lock()
+        self._dask: Any = None
+        self._owns_dask = False
+        self._progress: dict[str, dict[str, dict[str, Any]]] = {}
+        self._cancels: dict[str, threading.Event] = {}
+        self._closing = False
+
+    # --- generic work ---------------------------------------------------------------------
+
+    def submit(self, name: str, fn: Callable[[], T]) -> Future[T]:
+        """Run ``fn`` in the pool; its exception is logged (the job's own code records it)."""
+        if self._closing:
+            raise ServiceShuttingDown()
+
+        def logged() -> T:
+            try:
+                return fn()
+            except BaseException:
+                log.exception("background job %s failed", name)
+                raise
+
+        return self._pool.submit(logged)
+
+    # --- backups --------------------------------------------------------------------------
+
+    def dask(self) -> Any:
+        with self._lock:
+            if self._dask is None:
+                if self._dask_factory is not None:
+                    self._dask = self._dask_factory()
+                else:
+                    from cluster import get_client
+
+                    self._dask = get_client(self.settings)
+                    self._owns_dask = True
+            return self._dask
+
+    def start_backup(
+        self,
+        org: str,
+        request: BackupRequest | None = None,
+        *,
+        settings: Settings | None = None,
+        trigger: str = "manual",
+        on_started: OnStarted | None = None,
+        wait_s: float = 120.0,
+    ) -> str:
+        """Start a backup of ``org``; return its job id once the catalog has the job.
+
+        ``settings`` replaces the runner's for this job (the org's own storage location).
+        ``on_started(job_id)`` runs in the job's thread as soon as the job row exists (the
+        scheduler uses it to stamp the slot). Raises what run_backup raises before it records a
+        job, and :class:`TimeoutError` if the job is not recorded within ``wait_s``.
+        """
+        started = threading.Event()
+        holder: dict[str, str] = {}
+        cancel = threading.Event()
+
+        def on_progress(p: Progress) -> None:
+            if p.job_id and "job" not in holder:
+                holder["job"] = p.job_id
+                with self._lock:
+                    self._cancels[p.job_id] = cancel
+                if on_started is not None:
+                    on_started(p.job_id)
+                started.set()
+            if p.job_id:
+                snapshot = {name: _report(rep) for name, rep in p.objects.items()}
+                with self._lock:
+                    self._progress[p.job_id] = snapshot
+
+        def job() -> BackupResult:
+            try:
+                return run_backup(
+                    settings or self.settings, self.dask(), org, request or BackupRequest(org=org),
+                    options=self._job_options, clock=self.clock, on_progress=on_progress, cancel=cancel,
+                    trigger=trigger, client_overrides=self._client_overrides,
+                )  # fmt: skip
+            finally:
+                started.set()
+                job_id = holder.get("job")
+                if job_id:
+                    with self._lock:
+                        self._progress.pop(job_id, None)
+                        self._cancels.pop(job_id, None)
+
+        future = self.submit(f"backup of {org}", job)
+        if not started.wait(wait_s):
+            raise TimeoutError(f"the backup of {org} was not recorded within {wait_s:.0f} s")
+        if "job" in holder:
+            return holder["job"]
+        future.result()  # finished before recording a job: raise its refusal
+        raise RuntimeError(f"the backup of {org} ended without recording a job")  # pragma: no cover
+
+    def progress(self, job_id: str) -> dict[str, dict[str, Any]] | None:
+        """Per-object progress of a running backup of this process, or None."""
+        with self._lock:
+            snap = self._progress.get(job_id)
+            return {k: dict(v) for k, v in snap.items()} if snap is not None else None
+
+    def cancel_local(self, job_id: str) -> bool:
+        """Signal a backup running in this process to stop (the catalog flag reaches others)."""
+        with self._lock:
+            event = self._cancels.get(job_id)
+        if event is None:
+            return False
+        event.set()
+        return True
+
+    def running_jobs(self) -> list[str]:
+        with self._lock:
+            return sorted(self._cancels)
+
+    def shutdown(self, *, cancel_running: bool = True) -> None:
+        self._closing = True
+        if cancel_running:
+            with self._lock:
+                events = list(self._cancels.values())
+            for event in events:
+                event.set()
+        self._pool.shutdown(wait=True, cancel_futures=True)
+        with self._lock:
+            if self._dask is not None and self._owns_dask:
+                from cluster import close_client
+
+                close_client(self._dask)
+            self._dask = None
+
+
+def _report(rep: Any) -> dict[str, Any]:
+    data = asdict(rep)
+    keep = ("state", "mode", "partitions", "partitions_done", "records", "deleted", "bytes",
+            "error_code", "error_message")  # fmt: skip
+    return {k: data.get(k) for k in keep}

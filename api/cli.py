@@ -1,0 +1,114 @@
+"""``sfvault serve`` and ``sfvault token ...``, mounted by :mod:`engine.cli`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from engine.catalog.models import Role
+
+token_app = typer.Typer(help="API tokens (shown once, stored hashed).", no_args_is_help=True)
+_CONFIG_OPT = typer.Option(None, "--config", help="config file (default ./sfvault.toml or SFVAULT_CONFIG)")
+
+
+def serve(
+    host: str | None = typer.Option(None, "--host", help="listen address (default: settings.api_host)"),
+    port: int | None = typer.Option(None, "--port", help="listen port (default: settings.api_port; 0 = any)"),
+    no_scheduler: bool = typer.Option(False, "--no-scheduler", help="serve the API without the scheduler"),
+    config: Path | None = _CONFIG_OPT,
+) -> None:
+    """Run the REST API and the scheduler in one process (jobs run on the configured Dask cluster)."""
+    import uvicorn
+
+    from api.app import create_app
+    from engine.config import load_settings
+    from engine.console import run_cli
+
+    def body() -> None:
+        settings = load_settings(config)
+        app = create_app(settings, scheduler=False if no_scheduler else None)
+        uvicorn.run(
+            app,
+            host=host or settings.api_host,
+            port=settings.api_port if port is None else port,
+            log_level="info",
+            access_log=False,
+        )
+
+    run_cli(body)
+
+
+@token_app.command("create")
+def token_create(
+    name: str = typer.Option(..., "--name", help="who or what uses it (shown in logs, never the token)"),
+    role: Role = typer.Option(..., "--role", help="admin | operator | viewer"),
+    config: Path | None = _CONFIG_OPT,
+) -> None:
+    """Create a token; it is printed once and only its hash is kept."""
+    from engine.catalog.db import make_engine, migrate, session_factory, transaction
+    from engine.catalog.tokens import create_token
+    from engine.config import load_settings
+    from engine.console import run_cli
+
+    def body() -> None:
+        engine = make_engine(load_settings(config).catalog_url)
+        try:
+            migrate(engine)
+            with transaction(session_factory(engine)) as s:
+                row, clear = create_token(s, name=name, role=role)
+                token_id = row.id
+        finally:
+            engine.dispose()
+        typer.echo(clear)
+        typer.echo(f"token {token_id} ({name}, {role.value}) created; it is not shown again", err=True)
+
+    run_cli(body)
+
+
+@token_app.command("list")
+def token_list(config: Path | None = _CONFIG_OPT) -> None:
+    """List tokens (id, name, role, created, last used, revoked)."""
+    from sqlalchemy import select
+
+    from engine.catalog.db import make_engine, migrate, session_factory, transaction
+    from engine.catalog.models import ApiToken
+    from engine.config import load_settings
+    from engine.console import run_cli
+
+    def body() -> None:
+        engine = make_engine(load_settings(config).catalog_url)
+        try:
+            migrate(engine)
+            with transaction(session_factory(engine)) as s:
+                for t in s.scalars(select(ApiToken).order_by(ApiToken.id)):
+                    state = f"revoked {t.revoked_at:%Y-%m-%d}" if t.revoked_at else "live"
+                    used = f"{t.last_used_at:%Y-%m-%d %H:%M}" if t.last_used_at else "never"
+                    created = f"{t.created_at:%Y-%m-%d}"
+                    typer.echo(f"{t.id}\t{t.name}\t{t.role}\tcreated {created}\tlast used {used}\t{state}")
+        finally:
+            engine.dispose()
+
+    run_cli(body)
+
+
+@token_app.command("revoke")
+def token_revoke(token_id: int = typer.Argument(..., help="the id `token list` shows"),
+                 config: Path | None = _CONFIG_OPT) -> None:  # fmt: skip
+    """Revoke a token: it stops working at once."""
+    from engine.catalog.db import make_engine, migrate, session_factory, transaction
+    from engine.catalog.tokens import revoke_token
+    from engine.config import load_settings
+    from engine.console import run_cli
+
+    def body() -> None:
+        engine = make_engine(load_settings(config).catalog_url)
+        try:
+            migrate(engine)
+            with transaction(session_factory(engine)) as s:
+                revoke_token(s, token_id)
+        finally:
+            engine.dispose()
+        typer.echo(f"token {token_id} revoked")
+
+    run_cli(body)

@@ -1,0 +1,40 @@
+"""What every request handler needs: settings, the catalog, the sealer, the clock, the job runner.
+
+One :class:`AppContext` lives on ``app.state.ctx`` for the life of the process; handlers get it
+through :func:`api.deps.get_ctx`. Handlers open short transactions with :meth:`AppContext.tx`
+and never hold a session across a call to Salesforce or the repository.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from engine.catalog.db import transaction
+from engine.catalog.secrets import Sealer
+from engine.clock import Clock
+from engine.config import Settings
+
+if TYPE_CHECKING:
+    from api.background import JobRunner
+
+
+@dataclass
+class AppContext:
+    settings: Settings
+    engine: Engine
+    sessions: sessionmaker[Session]
+    sealer: Sealer
+    clock: Clock
+    runner: JobRunner
+
+    @contextmanager
+    def tx(self) -> Iterator[Session]:
+        """One catalog transaction: committed on success, rolled back on any exception."""
+        with transaction(self.sessions) as session:
+            yield session

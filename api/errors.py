@@ -1,0 +1,79 @@
+"""One JSON error shape for every failure: ``{"code": "SFV-xxx", "message": ..., "details": {...}}``.
+
+The code is the one documented in docs/TROUBLESHOOTING.md; the HTTP status comes from the
+error class (``http_status``). Validation errors answer 422 with code SFV-903 and name every
+offending field, so a client knows what to fix; an unexpected exception answers 500 SFV-000
+without its text (it may hold data we must not leak) and is logged with a traceback.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from engine.errors import InvalidRequest, RouteNotFound, SfvaultError
+
+log = logging.getLogger("sfvault.api")
+
+
+class ErrorBody(BaseModel):
+    """The body of every error response."""
+
+    code: str = Field(examples=["SFV-601"], description="see docs/TROUBLESHOOTING.md")
+    message: str = Field(examples=["a job of org acme is already running (job 20261125T000000Z-ab12)"])
+    details: dict[str, Any] = Field(default_factory=dict)
+
+
+def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI ``responses=`` entries for the listed statuses, all with :class:`ErrorBody`."""
+    return {status: {"model": ErrorBody} for status in statuses}
+
+
+def _json(status: int, code: str, message: str, details: dict[str, Any] | None = None) -> JSONResponse:
+    body = {"code": code, "message": message, "details": details or {}}
+    return JSONResponse(status_code=status, content=body)
+
+
+def _field(loc: tuple[Any, ...] | list[Any]) -> str:
+    return ".".join(str(p) for p in loc)
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, str | int | float | bool) or value is None:
+        return value
+    return repr(value)
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(SfvaultError)
+    async def sfvault_error(_request: Request, err: SfvaultError) -> JSONResponse:
+        details = {k: _jsonable(v) for k, v in err.details.items()}
+        return _json(err.http_status, err.code, err.message, details)
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(_request: Request, err: RequestValidationError) -> JSONResponse:
+        errors = [{"field": _field(e.get("loc", ())), "message": str(e.get("msg", ""))} for e in err.errors()]
+        what = "; ".join(f"{e['field']}: {e['message']}" for e in errors) or "malformed request"
+        refused = InvalidRequest(what=what)
+        return _json(refused.http_status, refused.code, refused.message, {"errors": errors})
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, err: StarletteHTTPException) -> JSONResponse:
+        if err.status_code == 404 and err.detail == "Not Found":
+            missing = RouteNotFound(method=request.method, path=request.url.path)
+            return _json(404, missing.code, missing.message)
+        code = "SFV-904" if err.status_code == 404 else "SFV-900"
+        if err.status_code == 405:
+            return _json(405, "SFV-900", f"method {request.method} is not allowed on {request.url.path}")
+        return _json(err.status_code, code, str(err.detail))
+
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, err: Exception) -> JSONResponse:
+        log.exception("unexpected error on %s %s", request.method, request.url.path)
+        return _json(500, "SFV-000", "internal error; the service log has the details")

@@ -1,0 +1,7 @@
+"""(being written) data endpoints."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+router = APIRouter(tags=["data"])
