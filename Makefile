@@ -11,7 +11,7 @@ export PYTHONDONTWRITEBYTECODE := 1
 help:
 	@echo "make demo   - emulated org -> full + incremental encrypted backup, verify, summary"
 	@echo "make test   - install everything the tests need, lint, run the whole suite"
-	@echo "make lint   - ruff, mypy (engine, emulator), import-linter contracts"
+	@echo "make lint   - ruff, mypy (engine, emulator, api), import-linter contracts"
 	@echo "make bench  - the benchmark scenarios at full scale"
 
 $(VENV)/.installed: pyproject.toml

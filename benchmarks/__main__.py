@@ -15,6 +15,8 @@ SCENARIOS: dict[str, tuple[str, list[str], list[str]]] = {
     "emulator": ("benchmarks.emulator_bench", [], ["--tiny"]),
     "seal": ("benchmarks.seal_bench", ["--gib", "2"], ["--tiny"]),
     "backup": ("benchmarks.backup_bench", [], ["--tiny"]),
+    "api_load": ("benchmarks.api_load_bench", [], ["--tiny"]),
+    "compare": ("benchmarks.compare_bench", ["--records", "5000000"], ["--tiny"]),
 }
 
 

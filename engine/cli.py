@@ -283,43 +283,29 @@ def org_add(
     """Connect an org: the credentials are checked against it, then stored encrypted in the catalog."""
 
     def body() -> None:
-        from engine.catalog import orgs as corgs
-        from engine.catalog.db import make_engine, migrate, session_factory, transaction
-        from engine.extract.client import SalesforceClient
-        from engine.jobs.credentials import (
-            auth_kind,
-            catalog_sealer,
-            client_options,
-            credentials_record,
-            grant_from_record,
-        )
-        from engine.sink.manifest import check_segment
+        from engine.catalog.db import make_engine, migrate, session_factory
+        from engine.jobs.connect import connect_org
+        from engine.jobs.credentials import catalog_sealer, credentials_record
 
-        check_segment(name, "org name")
         settings = load_settings(config)
         record = credentials_record(
             instance_url=instance_url, username=username, password=password,
             security_token=security_token, client_id=client_id, client_secret=client_secret,
             login_url=login_url, ca_file=ca_file,
         )  # fmt: skip
-        grant = grant_from_record(record)
-        with SalesforceClient.connect(grant, client_options(record, settings)) as client:
-            sf_org_id = client.session.token.org_id
-            limits = client.limits().get("DailyApiRequests", {})
         engine = make_engine(settings.catalog_url)
         try:
             migrate(engine)
-            with transaction(session_factory(engine)) as s:
-                corgs.create_org(
-                    s, name=name, instance_url=instance_url.rstrip("/"), auth_kind=auth_kind(grant),
-                    credentials=record, sealer=catalog_sealer(settings, create=True),
-                    sf_org_id=sf_org_id, time_zone=time_zone,
-                )  # fmt: skip
+            org = connect_org(
+                settings, session_factory(engine), name=name, record=record, time_zone=time_zone,
+                sealer=catalog_sealer(settings, create=True),
+            )  # fmt: skip
         finally:
             engine.dispose()
         typer.echo(
-            f"connected org {name} ({sf_org_id or 'org id unknown'}); credentials checked and stored "
-            f"encrypted; API allowance {limits.get('Remaining', '?')}/{limits.get('Max', '?')} left today"
+            f"connected org {name} ({org.sf_org_id or 'org id unknown'}); credentials checked and stored "
+            f"encrypted; API allowance {org.api_remaining if org.api_remaining is not None else '?'}"
+            f"/{org.api_max if org.api_max is not None else '?'} left today"
         )
 
     run_cli(body)
@@ -642,19 +628,19 @@ export_app = typer.Typer(help="Export records or files into an AES-encrypted ZIP
 app.add_typer(export_app, name="export")
 
 
-def _run_export(config: Path | None, request: ExportRequest, monthly_limit_gb: float) -> None:
+def _run_export(config: Path | None, request: ExportRequest, monthly_limit_gb: float | None) -> None:
     from rich.progress import Progress
 
     from engine.jobs.exports import run_export
 
     settings = load_settings(config)
+    limit = settings.export_monthly_limit_bytes if monthly_limit_gb is None else int(monthly_limit_gb * 10**9)
     with Progress(console=err_console, transient=True) as bar:
         task = bar.add_task("exporting", total=None)
 
         def on_progress(p: ExportProgress) -> None:
             bar.update(task, total=p.total, completed=p.done, description=p.object)
 
-        limit = int(monthly_limit_gb * 10**9)
         out = run_export(settings, request, monthly_limit_bytes=limit, on_progress=on_progress)
     typer.echo(f"export {out.export_id}: {out.size_bytes} bytes, job {out.job}")
     for obj, n in sorted(out.rows.items()):
@@ -662,6 +648,27 @@ def _run_export(config: Path | None, request: ExportRequest, monthly_limit_gb: f
     if out.files:
         typer.echo(f"  {out.files} files")
     typer.echo(f"ZIP password (shown once; admins can show it again): {out.password}")
+
+
+def _export_cmd(name: str, *, kind: str, fmt: str, scope: str, objects: tuple[str, ...] | None, out: Path,
+                job: str | None, monthly_limit_gb: float | None, config: Path | None) -> None:  # fmt: skip
+    """What ``export records`` and ``export files`` do (inside ``run_cli``): check the options, export."""
+    from engine.errors import ConfigError
+    from engine.jobs.exports import ExportRequest
+
+    if scope not in ("changed", "cycle"):
+        raise ConfigError(what="--scope is changed or cycle")
+    if kind == "records" and fmt not in ("csv", "mysql"):
+        raise ConfigError(what="--format is csv or mysql")
+    req = ExportRequest(
+        name, out, kind=kind, format=fmt, scope=scope, objects=objects, job=job,  # type: ignore[arg-type]
+    )  # fmt: skip
+    _run_export(config, req, monthly_limit_gb)
+
+
+_MONTHLY_LIMIT_OPT = typer.Option(
+    None, "--monthly-limit-gb", help="monthly export volume limit (default: export_monthly_limit_bytes)"
+)
 
 
 def _objects_opt(objects: str | None, all_: bool) -> tuple[str, ...] | None:
@@ -681,23 +688,13 @@ def export_records_cmd(
     scope: str = typer.Option("cycle", "--scope", help="changed (since the previous job) or cycle"),
     out: Path = typer.Option(..., "--out", help="the ZIP file to write"),
     job: str | None = typer.Option(None, "--job", help="job id (default: the newest)"),
-    monthly_limit_gb: float = typer.Option(100.0, "--monthly-limit-gb", help="monthly export volume limit"),
+    monthly_limit_gb: float | None = _MONTHLY_LIMIT_OPT,
     config: Path | None = _DIFF_CONFIG_OPT,
 ) -> None:
     """Export records as CSV or MySQL dump files."""
-    from engine.errors import ConfigError
-    from engine.jobs.exports import ExportRequest
-
-    def body() -> None:
-        if fmt not in ("csv", "mysql") or scope not in ("changed", "cycle"):
-            raise ConfigError(what="--format is csv or mysql, --scope is changed or cycle")
-        req = ExportRequest(
-            name, out, kind="records", format=fmt, scope=scope,  # type: ignore[arg-type]
-            objects=_objects_opt(objects, all_), job=job,
-        )  # fmt: skip
-        _run_export(config, req, monthly_limit_gb)
-
-    run_cli(body)
+    run_cli(lambda: _export_cmd(name, kind="records", fmt=fmt, scope=scope,
+                                objects=_objects_opt(objects, all_), out=out, job=job,
+                                monthly_limit_gb=monthly_limit_gb, config=config))  # fmt: skip
 
 
 @export_app.command("files")
@@ -709,20 +706,10 @@ def export_files_cmd(
     scope: str = typer.Option("cycle", "--scope", help="changed (since the previous job) or cycle"),
     out: Path = typer.Option(..., "--out", help="the ZIP file to write"),
     job: str | None = typer.Option(None, "--job", help="job id (default: the newest)"),
-    monthly_limit_gb: float = typer.Option(100.0, "--monthly-limit-gb", help="monthly export volume limit"),
+    monthly_limit_gb: float | None = _MONTHLY_LIMIT_OPT,
     config: Path | None = _DIFF_CONFIG_OPT,
 ) -> None:
     """Export file bodies with their original names, plus index.csv."""
-    from engine.errors import ConfigError
-    from engine.jobs.exports import ExportRequest
-
-    def body() -> None:
-        if scope not in ("changed", "cycle"):
-            raise ConfigError(what="--scope is changed or cycle")
-        names = tuple(o.strip() for o in objects.split(",") if o.strip()) if objects else None
-        req = ExportRequest(
-            name, out, kind="files", format="files", scope=scope, objects=names, job=job  # type: ignore[arg-type]
-        )
-        _run_export(config, req, monthly_limit_gb)
-
-    run_cli(body)
+    names = tuple(o.strip() for o in objects.split(",") if o.strip()) if objects else None
+    run_cli(lambda: _export_cmd(name, kind="files", fmt="files", scope=scope, objects=names, out=out, job=job,
+                                monthly_limit_gb=monthly_limit_gb, config=config))  # fmt: skip

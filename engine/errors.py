@@ -265,6 +265,7 @@ class SalesforceTransient(TransientError, SalesforceError):
 class SalesforceAuthError(PermanentError, SalesforceError):
     code = "SFV-402"
     exit_code = 77
+    http_status = 502  # Salesforce's refusal, not ours (PermanentError's 500 would win by MRO)
     template = "Salesforce refused the credentials: {what}"
 
 
@@ -563,6 +564,33 @@ class NoPreviousJob(DiffError):
     template = "job {job} is the first job of its cycle; there is no previous job to compare with"
 
 
+class ExportNotReady(DiffError):
+    """The export has not succeeded (yet), so it has no archive to download."""
+
+    code = "SFV-710"
+    exit_code = 75
+    http_status = 409
+    template = "export {export} is {state}; its archive is available once it has succeeded"
+
+
+class CompareNotReady(DiffError):
+    """The compare has not succeeded (yet), so it has no details to show."""
+
+    code = "SFV-711"
+    exit_code = 75
+    http_status = 409
+    template = "compare {compare} is {state}; its details are available once it has succeeded"
+
+
+class NotQueued(DiffError):
+    """A queued export or compare runs once; this one has already started or finished."""
+
+    code = "SFV-712"
+    exit_code = 73
+    http_status = 409
+    template = "{kind} {id} is {state}, not queued; it runs only once"
+
+
 # --- the REST API (api/, issue 7) ------------------------------------------------------------
 
 
@@ -608,6 +636,33 @@ class ServiceShuttingDown(ApiError):
     exit_code = 75
     http_status = 503
     template = "the service is shutting down and accepts no new jobs"
+
+
+class JobNotCancellable(ApiError):
+    """Only a queued or running backup job can be cancelled; this one has already finished."""
+
+    code = "SFV-910"
+    exit_code = 1
+    http_status = 409
+    template = "job {job} is {state}; only a queued or running job can be cancelled"
+
+
+class PermissionReportMissing(ApiError):
+    """The org exists but no permission check has run for it yet."""
+
+    code = "SFV-915"
+    exit_code = 4
+    http_status = 404
+    template = "org {org} has no permission report yet; run one with POST /v1/orgs/{org}/permission-checks"
+
+
+class NotificationFailed(TransientError):
+    """An outbox message could not be handed to the SMTP server (it is tried again)."""
+
+    code = "SFV-916"
+    exit_code = 75
+    http_status = 503
+    template = "sending message {id} to {recipient} failed: {what}"
 
 
 def all_error_classes() -> list[type[SfvaultError]]:

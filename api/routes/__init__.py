@@ -6,7 +6,7 @@ from typing import Any
 
 from fastapi import APIRouter
 
-from api.routes import data, jobs, orgs, permissions, system, usage
+from api.routes import compares, data, exports, jobs, orgs, permissions, system, usage
 
 ROUTERS: list[APIRouter] = [
     system.router,
@@ -14,6 +14,8 @@ ROUTERS: list[APIRouter] = [
     jobs.router,
     usage.router,
     data.router,
+    compares.router,
+    exports.router,
     permissions.router,
 ]
 

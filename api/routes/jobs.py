@@ -1,7 +1,453 @@
-"""(being written) jobs endpoints."""
+"""Jobs: back up now, the org's job list, job details with live progress, cancel, the XLSX report.
+
+"Back up now" checks the policy first (:func:`engine.policy.manual.decide_manual_run`: storage
+location, subscription, seats, objects before the first full, a job already queued or running,
+the plan's quota), each refusal a typed error with its code; then it opens (or, on first use,
+initialises) the repository at the org's ``storage_location`` and hands the job to the
+:class:`~api.background.JobRunner`, which answers once the catalog has the job row. The answer
+is 202 with that job. The endpoints are plain ``def``: FastAPI runs them in its worker threads,
+so waiting for the job to be recorded never blocks the event loop.
+
+Job details merge the runner's live per-object progress into the catalog rows while the job
+runs in this process, so a caller sees which objects succeeded and which hit exceptions so far.
+"""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from dataclasses import replace
+from datetime import datetime, timedelta
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Response
+from fastapi import Path as PathParam
+from pydantic import BaseModel, Field, StringConstraints
+from sqlalchemy import or_, select
+from sqlalchemy.orm import Session
+
+from api.context import AppContext
+from api.deps import Ctx, Operator, Viewer
+from api.errors import error_responses
+from api.reports import XLSX_MEDIA_TYPE, ReportJob, ReportObject, build_report, report_filename
+from engine.catalog import jobs as cjobs
+from engine.catalog import orgs as corgs
+from engine.catalog.models import ACTIVE_JOB_STATES, Job, JobObject, JobState, Org
+from engine.catalog.usage import usage_of_job
+from engine.config import Settings
+from engine.errors import (
+    InvalidJobTransition,
+    JobNotCancellable,
+    NoStorageLocation,
+    RepositoryExists,
+    RepositoryNotInitialized,
+)
+from engine.jobs.connect import backup_settings_of, job_fact, org_facts_of
+from engine.jobs.permission_check import count_org_billable_users
+from engine.jobs.planning import BackupRequest
+from engine.policy.facts import JobFact
+from engine.policy.manual import ManualRequest, decide_manual_run
 
 router = APIRouter(tags=["jobs"])
+
+ORG_NAME = r"^[A-Za-z0-9._-]{1,128}$"
+JOB_ID = r"^[A-Za-z0-9._:-]{1,128}$"
+JOB_ID_EXAMPLE = "20261125T000000Z-ab12cd34ef56"
+OrgName = Annotated[str, PathParam(pattern=ORG_NAME, description="the org's name", examples=["acme-prod"])]
+JobId = Annotated[str, PathParam(pattern=JOB_ID, description="the job's id", examples=[JOB_ID_EXAMPLE])]
+ObjectName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_]{1,120}$")]
+"""A Salesforce object's API name (``Account``, ``Invoice__c``)."""
+
+FACTS_WINDOW = timedelta(hours=25)
+"""The policy needs the jobs of the last 25 hours (quota) besides the cycle's jobs."""
+
+
+# --- models ----------------------------------------------------------------------------------
+
+
+class BackupNow(BaseModel):
+    """A "back up now" request: every object in scope, or a chosen set (after the first full)."""
+
+    objects: list[ObjectName] | None = Field(
+        None,
+        min_length=1,
+        max_length=5000,
+        description="API names of the objects to back up; null = every object in scope. Choosing "
+        "objects needs a completed full backup of the org (else 409 SFV-606).",
+        examples=[None, ["Account", "Contact"]],
+    )
+    full: bool = Field(
+        False,
+        description="extract the objects in full instead of the changes since the previous job",
+        examples=[False],
+    )
+
+
+class JobOut(BaseModel):
+    """One backup job, as the job list shows it."""
+
+    id: str = Field(description="the job id (sorts by creation time)", examples=[JOB_ID_EXAMPLE])
+    org: str = Field(description="the org's name", examples=["acme-prod"])
+    kind: str = Field(description="full or incremental", examples=["incremental"])
+    trigger: str = Field(description="scheduled or manual", examples=["manual"])
+    state: str = Field(
+        description="queued, running, succeeded, partial, failed, cancelled or skipped", examples=["running"]
+    )
+    cycle_id: str | None = Field(description="the backup cycle of the job", examples=[JOB_ID_EXAMPLE])
+    requested_objects: list[str] | None = Field(
+        description="the chosen objects of an object-scoped job; null = every object", examples=[None]
+    )
+    cancel_requested: bool = Field(description="a cancel was asked for and the job has not stopped yet")
+    created_at: datetime = Field(examples=["2026-11-25T00:00:00Z"])
+    started_at: datetime | None = Field(description="start of the job", examples=["2026-11-25T00:00:03Z"])
+    finished_at: datetime | None = Field(description="end of the job", examples=["2026-11-25T00:04:41Z"])
+    records: int = Field(description="records backed up (final once the job finished)", examples=[15400])
+    bytes: int = Field(description="backup size in sealed bytes", examples=[8812331])
+    metadata_items: int = Field(description="metadata items backed up", examples=[0])
+    error_code: str | None = Field(
+        description="why the job failed, was partial or skipped (docs/TROUBLESHOOTING.md)", examples=[None]
+    )
+    error_message: str | None = Field(examples=[None])
+
+
+class JobList(BaseModel):
+    """A page of an org's jobs, newest first."""
+
+    org: str = Field(examples=["acme-prod"])
+    items: list[JobOut]
+    limit: int = Field(examples=[50])
+    offset: int = Field(examples=[0])
+    next_offset: int | None = Field(
+        description="the offset of the next page; null on the last page", examples=[50]
+    )
+
+
+class JobObjectOut(BaseModel):
+    """One object of a job: final figures, or the live progress while the job runs."""
+
+    name: str = Field(description="the Salesforce object", examples=["Account"])
+    state: str = Field(description="pending, running, succeeded, failed or skipped", examples=["succeeded"])
+    records: int = Field(description="records extracted", examples=[1200])
+    bytes: int = Field(description="sealed bytes written", examples=[482133])
+    duration_s: float = Field(description="extraction time in seconds", examples=[3.2])
+    rest_calls: int = Field(description="REST API calls made for the object", examples=[4])
+    bulk2_jobs: int = Field(description="Bulk API 2.0 query jobs (0 where Bulk was not used)", examples=[1])
+    bulk2_pages: int = Field(description="Bulk API 2.0 result pages read", examples=[1])
+    partitions: int | None = Field(default=None, description="Id-range partitions (live only)", examples=[4])
+    partitions_done: int | None = Field(
+        default=None, description="partitions finished (live only)", examples=[2]
+    )
+    error_code: str | None = Field(description="the exception the object hit", examples=[None])
+    error_message: str | None = Field(examples=[None])
+
+
+class JobErrorOut(BaseModel):
+    """An error recorded on the job (per object, or for the whole job)."""
+
+    object: str | None = Field(description="the object it concerns; null = the whole job", examples=["Case"])
+    code: str = Field(examples=["SFV-403"])
+    message: str = Field(examples=["the org's daily API allowance is used up"])
+    occurred_at: datetime = Field(examples=["2026-11-25T00:03:10Z"])
+
+
+class ObjectCounts(BaseModel):
+    """How many objects are in each state."""
+
+    total: int = Field(examples=[42])
+    succeeded: int = Field(examples=[30])
+    failed: int = Field(examples=[1])
+    running: int = Field(examples=[3])
+    pending: int = Field(examples=[8])
+
+
+class JobDetails(JobOut):
+    """A job with its per-object rows and errors (live progress merged while it runs)."""
+
+    live: bool = Field(description="the job runs in this service and `objects` includes its live progress")
+    object_counts: ObjectCounts
+    objects: list[JobObjectOut] = Field(description="one row per object, by name")
+    errors: list[JobErrorOut] = Field(description="errors recorded on the job, oldest first")
+
+
+# --- helpers ---------------------------------------------------------------------------------
+
+
+def _job_out(job: Job, org: str) -> JobOut:
+    return JobOut(
+        id=job.id, org=org, kind=job.kind, trigger=job.trigger, state=job.state, cycle_id=job.cycle_id,
+        requested_objects=job.requested_objects, cancel_requested=job.cancel_requested,
+        created_at=job.created_at, started_at=job.started_at, finished_at=job.finished_at,
+        records=job.records, bytes=job.bytes, metadata_items=job.metadata_items,
+        error_code=job.error_code, error_message=job.error_message,
+    )  # fmt: skip
+
+
+def _org_name(s: Session, org_id: int) -> str:
+    return corgs.get_org(s, org_id).name
+
+
+def _policy_jobs(s: Session, org: Org, now: datetime) -> tuple[JobFact, ...]:
+    """The jobs :class:`~engine.policy.facts.OrgFacts` needs: every active job, the last 25
+    hours, the newest committed full and every job after it (one query after finding the full)."""
+    since = now - FACTS_WINDOW
+    full = cjobs.last_full_job(s, org.id)
+    if full is not None and full.created_at < since:
+        since = full.created_at
+    rows = s.scalars(
+        select(Job).where(
+            Job.org_id == org.id,
+            or_(Job.created_at >= since, Job.state.in_([st.value for st in ACTIVE_JOB_STATES])),
+        )
+    )
+    return tuple(job_fact(j) for j in rows)
+
+
+def _refuse_without_storage(org: Org) -> str:
+    location = (org.storage_location or "").strip()
+    if not location:
+        raise NoStorageLocation(
+            f"org {org.name} has no storage location configured; set one with "
+            f'PATCH /v1/orgs/{org.name}/settings {{"storage_location": "azure://container/path"}} '
+            "(admin), then back up again",
+            org=org.name,
+            fix=f"PATCH /v1/orgs/{org.name}/settings",
+            field="storage_location",
+        )
+    return location
+
+
+def ensure_repository(settings: Settings) -> None:
+    """Initialise the repository ``settings.repository_url`` on first use (a no-op when one is
+    there): fresh data keys wrapped by the local key file ``settings.key_file``."""
+    from engine.sink.keys import LocalKeyFile
+    from engine.sink.repository import Repository, open_backend, read_config
+
+    backend = open_backend(settings.repository_url, settings)
+    try:
+        read_config(backend)
+        return
+    except RepositoryNotInitialized:
+        pass
+    try:
+        Repository.init(backend, LocalKeyFile.load_or_create(settings.key_file), settings=settings).close()
+    except RepositoryExists:
+        pass  # a concurrent first backup initialised it
+
+
+def _decide(ctx: AppContext, org_name: str, body: BackupNow, role: str) -> Settings:
+    """Check the policy for a manual backup of ``org_name``; answer the settings of its repository.
+
+    An org with purchased seats has its billable users counted in the org first (one login and
+    a ``COUNT()`` query, as the scheduler does), with no catalog session open meanwhile.
+    """
+    with ctx.tx() as s:
+        org = corgs.get_org_by_name(s, org_name)
+        _refuse_without_storage(org)
+        seats = org.purchased_seats
+    billable = 0
+    if seats is not None:
+        billable = count_org_billable_users(ctx.settings, ctx.sessions, org_name, sealer=ctx.sealer)
+    now = ctx.clock.now()
+    with ctx.tx() as s:
+        org = corgs.get_org_by_name(s, org_name)
+        location = _refuse_without_storage(org)
+        facts = replace(org_facts_of(org, _policy_jobs(s, org, now)), billable_users=billable)
+        chosen = frozenset(body.objects) if body.objects is not None else None
+        request = ManualRequest(role=role, objects=chosen)
+        decide_manual_run(backup_settings_of(org), facts, request, now)
+    return ctx.settings.model_copy(update={"repository_url": location})
+
+
+def _object_row(o: JobObject) -> JobObjectOut:
+    return JobObjectOut(
+        name=o.object_name, state=o.state, records=o.records, bytes=o.bytes, duration_s=o.duration_s,
+        rest_calls=o.rest_calls, bulk2_jobs=o.bulk2_jobs, bulk2_pages=o.bulk2_pages,
+        error_code=o.error_code, error_message=o.error_message,
+    )  # fmt: skip
+
+
+def _report_row(o: JobObject) -> ReportObject:
+    return ReportObject(
+        name=o.object_name, state=o.state, records=o.records, bytes=o.bytes, chunks=o.chunks,
+        duration_s=o.duration_s, rest_calls=o.rest_calls, bulk2_jobs=o.bulk2_jobs,
+        bulk2_pages=o.bulk2_pages, error_code=o.error_code, error_message=o.error_message,
+    )  # fmt: skip
+
+
+def _objects_of(job: Job, live: dict[str, dict[str, Any]] | None) -> list[JobObjectOut]:
+    rows = {o.object_name: _object_row(o) for o in job.objects}
+    for name, p in (live or {}).items():
+        row = rows.get(name)
+        state = str(p.get("state") or "pending")
+        if row is not None and row.state in ("succeeded", "failed", "skipped"):
+            rows[name] = row.model_copy(
+                update={"partitions": p.get("partitions"), "partitions_done": p.get("partitions_done")}
+            )
+            continue
+        rows[name] = JobObjectOut(
+            name=name, state=state, records=int(p.get("records") or 0), bytes=int(p.get("bytes") or 0),
+            duration_s=row.duration_s if row else 0.0, rest_calls=row.rest_calls if row else 0,
+            bulk2_jobs=row.bulk2_jobs if row else 0, bulk2_pages=row.bulk2_pages if row else 0,
+            partitions=p.get("partitions"), partitions_done=p.get("partitions_done"),
+            error_code=p.get("error_code"), error_message=p.get("error_message"),
+        )  # fmt: skip
+    return [rows[k] for k in sorted(rows)]
+
+
+def _counts(objects: list[JobObjectOut]) -> ObjectCounts:
+    def n(state: str) -> int:
+        return sum(1 for o in objects if o.state == state)
+
+    return ObjectCounts(
+        total=len(objects), succeeded=n("succeeded"), failed=n("failed"), running=n("running"),
+        pending=n("pending"),
+    )  # fmt: skip
+
+
+# --- endpoints -------------------------------------------------------------------------------
+
+
+@router.post(
+    "/v1/orgs/{org}/backups",
+    status_code=202,
+    response_model=JobOut,
+    summary="Back up now",
+    responses=error_responses(401, 403, 404, 409, 422, 429),
+)
+def back_up_now(org: OrgName, body: BackupNow, ctx: Ctx, who: Operator) -> JobOut:
+    """Start a backup of the org: every object in scope, or the chosen `objects` (only once the
+    org has a full backup). Answers 202 with the job once it is recorded; follow it with
+    `GET /v1/jobs/{job_id}`.
+
+    Refusals: 404 SFV-101 unknown org; 409 SFV-605 no storage location (set `storage_location`
+    with `PATCH /v1/orgs/{org}/settings`); 403 SFV-603 subscription expired; 403 SFV-604 seats
+    exceeded; 409 SFV-606 objects chosen before the first full; 409 SFV-601 a job of the org is
+    already queued or running; 429 SFV-602 the plan's jobs per 24 hours are used up. "Data
+    backup off" stops only the schedule: an explicit back up now still runs.
+    """
+    job_settings = _decide(ctx, org, body, who.role.value)
+    ensure_repository(job_settings)
+    request = BackupRequest(
+        org=org, full=body.full, objects=tuple(sorted(set(body.objects))) if body.objects else None
+    )
+    job_id = ctx.runner.start_backup(org, request, settings=job_settings, trigger="manual")
+    with ctx.tx() as s:
+        return _job_out(cjobs.get_job(s, job_id), org)
+
+
+@router.get(
+    "/v1/orgs/{org}/jobs",
+    response_model=JobList,
+    summary="The org's jobs, newest first",
+    responses=error_responses(401, 404, 422),
+)
+def list_jobs(
+    org: OrgName,
+    ctx: Ctx,
+    _who: Viewer,
+    state: Annotated[
+        list[JobState] | None,
+        Query(description="keep jobs in these states (repeatable); all when absent", examples=["running"]),
+    ] = None,
+    limit: Annotated[int, Query(ge=1, le=500, description="page size", examples=[50])] = 50,
+    offset: Annotated[int, Query(ge=0, le=10_000_000, description="jobs to skip", examples=[0])] = 0,
+) -> JobList:
+    """The org's backup jobs by creation time, newest first, one page at a time (one query on
+    the ``(org_id, created_at)`` index; the org is looked up separately only for an empty page)."""
+    with ctx.tx() as s:
+        stmt = select(Job).join(Org, Org.id == Job.org_id).where(Org.name == org)
+        if state:
+            stmt = stmt.where(Job.state.in_([st.value for st in state]))
+        stmt = stmt.order_by(Job.created_at.desc(), Job.id.desc()).limit(limit + 1).offset(offset)
+        rows = list(s.scalars(stmt))
+        if not rows:
+            corgs.get_org_by_name(s, org)  # 404 SFV-101 for an unknown org
+        items = [_job_out(j, org) for j in rows[:limit]]
+    return JobList(
+        org=org, items=items, limit=limit, offset=offset,
+        next_offset=offset + limit if len(rows) > limit else None,
+    )  # fmt: skip
+
+
+@router.get(
+    "/v1/jobs/{job_id}",
+    response_model=JobDetails,
+    summary="Job details with per-object progress",
+    responses=error_responses(401, 404, 422),
+)
+def job_details(job_id: JobId, ctx: Ctx, _who: Viewer) -> JobDetails:
+    """Start, end, records, metadata items, size, state and errors of the job, with one row per
+    object. While the job runs in this service, the rows include its live progress: which objects
+    succeeded, which hit exceptions, which are still running."""
+    live = ctx.runner.progress(job_id)
+    with ctx.tx() as s:
+        job = cjobs.get_job(s, job_id, with_objects=True)
+        running = not JobState(job.state).finished
+        objects = _objects_of(job, live if running else None)
+        errors = [
+            JobErrorOut(object=e.object_name, code=e.code, message=e.message, occurred_at=e.occurred_at)
+            for e in sorted(job.errors, key=lambda e: (e.occurred_at, e.id))
+        ]
+        base = _job_out(job, _org_name(s, job.org_id))
+    return JobDetails(
+        **base.model_dump(), live=running and live is not None, object_counts=_counts(objects),
+        objects=objects, errors=errors,
+    )  # fmt: skip
+
+
+@router.post(
+    "/v1/jobs/{job_id}/cancel",
+    status_code=202,
+    response_model=JobOut,
+    summary="Ask a queued or running job to stop",
+    responses=error_responses(401, 403, 404, 409, 422),
+)
+def cancel_job(job_id: JobId, ctx: Ctx, _who: Operator) -> JobOut:
+    """A queued job is cancelled at once; a running job is asked to stop (it ends `cancelled`,
+    committing nothing). A finished job answers 409 SFV-910."""
+    with ctx.tx() as s:
+        job = cjobs.get_job(s, job_id)
+        if JobState(job.state).finished:
+            raise JobNotCancellable(job=job.id, state=job.state)
+        try:
+            cjobs.request_cancel(s, job, clock=ctx.clock)
+        except InvalidJobTransition:
+            raise JobNotCancellable(job=job.id, state=job.state) from None
+        out = _job_out(job, _org_name(s, job.org_id))
+    ctx.runner.cancel_local(job_id)
+    return out
+
+
+@router.get(
+    "/v1/jobs/{job_id}/report.xlsx",
+    summary="The job report as an XLSX workbook",
+    response_class=Response,
+    responses={
+        200: {
+            "content": {XLSX_MEDIA_TYPE: {"schema": {"type": "string", "format": "binary"}}},
+            "description": "a Summary sheet and an Objects sheet (one row per object); every error "
+            "code links to its section of docs/TROUBLESHOOTING.md",
+        },
+        **error_responses(401, 404, 422),
+    },
+)
+def job_report(job_id: JobId, ctx: Ctx, _who: Viewer) -> Response:
+    """Download the job report: summary (org, job, kind, state, start, end, totals, API usage) and
+    one row per object with counts, sizes, timings, API calls, state and error code."""
+    with ctx.tx() as s:
+        job = cjobs.get_job(s, job_id, with_objects=True)
+        org = _org_name(s, job.org_id)
+        usage = usage_of_job(s, job.id)
+        objects = [_report_row(o) for o in job.objects]
+        info = ReportJob(
+            org=org, job_id=job.id, kind=job.kind, trigger=job.trigger, state=job.state,
+            created_at=job.created_at, started_at=job.started_at, finished_at=job.finished_at,
+            records=job.records, bytes=job.bytes, metadata_items=job.metadata_items,
+            rest_calls=usage.rest_calls, bulk2_jobs=usage.bulk2_jobs, bulk2_pages=usage.bulk2_pages,
+            error_code=job.error_code, error_message=job.error_message,
+        )  # fmt: skip
+    body = build_report(info, objects)
+    filename = report_filename(org, job_id)
+    return Response(
+        content=body,
+        media_type=XLSX_MEDIA_TYPE,
+        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+    )

@@ -77,6 +77,7 @@ def set_export_state(
     location: str | None = None,
     error_code: str | None = None,
     error_message: str | None = None,
+    progress: float | None = None,
     clock: Clock | None = None,
 ) -> Export:
     now = (clock or SystemClock()).now()
@@ -90,9 +91,29 @@ def set_export_state(
         export.size_bytes = size_bytes
     if location is not None:
         export.location = location
+    if progress is not None:
+        export.progress = min(max(progress, 0.0), 1.0)
+    elif target is ExportState.SUCCEEDED:
+        export.progress = 1.0
     export.error_code, export.error_message = error_code, error_message
     session.flush()
     return export
+
+
+def set_export_progress(session: Session, export: Export, progress: float) -> Export:
+    """Record how far a running export is (0..1, objects done / objects)."""
+    export.progress = min(max(progress, 0.0), 1.0)
+    session.flush()
+    return export
+
+
+def list_exports(session: Session, org_id: int, *, limit: int = 100) -> list[Export]:
+    """The org's exports, newest first."""
+    return list(
+        session.scalars(
+            select(Export).where(Export.org_id == org_id).order_by(Export.created_at.desc()).limit(limit)
+        )
+    )
 
 
 def set_export_password(export: Export, password: str, sealer: Sealer) -> None:

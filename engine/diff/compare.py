@@ -33,7 +33,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from engine.diff.recovery import BLOB_SUFFIX, RecoveryPoints, base_index, captured, lit, q, run
+from engine.diff.recovery import BLOB_SUFFIX, RecoveryPoints, Snapshots, base_index, captured, lit, q, run
 from engine.errors import JobNotInCycle, NoPreviousJob, ObjectNotInBackup
 
 DEFAULT_IGNORED = ("SystemModstamp",)
@@ -98,6 +98,17 @@ class ObjectDiff:
         pf = pq.ParquetFile(self.fields_file)
         for b in pf.iter_batches(batch_size=65_536):
             yield from zip(*(b.column(c).to_pylist() for c in ("Id", "field", "old", "new")), strict=True)
+
+    def field_counts(self) -> dict[str, int]:
+        """Field → number of changed records in which it changed (the compare summary)."""
+        if self.fields_file is None:
+            return {}
+        counts: dict[str, int] = {}
+        pf = pq.ParquetFile(self.fields_file)
+        for b in pf.iter_batches(batch_size=65_536, columns=["field"]):
+            for vc in b.column("field").value_counts().to_pylist():
+                counts[vc["values"]] = counts.get(vc["values"], 0) + vc["counts"]
+        return dict(sorted(counts.items()))
 
     def changed_fields(self) -> dict[str, set[str]]:
         """Id → names of its changed fields (small diffs and tests)."""
@@ -228,13 +239,18 @@ def _diff_object(rp: RecoveryPoints, obj: str, new: str | None, old: str | None,
 
 def resolve_pair(rp: RecoveryPoints, job: str | None, against: str | None) -> tuple[str, str]:
     """(N, M): N defaults to the newest job, M to the job before N in the same cycle."""
-    n = rp.snapshots.job(job)
+    return resolve_jobs(rp.snapshots, job, against)
+
+
+def resolve_jobs(snapshots: Snapshots, job: str | None, against: str | None) -> tuple[str, str]:
+    """:func:`resolve_pair` over the manifests alone (validating a compare reads no chunk)."""
+    n = snapshots.job(job)
     if against is None:
-        prev = rp.snapshots.previous(n.job_id)
+        prev = snapshots.previous(n.job_id)
         if prev is None:
             raise NoPreviousJob(job=n.job_id)
         return n.job_id, prev.job_id
-    m = rp.snapshots.job(against)
+    m = snapshots.job(against)
     if m.cycle_id != n.cycle_id:
         raise JobNotInCycle(job=m.job_id, cycle=m.cycle_id, expected=n.cycle_id, other=n.job_id)
     return n.job_id, m.job_id

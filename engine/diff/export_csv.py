@@ -33,11 +33,16 @@ def _column_sql(f: pa.Field) -> str:
 def write_csv(rp: RecoveryPoints, sel: Selection, dest: Path | str) -> int:
     """Write the selection to ``dest``; returns the number of bytes written."""
     cols = ", ".join(_column_sql(f) for f in sel.schema)
-    run(
-        rp.con,
-        f"COPY (SELECT {cols} FROM {sel.sql} ORDER BY Id) TO {lit(str(dest))} "
-        f"(FORMAT csv, HEADER true, DELIMITER ',', QUOTE '\"', ESCAPE '\"', NEW_LINE '\\r\\n')",
-    )
+    options = "(FORMAT csv, HEADER true, DELIMITER ',', QUOTE '\"', ESCAPE '\"', NEW_LINE '\\r\\n')"
+    if sel.file is None:
+        run(rp.con, f"COPY (SELECT {cols} FROM {sel.sql} ORDER BY Id) TO {lit(str(dest))} {options}")
+        return Path(dest).stat().st_size
+    # a whole recovery point is already sorted by Id: keep the file's order instead of sorting again
+    run(rp.con, "SET preserve_insertion_order = true")
+    try:
+        run(rp.con, f"COPY (SELECT {cols} FROM {sel.sql}) TO {lit(str(dest))} {options}")
+    finally:
+        run(rp.con, "SET preserve_insertion_order = false")
     return Path(dest).stat().st_size
 
 

@@ -1,7 +1,8 @@
 """Recovery points out of core: an object's state at a job, computed by DuckDB over scratch files.
 
-The semantics are exactly those of :func:`engine.jobs.state.object_state` (DESIGN.md "Recovery
-points"; the in-memory reader that tests use as the reference):
+This is the one implementation of the recovery-point semantics (DESIGN.md "Recovery points");
+:func:`engine.jobs.state.object_state` is a convenience over it, and the tests check it against an
+independent in-memory oracle (``tests/helpers/reference_state.py``):
 
 * the chain is the target job's cycle in commit order (``created_at``, then ``job_id``) up to the
   target; the base is the newest job of the chain that captured the object in full;
@@ -203,6 +204,7 @@ def connect(scratch: Scratch, *, memory_limit: str = "1GB", threads: int = 2) ->
         }
     )
     run(con, "SET TimeZone = 'UTC'")
+    run(con, "SET enable_progress_bar = false")  # never draw on the caller's terminal
     return con
 
 
@@ -321,8 +323,15 @@ class RecoveryPoints:
         plan = self._plan(obj, self.snapshots.job(job_id).job_id)
         if not plan.data:
             return pa.schema([pa.field("Id", pa.string())])
-        schema = pa.unify_schemas([pq.read_schema(p) for p in plan.files()], promote_options="permissive")
-        return schema.remove_metadata()
+        schemas = [pq.read_schema(p) for p in plan.files()]
+        schema = pa.unify_schemas(schemas, promote_options="permissive").remove_metadata()
+        # field metadata (the describe facts, ``sf_type`` …): the newest chunk that has them wins
+        fields = []
+        for f in schema:
+            md = next((s.field(f.name).metadata for s in reversed(schemas)
+                       if f.name in s.names and s.field(f.name).metadata), None)  # fmt: skip
+            fields.append(f.with_metadata(md) if md else f.remove_metadata())
+        return pa.schema(fields)
 
     # --- the state -----------------------------------------------------------------------
 

@@ -10,9 +10,11 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Literal
 
 import pyarrow as pa
+import pyarrow.parquet as pq
 
 from engine.diff.compare import ObjectDiff, compare
 from engine.diff.recovery import RecoveryPoints, _cast_batch, lit, run
@@ -29,9 +31,22 @@ class Selection:
     sql: str
     schema: pa.Schema
     diff: ObjectDiff | None = None
+    file: Path | None = None  # the whole recovery point: a Parquet file already sorted by Id
 
     def batches(self, rp: RecoveryPoints, *, batch_rows: int = 50_000) -> Iterator[pa.RecordBatch]:
-        """The rows as Arrow batches in the chunks' schema, sorted by Id (DuckDB streams them)."""
+        """The rows as Arrow batches in the chunks' schema, sorted by Id (streamed, never all at once).
+
+        A whole recovery point is read straight from its sorted state file (no sort); a ``changed``
+        selection is streamed by DuckDB with ``ORDER BY Id``.
+        """
+        if self.file is not None:
+            pf = pq.ParquetFile(self.file)
+            try:
+                for b in pf.iter_batches(batch_size=batch_rows):
+                    yield _cast_batch(b, self.schema)
+            finally:
+                pf.close()
+            return
         reader = rp.con.sql(f"SELECT * FROM {self.sql} ORDER BY Id").to_arrow_reader(batch_rows)
         assert reader is not None
         for b in reader:
@@ -47,7 +62,7 @@ def select_rows(rp: RecoveryPoints, obj: str, job: str | None, scope: Scope) -> 
     rel = rp.relation(obj, target)
     prev = rp.snapshots.previous(target)
     if scope == "cycle" or prev is None:
-        return Selection(obj, target, rel, schema)
+        return Selection(obj, target, rel, schema, file=rp.state_file(obj, target))
     diff = compare(rp, target, prev.job_id, objects=[obj]).objects[obj]
     assert diff.ids_file is not None
     sql = (f"(SELECT s.* FROM {rel} s SEMI JOIN (SELECT Id FROM read_parquet({lit(str(diff.ids_file))}) "

@@ -68,9 +68,25 @@ def arrow_type(f: FieldSpec) -> pa.DataType:
     return _STRINGY
 
 
+def describe_metadata(f: FieldSpec) -> dict[bytes, bytes]:
+    """The describe facts kept as Arrow field metadata: ``sf_type``, ``sf_length``, ``sf_precision``,
+    ``sf_scale`` (decimal text; 0 when describe has none). Exporters type columns from them (e.g.
+    ``VARCHAR(sf_length)`` in ``engine.diff.export_mysql``); they are part of the canonical schema,
+    so they are fixed by the describe like the Arrow types."""
+    return {
+        b"sf_type": f.type.encode(),
+        b"sf_length": str(f.length).encode(),
+        b"sf_precision": str(f.precision).encode(),
+        b"sf_scale": str(f.scale).encode(),
+    }
+
+
 def arrow_schema(fields: Sequence[FieldSpec]) -> pa.Schema:
-    """The schema of an object's chunks: one column per selected field, in SELECT order."""
-    return pa.schema([pa.field(f.name, arrow_type(f), nullable=True) for f in fields])
+    """The schema of an object's chunks: one column per selected field, in SELECT order,
+    each with the describe facts of :func:`describe_metadata`."""
+    return pa.schema(
+        [pa.field(f.name, arrow_type(f), nullable=True, metadata=describe_metadata(f)) for f in fields]
+    )
 
 
 @dataclass
@@ -146,7 +162,10 @@ class CsvPageParser:
             parse_options=pacsv.ParseOptions(newlines_in_values=True),
             convert_options=self._convert_options(types),
         )
-        yield from (b for b in table.to_batches() if b.num_rows)
+        schema = self.schema if table.schema.equals(self.schema) else table.schema  # keep the metadata
+        for b in table.to_batches():
+            if b.num_rows:
+                yield pa.RecordBatch.from_arrays(b.columns, schema=schema)
 
     def _read_rounding(self, data: bytes) -> Iterator[pa.RecordBatch]:
         """Slow path: decimal columns read as text, then rounded half-even to their scale."""

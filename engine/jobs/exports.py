@@ -1,39 +1,81 @@
 """Export jobs: the rules around :mod:`engine.diff.export` (catalog + repository + diff wiring).
 
-Rules (issue 6, PRODUCT "Exports"):
+An export is a queued job (issue 6, the REST API and the CLI share it):
+
+* :func:`submit_export` checks the rules and records a ``queued`` row, returning its id;
+* :func:`run_queued_export` (a worker, or the CLI right away) runs it ``queued`` → ``running`` →
+  ``succeeded`` | ``failed``, updating ``Export.progress`` (0..1, objects done / objects) and
+  writing the ZIP to ``settings.export_dir / f"{export_id}.zip"`` (``Export.location``);
+* :func:`export_archive_path` is where the finished ZIP is; :func:`show_password` unseals its
+  password for an admin;
+* :func:`run_export` is the synchronous CLI path: submit, then run, writing to the CLI's ``--out``.
+
+Rules:
 
 * one export per org at a time: a queued or running export refuses a second one
   (:class:`ExportAlreadyRunning`, SFV-706);
-* a monthly limit on the exported volume (default 100 GB, ``monthly_limit_bytes``): the bytes of
-  the org's succeeded exports (records and files) since the first day of the current UTC month,
-  plus this export's estimate (the plain size of the chunks and file bodies it reads), must stay
-  within the limit; checked *before* the export starts (:class:`ExportLimitExceeded`, SFV-707);
-* the export is recorded in the catalog (``queued`` → ``running`` → ``succeeded``/``failed``) with
-  its archive size and location; the generated ZIP password is returned once and stored only
-  sealed (``set_export_password``), so an admin can show it again (:func:`show_password`);
-* progress: ``on_progress`` receives an :class:`engine.diff.export.ExportProgress` per object.
+* a monthly limit on the exported volume (``Settings.export_monthly_limit_bytes``, default 100 GB;
+  the CLI's ``--monthly-limit-gb`` overrides it): the bytes of the org's succeeded exports (records
+  and files) since the first day of the current UTC month, plus this export's estimate (the plain
+  size of the chunks and file bodies it reads), must stay within the limit; checked at submission,
+  *before* anything is written (:class:`ExportLimitExceeded`, SFV-707);
+* unknown org (:class:`UnknownOrg`), unknown job (:class:`UnknownJob`) and an object that is not in
+  the backup (:class:`ObjectNotInBackup`) are refused at submission, and nothing is recorded;
+* the generated ZIP password is returned once and stored only sealed (``set_export_password``).
+
+The export pins the job it was submitted for through ``Export.job_id``, a foreign key to the
+catalog's jobs. A job the repository has but the catalog does not (a catalog not rebuilt yet)
+cannot be pinned: the queued export then runs at the newest job of the org when it starts
+(the synchronous :func:`run_export` always uses the job it resolved).
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from engine.clock import Clock, SystemClock
 from engine.config import Settings
-from engine.diff.export import ExportResult, ProgressFn, estimate_bytes, export_files, export_records
+from engine.diff.compare import FILE_OBJECTS
+from engine.diff.export import (
+    ExportProgress,
+    ExportResult,
+    Format,
+    ProgressFn,
+    estimate_bytes,
+    export_files,
+    export_records,
+)
 from engine.diff.recovery import RecoveryPoints
-from engine.errors import ExportAlreadyRunning, ExportLimitExceeded, SfvaultError, UnknownOrg
+from engine.diff.selection import Scope
+from engine.errors import (
+    ExportAlreadyRunning,
+    ExportLimitExceeded,
+    ExportNotReady,
+    NotFound,
+    NotQueued,
+    SfvaultError,
+    UnknownOrg,
+)
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session, sessionmaker
 
 DEFAULT_MONTHLY_LIMIT = 100 * 10**9
+"""The default of ``Settings.export_monthly_limit_bytes`` (kept for callers of the old name)."""
 
 
 @dataclass(frozen=True)
 class ExportRequest:
+    """What to export. ``out`` is only for the synchronous CLI path (:func:`run_export`); queued
+    exports write to ``settings.export_dir``."""
+
     org: str
-    out: Path
+    out: Path | None = None
     kind: Literal["records", "files"] = "records"
     format: Literal["csv", "mysql", "files"] = "csv"
     scope: Literal["changed", "cycle"] = "cycle"
@@ -50,116 +92,220 @@ class ExportOutcome:
     job: str
     rows: dict[str, int] = field(default_factory=dict)
     files: int = 0
+    path: Path | None = None
 
 
 def month_start(now: datetime) -> datetime:
     return now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
 
 
-def run_export(settings: Settings, request: ExportRequest, *, repo: Any = None,
-               monthly_limit_bytes: int = DEFAULT_MONTHLY_LIMIT, clock: Clock | None = None,
-               on_progress: ProgressFn | None = None, memory_limit: str = "1GB", threads: int = 2,
-               max_scratch_bytes: int = 64 << 30) -> ExportOutcome:  # fmt: skip
-    """Run one export under the rules of the module docstring; returns the password once."""
+@contextmanager
+def catalog_sessions(settings: Settings) -> Iterator[sessionmaker[Session]]:
+    """Sessions on the settings' catalog (migrated to the newest schema), disposed afterwards."""
+    from engine.catalog.db import make_engine, migrate, session_factory
+
+    engine = make_engine(settings.catalog_url)
+    try:
+        migrate(engine)
+        yield session_factory(engine)
+    finally:
+        engine.dispose()
+
+
+@contextmanager
+def repository(settings: Settings, repo: Any, clock: Clock) -> Iterator[Any]:
+    """``repo`` if given (the caller owns it), else the settings' repository, closed afterwards."""
+    if repo is not None:
+        yield repo
+        return
+    from engine.sink.repository import open_repository
+
+    opened = open_repository(settings, clock=clock)
+    try:
+        yield opened
+    finally:
+        opened.close()
+
+
+def recovery_points(settings: Settings, repo: Any, org: str, **kw: Any) -> RecoveryPoints:
+    """Recovery points of ``org`` with a scratch folder under ``settings.scratch_dir``."""
+    kw.setdefault("memory_limit", "1GB")
+    kw.setdefault("threads", 2)
+    kw.setdefault("max_scratch_bytes", 64 << 30)
+    return RecoveryPoints(repo, org, scratch_root=settings.scratch_dir, **kw)
+
+
+def _target_objects(rp: RecoveryPoints, request: ExportRequest, target: str) -> tuple[list[str] | None, int]:
+    """The objects to record (None = all) and the export's volume estimate; validates the objects."""
+    objects = list(request.objects) if request.objects else None
+    if objects is None and request.kind == "files":
+        estimate = estimate_bytes(rp, target, [o for o in rp.snapshots.objects(target) if o in FILE_OBJECTS])
+    else:
+        estimate = estimate_bytes(rp, target, objects)  # raises ObjectNotInBackup
+    return objects, estimate
+
+
+def _submit(settings: Settings, request: ExportRequest, *, clock: Clock, repo: Any,
+            monthly_limit_bytes: int | None) -> tuple[str, str]:  # fmt: skip
+    """Check the rules and record the queued export; returns (export id, the job it resolved)."""
     from engine.catalog import exports as cexp
     from engine.catalog import orgs as corgs
-    from engine.catalog.db import make_engine, migrate, session_factory, transaction
-    from engine.catalog.models import ExportState, Job
-    from engine.jobs.credentials import catalog_sealer
+    from engine.catalog.db import transaction
+    from engine.catalog.models import Job
 
-    clock = clock or SystemClock()
-    engine = make_engine(settings.catalog_url)
-    migrate(engine)
-    sessions = session_factory(engine)
-    own_repo = repo is None
-    if repo is None:
-        from engine.sink.repository import open_repository
-
-        repo = open_repository(settings, clock=clock)
-    try:
+    limit = settings.export_monthly_limit_bytes if monthly_limit_bytes is None else monthly_limit_bytes
+    with catalog_sessions(settings) as sessions:
         with transaction(sessions) as s:
             org = corgs.find_org_by_name(s, request.org)
             if org is None:
                 raise UnknownOrg(org=request.org)
             org_id = org.id
-        with RecoveryPoints(repo, request.org, scratch_root=settings.scratch_dir, memory_limit=memory_limit,
-                            threads=threads, max_scratch_bytes=max_scratch_bytes) as rp:  # fmt: skip
+        with repository(settings, repo, clock) as r, recovery_points(settings, r, request.org) as rp:
             target = rp.snapshots.job(request.job).job_id
-            objects = list(request.objects) if request.objects else None
-            planned = (
-                estimate_bytes(rp, target, objects)
-                if objects is not None or request.kind == "records"
-                else estimate_bytes(
-                    rp, target, [o for o in rp.snapshots.objects(target) if o in _file_objects()]
-                )
-            )
+            objects, planned = _target_objects(rp, request, target)
+        with transaction(sessions) as s:
+            active = cexp.active_export(s, org_id)
+            if active is not None:
+                raise ExportAlreadyRunning(org=request.org, export=active.id, state=active.state)
+            since = month_start(clock.now())
+            used = sum(cexp.exported_bytes_since(s, org_id, since, kind=k) for k in ("records", "files"))
+            if used + planned > limit:
+                raise ExportLimitExceeded(org=request.org, used=used, since=since.isoformat(),
+                                          planned=planned, limit=limit)  # fmt: skip
+            row = cexp.create_export(
+                s, org_id=org_id, kind=request.kind,
+                format="files" if request.kind == "files" else request.format, scope=request.scope,
+                objects=objects or [], job_id=target if s.get(Job, target) is not None else None,
+                created_by=request.created_by, clock=clock,
+            )  # fmt: skip
+            return row.id, target
+
+
+def submit_export(settings: Settings, request: ExportRequest, *, clock: Clock | None = None,
+                  repo: Any = None, monthly_limit_bytes: int | None = None) -> str:  # fmt: skip
+    """Check the rules (unknown org/job, object not in backup, one export per org at a time,
+    monthly limit using the estimate) and create a ``queued`` Export row; return its id.
+
+    Raises :class:`UnknownOrg`, :class:`UnknownJob`, :class:`ObjectNotInBackup`,
+    :class:`ExportAlreadyRunning` or :class:`ExportLimitExceeded`; nothing is recorded then.
+    ``monthly_limit_bytes`` overrides ``settings.export_monthly_limit_bytes``.
+    """
+    export_id, _ = _submit(settings, request, clock=clock or SystemClock(), repo=repo,
+                           monthly_limit_bytes=monthly_limit_bytes)  # fmt: skip
+    return export_id
+
+
+def run_queued_export(settings: Settings, export_id: str, *, on_progress: ProgressFn | None = None,
+                      clock: Clock | None = None, repo: Any = None, out: Path | None = None,
+                      job: str | None = None, **rp_options: Any) -> ExportOutcome:  # fmt: skip
+    """Run a queued export: ``queued`` → ``running`` → ``succeeded`` | ``failed``.
+
+    Updates ``Export.progress`` (0..1) after each object, writes the ZIP to
+    ``settings.export_dir / f"{export_id}.zip"`` (or ``out``) and records it as
+    ``Export.location``, seals the generated password into the catalog, and returns the outcome
+    (password included). On an error the export is ``failed`` with its code and message, the
+    partial ZIP is removed, and the error is raised again. :class:`NotQueued` if it is not queued.
+    ``job`` is the job :func:`submit_export` resolved, for exports whose job the catalog does not know.
+    """
+    from engine.catalog import exports as cexp
+    from engine.catalog import orgs as corgs
+    from engine.catalog.db import transaction
+    from engine.catalog.models import ExportState
+    from engine.jobs.credentials import catalog_sealer
+
+    clock = clock or SystemClock()
+    with catalog_sessions(settings) as sessions:
+        with transaction(sessions) as s:
+            row = cexp.get_export(s, export_id)
+            if row.state != ExportState.QUEUED.value:
+                raise NotQueued(kind="export", id=export_id, state=row.state)
+            org_name = corgs.get_org(s, row.org_id).name
+            kind, fmt, scope = row.kind, row.format, row.scope
+            objects = list(row.objects) or None
+            target_job = row.job_id or job
+            cexp.set_export_state(s, row, ExportState.RUNNING, progress=0.0, clock=clock)
+        path = Path(out) if out is not None else Path(settings.export_dir) / f"{export_id}.zip"
+
+        def progress(p: ExportProgress) -> None:
             with transaction(sessions) as s:
-                active = cexp.active_export(s, org_id)
-                if active is not None:
-                    raise ExportAlreadyRunning(org=request.org, export=active.id, state=active.state)
-                since = month_start(clock.now())
-                used = sum(cexp.exported_bytes_since(s, org_id, since, kind=k) for k in ("records", "files"))
-                if used + planned > monthly_limit_bytes:
-                    raise ExportLimitExceeded(org=request.org, used=used, since=since.isoformat(),
-                                              planned=planned, limit=monthly_limit_bytes)  # fmt: skip
-                row = cexp.create_export(
-                    s, org_id=org_id, kind=request.kind,
-                    format="files" if request.kind == "files" else request.format, scope=request.scope,
-                    objects=objects or [], job_id=target if s.get(Job, target) is not None else None,
-                    created_by=request.created_by, clock=clock,
-                )  # fmt: skip
-                cexp.set_export_state(s, row, ExportState.RUNNING, clock=clock)
-                export_id = row.id
-            try:
-                result = _run(rp, request, target, objects, on_progress)
-            except BaseException as exc:
-                code, msg = (
-                    (exc.code, exc.message) if isinstance(exc, SfvaultError) else ("SFV-000", repr(exc))
-                )
-                with transaction(sessions) as s:
-                    cexp.set_export_state(s, cexp.get_export(s, export_id), ExportState.FAILED,
-                                          error_code=code, error_message=msg[:2000], clock=clock)  # fmt: skip
-                raise
+                cexp.set_export_progress(s, cexp.get_export(s, export_id), p.done / max(p.total, 1))
+            if on_progress is not None:
+                on_progress(p)
+
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with (
+                repository(settings, repo, clock) as r,
+                recovery_points(settings, r, org_name, **rp_options) as rp,
+            ):
+                target = rp.snapshots.job(target_job).job_id
+                scope_: Scope = "changed" if scope == "changed" else "cycle"
+                if kind == "files":
+                    result = export_files(rp, path, scope=scope_, job=target, objects=objects,
+                                          progress=progress)  # fmt: skip
+                else:
+                    fmt_: Format = "mysql" if fmt == "mysql" else "csv"
+                    result = export_records(rp, path, fmt=fmt_, scope=scope_, job=target, objects=objects,
+                                            progress=progress)  # fmt: skip
+        except BaseException as exc:
+            code, msg = (exc.code, exc.message) if isinstance(exc, SfvaultError) else ("SFV-000", repr(exc))
+            path.unlink(missing_ok=True)
+            with transaction(sessions) as s:
+                cexp.set_export_state(s, cexp.get_export(s, export_id), ExportState.FAILED,
+                                      error_code=code, error_message=msg[:2000], clock=clock)  # fmt: skip
+            raise
         with transaction(sessions) as s:
             row = cexp.get_export(s, export_id)
             cexp.set_export_password(row, result.password, catalog_sealer(settings, create=True))
             cexp.set_export_state(s, row, ExportState.SUCCEEDED, size_bytes=result.size_bytes,
-                                  location=str(result.path), clock=clock)  # fmt: skip
-        return ExportOutcome(
-            export_id, result.password, result.size_bytes, result.job, result.rows, result.files
-        )
-    finally:
-        if own_repo:
-            repo.close()
-        engine.dispose()
+                                  location=str(path), clock=clock)  # fmt: skip
+    return _outcome(export_id, result, path)
 
 
-def _file_objects() -> frozenset[str]:
-    from engine.diff.compare import FILE_OBJECTS
+def _outcome(export_id: str, result: ExportResult, path: Path) -> ExportOutcome:
+    return ExportOutcome(
+        export_id, result.password, result.size_bytes, result.job, result.rows, result.files, path
+    )
 
-    return FILE_OBJECTS
+
+def run_export(settings: Settings, request: ExportRequest, *, repo: Any = None,
+               monthly_limit_bytes: int | None = None, clock: Clock | None = None,
+               on_progress: ProgressFn | None = None, **rp_options: Any) -> ExportOutcome:  # fmt: skip
+    """The synchronous path (the CLI): :func:`submit_export`, then :func:`run_queued_export` into
+    ``request.out`` (default ``settings.export_dir``); returns the password once."""
+    clock = clock or SystemClock()
+    export_id, target = _submit(
+        settings, request, clock=clock, repo=repo, monthly_limit_bytes=monthly_limit_bytes
+    )
+    return run_queued_export(settings, export_id, on_progress=on_progress, clock=clock, repo=repo,
+                             out=request.out, job=target, **rp_options)  # fmt: skip
 
 
-def _run(rp: RecoveryPoints, request: ExportRequest, target: str, objects: list[str] | None,
-         on_progress: ProgressFn | None) -> ExportResult:  # fmt: skip
-    if request.kind == "files":
-        return export_files(
-            rp, request.out, scope=request.scope, job=target, objects=objects, progress=on_progress
-        )
-    fmt: Literal["csv", "mysql"] = "mysql" if request.format == "mysql" else "csv"
-    return export_records(rp, request.out, fmt=fmt, scope=request.scope, job=target, objects=objects,
-                          progress=on_progress)  # fmt: skip
+def export_archive_path(settings: Settings, export_id: str) -> Path:
+    """Where the finished ZIP of an export is.
+
+    Raises :class:`NotFound` for an unknown export (or an archive that was deleted since) and
+    :class:`ExportNotReady` unless the export has succeeded.
+    """
+    from engine.catalog import exports as cexp
+    from engine.catalog.db import transaction
+    from engine.catalog.models import ExportState
+
+    with catalog_sessions(settings) as sessions, transaction(sessions) as s:
+        row = cexp.get_export(s, export_id)
+        if row.state != ExportState.SUCCEEDED.value or not row.location:
+            raise ExportNotReady(export=export_id, state=row.state)
+        path = Path(row.location)
+    if not path.is_file():
+        raise NotFound(kind="export archive", name=str(path))
+    return path
 
 
 def show_password(settings: Settings, export_id: str) -> str:
     """The password of an export, unsealed from the catalog (admins only; the caller checks the role)."""
     from engine.catalog import exports as cexp
-    from engine.catalog.db import make_engine, session_factory, transaction
+    from engine.catalog.db import transaction
     from engine.jobs.credentials import catalog_sealer
 
-    engine = make_engine(settings.catalog_url)
-    try:
-        with transaction(session_factory(engine)) as s:
-            return cexp.read_export_password(cexp.get_export(s, export_id), catalog_sealer(settings))
-    finally:
-        engine.dispose()
+    with catalog_sessions(settings) as sessions, transaction(sessions) as s:
+        return cexp.read_export_password(cexp.get_export(s, export_id), catalog_sealer(settings))

@@ -1,125 +1,42 @@
 """Reading an object's state at a job back from the repository (the recovery point of one object).
 
-State of object X at job N (DESIGN.md "Recovery points"): within N's cycle, start at the newest job
-≤ N that extracted X in full; over that job and the later ones up to N take, per Id, the newest
-event by (timestamp, job, deletion-last): a row version from a data chunk, or a deletion from a
-deletion chunk; drop Ids whose newest event is a deletion; then drop Ids that an Id sweep at a job
-≥ the event's job did not see (hard deletes).
-
-This reader loads the object's chunks into memory (one object at a time); it is what tests and
-the demo use to check a snapshot. Out-of-core recovery points over DuckDB scratch files belong to
-``engine.diff``.
+The semantics live in one place, :mod:`engine.diff.recovery` (DESIGN.md "Recovery points"); this
+module is the small in-memory convenience over it that tests, the e2e ground truth and the demo
+use: :func:`object_state` opens a :class:`engine.diff.recovery.RecoveryPoints` on a temporary
+scratch folder, reads the state as one Arrow table and removes the folder again. Use
+``RecoveryPoints`` directly for large objects (it streams batches and keeps memory bounded).
 """
 
 from __future__ import annotations
 
+import tempfile
+from pathlib import Path
 from typing import Any
 
-import duckdb
 import pyarrow as pa
 
-from engine.jobs.planning import captured, object_mode, ordered
-from engine.jobs.tasks import IDS_SUFFIX
+from engine.diff.recovery import RecoveryPoints, Snapshots, ordered
+from engine.errors import ObjectNotInBackup
 from engine.model import Manifest
 
 
-def chain_until(manifests: list[Manifest], job_id: str | None = None) -> list[Manifest]:
-    """The manifests of the target job's cycle, in commit order, up to the target (newest if None)."""
-    ms = ordered(manifests)
-    if not ms:
-        return []
-    target = ms[-1] if job_id is None else next(m for m in ms if m.job_id == job_id)
-    out = [m for m in ms if m.cycle_id == target.cycle_id]
-    return out[: out.index(target) + 1]
-
-
 def object_state(repo: Any, org: str, obj: str, *, job_id: str | None = None,
-                 manifests: list[Manifest] | None = None) -> pa.Table | None:  # fmt: skip
+                 manifests: list[Manifest] | None = None,
+                 scratch_root: Path | str | None = None) -> pa.Table | None:  # fmt: skip
     """The live rows of ``obj`` at ``job_id`` (default: the newest snapshot), sorted by Id.
 
-    None when no job of the cycle captured the object in full yet.
+    None when no job of the target's cycle captured the object in full yet (or there is no
+    snapshot at all). ``manifests`` replaces the repository's manifest listing (the e2e ground
+    truth passes the ones it already read). An unknown ``job_id`` raises
+    :class:`engine.errors.UnknownJob`.
     """
-    chain = chain_until(manifests if manifests is not None else list(repo.manifests(org)), job_id)
-    base = None
-    for i, m in enumerate(chain):
-        if captured(m, obj) and object_mode(m, obj) == "full":
-            base = i
-    if base is None:
+    ms = ordered(manifests if manifests is not None else repo.manifests(org))
+    if not ms:
         return None
-    data: list[pa.Table] = []
-    events: list[pa.Table] = []
-    sweep_jobs: list[int] = []
-    sweep_ids: list[pa.Table] = []
-    ts_field: str | None = None
-    offset = 0
-    for j in range(base, len(chain)):
-        m = chain[j]
-        if not captured(m, obj):
-            continue
-        entry = m.objects[obj]
-        cur = m.extra.get("cursors", {}).get(obj)
-        if cur is not None:
-            ts_field = cur["field"]
-        for ref in entry.chunks:
-            t = repo.read_chunk(ref)
-            n = t.num_rows
-            ts = (
-                t[ts_field]
-                if ts_field and ts_field in t.column_names
-                else pa.nulls(n, pa.timestamp("ms", "UTC"))
-            )
-            events.append(pa.table({
-                "Id": t["Id"], "_ts": ts.cast(pa.timestamp("ms", "UTC")),
-                "_job": pa.array([j] * n, pa.int32()), "_del": pa.array([False] * n),
-                "_row": pa.array(range(offset, offset + n), pa.int64()),
-            }))  # fmt: skip
-            data.append(t)
-            offset += n
-        for ref in entry.deleted_ids_chunks:
-            t = repo.read_chunk(ref)
-            n = t.num_rows
-            if ref.object == obj + IDS_SUFFIX:
-                sweep_ids.append(pa.table({"Id": t["Id"], "_job": pa.array([j] * n, pa.int32())}))
-                continue
-            ts_col = [c for c in t.column_names if c != "Id"]
-            ts = t[ts_col[0]] if ts_col else pa.nulls(n, pa.timestamp("ms", "UTC"))
-            events.append(pa.table({
-                "Id": t["Id"], "_ts": ts.cast(pa.timestamp("ms", "UTC")),
-                "_job": pa.array([j] * n, pa.int32()), "_del": pa.array([True] * n),
-                "_row": pa.array([-1] * n, pa.int64()),
-            }))  # fmt: skip
-        if obj in m.extra.get("sweeps", []):
-            sweep_jobs.append(j)
-    if not data:
-        return pa.table({"Id": pa.array([], pa.string())})
-    table = pa.concat_tables(data, promote_options="permissive")
-    ev = pa.concat_tables(events)
-    sw = pa.table({"_job": pa.array(sweep_jobs, pa.int32())})
-    ids = (
-        pa.concat_tables(sweep_ids)
-        if sweep_ids
-        else pa.table({"Id": pa.array([], pa.string()), "_job": pa.array([], pa.int32())})
-    )
-    con = duckdb.connect()
-    try:
-        con.execute("SET threads TO 2")
-        con.register("ev", ev)
-        con.register("sw", sw)
-        con.register("ids", ids)
-        rows = con.sql(
-            """
-            WITH w AS (
-                SELECT * FROM ev
-                QUALIFY row_number() OVER (
-                    PARTITION BY Id ORDER BY _ts DESC NULLS LAST, _job DESC, _del DESC) = 1
-            )
-            SELECT _row FROM w
-            WHERE NOT _del AND NOT EXISTS (
-                SELECT 1 FROM sw WHERE sw._job >= w._job
-                AND NOT EXISTS (SELECT 1 FROM ids WHERE ids._job = sw._job AND ids.Id = w.Id))
-            ORDER BY Id
-            """
-        ).to_arrow_table()["_row"]
-    finally:
-        con.close()
-    return table.take(rows)
+    with tempfile.TemporaryDirectory(prefix="sfv-state-", dir=scratch_root) as tmp:
+        rp = RecoveryPoints(repo, org, scratch_root=tmp, snapshots=Snapshots(org, ms))
+        with rp:
+            try:
+                return rp.table(obj, job_id)
+            except ObjectNotInBackup:
+                return None

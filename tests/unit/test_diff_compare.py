@@ -12,8 +12,8 @@ import pytest
 from engine.diff.compare import StatsFilter, compare, job_stats, object_type
 from engine.diff.recovery import RecoveryPoints
 from engine.errors import JobNotInCycle, NoPreviousJob, ObjectNotInBackup
-from engine.jobs.state import object_state
 from tests.helpers.diff_snapshots import ChainWriter, ObjectChange, RandomOrg, new_repository
+from tests.helpers.reference_state import reference_state as object_state
 
 ORG = "acme"
 

@@ -1,4 +1,5 @@
-"""Out-of-core recovery points (engine.diff.recovery) equal engine.jobs.state.object_state."""
+"""Out-of-core recovery points (engine.diff.recovery) equal the independent in-memory reader
+(tests/helpers/reference_state.py)."""
 
 from __future__ import annotations
 
@@ -11,9 +12,9 @@ import pytest
 from engine.diff.recovery import RecoveryPoints, Snapshots, connect
 from engine.errors import ObjectNotInBackup, ScratchFull, UnknownJob, UnknownOrg
 from engine.jobs import planning
-from engine.jobs.state import object_state
 from engine.model import Manifest
 from tests.helpers.diff_snapshots import ChainWriter, ObjectChange, RandomOrg, new_repository
+from tests.helpers.reference_state import reference_state as object_state
 
 ORG = "acme"
 

@@ -1,0 +1,210 @@
+"""The job report as an XLSX workbook (PRODUCT.md "Job reports"; issue 7 "Jobs").
+
+Two sheets: **Summary** (org, job, kind, trigger, state, times, totals and API usage) and
+**Objects** (one row per object: state, records, size, chunks, duration, REST calls, Bulk API 2.0
+jobs and result pages, error code and message). Every error code cell links to its section of
+``docs/TROUBLESHOOTING.md`` (:data:`TROUBLESHOOTING_URL` plus the GitHub anchor of the heading
+``## SFV-601 JobAlreadyRunning``, see :func:`troubleshooting_link`), where cause and fix are.
+
+The builder is a pure function of plain data (:class:`ReportJob`, :class:`ReportObject`), so the
+route reads the catalog in one short transaction and builds the workbook after it closed.
+Times are written as naive UTC datetimes (Excel has no time zones); the headers say so.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from functools import lru_cache
+
+from openpyxl import Workbook
+from openpyxl.cell import Cell
+from openpyxl.styles import Font
+from openpyxl.utils import get_column_letter
+from openpyxl.worksheet.worksheet import Worksheet
+
+import engine.jobs.errors  # noqa: F401  (registers the job errors' codes for the links)
+from engine.errors import all_error_classes
+
+TROUBLESHOOTING_URL = "https://github.com/sfvault/sfvault/blob/main/docs/TROUBLESHOOTING.md"
+"""Where error code cells link to; each code's section is an anchor on this page."""
+
+XLSX_MEDIA_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+SUMMARY_SHEET = "Summary"
+OBJECTS_SHEET = "Objects"
+OBJECT_COLUMNS = (
+    "Object",
+    "State",
+    "Records",
+    "Size (bytes)",
+    "Chunks",
+    "Duration (s)",
+    "REST calls",
+    "Bulk 2.0 jobs",
+    "Bulk 2.0 result pages",
+    "Error code",
+    "Error message",
+)
+ERROR_CODE_COLUMN = OBJECT_COLUMNS.index("Error code") + 1
+_BOLD = Font(bold=True)
+
+
+@dataclass(frozen=True)
+class ReportObject:
+    """One object of the job (a catalog ``JobObject`` row)."""
+
+    name: str
+    state: str
+    records: int
+    bytes: int
+    chunks: int
+    duration_s: float
+    rest_calls: int
+    bulk2_jobs: int
+    bulk2_pages: int
+    error_code: str | None = None
+    error_message: str | None = None
+
+
+@dataclass(frozen=True)
+class ReportJob:
+    """The job and its org, with the job's API usage (the usage ledger's sums)."""
+
+    org: str
+    job_id: str
+    kind: str
+    trigger: str
+    state: str
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    records: int
+    bytes: int
+    metadata_items: int
+    rest_calls: int
+    bulk2_jobs: int
+    bulk2_pages: int
+    error_code: str | None = None
+    error_message: str | None = None
+
+
+def github_slug(heading: str) -> str:
+    """The anchor GitHub gives a Markdown heading: lower case, punctuation other than ``-`` and
+    ``_`` dropped, spaces turned into ``-``.
+
+    ``SFV-601 JobAlreadyRunning`` → ``sfv-601-jobalreadyrunning``.
+    """
+    text = re.sub(r"[^\w\- ]", "", heading.strip().lower())
+    return text.replace(" ", "-")
+
+
+@lru_cache(maxsize=1)
+def _headings() -> dict[str, str]:
+    """Code → heading text of its section (``SFV-601 JobAlreadyRunning``), from the error tree,
+    which ``docs/TROUBLESHOOTING.md`` follows (a unit test keeps them aligned)."""
+    out: dict[str, str] = {}
+    for cls in all_error_classes():
+        out.setdefault(cls.code, f"{cls.code} {cls.__name__}")
+    return out
+
+
+def troubleshooting_link(code: str) -> str:
+    """The URL of ``code``'s section in the troubleshooting guide (the guide itself for a code
+    this version does not know, e.g. one recorded by a newer sfvault)."""
+    heading = _headings().get(code)
+    return TROUBLESHOOTING_URL if heading is None else f"{TROUBLESHOOTING_URL}#{github_slug(heading)}"
+
+
+def _utc(value: datetime | None) -> datetime | None:
+    if value is None:
+        return None
+    if value.tzinfo is not None:
+        value = value.astimezone(UTC)
+    return value.replace(tzinfo=None)
+
+
+def _link(cell: Cell, code: str | None) -> None:
+    if code:
+        cell.hyperlink = troubleshooting_link(code)
+        cell.style = "Hyperlink"
+
+
+def _fit(ws: Worksheet, widths: Sequence[int]) -> None:
+    for i, width in enumerate(widths, start=1):
+        ws.column_dimensions[get_column_letter(i)].width = width
+
+
+def _summary(ws: Worksheet, job: ReportJob, objects: Sequence[ReportObject]) -> None:
+    duration = None
+    if job.started_at is not None and job.finished_at is not None:
+        duration = round((job.finished_at - job.started_at).total_seconds(), 3)
+    failed = sum(1 for o in objects if o.state == "failed")
+    succeeded = sum(1 for o in objects if o.state == "succeeded")
+    rows: list[tuple[str, object]] = [
+        ("Org", job.org),
+        ("Job", job.job_id),
+        ("Kind", job.kind),
+        ("Trigger", job.trigger),
+        ("State", job.state),
+        ("Created (UTC)", _utc(job.created_at)),
+        ("Start (UTC)", _utc(job.started_at)),
+        ("End (UTC)", _utc(job.finished_at)),
+        ("Duration (s)", duration),
+        ("Objects", len(objects)),
+        ("Objects succeeded", succeeded),
+        ("Objects failed", failed),
+        ("Records", job.records),
+        ("Size (bytes)", job.bytes),
+        ("Metadata items", job.metadata_items),
+        ("REST calls", job.rest_calls),
+        ("Bulk 2.0 jobs", job.bulk2_jobs),
+        ("Bulk 2.0 result pages", job.bulk2_pages),
+        ("Error code", job.error_code),
+        ("Error message", job.error_message),
+    ]
+    for label, value in rows:
+        ws.append([label, value])
+        ws.cell(row=ws.max_row, column=1).font = _BOLD
+        if isinstance(value, datetime):
+            ws.cell(row=ws.max_row, column=2).number_format = "yyyy-mm-dd hh:mm:ss"
+        if label == "Error code":
+            _link(ws.cell(row=ws.max_row, column=2), job.error_code)
+    _fit(ws, (24, 48))
+
+
+def _objects(ws: Worksheet, objects: Sequence[ReportObject]) -> None:
+    ws.append(list(OBJECT_COLUMNS))
+    for cell in ws[1]:
+        cell.font = _BOLD
+    ws.freeze_panes = "A2"
+    for o in sorted(objects, key=lambda o: o.name):
+        ws.append(
+            [
+                o.name, o.state, o.records, o.bytes, o.chunks, round(o.duration_s, 3), o.rest_calls,
+                o.bulk2_jobs, o.bulk2_pages, o.error_code, o.error_message,
+            ]
+        )  # fmt: skip
+        _link(ws.cell(row=ws.max_row, column=ERROR_CODE_COLUMN), o.error_code)
+    _fit(ws, (32, 11, 12, 14, 8, 12, 11, 13, 20, 12, 60))
+
+
+def build_report(job: ReportJob, objects: Sequence[ReportObject]) -> bytes:
+    """The XLSX workbook of one job: a Summary sheet and an Objects sheet (one row per object,
+    by name)."""
+    wb = Workbook()
+    summary = wb.active
+    assert summary is not None  # a new workbook always has one sheet
+    summary.title = SUMMARY_SHEET
+    _summary(summary, job, objects)
+    _objects(wb.create_sheet(OBJECTS_SHEET), objects)
+    out = io.BytesIO()
+    wb.save(out)
+    return out.getvalue()
+
+
+def report_filename(org: str, job_id: str) -> str:
+    """``sfvault-<org>-<job>.xlsx``, with anything but ``[A-Za-z0-9._-]`` replaced."""
+    return re.sub(r"[^A-Za-z0-9._-]", "_", f"sfvault-{org}-{job_id}.xlsx")

@@ -1,0 +1,101 @@
+"""Compare jobs (issue 6): queued, run by a worker, summary and state kept in ``compares``.
+
+The lifecycle is the exports' one (``ExportState``): ``queued`` → ``running`` →
+``succeeded`` | ``failed``. ``job_id`` / ``against_job_id`` reference catalog jobs (NULL when the
+catalog does not know a job of the repository, e.g. before ``sfvault catalog rebuild``); the
+jobs the compare was resolved to are also kept in ``summary["job"]`` / ``summary["against"]``
+from submission on, and ``summary["objects"]`` is added once it succeeds.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from engine.catalog.models import Compare, ExportState
+from engine.clock import Clock, SystemClock
+from engine.errors import NotFound
+
+
+def create_compare(
+    session: Session,
+    *,
+    org_id: int,
+    job_id: str | None,
+    against_job_id: str | None,
+    objects: Sequence[str] | None = None,
+    summary: dict[str, Any] | None = None,
+    created_by: str | None = None,
+    clock: Clock | None = None,
+) -> Compare:
+    row = Compare(
+        id=uuid.uuid4().hex,
+        org_id=org_id,
+        job_id=job_id,
+        against_job_id=against_job_id,
+        objects=sorted(objects) if objects is not None else None,
+        state=ExportState.QUEUED.value,
+        progress=0.0,
+        summary=summary,
+        created_by=created_by,
+        created_at=(clock or SystemClock()).now(),
+    )
+    session.add(row)
+    session.flush()
+    return row
+
+
+def get_compare(session: Session, compare_id: str) -> Compare:
+    row = session.get(Compare, compare_id)
+    if row is None:
+        raise NotFound(kind="compare", name=compare_id)
+    return row
+
+
+def list_compares(session: Session, org_id: int, *, limit: int = 100) -> list[Compare]:
+    """The org's compares, newest first."""
+    return list(
+        session.scalars(
+            select(Compare).where(Compare.org_id == org_id).order_by(Compare.created_at.desc()).limit(limit)
+        )
+    )
+
+
+def set_compare_state(
+    session: Session,
+    compare: Compare,
+    state: ExportState | str,
+    *,
+    summary: dict[str, Any] | None = None,
+    progress: float | None = None,
+    error_code: str | None = None,
+    error_message: str | None = None,
+    clock: Clock | None = None,
+) -> Compare:
+    now = (clock or SystemClock()).now()
+    target = ExportState(state)
+    compare.state = target.value
+    if target is ExportState.RUNNING:
+        compare.started_at = now
+    elif target is not ExportState.QUEUED:
+        compare.finished_at = now
+    if summary is not None:
+        compare.summary = summary
+    if progress is not None:
+        compare.progress = min(max(progress, 0.0), 1.0)
+    elif target is ExportState.SUCCEEDED:
+        compare.progress = 1.0
+    compare.error_code, compare.error_message = error_code, error_message
+    session.flush()
+    return compare
+
+
+def set_compare_progress(session: Session, compare: Compare, progress: float) -> Compare:
+    """Record how far a running compare is (0..1, objects done / objects)."""
+    compare.progress = min(max(progress, 0.0), 1.0)
+    session.flush()
+    return compare

@@ -1,0 +1,134 @@
+"""Deliver the notification outbox by SMTP.
+
+The outbox table is the record of every notification (permission-check reports today). When
+``settings.smtp_host`` is empty nothing is sent and messages stay ``pending``: the outbox is
+then the only channel, read from the catalog. With SMTP configured, :func:`flush_outbox` sends
+each pending message (STARTTLS and login when configured), marks it ``sent``, or counts the
+failed attempt with its error (:class:`engine.errors.NotificationFailed`) and leaves it
+pending for the next flush; after :data:`MAX_ATTEMPTS` failures it is ``failed`` for good.
+
+One SMTP connection serves one flush; a connection that cannot be opened fails every message
+of the flush (each gets its attempt counted), so an SMTP outage is visible on each message.
+The password is never logged and never part of an error message.
+"""
+
+from __future__ import annotations
+
+import logging
+import smtplib
+from email.message import EmailMessage
+from email.utils import format_datetime, make_msgid
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from engine.catalog import reports as creports
+from engine.catalog.db import transaction
+from engine.catalog.models import OutboxMessage, OutboxState
+from engine.clock import Clock
+from engine.config import Settings
+from engine.errors import NotificationFailed
+
+log = logging.getLogger("sfvault.notify")
+
+MAX_ATTEMPTS = 5
+"""Failed deliveries after which a message is given up (state ``failed``)."""
+BATCH = 100
+SMTP_TIMEOUT_S = 15.0
+
+
+def _email(settings: Settings, msg: OutboxMessage, clock: Clock) -> EmailMessage:
+    mail = EmailMessage()
+    mail["From"] = settings.smtp_from
+    mail["To"] = msg.recipient
+    mail["Subject"] = msg.subject
+    mail["Date"] = format_datetime(clock.now())
+    mail["Message-ID"] = make_msgid(idstring=f"sfvault-outbox-{msg.id}")
+    mail["X-Sfvault-Kind"] = msg.kind
+    mail.set_content(msg.body)
+    return mail
+
+
+def _open(settings: Settings) -> smtplib.SMTP:
+    assert settings.smtp_host
+    smtp = smtplib.SMTP(settings.smtp_host, settings.smtp_port, timeout=SMTP_TIMEOUT_S)
+    try:
+        if settings.smtp_starttls:
+            smtp.starttls()
+        if settings.smtp_username:
+            password = settings.smtp_password.get_secret_value() if settings.smtp_password else ""
+            smtp.login(settings.smtp_username, password)
+    except BaseException:
+        smtp.close()
+        raise
+    return smtp
+
+
+def _failure(msg: OutboxMessage, exc: BaseException) -> str:
+    # smtplib errors carry the server's answer, never our password; keep the class and the text
+    what = f"{type(exc).__name__}: {exc}"[:500]
+    return str(NotificationFailed(id=msg.id, recipient=msg.recipient, what=what))
+
+
+def _record_failure(session: Session, msg: OutboxMessage, error: str, clock: Clock) -> bool:
+    """Count the failed attempt; True when the message is given up now."""
+    creports.mark_message(session, msg, sent=False, error=error, clock=clock)
+    if msg.attempts >= MAX_ATTEMPTS:
+        msg.state = OutboxState.FAILED.value
+        session.flush()
+        return True
+    return False
+
+
+def flush_outbox(settings: Settings, sessions: sessionmaker[Session], *, clock: Clock) -> tuple[int, int]:
+    """Send the pending messages; return ``(sent, failed attempts)`` of this flush.
+
+    Without ``smtp_host`` nothing happens and ``(0, 0)`` is returned. Each message is marked in
+    its own transaction, so a crash mid-flush re-sends at most the message being sent.
+    """
+    if not settings.smtp_host:
+        return 0, 0
+    with transaction(sessions) as s:
+        ids = [m.id for m in creports.pending_messages(s, limit=BATCH)]
+    if not ids:
+        return 0, 0
+    sent = failed = 0
+    try:
+        smtp = _open(settings)
+    except (smtplib.SMTPException, OSError) as exc:
+        with transaction(sessions) as s:
+            for mid in ids:
+                msg = s.get(OutboxMessage, mid)
+                if msg is not None and msg.state == OutboxState.PENDING.value:
+                    _record_failure(s, msg, _failure(msg, exc), clock)
+                    failed += 1
+        log.warning(
+            "outbox: smtp=%s:%s unreachable or refused the login, %d message(s) not sent: %s",
+            settings.smtp_host, settings.smtp_port, failed, type(exc).__name__,
+        )  # fmt: skip
+        return 0, failed
+    try:
+        for mid in ids:
+            with transaction(sessions) as s:
+                msg = s.get(OutboxMessage, mid)
+                if msg is None or msg.state != OutboxState.PENDING.value:
+                    continue
+                try:
+                    smtp.send_message(_email(settings, msg, clock))
+                except (smtplib.SMTPException, OSError) as exc:
+                    gave_up = _record_failure(s, msg, _failure(msg, exc), clock)
+                    failed += 1
+                    log.warning(
+                        "outbox: message=%s recipient=%s attempt=%d gave_up=%s error=%s",
+                        msg.id, msg.recipient, msg.attempts, gave_up, type(exc).__name__,
+                    )  # fmt: skip
+                    if isinstance(exc, smtplib.SMTPServerDisconnected):
+                        break
+                    continue
+                creports.mark_message(s, msg, sent=True, clock=clock)
+                sent += 1
+    finally:
+        try:
+            smtp.quit()
+        except (smtplib.SMTPException, OSError):
+            smtp.close()
+    return sent, failed

@@ -1,0 +1,296 @@
+"""The scheduler loop over a real catalog (SQLite and PostgreSQL) with an injected clock.
+
+``Scheduler.tick(now)`` is called directly with chosen instants: no thread, no sleeping. Orgs in
+most tests have no credentials, so a slot that the policy decides to *run* reaches the real
+job runner, which refuses it before recording a job (the org has no credentials): the
+scheduler then records the slot as a skipped job with that refusal's code. That keeps every
+slot visible in the catalog without a Salesforce org; one test at the end really runs the
+backup on the emulator and a LocalCluster.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, time, timedelta
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pytest
+from sqlalchemy import select
+
+from api.background import JobRunner
+from api.context import AppContext
+from api.scheduler import Scheduler
+from engine.catalog import jobs as cjobs
+from engine.catalog import orgs as corgs
+from engine.catalog.db import make_engine, migrate, session_factory, transaction
+from engine.catalog.models import Job, Org
+from engine.clock import FrozenClock, SystemClock
+from engine.config import Settings
+from engine.errors import JobAlreadyRunning, SubscriptionExpired, UnknownTimeZone
+from engine.jobs.credentials import catalog_sealer, credentials_record
+from engine.jobs.errors import CredentialsMissing
+from engine.jobs.planning import JobOptions
+from engine.sink.backends import open_backend
+from engine.sink.keys import LocalKeyFile
+from engine.sink.repository import Repository
+from tests.api.conftest import api_settings
+
+pytest_plugins = ["tests.catalog_fixtures"]
+
+CONNECTED = datetime(2026, 3, 10, 15, 0, tzinfo=UTC)
+
+
+def make_ctx(
+    settings: Settings, clock: Any, *, dask_factory: Any = None, job_options: JobOptions | None = None
+) -> AppContext:
+    engine = make_engine(settings.catalog_url)
+    migrate(engine)
+    runner = JobRunner(
+        settings, clock=clock, dask_factory=dask_factory or (lambda: None), job_options=job_options
+    )
+    return AppContext(
+        settings=settings,
+        engine=engine,
+        sessions=session_factory(engine),
+        sealer=catalog_sealer(settings, create=True),
+        clock=clock,
+        runner=runner,
+    )
+
+
+def init_repository(settings: Settings) -> None:
+    Repository.init(
+        open_backend(settings.repository_url, settings),
+        LocalKeyFile.load_or_create(settings.key_file),
+        settings=settings,
+    ).close()
+
+
+@pytest.fixture
+def ctx(tmp_path: Path, catalog_url: str) -> Iterator[AppContext]:
+    settings = api_settings(tmp_path, catalog_url)
+    init_repository(settings)
+    c = make_ctx(settings, FrozenClock(CONNECTED))
+    try:
+        yield c
+    finally:
+        c.runner.shutdown()
+        c.engine.dispose()
+
+
+def add_org(
+    ctx: AppContext, name: str, *, zone: str = "UTC", connected: datetime = CONNECTED, **settings: Any
+) -> None:
+    org_fields = {
+        k: settings.pop(k) for k in ("subscription_expires_at", "plan", "purchased_seats") if k in settings
+    }
+    with ctx.tx() as s:
+        org = corgs.create_org(
+            s, name=name, instance_url=None, time_zone=zone, storage_location=ctx.settings.repository_url,
+            clock=FrozenClock(connected), **org_fields,
+        )  # fmt: skip
+        corgs.update_settings(s, org, permission_check_enabled=False, **settings)
+
+
+def slots_of(ctx: AppContext, name: str) -> list[Job]:
+    with ctx.tx() as s:
+        org = corgs.get_org_by_name(s, name)
+        rows = list(s.scalars(select(Job).where(Job.org_id == org.id).order_by(Job.scheduled_for)))
+        s.expunge_all()
+        return rows
+
+
+def test_a_new_org_first_runs_at_the_next_local_midnight(ctx: AppContext) -> None:
+    # New York is on daylight time (UTC-4) since 8 March 2026: local midnight is 04:00 UTC
+    add_org(ctx, "ny", zone="America/New_York")
+    sched = Scheduler(ctx)
+    assert sched.tick(datetime(2026, 3, 11, 3, 59, 59, tzinfo=UTC)).slots == []
+    report = sched.tick(datetime(2026, 3, 11, 4, 0, 30, tzinfo=UTC))
+    [outcome] = report.slots
+    assert outcome.slot == datetime(2026, 3, 11, 0, 0, tzinfo=ZoneInfo("America/New_York"))
+    assert outcome.slot.astimezone(UTC) == datetime(2026, 3, 11, 4, 0, tzinfo=UTC)
+    # the runner refused it (no credentials): the slot is recorded with that code, not lost
+    assert (outcome.action, outcome.code) == ("skipped", CredentialsMissing.code)
+    [job] = slots_of(ctx, "ny")
+    assert job.scheduled_for == datetime(2026, 3, 11, 4, 0, tzinfo=UTC)
+    assert (job.state, job.trigger, job.kind, job.error_code) == (
+        "skipped",
+        "scheduled",
+        "full",
+        CredentialsMissing.code,
+    )
+    assert report.failures == []
+
+
+def test_n_jobs_a_day_from_the_first_start_time(ctx: AppContext) -> None:
+    add_org(ctx, "berlin", zone="Europe/Berlin", jobs_per_day=4, first_start_time=time(6, 0))
+    sched = Scheduler(ctx)
+    for hour in range(1, 26):  # one tick an hour over the day after connecting at 16:00 local
+        sched.tick(CONNECTED + timedelta(hours=hour))
+    berlin = ZoneInfo("Europe/Berlin")
+    local = [j.scheduled_for.astimezone(berlin) for j in slots_of(ctx, "berlin") if j.scheduled_for]
+    assert [(t.day, t.hour, t.minute) for t in local] == [(10, 18, 0), (11, 0, 0), (11, 6, 0), (11, 12, 0)]
+
+
+def test_a_slot_is_skipped_and_recorded_while_a_job_runs(ctx: AppContext) -> None:
+    add_org(ctx, "busy")
+    with ctx.tx() as s:
+        org = corgs.get_org_by_name(s, "busy")
+        running = cjobs.create_job(s, org, kind="full", trigger="manual", clock=FrozenClock(CONNECTED))
+        cjobs.start_job(s, running, clock=FrozenClock(CONNECTED))
+        running_id = running.id
+    slot = datetime(2026, 3, 11, 0, 0, tzinfo=UTC)
+    [outcome] = Scheduler(ctx).tick(slot + timedelta(seconds=5)).slots
+    assert (outcome.action, outcome.code) == ("skipped", JobAlreadyRunning.code)
+    skipped = [j for j in slots_of(ctx, "busy") if j.id != running_id]
+    assert [(j.state, j.scheduled_for, j.error_code) for j in skipped] == [
+        ("skipped", slot, JobAlreadyRunning.code)
+    ]
+    assert running_id in (skipped[0].error_message or "")
+
+
+def test_an_expired_subscription_stops_the_schedule_and_records_nothing(ctx: AppContext) -> None:
+    add_org(ctx, "expired", plan="standard", subscription_expires_at=datetime(2026, 3, 10, 20, 0, tzinfo=UTC))
+    report = Scheduler(ctx).tick(datetime(2026, 3, 11, 0, 1, tzinfo=UTC))
+    [outcome] = report.slots
+    assert (outcome.action, outcome.code) == ("stopped", SubscriptionExpired.code)
+    assert slots_of(ctx, "expired") == []
+
+
+def test_one_slot_makes_one_job_however_many_ticks_see_it(ctx: AppContext) -> None:
+    add_org(ctx, "once")
+    now = datetime(2026, 3, 11, 0, 0, 10, tzinfo=UTC)
+    first, second = Scheduler(ctx), Scheduler(ctx)  # two processes sharing one catalog
+    assert [o.action for o in first.tick(now).slots] == ["skipped"]
+    assert first.tick(now).slots == []  # the same process: the slot is behind its last tick
+    assert [o.action for o in second.tick(now).slots] == []  # the catalog's last slot bounds it too
+    fresh = Scheduler(ctx)
+    # a process that decided before the first one recorded: the unique index refuses its row
+    slot = datetime(2026, 3, 11, 0, 0, tzinfo=UTC)
+    with ctx.tx() as s:
+        org_id = corgs.get_org_by_name(s, "once").id
+    late = fresh._record_skip(org_id, "once", slot, "full", "SFV-601", "late", FrozenClock(now))
+    assert late.action == "already_handled"
+    assert len(slots_of(ctx, "once")) == 1
+
+
+def test_missed_slots_after_downtime_are_one_run(ctx: AppContext) -> None:
+    add_org(ctx, "hourly", jobs_per_day=24)
+    sched = Scheduler(ctx)
+    sched.tick(datetime(2026, 3, 11, 0, 0, 1, tzinfo=UTC))
+    # down for ten hours: one catch-up job for the newest missed slot
+    [outcome] = sched.tick(datetime(2026, 3, 11, 10, 30, tzinfo=UTC)).slots
+    assert outcome.slot.astimezone(UTC) == datetime(2026, 3, 11, 10, 0, tzinfo=UTC)
+    assert len(slots_of(ctx, "hourly")) == 2
+    # a restarted process (no memory) starts from the last recorded slot
+    [again] = Scheduler(ctx).tick(datetime(2026, 3, 11, 13, 0, 5, tzinfo=UTC)).slots
+    assert again.slot.astimezone(UTC) == datetime(2026, 3, 11, 13, 0, tzinfo=UTC)
+
+
+def test_a_failing_org_does_not_stop_the_others(ctx: AppContext) -> None:
+    add_org(ctx, "a-broken")
+    add_org(ctx, "b-fine")
+    with ctx.tx() as s:  # a zone that no longer exists in the tz database (as after an upgrade)
+        corgs.get_org_by_name(s, "a-broken").time_zone = "Mars/Olympus_Mons"
+    sched = Scheduler(ctx)
+    report = sched.tick(datetime(2026, 3, 11, 0, 0, 5, tzinfo=UTC))
+    assert [(f.org, f.step) for f in report.failures] == [("a-broken", "backup")]
+    assert report.failures[0].code == UnknownTimeZone.code
+    assert [o.org for o in report.slots] == ["b-fine"]
+    # the failed step is backed off, not retried on every tick
+    assert sched.tick(datetime(2026, 3, 11, 0, 1, 5, tzinfo=UTC)).failures == []
+    later = sched.tick(datetime(2026, 3, 11, 0, 16, 5, tzinfo=UTC))
+    assert [(f.org, f.step) for f in later.failures] == [("a-broken", "backup")]
+
+
+def test_the_loop_thread_ticks_with_the_context_clock(tmp_path: Path) -> None:
+    import threading
+
+    clock = FrozenClock(datetime(2026, 3, 11, 0, 0, 30, tzinfo=UTC))
+    settings = api_settings(tmp_path, scheduler_tick_seconds=0.01)
+    init_repository(settings)
+    c = make_ctx(settings, clock)
+    try:
+        add_org(c, "looped")
+        ticked = threading.Event()
+        sched = Scheduler(c)
+        original = sched.tick
+
+        def tick(now: datetime) -> Any:
+            report = original(now)
+            ticked.set()
+            return report
+
+        sched.tick = tick  # type: ignore[method-assign]
+        sched.start()
+        assert ticked.wait(30)
+        sched.stop()
+        assert [j.scheduled_for for j in slots_of(c, "looped")] == [datetime(2026, 3, 11, 0, 0, tzinfo=UTC)]
+    finally:
+        c.runner.shutdown()
+        c.engine.dispose()
+
+
+# --- a tick that really runs a backup ---------------------------------------------------------
+
+
+@pytest.mark.emulator
+@pytest.mark.cluster
+def test_a_tick_starts_a_real_backup_that_finishes_with_its_slot(tmp_path: Path) -> None:
+    from distributed import Client, LocalCluster
+
+    from cluster import configure_dask
+    from tests.e2e.backup_env import TEST_OPTIONS, make_settings
+    from tests.helpers.emulator_proc import poll_for, start_emulator
+
+    configure_dask()
+    em = start_emulator(scale=1_500, seed=5, tls=False, timeout=300)
+    try:
+        settings = make_settings(tmp_path)
+        i = em.info
+        rec = credentials_record(
+            instance_url=i["instance_url"], username=i["username"], password=i["password"],
+            security_token=i["security_token"], client_id=i["client_id"], client_secret=i["client_secret"],
+            login_url=i["login_url"],
+        )  # fmt: skip
+        with (
+            LocalCluster(
+                n_workers=1, threads_per_worker=2, processes=False, dashboard_address=":0"
+            ) as cluster,
+            Client(cluster) as client,
+        ):
+            c = make_ctx(settings, SystemClock(), dask_factory=lambda: client, job_options=TEST_OPTIONS)
+            try:
+                with c.tx() as s:
+                    org = corgs.create_org(
+                        s, name="live", instance_url=i["instance_url"], credentials=rec, sealer=c.sealer,
+                        storage_location=settings.repository_url,
+                    )  # fmt: skip
+                    corgs.update_settings(s, org, permission_check_enabled=False)
+                    connected = org.connected_at
+                slot = datetime.combine(connected.date() + timedelta(days=1), time(0), tzinfo=UTC)
+                report = Scheduler(c).tick(slot + timedelta(seconds=1))
+                assert report.failures == []
+                [outcome] = report.slots
+                assert (outcome.action, outcome.kind) == ("started", "full")
+
+                def finished() -> Job | None:
+                    with transaction(c.sessions) as s:
+                        job = s.get(Job, outcome.job_id)
+                        assert job is not None
+                        s.expunge(job)
+                        return job if job.state not in ("queued", "running") else None
+
+                job = poll_for(finished, timeout=240)
+                assert job.state == "succeeded"
+                assert (job.trigger, job.kind, job.scheduled_for) == ("scheduled", "full", slot)
+                assert job.records > 0
+                with c.tx() as s:
+                    assert s.scalar(select(Org.name).where(Org.id == job.org_id)) == "live"
+            finally:
+                c.runner.shutdown()
+                c.engine.dispose()
+    finally:
+        em.stop()
