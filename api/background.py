@@ -21,7 +21,7 @@ from typing import Any, TypeVar
 
 from engine.clock import Clock
 from engine.config import Settings
-from engine.errors import ServiceShuttingDown
+from engine.errors import JobStartTimeout, ServiceShuttingDown
 from engine.jobs.planning import BackupRequest, JobOptions
 from engine.jobs.runner import BackupResult, Progress, run_backup
 
@@ -101,7 +101,7 @@ class JobRunner:
         ``settings`` replaces the runner's for this job (the org's own storage location).
         ``on_started(job_id)`` runs in the job's thread as soon as the job row exists (the
         scheduler uses it to stamp the slot). Raises what run_backup raises before it records a
-        job, and :class:`TimeoutError` if the job is not recorded within ``wait_s``.
+        job, and :class:`JobStartTimeout` (SFV-911) if the job is not recorded within ``wait_s``.
         """
         started = threading.Event()
         holder: dict[str, str] = {}
@@ -137,7 +137,7 @@ class JobRunner:
 
         future = self.submit(f"backup of {org}", job)
         if not started.wait(wait_s):
-            raise TimeoutError(f"the backup of {org} was not recorded within {wait_s:.0f} s")
+            raise JobStartTimeout(org=org, seconds=round(wait_s))
         if "job" in holder:
             return holder["job"]
         future.result()  # finished before recording a job: raise its refusal

@@ -49,7 +49,7 @@ from api.context import AppContext
 from engine.catalog import jobs as cjobs
 from engine.catalog.models import ACTIVE_JOB_STATES, Job, JobKind, JobState, Org
 from engine.clock import Clock
-from engine.errors import SfvaultError
+from engine.errors import JobStartTimeout, SfvaultError
 from engine.jobs.connect import backup_settings_of, job_fact, subscription_of
 from engine.jobs.notify import flush_outbox
 from engine.jobs.permission_check import (
@@ -80,7 +80,7 @@ class SlotOutcome:
         action: ``started`` (a backup job), ``skipped`` (recorded as a skipped job),
             ``stopped`` (schedule stopped: nothing recorded) or ``already_handled`` (another
             tick or process recorded this slot).
-        job_id: the started or skipped job.
+        job_id: the started or skipped job (None for a job still starting: ``code`` SFV-911).
         kind: ``full`` or ``incremental`` for a started job.
         code: the error code of a skip or a stop.
     """
@@ -325,6 +325,9 @@ class Scheduler:
                 name, BackupRequest(org=name, full=full), settings=job_settings, trigger="scheduled",
                 on_started=stamp,
             )  # fmt: skip
+        except JobStartTimeout as exc:  # slow to start, not refused: the job stamps the slot when recorded
+            log.warning("scheduler: org=%s slot=%s job not recorded yet: %s", name, slot.isoformat(), exc)
+            return SlotOutcome(name, slot, "started", kind="full" if full else "incremental", code=exc.code)
         except SfvaultError as exc:  # refused before a job was recorded: record the slot as skipped
             kind = JobKind.FULL.value if full else JobKind.INCREMENTAL.value
             return self._record_skip(org_id, name, slot, kind, exc.code, exc.message, ctx.clock)

@@ -508,9 +508,6 @@ def job_cancel(job_id: str = typer.Argument(...), config: Path | None = _JOBS_CO
     run_cli(body)
 
 
-if __name__ == "__main__":
-    app()
-
 
 # --- sfvault data / compare / export (recovery points, issue 6) ----------------------------
 
@@ -713,3 +710,7 @@ def export_files_cmd(
     names = tuple(o.strip() for o in objects.split(",") if o.strip()) if objects else None
     run_cli(lambda: _export_cmd(name, kind="files", fmt="files", scope=scope, objects=names, out=out, job=job,
                                 monthly_limit_gb=monthly_limit_gb, config=config))  # fmt: skip
+
+
+if __name__ == "__main__":
+    app()

@@ -647,6 +647,13 @@ class JobNotCancellable(ApiError):
     template = "job {job} is {state}; only a queued or running job can be cancelled"
 
 
+class JobStartTimeout(ApiError):
+    code = "SFV-911"
+    exit_code = 75
+    http_status = 504
+    template = "the backup of {org} was not recorded within {seconds} s; it may still start, see the job list"
+
+
 class PermissionReportMissing(ApiError):
     """The org exists but no permission check has run for it yet."""
 
