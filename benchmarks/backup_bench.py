@@ -7,13 +7,22 @@ For each profile (``fast``, ``realistic``), in the same process run and against 
 2. sfvault full backup on a Dask LocalCluster into a local encrypted repository;
 3. 1% churn, then an sfvault incremental backup.
 
+Then, unless ``--big-object-rows 0``: an org whose ``--big-object`` (Task) holds ``--big-object-rows``
+(5M) records, backed up in full with the production options, for the peak RSS per worker.
+
 By default sfvault extracts records only, like the baseline (``--file-bodies`` adds the REST blob
 downloads). Reported: records, seconds, records/s, MB/s (baseline: CSV written; sfvault: bytes on
 the wire, gzip), API calls (and per million records),
 peak RSS per worker, incremental/full time ratio, and for ``realistic`` the profile's ceiling
 (concurrent-job cap x per-stream bandwidth). JSON in ``benchmarks/results/`` + a printed table.
 
-    .venv/bin/python -m benchmarks.backup_bench [--scale 2000000] [--profiles fast,realistic] [--tiny]
+Targets (issue 5), checked and printed as PASS/FAIL lines, and stored under ``targets``:
+``realistic`` full time <= 1/4 of the baseline's and >= 70% of the ceiling; ``fast`` records/s
+>= half the baseline's; incremental at 1% churn <= 10% of the full job's time; peak RSS per
+worker < 1 GiB with the single big object.
+
+    .venv/bin/python -m benchmarks.backup_bench [--scale 2000000] [--profiles fast,realistic]
+        [--big-object-rows 5000000] [--file-bodies] [--tiny]
 """
 
 from __future__ import annotations
@@ -33,9 +42,19 @@ if str(REPO_ROOT) not in sys.path:
 
 
 def _baseline(em: Any, objects: list[str], out_dir: Path) -> dict[str, Any]:
+    # simple-salesforce does not retry a 503: the profile's random errors are off for the baseline
+    profile = em.admin("GET", "/profile")
+    em.admin("POST", "/profile", json={"error_rate": 0.0, "timeout_rate": 0.0})
+    try:
+        return _baseline_run(em, objects, out_dir)
+    finally:
+        em.admin("POST", "/profile", json={k: profile[k] for k in ("error_rate", "timeout_rate")})
+
+
+def _baseline_run(em: Any, objects: list[str], out_dir: Path) -> dict[str, Any]:
     from simple_salesforce import Salesforce
 
-    from tests.helpers.emulator_proc import salesforce_session
+    from emulator.launcher import salesforce_session
 
     i = em.info
     sf = Salesforce(username=i["username"], password=i["password"], security_token=i["security_token"],
@@ -49,7 +68,10 @@ def _baseline(em: Any, objects: list[str], out_dir: Path) -> dict[str, Any]:
         path = out_dir / obj
         path.mkdir(parents=True, exist_ok=True)
         results = getattr(sf.bulk2, obj).download(
-            f"SELECT {', '.join(fields)} FROM {obj}", path=str(path), max_records=50_000, wait=0.2  # type: ignore[arg-type]
+            f"SELECT {', '.join(fields)} FROM {obj}",
+            path=str(path),
+            max_records=50_000,
+            wait=0.2,  # type: ignore[arg-type]
         )
         for r in results:
             records += int(r["number_of_records"])
@@ -68,18 +90,54 @@ def _peak_rss(client: Any) -> dict[str, int]:
     return {str(k): int(v) for k, v in client.run(rss).items()}
 
 
+SWEEP_EVERY = 2
+"""JobOptions.id_sweep_every of the benchmark's jobs (the product default is every job)."""
+
+
+def run_big_object(obj: str, rows: int, workers: int | None, *, base_scale: int = 2_000) -> dict[str, Any]:
+    """A full backup of an org with one ``rows``-record object (production job options)."""
+    from cluster import close_client, get_client
+    from emulator.launcher import start_emulator
+    from engine.jobs.planning import BackupRequest
+    from engine.jobs.runner import run_backup
+    from tests.e2e.backup_env import BackupEnv, make_settings
+
+    em = start_emulator(scale=base_scale, seed=1, profile="fast", tls=False, timeout=1800,
+                        extra_args=["--object-rows", f"{obj}={rows}"])  # fmt: skip
+    out: dict[str, Any] = {"object": obj, "rows_requested": rows}
+    try:
+        with tempfile.TemporaryDirectory(prefix="sfvault-bench-big-") as tmp:
+            settings = make_settings(Path(tmp))
+            client = get_client(settings, n_workers=workers)
+            try:
+                env = BackupEnv(em=em, settings=settings, dask=client)
+                env.add_org("big")
+                full = run_backup(settings, client, "big", BackupRequest(org="big"))
+                out["sfvault_full"] = _summary(full)
+                out["object_records"] = full.objects[obj].records if obj in full.objects else 0
+                out["object_partitions"] = full.objects[obj].partitions if obj in full.objects else 0
+                out["peak_rss_per_worker"] = _peak_rss(client)
+            finally:
+                close_client(client)
+    finally:
+        em.stop()
+    return out
+
+
 def run_profile(
     profile: str, scale: int, churn: float, workers: int | None, file_bodies: bool = False
 ) -> dict[str, Any]:
     from cluster import close_client, get_client
+    from emulator.launcher import start_emulator
     from engine.jobs.planning import BackupRequest, JobOptions
     from engine.jobs.runner import run_backup
     from tests.e2e.backup_env import BackupEnv, make_settings
-    from tests.helpers.emulator_proc import start_emulator
 
     em = start_emulator(scale=scale, seed=1, profile=profile, tls=True, timeout=900)
     out: dict[str, Any] = {"profile": em.admin("GET", "/profile"), "scale": scale, "file_bodies": file_bodies}
-    options = JobOptions(file_bodies=file_bodies)
+    # the Id sweep (hard deletes) runs every SWEEP_EVERY jobs: the first incremental is a job between
+    # sweeps, the second one sweeps; both are reported
+    options = JobOptions(file_bodies=file_bodies, id_sweep_every=SWEEP_EVERY)
     try:
         with tempfile.TemporaryDirectory(prefix="sfvault-bench-") as tmp:
             root = Path(tmp)
@@ -92,14 +150,18 @@ def run_profile(
                 out["sfvault_full"] = _summary(full)
                 out["peak_rss_per_worker"] = _peak_rss(client)
                 bulk_objects = sorted(n for n, o in full.objects.items() if o.bulk_jobs > 0)
+                out["objects"] = bulk_objects
+                # the baseline reads the same org state as the full job (before any churn)
+                out["baseline_simple_salesforce"] = _baseline(em, bulk_objects, root / "baseline")
                 em.admin("POST", "/churn", json={"percent": churn, "seed": 99})
                 inc = run_backup(settings, client, "bench", BackupRequest(org="bench"), options=options)
                 out["sfvault_incremental"] = _summary(inc)
                 out["incremental_churn_percent"] = churn
+                em.admin("POST", "/churn", json={"percent": churn, "seed": 100})
+                swept = run_backup(settings, client, "bench", BackupRequest(org="bench"), options=options)
+                out["sfvault_incremental_with_sweep"] = _summary(swept)
             finally:
                 close_client(client)
-            out["baseline_simple_salesforce"] = _baseline(em, bulk_objects, root / "baseline")
-            out["objects"] = bulk_objects
     finally:
         em.stop()
     b, f, i = out["baseline_simple_salesforce"], out["sfvault_full"], out["sfvault_incremental"]
@@ -107,6 +169,8 @@ def run_profile(
     out["full_vs_baseline_time"] = f["seconds"] / b["seconds"] if b["seconds"] else None
     out["full_vs_baseline_rate"] = f["records_per_s"] / b["records_per_s"] if b["records_per_s"] else None
     out["incremental_vs_full_time"] = i["seconds"] / f["seconds"] if f["seconds"] else None
+    w = out["sfvault_incremental_with_sweep"]
+    out["incremental_with_sweep_vs_full_time"] = w["seconds"] / f["seconds"] if f["seconds"] else None
     p = out["profile"]
     if p.get("max_running_jobs") and p.get("stream_bytes_per_s"):
         ceiling = p["max_running_jobs"] * p["stream_bytes_per_s"]
@@ -144,11 +208,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--file-bodies", action="store_true", help="sfvault also downloads file bodies (baseline: never)"
     )
+    parser.add_argument("--big-object", default="Task", help="the object of the peak-RSS run")
+    parser.add_argument(
+        "--big-object-rows", type=int, default=None,
+        help="records of the big object (default 5,000,000; 0 skips; --tiny skips unless given)",
+    )  # fmt: skip
     args = parser.parse_args(argv)
     scale = 3_000 if args.tiny else args.scale
-    result: dict[str, Any] = {"scenario": "backup", "tiny": args.tiny, "runs": []}
+    big_rows = args.big_object_rows if args.big_object_rows is not None else (0 if args.tiny else 5_000_000)
+    result: dict[str, Any] = {"scenario": "backup", "tiny": args.tiny, "argv": argv or sys.argv[1:]}
+    result["runs"] = []
     for profile in [p.strip() for p in args.profiles.split(",") if p.strip()]:
         result["runs"].append(run_profile(profile, scale, args.churn, args.workers, args.file_bodies))
+    if big_rows > 0:
+        result["big_object"] = run_big_object(args.big_object, big_rows, args.workers)
+    result["targets"] = targets(result)
     args.results_dir.mkdir(parents=True, exist_ok=True)
     stamp = time.strftime("%Y%m%dT%H%M%S")
     path = args.results_dir / f"backup_bench{'-tiny' if args.tiny else ''}-{stamp}.json"
@@ -156,7 +230,39 @@ def main(argv: list[str] | None = None) -> int:
     _print(result)
     print(f"results: {path}")
     ok = all(r["sfvault_full"]["state"] == "succeeded" for r in result["runs"])
-    return 0 if ok else 1
+    big = result.get("big_object")
+    return 0 if ok and (big is None or big["sfvault_full"]["state"] == "succeeded") else 1
+
+
+def targets(result: dict[str, Any]) -> list[dict[str, Any]]:
+    """The issue's targets as ``{name, value, limit, ok}`` rows (only those the runs measured)."""
+    out: list[dict[str, Any]] = []
+
+    def add(name: str, value: float | None, limit: float, higher_is_better: bool) -> None:
+        if value is None:
+            return
+        ok = value >= limit if higher_is_better else value <= limit
+        out.append({"name": name, "value": value, "limit": limit, "ok": ok,
+                    "rule": ">=" if higher_is_better else "<="})  # fmt: skip
+
+    for r in result["runs"]:
+        name = r["profile"]["name"]
+        if name == "realistic":
+            add("realistic: full time / baseline time", r["full_vs_baseline_time"], 0.25, False)
+            add("realistic: full share of the ceiling", r.get("full_share_of_ceiling"), 0.70, True)
+        if name == "fast":
+            add("fast: full records/s / baseline records/s", r["full_vs_baseline_rate"], 0.5, True)
+        add(f"{name}: incremental time / full time (1% churn)", r["incremental_vs_full_time"], 0.10, False)
+        add(
+            f"{name}: incremental with Id sweep / full time (1% churn)",
+            r.get("incremental_with_sweep_vs_full_time"), 0.10, False,
+        )  # fmt: skip
+    big = result.get("big_object")
+    if big is not None:
+        rss = max(big["peak_rss_per_worker"].values()) / 2**30
+        label = f"peak RSS per worker, one {big['object_records']:,}-record {big['object']} (GiB)"
+        add(label, rss, 1.0, False)
+    return out
 
 
 def _print(result: dict[str, Any]) -> None:
@@ -173,7 +279,9 @@ def _print(result: dict[str, Any]) -> None:
         table.add_row(name, "simple-salesforce bulk2", f"{b['records']:,}", f"{b['seconds']:.1f}",
                       f"{b['records_per_s']:,.0f}", f"{b['csv_bytes'] / b['seconds'] / 1e6:.1f}",
                       str(b["api_calls"]), "")  # fmt: skip
-        for label in ("sfvault_full", "sfvault_incremental"):
+        for label in ("sfvault_full", "sfvault_incremental", "sfvault_incremental_with_sweep"):
+            if label not in r:
+                continue
             s = r[label]
             per_m = s["api_calls_per_million_records"]
             table.add_row(name, label.replace("_", " "), f"{s['records']:,}", f"{s['seconds']:.1f}",
@@ -184,12 +292,31 @@ def _print(result: dict[str, Any]) -> None:
         rss = max(r["peak_rss_per_worker"].values()) / 2**20
         extra = ""
         if "full_share_of_ceiling" in r:
-            extra = f", {r['full_share_of_ceiling']:.0%} of the profile ceiling"
+            p = r["profile"]
+            extra = (
+                f"; ceiling {p['max_running_jobs']} jobs x {p['stream_bytes_per_s'] / 1e6:.1f} MB/s = "
+                f"{r['ceiling_bytes_per_s'] / 1e6:.1f} MB/s, full at "
+                f"{r['sfvault_full']['bytes_received_per_s'] / 1e6:.1f} MB/s = "
+                f"{r['full_share_of_ceiling']:.0%} of it"
+            )
         print(
-            f"{r['profile']['name']}: full/baseline time {r['full_vs_baseline_time']:.2f}, "
-            f"rate {r['full_vs_baseline_rate']:.2f}x; incremental/full {r['incremental_vs_full_time']:.2f}; "
+            f"{r['profile']['name']} ({r['scale']:,} scale): "
+            f"full/baseline time {r['full_vs_baseline_time']:.2f}, "
+            f"rate {r['full_vs_baseline_rate']:.2f}x; incremental/full {r['incremental_vs_full_time']:.3f} "
+            f"(with Id sweep {r.get('incremental_with_sweep_vs_full_time') or 0:.3f}); "
             f"peak RSS per worker {rss:.0f} MiB{extra}"
         )
+    big = result.get("big_object")
+    if big is not None:
+        f = big["sfvault_full"]
+        rss = {k: f"{v / 2**20:.0f} MiB" for k, v in big["peak_rss_per_worker"].items()}
+        print(
+            f"big object: {big['object_records']:,} {big['object']} records in {big['object_partitions']} "
+            f"partitions; full {f['records']:,} records in {f['seconds']:.1f}s; peak RSS per worker {rss}"
+        )
+    for t in result.get("targets", []):
+        verdict = "PASS" if t["ok"] else "FAIL"
+        print(f"{verdict}  {t['name']}: {t['value']:.3f} (target {t['rule']} {t['limit']})")
 
 
 if __name__ == "__main__":

@@ -57,6 +57,10 @@ def serve(
     start_time: Annotated[
         str | None, typer.Option(help="Start the org's clock at this ISO datetime (reproducible orgs).")
     ] = None,
+    object_rows: Annotated[
+        list[str] | None,
+        typer.Option("--object-rows", help="NAME=ROWS: rows of one generated object (repeatable)."),
+    ] = None,
 ) -> None:
     """Serve an emulated org; prints credentials and one JSON line once it accepts requests."""
     from emulator.server import ServeOptions
@@ -93,8 +97,19 @@ def serve(
             profile_overrides=overrides,
             bulk_page_rows=bulk_page_rows,
             start_time=_parse_time(start_time),
+            object_rows=_parse_object_rows(object_rows or []),
         )
     )
+
+
+def _parse_object_rows(items: list[str]) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for item in items:
+        name, sep, rows = item.partition("=")
+        if not sep or not rows.strip().isdigit():
+            raise typer.BadParameter(f"expected NAME=ROWS, got {item!r}", param_hint="--object-rows")
+        out[name.strip()] = int(rows)
+    return out
 
 
 def _parse_time(raw: str | None) -> datetime | None:

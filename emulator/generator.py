@@ -828,8 +828,18 @@ def _counts(store: OrgStore, scale: int) -> dict[str, int]:
     return counts
 
 
-def generate(store: OrgStore, scale: int, seed: int, *, file_body_bytes: int = 4096) -> dict[str, int]:
+def generate(
+    store: OrgStore,
+    scale: int,
+    seed: int,
+    *,
+    file_body_bytes: int = 4096,
+    object_rows: dict[str, int] | None = None,
+) -> dict[str, int]:
     """Fill an empty org with about ``scale`` records; returns the rows per object.
+
+    ``object_rows`` sets the rows of some generated objects outright (``{"Task": 5_000_000}``: one
+    very large object for memory benchmarks), whatever their share of ``scale``.
 
     Deterministic: the same (scale, seed, file_body_bytes) and clock time give the same
     :meth:`OrgStore.digest`.
@@ -845,6 +855,11 @@ def generate(store: OrgStore, scale: int, seed: int, *, file_body_bytes: int = 4
     now = store.clock.now()
     now_us = _epoch_us(now)
     counts = _counts(store, scale)
+    for name, rows in (object_rows or {}).items():
+        obj = store.schema.get(name)
+        if obj is None or name not in counts:
+            raise ValueError(f"{name!r} is not a generated object; choose from {', '.join(sorted(counts))}")
+        counts[name] = max(0, int(rows))
     n_users = max(10, min(500, scale // 2000))
     ctx = _Ctx(
         store=store,

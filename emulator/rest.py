@@ -554,23 +554,31 @@ def make_router(org: Org) -> APIRouter:
         return Response(status_code=204)
 
     @router.get(data + "/sobjects/{name}/{record_id}/{field_name}")
-    def blob(ver: str, name: str, record_id: str, field_name: str) -> Response:
-        from emulator.store import StoreError
+    async def blob(ver: str, name: str, record_id: str, field_name: str) -> Response:
+        from emulator.store import StoreError, blob_bytes
 
         obj = obj_or_404(name)
         if obj.blob_field is None or obj.blob_field.lower() != field_name.lower():
             raise not_found()
         try:
-            length = store.blob_length(obj.name, record_id)
-            if length is None or not store.exists(obj.name, record_id):
+            # a dict lookup (the store caches blob metadata per object until the next write)
+            meta = store.blob_meta(obj.name, record_id)
+            if meta is None or meta.length is None:
                 raise not_found()
-            explicit = store.blob(obj.name, record_id) if length < (8 << 20) else None
+            rid = idmod.to18(record_id)
+            if meta.explicit:
+                explicit = await _in_thread(store.blob, obj.name, rid) if meta.length < (8 << 20) else None
+            elif meta.length < (8 << 20):
+                explicit = blob_bytes(store.blob_seed, rid, meta.length)
+            else:
+                explicit = None
         except StoreError as exc:
             raise _store_error(exc) from None
-        ctype = _content_type(org, obj, record_id)
+        ct = meta.content_type
+        ctype = ("text/csv" if ct == "CSV" else ct) if ct else "application/octetstream"
         if explicit is not None:
             return Response(explicit, media_type=ctype)
-        return StreamingResponse(store.blob_stream(obj.name, record_id), media_type=ctype)
+        return StreamingResponse(store.blob_stream(obj.name, rid), media_type=ctype)
 
     def query_handler(include_deleted: bool):  # type: ignore[no-untyped-def]
         def handler(request: Request, ver: str) -> Response:

@@ -44,6 +44,8 @@ class ServeOptions:
     threads: int = 128
     start_time: datetime | None = None
     """Start the org's clock here (frozen while generating, so the same seed gives the same digest)."""
+    object_rows: dict[str, int] = field(default_factory=dict)
+    """Rows of these objects instead of their share of ``scale`` (e.g. one 5M-row object)."""
 
 
 def _load_or_make_credentials(data_dir: Path | None, username: str) -> Credentials:
@@ -71,7 +73,9 @@ def open_store(opts: ServeOptions, log: Callable[[str], None]) -> Any:
     store = OrgStore(opts.data_dir, schema=schema, clock=clock)
     if store.get_meta("generated") is None:
         t0 = time.perf_counter()
-        counts = generate(store, opts.scale, opts.seed, file_body_bytes=opts.file_body_bytes)
+        counts = generate(
+            store, opts.scale, opts.seed, file_body_bytes=opts.file_body_bytes, object_rows=opts.object_rows
+        )
         total = sum(counts.values())
         dt = time.perf_counter() - t0
         store.set_meta("generated", json.dumps({"scale": opts.scale, "seed": opts.seed}))
@@ -126,6 +130,9 @@ def serve(opts: ServeOptions, *, out: TextIO | None = None, err: TextIO | None =
 
     sock = socket.socket(socket.AF_INET6 if ":" in opts.host else socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    # inherited by accepted connections: without it a response's header and body writes wait out
+    # the client's delayed ACK (about 40 ms per request, which caps file-body downloads)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     sock.bind((opts.host, opts.port))
     sock.listen(1024)
     port = sock.getsockname()[1]

@@ -23,6 +23,7 @@ import base64
 import hashlib
 import threading
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
@@ -60,6 +61,50 @@ BLOB_LENGTH_FIELDS = {"Body": "BodyLength", "VersionData": "ContentSize", "LogFi
 
 PERSON_NAME_OBJECTS = frozenset({"Contact", "Lead", "User"})
 IDS_PARAM = "(SELECT unnest(?::VARCHAR[]))"  # a list of Ids bound as one parameter
+
+
+class WriteLock:
+    """The store's re-entrant writer lock; each acquisition bumps :attr:`generation`.
+
+    Every write to the tables holds this lock (the store's own methods, the generator, churn), so
+    a cache built at generation ``g`` is current exactly while ``generation == g``.
+    """
+
+    def __init__(self) -> None:
+        self._rlock = threading.RLock()
+        self.generation = 0
+
+    def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
+        ok = self._rlock.acquire(blocking, timeout)
+        if ok:
+            self.generation += 1
+        return ok
+
+    def release(self) -> None:
+        self._rlock.release()
+
+    @property
+    def exclusive(self) -> threading.RLock:
+        """The same lock without bumping the generation (for readers that must see no writer)."""
+        return self._rlock
+
+    def __enter__(self) -> WriteLock:
+        self.acquire()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+
+@dataclass(frozen=True)
+class BlobMeta:
+    """What the blob endpoint needs about one record, without a query per request."""
+
+    length: int | None
+    """The body's size (None: the record has no body)."""
+    content_type: str | None
+    explicit: bool
+    """The body was set through insert/update (it lives in ``_blobs``), not generated."""
 
 
 class StoreError(ValueError):
@@ -139,7 +184,9 @@ class OrgStore:
         self._con.execute("LOAD icu")
         self._con.execute("SET enable_progress_bar = false")
         self._con.execute("SET GLOBAL TimeZone = 'UTC'")
-        self._lock = threading.RLock()
+        self._lock = WriteLock()
+        self._blob_meta: dict[str, tuple[int, dict[str, BlobMeta]]] = {}
+        self._blob_meta_guard = threading.Lock()
         self.clock = clock or EmulatorClock()
         self._con.execute("CREATE TABLE IF NOT EXISTS _meta (key VARCHAR, value VARCHAR)")
         meta = dict(self._con.execute("SELECT key, value FROM _meta").fetchall())
@@ -218,7 +265,7 @@ class OrgStore:
         return self._con
 
     @property
-    def lock(self) -> threading.RLock:
+    def lock(self) -> WriteLock:
         return self._lock
 
     def table_name(self, obj: ObjectDef) -> str:
@@ -350,6 +397,50 @@ class OrgStore:
         if row is None or row[0] is None:
             return None
         return int(row[0])
+
+    def blob_meta(self, obj_name: str, record_id: str) -> BlobMeta | None:
+        """Length, content type and origin of the record's body; None when there is no such row.
+
+        Served from a per-object map that is rebuilt (one query) after any write to the store, so
+        the blob endpoint costs a dict lookup instead of several point queries per request.
+        """
+        obj = self.object_def(obj_name)
+        if obj.blob_field is None:
+            return None
+        rid = self._norm_id(record_id)
+        gen = self._lock.generation
+        cached = self._blob_meta.get(obj.name)
+        if cached is None or cached[0] != gen:
+            with self._blob_meta_guard:
+                cached = self._blob_meta.get(obj.name)
+                if cached is None or cached[0] != self._lock.generation:
+                    cached = self._build_blob_meta(obj)
+                    self._blob_meta[obj.name] = cached
+        return cached[1].get(rid)
+
+    def _build_blob_meta(self, obj: ObjectDef) -> tuple[int, dict[str, BlobMeta]]:
+        assert obj.blob_field is not None
+        length_field = BLOB_LENGTH_FIELDS[obj.blob_field]
+        ctype = next((f for f in ("ContentType", "LogFileContentType") if obj.field(f) is not None), None)
+        ctype_sql = f"t.{q(ctype)}" if ctype else "NULL"
+        with self._lock.exclusive:  # no writer in between; does not bump the generation
+            gen = self._lock.generation
+            with self.cursor() as cur:
+                rows = cur.execute(
+                    f"SELECT t.Id, t.{q(length_field)}, {ctype_sql}, b.id IS NOT NULL"
+                    f" FROM {table_name_for(obj)} t LEFT JOIN (SELECT DISTINCT id FROM _blobs"
+                    " WHERE object = ?) b ON b.id = t.Id",
+                    [obj.name],
+                ).fetchall()
+        out = {
+            str(rid): BlobMeta(
+                None if length is None else int(length),
+                None if ct is None else str(ct),
+                bool(explicit),
+            )
+            for rid, length, ct, explicit in rows
+        }
+        return gen, out
 
     def blob(self, obj_name: str, record_id: str) -> bytes | None:
         """The body of an Attachment / Document / ContentVersion / StaticResource / EventLogFile."""

@@ -26,10 +26,10 @@ from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
 from cluster import dask_client  # noqa: E402
+from emulator.launcher import start_emulator  # noqa: E402
 from engine.config import Settings  # noqa: E402
 from engine.jobs.planning import BackupRequest, JobOptions  # noqa: E402
 from engine.jobs.runner import BackupResult, run_backup  # noqa: E402
-from tests.helpers.emulator_proc import start_emulator  # noqa: E402
 
 
 def _sfvault(console: Console, *args: str, env_config: Path) -> None:

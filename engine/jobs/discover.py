@@ -31,10 +31,8 @@ class Discovery:
 
 
 def _client_for(base: SalesforceClient) -> SalesforceClient:
-    c = SalesforceClient(base.session.credentials, base.options, usage=ApiUsage())
-    c.session = base.session
-    c.api_version = base.api_version
-    return c
+    """``base``'s pool and session with separate usage counters (the calls are charged per object)."""
+    return base.derive(usage=ApiUsage())
 
 
 def discover(base: SalesforceClient, rules: ScopeRules, *, threads: int = 8) -> Discovery:
@@ -88,6 +86,15 @@ def partitions_for(
 
         parts = plan_partitions(plan.name, lo, hi, count, target_rows, total=total)
         return parts, dict(c.usage.calls)
+    finally:
+        c.close()
+
+
+def live_count(base: SalesforceClient, plan: ObjectPlan) -> tuple[int, dict[str, int]]:
+    """``SELECT COUNT() FROM <object>`` (one REST call); and the calls spent."""
+    c = _client_for(base)
+    try:
+        return RestApi(c).count(Soql.count(plan.name)), dict(c.usage.calls)
     finally:
         c.close()
 

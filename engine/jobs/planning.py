@@ -58,6 +58,15 @@ class JobOptions:
     """Download Attachment/Document/ContentVersion/... bodies (off: records only)."""
     poll_first: float = 0.2
     poll_max: float = 5.0
+    rest_max_rows: int = 10_000
+    """Incremental windows (and Id sweeps of objects) of at most this many rows go through REST
+    query paging instead of a Bulk job: a few calls and no job to poll. 0 = always Bulk.
+    Capped at a quarter of :attr:`target_rows` (see :attr:`rest_limit`)."""
+
+    @property
+    def rest_limit(self) -> int:
+        """The effective REST threshold: anything near a partition's size goes through Bulk."""
+        return max(0, min(self.rest_max_rows, self.target_rows // 4))
 
 
 @dataclass(frozen=True)

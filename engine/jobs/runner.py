@@ -21,6 +21,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -41,7 +42,7 @@ from engine.extract.scope import ScopeRules
 from engine.extract.soql import Soql
 from engine.extract.usage import ApiUsage
 from engine.jobs.credentials import catalog_sealer, client_options, grant_from_record
-from engine.jobs.discover import add_calls, discover, partitions_for
+from engine.jobs.discover import add_calls, discover, live_count, partitions_for
 from engine.jobs.errors import (
     CredentialsMissing,
     JobAbandoned,
@@ -61,6 +62,9 @@ from engine.jobs.planning import (
 from engine.jobs.tasks import IDS_SUFFIX, PartitionResult, PartitionTask, extract_partition
 from engine.jobs.worker import BackupWorkerPlugin
 from engine.model import ChunkRef, Cursor, Manifest, ObjectEntry
+
+PLANNING_THREADS = 8
+"""Objects planned at once on the driver (each planning step is one to a few REST calls)."""
 
 
 @dataclass
@@ -311,8 +315,9 @@ def _execute(
     failed: dict[str, tuple[str, str]] = {}
     stop: tuple[str, str] | None = None
 
-    def task_for(name: str, work: ObjectWork, part: Partition) -> PartitionTask:
+    def task_for(name: str, work: ObjectWork, part: Partition, *, rest_sweep: bool = False) -> PartitionTask:
         plan = plans[name]
+        rest_data = work.mode == "incremental" and part.estimated_rows <= o.rest_limit
         return PartitionTask(
             org=run.org_name, job_id=job_id, plugin=plugin_name, sobject=name, fields=plan.fields,
             path=plan.path, partition=part, mode=work.mode, cursor_field=plan.spec.cursor_field,
@@ -322,6 +327,7 @@ def _execute(
             chunk_target_bytes=o.chunk_target_bytes, semaphore=sem_name,
             max_concurrent=o.max_concurrent_bulk_jobs, cancel_event=cancel_name,
             poll_first=o.poll_first, poll_max=o.poll_max, blob_threads=o.blob_threads,
+            rest_data=rest_data, rest_sweep=rest_sweep,
         )  # fmt: skip
 
     def submit(task: PartitionTask) -> None:
@@ -361,29 +367,46 @@ def _execute(
         run.emit("object", name)
 
     try:
-        # plan partitions (driver, REST COUNT queries) and submit as we go
-        for name, work in decision.objects.items():
-            if run.cancel.is_set():
-                break
-            rep = run.reports[name]
-            rep.started = time.monotonic()
-            try:
-                base.check_reserve()
-                parts, calls = partitions_for(
-                    base, plans[name], target_rows=o.target_rows, cursor_field=plans[name].spec.cursor_field,
-                    window_start=work.window_start(o.cursor_lag),
-                )  # fmt: skip
-            except SalesforceApiLimit as err:
-                stop = _err_fields(err)
-                break
-            except SfvaultError as err:
-                fail_object(name, *_err_fields(err))
-                continue
-            add_calls(rep.calls, calls.items())
-            rep.partitions = len(parts)
-            rep.state = "running"
-            for p in parts:
-                submit(task_for(name, work, p))
+        # plan partitions (driver, REST COUNT queries; a few objects at a time) and submit as we go
+        def plan_one(name: str, work: ObjectWork) -> tuple[list[Partition], dict[str, int], bool]:
+            base.check_reserve()
+            plan = plans[name]
+            parts, calls = partitions_for(
+                base, plan, target_rows=o.target_rows, cursor_field=plan.spec.cursor_field,
+                window_start=work.window_start(o.cursor_lag),
+            )  # fmt: skip
+            calls = dict(calls)
+            rest_sweep = False
+            if work.sweep and len(parts) == 1 and plan.path == "bulk2" and o.rest_limit > 0:
+                # a small object is swept with one or a few REST pages instead of a Bulk job
+                rows, more = live_count(base, plan)
+                add_calls(calls, more.items())
+                rest_sweep = rows <= o.rest_limit
+            return parts, calls, rest_sweep
+
+        with ThreadPoolExecutor(max_workers=PLANNING_THREADS, thread_name_prefix="plan") as pool:
+            planned = {}
+            for name, work in decision.objects.items():
+                run.reports[name].started = time.monotonic()
+                planned[name] = pool.submit(plan_one, name, work)
+            for name, work in decision.objects.items():
+                if run.cancel.is_set() or stop is not None:
+                    planned[name].cancel()
+                    continue
+                rep = run.reports[name]
+                try:
+                    parts, calls, rest_sweep = planned[name].result()
+                except SalesforceApiLimit as err:
+                    stop = _err_fields(err)
+                    continue
+                except SfvaultError as err:
+                    fail_object(name, *_err_fields(err))
+                    continue
+                add_calls(rep.calls, calls.items())
+                rep.partitions = len(parts)
+                rep.state = "running"
+                for p in parts:
+                    submit(task_for(name, work, p, rest_sweep=rest_sweep))
         run.emit("planned")
 
         last_cancel_check = time.monotonic()

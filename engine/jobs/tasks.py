@@ -17,6 +17,10 @@ Order inside a task (it matters for correctness, see ``docs/OPERATIONS.md``):
    the sweep but present in the data was deleted in between, never inserted in between).
 
 An org-wide ``distributed.Semaphore`` caps the Bulk jobs running at once across all workers.
+
+Small incremental windows (``rest_data``: the driver counted at most ``JobOptions.rest_limit`` rows)
+run steps 1 and 2 through REST ``query``/``queryAll`` paging, and small objects (``rest_sweep``) their
+sweep too: one or a few calls instead of a Bulk job to create, poll and page. The order is the same.
 """
 
 from __future__ import annotations
@@ -78,6 +82,11 @@ class PartitionTask:
     poll_max: float = 5.0
     blob_threads: int = 8
     blob_timeout_s: float = 15.0
+    rest_data: bool = False
+    """Run the data and deletes queries through REST ``query``/``queryAll`` paging instead of a Bulk
+    job (small incremental windows: one or a few calls, no job to create, poll and page)."""
+    rest_sweep: bool = False
+    """Run the Id sweep through REST paging (the object is small)."""
 
     @property
     def window_start(self) -> datetime | None:
@@ -162,9 +171,10 @@ class _Extractor:
         if self._cancel is not None and self._cancel.is_set():
             raise Cancelled(self.task.key)
 
-    def pages(self, soql: Soql, *, all_rows: bool) -> Iterator[bytes]:
+    def pages(self, soql: Soql, *, all_rows: bool, rest: bool = False) -> Iterator[bytes]:
         t = self.task
-        if t.path == "rest":
+        if t.path == "rest" or rest:
+            self.client.check_reserve()
             names = list(soql.fields)
             for qpage in self.rest.query_pages(soql, include_deleted=all_rows, sobject=t.sobject):
                 self.check_cancel()
@@ -280,7 +290,7 @@ def _extract_data(ex: _Extractor, repo: Any, result: PartitionResult) -> None:
     incremental = t.mode == "incremental" and t.cursor is not None
     writer = _writer(repo, t.sobject, t)
     with writer:
-        for data in ex.pages(soql, all_rows=False):
+        for data in ex.pages(soql, all_rows=False, rest=t.rest_data):
             for batch in parser.iter_batches(data):
                 if tracker is not None:
                     if incremental:
@@ -315,7 +325,7 @@ def _extract_deletes(ex: _Extractor, repo: Any, result: PartitionResult) -> None
     parser = CsvPageParser(t.sobject, fields)
     writer = _writer(repo, t.sobject, t)
     with writer:
-        for data in ex.pages(soql, all_rows=True):
+        for data in ex.pages(soql, all_rows=True, rest=t.rest_data):
             for batch in parser.iter_batches(data):
                 writer.write_batch(batch)
                 result.deleted_rows += batch.num_rows
@@ -330,7 +340,7 @@ def _extract_sweep(ex: _Extractor, repo: Any, result: PartitionResult) -> None:
     parser = CsvPageParser(t.sobject, fields)
     writer = _writer(repo, t.sobject + IDS_SUFFIX, t)
     with writer:
-        for data in ex.pages(soql, all_rows=False):
+        for data in ex.pages(soql, all_rows=False, rest=t.rest_sweep):
             for batch in parser.iter_batches(data):
                 writer.write_batch(batch)
                 result.swept_ids += batch.num_rows

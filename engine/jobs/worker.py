@@ -69,22 +69,23 @@ class BackupWorkerPlugin(WorkerPlugin):
                 self._repo.close()
                 self._repo = None
 
-    def session(self) -> Session:
-        """The worker's Salesforce session (one login per worker, shared by its threads)."""
+    def _base_client(self) -> SalesforceClient:
         with self._lock:
             if self._base is None:
-                self._base = SalesforceClient(self._credentials, self.options)
-            return self._base.session
+                # one pool per worker, shared by its tasks: room for every task's blob threads
+                opts = self.options.model_copy(
+                    update={"max_connections": max(self.options.max_connections, 64)}
+                )
+                self._base = SalesforceClient(self._credentials, opts)
+            return self._base
+
+    def session(self) -> Session:
+        """The worker's Salesforce session (one login per worker, shared by its threads)."""
+        return self._base_client().session
 
     def client(self, *, timeout_seconds: float | None = None) -> SalesforceClient:
-        """A client for one task: its own connection pool and usage counters, the shared session."""
-        session = self.session()
-        options = self.options
-        if timeout_seconds is not None:
-            options = options.model_copy(update={"timeout_seconds": timeout_seconds})
-        client = SalesforceClient(self._credentials, options, usage=ApiUsage())
-        client.session = session
-        return client
+        """A client for one task: its own usage counters; the worker's connection pool and session."""
+        return self._base_client().derive(usage=ApiUsage(), timeout_seconds=timeout_seconds)
 
     def repository(self) -> Repository:
         from engine.sink.repository import open_repository
