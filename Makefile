@@ -3,7 +3,7 @@ SHELL := /bin/bash
 VENV ?= .venv
 PY := $(VENV)/bin/python
 PYTHON ?= python3
-DEMO_SCALE ?= 200000
+DEMO_SCALE ?= 1000000
 export PYTHONDONTWRITEBYTECODE := 1
 
 .PHONY: help deps venv system-deps lint test test-fast demo bench clean

@@ -91,7 +91,8 @@ def main(argv: list[str] | None = None) -> int:
 
         settings: Settings = load_settings(config)
         results: list[tuple[str, BackupResult]] = []
-        options = JobOptions(file_bodies=not args.no_file_bodies)
+        # the churn purges records (hard deletes): sweep Ids in every job so the ground-truth check holds
+        options = JobOptions(file_bodies=not args.no_file_bodies, id_sweep_every=1)
         with dask_client(settings, n_workers=args.workers) as client:
             console.print(f"Dask LocalCluster: {len(client.scheduler_info()['workers'])} worker processes")
             for label in ("full", "incremental"):

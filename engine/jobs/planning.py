@@ -47,7 +47,10 @@ class JobOptions:
 
     cycle_length: timedelta = timedelta(days=365)
     cursor_lag: timedelta = timedelta(minutes=5)
-    id_sweep_every: int = 1
+    id_sweep_every: int = 7
+    """Sweep live Ids (to catch hard deletes) in every n-th job of a cycle, counting the full job
+    as 0. A sweep reads every Id of every object, by far the largest cost of an incremental; hard
+    deletes missed in between are caught by the next sweep. 1 = every job; 0 = never."""
     max_concurrent_bulk_jobs: int = 8
     page_rows: int = 50_000
     chunk_target_bytes: int | None = 16 * 1024 * 1024

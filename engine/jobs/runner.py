@@ -5,7 +5,9 @@
 1. read the org and its sealed credentials from the catalog; refuse a second job of the org;
 2. take the org's repository lock; log in; discover and scope the objects;
 3. decide full / incremental per object from the committed manifests of the cycle;
-4. record the job (``queued`` → ``running``); cut objects into Id-range partitions;
+4. record the job (``queued`` → ``running``); cut objects into Id-range partitions (an
+   incremental object whose window holds only versions its cursor already captured gets none:
+   no task, its cursor stays; see :func:`engine.jobs.discover.partitions_for`);
 5. register the job's worker plugin (credentials + repository reference, see
    :mod:`engine.jobs.worker`) and submit one task per partition; a partition that fails with a
    query timeout is bisected and resubmitted; an exhausted API allowance stops new work and
@@ -374,6 +376,8 @@ def _execute(
             parts, calls = partitions_for(
                 base, plan, target_rows=o.target_rows, cursor_field=plan.spec.cursor_field,
                 window_start=work.window_start(o.cursor_lag),
+                skip_unchanged=work.cursor if work.mode == "incremental" and not work.sweep else None,
+                deletes=plan.spec.has_is_deleted,
             )  # fmt: skip
             calls = dict(calls)
             rest_sweep = False
@@ -405,6 +409,10 @@ def _execute(
                 add_calls(rep.calls, calls.items())
                 rep.partitions = len(parts)
                 rep.state = "running"
+                if not parts:
+                    # nothing new in the incremental window: no task, the cursor stays
+                    finish_object(name)
+                    continue
                 for p in parts:
                     submit(task_for(name, work, p, rest_sweep=rest_sweep))
         run.emit("planned")

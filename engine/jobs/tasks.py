@@ -251,6 +251,7 @@ def extract_partition(task: PartitionTask) -> PartitionResult:
     # a short read timeout for file bodies: a stalled body is retried instead of waited for
     blob_client = plugin.client(timeout_seconds=task.blob_timeout_s) if task.blob_fields else None
     result = PartitionResult(task.sobject, task.key, task.mode, worker=get_worker().address)
+    ex: _Extractor | None = None
     try:
         ex = _Extractor(task, client, blob_client)
         _extract_data(ex, repo, result)
@@ -263,6 +264,7 @@ def extract_partition(task: PartitionTask) -> PartitionResult:
         if blob_client is not None:
             client.usage.merge(blob_client.usage)
             blob_client.close()
+        plugin.spent(client.usage, bulk_jobs=ex.bulk_jobs if ex is not None else 0)
         result.usage = client.usage.snapshot()
         client.close()
     result.duration_s = time.monotonic() - started

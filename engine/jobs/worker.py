@@ -12,6 +12,7 @@ its own session. Tasks receive only the plugin's name and look it up in ``get_wo
 from __future__ import annotations
 
 import threading
+import time
 from typing import TYPE_CHECKING, Any
 
 from distributed import get_worker
@@ -24,6 +25,9 @@ from engine.extract.usage import ApiUsage
 
 if TYPE_CHECKING:
     from engine.sink.repository import Repository
+
+ALLOWANCE_MAX_AGE_S = 60.0
+"""How long a worker trusts the org allowance it read from ``/limits`` before reading it again."""
 
 
 class BackupWorkerPlugin(WorkerPlugin):
@@ -39,6 +43,9 @@ class BackupWorkerPlugin(WorkerPlugin):
         self._lock = threading.Lock()
         self._base: SalesforceClient | None = None
         self._repo: Repository | None = None
+        self._allowance_lock = threading.Lock()
+        self._allowance: ApiUsage | None = None
+        self._allowance_at = 0.0
 
     def __repr__(self) -> str:
         return f"BackupWorkerPlugin(name={self.name!r})"
@@ -48,11 +55,15 @@ class BackupWorkerPlugin(WorkerPlugin):
         state["_lock"] = None
         state["_base"] = None
         state["_repo"] = None
+        state["_allowance_lock"] = None
+        state["_allowance"] = None
+        state["_allowance_at"] = 0.0
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
         self._lock = threading.Lock()
+        self._allowance_lock = threading.Lock()
 
     def setup(self, worker: Any) -> None:
         """Nothing is opened until the first task needs it (a worker may never get a task)."""
@@ -84,8 +95,39 @@ class BackupWorkerPlugin(WorkerPlugin):
         return self._base_client().session
 
     def client(self, *, timeout_seconds: float | None = None) -> SalesforceClient:
-        """A client for one task: its own usage counters; the worker's connection pool and session."""
-        return self._base_client().derive(usage=ApiUsage(), timeout_seconds=timeout_seconds)
+        """A client for one task: its own usage counters; the worker's connection pool and session.
+
+        Its counters start with the org allowance this worker knows (``/limits`` is read once per
+        worker and job, again after :data:`ALLOWANCE_MAX_AGE_S`; every answer's
+        ``Sforce-Limit-Info`` keeps ``DailyApiRequests`` fresh), so a task's reserve check does
+        not cost a ``/limits`` call of its own. That one call is charged to the task that made it.
+        """
+        c = self._base_client().derive(usage=ApiUsage(), timeout_seconds=timeout_seconds)
+        with self._allowance_lock:
+            known = self._allowance
+            if known is None or time.monotonic() - self._allowance_at > ALLOWANCE_MAX_AGE_S:
+                c.limits()
+                self._allowance = ApiUsage(
+                    org_used=c.usage.org_used, org_max=c.usage.org_max, limits=dict(c.usage.limits)
+                )
+                self._allowance_at = time.monotonic()
+            else:
+                c.usage.org_used, c.usage.org_max = known.org_used, known.org_max
+                c.usage.limits = dict(known.limits)
+        return c
+
+    def spent(self, usage: ApiUsage, *, bulk_jobs: int = 0) -> None:
+        """Fold a finished task's view into the worker's allowance: the newest ``Sforce-Limit-Info``
+        (the highest usage seen) and the Bulk query jobs it created (``/limits`` only counts those)."""
+        with self._allowance_lock:
+            known = self._allowance
+            if known is None:
+                return
+            if usage.org_used is not None and (known.org_used is None or usage.org_used > known.org_used):
+                known.org_used, known.org_max = usage.org_used, usage.org_max
+            jobs = known.limits.get("DailyBulkV2QueryJobs")
+            if bulk_jobs and jobs is not None:
+                known.limits["DailyBulkV2QueryJobs"] = (jobs[0], max(0, jobs[1] - bulk_jobs))
 
     def repository(self) -> Repository:
         from engine.sink.repository import open_repository
