@@ -17,6 +17,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from engine.catalog.models import Compare, ExportState
+from engine.catalog.queued import clamp_progress, move_queued
 from engine.clock import Clock, SystemClock
 from engine.errors import NotFound
 
@@ -76,26 +77,16 @@ def set_compare_state(
     error_message: str | None = None,
     clock: Clock | None = None,
 ) -> Compare:
-    now = (clock or SystemClock()).now()
-    target = ExportState(state)
-    compare.state = target.value
-    if target is ExportState.RUNNING:
-        compare.started_at = now
-    elif target is not ExportState.QUEUED:
-        compare.finished_at = now
+    move_queued(compare, state, now=(clock or SystemClock()).now(), progress=progress,
+                error_code=error_code, error_message=error_message)  # fmt: skip
     if summary is not None:
         compare.summary = summary
-    if progress is not None:
-        compare.progress = min(max(progress, 0.0), 1.0)
-    elif target is ExportState.SUCCEEDED:
-        compare.progress = 1.0
-    compare.error_code, compare.error_message = error_code, error_message
     session.flush()
     return compare
 
 
 def set_compare_progress(session: Session, compare: Compare, progress: float) -> Compare:
     """Record how far a running compare is (0..1, objects done / objects)."""
-    compare.progress = min(max(progress, 0.0), 1.0)
+    compare.progress = clamp_progress(progress)
     session.flush()
     return compare

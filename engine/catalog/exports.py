@@ -10,6 +10,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from engine.catalog.models import Export, ExportFormat, ExportKind, ExportScope, ExportState
+from engine.catalog.queued import clamp_progress, move_queued
 from engine.catalog.secrets import Sealer
 from engine.clock import Clock, SystemClock
 from engine.errors import NotFound
@@ -80,29 +81,19 @@ def set_export_state(
     progress: float | None = None,
     clock: Clock | None = None,
 ) -> Export:
-    now = (clock or SystemClock()).now()
-    target = ExportState(state)
-    export.state = target.value
-    if target is ExportState.RUNNING:
-        export.started_at = now
-    elif target is not ExportState.QUEUED:
-        export.finished_at = now
+    move_queued(export, state, now=(clock or SystemClock()).now(), progress=progress,
+                error_code=error_code, error_message=error_message)  # fmt: skip
     if size_bytes is not None:
         export.size_bytes = size_bytes
     if location is not None:
         export.location = location
-    if progress is not None:
-        export.progress = min(max(progress, 0.0), 1.0)
-    elif target is ExportState.SUCCEEDED:
-        export.progress = 1.0
-    export.error_code, export.error_message = error_code, error_message
     session.flush()
     return export
 
 
 def set_export_progress(session: Session, export: Export, progress: float) -> Export:
     """Record how far a running export is (0..1, objects done / objects)."""
-    export.progress = min(max(progress, 0.0), 1.0)
+    export.progress = clamp_progress(progress)
     session.flush()
     return export
 
