@@ -46,20 +46,15 @@ def token_create(
     config: Path | None = _CONFIG_OPT,
 ) -> None:
     """Create a token; it is printed once and only its hash is kept."""
-    from engine.catalog.db import make_engine, migrate, session_factory, transaction
+    from engine.catalog.db import catalog_transaction
     from engine.catalog.tokens import create_token
     from engine.config import load_settings
     from engine.console import run_cli
 
     def body() -> None:
-        engine = make_engine(load_settings(config).catalog_url)
-        try:
-            migrate(engine)
-            with transaction(session_factory(engine)) as s:
-                row, clear = create_token(s, name=name, role=role)
-                token_id = row.id
-        finally:
-            engine.dispose()
+        with catalog_transaction(load_settings(config).catalog_url) as s:
+            row, clear = create_token(s, name=name, role=role)
+            token_id = row.id
         typer.echo(clear)
         typer.echo(f"token {token_id} ({name}, {role.value}) created; it is not shown again", err=True)
 
@@ -71,23 +66,18 @@ def token_list(config: Path | None = _CONFIG_OPT) -> None:
     """List tokens (id, name, role, created, last used, revoked)."""
     from sqlalchemy import select
 
-    from engine.catalog.db import make_engine, migrate, session_factory, transaction
+    from engine.catalog.db import catalog_transaction
     from engine.catalog.models import ApiToken
     from engine.config import load_settings
     from engine.console import run_cli
 
     def body() -> None:
-        engine = make_engine(load_settings(config).catalog_url)
-        try:
-            migrate(engine)
-            with transaction(session_factory(engine)) as s:
-                for t in s.scalars(select(ApiToken).order_by(ApiToken.id)):
-                    state = f"revoked {t.revoked_at:%Y-%m-%d}" if t.revoked_at else "live"
-                    used = f"{t.last_used_at:%Y-%m-%d %H:%M}" if t.last_used_at else "never"
-                    created = f"{t.created_at:%Y-%m-%d}"
-                    typer.echo(f"{t.id}\t{t.name}\t{t.role}\tcreated {created}\tlast used {used}\t{state}")
-        finally:
-            engine.dispose()
+        with catalog_transaction(load_settings(config).catalog_url) as s:
+            for t in s.scalars(select(ApiToken).order_by(ApiToken.id)):
+                state = f"revoked {t.revoked_at:%Y-%m-%d}" if t.revoked_at else "live"
+                used = f"{t.last_used_at:%Y-%m-%d %H:%M}" if t.last_used_at else "never"
+                created = f"{t.created_at:%Y-%m-%d}"
+                typer.echo(f"{t.id}\t{t.name}\t{t.role}\tcreated {created}\tlast used {used}\t{state}")
 
     run_cli(body)
 
@@ -96,19 +86,14 @@ def token_list(config: Path | None = _CONFIG_OPT) -> None:
 def token_revoke(token_id: int = typer.Argument(..., help="the id `token list` shows"),
                  config: Path | None = _CONFIG_OPT) -> None:  # fmt: skip
     """Revoke a token: it stops working at once."""
-    from engine.catalog.db import make_engine, migrate, session_factory, transaction
+    from engine.catalog.db import catalog_transaction
     from engine.catalog.tokens import revoke_token
     from engine.config import load_settings
     from engine.console import run_cli
 
     def body() -> None:
-        engine = make_engine(load_settings(config).catalog_url)
-        try:
-            migrate(engine)
-            with transaction(session_factory(engine)) as s:
-                revoke_token(s, token_id)
-        finally:
-            engine.dispose()
+        with catalog_transaction(load_settings(config).catalog_url) as s:
+            revoke_token(s, token_id)
         typer.echo(f"token {token_id} revoked")
 
     run_cli(body)

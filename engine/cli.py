@@ -226,19 +226,16 @@ def catalog_rebuild(
     """Recreate the catalog's orgs, jobs and per-object results from the repository alone."""
 
     def body() -> None:
-        from engine.catalog.db import make_engine, migrate, session_factory, transaction
+        from engine.catalog.db import catalog_transaction
         from engine.catalog.rebuild import rebuild_catalog
         from engine.sink.repository import open_repository
 
         settings = load_settings(config)
         repo = open_repository(settings)
-        engine = make_engine(settings.catalog_url)
         try:
-            migrate(engine)
-            with transaction(session_factory(engine)) as session:
+            with catalog_transaction(settings.catalog_url) as session:
                 report = rebuild_catalog(session, repo, org=org, skip_unreadable=skip_unreadable)
         finally:
-            engine.dispose()
             repo.close()
         typer.echo(
             f"{report.snapshots} snapshots: {report.jobs_created} jobs created, "
@@ -283,7 +280,7 @@ def org_add(
     """Connect an org: the credentials are checked against it, then stored encrypted in the catalog."""
 
     def body() -> None:
-        from engine.catalog.db import make_engine, migrate, session_factory
+        from engine.catalog.db import open_catalog
         from engine.jobs.connect import connect_org
         from engine.jobs.credentials import catalog_sealer, credentials_record
 
@@ -293,15 +290,11 @@ def org_add(
             security_token=security_token, client_id=client_id, client_secret=client_secret,
             login_url=login_url, ca_file=ca_file,
         )  # fmt: skip
-        engine = make_engine(settings.catalog_url)
-        try:
-            migrate(engine)
+        with open_catalog(settings.catalog_url) as sessions:
             org = connect_org(
-                settings, session_factory(engine), name=name, record=record, time_zone=time_zone,
+                settings, sessions, name=name, record=record, time_zone=time_zone,
                 sealer=catalog_sealer(settings, create=True),
             )  # fmt: skip
-        finally:
-            engine.dispose()
         typer.echo(
             f"connected org {name} ({org.sf_org_id or 'org id unknown'}); credentials checked and stored "
             f"encrypted; API allowance {org.api_remaining if org.api_remaining is not None else '?'}"
@@ -424,26 +417,21 @@ def jobs_list(
 
         from engine.catalog import jobs as cjobs
         from engine.catalog import orgs as corgs
-        from engine.catalog.db import make_engine, migrate, session_factory, transaction
+        from engine.catalog.db import catalog_transaction
 
         settings = load_settings(config)
-        engine = make_engine(settings.catalog_url)
-        try:
-            migrate(engine)
-            with transaction(session_factory(engine)) as s:
-                org = corgs.get_org_by_name(s, name)
-                rows = cjobs.jobs_of_org(s, org.id, limit=limit)
-                table = Table(title=f"jobs of {name}")
-                for col in ("job", "kind", "state", "started", "finished", "records", "bytes", "error"):
-                    table.add_column(col)
-                for j in rows:
-                    table.add_row(
-                        j.id, j.kind, j.state, f"{j.started_at:%Y-%m-%d %H:%M:%S}" if j.started_at else "",
-                        f"{j.finished_at:%Y-%m-%d %H:%M:%S}" if j.finished_at else "", f"{j.records:,}",
-                        f"{j.bytes:,}", j.error_code or "",
-                    )  # fmt: skip
-        finally:
-            engine.dispose()
+        with catalog_transaction(settings.catalog_url) as s:
+            org = corgs.get_org_by_name(s, name)
+            rows = cjobs.jobs_of_org(s, org.id, limit=limit)
+            table = Table(title=f"jobs of {name}")
+            for col in ("job", "kind", "state", "started", "finished", "records", "bytes", "error"):
+                table.add_column(col)
+            for j in rows:
+                table.add_row(
+                    j.id, j.kind, j.state, f"{j.started_at:%Y-%m-%d %H:%M:%S}" if j.started_at else "",
+                    f"{j.finished_at:%Y-%m-%d %H:%M:%S}" if j.finished_at else "", f"{j.records:,}",
+                    f"{j.bytes:,}", j.error_code or "",
+                )  # fmt: skip
         Console().print(table)
 
     run_cli(body)
@@ -457,31 +445,26 @@ def job_show(job_id: str = typer.Argument(...), config: Path | None = _JOBS_CONF
         from rich.table import Table
 
         from engine.catalog import jobs as cjobs
-        from engine.catalog.db import make_engine, migrate, session_factory, transaction
+        from engine.catalog.db import catalog_transaction
 
         settings = load_settings(config)
-        engine = make_engine(settings.catalog_url)
-        try:
-            migrate(engine)
-            with transaction(session_factory(engine)) as s:
-                j = cjobs.get_job(s, job_id, with_objects=True)
-                typer.echo(
-                    f"job {j.id}: {j.kind} {j.state}; cycle {j.cycle_id}; started {j.started_at}; "
-                    f"finished {j.finished_at}; {j.records:,} records, {j.bytes:,} bytes; "
-                    f"snapshot {j.snapshot_ref or 'none'}"
-                )
-                if j.error_code:
-                    typer.echo(f"error {j.error_code}: {j.error_message}")
-                table = Table()
-                for col in ("object", "state", "records", "bytes", "chunks", "seconds", "REST", "Bulk jobs",
-                            "Bulk pages", "error"):  # fmt: skip
-                    table.add_column(col)
-                for o in sorted(j.objects, key=lambda o: o.object_name):
-                    table.add_row(o.object_name, o.state, f"{o.records:,}", f"{o.bytes:,}", str(o.chunks),
-                                  f"{o.duration_s:.1f}", str(o.rest_calls), str(o.bulk2_jobs),
-                                  str(o.bulk2_pages), o.error_code or "")  # fmt: skip
-        finally:
-            engine.dispose()
+        with catalog_transaction(settings.catalog_url) as s:
+            j = cjobs.get_job(s, job_id, with_objects=True)
+            typer.echo(
+                f"job {j.id}: {j.kind} {j.state}; cycle {j.cycle_id}; started {j.started_at}; "
+                f"finished {j.finished_at}; {j.records:,} records, {j.bytes:,} bytes; "
+                f"snapshot {j.snapshot_ref or 'none'}"
+            )
+            if j.error_code:
+                typer.echo(f"error {j.error_code}: {j.error_message}")
+            table = Table()
+            for col in ("object", "state", "records", "bytes", "chunks", "seconds", "REST", "Bulk jobs",
+                        "Bulk pages", "error"):  # fmt: skip
+                table.add_column(col)
+            for o in sorted(j.objects, key=lambda o: o.object_name):
+                table.add_row(o.object_name, o.state, f"{o.records:,}", f"{o.bytes:,}", str(o.chunks),
+                              f"{o.duration_s:.1f}", str(o.rest_calls), str(o.bulk2_jobs),
+                              str(o.bulk2_pages), o.error_code or "")  # fmt: skip
         Console().print(table)
 
     run_cli(body)
@@ -493,17 +476,12 @@ def job_cancel(job_id: str = typer.Argument(...), config: Path | None = _JOBS_CO
 
     def body() -> None:
         from engine.catalog import jobs as cjobs
-        from engine.catalog.db import make_engine, migrate, session_factory, transaction
+        from engine.catalog.db import catalog_transaction
 
         settings = load_settings(config)
-        engine = make_engine(settings.catalog_url)
-        try:
-            migrate(engine)
-            with transaction(session_factory(engine)) as s:
-                j = cjobs.request_cancel(s, cjobs.get_job(s, job_id))
-                typer.echo(f"job {j.id}: {'cancelled' if j.state == 'cancelled' else 'cancel requested'}")
-        finally:
-            engine.dispose()
+        with catalog_transaction(settings.catalog_url) as s:
+            j = cjobs.request_cancel(s, cjobs.get_job(s, job_id))
+            typer.echo(f"job {j.id}: {'cancelled' if j.state == 'cancelled' else 'cancel requested'}")
 
     run_cli(body)
 

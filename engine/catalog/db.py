@@ -82,6 +82,24 @@ def transaction(factory: sessionmaker[Session]) -> Iterator[Session]:
         yield session
 
 
+@contextmanager
+def open_catalog(url: str) -> Iterator[sessionmaker[Session]]:
+    """The catalog at ``url``, migrated to the newest schema, for one command; disposed after."""
+    engine = make_engine(url)
+    try:
+        migrate(engine)
+        yield session_factory(engine)
+    finally:
+        engine.dispose()
+
+
+@contextmanager
+def catalog_transaction(url: str) -> Iterator[Session]:
+    """One transaction on the catalog at ``url`` (see :func:`open_catalog`): for short commands."""
+    with open_catalog(url) as sessions, transaction(sessions) as session:
+        yield session
+
+
 def alembic_config(url: str | None = None) -> Config:
     """An Alembic config pointing at the packaged migrations (no ``alembic.ini`` needed)."""
     cfg = Config()
