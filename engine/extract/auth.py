@@ -267,9 +267,10 @@ class Session:
 
     def bearer(self) -> tuple[int, str]:
         """``(generation, "Bearer <token>")``: pass the generation to :meth:`refresh` on a 401."""
-        tok = self.token
-        with self._lock:
-            return self._generation, "Bearer " + tok.access_token.get_secret_value()
+        self.token  # noqa: B018 (logs in on first use)
+        with self._lock:  # token and generation read together: another thread may refresh between
+            assert self._token is not None
+            return self._generation, "Bearer " + self._token.access_token.get_secret_value()
 
     def refresh(self, stale_generation: int | None = None) -> None:
         """Get a new access token.
