@@ -2,7 +2,9 @@
 
 ``create_app`` builds everything from :class:`~engine.config.Settings`; the lifespan opens the
 catalog (migrating it to the newest schema), the sealer of org credentials, the background job
-runner and, unless disabled, the scheduler loop, and closes them in reverse order.
+runner (recovering the exports and compares a previous process left behind:
+:meth:`~api.background.JobRunner.recover_queued`) and, unless disabled, the scheduler loop, and
+closes them in reverse order.
 """
 
 from __future__ import annotations
@@ -74,6 +76,13 @@ def create_app(
             runner=runner,
         )
         app.state.ctx = ctx
+        # exports and compares a dead process left running are closed (SFV-713), queued ones resubmitted
+        recovered = runner.recover_queued(ctx.sessions, startup=True)
+        if recovered.abandoned or recovered.queued or recovered.removed:
+            log.info(
+                "queued jobs at startup: %d closed as abandoned, %d resubmitted, %d files removed",
+                len(recovered.abandoned), len(recovered.queued), len(recovered.removed),
+            )  # fmt: skip
         loop = Scheduler(ctx) if run_scheduler else None
         if loop is not None:
             loop.start()

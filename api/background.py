@@ -8,16 +8,23 @@ request handler only submits work and answers. Backups share one Dask client, ma
 so "back up now" can return the job id; a refusal before that (a job already running, no full
 backup yet, missing credentials) is raised to the caller unchanged. Live per-object progress of
 running backups is kept in memory (:meth:`JobRunner.progress`); the catalog has the final rows.
+
+Exports and compares are submitted by their routes under the names ``export <id>`` /
+``compare <id>`` (:func:`queued_job_name`). :meth:`JobRunner.recover_queued` (at service start and
+on each scheduler tick) closes the ones a dead process left ``running`` (SFV-713) and hands the
+``queued`` ones that this process is not already running back to the pool.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict
-from typing import Any, TypeVar
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from engine.clock import Clock
 from engine.config import Settings
@@ -25,10 +32,20 @@ from engine.errors import JobStartTimeout, ServiceShuttingDown
 from engine.jobs.planning import BackupRequest, JobOptions
 from engine.jobs.runner import BackupResult, Progress, run_backup
 
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session, sessionmaker
+
+    from engine.jobs.queued import QueuedRecovery
+
 log = logging.getLogger("sfvault.api.jobs")
 T = TypeVar("T")
 DaskFactory = Callable[[], Any]
 OnStarted = Callable[[str], None]
+
+
+def queued_job_name(kind: str, row_id: str) -> str:
+    """The runner's name of a queued export or compare (the routes submit them under it)."""
+    return f"{kind} {row_id}"
 
 
 class JobRunner:
@@ -54,6 +71,7 @@ class JobRunner:
         self._owns_dask = False
         self._progress: dict[str, dict[str, dict[str, Any]]] = {}
         self._cancels: dict[str, threading.Event] = {}
+        self._in_flight: Counter[str] = Counter()
         self._closing = False
 
     # --- generic work ---------------------------------------------------------------------
@@ -62,6 +80,8 @@ class JobRunner:
         """Run ``fn`` in the pool; its exception is logged (the job's own code records it)."""
         if self._closing:
             raise ServiceShuttingDown()
+        with self._lock:
+            self._in_flight[name] += 1
 
         def logged() -> T:
             try:
@@ -69,8 +89,58 @@ class JobRunner:
             except BaseException:
                 log.exception("background job %s failed", name)
                 raise
+            finally:
+                with self._lock:
+                    self._in_flight[name] -= 1
+                    if self._in_flight[name] <= 0:
+                        del self._in_flight[name]
 
         return self._pool.submit(logged)
+
+    def in_flight(self, name: str) -> bool:
+        """Whether work submitted under ``name`` is waiting in the pool or running."""
+        with self._lock:
+            return self._in_flight[name] > 0
+
+    # --- queued exports and compares ------------------------------------------------------
+
+    def recover_queued(
+        self, sessions: sessionmaker[Session], *, now: datetime | None = None, startup: bool = False
+    ) -> QueuedRecovery:
+        """Close exports and compares that a dead process left ``running`` (SFV-713, partial
+        files removed), sweep compare details, and submit the ``queued`` rows this process is not
+        already running (:func:`engine.jobs.queued.recover_queued`).
+
+        At ``startup`` every queued row is submitted; on a tick only rows queued longer than the
+        stale limit (a route submits its own row right after recording it, and another live
+        process may still be about to run its rows).
+        """
+        from api.routes.data import org_settings
+        from engine.jobs.queued import recover_queued
+
+        now = now or self.clock.now()
+        before = None if startup else now - timedelta(seconds=self.settings.queued_stale_after_seconds)
+        result = recover_queued(self.settings, sessions, now=now, queued_before=before)
+        for work in result.queued:
+            name = queued_job_name(work.kind, work.id)
+            if self.in_flight(name):
+                continue
+            settings = org_settings(self.settings, work.storage_location)
+            log.info("submitting %s (queued, picked up by recovery)", name)
+            self.submit(name, self._queued_runner(work.kind, work.id, settings))
+        return result
+
+    def _queued_runner(self, kind: str, row_id: str, settings: Settings) -> Callable[[], str]:
+        from engine.jobs.compares import run_queued_compare
+        from engine.jobs.exports import run_queued_export
+
+        def run() -> str:
+            if kind == "export":  # the outcome carries the ZIP password: keep it out of the future
+                return run_queued_export(settings, row_id, clock=self.clock).export_id
+            run_queued_compare(settings, row_id, clock=self.clock)
+            return row_id
+
+        return run
 
     # --- backups --------------------------------------------------------------------------
 

@@ -2,7 +2,9 @@
 
 Two sheets: **Summary** (org, job, kind, trigger, state, times, totals and API usage) and
 **Objects** (one row per object: state, records, size, chunks, duration, REST calls, Bulk API 2.0
-jobs and result pages, error code and message). Every error code cell links to its section of
+jobs and result pages, file bodies unavailable, error code and message, warning code and message;
+a warning, e.g. SFV-805 "only files shared with the backup user were backed up", is on an object
+that succeeded). Every error and warning code cell links to its section of
 ``docs/TROUBLESHOOTING.md`` (:data:`TROUBLESHOOTING_URL` plus the GitHub anchor of the heading
 ``## SFV-601 JobAlreadyRunning``, see :func:`troubleshooting_link`), where cause and fix are.
 
@@ -45,10 +47,14 @@ OBJECT_COLUMNS = (
     "REST calls",
     "Bulk 2.0 jobs",
     "Bulk 2.0 result pages",
+    "Files unavailable",
     "Error code",
     "Error message",
+    "Warning code",
+    "Warning message",
 )
 ERROR_CODE_COLUMN = OBJECT_COLUMNS.index("Error code") + 1
+WARNING_CODE_COLUMN = OBJECT_COLUMNS.index("Warning code") + 1
 _BOLD = Font(bold=True)
 
 
@@ -67,6 +73,9 @@ class ReportObject:
     bulk2_pages: int
     error_code: str | None = None
     error_message: str | None = None
+    files_unavailable: int = 0
+    warning_code: str | None = None
+    warning_message: str | None = None
 
 
 @dataclass(frozen=True)
@@ -156,6 +165,8 @@ def _summary(ws: Worksheet, job: ReportJob, objects: Sequence[ReportObject]) -> 
         ("Objects", len(objects)),
         ("Objects succeeded", succeeded),
         ("Objects failed", failed),
+        ("Objects with warnings", sum(1 for o in objects if o.warning_code)),
+        ("Files unavailable", sum(o.files_unavailable for o in objects)),
         ("Records", job.records),
         ("Size (bytes)", job.bytes),
         ("Metadata items", job.metadata_items),
@@ -184,11 +195,13 @@ def _objects(ws: Worksheet, objects: Sequence[ReportObject]) -> None:
         ws.append(
             [
                 o.name, o.state, o.records, o.bytes, o.chunks, round(o.duration_s, 3), o.rest_calls,
-                o.bulk2_jobs, o.bulk2_pages, o.error_code, o.error_message,
+                o.bulk2_jobs, o.bulk2_pages, o.files_unavailable, o.error_code, o.error_message,
+                o.warning_code, o.warning_message,
             ]
         )  # fmt: skip
         _link(ws.cell(row=ws.max_row, column=ERROR_CODE_COLUMN), o.error_code)
-    _fit(ws, (32, 11, 12, 14, 8, 12, 11, 13, 20, 12, 60))
+        _link(ws.cell(row=ws.max_row, column=WARNING_CODE_COLUMN), o.warning_code)
+    _fit(ws, (32, 11, 12, 14, 8, 12, 11, 13, 20, 17, 12, 60, 14, 60))
 
 
 def build_report(job: ReportJob, objects: Sequence[ReportObject]) -> bytes:

@@ -25,7 +25,9 @@ A daemon thread calls :meth:`Scheduler.tick` every ``settings.scheduler_tick_sec
    *scheduled* check against the org's grid) run synchronously
    (:func:`engine.jobs.permission_check.run_permission_check`).
 
-Then the outbox is flushed once (:func:`engine.jobs.notify.flush_outbox`). A failing org is
+Then exports and compares left ``running`` by a dead process are closed and long-queued ones
+resubmitted (:meth:`api.background.JobRunner.recover_queued`), and the outbox is flushed once
+(:func:`engine.jobs.notify.flush_outbox`). A failing org is
 logged on one line and reported in :class:`TickReport`; it does not stop the other orgs. The
 failed step of that org is tried again :data:`FAILURE_BACKOFF` later (a due slot stays due
 until then), so an org whose login fails is not asked to log in on every tick. Orgs without
@@ -186,6 +188,10 @@ class Scheduler:
                     now,
                     partial(self._permission_check, org_id, name, now, report),
                 )
+            try:  # exports and compares a dead process left running; queued ones nobody runs
+                self.ctx.runner.recover_queued(self.ctx.sessions, now=now)
+            except Exception as exc:  # reported and logged; the next tick tries again
+                report.failures.append(self._failed("", "queued_recovery", exc))
             try:
                 report.messages_sent, report.messages_failed = flush_outbox(
                     self.ctx.settings, self.ctx.sessions, clock=_TickClock(now, self.ctx.clock)

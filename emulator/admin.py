@@ -229,6 +229,36 @@ def make_router(org: Org) -> APIRouter:
             raise _bad(str(exc)) from None
         return _ok(org.profile.to_dict())
 
+    def user_permissions() -> dict[str, Any]:
+        from emulator.files import user_permission
+
+        flags = [f.name for f in store.object_def("PermissionSet").fields if f.name.startswith("Permissions")]
+        return {
+            "user_id": org.user_id,
+            "permissions": {f: user_permission(store, org.user_id, f) for f in flags},
+        }
+
+    @router.get("/user-permissions")
+    def get_user_permissions() -> Response:
+        """The integration user's effective system permissions (any assigned set grants)."""
+        return _ok(user_permissions())
+
+    @router.post("/user-permissions")
+    async def set_user_permissions(request: Request) -> Response:
+        """``{"PermissionsQueryAllFiles": false}``: set the flags on every permission set assigned
+        to the integration user (its profile's included), as an admin would in Setup."""
+        from emulator.files import set_user_permission
+
+        body = await _body(request)
+        for name, value in body.items():
+            if not isinstance(value, bool):
+                raise _bad(f"{name} takes true or false")
+            try:
+                await anyio.to_thread.run_sync(set_user_permission, store, org.user_id, name, value)
+            except ValueError as exc:
+                raise _bad(str(exc)) from None
+        return _ok(user_permissions())
+
     @router.get("/faults")
     def list_faults() -> Response:
         return _ok({"faults": org.faults.list(), "fired_total": org.faults.fired_total})

@@ -227,6 +227,7 @@ class JobManager:
         self, payload: dict[str, Any], version: str, user_id: str, *, forced_error: str | None = None
     ) -> dict[str, Any]:
         """Create a job and start it; returns the create response (state ``UploadComplete``)."""
+        from emulator.files import hidden_files_user
         from emulator.soql import SoqlError, translate
 
         operation = payload.get("operation")
@@ -251,6 +252,7 @@ class JobManager:
                 include_deleted=operation == "queryAll",
                 api_version=version,
                 now=self.org.store.clock.now(),
+                files_visible_to=hidden_files_user(self.org.store, user_id),
             )
         except SoqlError as exc:
             raise ApiError(400, exc.error_code, exc.message) from None

@@ -255,13 +255,15 @@ def _batch_size(request: Request) -> int:
 
 
 def run_query(org: Org, soql: str, version: str, include_deleted: bool, batch: int) -> dict[str, Any]:
+    from emulator.files import hidden_files_user
     from emulator.soql import SoqlError, translate
 
     schema = org.store.schema
     try:
         t = translate(
-            soql, schema, include_deleted=include_deleted, api_version=version, now=org.store.clock.now()
-        )
+            soql, schema, include_deleted=include_deleted, api_version=version, now=org.store.clock.now(),
+            files_visible_to=hidden_files_user(org.store, org.user_id),
+        )  # fmt: skip
     except SoqlError as exc:
         raise ApiError(400, exc.error_code, exc.message) from None
     if t.is_count:
@@ -515,6 +517,7 @@ def make_router(org: Org) -> APIRouter:
     @router.get(data + "/sobjects/{name}/{record_id}")
     @router.get(data + "/sobjects/{name}/{record_id}/")
     def get_record(request: Request, ver: str, name: str, record_id: str) -> Response:
+        from emulator.files import file_visible
         from emulator.store import StoreError
 
         obj = obj_or_404(name)
@@ -528,7 +531,7 @@ def make_router(org: Org) -> APIRouter:
             rec = store.get(obj.name, record_id, fields, api_version=v(ver))
         except StoreError as exc:
             raise _store_error(exc) from None
-        if rec is None:
+        if rec is None or not file_visible(store, obj.name, idmod.to18(record_id), org.user_id):
             raise not_found()
         if rec.get("IsDeleted") is True or _is_deleted(org, obj, record_id):
             raise ApiError(404, "ENTITY_IS_DELETED", "entity is deleted")
@@ -555,6 +558,7 @@ def make_router(org: Org) -> APIRouter:
 
     @router.get(data + "/sobjects/{name}/{record_id}/{field_name}")
     async def blob(ver: str, name: str, record_id: str, field_name: str) -> Response:
+        from emulator.files import file_visible
         from emulator.store import StoreError, blob_bytes
 
         obj = obj_or_404(name)
@@ -566,6 +570,8 @@ def make_router(org: Org) -> APIRouter:
             if meta is None or meta.length is None:
                 raise not_found()
             rid = idmod.to18(record_id)
+            if not file_visible(store, obj.name, rid, org.user_id):
+                raise not_found()  # a file the user cannot see (no Query All Files)
             if meta.explicit:
                 explicit = await _in_thread(store.blob, obj.name, rid) if meta.length < (8 << 20) else None
             elif meta.length < (8 << 20):

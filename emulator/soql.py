@@ -25,6 +25,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 from emulator import ids as idmod
+from emulator.files import visibility_condition
 from emulator.schema import (
     ADDRESS_COMPONENTS,
     ID_TYPES,
@@ -683,9 +684,11 @@ class _Translator:
         now: datetime | None,
         table_name: Any,
         alias_prefix: str = "t",
+        files_visible_to: str | None = None,
     ) -> None:
         self.schema = schema
         self.include_deleted = include_deleted
+        self.files_visible_to = files_visible_to
         self.api_version = api_version
         self.now = now
         self.table_name = table_name
@@ -1053,6 +1056,7 @@ class _Translator:
         sub = _Translator(
             self.schema, include_deleted=False, api_version=self.api_version, now=self.now,
             table_name=self.table_name, alias_prefix=f"{self.alias_prefix}s{self.subqueries}_",
+            files_visible_to=self.files_visible_to,
         )  # fmt: skip
         q = c.query
         if len(q.select) != 1 or not isinstance(q.select[0], FieldPath) or q.order_by or q.group_by:
@@ -1108,6 +1112,13 @@ class _Translator:
             and self.obj.name in ("Task", "Event")
         ):
             conds.append(f'NOT {self.base}."IsArchived"')
+        if self.files_visible_to is not None:
+            # without Query All Files only the files the user can see (emulator.files)
+            visible = visibility_condition(
+                self.obj.name, self.base, self.files_visible_to, lambda n: self.table_name(self.schema[n])
+            )
+            if visible is not None:
+                conds.append(visible)
         return (" WHERE " + " AND ".join(conds)) if conds else ""
 
 
@@ -1192,6 +1203,7 @@ def translate(
     include_deleted: bool,
     api_version: str = "59.0",
     now: datetime | None = None,
+    files_visible_to: str | None = None,
 ) -> Translated:
     """Translate ``soql`` into DuckDB SQL over the store's tables (see :class:`Translated`).
 
@@ -1201,6 +1213,8 @@ def translate(
         include_deleted: True for ``queryAll`` (recycle-bin rows included).
         api_version: used in blob-field paths (``/services/data/v59.0/...``).
         now: "now" for date literals such as ``TODAY`` (default: the wall clock).
+        files_visible_to: the session user when it lacks Query All Files: ContentVersion and
+            ContentDocument keep only the files it can see (:mod:`emulator.files`); None = all.
 
     Raises:
         SoqlError: MALFORMED_QUERY, INVALID_TYPE, INVALID_FIELD, INVALID_QUERY_FILTER_OPERATOR.
@@ -1214,6 +1228,7 @@ def translate(
         api_version=api_version,
         now=now,
         table_name=_default_table_name,
+        files_visible_to=files_visible_to,
     )
     tr.set_object(q)
     obj = tr.obj

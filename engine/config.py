@@ -44,6 +44,12 @@ class Settings(BaseSettings):
     # exports (issue 6): the exported volume allowed per org and calendar month (UTC)
     export_monthly_limit_bytes: int = Field(default=100 * 10**9, ge=0)
     export_dir: Path = Field(default=DEFAULT_DATA_DIR / "exports", description="where queued exports write")
+    # queued exports and compares: the running process refreshes the row's heartbeat this often; a
+    # `running` row without a heartbeat for queued_stale_after_seconds is closed failed (SFV-713)
+    queued_heartbeat_seconds: float = Field(default=30.0, gt=0)
+    queued_stale_after_seconds: float = Field(default=600.0, gt=0)
+    # compare detail files (scratch_dir/compares/<id>) are deleted this long after the compare finished
+    compare_details_keep_days: float = Field(default=30.0, gt=0)
     # control plane (issue 7): `sfvault serve`
     api_host: str = "127.0.0.1"
     api_port: int = Field(default=8400, ge=0, le=65535)

@@ -468,7 +468,6 @@ class UnknownPlan(InvalidPolicySetting):
     template = "unknown subscription plan {plan!r}; known plans: {known}"
 
 
-
 # --- recovery points, compare and exports (engine/diff, issue 6) ----------------------------
 
 
@@ -589,6 +588,16 @@ class NotQueued(DiffError):
     exit_code = 73
     http_status = 409
     template = "{kind} {id} is {state}, not queued; it runs only once"
+
+
+class QueuedJobAbandoned(DiffError):
+    """A queued export or compare stayed ``running`` without a heartbeat: the process that ran it
+    died (or was stopped) before it finished; its partial output was removed."""
+
+    code = "SFV-713"
+    exit_code = 75
+    http_status = 409
+    template = "{kind} {id} was abandoned: its process stopped sending heartbeats (last at {heartbeat})"
 
 
 # --- the REST API (api/, issue 7) ------------------------------------------------------------

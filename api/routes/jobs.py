@@ -137,6 +137,19 @@ class JobObjectOut(BaseModel):
     )
     error_code: str | None = Field(description="the exception the object hit", examples=[None])
     error_message: str | None = Field(examples=[None])
+    files_unavailable: int = Field(
+        default=0,
+        description="file bodies Salesforce answered with 403 or 404 although their record was queried",
+        examples=[0],
+    )
+    warning_code: str | None = Field(
+        default=None,
+        description="a warning on an object that succeeded, e.g. SFV-805 on ContentVersion and "
+        "ContentDocument: the backup user lacks Query All Files, so only files shared with it were "
+        "backed up",
+        examples=[None],
+    )
+    warning_message: str | None = Field(default=None, examples=[None])
 
 
 class JobErrorOut(BaseModel):
@@ -260,7 +273,8 @@ def _object_row(o: JobObject) -> JobObjectOut:
     return JobObjectOut(
         name=o.object_name, state=o.state, records=o.records, bytes=o.bytes, duration_s=o.duration_s,
         rest_calls=o.rest_calls, bulk2_jobs=o.bulk2_jobs, bulk2_pages=o.bulk2_pages,
-        error_code=o.error_code, error_message=o.error_message,
+        error_code=o.error_code, error_message=o.error_message, files_unavailable=o.files_unavailable,
+        warning_code=o.warning_code, warning_message=o.warning_message,
     )  # fmt: skip
 
 
@@ -269,6 +283,7 @@ def _report_row(o: JobObject) -> ReportObject:
         name=o.object_name, state=o.state, records=o.records, bytes=o.bytes, chunks=o.chunks,
         duration_s=o.duration_s, rest_calls=o.rest_calls, bulk2_jobs=o.bulk2_jobs,
         bulk2_pages=o.bulk2_pages, error_code=o.error_code, error_message=o.error_message,
+        files_unavailable=o.files_unavailable, warning_code=o.warning_code, warning_message=o.warning_message,
     )  # fmt: skip
 
 

@@ -15,6 +15,7 @@ No engine is created at import time; callers build one and pass sessions down.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -122,10 +123,15 @@ def current_revision(engine: Engine) -> str | None:
         return MigrationContext.configure(conn).get_current_revision()
 
 
+_ALEMBIC_LOCK = threading.Lock()
+"""Alembic's command context is process-global: two threads migrating at once fail inside it
+(``KeyError: 'script'``), e.g. a backup and an export starting together in the service."""
+
+
 def _run(engine: Engine, fn: Any, revision: str) -> None:
     cfg = alembic_config()
     try:
-        with engine.begin() as conn:
+        with _ALEMBIC_LOCK, engine.begin() as conn:
             cfg.attributes["connection"] = conn
             fn(cfg, revision)
     except SQLAlchemyError as exc:

@@ -53,6 +53,11 @@ class ObjectResult:
     bulk2_pages: int = 0
     error_code: str | None = None
     error_message: str | None = None
+    files_unavailable: int = 0
+    """File bodies Salesforce answered with 403/404 although their record was queried."""
+    warning_code: str | None = None
+    """A warning on an object that succeeded (SFV-805: files not shared with the backup user)."""
+    warning_message: str | None = None
 
 
 def new_job_id(now: datetime) -> str:
@@ -157,6 +162,8 @@ def record_object_result(session: Session, job: Job, result: ObjectResult) -> Jo
     )
     row.rest_calls, row.bulk2_jobs, row.bulk2_pages = result.rest_calls, result.bulk2_jobs, result.bulk2_pages
     row.error_code, row.error_message = result.error_code, result.error_message
+    row.files_unavailable = result.files_unavailable
+    row.warning_code, row.warning_message = result.warning_code, result.warning_message
     session.flush()
     return row
 

@@ -334,6 +334,10 @@ class JobObject(Base):
     bulk2_pages: Mapped[int] = mapped_column(Integer, default=0)
     error_code: Mapped[str | None] = mapped_column(String(16))
     error_message: Mapped[str | None] = mapped_column(Text)
+    # file bodies answered 403/404, and a warning on an object that succeeded (migration 0004)
+    files_unavailable: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    warning_code: Mapped[str | None] = mapped_column(String(16))
+    warning_message: Mapped[str | None] = mapped_column(Text)
 
     job: Mapped[Job] = relationship(back_populates="objects")
 
@@ -369,6 +373,7 @@ class Export(Base):
         enum_check("state", ExportState),
         CheckConstraint("size_bytes >= 0", name="size"),
         Index("ix_exports_org_created", "org_id", "created_at"),
+        Index("ix_exports_state", "state"),
     )
 
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
@@ -389,6 +394,8 @@ class Export(Base):
     error_code: Mapped[str | None] = mapped_column(String(16))
     error_message: Mapped[str | None] = mapped_column(Text)
     progress: Mapped[float] = mapped_column(Float, default=0.0, server_default="0")
+    # refreshed by the process running it; a stale one means that process died (migration 0003)
+    heartbeat_at: Mapped[datetime | None]
 
     def __repr__(self) -> str:
         return f"Export(id={self.id!r}, state={self.state!r})"
@@ -405,6 +412,7 @@ class Compare(Base):
         enum_check("state", ExportState),
         CheckConstraint("progress >= 0 AND progress <= 1", name="progress"),
         Index("ix_compares_org_created", "org_id", "created_at"),
+        Index("ix_compares_state", "state"),
     )
 
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
@@ -423,6 +431,8 @@ class Compare(Base):
     finished_at: Mapped[datetime | None]
     error_code: Mapped[str | None] = mapped_column(String(16))
     error_message: Mapped[str | None] = mapped_column(Text)
+    # refreshed by the process running it; a stale one means that process died (migration 0003)
+    heartbeat_at: Mapped[datetime | None]
 
     def __repr__(self) -> str:
         return f"Compare(id={self.id!r}, state={self.state!r})"

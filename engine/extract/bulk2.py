@@ -207,6 +207,7 @@ class Bulk2Api:
         )
         loc = resp.headers.get("Sforce-Locator")
         n = resp.headers.get("Sforce-NumberOfRecords")
+        self.client.usage.add_result_bytes(len(resp.content))
         return ResultPage(
             data=resp.content,
             records=int(n) if n and n.isdigit() else -1,
@@ -284,15 +285,21 @@ class Bulk2Api:
         delete_after: bool = True,
         sleep: Callable[[float], None] = time.sleep,
         policy: PollPolicy = PollPolicy(),
+        on_complete: Callable[[], None] | None = None,
     ) -> Iterator[ResultPage]:
         """Create a job, wait for it, yield its pages; delete the job afterwards.
 
         ``streams > 1`` uses ``resultPages`` and parallel downloads (API 58.0+).
+        ``on_complete`` is called once the job is complete, before the first page is fetched (a Dask
+        task that left its worker's thread pool while Salesforce processed the job rejoins there).
         """
         job = self.create_query_job(soql, operation=operation)
         failed = True
+        done: JobInfo | None = None
         try:
-            self.wait(job, sleep=sleep, policy=policy)
+            done = self.wait(job, sleep=sleep, policy=policy)
+            if on_complete is not None:
+                on_complete()
             if streams > 1:
                 yield from self.iter_pages_parallel(job.id, max_records=max_records, streams=streams)
             else:
@@ -301,7 +308,7 @@ class Bulk2Api:
         finally:
             if delete_after:
                 try:
-                    self._cleanup(job.id)
+                    self._cleanup(job.id, known_terminal=done is not None)
                 except SfvaultError:
                     if not failed:
                         raise
@@ -309,8 +316,8 @@ class Bulk2Api:
                     # leaves a job that Salesforce deletes after 7 days
                     log.warning("could not delete Bulk job after a failure", extra={"job": job.id})
 
-    def _cleanup(self, job_id: str) -> None:
-        info = self.get_job(job_id)
-        if not info.terminal:
+    def _cleanup(self, job_id: str, *, known_terminal: bool = False) -> None:
+        """Delete the job (aborting it first unless it is known to have finished: one call less)."""
+        if not known_terminal and not self.get_job(job_id).terminal:
             self.abort_job(job_id)
         self.delete_job(job_id)

@@ -64,6 +64,8 @@ class ClientOptions(BaseModel):
         api_version: REST/Bulk 2.0 version without the ``v`` (negotiable, see
             :meth:`SalesforceClient.negotiate_version`).
         timeout_seconds / connect_timeout_seconds: per request.
+        status_timeout_seconds: read timeout of a Bulk job status read (a small answer that comes
+            in well under a second; a stalled one is retried instead of waited for).
         retry_wait_max: upper bound of one random-exponential wait (0 in tests).
         retry_max_seconds: give up retrying after this long.
         retry_max_attempts: and after this many attempts.
@@ -78,6 +80,7 @@ class ClientOptions(BaseModel):
     api_version: str = DEFAULT_API_VERSION
     timeout_seconds: float = Field(default=120.0, gt=0)
     connect_timeout_seconds: float = Field(default=15.0, gt=0)
+    status_timeout_seconds: float = Field(default=15.0, gt=0)
     retry_wait_max: float = Field(default=60.0, ge=0)
     retry_wait_multiplier: float = Field(default=0.5, ge=0)
     retry_max_seconds: float = Field(default=900.0, ge=0)
@@ -267,9 +270,12 @@ class SalesforceClient:
         for refreshed in (False, True):
             generation, bearer = self.session.bearer()
             h = {"Authorization": bearer, **(headers or {})}
-            if self._timeout is not None:
+            timeout: httpx.Timeout | float | None = self._timeout
+            if method == "GET" and kind == "bulk2_job":
+                timeout = self.options.status_timeout_seconds
+            if timeout is not None:
                 req = self.http.build_request(
-                    method, url, params=params, json=json, headers=h, timeout=self._timeout
+                    method, url, params=params, json=json, headers=h, timeout=timeout
                 )
             else:
                 req = self.http.build_request(method, url, params=params, json=json, headers=h)

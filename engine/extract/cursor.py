@@ -51,10 +51,12 @@ class Cursor:
         return None if self.last is None else self.last - lag
 
     def to_dict(self) -> dict[str, Any]:
+        # rows changed together share timestamps: format each distinct one once
+        text = {t: t.isoformat() for t in {t for _, t in self.seen}}
         return {
             "field": self.field,
             "last": None if self.last is None else self.last.isoformat(),
-            "seen": sorted([i, t.isoformat()] for i, t in self.seen),
+            "seen": [list(p) for p in sorted((i, text[t]) for i, t in self.seen)],
             "truncated": self.truncated,
         }
 

@@ -41,12 +41,15 @@ class ApiUsage:
     Attributes:
         calls: HTTP requests sent, by kind, retries included (each one costs the org a call).
         bytes_received: response bytes on the wire (compressed size when gzip was used).
+        result_bytes: Bulk result CSV bytes after decompression, as Salesforce counts results
+            (``DailyBulkV2QueryFileStorageMB``); the data a job moved, whatever the encoding.
         org_used, org_max: the latest ``Sforce-Limit-Info`` values (org-wide, other apps included).
         limits: ``{name: (max, remaining)}`` from the latest ``/limits``.
     """
 
     calls: dict[str, int] = field(default_factory=dict)
     bytes_received: int = 0
+    result_bytes: int = 0
     org_used: int | None = None
     org_max: int | None = None
     limits: dict[str, tuple[int, int]] = field(default_factory=dict)
@@ -59,6 +62,10 @@ class ApiUsage:
     def add_bytes(self, n: int) -> None:
         with self._lock:
             self.bytes_received += n
+
+    def add_result_bytes(self, n: int) -> None:
+        with self._lock:
+            self.result_bytes += n
 
     def observe_header(self, value: str | None) -> None:
         """Record ``Sforce-Limit-Info``; called for every response."""
@@ -102,6 +109,7 @@ class ApiUsage:
             for k, v in snap["calls"].items():
                 self.calls[k] = self.calls.get(k, 0) + v
             self.bytes_received += snap["bytes_received"]
+            self.result_bytes += snap.get("result_bytes", 0)
             if snap["org_used"] is not None:
                 self.org_used, self.org_max = snap["org_used"], snap["org_max"]
             self.limits.update({k: (int(v[0]), int(v[1])) for k, v in snap["limits"].items()})
@@ -113,6 +121,7 @@ class ApiUsage:
                 "calls": dict(self.calls),
                 "api_calls": sum(v for k, v in self.calls.items() if k not in NOT_COUNTED_BY_ORG),
                 "bytes_received": self.bytes_received,
+                "result_bytes": self.result_bytes,
                 "org_used": self.org_used,
                 "org_max": self.org_max,
                 "limits": {k: list(v) for k, v in self.limits.items()},

@@ -15,14 +15,18 @@ files (Parquet, sorted by Id) are copied to ``settings.scratch_dir / "compares" 
 (``<Object>.ids.parquet``: Id, change; ``<Object>.fields.parquet``: Id, field, old, new, as text).
 They are small next to the states (only changed records), a page is one DuckDB query over them,
 and recomputing would decrypt the object's chunks again. Deleting that folder only loses the
-details (:class:`NotFound` then); the summary stays in the catalog.
+details (:class:`NotFound` then); the summary stays in the catalog. Folders are deleted when the
+compare fails, when a newer compare of the same two jobs and objects succeeds (it supersedes
+them), and by :func:`sweep_compare_details` (service start and scheduler ticks) when their row is
+gone or ``settings.compare_details_keep_days`` after the compare finished.
 """
 
 from __future__ import annotations
 
 import shutil
+from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import duckdb
 
@@ -40,6 +44,11 @@ from engine.errors import (
     UnknownOrg,
 )
 from engine.jobs.exports import catalog_sessions, recovery_points, repository
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
+    from engine.catalog.models import Compare
 
 CHANGES = ("added", "changed", "removed")
 MAX_PAGE = 1000
@@ -93,28 +102,38 @@ def run_queued_compare(settings: Settings, compare_id: str, *, clock: Clock | No
                        repo: Any = None, **rp_options: Any) -> dict[str, Any]:  # fmt: skip
     """Run a queued compare; on success store and return the summary (see the module docstring).
 
-    On an error the compare is ``failed`` with the error's code and message and the error is
-    raised again. :class:`NotQueued` if it is not queued.
+    While it runs, a :class:`~engine.catalog.queued.Heartbeat` refreshes ``Compare.heartbeat_at``
+    every ``settings.queued_heartbeat_seconds`` (a process that dies is found by
+    :mod:`engine.jobs.queued`). On success the detail files of the compares it supersedes are
+    deleted (:func:`superseded_compares`). On an error the compare is ``failed`` with the error's
+    code and message, its detail files are removed and the error is raised again.
+    :class:`NotQueued` if it is not queued (or another process claimed it first);
+    :class:`QueuedJobAbandoned` if it was closed as abandoned while it ran.
     """
     from engine.catalog import compares as ccmp
     from engine.catalog import orgs as corgs
     from engine.catalog.db import transaction
-    from engine.catalog.models import ExportState
+    from engine.catalog.models import Compare, ExportState
+    from engine.catalog.queued import Heartbeat, abandoned_error, claim_queued
 
     clock = clock or SystemClock()
     with catalog_sessions(settings) as sessions:
         with transaction(sessions) as s:
             row = ccmp.get_compare(s, compare_id)
-            if row.state != ExportState.QUEUED.value:
-                raise NotQueued(kind="compare", id=compare_id, state=row.state)
+            if row.state != ExportState.QUEUED.value or not claim_queued(
+                s, Compare, compare_id, now=clock.now()
+            ):
+                raise NotQueued(kind="compare", id=compare_id, state=ccmp.get_compare(s, compare_id).state)
+            row = ccmp.get_compare(s, compare_id)
             org = corgs.get_org(s, row.org_id).name
             pinned = dict(row.summary or {})
             job, against = pinned.get("job") or row.job_id, pinned.get("against") or row.against_job_id
             objects = list(row.objects) if row.objects is not None else None
-            ccmp.set_compare_state(s, row, ExportState.RUNNING, progress=0.0, clock=clock)
         keep = details_dir(settings, compare_id)
+        beat = Heartbeat(sessions, Compare, compare_id, clock=clock, every=settings.queued_heartbeat_seconds)
         try:
             with (
+                beat,
                 repository(settings, repo, clock) as r,
                 recovery_points(settings, r, org, **rp_options) as rp,
             ):
@@ -132,18 +151,126 @@ def run_queued_compare(settings: Settings, compare_id: str, *, clock: Clock | No
                         if src is not None:
                             shutil.copyfile(src, keep / f"{obj}.{kind}.parquet")
                     with transaction(sessions) as s:
-                        ccmp.set_compare_progress(s, ccmp.get_compare(s, compare_id), (i + 1) / len(names))
+                        current = ccmp.get_compare(s, compare_id)
+                        if current.state != ExportState.RUNNING.value:  # closed as abandoned: stop here
+                            raise abandoned_error("compare", current)
+                        ccmp.set_compare_progress(s, current, (i + 1) / len(names))
         except BaseException as exc:
             code, msg = (exc.code, exc.message) if isinstance(exc, SfvaultError) else ("SFV-000", repr(exc))
             shutil.rmtree(keep, ignore_errors=True)
             with transaction(sessions) as s:
-                ccmp.set_compare_state(s, ccmp.get_compare(s, compare_id), ExportState.FAILED,
-                                       error_code=code, error_message=msg[:2000], clock=clock)  # fmt: skip
+                row = ccmp.get_compare(s, compare_id)
+                gone = abandoned_error("compare", row) if row.state != ExportState.RUNNING.value else None
+                if gone is None:
+                    ccmp.set_compare_state(s, row, ExportState.FAILED, error_code=code,
+                                           error_message=msg[:2000], clock=clock)  # fmt: skip
+            if gone is not None and isinstance(exc, Exception):  # closed as abandoned meanwhile
+                raise gone from exc
             raise
         with transaction(sessions) as s:
-            ccmp.set_compare_state(s, ccmp.get_compare(s, compare_id), ExportState.SUCCEEDED, summary=summary,
-                                   clock=clock)  # fmt: skip
+            row = ccmp.get_compare(s, compare_id)
+            if row.state != ExportState.RUNNING.value:  # stalled past the stale limit and closed
+                shutil.rmtree(keep, ignore_errors=True)
+                raise abandoned_error("compare", row)
+            ccmp.set_compare_state(s, row, ExportState.SUCCEEDED, summary=summary, clock=clock)
+            older = superseded_compares(s, row)
+        for old in older:
+            remove_details(settings, old)
     return summary
+
+
+def remove_details(settings: Settings, compare_id: str) -> Path | None:
+    """Delete the detail files of a compare; the folder if there was one."""
+    folder = details_dir(settings, compare_id)
+    if not folder.exists():
+        return None
+    shutil.rmtree(folder, ignore_errors=True)
+    return folder
+
+
+def _request_key(row: Compare) -> tuple[Any, ...]:
+    """What a compare was asked for: org, the two jobs it resolved to and the objects."""
+    summary = row.summary or {}
+    objects = tuple(row.objects) if row.objects is not None else None
+    return (row.org_id, summary.get("job"), summary.get("against"), objects)
+
+
+def superseded_compares(session: Session, newer: Compare) -> list[str]:
+    """The other succeeded compares of the same org, two jobs and objects as ``newer`` (which
+    just succeeded): ``newer`` supersedes them. Their summaries stay; only their detail files go."""
+    from sqlalchemy import select
+
+    from engine.catalog.models import Compare, ExportState
+
+    rows = session.scalars(
+        select(Compare).where(
+            Compare.org_id == newer.org_id,
+            Compare.state == ExportState.SUCCEEDED.value,
+            Compare.id != newer.id,
+        )
+    )
+    key = _request_key(newer)
+    return [r.id for r in rows if _request_key(r) == key]
+
+
+def sweep_compare_details(settings: Settings, session: Session, *, now: datetime) -> list[Path]:
+    """Delete the detail folders under ``settings.scratch_dir / "compares"`` that nobody reads any
+    more, and return them:
+
+    * the compare row is gone (deleted with its org, or by hand);
+    * the compare did not succeed (``failed`` / ``cancelled``: partial files of a run that died);
+    * it finished more than ``settings.compare_details_keep_days`` ago (retention: the summary
+      stays in the catalog; the details endpoint answers 404 SFV-101 afterwards);
+    * it is superseded: another succeeded compare of the same two jobs and objects that finished
+      later still has its folder (:func:`run_queued_compare` deletes those at once; this catches
+      what a crash left behind).
+
+    Folders of ``queued`` and ``running`` compares are kept.
+    """
+    from sqlalchemy import select
+
+    from engine.catalog.models import Compare, ExportState
+
+    root = Path(settings.scratch_dir) / "compares"
+    if not root.is_dir():
+        return []
+    folders = {p.name: p for p in root.iterdir() if p.is_dir()}
+    names = sorted(folders)
+    rows: dict[str, Compare] = {}
+    for i in range(0, len(names), 500):
+        rows.update(
+            (r.id, r) for r in session.scalars(select(Compare).where(Compare.id.in_(names[i : i + 500])))
+        )
+    keep_until = now - timedelta(days=settings.compare_details_keep_days)
+    keepers: dict[tuple[Any, ...], Compare] = {}
+    doomed: list[str] = []
+    for name in names:
+        row = rows.get(name)
+        if row is None:
+            doomed.append(name)
+        elif row.state in (ExportState.QUEUED.value, ExportState.RUNNING.value):
+            continue
+        elif row.state != ExportState.SUCCEEDED.value or (row.finished_at or row.created_at) < keep_until:
+            doomed.append(name)
+        else:
+            key = _request_key(row)
+            other = keepers.get(key)
+            if other is None:
+                keepers[key] = row
+            elif _finished_order(row) > _finished_order(other):
+                keepers[key] = row
+                doomed.append(other.id)
+            else:
+                doomed.append(name)
+    removed: list[Path] = []
+    for name in sorted(doomed):
+        shutil.rmtree(folders[name], ignore_errors=True)
+        removed.append(folders[name])
+    return removed
+
+
+def _finished_order(row: Compare) -> tuple[datetime, datetime, str]:
+    return (row.finished_at or row.created_at, row.created_at, row.id)
 
 
 def compare_details(settings: Settings, compare_id: str, object_name: str, *, change: str | None = None,

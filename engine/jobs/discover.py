@@ -2,15 +2,16 @@
 
 ``discover`` runs describeGlobal, applies the org's scope rules, describes the objects in scope (a
 few at a time) and builds each object's :class:`~engine.extract.model.ObjectPlan`.
-``partitions_for`` cuts one object into Id ranges with ``COUNT()`` queries (restricted to the
-incremental window when there is one), so each partition holds about ``target_rows`` rows.
+``window_size`` counts one object's rows (its incremental window's, when there is one), and
+``split_window`` cuts it into Id ranges with ``COUNT()`` queries so each partition holds about the
+job's partition size (:func:`engine.jobs.planning.partition_rows`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from engine.extract.client import SalesforceClient
@@ -59,44 +60,86 @@ def discover(base: SalesforceClient, rules: ScopeRules, *, threads: int = 8) -> 
     return out
 
 
-def partitions_for(
+@dataclass(frozen=True)
+class WindowSize:
+    """What planning learned of one object's window (or whole object) before cutting it.
+
+    ``rows``: rows to extract; None for objects read through REST paging (never split).
+    ``nothing_new``: an incremental window that holds only versions the cursor captured.
+    ``with_deleted``: ``rows`` came from the window probe and counts deleted rows too.
+    """
+
+    rows: int | None
+    nothing_new: bool = False
+    with_deleted: bool = False
+
+
+def _count_query(plan: ObjectPlan, cursor_field: str | None, window_start: datetime | None) -> Soql:
+    q = Soql.count(plan.name)
+    if window_start is not None and cursor_field:
+        q = q.with_window(cursor_field, window_start)
+    return q
+
+
+def window_size(
     base: SalesforceClient,
     plan: ObjectPlan,
     *,
-    target_rows: int,
     cursor_field: str | None,
     window_start: datetime | None,
     skip_unchanged: ExtractCursor | None = None,
     deletes: bool = False,
-) -> tuple[list[Partition], dict[str, int]]:
-    """Id-range partitions of one object (one partition when it is small); and the REST calls spent.
+) -> tuple[WindowSize, dict[str, int]]:
+    """How many rows the object (or its incremental window) holds; and the REST calls spent.
 
-    With ``skip_unchanged`` (the incremental's cursor) a window that holds nothing new returns no
-    partition at all, and the job spends no task on the object: see :func:`_nothing_new`.
-    ``deletes``: the object keeps deleted rows (a window's deletes must be extracted too).
+    One call: with ``skip_unchanged`` (the incremental's cursor) the window probe of
+    :func:`_probe_window`, which also tells whether there is anything new at all; else a
+    ``COUNT()``. ``deletes``: the object keeps deleted rows (a window's deletes count as work).
     """
+    if plan.path == "rest":
+        return WindowSize(None), {}
     c = _client_for(base)
     try:
         rest = RestApi(c)
-        base_q = Soql.count(plan.name)
-        if window_start is not None and cursor_field:
-            base_q = base_q.with_window(cursor_field, window_start)
-        include_deleted = False
-        if plan.path == "rest":
-            # REST paging is not worth splitting; one partition, one cursor of pages.
-            return [Partition(plan.name, None, None, "000000000000000", None, 0)], dict(c.usage.calls)
-        total = rest.count(base_q, include_deleted=include_deleted)
-        if (
-            skip_unchanged is not None
-            and window_start is not None
-            and cursor_field
-            and total <= len(skip_unchanged.seen)
-            and _nothing_new(rest, plan, skip_unchanged, cursor_field, window_start, deletes=deletes)
-        ):
-            return [], dict(c.usage.calls)
+        if skip_unchanged is not None and window_start is not None and cursor_field:
+            nothing_new, rows = _probe_window(rest, plan, skip_unchanged, cursor_field, window_start,
+                                              deletes=deletes)  # fmt: skip
+            if rows is not None:
+                return WindowSize(rows, nothing_new, with_deleted=deletes), dict(c.usage.calls)
+        rows = rest.count(_count_query(plan, cursor_field, window_start))
+        return WindowSize(rows), dict(c.usage.calls)
+    finally:
+        c.close()
+
+
+def split_window(
+    base: SalesforceClient,
+    plan: ObjectPlan,
+    size: WindowSize,
+    *,
+    target_rows: int,
+    cursor_field: str | None,
+    window_start: datetime | None,
+) -> tuple[list[Partition], dict[str, int]]:
+    """Id-range partitions of about ``target_rows`` rows (one when the window is small, none when
+    it holds nothing new); and the REST calls spent (``COUNT()`` queries of the ranges)."""
+    if plan.path == "rest":
+        # REST paging is not worth splitting; one partition, one cursor of pages.
+        return [Partition(plan.name, None, None, "000000000000000", None, 0)], {}
+    if size.nothing_new:
+        return [], {}
+    assert size.rows is not None
+    one = [Partition(plan.name, None, None, "000000000000000", None, size.rows)]
+    if size.rows <= target_rows:
+        return one, {}
+    c = _client_for(base)
+    try:
+        rest = RestApi(c)
+        base_q = _count_query(plan, cursor_field, window_start)
+        total = rest.count(base_q) if size.with_deleted else size.rows
         if total <= target_rows:
-            return [Partition(plan.name, None, None, "000000000000000", None, total)], dict(c.usage.calls)
-        lo, hi = rest.id_bounds(base_q, include_deleted=include_deleted)
+            return [replace(one[0], estimated_rows=total)], dict(c.usage.calls)
+        lo, hi = rest.id_bounds(base_q)
 
         def count(a: str | None, b: str | None) -> int:
             return rest.count(base_q.with_id_range(a, b))
@@ -111,7 +154,7 @@ SKIP_CHECK_MAX_ROWS = 2_000
 """At most this many window rows are compared with the cursor (one REST page)."""
 
 
-def _nothing_new(
+def _probe_window(
     rest: RestApi,
     plan: ObjectPlan,
     cursor: ExtractCursor,
@@ -119,39 +162,42 @@ def _nothing_new(
     window_start: datetime,
     *,
     deletes: bool,
-) -> bool:
-    """True when every row of the window (deleted ones included) is a version the cursor already
-    captured: the task would drop all of its rows at the boundary and find no deletes.
+) -> tuple[bool, int | None]:
+    """``(nothing_new, rows)`` of an incremental window, from the first page of one REST query.
 
+    ``nothing_new``: every row of the window (deleted ones included) is a version the cursor
+    already captured, so the task would drop all of its rows at the boundary and find no deletes.
     The window always holds the boundary rows (a closed start at ``last - lag``), so a plain
-    ``COUNT()`` is never zero for an object that has rows. One REST query of ``Id`` and the
-    cursor field (with ``IsDeleted`` through ``queryAll`` when the object keeps deleted rows),
-    parsed exactly as a task parses its rows, decides it. Anything unexpected: False (extract).
+    ``COUNT()`` is never zero for an object that has rows: the query reads ``Id`` and the cursor
+    field (with ``IsDeleted`` through ``queryAll`` when the object keeps deleted rows), parsed
+    exactly as a task parses its rows. Anything unexpected: not nothing-new (extract).
     A skipped object keeps its cursor, so its next window starts at the same place.
+
+    ``rows``: the page's ``totalSize`` (deleted rows included when the object keeps them), so the
+    planner needs no separate ``COUNT()`` for a small window; None when the probe did not run.
     """
     from engine.jobs.tasks import _records_csv
 
     if cursor.truncated or cursor.field != cursor_field:
-        return False
+        return False, None
     by_name = {f.name: f for f in plan.fields}
     wanted = ["Id", cursor_field] + (["IsDeleted"] if deletes else [])
     if any(n not in by_name for n in wanted):
-        return False
+        return False, None
     soql = Soql.select(plan.name, wanted).with_window(cursor_field, window_start)
-    records: list[dict[str, object]] = []
-    for page in rest.query_pages(soql, include_deleted=deletes, sobject=plan.name):
-        records.extend(page.records)
-        if len(records) > SKIP_CHECK_MAX_ROWS or len(records) > len(cursor.seen):
-            return False
+    first = next(rest.query_pages(soql, include_deleted=deletes, sobject=plan.name))
+    total = first.total_size
+    if not first.done or total > SKIP_CHECK_MAX_ROWS or total > len(cursor.seen):
+        return False, total
     parser = CsvPageParser(plan.name, tuple(by_name[n] for n in wanted))
-    for batch in parser.iter_batches(_records_csv(records, wanted)):
+    for batch in parser.iter_batches(_records_csv(first.records, wanted)):
         ids = batch.column("Id").to_pylist()
         stamps = batch.column(cursor_field).to_pylist()
         gone = batch.column("IsDeleted").to_pylist() if deletes else [False] * batch.num_rows
         for i, t, d in zip(ids, stamps, gone, strict=True):
             if d or t is None or (i, t) not in cursor.seen:
-                return False
-    return True
+                return False, total
+    return True, total
 
 
 def live_count(base: SalesforceClient, plan: ObjectPlan) -> tuple[int, dict[str, int]]:

@@ -10,6 +10,7 @@ from engine.errors import FullBackupRequired, JobAlreadyRunning, PermanentError
 
 __all__ = [
     "CredentialsMissing",
+    "FilesNotVisible",
     "FullBackupRequired",
     "JobAbandoned",
     "JobAlreadyRunning",
@@ -52,3 +53,18 @@ class JobAbandoned(JobError):
 
     code = "SFV-804"
     template = "job {job} was abandoned (its driver stopped before committing)"
+
+
+class FilesNotVisible(JobError):
+    """A warning on ContentVersion and ContentDocument, never raised: the object still succeeds.
+
+    Without "Query All Files" Salesforce answers file queries with only the files shared with
+    the backup user, and the user cannot count the others, so the job cannot say how many are
+    missing; ``why`` says whether the permission is missing or could not be read.
+    """
+
+    code = "SFV-805"
+    template = (
+        "{object}: only files shared with the backup user were backed up ({why}); grant Query All "
+        "Files (needs View All Data) to back up all files"
+    )

@@ -6,6 +6,8 @@ An export is a queued job (issue 6, the REST API and the CLI share it):
 * :func:`run_queued_export` (a worker, or the CLI right away) runs it ``queued`` → ``running`` →
   ``succeeded`` | ``failed``, updating ``Export.progress`` (0..1, objects done / objects) and
   writing the ZIP to ``settings.export_dir / f"{export_id}.zip"`` (``Export.location``);
+* a process that dies while an export runs leaves it ``running`` with a stale heartbeat; the next
+  service start closes it ``failed`` (SFV-713) and removes its partial ZIP (:mod:`engine.jobs.queued`);
 * :func:`export_archive_path` is where the finished ZIP is; :func:`show_password` unseals its
   password for an admin;
 * :func:`run_export` is the synchronous CLI path: submit, then run, writing to the CLI's ``--out``.
@@ -13,7 +15,8 @@ An export is a queued job (issue 6, the REST API and the CLI share it):
 Rules:
 
 * one export per org at a time: a queued or running export refuses a second one
-  (:class:`ExportAlreadyRunning`, SFV-706);
+  (:class:`ExportAlreadyRunning`, SFV-706); a ``running`` export of a process that died stops
+  counting once it is closed as abandoned (SFV-713, above);
 * a monthly limit on the exported volume (``Settings.export_monthly_limit_bytes``, default 100 GB;
   the CLI's ``--monthly-limit-gb`` overrides it): the bytes of the org's succeeded exports (records
   and files) since the first day of the current UTC month, plus this export's estimate (the plain
@@ -195,6 +198,11 @@ def submit_export(settings: Settings, request: ExportRequest, *, clock: Clock | 
     return export_id
 
 
+def queued_archive_path(settings: Settings, export_id: str) -> Path:
+    """Where a queued export writes its ZIP (``settings.export_dir / f"{export_id}.zip"``)."""
+    return Path(settings.export_dir) / f"{export_id}.zip"
+
+
 def run_queued_export(settings: Settings, export_id: str, *, on_progress: ProgressFn | None = None,
                       clock: Clock | None = None, repo: Any = None, out: Path | None = None,
                       job: str | None = None, **rp_options: Any) -> ExportOutcome:  # fmt: skip
@@ -202,39 +210,55 @@ def run_queued_export(settings: Settings, export_id: str, *, on_progress: Progre
 
     Updates ``Export.progress`` (0..1) after each object, writes the ZIP to
     ``settings.export_dir / f"{export_id}.zip"`` (or ``out``) and records it as
-    ``Export.location``, seals the generated password into the catalog, and returns the outcome
-    (password included). On an error the export is ``failed`` with its code and message, the
-    partial ZIP is removed, and the error is raised again. :class:`NotQueued` if it is not queued.
-    ``job`` is the job :func:`submit_export` resolved, for exports whose job the catalog does not know.
+    ``Export.location`` from the start (so a later recovery finds a partial ZIP), seals the
+    generated password into the catalog, and returns the outcome (password included). While it
+    runs, a :class:`~engine.catalog.queued.Heartbeat` refreshes ``Export.heartbeat_at`` every
+    ``settings.queued_heartbeat_seconds``; a process that dies leaves a stale heartbeat, and the
+    next service start closes the export with SFV-713 (:mod:`engine.jobs.queued`).
+
+    On an error the export is ``failed`` with its code and message, the partial ZIP is removed,
+    and the error is raised again. :class:`NotQueued` if it is not queued (or another process
+    claimed it first); :class:`QueuedJobAbandoned` if it was closed as abandoned while it ran
+    (its ZIP is removed then). ``job`` is the job :func:`submit_export` resolved, for exports
+    whose job the catalog does not know.
     """
     from engine.catalog import exports as cexp
     from engine.catalog import orgs as corgs
     from engine.catalog.db import transaction
-    from engine.catalog.models import ExportState
+    from engine.catalog.models import Export, ExportState
+    from engine.catalog.queued import Heartbeat, abandoned_error, claim_queued
     from engine.jobs.credentials import catalog_sealer
 
     clock = clock or SystemClock()
+    path = Path(out) if out is not None else queued_archive_path(settings, export_id)
     with catalog_sessions(settings) as sessions:
         with transaction(sessions) as s:
             row = cexp.get_export(s, export_id)
-            if row.state != ExportState.QUEUED.value:
-                raise NotQueued(kind="export", id=export_id, state=row.state)
+            if row.state != ExportState.QUEUED.value or not claim_queued(
+                s, Export, export_id, now=clock.now()
+            ):
+                raise NotQueued(kind="export", id=export_id, state=cexp.get_export(s, export_id).state)
+            row = cexp.get_export(s, export_id)
             org_name = corgs.get_org(s, row.org_id).name
             kind, fmt, scope = row.kind, row.format, row.scope
             objects = list(row.objects) or None
             target_job = row.job_id or job
-            cexp.set_export_state(s, row, ExportState.RUNNING, progress=0.0, clock=clock)
-        path = Path(out) if out is not None else Path(settings.export_dir) / f"{export_id}.zip"
+            row.location = str(path)
 
         def progress(p: ExportProgress) -> None:
             with transaction(sessions) as s:
-                cexp.set_export_progress(s, cexp.get_export(s, export_id), p.done / max(p.total, 1))
+                current = cexp.get_export(s, export_id)
+                if current.state != ExportState.RUNNING.value:  # closed as abandoned: stop here
+                    raise abandoned_error("export", current)
+                cexp.set_export_progress(s, current, p.done / max(p.total, 1))
             if on_progress is not None:
                 on_progress(p)
 
+        beat = Heartbeat(sessions, Export, export_id, clock=clock, every=settings.queued_heartbeat_seconds)
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             with (
+                beat,
                 repository(settings, repo, clock) as r,
                 recovery_points(settings, r, org_name, **rp_options) as rp,
             ):
@@ -251,11 +275,20 @@ def run_queued_export(settings: Settings, export_id: str, *, on_progress: Progre
             code, msg = (exc.code, exc.message) if isinstance(exc, SfvaultError) else ("SFV-000", repr(exc))
             path.unlink(missing_ok=True)
             with transaction(sessions) as s:
-                cexp.set_export_state(s, cexp.get_export(s, export_id), ExportState.FAILED,
-                                      error_code=code, error_message=msg[:2000], clock=clock)  # fmt: skip
+                row = cexp.get_export(s, export_id)
+                gone = abandoned_error("export", row) if row.state != ExportState.RUNNING.value else None
+                if gone is None:
+                    row.location = None
+                    cexp.set_export_state(s, row, ExportState.FAILED, error_code=code,
+                                          error_message=msg[:2000], clock=clock)  # fmt: skip
+            if gone is not None and isinstance(exc, Exception):  # closed as abandoned meanwhile
+                raise gone from exc
             raise
         with transaction(sessions) as s:
             row = cexp.get_export(s, export_id)
+            if row.state != ExportState.RUNNING.value:  # stalled past the stale limit and closed
+                path.unlink(missing_ok=True)
+                raise abandoned_error("export", row)
             cexp.set_export_password(row, result.password, catalog_sealer(settings, create=True))
             cexp.set_export_state(s, row, ExportState.SUCCEEDED, size_bytes=result.size_bytes,
                                   location=str(path), clock=clock)  # fmt: skip

@@ -100,16 +100,29 @@ def _in_chunks(ids: list[str]) -> Iterator[str]:
         yield ", ".join(_quote(x) for x in ids[i : i + IN_LIST_MAX])
 
 
-def read_permission_rows(rest: RestApi, user_id: str, *, checked_at: datetime) -> PolicyReport:
-    """Query the user's permission rows and describe its readable objects; build the report."""
+def read_assignments(rest: RestApi, user_id: str) -> list[dict[str, Any]]:
+    """The user's ``PermissionSetAssignment`` rows (its profile's set included), each with its
+    ``PermissionSet``'s flags of :data:`engine.policy.REQUIRED` (one REST query)."""
     flags = ", ".join(f"PermissionSet.{p.field}" for p in REQUIRED)
-    assignments = list(
+    return list(
         rest.query_records(
             f"SELECT PermissionSetId, PermissionSet.Name, {flags} FROM PermissionSetAssignment "
             f"WHERE AssigneeId = {_quote(user_id)}",
             sobject="PermissionSetAssignment",
         )
     )
+
+
+def user_has_permission(rest: RestApi, user_id: str, permission: str, *, checked_at: datetime) -> bool:
+    """Whether any permission set of the user grants ``permission`` (a field of
+    :data:`engine.policy.REQUIRED`, e.g. ``PermissionsQueryAllFiles``); one REST query."""
+    report = build_permission_report((), (), read_assignments(rest, user_id), checked_at)
+    return next(p.granted for p in report.user_permissions if p.permission == permission)
+
+
+def read_permission_rows(rest: RestApi, user_id: str, *, checked_at: datetime) -> PolicyReport:
+    """Query the user's permission rows and describe its readable objects; build the report."""
+    assignments = read_assignments(rest, user_id)
     set_ids = sorted({str(r["PermissionSetId"]) for r in assignments if r.get("PermissionSetId")})
     object_rows: list[dict[str, Any]] = []
     field_rows: list[dict[str, Any]] = []

@@ -51,25 +51,52 @@ class JobOptions:
     """Sweep live Ids (to catch hard deletes) in every n-th job of a cycle, counting the full job
     as 0. A sweep reads every Id of every object, by far the largest cost of an incremental; hard
     deletes missed in between are caught by the next sweep. 1 = every job; 0 = never."""
-    max_concurrent_bulk_jobs: int = 8
+    max_concurrent_bulk_jobs: int = 16
+    """Bulk query jobs of the org open at once (created and not yet read to the end), across all
+    workers. Salesforce runs a few at a time and queues the rest; keeping about twice what it
+    runs open keeps it processing while finished results are downloaded."""
     page_rows: int = 50_000
     chunk_target_bytes: int | None = 16 * 1024 * 1024
     target_rows: int = 250_000
+    """The largest partition (rows); a job cuts smaller ones when it is small, see
+    :func:`partition_rows`."""
+    min_partition_rows: int = 50_000
+    """The smallest partition :func:`partition_rows` cuts for parallelism: below it a Bulk job's own
+    cost (create, queue, poll, delete) outweighs what running it beside others saves."""
+    partition_spread: int = 2
+    """A job is cut into at least this many times :attr:`max_concurrent_bulk_jobs` partitions
+    (within the two bounds above), so the org never waits for one large query at the end."""
     max_bisect_depth: int = 8
     blob_threads: int = 8
     file_bodies: bool = True
     """Download Attachment/Document/ContentVersion/... bodies (off: records only)."""
     poll_first: float = 0.2
     poll_max: float = 5.0
-    rest_max_rows: int = 10_000
+    rest_max_rows: int = 2_000
     """Incremental windows (and Id sweeps of objects) of at most this many rows go through REST
-    query paging instead of a Bulk job: a few calls and no job to poll. 0 = always Bulk.
-    Capped at a quarter of :attr:`target_rows` (see :attr:`rest_limit`)."""
+    query paging instead of a Bulk job: one REST page (2,000 rows) against a job to create, poll,
+    read and delete. Larger windows go through Bulk: a REST page of wide rows costs Salesforce
+    several times the CPU of the same rows in a Bulk CSV (measured: 8k Contact rows, 1.1 s over
+    4 REST pages vs 0.19 s through one Bulk job), so REST stops paying beyond one page. 0 = always
+    Bulk. Capped at a quarter of :attr:`target_rows` (see :attr:`rest_limit`)."""
 
     @property
     def rest_limit(self) -> int:
         """The effective REST threshold: anything near a partition's size goes through Bulk."""
         return max(0, min(self.rest_max_rows, self.target_rows // 4))
+
+
+def partition_rows(job_rows: int, options: JobOptions) -> int:
+    """Rows per partition for a job that extracts ``job_rows`` rows in all.
+
+    Salesforce runs a few query jobs at once and a job's processing time grows with its result,
+    so one large partition at the end is the job's critical path. A job is therefore cut into
+    about ``partition_spread`` x ``max_concurrent_bulk_jobs`` partitions, each within
+    ``[min_partition_rows, target_rows]``: a 2M-record org gets ~60k-row partitions, a 100M-record
+    org the 250k cap. Pure.
+    """
+    wanted = -(-max(0, job_rows) // max(1, options.partition_spread * options.max_concurrent_bulk_jobs))
+    return max(1, min(options.target_rows, max(options.min_partition_rows, wanted)))
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,8 @@
 3. decide full / incremental per object from the committed manifests of the cycle;
 4. record the job (``queued`` → ``running``); cut objects into Id-range partitions (an
    incremental object whose window holds only versions its cursor already captured gets none:
-   no task, its cursor stays; see :func:`engine.jobs.discover.partitions_for`);
+   no task, its cursor stays; see :func:`engine.jobs.discover.window_size`); the partition size
+   follows the job's size (:func:`engine.jobs.planning.partition_rows`);
 5. register the job's worker plugin (credentials + repository reference, see
    :mod:`engine.jobs.worker`) and submit one task per partition; a partition that fails with a
    query timeout is bisected and resubmitted; an exhausted API allowance stops new work and
@@ -44,7 +45,7 @@ from engine.extract.scope import ScopeRules
 from engine.extract.soql import Soql
 from engine.extract.usage import ApiUsage
 from engine.jobs.credentials import catalog_sealer, client_options, grant_from_record
-from engine.jobs.discover import add_calls, discover, live_count, partitions_for
+from engine.jobs.discover import WindowSize, add_calls, discover, live_count, split_window, window_size
 from engine.jobs.errors import (
     CredentialsMissing,
     JobAbandoned,
@@ -52,6 +53,7 @@ from engine.jobs.errors import (
     JobCancelled,
     NoObjectsInScope,
 )
+from engine.jobs.file_access import file_warnings
 from engine.jobs.planning import (
     JOBS_FORMAT,
     BackupRequest,
@@ -60,6 +62,7 @@ from engine.jobs.planning import (
     ObjectWork,
     decide,
     merge_cursor,
+    partition_rows,
 )
 from engine.jobs.tasks import IDS_SUFFIX, PartitionResult, PartitionTask, extract_partition
 from engine.jobs.worker import BackupWorkerPlugin
@@ -87,6 +90,11 @@ class ObjectReport:
     started: float | None = None
     finished: float | None = None
     reason: str = ""
+    files_unavailable: int = 0
+    """File bodies Salesforce answered with 403/404 although their record was queried."""
+    warning_code: str | None = None
+    """A warning on an object that succeeded (SFV-805: only files shared with the user)."""
+    warning_message: str | None = None
 
 
 @dataclass
@@ -170,6 +178,7 @@ class _Run:
         self.started = time.monotonic()
         self.job_id = ""
         self.submitted: list[Any] = []
+        self.warnings: dict[str, tuple[str, str]] = {}  # object -> (code, message); file_access
 
     def emit(self, kind: str, obj: str | None = None) -> None:
         if self.on_progress is not None:
@@ -248,6 +257,7 @@ def run_backup(
                 )
                 if not decision.objects:
                     raise NoObjectsInScope(org=org_name, what="no object matched the scope and the selection")
+                run.warnings = file_warnings(base, decision.objects, now=clock.now())
                 with transaction(sessions) as s:
                     org = corgs.get_org_by_name(s, org_name)
                     job = cjobs.create_job(
@@ -333,18 +343,30 @@ def _execute(
         )  # fmt: skip
 
     def submit(task: PartitionTask) -> None:
+        # the largest partitions first (they are the job's critical path), among those queued
         fut = run.dask.submit(
-            extract_partition, task, pure=False, key=f"sfvault-{job_id}-{len(run.submitted)}"
-        )
+            extract_partition, task, pure=False, key=f"sfvault-{job_id}-{len(run.submitted)}",
+            priority=task.partition.estimated_rows,
+        )  # fmt: skip
         run.submitted.append(fut)
         pending[fut] = task
 
+    unrecorded: list[str] = []
+
     def record(name: str) -> None:
         """Show the object's outcome in the catalog while the job runs (PRODUCT: in-progress jobs
-        show which objects succeeded and which hit exceptions so far)."""
-        rep = run.reports[name]
+        show which objects succeeded and which hit exceptions so far); see :func:`flush_records`."""
+        unrecorded.append(name)
+
+    def flush_records() -> None:
+        """Write the outcomes recorded since the last flush, in one transaction."""
+        if not unrecorded:
+            return
         with transaction(sessions) as s:
-            cjobs.record_object_result(s, cjobs.get_job(s, job_id), _object_result(rep, chunks=0))
+            job = cjobs.get_job(s, job_id)
+            for name in dict.fromkeys(unrecorded):
+                cjobs.record_object_result(s, job, _object_result(run.reports[name], chunks=0))
+        unrecorded.clear()
 
     def fail_object(name: str, code: str, msg: str) -> None:
         rep = run.reports[name]
@@ -369,15 +391,25 @@ def _execute(
         run.emit("object", name)
 
     try:
-        # plan partitions (driver, REST COUNT queries; a few objects at a time) and submit as we go
-        def plan_one(name: str, work: ObjectWork) -> tuple[list[Partition], dict[str, int], bool]:
+        # plan (driver, REST calls, a few objects at a time): size every object, choose the job's
+        # partition size from the total, cut the objects and submit their partitions as they come
+        def size_one(name: str, work: ObjectWork) -> tuple[WindowSize, dict[str, int]]:
             base.check_reserve()
             plan = plans[name]
-            parts, calls = partitions_for(
-                base, plan, target_rows=o.target_rows, cursor_field=plan.spec.cursor_field,
-                window_start=work.window_start(o.cursor_lag),
+            return window_size(
+                base, plan, cursor_field=plan.spec.cursor_field, window_start=work.window_start(o.cursor_lag),
                 skip_unchanged=work.cursor if work.mode == "incremental" and not work.sweep else None,
                 deletes=plan.spec.has_is_deleted,
+            )  # fmt: skip
+
+        def split_one(
+            name: str, work: ObjectWork, size: WindowSize, rows_per_partition: int
+        ) -> tuple[list[Partition], dict[str, int], bool]:
+            base.check_reserve()
+            plan = plans[name]
+            parts, calls = split_window(
+                base, plan, size, target_rows=rows_per_partition, cursor_field=plan.spec.cursor_field,
+                window_start=work.window_start(o.cursor_lag),
             )  # fmt: skip
             calls = dict(calls)
             rest_sweep = False
@@ -388,24 +420,42 @@ def _execute(
                 rest_sweep = rows <= o.rest_limit
             return parts, calls, rest_sweep
 
+        def outcome(name: str, fut: Any) -> Any:
+            """The planning step's result, or None when it stopped the job or failed the object."""
+            nonlocal stop
+            if run.cancel.is_set() or stop is not None:
+                fut.cancel()
+                return None
+            try:
+                return fut.result()
+            except SalesforceApiLimit as err:
+                stop = _err_fields(err)
+            except SfvaultError as err:
+                fail_object(name, *_err_fields(err))
+            return None
+
         with ThreadPoolExecutor(max_workers=PLANNING_THREADS, thread_name_prefix="plan") as pool:
-            planned = {}
+            sizing = {}
             for name, work in decision.objects.items():
                 run.reports[name].started = time.monotonic()
-                planned[name] = pool.submit(plan_one, name, work)
-            for name, work in decision.objects.items():
-                if run.cancel.is_set() or stop is not None:
-                    planned[name].cancel()
+                sizing[name] = pool.submit(size_one, name, work)
+            sizes: dict[str, WindowSize] = {}
+            for name in decision.objects:
+                got = outcome(name, sizing[name])
+                if got is not None:
+                    sizes[name], calls = got
+                    add_calls(run.reports[name].calls, calls.items())
+            rows_per_partition = partition_rows(sum(z.rows or 0 for z in sizes.values()), o)
+            cutting = {
+                name: pool.submit(split_one, name, decision.objects[name], size, rows_per_partition)
+                for name, size in sizes.items()
+            }
+            for name, fut in cutting.items():
+                got = outcome(name, fut)
+                if got is None:
                     continue
+                parts, calls, rest_sweep = got
                 rep = run.reports[name]
-                try:
-                    parts, calls, rest_sweep = planned[name].result()
-                except SalesforceApiLimit as err:
-                    stop = _err_fields(err)
-                    continue
-                except SfvaultError as err:
-                    fail_object(name, *_err_fields(err))
-                    continue
                 add_calls(rep.calls, calls.items())
                 rep.partitions = len(parts)
                 rep.state = "running"
@@ -414,11 +464,13 @@ def _execute(
                     finish_object(name)
                     continue
                 for p in parts:
-                    submit(task_for(name, work, p, rest_sweep=rest_sweep))
+                    submit(task_for(name, decision.objects[name], p, rest_sweep=rest_sweep))
         run.emit("planned")
+        flush_records()
 
         last_cancel_check = time.monotonic()
         while pending:
+            flush_records()
             if run.cancel.is_set():
                 break
             if time.monotonic() - last_cancel_check > 2.0:
@@ -446,6 +498,7 @@ def _execute(
                     rep.deleted += res.deleted_rows
                     rep.bytes += res.sealed_bytes
                     rep.bulk_jobs += res.bulk_jobs
+                    rep.files_unavailable += res.blobs_unavailable
                     add_calls(rep.calls, _calls_of(res.usage).items())
                     run.emit("partition", name)
                     if rep.partitions_done == rep.partitions and rep.state == "running":
@@ -474,6 +527,7 @@ def _execute(
             cancel_event.set()
             for fut in pending:
                 fut.cancel()
+            flush_records()
             raise JobCancelled(job=job_id)
         if stop is not None:
             cancel_event.set()
@@ -499,6 +553,7 @@ def _execute(
     for results in run.results.values():
         for r in results:
             total.bytes_received += int(r.usage.get("bytes_received", 0))
+            total.result_bytes += int(r.usage.get("result_bytes", 0))
             if r.usage.get("org_used") is not None:
                 total.org_used, total.org_max = r.usage["org_used"], r.usage["org_max"]
     run.usage = total
@@ -520,6 +575,9 @@ def _object_result(rep: ObjectReport, *, chunks: int) -> Any:
         bulk2_pages=rep.calls.get("bulk2_results_page", 0),
         error_code=rep.error_code,
         error_message=rep.error_message,
+        files_unavailable=rep.files_unavailable,
+        warning_code=rep.warning_code,
+        warning_message=rep.warning_message,
     )
 
 
@@ -572,6 +630,10 @@ def _commit(
     cursors: dict[str, Any] = {}
     sweeps: list[str] = []
     objects: dict[str, ObjectEntry] = {}
+    for name, (code, message) in run.warnings.items():
+        rep = run.reports.get(name)  # a warning, not a failure: only on objects that succeeded
+        if rep is not None and rep.state == "succeeded":
+            rep.warning_code, rep.warning_message = code, message
     for name, rep in run.reports.items():
         if rep.state != "succeeded":
             objects[name] = ObjectEntry(
@@ -640,6 +702,14 @@ def _commit(
                 "failed": {n: {"code": c, "message": m} for n, (c, m) in failed.items()},
                 "usage": usage,
                 "ids_suffix": IDS_SUFFIX,
+                "warnings": {
+                    n: {"code": r.warning_code, "message": r.warning_message}
+                    for n, r in run.reports.items()
+                    if r.warning_code
+                },
+                "files_unavailable": {
+                    n: r.files_unavailable for n, r in run.reports.items() if r.files_unavailable
+                },
             },
         )
         info = repo.commit(manifest, lock=lock)

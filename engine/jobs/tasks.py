@@ -10,13 +10,16 @@ size of the object.
 Order inside a task (it matters for correctness, see ``docs/OPERATIONS.md``):
 
 1. the data query (``query``; a full extract, or ``cursor >= last - lag`` for an incremental),
-   rows already captured at the boundary dropped;
-2. for incrementals of objects with ``IsDeleted``: ``queryAll ... IsDeleted = true`` over the same
-   window (Id + timestamp only) into deletion chunks;
+   rows already captured at the boundary dropped; for incrementals of objects with ``IsDeleted``
+   it is one ``queryAll`` whose deleted rows (Id + timestamp) go to deletion chunks;
+2. (objects whose ``IsDeleted`` the user cannot read) ``queryAll ... IsDeleted = true`` over the
+   same window (Id + timestamp only) into deletion chunks;
 3. when the job sweeps: ``SELECT Id`` over the partition's range (after 1, so an Id absent from
    the sweep but present in the data was deleted in between, never inserted in between).
 
-An org-wide ``distributed.Semaphore`` caps the Bulk jobs running at once across all workers.
+An org-wide ``distributed.Semaphore`` caps the Bulk jobs open at once across all workers; a task
+waiting for its lease and for Salesforce to process its job leaves the worker's thread pool
+(:class:`_PoolSlot`).
 
 Small incremental windows (``rest_data``: the driver counted at most ``JobOptions.rest_limit`` rows)
 run steps 1 and 2 through REST ``query``/``queryAll`` paging, and small objects (``rest_sweep``) their
@@ -25,6 +28,7 @@ sweep too: one or a few calls instead of a Bulk job to create, poll and page. Th
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import tempfile
@@ -36,6 +40,7 @@ from datetime import datetime, timedelta
 from typing import Any, Literal
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from engine.errors import SalesforceNotFound, SalesforceRequestFailed
 from engine.extract.bulk2 import Bulk2Api, PollPolicy
@@ -181,23 +186,64 @@ class _Extractor:
                 yield _records_csv(qpage.records, names)
             return
         self.client.check_reserve(bulk_jobs=1)
-        policy = PollPolicy(first=t.poll_first, factor=1.6, max=t.poll_max)
-        sem = None
-        if t.semaphore:
-            from distributed import Semaphore
-
-            sem = Semaphore(max_leases=t.max_concurrent, name=t.semaphore)
-            sem.acquire()
+        # a gentle backoff: a small job is seen complete within ~30% of its time, for a few
+        # more status calls than doubling would make
+        policy = PollPolicy(first=t.poll_first, factor=1.3, max=t.poll_max)
+        slot = _PoolSlot()
+        slot.leave()
         try:
-            self.bulk_jobs += 1
-            for page in self.bulk.run_query(
-                soql, operation="queryAll" if all_rows else "query", max_records=t.page_rows, policy=policy
-            ):
-                self.check_cancel()
-                yield page.data
+            sem = None
+            if t.semaphore:
+                from distributed import Semaphore
+
+                sem = Semaphore(max_leases=t.max_concurrent, name=t.semaphore)
+                sem.acquire()
+            try:
+                self.bulk_jobs += 1
+                for page in self.bulk.run_query(
+                    soql, operation="queryAll" if all_rows else "query", max_records=t.page_rows,
+                    policy=policy, on_complete=slot.rejoin,
+                ):  # fmt: skip
+                    self.check_cancel()
+                    yield page.data
+            finally:
+                if sem is not None:
+                    sem.release()
         finally:
-            if sem is not None:
-                sem.release()
+            slot.rejoin()
+
+
+class _PoolSlot:
+    """This task's place in its worker's thread pool, given up while Salesforce works.
+
+    A Bulk job spends most of its life queued and processing on the Salesforce side. While the
+    task only waits for its lease of the org-wide cap and for the job, it leaves the pool
+    (``distributed.secede``) so the worker starts the next partition, whose job then queues in
+    the org too; it rejoins (``distributed.rejoin``, which waits for a free thread) to download
+    and parse. So the org always has jobs to process while results are read, and downloads,
+    which hold a page and a chunk in memory, stay at the worker's thread count.
+    The lease is taken after leaving the pool: a task blocked on it never holds a thread that a
+    lease holder needs to rejoin. Outside a Dask worker thread both calls do nothing.
+    """
+
+    def __init__(self) -> None:
+        self.away = False
+
+    def leave(self) -> None:
+        from distributed import secede
+
+        try:
+            secede()
+        except ValueError:  # not running in a Dask worker thread
+            return
+        self.away = True
+
+    def rejoin(self) -> None:
+        if self.away:
+            from distributed import rejoin
+
+            self.away = False
+            rejoin()
 
 
 def _download_blobs(
@@ -255,7 +301,7 @@ def extract_partition(task: PartitionTask) -> PartitionResult:
     try:
         ex = _Extractor(task, client, blob_client)
         _extract_data(ex, repo, result)
-        if task.mode == "incremental" and task.deletes and task.cursor_field:
+        if task.mode == "incremental" and task.deletes and task.cursor_field and not _deletes_with_data(task):
             _extract_deletes(ex, repo, result)
         if task.sweep:
             _extract_sweep(ex, repo, result)
@@ -275,7 +321,27 @@ def _writer(repo: Any, name: str, task: PartitionTask) -> Any:
     return repo.chunk_writer(name, target_bytes=task.chunk_target_bytes)
 
 
+def _deletes_with_data(task: PartitionTask) -> bool:
+    """Whether the window's deletes come with its data, from one ``queryAll`` (see
+    :func:`_extract_data`), rather than from a second query (:func:`_extract_deletes`)."""
+    return (
+        task.mode == "incremental"
+        and task.deletes
+        and task.cursor_field is not None
+        and task.cursor is not None
+        and any(f.name == "IsDeleted" for f in task.fields)
+    )
+
+
 def _extract_data(ex: _Extractor, repo: Any, result: PartitionResult) -> None:
+    """The partition's rows into data chunks.
+
+    For an incremental of an object that keeps deleted rows, one ``queryAll`` over the window
+    returns the changed rows and the deleted ones together: rows with ``IsDeleted`` go to the
+    deletion chunks (``Id`` and the cursor field, as :func:`_extract_deletes` writes them), the
+    others to the data chunks. One Bulk job instead of two, and both sides come from one read of
+    the org, so a record deleted between two queries cannot fall between them.
+    """
     t = ex.task
     names = [f.name for f in t.fields]
     soql = t.partition.apply(Soql.select(t.sobject, names))
@@ -290,10 +356,20 @@ def _extract_data(ex: _Extractor, repo: Any, result: PartitionResult) -> None:
         )
         tracker = CursorTracker(base, t.lag)
     incremental = t.mode == "incremental" and t.cursor is not None
+    with_deletes = _deletes_with_data(t)
+    deleted_columns = [f.name for f in t.fields if f.name in ("Id", t.cursor_field)]
     writer = _writer(repo, t.sobject, t)
-    with writer:
-        for data in ex.pages(soql, all_rows=False, rest=t.rest_data):
+    deleted_writer = _writer(repo, t.sobject, t) if with_deletes else None
+    with writer, deleted_writer or contextlib.nullcontext():
+        for data in ex.pages(soql, all_rows=with_deletes, rest=t.rest_data):
             for batch in parser.iter_batches(data):
+                if deleted_writer is not None:
+                    gone = pc.fill_null(batch.column("IsDeleted"), False)
+                    deleted = batch.filter(gone)
+                    if deleted.num_rows:
+                        deleted_writer.write_batch(deleted.select(deleted_columns))
+                        result.deleted_rows += deleted.num_rows
+                        batch = batch.filter(pc.invert(gone))
                 if tracker is not None:
                     if incremental:
                         kept = tracker.keep_batch(batch)
@@ -309,6 +385,9 @@ def _extract_data(ex: _Extractor, repo: Any, result: PartitionResult) -> None:
                 result.rows += batch.num_rows
     result.chunks = list(writer.refs)
     result.sealed_bytes += sum(c.sealed_bytes for c in result.chunks)
+    if deleted_writer is not None:
+        result.deleted_chunks = list(deleted_writer.refs)
+        result.sealed_bytes += sum(c.sealed_bytes for c in result.deleted_chunks)
     if tracker is not None:
         cur = tracker.result()
         result.cursor_last = cur.last

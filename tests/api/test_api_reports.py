@@ -111,7 +111,8 @@ def test_report_rows_match_the_catalog(
         row = [c.value for c in by_name[o.object_name]]
         assert row == [
             o.object_name, o.state, o.records, o.bytes, o.chunks, o.duration_s, o.rest_calls, o.bulk2_jobs,
-            o.bulk2_pages, o.error_code, o.error_message,
+            o.bulk2_pages, o.files_unavailable, o.error_code, o.error_message, o.warning_code,
+            o.warning_message,
         ]  # fmt: skip
         link = by_name[o.object_name][code_col].hyperlink
         if o.error_code is None:

@@ -20,4 +20,6 @@ def test_backup_benchmark_tiny(tmp_path: Path) -> None:
     assert run["sfvault_full"]["state"] == "succeeded"
     assert run["sfvault_full"]["records"] >= run["baseline_simple_salesforce"]["records"] > 0
     assert run["sfvault_incremental"]["state"] == "succeeded"
+    assert run["sfvault_full"]["result_bytes"] > 0 and run["sfvault_full"]["bytes_received"] > 0
+    assert run["incremental_mean_over_sweep_cycle_vs_full_time"] > 0
     assert all(v < 1024**3 for v in run["peak_rss_per_worker"].values())

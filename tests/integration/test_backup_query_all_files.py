@@ -1,0 +1,209 @@
+"""A backup user without "Query All Files": the files it cannot see are reported (PRODUCT.md
+"Backup cycles and jobs"; issue 5, Files).
+
+Real emulator over HTTP (a private org: the tests take the permission away), real repository on
+disk, real SQLite catalog, a real Dask LocalCluster, and the real API app for the job details and
+the XLSX report. Ground truth for "the files the user can see" is the emulator's rule written out
+in plain SQL over its store (tests/integration/test_emulator_files_visibility.py checks that
+rule against REST and Bulk).
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+from openpyxl import load_workbook
+
+from api.app import create_app
+from api.reports import OBJECT_COLUMNS, OBJECTS_SHEET, SUMMARY_SHEET, troubleshooting_link
+from engine.catalog import jobs as cjobs
+from engine.catalog.db import make_engine, session_factory, transaction
+from engine.catalog.models import Role
+from engine.jobs.errors import FilesNotVisible
+from engine.jobs.state import object_state
+from tests.api.conftest import bearer, make_tokens
+from tests.e2e.backup_env import BackupEnv, backup_env
+
+pytestmark = pytest.mark.emulator
+
+QAF = "PermissionsQueryAllFiles"
+FILES = ("ContentDocument", "ContentVersion")
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BackupEnv]:
+    with backup_env(tmp_path_factory.mktemp("backup-qaf"), scale=5000, seed=5, processes=False) as e:
+        yield e
+
+
+@pytest.fixture
+def without_query_all_files(env: BackupEnv) -> Iterator[str]:
+    """The org's integration user loses Query All Files for the test; its Id."""
+    state = env.em.admin("POST", "/user-permissions", json={QAF: False})
+    assert state["permissions"][QAF] is False
+    try:
+        yield str(state["user_id"])
+    finally:
+        env.em.admin("POST", "/user-permissions", json={QAF: True})
+
+
+def _visible_ids(env: BackupEnv, obj: str, user: str) -> set[str]:
+    docs = (
+        "SELECT Id FROM sf_contentdocument WHERE OwnerId = $1 OR Id IN "
+        "(SELECT ContentDocumentId FROM sf_contentdocumentlink WHERE LinkedEntityId = $1)"
+    )
+    if obj == "ContentDocument":
+        sql = f"SELECT Id FROM sf_contentdocument WHERE NOT IsDeleted AND Id IN ({docs})"
+    else:
+        sql = (
+            f"SELECT Id FROM sf_contentversion WHERE NOT IsDeleted AND (ContentDocumentId IN ({docs}) "
+            "OR (ContentDocumentId IS NULL AND OwnerId = $1))"
+        )
+    return {str(r[0]) for r in env.em.sql(sql, user)}
+
+
+def _all_ids(env: BackupEnv, obj: str) -> set[str]:
+    return {str(r[0]) for r in env.em.sql(f"SELECT Id FROM sf_{obj.lower()} WHERE NOT IsDeleted")}
+
+
+def _backed_up_ids(env: BackupEnv, org: str, obj: str) -> set[str]:
+    with env.repo() as repo:
+        table = object_state(repo, org, obj)
+    assert table is not None
+    return {str(i) for i in table.column("Id").to_pylist()}
+
+
+def _api(env: BackupEnv, root: Path) -> tuple[TestClient, dict[str, str]]:
+    settings = env.settings.model_copy(
+        update={"scratch_dir": root / "scratch", "export_dir": root / "exports", "scheduler_enabled": False}
+    )
+    tokens = make_tokens(settings.catalog_url)
+    return TestClient(create_app(settings, scheduler=False)), bearer(tokens[Role.VIEWER])
+
+
+def test_default_org_reports_no_warning_and_counts_unavailable_bodies(env: BackupEnv) -> None:
+    env.add_org("acme")
+    assert env.em.admin("GET", "/user-permissions")["permissions"][QAF] is True
+    # one ContentVersion body answers 404 although its record is queried (deleted in between)
+    gone = sorted(_all_ids(env, "ContentVersion"))[0]
+    fired = env.em.admin("GET", "/faults")["fired_total"]
+    env.em.admin(
+        "POST", "/faults",
+        json={"path_regex": f"/sobjects/ContentVersion/{gone[:15]}[A-Za-z0-9]*/VersionData$", "status": 404,
+              "error_code": "NOT_FOUND", "message": "The requested resource does not exist", "count": 1},
+    )  # fmt: skip
+    try:
+        res = env.backup("acme")
+        assert env.em.admin("GET", "/faults")["fired_total"] == fired + 1, "the 404 fault fired once"
+    finally:
+        env.em.admin("DELETE", "/faults")
+    assert res.state == "succeeded", res.error_message
+    for obj in FILES:
+        assert res.objects[obj].warning_code is None
+        assert _backed_up_ids(env, "acme", obj) == _all_ids(env, obj)
+    assert res.objects["ContentVersion"].files_unavailable == 1
+    assert all(r.files_unavailable == 0 for n, r in res.objects.items() if n != "ContentVersion")
+    assert not any(r.warning_code for r in res.objects.values())
+
+    engine = make_engine(env.settings.catalog_url)
+    try:
+        with transaction(session_factory(engine)) as s:
+            job = cjobs.get_job(s, res.job_id, with_objects=True)
+            rows = {o.object_name: o for o in job.objects}
+            assert rows["ContentVersion"].files_unavailable == 1
+            assert not any(o.warning_code for o in job.objects)
+    finally:
+        engine.dispose()
+    with env.repo() as repo:
+        manifest = next(m for m in repo.manifests("acme") if m.job_id == res.job_id)
+    assert manifest.extra["warnings"] == {}
+    assert manifest.extra["files_unavailable"] == {"ContentVersion": 1}
+
+
+def test_without_query_all_files_only_visible_files_are_backed_up_with_a_warning(
+    env: BackupEnv, without_query_all_files: str, tmp_path: Path
+) -> None:
+    env.add_org("limited")
+    res = env.backup("limited")
+    assert res.state == "succeeded", res.error_message
+    assert res.error_code is None
+
+    for obj in FILES:
+        visible = _visible_ids(env, obj, without_query_all_files)
+        assert 0 < len(visible) < len(_all_ids(env, obj)), "the seed hides some files, not all"
+        rep = res.objects[obj]
+        assert rep.state == "succeeded"
+        assert rep.records == len(visible)
+        assert _backed_up_ids(env, "limited", obj) == visible
+        assert rep.warning_code == FilesNotVisible.code == "SFV-805"
+        assert rep.warning_message is not None
+        assert rep.warning_message.startswith(f"{obj}: only files shared with the backup user were backed up")
+        assert "lacks Query All Files" in rep.warning_message
+        assert "grant Query All Files (needs View All Data) to back up all files" in rep.warning_message
+        assert rep.files_unavailable == 0, "hidden files are not queried, so no body answers 404"
+    assert {n for n, r in res.objects.items() if r.warning_code} == set(FILES)
+    # other objects are not limited by the permission
+    assert _backed_up_ids(env, "limited", "Attachment") == _all_ids(env, "Attachment")
+
+    with env.repo() as repo:
+        manifest = next(m for m in repo.manifests("limited") if m.job_id == res.job_id)
+    assert sorted(manifest.extra["warnings"]) == list(FILES)
+    assert manifest.extra["warnings"]["ContentVersion"]["code"] == "SFV-805"
+    assert all(not manifest.objects[o].errors for o in FILES), "a warning, not an error"
+
+    client, viewer = _api(env, tmp_path)
+    with client:
+        details = client.get(f"/v1/jobs/{res.job_id}", headers=viewer)
+        assert details.status_code == 200, details.text
+        body = details.json()
+        assert body["state"] == "succeeded" and body["error_code"] is None
+        assert sum(1 for o in body["objects"] if o["warning_code"]) == 2
+        assert body["object_counts"]["failed"] == 0
+        objs = {o["name"]: o for o in body["objects"]}
+        for obj in FILES:
+            assert objs[obj]["state"] == "succeeded"
+            assert objs[obj]["warning_code"] == "SFV-805"
+            assert objs[obj]["warning_message"] == res.objects[obj].warning_message
+            assert objs[obj]["error_code"] is None
+            assert objs[obj]["files_unavailable"] == 0
+        assert objs["Account"]["warning_code"] is None
+
+        report = client.get(f"/v1/jobs/{res.job_id}/report.xlsx", headers=viewer)
+        assert report.status_code == 200, report.text
+    wb = load_workbook(io.BytesIO(report.content))
+    summary = {r[0].value: r[1].value for r in wb[SUMMARY_SHEET].iter_rows(min_col=1, max_col=2)}
+    assert summary["State"] == "succeeded" and summary["Objects with warnings"] == 2
+    rows = list(wb[OBJECTS_SHEET].iter_rows())
+    col = {name: i for i, name in enumerate(OBJECT_COLUMNS)}
+    by_name = {r[0].value: r for r in rows[1:]}
+    for obj in FILES:
+        row = by_name[obj]
+        assert row[col["State"]].value == "succeeded"
+        assert row[col["Records"]].value == len(_visible_ids(env, obj, without_query_all_files))
+        assert row[col["Error code"]].value is None
+        assert row[col["Warning code"]].value == "SFV-805"
+        assert row[col["Warning code"]].hyperlink.target == troubleshooting_link("SFV-805")
+        assert "only files shared with the backup user" in row[col["Warning message"]].value
+        assert row[col["Files unavailable"]].value == 0
+    assert by_name["Account"][col["Warning code"]].value is None
+
+
+def test_after_granting_the_permission_a_full_extract_of_the_files_captures_them_all(
+    env: BackupEnv, without_query_all_files: str
+) -> None:
+    env.add_org("regranted")
+    limited = env.backup("regranted")
+    assert limited.state == "succeeded" and limited.objects["ContentVersion"].warning_code == "SFV-805"
+    assert env.em.admin("POST", "/user-permissions", json={QAF: True})["permissions"][QAF] is True
+
+    # an incremental takes only changed files: the fix names a full extract of the file objects
+    again = env.backup("regranted", full=True, objects=FILES)
+    assert again.state == "succeeded", again.error_message
+    assert again.kind == "incremental" and sorted(again.objects) == list(FILES)
+    for obj in FILES:
+        assert again.objects[obj].mode == "full" and again.objects[obj].warning_code is None
+        assert _backed_up_ids(env, "regranted", obj) == _all_ids(env, obj)
