@@ -15,6 +15,7 @@ No engine is created at import time; callers build one and pass sessions down.
 
 from __future__ import annotations
 
+import functools
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -110,8 +111,9 @@ def alembic_config(url: str | None = None) -> Config:
     return cfg
 
 
+@functools.cache
 def head_revision() -> str:
-    """The newest schema revision this sfvault ships."""
+    """The newest schema revision this sfvault ships (fixed for the life of the process)."""
     head = ScriptDirectory.from_config(alembic_config()).get_current_head()
     assert head is not None, "no catalog migrations packaged"
     return head
@@ -146,10 +148,19 @@ def migrate(url: str | Engine, revision: str = "head") -> None:
     """
     engine = url if isinstance(url, Engine) else make_engine(url)
     try:
+        if revision == "head" and _at_head(engine):
+            return  # one query instead of Alembic's environment (~0.2 s on every job)
         _run(engine, command.upgrade, revision)
     finally:
         if not isinstance(url, Engine):
             engine.dispose()
+
+
+def _at_head(engine: Engine) -> bool:
+    try:
+        return current_revision(engine) == head_revision()
+    except SQLAlchemyError:
+        return False  # let the upgrade report what is wrong
 
 
 def downgrade(url: str | Engine, revision: str = "base") -> None:

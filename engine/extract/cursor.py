@@ -56,7 +56,7 @@ class Cursor:
         return {
             "field": self.field,
             "last": None if self.last is None else self.last.isoformat(),
-            "seen": [list(p) for p in sorted((i, text[t]) for i, t in self.seen)],
+            "seen": sorted((i, text[t]) for i, t in self.seen),  # JSON arrays once encoded
             "truncated": self.truncated,
         }
 

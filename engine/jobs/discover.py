@@ -38,7 +38,7 @@ def _client_for(base: SalesforceClient) -> SalesforceClient:
     return base.derive(usage=ApiUsage())
 
 
-def discover(base: SalesforceClient, rules: ScopeRules, *, threads: int = 8) -> Discovery:
+def discover(base: SalesforceClient, rules: ScopeRules, *, threads: int = 16) -> Discovery:
     out = Discovery()
     rest = RestApi(base)
     specs = [ObjectSpec.from_describe(d) for d in rest.describe_global()["sobjects"]]
@@ -151,7 +151,10 @@ def split_window(
 
 
 SKIP_CHECK_MAX_ROWS = 2_000
-"""At most this many window rows are compared with the cursor (one REST page)."""
+"""At most this many window rows are compared with the cursor."""
+PROBE_BATCH = 200
+"""Rows of the probe's first page (Salesforce's smallest REST batch): ``totalSize`` counts the
+whole window anyway, and a changed object's window is not read beyond it."""
 
 
 def _probe_window(
@@ -185,12 +188,16 @@ def _probe_window(
     if any(n not in by_name for n in wanted):
         return False, None
     soql = Soql.select(plan.name, wanted).with_window(cursor_field, window_start)
-    first = next(rest.query_pages(soql, include_deleted=deletes, sobject=plan.name))
+    pages = rest.query_pages(soql, include_deleted=deletes, sobject=plan.name, batch_size=PROBE_BATCH)
+    first = next(pages)
     total = first.total_size
-    if not first.done or total > SKIP_CHECK_MAX_ROWS or total > len(cursor.seen):
+    if total > SKIP_CHECK_MAX_ROWS or total > len(cursor.seen):
         return False, total
+    records = list(first.records)
+    if not first.done:
+        records.extend(r for page in pages for r in page.records)
     parser = CsvPageParser(plan.name, tuple(by_name[n] for n in wanted))
-    for batch in parser.iter_batches(_records_csv(first.records, wanted)):
+    for batch in parser.iter_batches(_records_csv(records, wanted)):
         ids = batch.column("Id").to_pylist()
         stamps = batch.column(cursor_field).to_pylist()
         gone = batch.column("IsDeleted").to_pylist() if deletes else [False] * batch.num_rows

@@ -68,8 +68,9 @@ from engine.jobs.tasks import IDS_SUFFIX, PartitionResult, PartitionTask, extrac
 from engine.jobs.worker import BackupWorkerPlugin
 from engine.model import ChunkRef, Cursor, Manifest, ObjectEntry
 
-PLANNING_THREADS = 8
-"""Objects planned at once on the driver (each planning step is one to a few REST calls)."""
+PLANNING_THREADS = 16
+"""Objects planned at once on the driver (each planning step is one to a few short REST calls,
+mostly waiting on the network)."""
 
 
 @dataclass
