@@ -64,8 +64,10 @@ class ClientOptions(BaseModel):
         api_version: REST/Bulk 2.0 version without the ``v`` (negotiable, see
             :meth:`SalesforceClient.negotiate_version`).
         timeout_seconds / connect_timeout_seconds: per request.
-        status_timeout_seconds: read timeout of a Bulk job status read (a small answer that comes
-            in well under a second; a stalled one is retried instead of waited for).
+        bulk_read_timeout_seconds: read timeout of Bulk job status reads and result pages: a
+            healthy org answers both within a second or two (results are files it already wrote),
+            so a stalled one is retried instead of waited for. REST queries keep
+            ``timeout_seconds``: a query can legitimately compute for a minute.
         retry_wait_max: upper bound of one random-exponential wait (0 in tests).
         retry_max_seconds: give up retrying after this long.
         retry_max_attempts: and after this many attempts.
@@ -80,7 +82,7 @@ class ClientOptions(BaseModel):
     api_version: str = DEFAULT_API_VERSION
     timeout_seconds: float = Field(default=120.0, gt=0)
     connect_timeout_seconds: float = Field(default=15.0, gt=0)
-    status_timeout_seconds: float = Field(default=15.0, gt=0)
+    bulk_read_timeout_seconds: float = Field(default=15.0, gt=0)
     retry_wait_max: float = Field(default=60.0, ge=0)
     retry_wait_multiplier: float = Field(default=0.5, ge=0)
     retry_max_seconds: float = Field(default=900.0, ge=0)
@@ -271,8 +273,8 @@ class SalesforceClient:
             generation, bearer = self.session.bearer()
             h = {"Authorization": bearer, **(headers or {})}
             timeout: httpx.Timeout | float | None = self._timeout
-            if method == "GET" and kind == "bulk2_job":
-                timeout = self.options.status_timeout_seconds
+            if method == "GET" and kind in ("bulk2_job", "bulk2_results_page"):
+                timeout = self.options.bulk_read_timeout_seconds
             if timeout is not None:
                 req = self.http.build_request(
                     method, url, params=params, json=json, headers=h, timeout=timeout
