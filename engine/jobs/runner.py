@@ -24,7 +24,8 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor
+from concurrent.futures import wait as futures_wait
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -435,37 +436,54 @@ def _execute(
                 fail_object(name, *_err_fields(err))
             return None
 
+        def cut(name: str, got: tuple[list[Partition], dict[str, int], bool]) -> None:
+            parts, calls, rest_sweep = got
+            rep = run.reports[name]
+            add_calls(rep.calls, calls.items())
+            rep.partitions = len(parts)
+            rep.state = "running"
+            if not parts:
+                # nothing new in the incremental window: no task, the cursor stays
+                finish_object(name)
+                return
+            for p in parts:
+                submit(task_for(name, decision.objects[name], p, rest_sweep=rest_sweep))
+
+        # Any partition size is at least this, so an object this small is one partition whatever the
+        # job's total: it is cut and submitted as soon as it is sized (its Bulk job then queues in
+        # the org while the other objects are still being counted).
+        small = min(o.target_rows, o.min_partition_rows)
         with ThreadPoolExecutor(max_workers=PLANNING_THREADS, thread_name_prefix="plan") as pool:
-            sizing = {}
+            steps: dict[Any, tuple[str, str]] = {}
             for name, work in decision.objects.items():
                 run.reports[name].started = time.monotonic()
-                sizing[name] = pool.submit(size_one, name, work)
+                steps[pool.submit(size_one, name, work)] = ("size", name)
             sizes: dict[str, WindowSize] = {}
-            for name in decision.objects:
-                got = outcome(name, sizing[name])
-                if got is not None:
-                    sizes[name], calls = got
+            large: list[str] = []
+            while steps:
+                done, _ = futures_wait(list(steps), return_when=FIRST_COMPLETED)
+                for fut in done:
+                    step, name = steps.pop(fut)
+                    got = outcome(name, fut)
+                    if got is None:
+                        continue
+                    if step == "cut":
+                        cut(name, got)
+                        continue
+                    size, calls = got
+                    sizes[name] = size
                     add_calls(run.reports[name].calls, calls.items())
-            rows_per_partition = partition_rows(sum(z.rows or 0 for z in sizes.values()), o)
-            cutting = {
-                name: pool.submit(split_one, name, decision.objects[name], size, rows_per_partition)
-                for name, size in sizes.items()
-            }
-            for name, fut in cutting.items():
-                got = outcome(name, fut)
-                if got is None:
-                    continue
-                parts, calls, rest_sweep = got
-                rep = run.reports[name]
-                add_calls(rep.calls, calls.items())
-                rep.partitions = len(parts)
-                rep.state = "running"
-                if not parts:
-                    # nothing new in the incremental window: no task, the cursor stays
-                    finish_object(name)
-                    continue
-                for p in parts:
-                    submit(task_for(name, decision.objects[name], p, rest_sweep=rest_sweep))
+                    if size.rows is None or size.nothing_new or size.rows <= small:
+                        work = decision.objects[name]
+                        steps[pool.submit(split_one, name, work, size, small)] = ("cut", name)
+                    else:
+                        large.append(name)
+                if large and not any(step == "size" for step, _ in steps.values()):
+                    rows_per_partition = partition_rows(sum(z.rows or 0 for z in sizes.values()), o)
+                    for name in large:
+                        steps[pool.submit(split_one, name, decision.objects[name], sizes[name],
+                                          rows_per_partition)] = ("cut", name)  # fmt: skip
+                    large = []
         run.emit("planned")
         flush_records()
 
