@@ -64,10 +64,11 @@ class ClientOptions(BaseModel):
         api_version: REST/Bulk 2.0 version without the ``v`` (negotiable, see
             :meth:`SalesforceClient.negotiate_version`).
         timeout_seconds / connect_timeout_seconds: per request.
-        bulk_read_timeout_seconds: read timeout of Bulk job status reads and result pages: a
-            healthy org answers both within a second or two (results are files it already wrote),
-            so a stalled one is retried instead of waited for. REST queries keep
-            ``timeout_seconds``: a query can legitimately compute for a minute.
+        bulk_read_timeout_seconds: read timeout of the first try of a Bulk job status read or
+            result page: a healthy org answers both within a second or two (results are files it
+            already wrote), so a stalled one is retried instead of waited for. Each retry doubles
+            it (up to ``timeout_seconds``), so an org that is merely slow still gets its answer.
+            REST queries keep ``timeout_seconds``: a query can legitimately compute for a minute.
         retry_wait_max: upper bound of one random-exponential wait (0 in tests).
         retry_max_seconds: give up retrying after this long.
         retry_max_attempts: and after this many attempts.
@@ -82,7 +83,7 @@ class ClientOptions(BaseModel):
     api_version: str = DEFAULT_API_VERSION
     timeout_seconds: float = Field(default=120.0, gt=0)
     connect_timeout_seconds: float = Field(default=15.0, gt=0)
-    bulk_read_timeout_seconds: float = Field(default=15.0, gt=0)
+    bulk_read_timeout_seconds: float = Field(default=5.0, gt=0)
     retry_wait_max: float = Field(default=60.0, ge=0)
     retry_wait_multiplier: float = Field(default=0.5, ge=0)
     retry_max_seconds: float = Field(default=900.0, ge=0)
@@ -267,14 +268,17 @@ class SalesforceClient:
         headers: Mapping[str, str] | None,
         sobject: str,
         stream: bool,
+        attempt: int = 0,
     ) -> httpx.Response:
-        """One logical attempt: send, and on INVALID_SESSION_ID refresh once and send again."""
+        """One logical attempt (``attempt`` counts the earlier ones): send, and on
+        INVALID_SESSION_ID refresh once and send again."""
         for refreshed in (False, True):
             generation, bearer = self.session.bearer()
             h = {"Authorization": bearer, **(headers or {})}
             timeout: httpx.Timeout | float | None = self._timeout
             if method == "GET" and kind in ("bulk2_job", "bulk2_results_page"):
-                timeout = self.options.bulk_read_timeout_seconds
+                o = self.options
+                timeout = min(o.timeout_seconds, o.bulk_read_timeout_seconds * 2 ** min(attempt, 10))
             if timeout is not None:
                 req = self.http.build_request(
                     method, url, params=params, json=json, headers=h, timeout=timeout
@@ -318,11 +322,13 @@ class SalesforceClient:
     ) -> httpx.Response:
         """A whole (small) response, retried on transient errors. For JSON and bounded pages."""
         url = self.url(path)
+        tries = 0
 
         def attempt() -> httpx.Response:
-            resp = self._send(
-                method, url, kind, params=params, json=json, headers=headers, sobject=sobject, stream=True
-            )
+            nonlocal tries
+            tries += 1
+            resp = self._send(method, url, kind, params=params, json=json, headers=headers, sobject=sobject,
+                              stream=True, attempt=tries - 1)  # fmt: skip
             try:
                 resp.read()
             except httpx.TransportError as e:

@@ -233,3 +233,25 @@ def test_jwt_assertion_is_rs256_and_short_lived() -> None:
     assert claims["iss"] == "cid" and claims["sub"] == "u@x"
     assert claims["exp"] - clock.now().timestamp() <= 300
     assert "PRIVATE" not in repr(grant)
+
+
+def test_bulk_reads_time_out_early_and_longer_on_each_retry() -> None:
+    """A stalled status read or result page is cut after ``bulk_read_timeout_seconds`` and retried
+    with twice the patience, up to the request timeout; a REST query keeps the request timeout."""
+    seen: list[float] = []
+
+    class Stalls(Script):
+        def __call__(self, request: httpx.Request) -> httpx.Response:
+            if request.url.path != "/services/oauth2/token":
+                seen.append(request.extensions["timeout"]["read"])
+            return super().__call__(request)
+
+    stall = httpx.ReadTimeout("stalled")
+    ok = httpx.Response(200, json={"id": "750x", "state": "JobComplete"})
+    script = Stalls(stall, stall, stall, ok, ok)
+    c = client(script, retry_max_attempts=5, bulk_read_timeout_seconds=5.0, timeout_seconds=30.0)
+    assert c.get_json("jobs/query/750x", "bulk2_job")["state"] == "JobComplete"
+    assert seen == [5.0, 10.0, 20.0, 30.0], "doubled per retry, capped at the request timeout"
+    seen.clear()
+    c.get_json("query", "rest", params={"q": "SELECT Id FROM Account"})
+    assert seen == [30.0], "a REST query may compute for long: no early timeout"
