@@ -459,12 +459,16 @@ def job_show(job_id: str = typer.Argument(...), config: Path | None = _JOBS_CONF
                 typer.echo(f"error {j.error_code}: {j.error_message}")
             table = Table()
             for col in ("object", "state", "records", "bytes", "chunks", "seconds", "REST", "Bulk jobs",
-                        "Bulk pages", "error"):  # fmt: skip
+                        "Bulk pages", "files n/a", "error / warning"):  # fmt: skip
                 table.add_column(col)
             for o in sorted(j.objects, key=lambda o: o.object_name):
                 table.add_row(o.object_name, o.state, f"{o.records:,}", f"{o.bytes:,}", str(o.chunks),
                               f"{o.duration_s:.1f}", str(o.rest_calls), str(o.bulk2_jobs),
-                              str(o.bulk2_pages), o.error_code or "")  # fmt: skip
+                              str(o.bulk2_pages), str(o.files_unavailable or ""),
+                              o.error_code or o.warning_code or "")  # fmt: skip
+            for o in sorted(j.objects, key=lambda o: o.object_name):
+                if o.warning_code:
+                    typer.echo(f"warning {o.warning_code} on {o.object_name}: {o.warning_message}")
         Console().print(table)
 
     run_cli(body)

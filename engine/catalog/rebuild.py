@@ -75,6 +75,11 @@ def _as_utc(value: Any) -> datetime | None:
     return dt.replace(tzinfo=UTC) if dt.tzinfo is None else dt.astimezone(UTC)
 
 
+def _mapping(value: Any) -> Mapping[str, Any]:
+    """``value`` if it is a mapping (manifests written before a key existed lack it), else empty."""
+    return value if isinstance(value, Mapping) else {}
+
+
 def _error_fields(err: Mapping[str, Any]) -> tuple[str, str]:
     code = str(err.get("code") or err.get("error_code") or "SFV-000")[:16]
     message = str(err.get("message") or err.get("error_message") or err.get("what") or code)
@@ -136,8 +141,11 @@ def apply_manifest(
     job.error_code = job.error_message = None
     session.flush()
 
+    warnings = _mapping(extra.get("warnings"))
+    unavailable = _mapping(extra.get("files_unavailable"))
     for name, entry in sorted(manifest.objects.items()):
         first_error = _error_fields(entry.errors[0]) if entry.errors else (None, None)
+        warning = _mapping(warnings.get(name))
         session.add(
             JobObject(
                 job_id=job.id,
@@ -149,6 +157,9 @@ def apply_manifest(
                 duration_s=float(entry.duration_seconds),
                 error_code=first_error[0],
                 error_message=first_error[1],
+                files_unavailable=int(unavailable.get(name) or 0),
+                warning_code=warning.get("code"),
+                warning_message=warning.get("message"),
                 **_api_calls(entry),
             )
         )

@@ -17,12 +17,14 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 from openpyxl import load_workbook
+from typer.testing import CliRunner
 
 from api.app import create_app
 from api.reports import OBJECT_COLUMNS, OBJECTS_SHEET, SUMMARY_SHEET, troubleshooting_link
 from engine.catalog import jobs as cjobs
 from engine.catalog.db import make_engine, session_factory, transaction
 from engine.catalog.models import Role
+from engine.cli import app
 from engine.jobs.errors import FilesNotVisible
 from engine.jobs.state import object_state
 from tests.api.conftest import bearer, make_tokens
@@ -190,6 +192,24 @@ def test_without_query_all_files_only_visible_files_are_backed_up_with_a_warning
         assert "only files shared with the backup user" in row[col["Warning message"]].value
         assert row[col["Files unavailable"]].value == 0
     assert by_name["Account"][col["Warning code"]].value is None
+
+    # a catalog rebuilt from the repository alone keeps the warnings, and `job show` prints them
+    config = tmp_path / "rebuilt.toml"
+    rebuilt_db = tmp_path / "rebuilt.db"
+    config.write_text(
+        "[sfvault]\n"
+        f'repository_url = "{env.settings.repository_url}"\n'
+        f'key_file = "{env.settings.key_file}"\n'
+        f'catalog_url = "sqlite:///{rebuilt_db}"\n'
+    )
+    rebuilt = CliRunner().invoke(app, ["catalog", "rebuild", "--config", str(config)])
+    assert rebuilt.exit_code == 0, rebuilt.output
+    shown = CliRunner().invoke(app, ["job", "show", res.job_id, "--config", str(config)])
+    assert shown.exit_code == 0, shown.output
+    printed = " ".join(shown.output.split())  # rich and typer may wrap long lines
+    for obj in FILES:
+        assert f"warning SFV-805 on {obj}: {res.objects[obj].warning_message}" in printed
+    assert "on Account" not in shown.output
 
 
 def test_after_granting_the_permission_a_full_extract_of_the_files_captures_them_all(
