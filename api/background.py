@@ -9,10 +9,11 @@ so "back up now" can return the job id; a refusal before that (a job already run
 backup yet, missing credentials) is raised to the caller unchanged. Live per-object progress of
 running backups is kept in memory (:meth:`JobRunner.progress`); the catalog has the final rows.
 
-Exports and compares are submitted by their routes under the names ``export <id>`` /
-``compare <id>`` (:func:`queued_job_name`). :meth:`JobRunner.recover_queued` (at service start and
-on each scheduler tick) closes the ones a dead process left ``running`` (SFV-713) and hands the
-``queued`` ones that this process is not already running back to the pool.
+Exports and compares are submitted by their routes through :meth:`JobRunner.submit_queued`, under
+the names ``export <id>`` / ``compare <id>`` (:func:`queued_job_name`).
+:meth:`JobRunner.recover_queued` (at service start and on each scheduler tick) closes the ones a
+dead process left ``running`` (SFV-713) and hands the ``queued`` ones that this process is not
+already running back to the pool.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ from engine.jobs.runner import BackupResult, Progress, run_backup
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session, sessionmaker
 
-    from engine.jobs.queued import QueuedRecovery
+    from engine.jobs.queued import QueuedKind, QueuedRecovery
 
 log = logging.getLogger("sfvault.api.jobs")
 T = TypeVar("T")
@@ -44,7 +45,7 @@ OnStarted = Callable[[str], None]
 
 
 def queued_job_name(kind: str, row_id: str) -> str:
-    """The runner's name of a queued export or compare (the routes submit them under it)."""
+    """The runner's name of a queued export or compare (:meth:`JobRunner.submit_queued`)."""
     return f"{kind} {row_id}"
 
 
@@ -122,15 +123,15 @@ class JobRunner:
         before = None if startup else now - timedelta(seconds=self.settings.queued_stale_after_seconds)
         result = recover_queued(self.settings, sessions, now=now, queued_before=before)
         for work in result.queued:
-            name = queued_job_name(work.kind, work.id)
-            if self.in_flight(name):
+            if self.in_flight(queued_job_name(work.kind, work.id)):
                 continue
-            settings = org_settings(self.settings, work.storage_location)
-            log.info("submitting %s (queued, picked up by recovery)", name)
-            self.submit(name, self._queued_runner(work.kind, work.id, settings))
+            log.info("submitting %s %s (queued, picked up by recovery)", work.kind, work.id)
+            self.submit_queued(work.kind, work.id, org_settings(self.settings, work.storage_location))
         return result
 
-    def _queued_runner(self, kind: str, row_id: str, settings: Settings) -> Callable[[], str]:
+    def submit_queued(self, kind: QueuedKind, row_id: str, settings: Settings) -> Future[str]:
+        """Run the recorded ``queued`` export or compare ``row_id`` in the pool, under
+        :func:`queued_job_name` (the routes right after recording it, and recovery)."""
         from engine.jobs.compares import run_queued_compare
         from engine.jobs.exports import run_queued_export
 
@@ -140,7 +141,7 @@ class JobRunner:
             run_queued_compare(settings, row_id, clock=self.clock)
             return row_id
 
-        return run
+        return self.submit(queued_job_name(kind, row_id), run)
 
     # --- backups --------------------------------------------------------------------------
 

@@ -23,7 +23,7 @@ from api.routes.data import JOB_ID_EXAMPLE, ErrorInfo, ObjectName, OrgName, org_
 from engine.catalog import compares as ccmp
 from engine.catalog import orgs as corgs
 from engine.catalog.models import Compare
-from engine.jobs.compares import MAX_PAGE, compare_details, run_queued_compare, submit_compare
+from engine.jobs.compares import MAX_PAGE, compare_details, submit_compare
 
 router = APIRouter(tags=["data"])
 
@@ -141,9 +141,7 @@ def start_compare(org: OrgName, body: CompareRequest, ctx: Ctx, principal: Opera
         objects=tuple(body.objects) if body.objects is not None else None,
         created_by=principal.label, clock=ctx.clock,
     )  # fmt: skip
-    ctx.runner.submit(
-        f"compare {compare_id}", lambda: run_queued_compare(scope.settings, compare_id, clock=ctx.clock)
-    )
+    ctx.runner.submit_queued("compare", compare_id, scope.settings)
     with ctx.tx() as s:
         return _out(ccmp.get_compare(s, compare_id), scope.name)
 

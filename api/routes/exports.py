@@ -29,7 +29,6 @@ from engine.diff.compare import FILE_OBJECTS
 from engine.jobs.exports import (
     ExportRequest,
     export_archive_path,
-    run_queued_export,
     show_password,
     submit_export,
 )
@@ -155,12 +154,7 @@ def start_export(org: OrgName, body: ExportCreate, ctx: Ctx, principal: Operator
         created_by=principal.label,
     )  # fmt: skip
     export_id = submit_export(scope.settings, request, clock=ctx.clock)
-
-    def run() -> str:
-        # the outcome carries the ZIP password: keep it out of the runner's future
-        return run_queued_export(scope.settings, export_id, clock=ctx.clock).export_id
-
-    ctx.runner.submit(f"export {export_id}", run)
+    ctx.runner.submit_queued("export", export_id, scope.settings)
     with ctx.tx() as s:
         return _out(cexp.get_export(s, export_id), scope.name)
 
