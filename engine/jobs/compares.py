@@ -119,10 +119,8 @@ def run_queued_compare(settings: Settings, compare_id: str, *, clock: Clock | No
     clock = clock or SystemClock()
     with catalog_sessions(settings) as sessions:
         with transaction(sessions) as s:
-            row = ccmp.get_compare(s, compare_id)
-            if row.state != ExportState.QUEUED.value or not claim_queued(
-                s, Compare, compare_id, now=clock.now()
-            ):
+            ccmp.get_compare(s, compare_id)  # an unknown id is refused here
+            if not claim_queued(s, Compare, compare_id, now=clock.now()):  # only a queued row is claimed
                 raise NotQueued(kind="compare", id=compare_id, state=ccmp.get_compare(s, compare_id).state)
             row = ccmp.get_compare(s, compare_id)
             org = corgs.get_org(s, row.org_id).name

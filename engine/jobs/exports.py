@@ -233,10 +233,8 @@ def run_queued_export(settings: Settings, export_id: str, *, on_progress: Progre
     path = Path(out) if out is not None else queued_archive_path(settings, export_id)
     with catalog_sessions(settings) as sessions:
         with transaction(sessions) as s:
-            row = cexp.get_export(s, export_id)
-            if row.state != ExportState.QUEUED.value or not claim_queued(
-                s, Export, export_id, now=clock.now()
-            ):
+            cexp.get_export(s, export_id)  # an unknown id is refused here
+            if not claim_queued(s, Export, export_id, now=clock.now()):  # only a queued row is claimed
                 raise NotQueued(kind="export", id=export_id, state=cexp.get_export(s, export_id).state)
             row = cexp.get_export(s, export_id)
             org_name = corgs.get_org(s, row.org_id).name
