@@ -75,15 +75,15 @@ def unreadable_fields(rows: Iterable[Mapping[str, Any]]) -> dict[str, dict[str, 
 
 def permission_hook(rest: RestApi, user_id: str) -> FieldPermissionHook:
     """A hook backed by the user's ``FieldPermissions`` (two REST queries, run once)."""
-    assigned = Soql.select("PermissionSetAssignment", ["PermissionSetId"]).and_where(
+    assigned = Soql.select("PermissionSetAssignment", ["Id", "PermissionSetId"]).and_where(
         f"AssigneeId = {string_literal(user_id)}"
     )
-    set_ids = [str(r["PermissionSetId"]) for r in rest.query_records(assigned)]
+    set_ids = [str(r["PermissionSetId"]) for r in rest.query_records(assigned.in_id_order())]
     if not set_ids:
         return lambda spec: {}
     in_list = ", ".join(string_literal(i) for i in set_ids)
-    q = Soql.select("FieldPermissions", ["SobjectType", "Field", "PermissionsRead"]).and_where(
+    q = Soql.select("FieldPermissions", ["Id", "SobjectType", "Field", "PermissionsRead"]).and_where(
         f"ParentId IN ({in_list})"
     )
-    table = unreadable_fields(rest.query_records(q))
+    table = unreadable_fields(rest.query_records(q.in_id_order()))
     return lambda spec: table.get(spec.name, {})

@@ -6,13 +6,17 @@ one page whatever the size of the object (STYLE rule 14). Each page is one API c
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, BinaryIO
 from urllib.parse import quote
 
+from engine.errors import SalesforceQueryError
 from engine.extract.client import SalesforceClient
-from engine.extract.soql import Soql
+from engine.extract.soql import Soql, id_literal
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -30,6 +34,16 @@ class QueryPage:
     total_size: int
     done: bool
     next_url: str | None
+
+
+LOST_LOCATOR = "INVALID_QUERY_LOCATOR"
+
+
+def _resume_after(soql: Soql | str, last_id: str | None) -> Soql | None:
+    """``soql`` restricted to ``Id > last_id`` when it pages in ascending Id order, else None."""
+    if not isinstance(soql, Soql) or last_id is None or soql.order_by != "Id ASC" or soql.limit is not None:
+        return None
+    return soql.and_where(f"Id > {id_literal(last_id)}")
 
 
 def _strip(rec: dict[str, Any]) -> dict[str, Any]:
@@ -71,11 +85,24 @@ class RestApi:
 
         Pages are fetched lazily, one at a time; a transient failure retries that page only
         (query locators are re-fetchable for ~15 minutes).
+
+        Salesforce keeps at most 10 query cursors open per user and drops the oldest when an
+        11th opens, so a locator can answer ``INVALID_QUERY_LOCATOR`` while a job is still
+        paging it (other tasks, probes and the user's other tools open cursors too). A query
+        ordered by ``Id`` (:meth:`Soql.with_order_by`) then resumes with ``Id > <last Id>``;
+        any other query raises :class:`SalesforceQueryError`.
         """
         name = sobject or (soql.sobject if isinstance(soql, Soql) else "")
         headers = {"Sforce-Query-Options": f"batchSize={batch_size}"} if batch_size else None
         resource = "queryAll" if include_deleted else "query"
-        body = self.client.get_json(resource, params={"q": str(soql)}, headers=headers, sobject=name)
+
+        def start(q: Soql | str) -> dict[str, Any]:
+            params = {"q": str(q)}
+            out: dict[str, Any] = self.client.get_json(resource, params=params, headers=headers, sobject=name)
+            return out
+
+        body = start(soql)
+        last_id: str | None = None
         while True:
             page = QueryPage(
                 records=[_strip(r) for r in body.get("records", [])],
@@ -83,10 +110,19 @@ class RestApi:
                 done=bool(body.get("done", True)),
                 next_url=body.get("nextRecordsUrl"),
             )
+            if page.records and "Id" in page.records[-1]:
+                last_id = page.records[-1]["Id"]
             yield page
             if page.done or not page.next_url:
                 return
-            body = self.client.get_json(page.next_url, headers=headers, sobject=name)
+            try:
+                body = self.client.get_json(page.next_url, headers=headers, sobject=name)
+            except SalesforceQueryError as e:
+                resumed = _resume_after(soql, last_id) if e.details.get("sf_code") == LOST_LOCATOR else None
+                if resumed is None:
+                    raise
+                log.info("query locator lost, resuming by Id", extra={"sobject": name, "after": last_id})
+                body = start(resumed)
 
     def query_records(self, soql: Soql | str, **kw: Any) -> Iterator[dict[str, Any]]:
         for page in self.query_pages(soql, **kw):

@@ -76,8 +76,8 @@ class Soql:
         fields: SELECT list; empty means ``COUNT()``.
         where: conjuncts, joined with AND, each already rendered.
         limit: optional LIMIT.
-        order_by: optional ORDER BY (only for small REST lookups such as min/max Id; never
-            for partition queries).
+        order_by: optional ORDER BY (REST lookups such as min/max Id, and REST paging by Id;
+            never for Bulk partition queries, where it only slows the job down).
     """
 
     sobject: str
@@ -129,6 +129,11 @@ class Soql:
     def with_order_by(self, column: str, descending: bool = False) -> Soql:
         order = f"{ident(column)} {'DESC' if descending else 'ASC'}"
         return Soql(self.sobject, self.fields, self.where, self.limit, order)
+
+    def in_id_order(self) -> Soql:
+        """``ORDER BY Id`` when the query selects ``Id``: a REST query that can resume by Id after
+        Salesforce drops its locator (:meth:`engine.extract.rest.RestApi.query_pages`)."""
+        return self.with_order_by("Id") if "Id" in self.fields and self.order_by is None else self
 
     def render(self) -> str:
         select = ", ".join(self.fields) if self.fields else "COUNT()"

@@ -74,7 +74,8 @@ def iter_partition(
     parser = CsvPageParser(query.plan.name, query.plan.fields)
     soql = query.soql()
     if query.plan.path == "rest":
-        for page in RestApi(client).query_pages(soql, include_deleted=query.operation == "queryAll"):
+        rest = RestApi(client)
+        for page in rest.query_pages(soql.in_id_order(), include_deleted=query.operation == "queryAll"):
             if page.records:
                 yield parser.records_to_batch(page.records)
         return

@@ -187,7 +187,7 @@ def _probe_window(
     wanted = ["Id", cursor_field] + (["IsDeleted"] if deletes else [])
     if any(n not in by_name for n in wanted):
         return False, None
-    soql = Soql.select(plan.name, wanted).with_window(cursor_field, window_start)
+    soql = Soql.select(plan.name, wanted).with_window(cursor_field, window_start).in_id_order()
     pages = rest.query_pages(soql, include_deleted=deletes, sobject=plan.name, batch_size=PROBE_BATCH)
     first = next(pages)
     total = first.total_size

@@ -41,6 +41,7 @@ from engine.config import Settings
 from engine.errors import PermissionReportMissing, SalesforceError
 from engine.extract.client import SalesforceClient
 from engine.extract.rest import RestApi
+from engine.extract.soql import Soql
 from engine.jobs.credentials import client_options, grant_from_record
 from engine.policy import REQUIRED, PermissionCheckSettings, build_permission_report
 from engine.policy import PermissionReport as PolicyReport
@@ -95,6 +96,17 @@ def _quote(value: str) -> str:
     return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
+OBJECT_PERMISSION_FIELDS = (
+    "Id",
+    "ParentId",
+    "SobjectType",
+    "PermissionsRead",
+    "PermissionsViewAllRecords",
+    "PermissionsModifyAllRecords",
+)
+FIELD_PERMISSION_FIELDS = ("Id", "ParentId", "SobjectType", "Field", "PermissionsRead", "PermissionsEdit")
+
+
 def _in_chunks(ids: list[str]) -> Iterator[str]:
     for i in range(0, len(ids), IN_LIST_MAX):
         yield ", ".join(_quote(x) for x in ids[i : i + IN_LIST_MAX])
@@ -127,15 +139,13 @@ def read_permission_rows(rest: RestApi, user_id: str, *, checked_at: datetime) -
     object_rows: list[dict[str, Any]] = []
     field_rows: list[dict[str, Any]] = []
     for ids in _in_chunks(set_ids):
+        # ordered by Id, so paging resumes if Salesforce drops the query locator
+        in_sets = f"ParentId IN ({ids})"
         object_rows += rest.query_records(
-            "SELECT ParentId, SobjectType, PermissionsRead, PermissionsViewAllRecords, "
-            f"PermissionsModifyAllRecords FROM ObjectPermissions WHERE ParentId IN ({ids})",
-            sobject="ObjectPermissions",
+            Soql.select("ObjectPermissions", OBJECT_PERMISSION_FIELDS).and_where(in_sets).in_id_order()
         )
         field_rows += rest.query_records(
-            "SELECT ParentId, SobjectType, Field, PermissionsRead, PermissionsEdit FROM FieldPermissions "
-            f"WHERE ParentId IN ({ids})",
-            sobject="FieldPermissions",
+            Soql.select("FieldPermissions", FIELD_PERMISSION_FIELDS).and_where(in_sets).in_id_order()
         )
     org_objects = [
         str(r["SobjectType"])

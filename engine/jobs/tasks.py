@@ -181,7 +181,8 @@ class _Extractor:
         if t.path == "rest" or rest:
             self.client.check_reserve()
             names = list(soql.fields)
-            for qpage in self.rest.query_pages(soql, include_deleted=all_rows, sobject=t.sobject):
+            paged = self.rest.query_pages(soql.in_id_order(), include_deleted=all_rows, sobject=t.sobject)
+            for qpage in paged:
                 self.check_cancel()
                 yield _records_csv(qpage.records, names)
             return

@@ -293,6 +293,31 @@ def test_query_errors_are_typed(client: SalesforceClient) -> None:
 # --- faults ---------------------------------------------------------------------------------
 
 
+def _evict_cursors(rest: RestApi) -> None:
+    """Open 11 new query cursors: Salesforce keeps 10 per user and drops the oldest."""
+    for _ in range(11):
+        next(rest.query_pages("SELECT Id FROM Contact", batch_size=200))
+
+
+def test_lost_query_locator_resumes_by_id_in_id_order(client: SalesforceClient) -> None:
+    rest = RestApi(client)
+    q = Soql.select("Contact", ["Id", "LastName"]).in_id_order()
+    pages = rest.query_pages(q, batch_size=200)
+    first = next(pages)
+    assert first.done is False and first.total_size > 600
+    _evict_cursors(rest)
+    ids = [r["Id"] for r in first.records] + [r["Id"] for page in pages for r in page.records]
+    assert ids == sorted(ids) and len(set(ids)) == len(ids) == first.total_size
+    unordered = rest.query_pages(Soql.select("Contact", ["Id"]), batch_size=200)
+    next(unordered)
+    _evict_cursors(rest)
+    with pytest.raises(SalesforceQueryError) as e:
+        list(unordered)
+    assert e.value.details["sf_code"] == "INVALID_QUERY_LOCATOR"
+
+
+
+
 def test_session_expiry_mid_stream_is_refreshed_once(client: SalesforceClient, admin: Admin) -> None:
     bulk = Bulk2Api(client)
     plan = account_plan(RestApi(client))
