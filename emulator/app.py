@@ -26,7 +26,7 @@ from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from emulator import admin, auth, bulk2, rest
+from emulator import admin, auth, bulk2, composite, rest
 from emulator.context import (
     ADMIN_PREFIX,
     ApiError,
@@ -223,5 +223,6 @@ def create_app(store: OrgStore, config: EmulatorConfig, *, org: Org | None = Non
     app.include_router(admin.make_router(org), prefix=ADMIN_PREFIX)
     app.include_router(bulk2.make_router(org))
     app.include_router(rest.make_router(org))
+    app.include_router(composite.make_router(org))
     app.add_middleware(SalesforceMiddleware, org=org)
     return app

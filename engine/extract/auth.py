@@ -217,13 +217,15 @@ class Session:
     saw is compared under the lock).
     """
 
-    def __init__(self, credentials: Credentials, fetch: TokenFetcher) -> None:
+    def __init__(self, credentials: Credentials, fetch: TokenFetcher, *, token: Token | None = None) -> None:
+        """``token``: one this session starts with (a job's driver hands its token to the workers,
+        so they do not log in again); a 401 refreshes it from ``credentials`` as usual."""
         self._creds = credentials
         self._fetch = fetch
         self._lock = threading.Lock()
-        self._token: Token | None = None
-        self._generation = 0
-        if isinstance(credentials, SessionIdGrant):
+        self._token: Token | None = token
+        self._generation = 0 if token is None else 1
+        if token is None and isinstance(credentials, SessionIdGrant):
             self._token = Token(credentials.session_id, credentials.instance_url)
             self._generation = 1
 

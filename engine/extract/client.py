@@ -139,6 +139,7 @@ class SalesforceClient:
         sleep: Callable[[float], None] = time.sleep,
         transport: httpx.BaseTransport | None = None,
         usage: ApiUsage | None = None,
+        token: Token | None = None,
     ) -> None:
         self.options = options or ClientOptions()
         self.clock = clock or SystemClock()
@@ -165,7 +166,7 @@ class SalesforceClient:
             verify=verify,
             trust_env=self.options.trust_env,
         )
-        self.session = Session(credentials, self._fetch_token)
+        self.session = Session(credentials, self._fetch_token, token=token)
         self._owns_http = True
         self._timeout: httpx.Timeout | None = None
 

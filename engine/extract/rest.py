@@ -7,12 +7,15 @@ one page whatever the size of the object (STYLE rule 14). Each page is one API c
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, BinaryIO
 from urllib.parse import quote
 
-from engine.errors import SalesforceQueryError
+import httpx
+
+from engine.errors import SalesforceQueryError, SalesforceRequestFailed, SfvaultError
+from engine.extract.classify import classify
 from engine.extract.client import SalesforceClient
 from engine.extract.soql import Soql, id_literal
 
@@ -37,6 +40,8 @@ class QueryPage:
 
 
 LOST_LOCATOR = "INVALID_QUERY_LOCATOR"
+COMPOSITE_MAX = 25
+"""Subrequests of one ``/composite`` request (Salesforce's limit; at most 5 of them queries)."""
 
 
 def _resume_after(soql: Soql | str, last_id: str | None) -> Soql | None:
@@ -68,6 +73,38 @@ class RestApi:
     def describe(self, sobject: str) -> dict[str, Any]:
         """``GET /sobjects/{name}/describe``; an unknown object is :class:`SalesforceNotFound`."""
         out: dict[str, Any] = self.client.get_json(f"sobjects/{quote(sobject)}/describe", sobject=sobject)
+        return out
+
+    def describe_many(self, sobjects: Sequence[str]) -> dict[str, dict[str, Any] | SfvaultError]:
+        """Describes of up to :data:`COMPOSITE_MAX` objects in one ``POST /composite``.
+
+        Salesforce counts a composite request as one API call whatever its subrequests (and runs
+        them one after another), so describing a 500-object org costs 20 calls instead of 500.
+        Each object maps to its describe, or to the typed error its subrequest answered.
+        """
+        if len(sobjects) > COMPOSITE_MAX:
+            raise ValueError(f"a composite request holds at most {COMPOSITE_MAX} subrequests")
+        prefix = f"/services/data/v{self.client.api_version}"
+        subrequests = [
+            {"method": "GET", "url": f"{prefix}/sobjects/{quote(name)}/describe", "referenceId": f"d{i}"}
+            for i, name in enumerate(sobjects)
+        ]
+        resp = self.client.request(
+            "POST", "composite", json={"allOrNone": False, "compositeRequest": subrequests}
+        )
+        answers = {str(a.get("referenceId")): a for a in resp.json().get("compositeResponse", [])}
+        out: dict[str, dict[str, Any] | SfvaultError] = {}
+        for i, name in enumerate(sobjects):
+            answer = answers.get(f"d{i}", {})
+            status = int(answer.get("httpStatusCode") or 0)
+            result = answer.get("body")
+            if status == 200 and isinstance(result, dict):
+                out[name] = result
+            else:
+                sub = httpx.Response(status or 500, json=result)
+                out[name] = classify(sub, sobject=name) or SalesforceRequestFailed(
+                    status=status, sf_code="", what="composite subrequest without a describe"
+                )
         return out
 
     def limits(self) -> dict[str, Any]:

@@ -14,12 +14,13 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 
+from engine.errors import SfvaultError, TransientError
 from engine.extract.client import SalesforceClient
 from engine.extract.csv_arrow import CsvPageParser
 from engine.extract.cursor import Cursor as ExtractCursor
 from engine.extract.model import ObjectPlan, ObjectSpec, ScopeDecision
 from engine.extract.plan import Partition, plan_partitions
-from engine.extract.rest import RestApi
+from engine.extract.rest import COMPOSITE_MAX, RestApi
 from engine.extract.scope import ScopeRules, plan_object, select_objects
 from engine.extract.soql import Soql
 from engine.extract.usage import ApiUsage
@@ -45,18 +46,37 @@ def discover(base: SalesforceClient, rules: ScopeRules, *, threads: int = 16) ->
     out.decisions = select_objects(specs, rules)
     names = [d.name for d in out.decisions if d.included]
 
-    def one(name: str) -> tuple[str, ObjectPlan, dict[str, int]]:
+    def chunk(part: list[str]) -> list[tuple[str, ObjectPlan, dict[str, int]]]:
+        """Describe ``part`` in one composite call, charged to its first object. A subrequest that
+        failed for a transient reason is described again on its own (with retries)."""
         c = _client_for(base)
         try:
-            spec = ObjectSpec.from_describe(RestApi(c).describe(name))
-            return name, plan_object(spec, rules), dict(c.usage.calls)
+            got = RestApi(c).describe_many(part)
+            charged: dict[str, dict[str, int]] = {name: {} for name in part}
+            charged[part[0]] = dict(c.usage.calls)
         finally:
             c.close()
+        described = []
+        for name in part:
+            answer = got[name]
+            if isinstance(answer, TransientError):
+                single = _client_for(base)
+                try:
+                    answer = RestApi(single).describe(name)
+                    add_calls(charged[name], single.usage.calls.items())
+                finally:
+                    single.close()
+            elif isinstance(answer, SfvaultError):
+                raise answer
+            described.append((name, plan_object(ObjectSpec.from_describe(answer), rules), charged[name]))
+        return described
 
+    parts = [names[i : i + COMPOSITE_MAX] for i in range(0, len(names), COMPOSITE_MAX)]
     with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="describe") as pool:
-        for name, plan, calls in pool.map(one, names):
-            out.plans[name] = plan
-            out.usage[name] = calls
+        for described in pool.map(chunk, parts):
+            for name, plan, calls in described:
+                out.plans[name] = plan
+                out.usage[name] = calls
     return out
 
 
@@ -154,7 +174,9 @@ SKIP_CHECK_MAX_ROWS = 2_000
 """At most this many window rows are compared with the cursor."""
 PROBE_BATCH = 200
 """Rows of the probe's first page (Salesforce's smallest REST batch): ``totalSize`` counts the
-whole window anyway, and a changed object's window is not read beyond it."""
+whole window anyway, and a changed object's window is not read beyond it. When the cursor holds
+more boundary rows (objects whose rows share one timestamp, such as setup objects), the page is
+that size, up to :data:`SKIP_CHECK_MAX_ROWS`, so an unchanged window is read in one call."""
 
 
 def _probe_window(
@@ -188,7 +210,9 @@ def _probe_window(
     if any(n not in by_name for n in wanted):
         return False, None
     soql = Soql.select(plan.name, wanted).with_window(cursor_field, window_start).in_id_order()
-    pages = rest.query_pages(soql, include_deleted=deletes, sobject=plan.name, batch_size=PROBE_BATCH)
+    # a window with nothing new holds at most the cursor's boundary rows: read it in one page
+    batch = min(SKIP_CHECK_MAX_ROWS, max(PROBE_BATCH, len(cursor.seen)))
+    pages = rest.query_pages(soql, include_deleted=deletes, sobject=plan.name, batch_size=batch)
     first = next(pages)
     total = first.total_size
     if total > SKIP_CHECK_MAX_ROWS or total > len(cursor.seen):

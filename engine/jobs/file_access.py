@@ -50,4 +50,10 @@ def file_warnings(
             why = "the backup user lacks Query All Files"
         except SalesforceQueryError as err:
             why = f"the backup user's permission sets could not be read: {err.message}"
+    return files_not_visible(files, why)
+
+
+def files_not_visible(objects: Iterable[str], why: str) -> dict[str, tuple[str, str]]:
+    """SFV-805 ``{object: (code, message)}`` for each file object of ``objects``."""
+    files = sorted(FILE_OBJECTS.intersection(objects))
     return {name: (FilesNotVisible.code, FilesNotVisible(object=name, why=why).message) for name in files}

@@ -28,7 +28,7 @@ Manifest extras written by the runner and read back here (``Manifest.extra``)::
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Literal
@@ -131,6 +131,46 @@ class JobDecision:
     """The cycle this job belongs to; None = a new cycle whose id is this job's id."""
     objects: dict[str, ObjectWork] = field(default_factory=dict)
     index_in_cycle: int = 0
+    cycle_started_at: datetime | None = None
+    """When the cycle's full job committed (None for a full job: its own manifest says so)."""
+
+    def position(self) -> dict[str, Any] | None:
+        """``extra["cycle"]`` of this job's manifest: where the job stands in its cycle, so the
+        next job need not read the cycle's older manifests (:func:`needed_manifests`)."""
+        if self.kind == "full" or self.cycle_started_at is None:
+            return None
+        return {"started_at": self.cycle_started_at.isoformat(), "index": self.index_in_cycle}
+
+
+def cycle_position(manifest: Manifest) -> tuple[datetime, int] | None:
+    """``(when the manifest's cycle started, its index in the cycle)``; None when it does not say
+    (manifests written before the position was recorded)."""
+    if manifest.kind == "full":
+        return manifest.created_at, 0
+    raw = manifest.extra.get("cycle")
+    if not isinstance(raw, dict):
+        return None
+    return datetime.fromisoformat(raw["started_at"]), int(raw["index"])
+
+
+def needed_manifests(newest_first: Iterable[Manifest], objects: Collection[str]) -> list[Manifest]:
+    """The newest manifests that :func:`decide` needs, read lazily from ``newest_first``.
+
+    Reading stops at the cycle's full job, or sooner: once every object of ``objects`` was
+    captured by a manifest already read and the newest manifest records its cycle position.
+    ``decide`` gives the same answer on this prefix as on every manifest of the org, and a job
+    late in a year-long cycle does not read a thousand manifests (each costs tens of ms).
+    """
+    out: list[Manifest] = []
+    pending = set(objects)
+    for m in newest_first:
+        out.append(m)
+        if m.kind == "full":
+            break
+        pending = {o for o in pending if not captured(m, o)}
+        if not pending and cycle_position(out[0]) is not None:
+            break
+    return out
 
 
 def ordered(manifests: Iterable[Manifest]) -> list[Manifest]:
@@ -140,13 +180,25 @@ def ordered(manifests: Iterable[Manifest]) -> list[Manifest]:
 
 def current_cycle(manifests: Sequence[Manifest], now: datetime, cycle_length: timedelta) -> str | None:
     """The newest cycle whose full job committed less than ``cycle_length`` before ``now``."""
+    started = cycle_start(manifests)
+    if started is None or now - started[0] >= cycle_length:
+        return None
+    return started[1]
+
+
+def cycle_start(manifests: Sequence[Manifest]) -> tuple[datetime, str] | None:
+    """``(start, cycle id)`` of the newest cycle: from the newest manifest's recorded position,
+    else from the newest full manifest."""
+    if not manifests:
+        return None
+    newest = ordered(manifests)[-1]
+    pos = cycle_position(newest)
+    if pos is not None and newest.cycle_id is not None:
+        return pos[0], newest.cycle_id
     fulls = [m for m in ordered(manifests) if m.kind == "full"]
-    if not fulls:
+    if not fulls or fulls[-1].cycle_id is None:
         return None
-    newest = fulls[-1]
-    if now - newest.created_at >= cycle_length:
-        return None
-    return newest.cycle_id
+    return fulls[-1].created_at, fulls[-1].cycle_id
 
 
 def cycle_chain(manifests: Sequence[Manifest], cycle_id: str) -> list[Manifest]:
@@ -217,7 +269,9 @@ def decide(
             objects={n: ObjectWork(n, "full", reason="first job of a cycle") for n in names},
         )
     chain = cycle_chain(manifests, cycle)
-    index = len(chain)
+    newest = cycle_position(chain[-1]) if chain else None
+    index = newest[1] + 1 if newest is not None else len(chain)
+    started = cycle_start(manifests)
     sweep = options.id_sweep_every > 0 and index % options.id_sweep_every == 0
     failed = set(failed_last)
     work: dict[str, ObjectWork] = {}
@@ -234,7 +288,13 @@ def decide(
             work[n] = ObjectWork(n, "full", reason="no cursor in this cycle yet")
         else:
             work[n] = ObjectWork(n, "incremental", cursor=cur, sweep=sweep)
-    return JobDecision(kind="incremental", cycle_id=cycle, objects=work, index_in_cycle=index)
+    return JobDecision(
+        kind="incremental",
+        cycle_id=cycle,
+        objects=work,
+        index_in_cycle=index,
+        cycle_started_at=None if started is None else started[0],
+    )
 
 
 def merge_cursor(

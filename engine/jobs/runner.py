@@ -21,10 +21,11 @@ A crash or a cancellation before step 6 leaves unreferenced chunks for ``prune``
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor
 from concurrent.futures import wait as futures_wait
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -54,7 +55,7 @@ from engine.jobs.errors import (
     JobCancelled,
     NoObjectsInScope,
 )
-from engine.jobs.file_access import file_warnings
+from engine.jobs.file_access import file_warnings, files_not_visible
 from engine.jobs.planning import (
     JOBS_FORMAT,
     BackupRequest,
@@ -63,11 +64,14 @@ from engine.jobs.planning import (
     ObjectWork,
     decide,
     merge_cursor,
+    needed_manifests,
     partition_rows,
 )
 from engine.jobs.tasks import IDS_SUFFIX, PartitionResult, PartitionTask, extract_partition
 from engine.jobs.worker import BackupWorkerPlugin
 from engine.model import ChunkRef, Cursor, Manifest, ObjectEntry
+
+log = logging.getLogger(__name__)
 
 PLANNING_THREADS = 16
 """Objects planned at once on the driver (each planning step is one to a few short REST calls,
@@ -180,7 +184,7 @@ class _Run:
         self.started = time.monotonic()
         self.job_id = ""
         self.submitted: list[Any] = []
-        self.warnings: dict[str, tuple[str, str]] = {}  # object -> (code, message); file_access
+        self.warnings_read: Future[dict[str, tuple[str, str]]] | None = None  # object -> (code, message)
 
     def emit(self, kind: str, obj: str | None = None) -> None:
         if self.on_progress is not None:
@@ -250,16 +254,21 @@ def run_backup(
             grant = grant_from_record(record)
             copts = client_options(record, settings, **(client_overrides or {}))
             base = SalesforceClient.connect(grant, copts, usage=run.usage)
+            side = ThreadPoolExecutor(max_workers=1, thread_name_prefix="limits")
             try:
+                # the org allowance the workers start from, read while the objects are described
+                allowance_read = side.submit(_read_allowance, base)
                 disc = discover(base, rules)
+                allowance_read.result()
                 in_scope = {n: p.spec.cursor_field for n, p in disc.plans.items()}
-                manifests = list(repo.manifests(org_name))
+                manifests = needed_manifests(repo.manifests(org_name, newest_first=True), in_scope)
                 decision = decide(
                     request, manifests, in_scope, failed_last=failed_last, now=clock.now(), options=options
                 )
                 if not decision.objects:
                     raise NoObjectsInScope(org=org_name, what="no object matched the scope and the selection")
-                run.warnings = file_warnings(base, decision.objects, now=clock.now())
+                # one REST query when file objects are in scope; it runs while the objects are planned
+                run.warnings_read = side.submit(file_warnings, base, list(decision.objects), now=clock.now())
                 with transaction(sessions) as s:
                     org = corgs.get_org_by_name(s, org_name)
                     job = cjobs.create_job(
@@ -285,10 +294,33 @@ def run_backup(
                             cjobs.finish_job(s, job, target, error_code=code, error_message=msg, clock=clock)
                     raise
             finally:
+                side.shutdown(wait=True)
                 base.close()
     finally:
         repo.close()
         engine.dispose()
+
+
+def _file_warnings(run: _Run) -> dict[str, tuple[str, str]]:
+    """The SFV-805 warnings of :func:`file_warnings`; a failure to read the permission is one."""
+    if run.warnings_read is None:
+        return {}
+    try:
+        return run.warnings_read.result()
+    except SfvaultError as err:
+        why = f"the backup user's permission sets could not be read: {err.message}"
+        return files_not_visible(run.reports, why)
+
+
+def _read_allowance(base: SalesforceClient) -> None:
+    """``/limits`` into ``base.usage`` for the workers' reserve checks (one call for the job).
+
+    Best effort: when it fails, each worker reads ``/limits`` itself and meets the error there.
+    """
+    try:
+        base.limits()
+    except SfvaultError as err:
+        log.info("could not read the org allowance on the driver", extra={"error": str(err)})
 
 
 def _execute(
@@ -321,7 +353,9 @@ def _execute(
     plugin_name = f"sfvault-{job_id}"
     sem_name = f"sfvault-bulk-{run.org_name}"
     cancel_name = f"sfvault-cancel-{job_id}"
-    plugin = BackupWorkerPlugin(plugin_name, grant, copts, run.settings)
+    plugin = BackupWorkerPlugin(
+        plugin_name, grant, copts, run.settings, token=base.session.token, allowance=base.usage
+    )
     run.dask.register_plugin(plugin, name=plugin_name)
     Semaphore(max_leases=o.max_concurrent_bulk_jobs, name=sem_name)
     cancel_event = Event(cancel_name)
@@ -649,7 +683,7 @@ def _commit(
     cursors: dict[str, Any] = {}
     sweeps: list[str] = []
     objects: dict[str, ObjectEntry] = {}
-    for name, (code, message) in run.warnings.items():
+    for name, (code, message) in _file_warnings(run).items():
         rep = run.reports.get(name)  # a warning, not a failure: only on objects that succeeded
         if rep is not None and rep.state == "succeeded":
             rep.warning_code, rep.warning_message = code, message
@@ -715,6 +749,7 @@ def _commit(
             objects=objects,
             extra={
                 "jobs_format": JOBS_FORMAT,
+                **({"cycle": position} if (position := decision.position()) else {}),
                 "modes": modes,
                 "cursors": cursors,
                 "sweeps": sorted(sweeps),

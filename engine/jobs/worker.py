@@ -5,8 +5,10 @@ Secrets never travel in task arguments (STYLE rule 23; decision 0002): the drive
 ``SecretStr``; the scheduler hands the pickled plugin to each worker, it is never part of a task,
 a task key or the dashboard) and the *settings* that name the repository and its key-encryption key
 (a key file path or a Key Vault key id, never key bytes). Each worker opens the repository itself,
-reading the key through that reference, and logs in to Salesforce itself; a 401 mid-job refreshes
-its own session. Tasks receive only the plugin's name and look it up in ``get_worker().plugins``.
+reading the key through that reference. It starts with the driver's access token and the org
+allowance the driver read from ``/limits`` (so the first task of a job does not wait for a login
+and a ``/limits`` call); a 401 mid-job logs the worker in with the credentials. Tasks receive
+only the plugin's name and look it up in ``get_worker().plugins``.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from distributed import get_worker
 from distributed.diagnostics.plugin import WorkerPlugin
 
 from engine.config import Settings
-from engine.extract.auth import Credentials, Session
+from engine.extract.auth import Credentials, Session, Token
 from engine.extract.client import ClientOptions, SalesforceClient
 from engine.extract.usage import ApiUsage
 
@@ -34,18 +36,40 @@ class BackupWorkerPlugin(WorkerPlugin):
     """Holds what the partition tasks of one job need on a worker (lazily opened, thread-safe)."""
 
     def __init__(
-        self, name: str, credentials: Credentials, options: ClientOptions, settings: Settings
+        self,
+        name: str,
+        credentials: Credentials,
+        options: ClientOptions,
+        settings: Settings,
+        *,
+        token: Token | None = None,
+        allowance: ApiUsage | None = None,
     ) -> None:
         self.name = name
         self._credentials = credentials
         self.options = options
         self.settings = settings
+        self._token = token
+        # plain data: ApiUsage holds a lock and does not pickle
+        self._seed = (
+            None if allowance is None else (allowance.org_used, allowance.org_max, dict(allowance.limits))
+        )
         self._lock = threading.Lock()
         self._base: SalesforceClient | None = None
         self._repo: Repository | None = None
         self._allowance_lock = threading.Lock()
         self._allowance: ApiUsage | None = None
         self._allowance_at = 0.0
+        self._seed_allowance()
+
+    def _seed_allowance(self) -> None:
+        """Start from the driver's ``/limits`` reading (when it had one), trusted as if just read."""
+        if self._seed is None:
+            return
+        used, most, limits = self._seed
+        if used is not None and most is not None and limits:
+            self._allowance = ApiUsage(org_used=used, org_max=most, limits=dict(limits))
+            self._allowance_at = time.monotonic()
 
     def __repr__(self) -> str:
         return f"BackupWorkerPlugin(name={self.name!r})"
@@ -64,6 +88,7 @@ class BackupWorkerPlugin(WorkerPlugin):
         self.__dict__.update(state)
         self._lock = threading.Lock()
         self._allowance_lock = threading.Lock()
+        self._seed_allowance()
 
     def setup(self, worker: Any) -> None:
         """Nothing is opened until the first task needs it (a worker may never get a task)."""
@@ -87,7 +112,7 @@ class BackupWorkerPlugin(WorkerPlugin):
                 opts = self.options.model_copy(
                     update={"max_connections": max(self.options.max_connections, 64)}
                 )
-                self._base = SalesforceClient(self._credentials, opts)
+                self._base = SalesforceClient(self._credentials, opts, token=self._token)
             return self._base
 
     def session(self) -> Session:

@@ -294,9 +294,12 @@ class Repository:
             raise ObjectTruncated(name=h.path, size=len(sealed), expected=size)
         return decode(sealed, self._keys, h)
 
-    def manifests(self, org: str | None = None) -> Iterator[Manifest]:
-        """Every committed manifest, one at a time."""
-        for info in self.snapshots(org):
+    def manifests(self, org: str | None = None, *, newest_first: bool = False) -> Iterator[Manifest]:
+        """Every committed manifest, one at a time (read lazily: stop early to read fewer).
+
+        ``newest_first``: in reverse job id order (job ids sort by creation time)."""
+        infos = self.snapshots(org)
+        for info in reversed(infos) if newest_first else infos:
             yield self.load_manifest(info.org, info.job_id)
 
     @contextmanager

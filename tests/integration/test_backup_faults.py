@@ -66,6 +66,18 @@ def test_random_server_errors_are_retried(env: BackupEnv) -> None:
     assert _equal(env, sorted(res.objects)) == {}
 
 
+def test_workers_start_from_the_drivers_session_and_allowance(env: BackupEnv) -> None:
+    """One login and one ``/limits`` read per job, however many workers run its partitions."""
+    env.churn(1, 104)
+    seq = _last_seq(env)
+    res = env.backup("acme")
+    assert res.state == "succeeded", res.error_message
+    assert res.records > 0
+    log = _requests_since(env, seq)
+    assert sum(1 for r in log if r["category"] == "login") == 1
+    assert sum(1 for r in log if r["path"].endswith("/limits")) == 1
+
+
 def test_token_expiry_mid_job_refreshes(env: BackupEnv) -> None:
     env.churn(2, 102)
     seq = _last_seq(env)

@@ -265,3 +265,55 @@ def test_request_log_counts_calls(emulator: EmulatorProcess, api: httpx.Client) 
         ("GET", f"{V}/query", 200, "query"),
     ]
     assert all(r["bytes"] > 0 for r in log if r["category"] != "admin")
+
+
+def _sub(url: str, ref: str, **kw: Any) -> dict[str, Any]:
+    return {"method": "GET", "url": url, "referenceId": ref, **kw}
+
+
+def test_composite_runs_describes_and_queries_as_one_api_call(api: httpx.Client) -> None:
+    one = api.get(f"{V}/sobjects/Contact/describe").json()
+    used = int(api.get(f"{V}/sobjects").headers["Sforce-Limit-Info"].removeprefix("api-usage=").split("/")[0])
+    resp = api.post(
+        f"{V}/composite",
+        json={
+            "allOrNone": False,
+            "compositeRequest": [
+                _sub(f"{V}/sobjects/Contact/describe", "c"),
+                _sub(f"{V}/sobjects/Nope__c/describe", "nope"),
+                _sub(
+                    f"{V}/query?q=SELECT+Id+FROM+Account",
+                    "q",
+                    httpHeaders={"Sforce-Query-Options": "batchSize=200"},
+                ),
+            ],
+        },
+    )
+    assert resp.status_code == 200
+    after = int(resp.headers["Sforce-Limit-Info"].removeprefix("api-usage=").split("/")[0])
+    assert after == used + 1  # the whole composite request is one call
+    answers = {a["referenceId"]: a for a in resp.json()["compositeResponse"]}
+    assert answers["c"]["httpStatusCode"] == 200 and answers["c"]["body"] == one
+    assert answers["nope"]["httpStatusCode"] == 404
+    assert answers["nope"]["body"][0]["errorCode"] == "NOT_FOUND"
+    page = answers["q"]["body"]
+    assert len(page["records"]) == 200 and page["done"] is False and page["totalSize"] > 200
+    more = api.post(f"{V}/composite", json={"compositeRequest": [_sub(page["nextRecordsUrl"], "m")]}).json()
+    assert more["compositeResponse"][0]["body"]["records"][0]["Id"] != page["records"][0]["Id"]
+
+
+def test_composite_limits_and_all_or_none(api: httpx.Client) -> None:
+    describe = _sub(f"{V}/sobjects/Account/describe", "d")
+    too_many = [dict(describe, referenceId=f"d{i}") for i in range(26)]
+    assert _err(api.post(f"{V}/composite", json={"compositeRequest": too_many}))[:2] == (
+        400,
+        "LIMIT_EXCEEDED",
+    )
+    queries = [_sub(f"{V}/query?q=SELECT+Id+FROM+Account", f"q{i}") for i in range(6)]
+    assert _err(api.post(f"{V}/composite", json={"compositeRequest": queries}))[:2] == (400, "LIMIT_EXCEEDED")
+    halted = api.post(
+        f"{V}/composite",
+        json={"allOrNone": True, "compositeRequest": [_sub(f"{V}/sobjects/Nope__c/describe", "x"), describe]},
+    ).json()["compositeResponse"]
+    assert [a["httpStatusCode"] for a in halted] == [404, 400]
+    assert halted[1]["body"][0]["errorCode"] == "PROCESSING_HALTED"

@@ -277,6 +277,17 @@ def test_bulk_unsupported_object_is_typed_and_rest_works(client: SalesforceClien
     assert client.usage.calls["blob"] == 2  # one 503, retried
 
 
+def test_describe_many_is_one_composite_call(client: SalesforceClient) -> None:
+    c = client.derive()
+    got = RestApi(c).describe_many(["Account", "Contact", "NoSuchObject__c"])
+    assert c.usage.calls == {"rest": 1}
+    assert got["Account"] == RestApi(client).describe("Account")
+    assert isinstance(got["Contact"], dict) and got["Contact"]["name"] == "Contact"
+    assert isinstance(got["NoSuchObject__c"], SalesforceNotFound)
+    with pytest.raises(ValueError):
+        RestApi(c).describe_many([f"Obj{i}__c" for i in range(26)])
+
+
 def test_query_errors_are_typed(client: SalesforceClient) -> None:
     rest = RestApi(client)
     with pytest.raises(SalesforceQueryError) as e:

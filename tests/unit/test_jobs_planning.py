@@ -5,10 +5,19 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from engine.extract.cursor import Cursor as ExtractCursor
 from engine.jobs.errors import FullBackupRequired
-from engine.jobs.planning import BackupRequest, JobOptions, decide, merge_cursor
+from engine.jobs.planning import (
+    BackupRequest,
+    JobDecision,
+    JobOptions,
+    decide,
+    merge_cursor,
+    needed_manifests,
+)
 from engine.model import Cursor, Manifest, ObjectEntry
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
@@ -111,3 +120,42 @@ def test_merge_cursor_keeps_exactly_the_boundary_pairs() -> None:
     )
     kept = merge_cursor("SystemModstamp", [(None, [], False)], lag, prev)
     assert kept.last == prev.last and ("9", prev.last) in kept.seen
+
+
+def _committed(d: JobDecision, job: str, at: datetime, failed: frozenset[str]) -> Manifest:
+    """The manifest a job of decision ``d`` commits, its ``failed`` objects not captured."""
+    modes = {n: w.mode for n, w in d.objects.items() if n not in failed}
+    m = manifest(job, at, d.kind, d.cycle_id or job, modes, failed=tuple(sorted(failed)))
+    if d.position() is not None:
+        m.extra["cycle"] = d.position()
+    return m
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    jobs=st.lists(
+        st.tuples(st.frozensets(st.sampled_from(sorted(SCOPE))), st.integers(0, 200), st.booleans()),
+        min_size=1,
+        max_size=12,
+    ),
+    legacy=st.integers(0, 12),
+)
+def test_needed_manifests_decide_like_every_manifest(
+    jobs: list[tuple[frozenset[str], int, bool]], legacy: int
+) -> None:
+    """Whatever failed, however long the cycle, the newest manifests decide like all of them; the
+    first ``legacy`` manifests carry no recorded cycle position (written before it existed)."""
+    opts = JobOptions(id_sweep_every=3)
+    history: list[Manifest] = []
+    at = T0
+    for i, (failed, days, full) in enumerate(jobs):
+        at += timedelta(days=days)
+        request = BackupRequest("acme", full=full and i % 4 == 0)
+        everything = decide(request, history, SCOPE, failed_last=failed, now=at, options=opts)
+        newest_first = iter(sorted(history, key=lambda m: m.job_id, reverse=True))
+        needed = needed_manifests(newest_first, SCOPE)
+        assert decide(request, needed, SCOPE, failed_last=failed, now=at, options=opts) == everything
+        m = _committed(everything, f"j{i:03d}", at, failed)
+        if i < legacy:
+            m.extra.pop("cycle", None)
+        history.append(m)
