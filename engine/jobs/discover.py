@@ -210,8 +210,10 @@ def _probe_window(
     if any(n not in by_name for n in wanted):
         return False, None
     soql = Soql.select(plan.name, wanted).with_window(cursor_field, window_start).in_id_order()
-    # a window with nothing new holds at most the cursor's boundary rows: read it in one page
-    batch = min(SKIP_CHECK_MAX_ROWS, max(PROBE_BATCH, len(cursor.seen)))
+    # a window with nothing new holds at most the cursor's boundary rows: read it in one page when
+    # it can pass the check at all (a larger boundary cannot: only totalSize is read)
+    seen = len(cursor.seen)
+    batch = seen if PROBE_BATCH < seen <= SKIP_CHECK_MAX_ROWS else PROBE_BATCH
     pages = rest.query_pages(soql, include_deleted=deletes, sobject=plan.name, batch_size=batch)
     first = next(pages)
     total = first.total_size

@@ -80,6 +80,12 @@ class JobOptions:
     4 REST pages vs 0.19 s through one Bulk job), so REST stops paying beyond one page. 0 = always
     Bulk. Capped at a quarter of :attr:`target_rows` (see :attr:`rest_limit`)."""
 
+    boundary_check_min_rows: int = 2_000
+    """An incremental whose cursor boundary holds more rows than this (rows at the previous
+    job's last timestamps, such as a mass update just before it) checks that boundary by Id
+    and timestamp only, in a task of its own, instead of reading those rows again in full; see
+    :func:`engine.jobs.tasks._extract_boundary`. 0 = always; a negative value = never."""
+
     @property
     def rest_limit(self) -> int:
         """The effective REST threshold: anything near a partition's size goes through Bulk."""

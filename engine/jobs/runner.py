@@ -27,9 +27,9 @@ import time
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor
 from concurrent.futures import wait as futures_wait
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal
 
 from engine.clock import Clock, SystemClock
 from engine.config import Settings
@@ -363,7 +363,30 @@ def _execute(
     failed: dict[str, tuple[str, str]] = {}
     stop: tuple[str, str] | None = None
 
-    def task_for(name: str, work: ObjectWork, part: Partition, *, rest_sweep: bool = False) -> PartitionTask:
+    def tasks_for(
+        name: str, work: ObjectWork, part: Partition, *, rest_sweep: bool = False
+    ) -> list[PartitionTask]:
+        """The partition's task; or two, when its cursor boundary is checked on its own: one reads
+        what is newer than the cursor, the other checks the boundary by Id (``_extract_boundary``)."""
+        cur = work.cursor
+        plan = plans[name]
+        split = (
+            work.mode == "incremental" and cur is not None and cur.last is not None and not cur.truncated
+            and cur.field == plan.spec.cursor_field and plan.path == "bulk2"
+            and 0 <= o.boundary_check_min_rows < len(cur.seen)
+        )  # fmt: skip
+        if not split or cur is None:
+            return [task_for(name, work, part, rest_sweep=rest_sweep)]
+        newer = replace(part, estimated_rows=max(0, part.estimated_rows - len(cur.seen)))
+        return [
+            task_for(name, work, newer, rest_sweep=rest_sweep, window="after_boundary"),
+            replace(task_for(name, work, part, window="boundary"), sweep=False, rest_data=False),
+        ]
+
+    def task_for(
+        name: str, work: ObjectWork, part: Partition, *, rest_sweep: bool = False,
+        window: Literal["all", "after_boundary", "boundary"] = "all",
+    ) -> PartitionTask:  # fmt: skip
         plan = plans[name]
         rest_data = work.mode == "incremental" and part.estimated_rows <= o.rest_limit
         return PartitionTask(
@@ -375,7 +398,7 @@ def _execute(
             chunk_target_bytes=o.chunk_target_bytes, semaphore=sem_name,
             max_concurrent=o.max_concurrent_bulk_jobs, cancel_event=cancel_name,
             poll_first=o.poll_first, poll_max=o.poll_max, blob_threads=o.blob_threads,
-            rest_data=rest_data, rest_sweep=rest_sweep,
+            rest_data=rest_data, rest_sweep=rest_sweep, window=window,
         )  # fmt: skip
 
     def submit(task: PartitionTask) -> None:
@@ -474,14 +497,16 @@ def _execute(
             parts, calls, rest_sweep = got
             rep = run.reports[name]
             add_calls(rep.calls, calls.items())
-            rep.partitions = len(parts)
+            work = decision.objects[name]
+            tasks = [t for p in parts for t in tasks_for(name, work, p, rest_sweep=rest_sweep)]
+            rep.partitions = len(tasks)
             rep.state = "running"
-            if not parts:
+            if not tasks:
                 # nothing new in the incremental window: no task, the cursor stays
                 finish_object(name)
                 return
-            for p in parts:
-                submit(task_for(name, decision.objects[name], p, rest_sweep=rest_sweep))
+            for task in tasks:
+                submit(task)
 
         # Any partition size is at least this, so an object this small is one partition whatever the
         # job's total: it is cut and submitted as soon as it is sized (its Bulk job then queues in
@@ -719,7 +744,8 @@ def _commit(
             if merged.last is not None:
                 at_last = tuple(sorted(i for i, t in merged.seen if t == merged.last))
                 entry_cursor = Cursor(cursor_field, _ts(merged.last) or "", at_last)
-        if results and all(r.swept for r in results):
+        window_tasks = [r for r in results if not r.boundary_check]
+        if window_tasks and all(r.swept for r in window_tasks):
             sweeps.append(name)
         modes[name] = work.mode
         calls = dict(rep.calls)

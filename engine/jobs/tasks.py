@@ -51,8 +51,11 @@ from engine.extract.cursor import CursorTracker
 from engine.extract.model import FieldSpec
 from engine.extract.plan import Partition
 from engine.extract.rest import RestApi
-from engine.extract.soql import Soql
+from engine.extract.soql import Soql, id_literal
 from engine.model import BlobRef, ChunkRef
+
+ONE_MS = timedelta(milliseconds=1)
+"""Salesforce's timestamp resolution: ``>= last + 1 ms`` is ``> last``."""
 
 BLOB_SUFFIX = "__sfvault_blob"
 """Column ``<Field>__sfvault_blob`` holds the repository blob name of the record's ``<Field>`` body."""
@@ -92,11 +95,17 @@ class PartitionTask:
     job (small incremental windows: one or a few calls, no job to create, poll and page)."""
     rest_sweep: bool = False
     """Run the Id sweep through REST paging (the object is small)."""
+    window: Literal["all", "after_boundary", "boundary"] = "all"
+    """Which part of an incremental window the task reads: all of it (``cursor - lag`` on), only
+    what is newer than the cursor, or the cursor's boundary (checked by Id, see
+    :func:`_extract_boundary`). The last two together read the same rows as the first."""
 
     @property
     def window_start(self) -> datetime | None:
         if self.mode == "full" or self.cursor is None:
             return None
+        if self.window == "after_boundary" and self.cursor.last is not None:
+            return self.cursor.last + ONE_MS  # strictly after the boundary
         return self.cursor.window_start(self.lag)
 
     @property
@@ -122,6 +131,8 @@ class PartitionResult:
     cursor_last: datetime | None = None
     cursor_seen: list[tuple[str, datetime]] = field(default_factory=list)
     cursor_truncated: bool = False
+    boundary_check: bool = False
+    """The task checked the cursor boundary only (it never sweeps; the window's task does)."""
     usage: dict[str, Any] = field(default_factory=dict)
     duration_s: float = 0.0
     blobs_unavailable: int = 0
@@ -301,11 +312,20 @@ def extract_partition(task: PartitionTask) -> PartitionResult:
     ex: _Extractor | None = None
     try:
         ex = _Extractor(task, client, blob_client)
-        _extract_data(ex, repo, result)
-        if task.mode == "incremental" and task.deletes and task.cursor_field and not _deletes_with_data(task):
-            _extract_deletes(ex, repo, result)
-        if task.sweep:
-            _extract_sweep(ex, repo, result)
+        if task.window == "boundary":
+            result.boundary_check = True
+            _extract_boundary(ex, repo, result)
+        else:
+            _extract_data(ex, repo, result)
+            if (
+                task.mode == "incremental"
+                and task.deletes
+                and task.cursor_field
+                and not _deletes_with_data(task)
+            ):
+                _extract_deletes(ex, repo, result)
+            if task.sweep:
+                _extract_sweep(ex, repo, result)
         result.bulk_jobs = ex.bulk_jobs
     finally:
         if blob_client is not None:
@@ -365,25 +385,51 @@ def _extract_data(ex: _Extractor, repo: Any, result: PartitionResult) -> None:
         for data in ex.pages(soql, all_rows=with_deletes, rest=t.rest_data):
             for batch in parser.iter_batches(data):
                 if deleted_writer is not None:
-                    gone = pc.fill_null(batch.column("IsDeleted"), False)
-                    deleted = batch.filter(gone)
-                    if deleted.num_rows:
-                        deleted_writer.write_batch(deleted.select(deleted_columns))
-                        result.deleted_rows += deleted.num_rows
-                        batch = batch.filter(pc.invert(gone))
-                if tracker is not None:
-                    if incremental:
-                        kept = tracker.keep_batch(batch)
-                        result.dropped_at_boundary += batch.num_rows - kept.num_rows
-                        batch = kept
-                    else:
-                        tracker.observe_batch(batch)
-                if batch.num_rows == 0:
-                    continue
-                if t.blob_fields:
-                    batch = _download_blobs(ex, batch, t.blob_fields, repo, result)
-                writer.write_batch(batch)
-                result.rows += batch.num_rows
+                    batch = _split_deleted(batch, deleted_writer, deleted_columns, result)
+                _keep(ex, repo, result, writer, tracker, batch, incremental=incremental)
+    _finish(result, writer, deleted_writer, tracker)
+
+
+def _split_deleted(
+    batch: pa.RecordBatch, deleted_writer: Any, columns: list[str], result: PartitionResult
+) -> pa.RecordBatch:
+    """Write ``batch``'s deleted rows (``columns`` of them) to the deletion chunks; return the rest."""
+    gone = pc.fill_null(batch.column("IsDeleted"), False)
+    deleted = batch.filter(gone)
+    if deleted.num_rows:
+        deleted_writer.write_batch(deleted.select(columns))
+        result.deleted_rows += deleted.num_rows
+    return batch.filter(pc.invert(gone))
+
+
+def _keep(
+    ex: _Extractor,
+    repo: Any,
+    result: PartitionResult,
+    writer: Any,
+    tracker: CursorTracker | None,
+    batch: pa.RecordBatch,
+    *,
+    incremental: bool,
+) -> None:
+    """Drop the rows the cursor already captured, fetch file bodies, write the rest."""
+    t = ex.task
+    if tracker is not None:
+        if incremental:
+            kept = tracker.keep_batch(batch)
+            result.dropped_at_boundary += batch.num_rows - kept.num_rows
+            batch = kept
+        else:
+            tracker.observe_batch(batch)
+    if batch.num_rows == 0:
+        return
+    if t.blob_fields:
+        batch = _download_blobs(ex, batch, t.blob_fields, repo, result)
+    writer.write_batch(batch)
+    result.rows += batch.num_rows
+
+
+def _finish(result: PartitionResult, writer: Any, deleted_writer: Any, tracker: CursorTracker | None) -> None:
     result.chunks = list(writer.refs)
     result.sealed_bytes += sum(c.sealed_bytes for c in result.chunks)
     if deleted_writer is not None:
@@ -394,6 +440,60 @@ def _extract_data(ex: _Extractor, repo: Any, result: PartitionResult) -> None:
         result.cursor_last = cur.last
         result.cursor_seen = sorted(cur.seen)
         result.cursor_truncated = cur.truncated
+
+
+LATE_IDS_PER_QUERY = 100
+"""Ids per ``Id IN (...)`` query when a boundary check fetches rows it had not seen."""
+
+
+def _extract_boundary(ex: _Extractor, repo: Any, result: PartitionResult) -> None:
+    """The cursor's boundary, ``[last - lag, last]``, checked by Id and timestamp only.
+
+    An incremental window starts ``lag`` before the cursor so that rows committed late with an
+    earlier timestamp are not lost; the rows already captured there are dropped again. When that
+    boundary is large (a mass update just before the last job, all at one timestamp) reading it
+    in full costs as much as the update itself. This task reads only ``Id``, the cursor field (and
+    ``IsDeleted``) of the boundary: deleted rows go to the deletion chunks as the window query
+    would write them, rows the cursor captured are skipped, and the others (late commits, almost
+    always none) are fetched in full by Id. Together with the task that reads what is newer than
+    the cursor it writes exactly what one task over the whole window writes.
+    """
+    t = ex.task
+    cur = t.cursor
+    assert cur is not None and cur.last is not None and t.cursor_field is not None
+    by_name = {f.name: f for f in t.fields}
+    deletes = _deletes_with_data(t)
+    wanted = ["Id", t.cursor_field] + (["IsDeleted"] if deletes else [])
+    soql = t.partition.apply(Soql.select(t.sobject, wanted)).with_window(
+        t.cursor_field, cur.last - t.lag, cur.last + ONE_MS
+    )
+    parser = CsvPageParser(t.sobject, tuple(by_name[n] for n in wanted))
+    deleted_columns = ["Id", t.cursor_field]
+    late: list[str] = []
+    tracker = CursorTracker(cur, t.lag)
+    writer = _writer(repo, t.sobject, t)
+    deleted_writer = _writer(repo, t.sobject, t) if deletes else None
+    with writer, deleted_writer or contextlib.nullcontext():
+        for data in ex.pages(soql, all_rows=deletes):
+            for batch in parser.iter_batches(data):
+                if deleted_writer is not None:
+                    batch = _split_deleted(batch, deleted_writer, deleted_columns, result)
+                ids = batch.column("Id").to_pylist()
+                stamps = batch.column(t.cursor_field).to_pylist()
+                for i, stamp in zip(ids, stamps, strict=True):
+                    if (i, stamp) in cur.seen:
+                        result.dropped_at_boundary += 1
+                    else:
+                        late.append(i)
+        full = CsvPageParser(t.sobject, t.fields)
+        names = [f.name for f in t.fields]
+        for at in range(0, len(late), LATE_IDS_PER_QUERY):
+            in_list = ", ".join(id_literal(i) for i in late[at : at + LATE_IDS_PER_QUERY])
+            fetch = Soql.select(t.sobject, names).and_where(f"Id IN ({in_list})")
+            for data in ex.pages(fetch, all_rows=False, rest=True):
+                for batch in full.iter_batches(data):
+                    _keep(ex, repo, result, writer, tracker, batch, incremental=True)
+    _finish(result, writer, deleted_writer, tracker)
 
 
 def _extract_deletes(ex: _Extractor, repo: Any, result: PartitionResult) -> None:
