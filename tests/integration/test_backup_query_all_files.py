@@ -29,10 +29,11 @@ from engine.jobs.errors import FilesNotVisible
 from engine.jobs.state import object_state
 from tests.api.conftest import bearer, make_tokens
 from tests.e2e.backup_env import BackupEnv, backup_env
+from tests.helpers import files_visibility
+from tests.helpers.files_visibility import QAF, live_ids, visible_ids
 
 pytestmark = pytest.mark.emulator
 
-QAF = "PermissionsQueryAllFiles"
 FILES = ("ContentDocument", "ContentVersion")
 
 
@@ -45,31 +46,8 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BackupEnv]:
 @pytest.fixture
 def without_query_all_files(env: BackupEnv) -> Iterator[str]:
     """The org's integration user loses Query All Files for the test; its Id."""
-    state = env.em.admin("POST", "/user-permissions", json={QAF: False})
-    assert state["permissions"][QAF] is False
-    try:
-        yield str(state["user_id"])
-    finally:
-        env.em.admin("POST", "/user-permissions", json={QAF: True})
-
-
-def _visible_ids(env: BackupEnv, obj: str, user: str) -> set[str]:
-    docs = (
-        "SELECT Id FROM sf_contentdocument WHERE OwnerId = $1 OR Id IN "
-        "(SELECT ContentDocumentId FROM sf_contentdocumentlink WHERE LinkedEntityId = $1)"
-    )
-    if obj == "ContentDocument":
-        sql = f"SELECT Id FROM sf_contentdocument WHERE NOT IsDeleted AND Id IN ({docs})"
-    else:
-        sql = (
-            f"SELECT Id FROM sf_contentversion WHERE NOT IsDeleted AND (ContentDocumentId IN ({docs}) "
-            "OR (ContentDocumentId IS NULL AND OwnerId = $1))"
-        )
-    return {str(r[0]) for r in env.em.sql(sql, user)}
-
-
-def _all_ids(env: BackupEnv, obj: str) -> set[str]:
-    return {str(r[0]) for r in env.em.sql(f"SELECT Id FROM sf_{obj.lower()} WHERE NOT IsDeleted")}
+    with files_visibility.without_query_all_files(env.em) as user:
+        yield user
 
 
 def _backed_up_ids(env: BackupEnv, org: str, obj: str) -> set[str]:
@@ -91,7 +69,7 @@ def test_default_org_reports_no_warning_and_counts_unavailable_bodies(env: Backu
     env.add_org("acme")
     assert env.em.admin("GET", "/user-permissions")["permissions"][QAF] is True
     # one ContentVersion body answers 404 although its record is queried (deleted in between)
-    gone = sorted(_all_ids(env, "ContentVersion"))[0]
+    gone = sorted(live_ids(env.em, "ContentVersion"))[0]
     fired = env.em.admin("GET", "/faults")["fired_total"]
     env.em.admin(
         "POST", "/faults",
@@ -106,7 +84,7 @@ def test_default_org_reports_no_warning_and_counts_unavailable_bodies(env: Backu
     assert res.state == "succeeded", res.error_message
     for obj in FILES:
         assert res.objects[obj].warning_code is None
-        assert _backed_up_ids(env, "acme", obj) == _all_ids(env, obj)
+        assert _backed_up_ids(env, "acme", obj) == live_ids(env.em, obj)
     assert res.objects["ContentVersion"].files_unavailable == 1
     assert all(r.files_unavailable == 0 for n, r in res.objects.items() if n != "ContentVersion")
     assert not any(r.warning_code for r in res.objects.values())
@@ -135,8 +113,8 @@ def test_without_query_all_files_only_visible_files_are_backed_up_with_a_warning
     assert res.error_code is None
 
     for obj in FILES:
-        visible = _visible_ids(env, obj, without_query_all_files)
-        assert 0 < len(visible) < len(_all_ids(env, obj)), "the seed hides some files, not all"
+        visible = visible_ids(env.em, obj, without_query_all_files)
+        assert 0 < len(visible) < len(live_ids(env.em, obj)), "the seed hides some files, not all"
         rep = res.objects[obj]
         assert rep.state == "succeeded"
         assert rep.records == len(visible)
@@ -149,7 +127,7 @@ def test_without_query_all_files_only_visible_files_are_backed_up_with_a_warning
         assert rep.files_unavailable == 0, "hidden files are not queried, so no body answers 404"
     assert {n for n, r in res.objects.items() if r.warning_code} == set(FILES)
     # other objects are not limited by the permission
-    assert _backed_up_ids(env, "limited", "Attachment") == _all_ids(env, "Attachment")
+    assert _backed_up_ids(env, "limited", "Attachment") == live_ids(env.em, "Attachment")
 
     with env.repo() as repo:
         manifest = next(m for m in repo.manifests("limited") if m.job_id == res.job_id)
@@ -185,7 +163,7 @@ def test_without_query_all_files_only_visible_files_are_backed_up_with_a_warning
     for obj in FILES:
         row = by_name[obj]
         assert row[col["State"]].value == "succeeded"
-        assert row[col["Records"]].value == len(_visible_ids(env, obj, without_query_all_files))
+        assert row[col["Records"]].value == len(visible_ids(env.em, obj, without_query_all_files))
         assert row[col["Error code"]].value is None
         assert row[col["Warning code"]].value == "SFV-805"
         assert row[col["Warning code"]].hyperlink.target == troubleshooting_link("SFV-805")
@@ -226,4 +204,4 @@ def test_after_granting_the_permission_a_full_extract_of_the_files_captures_them
     assert again.kind == "incremental" and sorted(again.objects) == list(FILES)
     for obj in FILES:
         assert again.objects[obj].mode == "full" and again.objects[obj].warning_code is None
-        assert _backed_up_ids(env, "regranted", obj) == _all_ids(env, obj)
+        assert _backed_up_ids(env, "regranted", obj) == live_ids(env.em, obj)

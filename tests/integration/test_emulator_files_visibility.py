@@ -1,9 +1,9 @@
 """Files a user without "Query All Files" sees (emulator/files.py; SALESFORCE_API.md section 2.8).
 
 A private emulator (the tests take the permission away from its integration user). The ground
-truth is the visibility rule written out here in plain SQL over the store, independently of the
-SOQL translation: a ContentDocument the user owns or that a ContentDocumentLink shares with it,
-and the ContentVersions of those documents.
+truth is the visibility rule written out in plain SQL over the store, independently of the SOQL
+translation (tests/helpers/files_visibility.py): a ContentDocument the user owns or that a
+ContentDocumentLink shares with it, and the ContentVersions of those documents.
 """
 
 from __future__ import annotations
@@ -16,12 +16,13 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.helpers import files_visibility
 from tests.helpers.emulator_proc import EmulatorProcess, start_emulator
+from tests.helpers.files_visibility import QAF, live_ids, visible_ids
 
 pytestmark = pytest.mark.emulator
 
 V = "/services/data/v59.0"
-QAF = "PermissionsQueryAllFiles"
 
 
 @pytest.fixture(scope="module")
@@ -44,31 +45,8 @@ def api(em: EmulatorProcess) -> Iterator[httpx.Client]:
 @pytest.fixture
 def without_query_all_files(em: EmulatorProcess) -> Iterator[str]:
     """The integration user loses Query All Files for the test; its Id."""
-    state = em.admin("POST", "/user-permissions", json={QAF: False})
-    assert state["permissions"][QAF] is False
-    try:
-        yield str(state["user_id"])
-    finally:
-        assert em.admin("POST", "/user-permissions", json={QAF: True})["permissions"][QAF] is True
-
-
-def _visible_ids(em: EmulatorProcess, obj: str, user: str) -> set[str]:
-    docs = (
-        "SELECT Id FROM sf_contentdocument WHERE OwnerId = $1 OR Id IN "
-        "(SELECT ContentDocumentId FROM sf_contentdocumentlink WHERE LinkedEntityId = $1)"
-    )
-    if obj == "ContentDocument":
-        sql = f"SELECT Id FROM sf_contentdocument WHERE NOT IsDeleted AND Id IN ({docs})"
-    else:
-        sql = (
-            f"SELECT Id FROM sf_contentversion WHERE NOT IsDeleted AND (ContentDocumentId IN ({docs}) "
-            "OR (ContentDocumentId IS NULL AND OwnerId = $1))"
-        )
-    return {str(r[0]) for r in em.sql(sql, user)}
-
-
-def _all_ids(em: EmulatorProcess, obj: str) -> set[str]:
-    return {str(r[0]) for r in em.sql(f"SELECT Id FROM sf_{obj.lower()} WHERE NOT IsDeleted")}
+    with files_visibility.without_query_all_files(em) as user:
+        yield user
 
 
 def _rest_ids(api: httpx.Client, soql: str) -> set[str]:
@@ -112,7 +90,7 @@ def test_the_default_user_has_query_all_files_and_sees_every_file(
 ) -> None:
     assert em.admin("GET", "/user-permissions")["permissions"][QAF] is True
     for obj in ("ContentVersion", "ContentDocument"):
-        truth = _all_ids(em, obj)
+        truth = live_ids(em, obj)
         assert _rest_ids(api, f"SELECT Id FROM {obj}") == truth
         assert _bulk_ids(api, f"SELECT Id, Title FROM {obj}") == truth
 
@@ -121,8 +99,8 @@ def test_the_default_user_has_query_all_files_and_sees_every_file(
 def test_rest_and_bulk_return_the_same_visible_files(
     em: EmulatorProcess, api: httpx.Client, without_query_all_files: str, obj: str
 ) -> None:
-    visible = _visible_ids(em, obj, without_query_all_files)
-    every = _all_ids(em, obj)
+    visible = visible_ids(em, obj, without_query_all_files)
+    every = live_ids(em, obj)
     assert 0 < len(visible) < len(every), "the seed gives the user some files, not all"
     assert _rest_ids(api, f"SELECT Id FROM {obj}") == visible
     assert _bulk_ids(api, f"SELECT Id, Title FROM {obj}") == visible
@@ -131,14 +109,14 @@ def test_rest_and_bulk_return_the_same_visible_files(
     lo = sorted(every)[len(every) // 2]
     assert _rest_ids(api, f"SELECT Id FROM {obj} WHERE Id >= '{lo}'") == {i for i in visible if i >= lo}
     # other objects are not filtered
-    assert _rest_count(api, "SELECT COUNT() FROM Attachment") == len(_all_ids(em, "Attachment"))
+    assert _rest_count(api, "SELECT COUNT() FROM Attachment") == len(live_ids(em, "Attachment"))
 
 
 def test_the_body_and_record_of_a_hidden_file_answer_404(
     em: EmulatorProcess, api: httpx.Client, without_query_all_files: str
 ) -> None:
-    visible = _visible_ids(em, "ContentVersion", without_query_all_files)
-    hidden = sorted(_all_ids(em, "ContentVersion") - visible)[0]
+    visible = visible_ids(em, "ContentVersion", without_query_all_files)
+    hidden = sorted(live_ids(em, "ContentVersion") - visible)[0]
     shown = sorted(visible)[0]
     body = api.get(f"{V}/sobjects/ContentVersion/{hidden}/VersionData")
     assert body.status_code == 404
@@ -150,11 +128,11 @@ def test_the_body_and_record_of_a_hidden_file_answer_404(
 
 def test_granting_the_permission_again_shows_every_file(em: EmulatorProcess, api: httpx.Client) -> None:
     user = em.admin("POST", "/user-permissions", json={QAF: False})["user_id"]
-    hidden = sorted(_all_ids(em, "ContentVersion") - _visible_ids(em, "ContentVersion", user))[0]
+    hidden = sorted(live_ids(em, "ContentVersion") - visible_ids(em, "ContentVersion", user))[0]
     assert api.get(f"{V}/sobjects/ContentVersion/{hidden}/VersionData").status_code == 404
     assert em.admin("POST", "/user-permissions", json={QAF: True})["permissions"][QAF] is True
     assert api.get(f"{V}/sobjects/ContentVersion/{hidden}/VersionData").status_code == 200
-    assert _rest_ids(api, "SELECT Id FROM ContentVersion") == _all_ids(em, "ContentVersion")
+    assert _rest_ids(api, "SELECT Id FROM ContentVersion") == live_ids(em, "ContentVersion")
 
 
 def test_the_admin_knob_refuses_what_is_not_a_permission(em: EmulatorProcess) -> None:
