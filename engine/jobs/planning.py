@@ -184,24 +184,17 @@ def ordered(manifests: Iterable[Manifest]) -> list[Manifest]:
     return sorted(manifests, key=lambda m: (m.created_at, m.job_id))
 
 
-def current_cycle(manifests: Sequence[Manifest], now: datetime, cycle_length: timedelta) -> str | None:
-    """The newest cycle whose full job committed less than ``cycle_length`` before ``now``."""
-    started = cycle_start(manifests)
-    if started is None or now - started[0] >= cycle_length:
-        return None
-    return started[1]
-
-
 def cycle_start(manifests: Sequence[Manifest]) -> tuple[datetime, str] | None:
     """``(start, cycle id)`` of the newest cycle: from the newest manifest's recorded position,
     else from the newest full manifest."""
     if not manifests:
         return None
-    newest = ordered(manifests)[-1]
+    history = ordered(manifests)
+    newest = history[-1]
     pos = cycle_position(newest)
     if pos is not None and newest.cycle_id is not None:
         return pos[0], newest.cycle_id
-    fulls = [m for m in ordered(manifests) if m.kind == "full"]
+    fulls = [m for m in history if m.kind == "full"]
     if not fulls or fulls[-1].cycle_id is None:
         return None
     return fulls[-1].created_at, fulls[-1].cycle_id
@@ -252,7 +245,8 @@ def decide(
 
     Args:
         request: full / object-scoped / default.
-        manifests: every committed manifest of the org (any order).
+        manifests: the org's committed manifests (any order): all of them, or the newest ones
+            that :func:`needed_manifests` read.
         in_scope: objects the scope rules include now, each with its cursor field (None when the
             object has no timestamp field: always extracted in full).
         failed_last: objects that failed in the org's last job (redone in full).
@@ -261,7 +255,9 @@ def decide(
     Raises:
         FullBackupRequired: ``request.objects`` given and the org has no full backup.
     """
-    cycle = current_cycle(manifests, now, options.cycle_length)
+    # the newest cycle, unless its full job committed ``cycle_length`` or more before ``now``
+    started = cycle_start(manifests)
+    cycle = started[1] if started is not None and now - started[0] < options.cycle_length else None
     names = sorted(in_scope)
     if request.objects is not None:
         if cycle is None:
@@ -277,7 +273,6 @@ def decide(
     chain = cycle_chain(manifests, cycle)
     newest = cycle_position(chain[-1]) if chain else None
     index = newest[1] + 1 if newest is not None else len(chain)
-    started = cycle_start(manifests)
     sweep = options.id_sweep_every > 0 and index % options.id_sweep_every == 0
     failed = set(failed_last)
     work: dict[str, ObjectWork] = {}
@@ -299,7 +294,7 @@ def decide(
         cycle_id=cycle,
         objects=work,
         index_in_cycle=index,
-        cycle_started_at=None if started is None else started[0],
+        cycle_started_at=started[0] if started is not None else None,
     )
 
 
