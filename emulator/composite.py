@@ -20,8 +20,8 @@ from urllib.parse import parse_qs, urlsplit
 
 from fastapi import APIRouter, Request, Response
 
-from emulator.context import ApiError
-from emulator.rest import MAX_BATCH, MIN_BATCH, _json, _json_body, page, run_query
+from emulator.context import ApiError, not_found
+from emulator.rest import _json, _json_body, batch_size, query_more, run_query
 from emulator.schema import describe_object, find_object
 
 if TYPE_CHECKING:
@@ -38,10 +38,9 @@ HALTED = [
 _VERSIONED = re.compile(r"^/?services/data/v(\d+\.\d+)/(.*)$")
 
 
-def _batch(headers: dict[str, Any]) -> int:
-    raw = next((str(v) for k, v in headers.items() if k.lower() == "sforce-query-options"), "")
-    m = re.search(r"batchSize\s*=\s*(\d+)", raw, re.IGNORECASE)
-    return MAX_BATCH if not m else max(MIN_BATCH, min(MAX_BATCH, int(m.group(1))))
+def _query_options(headers: dict[str, Any]) -> str | None:
+    """The subrequest's ``Sforce-Query-Options`` header (``httpHeaders`` keys are case-insensitive)."""
+    return next((str(v) for k, v in headers.items() if k.lower() == "sforce-query-options"), None)
 
 
 def _is_query(url: str) -> bool:
@@ -65,20 +64,16 @@ def _one(org: Org, sub: dict[str, Any]) -> tuple[int, Any]:
         if len(rest) == 3 and rest[0] == "sobjects" and rest[2] == "describe":
             obj = find_object(org.store.schema, rest[1])
             if obj is None:
-                raise ApiError(404, "NOT_FOUND", "The requested resource does not exist")
+                raise not_found()
             return 200, describe_object(obj, version, org.store.schema)
         if len(rest) == 1 and rest[0] in ("query", "queryAll"):
             soql = (parse_qs(parts.query).get("q") or [""])[0]
             if not soql.strip():
                 raise ApiError(400, "MALFORMED_QUERY", "SOQL statements cannot be empty or null")
-            return 200, run_query(org, soql, version, rest[0] == "queryAll", _batch(headers))
+            batch = batch_size(_query_options(headers))
+            return 200, run_query(org, soql, version, rest[0] == "queryAll", batch)
         if len(rest) == 2 and rest[0] in ("query", "queryAll"):
-            cursor_id, _, offset = rest[1].partition("-")
-            cursor = org.cursors.get(cursor_id)
-            if cursor is None or not offset.isdigit() or int(offset) > cursor.total:
-                raise ApiError(400, "INVALID_QUERY_LOCATOR", "invalid query locator")
-            batch = _batch(headers) if headers else cursor.batch_size
-            return 200, page(cursor, int(offset), version, batch)
+            return 200, query_more(org, rest[1], version, _query_options(headers))
         raise ApiError(
             400, "NOT_SUPPORTED_BY_EMULATOR", f"the emulator's composite does not serve {parts.path}"
         )

@@ -246,12 +246,23 @@ class QueryCursors:
         shutil.rmtree(self.directory, ignore_errors=True)
 
 
-def _batch_size(request: Request) -> int:
-    raw = request.headers.get("sforce-query-options", "")
-    m = re.search(r"batchSize\s*=\s*(\d+)", raw, re.IGNORECASE)
+def batch_size(query_options: str | None) -> int:
+    """The page size a ``Sforce-Query-Options`` header value asks for (200-2,000; 2,000 without)."""
+    m = re.search(r"batchSize\s*=\s*(\d+)", query_options or "", re.IGNORECASE)
     if not m:
         return MAX_BATCH
     return max(MIN_BATCH, min(MAX_BATCH, int(m.group(1))))
+
+
+def query_more(org: Org, locator: str, version: str, query_options: str | None) -> dict[str, Any]:
+    """The page of an open cursor at ``locator`` (``<cursor id>-<offset>``); its own batch size
+    unless ``query_options`` sets one."""
+    cursor_id, _, offset_raw = locator.partition("-")
+    cursor = org.cursors.get(cursor_id)
+    if cursor is None or not offset_raw.isdigit() or int(offset_raw) > cursor.total:
+        raise ApiError(400, "INVALID_QUERY_LOCATOR", "invalid query locator")
+    batch = batch_size(query_options) if query_options else cursor.batch_size
+    return page(cursor, int(offset_raw), version, batch)
 
 
 def run_query(org: Org, soql: str, version: str, include_deleted: bool, batch: int) -> dict[str, Any]:
@@ -591,18 +602,14 @@ def make_router(org: Org) -> APIRouter:
             soql = request.query_params.get("q")
             if soql is None or not soql.strip():
                 raise ApiError(400, "MALFORMED_QUERY", "SOQL statements cannot be empty or null")
-            body = run_query(org, soql, v(ver), include_deleted, _batch_size(request))
+            batch = batch_size(request.headers.get("sforce-query-options"))
+            body = run_query(org, soql, v(ver), include_deleted, batch)
             return _json(body)
 
         return handler
 
     def more_handler(request: Request, ver: str, locator: str) -> Response:
-        cursor_id, _, offset_raw = locator.partition("-")
-        cursor = org.cursors.get(cursor_id)
-        if cursor is None or not offset_raw.isdigit() or int(offset_raw) > cursor.total:
-            raise ApiError(400, "INVALID_QUERY_LOCATOR", "invalid query locator")
-        batch = _batch_size(request) if request.headers.get("sforce-query-options") else cursor.batch_size
-        return _json(page(cursor, int(offset_raw), v(ver), batch))
+        return _json(query_more(org, locator, v(ver), request.headers.get("sforce-query-options")))
 
     for path, incl in (("query", False), ("queryAll", True)):
         router.add_api_route(f"{data}/{path}", query_handler(incl), methods=["GET"])
