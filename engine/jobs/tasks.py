@@ -378,7 +378,7 @@ def _extract_data(ex: _Extractor, repo: Any, result: PartitionResult) -> None:
         tracker = CursorTracker(base, t.lag)
     incremental = t.mode == "incremental" and t.cursor is not None
     with_deletes = _deletes_with_data(t)
-    deleted_columns = [f.name for f in t.fields if f.name in ("Id", t.cursor_field)]
+    deleted_columns = _deleted_columns(t)
     writer = _writer(repo, t.sobject, t)
     deleted_writer = _writer(repo, t.sobject, t) if with_deletes else None
     with writer, deleted_writer or contextlib.nullcontext():
@@ -388,6 +388,11 @@ def _extract_data(ex: _Extractor, repo: Any, result: PartitionResult) -> None:
                     batch = _split_deleted(batch, deleted_writer, deleted_columns, result)
                 _keep(ex, repo, result, writer, tracker, batch, incremental=incremental)
     _finish(result, writer, deleted_writer, tracker)
+
+
+def _deleted_columns(task: PartitionTask) -> list[str]:
+    """The columns of a deletion chunk: ``Id`` and the cursor field, in the object's field order."""
+    return [f.name for f in task.fields if f.name in ("Id", task.cursor_field)]
 
 
 def _split_deleted(
@@ -468,7 +473,7 @@ def _extract_boundary(ex: _Extractor, repo: Any, result: PartitionResult) -> Non
         t.cursor_field, cur.last - t.lag, cur.last + ONE_MS
     )
     parser = CsvPageParser(t.sobject, tuple(by_name[n] for n in wanted))
-    deleted_columns = ["Id", t.cursor_field]
+    deleted_columns = _deleted_columns(t)
     late: list[str] = []
     tracker = CursorTracker(cur, t.lag)
     writer = _writer(repo, t.sobject, t)
