@@ -115,6 +115,15 @@ def make_router(org: Org) -> APIRouter:
         summary = await anyio.to_thread.run_sync(do_churn, store, percent, seed)
         return _ok(summary)
 
+    @router.post("/archive-activities")
+    async def archive_activities(request: Request) -> Response:
+        body = await _body(request)
+        try:
+            limit = None if body.get("limit") is None else int(body["limit"])
+        except (TypeError, ValueError):
+            raise _bad("limit must be an integer") from None
+        return _ok(await anyio.to_thread.run_sync(lambda: store.archive_activities(limit)))
+
     @router.get("/clock")
     def get_clock() -> Response:
         return _ok({"now": store.clock.now().isoformat(), "frozen": store.clock.frozen})

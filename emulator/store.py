@@ -932,6 +932,46 @@ class OrgStore:
                 cur.execute("ROLLBACK")
                 raise
 
+    def archive_activities(
+        self, limit: int | None = None, older_than: timedelta = timedelta(days=365)
+    ) -> dict[str, int]:
+        """Run Salesforce's activity archiving: live Events whose date, and closed Tasks whose due
+        date (or, without one, creation date), is ``older_than`` ago become ``IsArchived``; at most
+        ``limit`` rows per object, oldest first. Returns the rows archived per object.
+
+        ``query`` hides archived rows and only ``queryAll`` returns them. Timestamps do not move:
+        Salesforce documents none for this background process, and an unchanged ``SystemModstamp``
+        is the hard case for a backup (the row leaves ``query`` without entering any window).
+        """
+        cutoff = naive_utc(self.clock.now() - older_than)
+        due = {
+            "Event": 'coalesce("ActivityDateTime", CAST("ActivityDate" AS TIMESTAMP))',
+            "Task": 'coalesce(CAST("ActivityDate" AS TIMESTAMP), "CreatedDate")',
+        }
+        closed = {"Event": "true", "Task": '"IsClosed"'}
+        out: dict[str, int] = {}
+        for name, when in due.items():
+            obj = self.schema.get(name)
+            if obj is None or obj.field("IsArchived") is None:
+                continue
+            table = table_name_for(obj)
+            cap = "" if limit is None else f" LIMIT {int(limit)}"
+            with self._lock:
+                cur = self._con
+                rows = cur.execute(
+                    f"SELECT Id FROM {table} WHERE NOT IsDeleted AND NOT IsArchived AND {closed[name]}"
+                    f" AND {when} <= ? ORDER BY {when}, Id{cap}",
+                    [cutoff],
+                ).fetchall()
+                ids = [r[0] for r in rows]
+                if ids:
+                    cur.execute(
+                        f"UPDATE {table} SET IsArchived = true WHERE Id IN (SELECT unnest(?::VARCHAR[]))",
+                        [ids],
+                    )
+            out[name] = len(ids)
+        return out
+
     def empty_recycle_bin(self, older_than: timedelta = timedelta(days=15)) -> int:
         """Purge soft-deleted rows deleted before ``now - older_than``; returns how many."""
         cutoff = naive_utc(self.clock.now() - older_than)

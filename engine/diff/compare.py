@@ -2,8 +2,9 @@
 
 ``compare(N, M)`` per object, over the two states that :mod:`engine.diff.recovery` materialises:
 
-* **added**: Ids live at N and not at M; **removed**: live at M and not at N (deleted, hard-deleted
-  or archived in between); **changed**: live at both with at least one compared field different.
+* **added**: Ids live at N and not at M; **removed**: live at M and not at N (deleted or
+  hard-deleted in between; archived activities stay live, see decision 0007); **changed**: live at
+  both with at least one compared field different.
 * For changed records, the changed fields with old (at M) and new (at N) values, as text.
 
 Decisions (documented in ``docs/MYSQL_TYPES.md`` § Compare):

@@ -71,6 +71,10 @@ class FieldSpec:
         )
 
 
+ARCHIVING_OBJECTS = ("Task", "Event")
+"""The objects whose old rows Salesforce archives (activities)."""
+
+
 @dataclass(frozen=True)
 class ObjectSpec:
     """One object of the org as extraction sees it.
@@ -113,6 +117,13 @@ class ObjectSpec:
     @property
     def has_is_deleted(self) -> bool:
         return self.field("IsDeleted") is not None
+
+    @property
+    def hides_archived_rows(self) -> bool:
+        """Salesforce archives Task and Event rows after a year (``IsArchived``); ``query`` then
+        hides them and only ``queryAll`` returns them, so the object's live rows are read with
+        ``queryAll ... IsDeleted = false`` (SALESFORCE_API.md, archived activities)."""
+        return self.name in ARCHIVING_OBJECTS and self.has_is_deleted and self.field("IsArchived") is not None
 
     @staticmethod
     def from_describe(d: dict[str, Any]) -> ObjectSpec:

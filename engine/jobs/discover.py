@@ -95,10 +95,21 @@ class WindowSize:
 
 
 def _count_query(plan: ObjectPlan, cursor_field: str | None, window_start: datetime | None) -> Soql:
-    q = Soql.count(plan.name)
+    q = live_rows(plan, Soql.count(plan.name))
     if window_start is not None and cursor_field:
         q = q.with_window(cursor_field, window_start)
     return q
+
+
+def live_rows(plan: ObjectPlan, q: Soql) -> Soql:
+    """``q`` over the object's live rows, run with ``queryAll`` when :func:`reads_all_rows`: archived
+    activities are live rows that ``query`` hides, so they are read as ``IsDeleted = false``."""
+    return q.with_deleted(False) if plan.spec.hides_archived_rows else q
+
+
+def reads_all_rows(plan: ObjectPlan) -> bool:
+    """Whether the object's live rows (:func:`live_rows`) are read through ``queryAll``."""
+    return plan.spec.hides_archived_rows
 
 
 def window_size(
@@ -126,7 +137,9 @@ def window_size(
                                               deletes=deletes)  # fmt: skip
             if rows is not None:
                 return WindowSize(rows, nothing_new, with_deleted=deletes), dict(c.usage.calls)
-        rows = rest.count(_count_query(plan, cursor_field, window_start))
+        rows = rest.count(
+            _count_query(plan, cursor_field, window_start), include_deleted=reads_all_rows(plan)
+        )
         return WindowSize(rows), dict(c.usage.calls)
     finally:
         c.close()
@@ -156,13 +169,14 @@ def split_window(
     try:
         rest = RestApi(c)
         base_q = _count_query(plan, cursor_field, window_start)
-        total = rest.count(base_q) if size.with_deleted else size.rows
+        all_rows = reads_all_rows(plan)
+        total = rest.count(base_q, include_deleted=all_rows) if size.with_deleted else size.rows
         if total <= target_rows:
             return [replace(one[0], estimated_rows=total)], dict(c.usage.calls)
-        lo, hi = rest.id_bounds(base_q)
+        lo, hi = rest.id_bounds(base_q, include_deleted=all_rows)
 
         def count(a: str | None, b: str | None) -> int:
-            return rest.count(base_q.with_id_range(a, b))
+            return rest.count(base_q.with_id_range(a, b), include_deleted=all_rows)
 
         parts = plan_partitions(plan.name, lo, hi, count, target_rows, total=total)
         return parts, dict(c.usage.calls)
@@ -234,10 +248,11 @@ def _probe_window(
 
 
 def live_count(base: SalesforceClient, plan: ObjectPlan) -> tuple[int, dict[str, int]]:
-    """``SELECT COUNT() FROM <object>`` (one REST call); and the calls spent."""
+    """``SELECT COUNT() FROM <object>`` of its live rows (one REST call); and the calls spent."""
     c = _client_for(base)
     try:
-        return RestApi(c).count(Soql.count(plan.name)), dict(c.usage.calls)
+        q = live_rows(plan, Soql.count(plan.name))
+        return RestApi(c).count(q, include_deleted=reads_all_rows(plan)), dict(c.usage.calls)
     finally:
         c.close()
 

@@ -47,7 +47,16 @@ from engine.extract.scope import ScopeRules
 from engine.extract.soql import Soql
 from engine.extract.usage import ApiUsage
 from engine.jobs.credentials import catalog_sealer, client_options, grant_from_record
-from engine.jobs.discover import WindowSize, add_calls, discover, live_count, split_window, window_size
+from engine.jobs.discover import (
+    WindowSize,
+    add_calls,
+    discover,
+    live_count,
+    live_rows,
+    reads_all_rows,
+    split_window,
+    window_size,
+)
 from engine.jobs.errors import (
     CredentialsMissing,
     JobAbandoned,
@@ -398,7 +407,7 @@ def _execute(
             chunk_target_bytes=o.chunk_target_bytes, semaphore=sem_name,
             max_concurrent=o.max_concurrent_bulk_jobs, cancel_event=cancel_name,
             poll_first=o.poll_first, poll_max=o.poll_max, blob_threads=o.blob_threads,
-            rest_data=rest_data, rest_sweep=rest_sweep, window=window,
+            rest_data=rest_data, rest_sweep=rest_sweep, window=window, archived=reads_all_rows(plan),
         )  # fmt: skip
 
     def submit(task: PartitionTask) -> None:
@@ -670,8 +679,8 @@ def _narrow(base: SalesforceClient, task: PartitionTask, plan: ObjectPlan) -> Pa
     p = task.partition
     if p.lo is not None and p.hi is not None:
         return p
-    q = Soql.count(plan.name)
-    lo, hi = RestApi(base).id_bounds(p.apply(q))
+    q = live_rows(plan, Soql.count(plan.name))
+    lo, hi = RestApi(base).id_bounds(p.apply(q), include_deleted=reads_all_rows(plan))
     if lo is None or hi is None:
         return p
     from dataclasses import replace

@@ -95,6 +95,9 @@ class PartitionTask:
     job (small incremental windows: one or a few calls, no job to create, poll and page)."""
     rest_sweep: bool = False
     """Run the Id sweep through REST paging (the object is small)."""
+    archived: bool = False
+    """The object's live rows include archived ones that ``query`` hides (Task, Event): live rows
+    are read with ``queryAll ... IsDeleted = false`` (:meth:`_Extractor.live_pages`)."""
     window: Literal["all", "after_boundary", "boundary"] = "all"
     """Which part of an incremental window the task reads: all of it (``cursor - lag`` on), only
     what is newer than the cursor, or the cursor's boundary (checked by Id, see
@@ -186,6 +189,12 @@ class _Extractor:
     def check_cancel(self) -> None:
         if self._cancel is not None and self._cancel.is_set():
             raise Cancelled(self.task.key)
+
+    def live_pages(self, soql: Soql, *, rest: bool = False) -> Iterator[bytes]:
+        """Pages of ``soql`` over the object's live rows, archived activities included."""
+        if self.task.archived:
+            return self.pages(soql.with_deleted(False), all_rows=True, rest=rest)
+        return self.pages(soql, all_rows=False, rest=rest)
 
     def pages(self, soql: Soql, *, all_rows: bool, rest: bool = False) -> Iterator[bytes]:
         t = self.task
@@ -382,7 +391,12 @@ def _extract_data(ex: _Extractor, repo: Any, result: PartitionResult) -> None:
     writer = _writer(repo, t.sobject, t)
     deleted_writer = _writer(repo, t.sobject, t) if with_deletes else None
     with writer, deleted_writer or contextlib.nullcontext():
-        for data in ex.pages(soql, all_rows=with_deletes, rest=t.rest_data):
+        pages = (
+            ex.pages(soql, all_rows=True, rest=t.rest_data)
+            if with_deletes
+            else ex.live_pages(soql, rest=t.rest_data)
+        )
+        for data in pages:
             for batch in parser.iter_batches(data):
                 if deleted_writer is not None:
                     batch = _split_deleted(batch, deleted_writer, deleted_columns, result)
@@ -495,7 +509,7 @@ def _extract_boundary(ex: _Extractor, repo: Any, result: PartitionResult) -> Non
         for at in range(0, len(late), LATE_IDS_PER_QUERY):
             in_list = ", ".join(id_literal(i) for i in late[at : at + LATE_IDS_PER_QUERY])
             fetch = Soql.select(t.sobject, names).and_where(f"Id IN ({in_list})")
-            for data in ex.pages(fetch, all_rows=False, rest=True):
+            for data in ex.live_pages(fetch, rest=True):
                 for batch in full.iter_batches(data):
                     _keep(ex, repo, result, writer, tracker, batch, incremental=True)
     _finish(result, writer, deleted_writer, tracker)
@@ -527,7 +541,7 @@ def _extract_sweep(ex: _Extractor, repo: Any, result: PartitionResult) -> None:
     parser = CsvPageParser(t.sobject, fields)
     writer = _writer(repo, t.sobject + IDS_SUFFIX, t)
     with writer:
-        for data in ex.pages(soql, all_rows=False, rest=t.rest_sweep):
+        for data in ex.live_pages(soql, rest=t.rest_sweep):
             for batch in parser.iter_batches(data):
                 writer.write_batch(batch)
                 result.swept_ids += batch.num_rows

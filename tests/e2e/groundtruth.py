@@ -15,7 +15,6 @@ import pyarrow as pa
 
 # fields churn edits (emulator/churn.py UPDATE_FIELDS) plus Name: a wrong version changes them
 CONTENT_FIELDS = ("Name", "Description", "Notes__c", "Subject", "Title")
-ARCHIVING = ("Task", "Event")
 
 
 def _expr(ts: str | None, cols: list[str]) -> str:
@@ -34,12 +33,8 @@ def _live_where(em: Any, obj: str) -> str:
             "SELECT column_name FROM information_schema.columns WHERE table_name = ?", f"sf_{obj.lower()}"
         )
     }
-    conds = []
-    if "IsDeleted" in cols:
-        conds.append('NOT "IsDeleted"')
-    if obj in ARCHIVING and "IsArchived" in cols:
-        conds.append('NOT "IsArchived"')
-    return (" WHERE " + " AND ".join(conds)) if conds else ""
+    # archived activities (IsArchived) are live rows that only queryAll returns: the backup keeps them
+    return ' WHERE NOT "IsDeleted"' if "IsDeleted" in cols else ""
 
 
 def columns_for(table: pa.Table) -> list[str]:
