@@ -29,7 +29,7 @@ Manifest extras written by the runner and read back here (``Manifest.extra``)::
 from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
@@ -296,6 +296,30 @@ def decide(
         index_in_cycle=index,
         cycle_started_at=started[0] if started is not None else None,
     )
+
+
+def warned_at_last_capture(manifests: Sequence[Manifest], objects: Iterable[str], code: str) -> list[str]:
+    """The objects of ``objects`` whose newest capture carried the warning ``code`` (the manifest's
+    ``extra["warnings"]``), sorted. ``manifests`` may be the prefix :func:`needed_manifests` read:
+    it holds every object's newest capture."""
+    history = ordered(manifests)
+    out = []
+    for obj in objects:
+        newest = next((m for m in reversed(history) if captured(m, obj)), None)
+        warning = (newest.extra.get("warnings") or {}).get(obj) if newest is not None else None
+        if isinstance(warning, dict) and warning.get("code") == code:
+            out.append(obj)
+    return sorted(out)
+
+
+def redo_in_full(decision: JobDecision, names: Iterable[str], reason: str) -> JobDecision:
+    """``decision`` with the incremental objects among ``names`` extracted in full instead."""
+    objects = dict(decision.objects)
+    for n in names:
+        work = objects.get(n)
+        if work is not None and work.mode == "incremental":
+            objects[n] = ObjectWork(n, "full", reason=reason)
+    return replace(decision, objects=objects)
 
 
 def merge_cursor(

@@ -59,6 +59,7 @@ from engine.jobs.discover import (
 )
 from engine.jobs.errors import (
     CredentialsMissing,
+    FilesNotVisible,
     JobAbandoned,
     JobAlreadyRunning,
     JobCancelled,
@@ -75,6 +76,8 @@ from engine.jobs.planning import (
     merge_cursor,
     needed_manifests,
     partition_rows,
+    redo_in_full,
+    warned_at_last_capture,
 )
 from engine.jobs.tasks import IDS_SUFFIX, PartitionResult, PartitionTask, extract_partition
 from engine.jobs.worker import BackupWorkerPlugin
@@ -278,6 +281,7 @@ def run_backup(
                     raise NoObjectsInScope(org=org_name, what="no object matched the scope and the selection")
                 # one REST query when file objects are in scope; it runs while the objects are planned
                 run.warnings_read = side.submit(file_warnings, base, list(decision.objects), now=clock.now())
+                decision = _refetch_files_now_visible(run, manifests, decision)
                 with transaction(sessions) as s:
                     org = corgs.get_org_by_name(s, org_name)
                     job = cjobs.create_job(
@@ -319,6 +323,24 @@ def _file_warnings(run: _Run) -> dict[str, tuple[str, str]]:
     except SfvaultError as err:
         why = f"the backup user's permission sets could not be read: {err.message}"
         return files_not_visible(run.reports, why)
+
+
+FILES_NOW_VISIBLE = "files hidden from the last job (no Query All Files) are visible now"
+
+
+def _refetch_files_now_visible(run: _Run, manifests: list[Manifest], decision: JobDecision) -> JobDecision:
+    """Extract a file object in full when its last capture lacked Query All Files and the backup
+    user has it now: an incremental would only add the hidden files that change, so the others
+    would stay out of the backup until the next cycle. Waits for the permission read only then."""
+    incremental = [n for n, w in decision.objects.items() if w.mode == "incremental"]
+    hidden = warned_at_last_capture(manifests, incremental, FilesNotVisible.code)
+    if not hidden or run.warnings_read is None:
+        return decision
+    try:
+        still_hidden = run.warnings_read.result()
+    except SfvaultError:
+        return decision  # not known to be visible: the job reports the warning again
+    return redo_in_full(decision, [n for n in hidden if n not in still_hidden], FILES_NOW_VISIBLE)
 
 
 def _read_allowance(base: SalesforceClient) -> None:

@@ -26,6 +26,7 @@ from engine.catalog.db import make_engine, session_factory, transaction
 from engine.catalog.models import Role
 from engine.cli import app
 from engine.jobs.errors import FilesNotVisible
+from engine.jobs.runner import FILES_NOW_VISIBLE
 from engine.jobs.state import object_state
 from tests.api.conftest import bearer, make_tokens
 from tests.e2e.backup_env import BackupEnv, backup_env
@@ -190,18 +191,31 @@ def test_without_query_all_files_only_visible_files_are_backed_up_with_a_warning
     assert "on Account" not in shown.output
 
 
-def test_after_granting_the_permission_a_full_extract_of_the_files_captures_them_all(
+def test_after_granting_the_permission_the_next_job_extracts_the_files_in_full_by_itself(
     env: BackupEnv, without_query_all_files: str
 ) -> None:
     env.add_org("regranted")
     limited = env.backup("regranted")
     assert limited.state == "succeeded" and limited.objects["ContentVersion"].warning_code == "SFV-805"
-    assert env.em.admin("POST", "/user-permissions", json={QAF: True})["permissions"][QAF] is True
 
-    # an incremental takes only changed files: the fix names a full extract of the file objects
-    again = env.backup("regranted", full=True, objects=FILES)
-    assert again.state == "succeeded", again.error_message
-    assert again.kind == "incremental" and sorted(again.objects) == list(FILES)
+    # still without the permission: an ordinary incremental, the warning again
+    same = env.backup("regranted")
+    assert same.state == "succeeded", same.error_message
     for obj in FILES:
-        assert again.objects[obj].mode == "full" and again.objects[obj].warning_code is None
+        assert same.objects[obj].mode == "incremental" and same.objects[obj].warning_code == "SFV-805"
+        assert _backed_up_ids(env, "regranted", obj) == visible_ids(env.em, obj, without_query_all_files)
+
+    assert env.em.admin("POST", "/user-permissions", json={QAF: True})["permissions"][QAF] is True
+    # nothing changed in the files: an incremental alone would never add the hidden ones
+    healed = env.backup("regranted")
+    assert healed.state == "succeeded", healed.error_message
+    assert healed.kind == "incremental"
+    for obj in FILES:
+        rep = healed.objects[obj]
+        assert rep.mode == "full" and rep.reason == FILES_NOW_VISIBLE and rep.warning_code is None
         assert _backed_up_ids(env, "regranted", obj) == live_ids(env.em, obj)
+    assert all(r.mode == "incremental" for n, r in healed.objects.items() if n not in FILES)
+
+    after = env.backup("regranted")  # healed: back to incrementals
+    assert after.state == "succeeded", after.error_message
+    assert all(after.objects[obj].mode == "incremental" for obj in FILES)

@@ -17,6 +17,8 @@ from engine.jobs.planning import (
     decide,
     merge_cursor,
     needed_manifests,
+    redo_in_full,
+    warned_at_last_capture,
 )
 from engine.model import Cursor, Manifest, ObjectEntry
 
@@ -66,6 +68,26 @@ def test_failed_objects_are_redone_in_full_and_new_objects_start_full() -> None:
     d = decide(BackupRequest("acme"), [full], SCOPE, failed_last=["Account"], now=T0 + timedelta(hours=1))
     assert d.objects["Account"].mode == "full" and d.objects["Account"].reason == "failed in the last job"
     assert d.objects["Contact"].mode == "full"  # never captured in this cycle
+
+
+def test_a_warning_counts_only_on_the_objects_newest_capture() -> None:
+    full = manifest("j1", T0, "full", "j1", {"Account": "full", "Contact": "full"})
+    full.extra["warnings"] = {"Account": {"code": "SFV-805", "message": "m"}, "Contact": {"code": "SFV-805"}}
+    inc = manifest("j2", T0 + timedelta(hours=1), "incremental", "j1", {"Contact": "incremental"})
+    inc.extra["warnings"] = {}
+    # newest first, as needed_manifests reads them: the order must not matter
+    assert warned_at_last_capture([inc, full], ["Account", "Contact", "Organization"], "SFV-805") == [
+        "Account"
+    ]
+    assert warned_at_last_capture([full, inc], ["Account"], "SFV-999") == []
+
+    d = decide(BackupRequest("acme"), [inc, full], SCOPE, now=T0 + timedelta(hours=2))
+    redone = redo_in_full(d, ["Account", "Organization", "Missing"], "why")
+    assert redone.objects["Account"].mode == "full" and redone.objects["Account"].reason == "why"
+    assert redone.objects["Account"].cursor is None
+    assert redone.objects["Contact"] == d.objects["Contact"]
+    assert redone.objects["Organization"] == d.objects["Organization"]  # already full, reason kept
+    assert "Missing" not in redone.objects and d.objects["Account"].mode == "incremental"
 
 
 def test_cursor_comes_from_the_newest_manifest_that_captured_the_object() -> None:
