@@ -18,6 +18,7 @@ from engine.errors import SfvaultError, TransientError
 from engine.extract.client import SalesforceClient
 from engine.extract.csv_arrow import CsvPageParser
 from engine.extract.cursor import Cursor as ExtractCursor
+from engine.extract.cursor import utc_datetimes
 from engine.extract.model import ObjectPlan, ObjectSpec, ScopeDecision
 from engine.extract.plan import Partition, plan_partitions
 from engine.extract.rest import COMPOSITE_MAX, RestApi
@@ -239,7 +240,7 @@ def _probe_window(
     parser = CsvPageParser(plan.name, tuple(by_name[n] for n in wanted))
     for batch in parser.iter_batches(_records_csv(records, wanted)):
         ids = batch.column("Id").to_pylist()
-        stamps = batch.column(cursor_field).to_pylist()
+        stamps = utc_datetimes(batch.column(cursor_field))
         gone = batch.column("IsDeleted").to_pylist() if deletes else [False] * batch.num_rows
         for i, t, d in zip(ids, stamps, gone, strict=True):
             if d or t is None or (i, t) not in cursor.seen:

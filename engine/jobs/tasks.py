@@ -47,7 +47,7 @@ from engine.extract.bulk2 import Bulk2Api, PollPolicy
 from engine.extract.client import SalesforceClient
 from engine.extract.csv_arrow import CsvPageParser
 from engine.extract.cursor import Cursor as ExtractCursor
-from engine.extract.cursor import CursorTracker
+from engine.extract.cursor import CursorTracker, utc_datetimes
 from engine.extract.model import FieldSpec
 from engine.extract.plan import Partition
 from engine.extract.rest import RestApi
@@ -498,7 +498,7 @@ def _extract_boundary(ex: _Extractor, repo: Any, result: PartitionResult) -> Non
                 if deleted_writer is not None:
                     batch = _split_deleted(batch, deleted_writer, deleted_columns, result)
                 ids = batch.column("Id").to_pylist()
-                stamps = batch.column(t.cursor_field).to_pylist()
+                stamps = utc_datetimes(batch.column(t.cursor_field))
                 for i, stamp in zip(ids, stamps, strict=True):
                     if (i, stamp) in cur.seen:
                         result.dropped_at_boundary += 1

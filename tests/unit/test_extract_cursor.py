@@ -8,6 +8,7 @@ times; each selects the current version of every row with ``ts >= cursor.window_
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pyarrow as pa
 from hypothesis import given, settings
@@ -112,3 +113,40 @@ def test_batch_helpers_match_row_helpers() -> None:
     full.observe_batch(batch)
     assert full.result().last == ms(10)
     assert full.result().seen == {("a", ms(10)), ("b", ms(8)), ("c", ms(9))}
+
+
+def _batch(rows: list[tuple[str, datetime]]) -> pa.RecordBatch:
+    return pa.record_batch(
+        {
+            "Id": pa.array([i for i, _ in rows], pa.string()),
+            "SystemModstamp": pa.array([t for _, t in rows], type=pa.timestamp("ms", tz="UTC")),
+        }
+    )
+
+
+@settings(max_examples=300, deadline=None)
+@given(histories(), st.integers(1, 4), st.randoms(use_true_random=False))
+def test_keep_batch_keeps_and_remembers_what_keep_does_row_by_row(
+    h: tuple[list[tuple[str, int, int]], list[int]], n_batches: int, rnd: Any
+) -> None:
+    """keep_batch sends only the rows near either cursor's boundary through Python; in any row
+    order and batch split it keeps the same rows and closes on the same cursor as keep()."""
+    versions, windows = h
+    lag = timedelta(milliseconds=LAG_MS)
+    cursor = Cursor("SystemModstamp")
+    for w in windows:
+        start = cursor.window_start(lag)
+        rows = [(i, ms(ts)) for i, ts in state_at(versions, w).items() if start is None or ms(ts) >= start]
+        rnd.shuffle(rows)
+        kept_by_row, by_row = dedup(cursor, lag, rows)
+        tracker = CursorTracker(cursor, lag)
+        cuts = sorted(rnd.sample(range(len(rows) + 1), min(n_batches - 1, len(rows) + 1)))
+        kept_by_batch: list[tuple[str, datetime]] = []
+        for lo, hi in zip([0, *cuts], [*cuts, len(rows)], strict=True):
+            kept = tracker.keep_batch(_batch(rows[lo:hi]))
+            kept_by_batch += zip(
+                kept.column("Id").to_pylist(), kept.column("SystemModstamp").to_pylist(), strict=True
+            )
+        assert sorted(kept_by_batch) == sorted(kept_by_row)
+        assert tracker.result() == by_row
+        cursor = by_row
