@@ -193,6 +193,8 @@ class _Run:
         self.usage = ApiUsage()
         self.reports: dict[str, ObjectReport] = {}
         self.results: dict[str, list[PartitionResult]] = {}
+        self.cursors: dict[str, dict[str, Any]] = {}
+        """Closing cursors (``to_dict``) of the objects that succeeded, merged as each finishes."""
         self.started = time.monotonic()
         self.job_id = ""
         self.submitted: list[Any] = []
@@ -474,6 +476,15 @@ def _execute(
 
     def finish_object(name: str) -> None:
         rep = run.reports[name]
+        cursor_field = plans[name].spec.cursor_field
+        if cursor_field:  # merged now, while other objects still run, not at the commit
+            work = decision.objects[name]
+            run.cursors[name] = merge_cursor(
+                cursor_field,
+                ((r.cursor_last, r.cursor_seen, r.cursor_truncated) for r in run.results[name]),
+                o.cursor_lag,
+                work.cursor if work.mode == "incremental" else None,
+            ).to_dict()
         rep.state = "succeeded"
         rep.finished = time.monotonic()
         rep.duration_s = rep.finished - (rep.started or rep.finished)
@@ -733,7 +744,6 @@ def _commit(
     from engine.catalog.db import transaction
     from engine.catalog.usage import record_api_usage
 
-    o = run.options
     clock = run.clock
     modes: dict[str, str] = {}
     cursors: dict[str, Any] = {}
@@ -761,20 +771,13 @@ def _commit(
             for b in r.blobs:
                 blobs[b.name] = b
         chunks.sort(key=lambda c: (c.min_id or "", c.name))
-        cursor_field = plans[name].spec.cursor_field
         entry_cursor: Cursor | None = None
-        if cursor_field:
-            prev = work.cursor if work.mode == "incremental" else None
-            merged = merge_cursor(
-                cursor_field,
-                ((r.cursor_last, r.cursor_seen, r.cursor_truncated) for r in results),
-                o.cursor_lag,
-                prev,
-            )
-            cursors[name] = merged.to_dict()
-            if merged.last is not None:
-                at_last = tuple(sorted(i for i, t in merged.seen if t == merged.last))
-                entry_cursor = Cursor(cursor_field, _ts(merged.last) or "", at_last)
+        if name in run.cursors:
+            cursors[name] = closing = run.cursors[name]
+            if closing["last"] is not None:
+                at_last = tuple(i for i, t in closing["seen"] if t == closing["last"])  # seen is sorted
+                last = _ts(datetime.fromisoformat(closing["last"])) or ""
+                entry_cursor = Cursor(closing["field"], last, at_last)
         window_tasks = [r for r in results if not r.boundary_check]
         if window_tasks and all(r.swept for r in window_tasks):
             sweeps.append(name)
