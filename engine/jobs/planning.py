@@ -56,6 +56,9 @@ class JobOptions:
     workers. Salesforce runs a few at a time and queues the rest; keeping about twice what it
     runs open keeps it processing while finished results are downloaded."""
     page_rows: int = 50_000
+    result_streams: int = 1
+    """Result pages of one Bulk job downloaded at once through ``resultPages`` (API 58.0+); memory
+    per task grows to this many pages."""
     chunk_target_bytes: int | None = 16 * 1024 * 1024
     target_rows: int = 250_000
     """The largest partition (rows); a job cuts smaller ones when it is small, see

@@ -428,7 +428,7 @@ def _execute(
             cursor=work.cursor if work.mode == "incremental" else None, lag=o.cursor_lag,
             deletes=plan.spec.has_is_deleted and plan.spec.cursor_field is not None,
             sweep=work.sweep, blob_fields=plan.blob_fields if o.file_bodies else (), page_rows=o.page_rows,
-            chunk_target_bytes=o.chunk_target_bytes, semaphore=sem_name,
+            result_streams=o.result_streams, chunk_target_bytes=o.chunk_target_bytes, semaphore=sem_name,
             max_concurrent=o.max_concurrent_bulk_jobs, cancel_event=cancel_name,
             poll_first=o.poll_first, poll_max=o.poll_max, blob_threads=o.blob_threads,
             rest_data=rest_data, rest_sweep=rest_sweep, window=window, archived=reads_all_rows(plan),

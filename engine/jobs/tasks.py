@@ -82,6 +82,7 @@ class PartitionTask:
     sweep: bool
     blob_fields: tuple[str, ...] = ()
     page_rows: int = 50_000
+    result_streams: int = 1
     chunk_target_bytes: int | None = None
     semaphore: str = ""
     max_concurrent: int = 8
@@ -223,6 +224,7 @@ class _Extractor:
                 self.bulk_jobs += 1
                 for page in self.bulk.run_query(
                     soql, operation="queryAll" if all_rows else "query", max_records=t.page_rows,
+                    streams=t.result_streams,
                     policy=policy, on_complete=slot.rejoin,
                 ):  # fmt: skip
                     self.check_cancel()

@@ -10,12 +10,13 @@ false``; the ground truth (:mod:`tests.e2e.groundtruth`) counts archived rows as
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import replace
 
 import httpx
 import pytest
 
 from engine.jobs.state import object_state
-from tests.e2e.backup_env import BackupEnv, backup_env
+from tests.e2e.backup_env import TEST_OPTIONS, BackupEnv, backup_env
 from tests.e2e.groundtruth import compare_org
 
 pytestmark = pytest.mark.emulator
@@ -75,8 +76,10 @@ def test_archived_activities_are_backed_up_and_survive_later_archiving(env: Back
     generated = {obj: _archived_ids(env, obj) for obj in ACTIVITIES}
     assert generated["Task"] and generated["Event"], "the emulator generates archived activities"
 
-    full = env.backup("acme")
+    # the full also downloads each Bulk job's pages three at a time (resultPages), small pages
+    full = env.backup("acme", options=replace(TEST_OPTIONS, result_streams=3, page_rows=500))
     assert full.state == "succeeded", full.error_message
+    assert full.objects["Task"].records > 1500, "the Task partitions span several result pages"
     objects = sorted(full.objects)
     for obj in ACTIVITIES:
         assert generated[obj] <= _snapshot_ids(env, obj), f"archived {obj} rows missing from the full"
