@@ -169,10 +169,11 @@ class CursorTracker:
     ) -> pa.RecordBatch:
         """The rows of ``batch`` that are new versions; the cursor column defaults to ``cursor.field``.
 
-        Equivalent to :meth:`keep` per row, but only the rows that can matter reach Python: those
-        the previous cursor may hold (``[last - lag, last]`` of ``cursor``) and those the next
-        cursor keeps (within ``lag`` of the highest timestamp so far). Every other row is new and
-        leaves no trace. Rows with a null timestamp are kept and do not move the cursor.
+        Keeps the rows, and closes on the cursor, that :meth:`keep` row by row would (in any row
+        order; hypothesis-tested), but only the rows that can matter reach Python: those the
+        previous cursor may hold (``[last - lag, last]`` of ``cursor``) and those the next cursor
+        keeps (within ``lag`` of the highest timestamp so far). Every other row is new and leaves
+        no trace. Rows with a null timestamp are kept and do not move the cursor.
         """
         col = ts_column or self.cursor.field
         stamps = batch.column(col)

@@ -17,6 +17,9 @@ Order inside a task (it matters for correctness, see ``docs/OPERATIONS.md``):
 3. when the job sweeps: ``SELECT Id`` over the partition's range (after 1, so an Id absent from
    the sweep but present in the data was deleted in between, never inserted in between).
 
+Task and Event (``PartitionTask.archived``) read their live rows, in fulls and sweeps, with
+``queryAll ... IsDeleted = false``: ``query`` hides the activities Salesforce has archived.
+
 An org-wide ``distributed.Semaphore`` caps the Bulk jobs open at once across all workers; a task
 waiting for its lease and for Salesforce to process its job leaves the worker's thread pool
 (:class:`_PoolSlot`).
