@@ -42,10 +42,21 @@ INITIAL_RATIO = 0.3
 
 
 def canonical_table(table: pa.Table, id_column: str = "Id") -> pa.Table:
-    """Rows sorted by ``id_column`` (stable), unless the table has no such column."""
-    if id_column in table.column_names and table.num_rows > 1:
+    """Rows sorted by ``id_column`` (stable), unless the table has no such column.
+
+    A table already in order is returned as it is: the rows of an Id range usually come in Id
+    order, and a sorted copy would double the memory of a chunk at the moment it is written."""
+    if id_column in table.column_names and table.num_rows > 1 and not _ascending(table[id_column]):
         return table.sort_by([(id_column, "ascending")])
     return table
+
+
+def _ascending(column: pa.ChunkedArray) -> bool:
+    """No null and no value smaller than the one before it: a stable sort would change nothing."""
+    if column.null_count:
+        return False
+    n = len(column)
+    return not pc.any(pc.less(column.slice(1), column.slice(0, n - 1))).as_py()
 
 
 def parquet_bytes(table: pa.Table, *, row_group_rows: int) -> pa.Buffer:
