@@ -632,8 +632,8 @@ def _execute(
                     if can_bisect(part):
                         left, right = bisect(part)
                         rep.partitions += 1
-                        submit(_replace_partition(task, left))
-                        submit(_replace_partition(task, right))
+                        submit(replace(task, partition=left))
+                        submit(replace(task, partition=right))
                         continue
                 if isinstance(exc, SalesforceApiLimit):
                     stop = _err_fields(exc)
@@ -701,12 +701,6 @@ def _object_result(rep: ObjectReport, *, chunks: int) -> Any:
     )
 
 
-def _replace_partition(task: PartitionTask, part: Partition) -> PartitionTask:
-    from dataclasses import replace
-
-    return replace(task, partition=part)
-
-
 def _narrow(base: SalesforceClient, task: PartitionTask, plan: ObjectPlan) -> Partition:
     """Give an open-ended partition the object's real Id span before bisecting it."""
     p = task.partition
@@ -716,8 +710,6 @@ def _narrow(base: SalesforceClient, task: PartitionTask, plan: ObjectPlan) -> Pa
     lo, hi = RestApi(base).id_bounds(p.apply(q), include_deleted=reads_all_rows(plan))
     if lo is None or hi is None:
         return p
-    from dataclasses import replace
-
     from engine.extract import idmath
 
     span_lo = p.lo or idmath.to15(lo)
