@@ -13,10 +13,22 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 pytest_plugins = ["tests.catalog_fixtures", "tests.helpers.mariadb"]
 
 REAL_SERVICE_MARKERS = ("emulator", "azurite", "postgres", "mysql", "cluster")
+
+# No wall-clock limits in property tests: on a busy 2-core machine one example can take far more
+# than Hypothesis' default 200 ms deadline, and a test that fails for being slow is a broken test.
+# Tests that set their own ``@settings(...)`` inherit these for every key they leave out.
+settings.register_profile(
+    "sfvault",
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+    print_blob=True,
+)
+settings.load_profile("sfvault")
 
 
 def _required_markers() -> set[str]:

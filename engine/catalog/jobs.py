@@ -61,8 +61,13 @@ class ObjectResult:
 
 
 def new_job_id(now: datetime) -> str:
-    """A job id that sorts by creation time: ``20260101T000000Z-<12 hex>``."""
-    return f"{now:%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:12]}"
+    """A job id that sorts by creation time: ``20260101T000000Z-<12 hex>``.
+
+    The hex starts with the microsecond (5 digits) and ends with 7 random ones, so two jobs
+    created within the same second still list in creation order (ids made before this had 12
+    random digits: readers that need commit order sort by the manifest's ``created_at``).
+    """
+    return f"{now:%Y%m%dT%H%M%SZ}-{now.microsecond:05x}{uuid.uuid4().hex[:7]}"
 
 
 def create_job(

@@ -166,20 +166,32 @@ def needed_manifests(newest_first: Iterable[Manifest], objects: Collection[str])
     """The newest manifests that :func:`decide` needs, read lazily from ``newest_first``.
 
     Reading stops at the cycle's full job, or sooner: once every object of ``objects`` was
-    captured by a manifest already read and the newest manifest records its cycle position.
+    captured by a manifest already read and the newest manifest records its cycle position; in
+    both cases only after the other manifests of the same id second (see :func:`id_second`).
     ``decide`` gives the same answer on this prefix as on every manifest of the org, and a job
     late in a year-long cycle does not read a thousand manifests (each costs tens of ms).
     """
     out: list[Manifest] = []
     pending = set(objects)
+    enough_at: str | None = None
     for m in newest_first:
+        if enough_at is not None and id_second(m.job_id) != enough_at:
+            break
         out.append(m)
-        if m.kind == "full":
-            break
+        if enough_at is not None:
+            continue
         pending = {o for o in pending if not captured(m, o)}
-        if not pending and cycle_position(out[0]) is not None:
-            break
+        if m.kind == "full" or (not pending and cycle_position(ordered(out)[-1]) is not None):
+            # the listing is ordered to the second only: read the rest of this second too
+            enough_at = id_second(m.job_id)
     return out
+
+
+def id_second(job_id: str) -> str:
+    """The creation second a job id starts with (``20260101T000000Z``); the listing order of job
+    ids is only reliable between seconds, since the ids of jobs created before the catalog's
+    time-ordered suffix end in random hex (:func:`engine.catalog.jobs.new_job_id`)."""
+    return job_id.split("-", 1)[0]
 
 
 def ordered(manifests: Iterable[Manifest]) -> list[Manifest]:

@@ -8,6 +8,8 @@ from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from sqlalchemy import CheckConstraint, Engine, inspect
 from sqlalchemy.dialects import postgresql, sqlite
 
@@ -92,3 +94,23 @@ def test_bad_catalog_urls_are_config_errors() -> None:
     with pytest.raises(ConfigError):
         make_engine("not a url")
     assert redact("postgresql+psycopg://u:secret@h/db") == "postgresql+psycopg://u:***@h/db"
+
+
+def test_hypothesis_has_no_wall_clock_deadline() -> None:
+    """The profile registered in tests/conftest.py: no property test fails for being slow."""
+    from hypothesis import settings as hsettings
+
+    assert hsettings.default.deadline is None
+
+
+@given(
+    first=st.datetimes(datetime(2020, 1, 1), datetime(2099, 1, 1), timezones=st.just(UTC)),
+    gap_us=st.integers(1, 10**9),
+)
+def test_job_ids_sort_by_creation_time_within_a_second(first: datetime, gap_us: int) -> None:
+    """Two jobs created within the same second (or any later) list in creation order."""
+    from engine.catalog.jobs import new_job_id
+
+    later = first + timedelta(microseconds=gap_us)
+    assert new_job_id(first) < new_job_id(later)
+    assert len(new_job_id(first).split("-")[1]) == 12

@@ -153,31 +153,41 @@ def _committed(d: JobDecision, job: str, at: datetime, failed: frozenset[str]) -
     return m
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=60)
 @given(
     jobs=st.lists(
-        st.tuples(st.frozensets(st.sampled_from(sorted(SCOPE))), st.integers(0, 200), st.booleans()),
+        st.tuples(
+            st.frozensets(st.sampled_from(sorted(SCOPE))),
+            st.integers(0, 200),
+            st.integers(1, 999_999),
+            st.booleans(),
+            st.text("0123456789abcdef", min_size=12, max_size=12),
+        ),
         min_size=1,
         max_size=12,
     ),
     legacy=st.integers(0, 12),
 )
 def test_needed_manifests_decide_like_every_manifest(
-    jobs: list[tuple[frozenset[str], int, bool]], legacy: int
+    jobs: list[tuple[frozenset[str], int, int, bool, str]], legacy: int
 ) -> None:
     """Whatever failed, however long the cycle, the newest manifests decide like all of them; the
-    first ``legacy`` manifests carry no recorded cycle position (written before it existed)."""
+    first ``legacy`` manifests carry no recorded cycle position (written before it existed).
+
+    Job ids are named as the catalog names them (``<second>Z-<hex>``): jobs that start within the
+    same second may list in any order (ids written before the suffix was time-ordered had a random
+    one), so the repository's newest-first listing is only ordered to the second."""
     opts = JobOptions(id_sweep_every=3)
     history: list[Manifest] = []
     at = T0
-    for i, (failed, days, full) in enumerate(jobs):
-        at += timedelta(days=days)
+    for i, (failed, days, micros, full, suffix) in enumerate(jobs):
+        at += timedelta(days=days, microseconds=micros)
         request = BackupRequest("acme", full=full and i % 4 == 0)
         everything = decide(request, history, SCOPE, failed_last=failed, now=at, options=opts)
         newest_first = iter(sorted(history, key=lambda m: m.job_id, reverse=True))
         needed = needed_manifests(newest_first, SCOPE)
         assert decide(request, needed, SCOPE, failed_last=failed, now=at, options=opts) == everything
-        m = _committed(everything, f"j{i:03d}", at, failed)
+        m = _committed(everything, f"{at:%Y%m%dT%H%M%SZ}-{suffix}", at, failed)
         if i < legacy:
             m.extra.pop("cycle", None)
         history.append(m)
