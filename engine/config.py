@@ -8,20 +8,56 @@ from __future__ import annotations
 
 import os
 import tomllib
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_CONFIG_PATH = Path("sfvault.toml")
 DEFAULT_DATA_DIR = Path("sfvault-data")
 
 
+class JobSettings(BaseModel):
+    """The knobs of a backup job: ``[sfvault.job]`` in the file, ``SFVAULT_JOB__<KNOB>`` in the
+    environment (for example ``SFVAULT_JOB__PAGE_ROWS=20000``).
+
+    Only what is set here overrides a default, and the defaults live in one place,
+    :class:`engine.jobs.planning.JobOptions` (whose docstrings say what each knob does;
+    docs/OPERATIONS.md lists them). A key that is not a knob is an error, not silently ignored.
+    Durations are seconds or ISO 8601 (``"PT5M"``).
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    cycle_length: timedelta | None = Field(default=None, gt=timedelta(0))
+    cursor_lag: timedelta | None = Field(default=None, ge=timedelta(0))
+    id_sweep_every: int | None = Field(default=None, ge=0)
+    max_concurrent_bulk_jobs: int | None = Field(default=None, ge=1)
+    page_rows: int | None = Field(default=None, ge=1)
+    result_streams: int | None = Field(default=None, ge=1)
+    chunk_target_bytes: int | None = Field(default=None, ge=1)
+    target_rows: int | None = Field(default=None, ge=1)
+    min_partition_rows: int | None = Field(default=None, ge=1)
+    partition_spread: int | None = Field(default=None, ge=1)
+    max_bisect_depth: int | None = Field(default=None, ge=0)
+    blob_threads: int | None = Field(default=None, ge=1)
+    file_bodies: bool | None = None
+    poll_first: float | None = Field(default=None, gt=0)
+    poll_max: float | None = Field(default=None, gt=0)
+    rest_max_rows: int | None = Field(default=None, ge=0)
+    boundary_check_min_rows: int | None = None
+
+    def overrides(self) -> dict[str, Any]:
+        """The knobs the operator set, by name."""
+        return self.model_dump(exclude_none=True)
+
+
 class Settings(BaseSettings):
     """Everything sfvault can be told. Secrets are ``SecretStr`` so reprs never show them."""
 
-    model_config = SettingsConfigDict(env_prefix="SFVAULT_", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="SFVAULT_", env_nested_delimiter="__", extra="ignore")
 
     repository_url: str = Field(
         default=str(DEFAULT_DATA_DIR / "repo"), description="file path, file:// or az://"
@@ -33,7 +69,6 @@ class Settings(BaseSettings):
     scheduler_address: str = Field(default="", description="empty = embedded LocalCluster")
     chunk_target_bytes: int = Field(default=64 * 1024 * 1024, gt=0)
     row_group_rows: int = Field(default=128 * 1024, gt=0)
-    target_rows_per_partition: int = Field(default=250_000, gt=0)
     retry_max_seconds: float = Field(default=900.0, ge=0)
     retry_wait_max: float = Field(default=60.0, ge=0)
     scratch_dir: Path = Field(default=DEFAULT_DATA_DIR / "scratch")
@@ -64,6 +99,7 @@ class Settings(BaseSettings):
     smtp_username: str | None = None
     smtp_password: SecretStr | None = None
     smtp_starttls: bool = False
+    job: JobSettings = Field(default_factory=JobSettings, description="backup job knobs ([sfvault.job])")
 
 
 def load_settings(path: Path | None = None, **overrides: Any) -> Settings:
@@ -77,6 +113,12 @@ def load_settings(path: Path | None = None, **overrides: Any) -> Settings:
         with path.open("rb") as fh:
             file_values = tomllib.load(fh).get("sfvault", {})
     env_keys = {k[len("SFVAULT_") :].lower() for k in os.environ if k.startswith("SFVAULT_")}
-    values = {k: v for k, v in file_values.items() if k not in env_keys}
+    values: dict[str, Any] = {}
+    for key, value in file_values.items():
+        if key in env_keys:
+            continue
+        if isinstance(value, dict):  # a table: the environment wins key by key (SFVAULT_JOB__PAGE_ROWS)
+            value = {k: v for k, v in value.items() if f"{key}__{k}".lower() not in env_keys}
+        values[key] = value
     values.update(overrides)
     return Settings(**values)

@@ -33,6 +33,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
+from engine.config import JobSettings
 from engine.extract.cursor import Cursor as ExtractCursor
 from engine.jobs.errors import FullBackupRequired
 from engine.model import Manifest
@@ -93,6 +94,12 @@ class JobOptions:
     def rest_limit(self) -> int:
         """The effective REST threshold: anything near a partition's size goes through Bulk."""
         return max(0, min(self.rest_max_rows, self.target_rows // 4))
+
+    @classmethod
+    def from_settings(cls, job: JobSettings, **overrides: Any) -> JobOptions:
+        """The defaults above, with the knobs set in ``[sfvault.job]`` / ``SFVAULT_JOB__*`` and then
+        ``overrides`` (what a caller such as the demo or a benchmark fixes) on top."""
+        return cls(**{**job.overrides(), **overrides})
 
 
 def partition_rows(job_rows: int, options: JobOptions) -> int:

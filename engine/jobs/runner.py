@@ -231,7 +231,7 @@ def run_backup(
     from engine.sink.repository import open_repository
 
     request = request or BackupRequest(org=org_name)
-    options = options or JobOptions()
+    options = options or JobOptions.from_settings(settings.job)
     clock = clock or SystemClock()
     run = _Run(settings=settings, dask=dask, org_name=org_name, request=request, options=options,
                clock=clock, on_progress=on_progress, cancel=cancel, trigger=trigger)  # fmt: skip

@@ -10,12 +10,16 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 
+from engine.config import load_settings
 from engine.extract.client import SalesforceClient
 from engine.extract.rest import RestApi
 from engine.jobs.credentials import client_options, credentials_record, grant_from_record
+from engine.jobs.planning import BackupRequest
+from engine.jobs.runner import run_backup
 from tests.e2e.backup_env import TEST_OPTIONS, BackupEnv, backup_env
 from tests.e2e.groundtruth import compare_org
 
@@ -77,3 +81,30 @@ def test_quiet_objects_are_skipped_and_the_snapshot_stays_exact(env: BackupEnv) 
     assert again.objects["Opportunity"].records == 1
     with env.repo() as repo:
         assert {k: v for k, v in compare_org(env.em, repo, "acme", objects).items() if v} == {}
+
+
+def test_a_job_takes_its_knobs_from_the_configuration(env: BackupEnv, tmp_path: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+    """``run_backup`` without explicit options reads ``[sfvault.job]`` and ``SFVAULT_JOB__*``: here
+    file bodies off from the file and the sweep cadence from the environment."""
+    s = env.settings
+    cfg = tmp_path / "sfvault.toml"
+    cfg.write_text(
+        "[sfvault]\n"
+        f'repository_url = "{s.repository_url}"\nkey_file = "{s.key_file}"\ncatalog_url = "{s.catalog_url}"\n'
+        "[sfvault.job]\nfile_bodies = false\npoll_first = 0.02\npoll_max = 0.2\nid_sweep_every = 1\n"
+    )
+    monkeypatch.setenv("SFVAULT_JOB__ID_SWEEP_EVERY", "0")
+    settings = load_settings(cfg)
+    env.add_org("configured")
+    res = run_backup(settings, env.dask, "configured", BackupRequest(org="configured"))
+    assert res.state == "succeeded", res.error_message
+    with env.repo() as repo:
+        m = next(repo.manifests("configured", newest_first=True))
+    assert m.objects["ContentVersion"].rows > 0 and m.objects["Attachment"].rows > 0
+    assert all(not e.blobs for e in m.objects.values())  # no body downloaded
+    inc = run_backup(settings, env.dask, "configured", BackupRequest(org="configured"))
+    assert inc.kind == "incremental"
+    with env.repo() as repo:
+        newest = next(repo.manifests("configured", newest_first=True))
+    assert newest.extra["sweeps"] == []  # SFVAULT_JOB__ID_SWEEP_EVERY=0 won over the file's 1
