@@ -10,6 +10,9 @@ so waiting for the job to be recorded never blocks the event loop.
 
 Job details merge the runner's live per-object progress into the catalog rows while the job
 runs in this process, so a caller sees which objects succeeded and which hit exceptions so far.
+Once a job committed, each object row says which job its data in the job's recovery point is as
+of, and ``stale_objects`` lists those a partial job did not back up (as of an earlier job of the
+cycle, or absent): :func:`engine.catalog.jobs.objects_as_of`. The XLSX report carries the same.
 """
 
 from __future__ import annotations

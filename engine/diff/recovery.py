@@ -12,6 +12,10 @@ independent in-memory oracle (``tests/helpers/reference_state.py``):
   chain), the timestamp of a deletion is the deletion chunk's first non-``Id`` column;
 * per Id the newest event wins, ordered by (timestamp desc nulls last, job desc, deletion first);
   Ids whose winner is a deletion are gone;
+* an object that a job did not capture (it failed there: ``ObjectEntry.errors``; or the job did
+  not include it) is, in that job's recovery point, as of the newest job of the chain that
+  captured it, or absent when no job did (:func:`object_as_of`, which exports and the Data view
+  report per object);
 * an Id sweep (a job listing ``obj`` in ``m.extra["sweeps"]``, whose ``<obj>#ids`` chunks are in
   ``deleted_ids_chunks``) at a job ≥ the winner's job that did not see the Id removes it (hard delete).
 

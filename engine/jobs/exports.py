@@ -24,7 +24,11 @@ Rules:
   *before* anything is written (:class:`ExportLimitExceeded`, SFV-707);
 * unknown org (:class:`UnknownOrg`), unknown job (:class:`UnknownJob`) and an object that is not in
   the backup (:class:`ObjectNotInBackup`) are refused at submission, and nothing is recorded;
-* the generated ZIP password is returned once and stored only sealed (``set_export_password``).
+* the generated ZIP password is returned once and stored only sealed (``set_export_password``);
+* the objects whose data is not as of the exported job (the job is partial, or did not include
+  them: as of an earlier job of the cycle, or absent) are recorded on the row at submission and
+  again when the export succeeds (``Export.stale_objects``), so the API says so from the 202
+  answer on; the ZIP's ``manifest.csv`` says the same per object (columns ``as_of``, ``as_of_job``).
 
 The export pins the job it was submitted for through ``Export.job_id``, a foreign key to the
 catalog's jobs. A job the repository has but the catalog does not (a catalog not rebuilt yet)
