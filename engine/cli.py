@@ -397,6 +397,12 @@ def _print_result(result: object) -> None:
         table.add_row(name, o.mode, o.state, f"{o.records:,}", f"{o.deleted:,}", f"{o.bytes:,}",
                       f"{o.duration_s:.1f}", str(calls), o.error_code or "")  # fmt: skip
     Console().print(table)
+    if result.state == "partial":
+        failed = sorted(n for n, o in result.objects.items() if o.state == "failed")
+        typer.echo(
+            f"partial: {len(failed)} object(s) failed ({', '.join(failed)}); this job's recovery point and "
+            f"exports hold them as of an earlier job, or not at all: sfvault job show {result.job_id}"
+        )
     rate = result.records / result.duration_s if result.duration_s else 0.0
     typer.echo(
         f"{result.records:,} records, {result.bytes:,} bytes in {result.duration_s:.1f}s "
