@@ -16,6 +16,7 @@ import csv
 import io
 import re
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -54,21 +55,29 @@ class Partial:
     code: str  # its error code
     beta_full: str  # beta's first full (partial)
     beta_failed: str  # the object that failed there (absent from that recovery point)
+    beta_printed: str  # what `sfvault backup beta` printed
 
     def h(self, role: Role = Role.VIEWER) -> dict[str, str]:
         return bearer(self.tokens[role])
 
 
-def _partial_job(be: BackupEnv, org: str) -> tuple[str, str, str]:
-    """Run a job of ``org`` in which one Bulk query job fails; (job id, failed object, its code)."""
+@contextmanager
+def _one_bulk_job_fails(be: BackupEnv) -> Iterator[None]:
+    """The next Bulk query job the emulator creates ends ``Failed`` (once; checked to have fired)."""
     fired = be.em.admin("GET", "/faults")["fired_total"]
     be.em.admin("POST", "/faults", json={"path_regex": r"/jobs/query$", "kind": "fail_job", "count": 1,
                                          "message": FAILURE})  # fmt: skip
     try:
-        res = be.backup(org, options=replace(be.options, rest_max_rows=0))  # every window through Bulk
+        yield
         assert be.em.admin("GET", "/faults")["fired_total"] == fired + 1, "the fault never fired"
     finally:
         be.em.admin("DELETE", "/faults")
+
+
+def _partial_incremental(be: BackupEnv, org: str) -> tuple[str, str, str]:
+    """An incremental of ``org`` in which one object fails; (job id, failed object, its code)."""
+    with _one_bulk_job_fails(be):
+        res = be.backup(org, options=replace(be.options, rest_max_rows=0))  # every window through Bulk
     assert res.state == "partial", (res.state, res.error_message)
     failed = [n for n, o in res.objects.items() if o.state == "failed"]
     assert len(failed) == 1, failed
@@ -77,17 +86,34 @@ def _partial_job(be: BackupEnv, org: str) -> tuple[str, str, str]:
     return res.job_id, failed[0], code
 
 
+def _partial_first_full_by_cli(be: BackupEnv, config: Path, org: str) -> tuple[str, str, str]:
+    """``sfvault backup org`` (a first full, on the env's cluster) in which one object fails;
+    (job id, failed object, what the command printed)."""
+    be.add_org(org)
+    with _one_bulk_job_fails(be):
+        res = CliRunner(env={"COLUMNS": "250"}).invoke(
+            app, ["backup", org, "--scheduler", be.dask.scheduler.address, "--config", str(config)]
+        )
+    assert res.exit_code == 3, res.output  # partial
+    printed = " ".join(res.output.split())
+    found = re.search(r"partial: 1 object\(s\) failed \((\w+)\);.* sfvault job show (\S+)", printed)
+    assert found, printed
+    return found.group(2), found.group(1), printed
+
+
+def _write_config(settings: Settings, path: Path) -> Path:
+    keys = ("repository_url", "key_file", "catalog_url", "scratch_dir", "export_dir", "retry_wait_max",
+            "retry_max_seconds", "chunk_target_bytes")  # fmt: skip
+    values = {k: getattr(settings, k) for k in keys}
+    lines = [f"{k} = {v}" if isinstance(v, int | float) else f'{k} = "{v}"' for k, v in values.items()]
+    path.write_text("[sfvault]\n" + "\n".join(lines) + "\n")
+    return path
+
+
 @pytest.fixture(scope="module")
 def partial(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Partial]:
     root = tmp_path_factory.mktemp("partial-job")
     with backup_env(root / "env", scale=3_000, seed=41) as be:
-        be.add_org("acme")
-        full = be.backup("acme")
-        assert full.state == "succeeded", full.error_message
-        be.churn(5, seed=42)
-        inc, failed, code = _partial_job(be, "acme")
-        be.add_org("beta")
-        beta_full, beta_failed, _ = _partial_job(be, "beta")
         settings = be.settings.model_copy(
             update={
                 "scratch_dir": root / "scratch",
@@ -95,20 +121,17 @@ def partial(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Partial]:
                 "scheduler_enabled": False,
             }
         )
-    config = root / "sfvault.toml"
-    config.write_text(
-        "[sfvault]\n"
-        f'repository_url = "{settings.repository_url}"\n'
-        f'key_file = "{settings.key_file}"\n'
-        f'catalog_url = "{settings.catalog_url}"\n'
-        f'scratch_dir = "{settings.scratch_dir}"\n'
-        f'export_dir = "{settings.export_dir}"\n'
-    )
+        config = _write_config(settings, root / "sfvault.toml")
+        be.add_org("acme")
+        full = be.backup("acme")
+        assert full.state == "succeeded", full.error_message
+        be.churn(5, seed=42)
+        inc, failed, code = _partial_incremental(be, "acme")
+        beta_full, beta_failed, beta_printed = _partial_first_full_by_cli(be, config, "beta")
     tokens = make_tokens(settings.catalog_url)
     with TestClient(create_app(settings, scheduler=False), raise_server_exceptions=False) as client:
-        yield Partial(
-            settings, config, client, tokens, full.job_id, inc, failed, code, beta_full, beta_failed
-        )
+        yield Partial(settings, config, client, tokens, full.job_id, inc, failed, code,
+                      beta_full, beta_failed, beta_printed)  # fmt: skip
 
 
 def _cli(p: Partial, *args: str) -> str:
@@ -169,6 +192,10 @@ def test_cli_export_lists_an_object_no_job_of_the_cycle_captured_as_absent(
     partial: Partial, tmp_path: Path
 ) -> None:
     p, obj = partial, partial.beta_failed
+    assert (
+        "this job's recovery point and exports hold them as of an earlier job, or not at all"
+        in p.beta_printed
+    )
     printed, password = _cli_export(p, "beta", p.beta_full, tmp_path / "beta.zip")
     assert f"{obj}: absent: failed in job {p.beta_full}" in printed
     manifest = _manifest_csv(tmp_path / "beta.zip", password)
