@@ -14,9 +14,10 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from engine.model import ObjectAsOf
+from engine.model import AsOf, ObjectAsOf
 
-AsOfName = Literal["this_job", "earlier_job", "absent"]
+AsOfName = AsOf
+"""this_job, earlier_job or absent (:data:`engine.model.AsOf`)."""
 JOB_ID_EXAMPLE = "20261124T000000Z-99ee7711ab12"
 
 
