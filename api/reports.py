@@ -4,7 +4,10 @@ Two sheets: **Summary** (org, job, kind, trigger, state, times, totals and API u
 **Objects** (one row per object: state, records, size, chunks, duration, REST calls, Bulk API 2.0
 jobs and result pages, file bodies unavailable, error code and message, warning code and message;
 a warning, e.g. SFV-805 "only files shared with the backup user were backed up", is on an object
-that succeeded). Every error and warning code cell links to its section of
+that succeeded; then which job the object's data in the job's recovery point is as of: ``this
+job``, ``earlier job`` with that job's id when the object failed here, or ``absent``). A partial
+job's Summary says how many objects are as of an earlier job or absent, and that its exports
+hold them so. Every error and warning code cell links to its section of
 ``docs/TROUBLESHOOTING.md`` (:data:`TROUBLESHOOTING_URL` plus the GitHub anchor of the heading
 ``## SFV-601 JobAlreadyRunning``, see :func:`troubleshooting_link`), where cause and fix are.
 
@@ -52,7 +55,11 @@ OBJECT_COLUMNS = (
     "Error message",
     "Warning code",
     "Warning message",
+    "Data as of",
+    "As of job",
 )
+AS_OF_TEXT = {"this_job": "this job", "earlier_job": "earlier job", "absent": "absent"}
+"""The ``Data as of`` cell of each :class:`engine.model.ObjectAsOf` value."""
 ERROR_CODE_COLUMN = OBJECT_COLUMNS.index("Error code") + 1
 WARNING_CODE_COLUMN = OBJECT_COLUMNS.index("Warning code") + 1
 _BOLD = Font(bold=True)
@@ -76,6 +83,9 @@ class ReportObject:
     files_unavailable: int = 0
     warning_code: str | None = None
     warning_message: str | None = None
+    as_of: str | None = None
+    """this_job, earlier_job or absent (None: the job committed nothing)."""
+    as_of_job: str | None = None
 
 
 @dataclass(frozen=True)
@@ -166,6 +176,8 @@ def _summary(ws: Worksheet, job: ReportJob, objects: Sequence[ReportObject]) -> 
         ("Objects succeeded", succeeded),
         ("Objects failed", failed),
         ("Objects with warnings", sum(1 for o in objects if o.warning_code)),
+        ("Objects as of an earlier job", sum(1 for o in objects if o.as_of == "earlier_job")),
+        ("Objects absent from the recovery point", sum(1 for o in objects if o.as_of == "absent")),
         ("Files unavailable", sum(o.files_unavailable for o in objects)),
         ("Records", job.records),
         ("Size (bytes)", job.bytes),
@@ -176,6 +188,11 @@ def _summary(ws: Worksheet, job: ReportJob, objects: Sequence[ReportObject]) -> 
         ("Error code", job.error_code),
         ("Error message", job.error_message),
     ]
+    stale = [o for o in objects if o.as_of in ("earlier_job", "absent")]
+    if stale:
+        rows.append(("Note", f"{job.state} job: {len(stale)} object(s) were not backed up by this job; its "
+                             "recovery point and exports hold them as of an earlier job (column "
+                             "'As of job' of the Objects sheet) or not at all (absent)"))  # fmt: skip
     for label, value in rows:
         ws.append([label, value])
         ws.cell(row=ws.max_row, column=1).font = _BOLD
@@ -196,12 +213,12 @@ def _objects(ws: Worksheet, objects: Sequence[ReportObject]) -> None:
             [
                 o.name, o.state, o.records, o.bytes, o.chunks, round(o.duration_s, 3), o.rest_calls,
                 o.bulk2_jobs, o.bulk2_pages, o.files_unavailable, o.error_code, o.error_message,
-                o.warning_code, o.warning_message,
+                o.warning_code, o.warning_message, AS_OF_TEXT.get(o.as_of or ""), o.as_of_job,
             ]
         )  # fmt: skip
         _link(ws.cell(row=ws.max_row, column=ERROR_CODE_COLUMN), o.error_code)
         _link(ws.cell(row=ws.max_row, column=WARNING_CODE_COLUMN), o.warning_code)
-    _fit(ws, (32, 11, 12, 14, 8, 12, 11, 13, 20, 17, 12, 60, 14, 60))
+    _fit(ws, (32, 11, 12, 14, 8, 12, 11, 13, 20, 17, 12, 60, 14, 60, 12, 34))
 
 
 def build_report(job: ReportJob, objects: Sequence[ReportObject]) -> bytes:

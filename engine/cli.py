@@ -397,6 +397,12 @@ def _print_result(result: object) -> None:
         table.add_row(name, o.mode, o.state, f"{o.records:,}", f"{o.deleted:,}", f"{o.bytes:,}",
                       f"{o.duration_s:.1f}", str(calls), o.error_code or "")  # fmt: skip
     Console().print(table)
+    if result.state == "partial":
+        failed = sorted(n for n, o in result.objects.items() if o.state == "failed")
+        typer.echo(
+            f"partial: {len(failed)} object(s) failed ({', '.join(failed)}); this job's recovery point and "
+            f"exports hold them as of an earlier job, or not at all: sfvault job show {result.job_id}"
+        )
     rate = result.records / result.duration_s if result.duration_s else 0.0
     typer.echo(
         f"{result.records:,} records, {result.bytes:,} bytes in {result.duration_s:.1f}s "
@@ -457,15 +463,23 @@ def job_show(job_id: str = typer.Argument(...), config: Path | None = _JOBS_CONF
             )
             if j.error_code:
                 typer.echo(f"error {j.error_code}: {j.error_message}")
+            as_of = cjobs.objects_as_of(s, j)
+            stale = [a for a in as_of.values() if not a.current]
+            if stale:
+                typer.echo(f"{j.state}: {len(stale)} object(s) not backed up by this job; its recovery "
+                           "point and exports hold them as of an earlier job, or not at all:")  # fmt: skip
+                for a in stale:
+                    typer.echo(f"  {a.object}: {_as_of_text(a, j.id)}")
             table = Table()
             for col in ("object", "state", "records", "bytes", "chunks", "seconds", "REST", "Bulk jobs",
-                        "Bulk pages", "files n/a", "error / warning"):  # fmt: skip
+                        "Bulk pages", "files n/a", "error / warning", "data as of"):  # fmt: skip
                 table.add_column(col)
             for o in sorted(j.objects, key=lambda o: o.object_name):
                 table.add_row(o.object_name, o.state, f"{o.records:,}", f"{o.bytes:,}", str(o.chunks),
                               f"{o.duration_s:.1f}", str(o.rest_calls), str(o.bulk2_jobs),
                               str(o.bulk2_pages), str(o.files_unavailable or ""),
-                              o.error_code or o.warning_code or "")  # fmt: skip
+                              o.error_code or o.warning_code or "",
+                              _as_of_cell(as_of.get(o.object_name)))  # fmt: skip
             for o in sorted(j.objects, key=lambda o: o.object_name):
                 if o.warning_code:
                     typer.echo(f"warning {o.warning_code} on {o.object_name}: {o.warning_message}")
@@ -502,6 +516,7 @@ if TYPE_CHECKING:
     from engine.diff.export import ExportProgress
     from engine.diff.recovery import RecoveryPoints
     from engine.jobs.exports import ExportRequest
+    from engine.model import ObjectAsOf
 
 
 def _recovery_points(config: Path | None, org: str) -> tuple[Repository, RecoveryPoints]:
@@ -547,17 +562,26 @@ def data(
         try:
             stats = job_stats(rp, job, filter=f)
             target = rp.snapshots.job(job)
+            stale = [a for a in rp.snapshots.as_of(target.job_id) if not a.current]
         finally:
             rp.close()
             repo.close()
         t = Table(title=f"{name} at job {target.job_id} ({target.kind}, cycle {target.cycle_id})")
-        cols = ("object", "type", "records", "backup bytes", "added", "changed", "removed", "REST", "Bulk")
+        cols = ("object", "type", "records", "backup bytes", "added", "changed", "removed", "REST", "Bulk",
+                "as of")  # fmt: skip
         for col in cols:
-            t.add_column(col, justify="left" if col in ("object", "type") else "right")
+            t.add_column(col, justify="left" if col in ("object", "type", "as of") else "right")
         for s in stats:
             t.add_row(s.object, s.type, str(s.records), str(s.backup_bytes), str(s.added), str(s.changed),
-                      str(s.removed), str(s.rest_calls), str(s.bulk_jobs))  # fmt: skip
+                      str(s.removed), str(s.rest_calls), str(s.bulk_jobs),
+                      "this job" if s.as_of == "this_job" else f"job {s.as_of_job}")  # fmt: skip
         Console().print(t)
+        if stale:
+            partial = "partial job: " if any(a.error_code for a in stale) else ""
+            typer.echo(f"{partial}{len(stale)} object(s) not backed up by job {target.job_id}; "
+                       "their records are as of an earlier job, or they are absent:")  # fmt: skip
+            for a in stale:
+                typer.echo(f"  {a.object}: {_as_of_text(a, target.job_id)}")
 
     run_cli(body)
 
@@ -622,11 +646,35 @@ def _run_export(config: Path | None, request: ExportRequest, monthly_limit_gb: f
 
         out = run_export(settings, request, monthly_limit_bytes=limit, on_progress=on_progress)
     typer.echo(f"export {out.export_id}: {out.size_bytes} bytes, job {out.job}")
+    stale = {a.object: a for a in out.stale}
+    if stale:
+        typer.echo(f"warning: {len(stale)} object(s) of this export are not as of job {out.job} "
+                   "(manifest.csv, column as_of):")  # fmt: skip
+        for a in stale.values():
+            typer.echo(f"  {a.object}: {_as_of_text(a, out.job)}")
     for obj, n in sorted(out.rows.items()):
-        typer.echo(f"  {obj}: {n} records")
+        note = f" (as of earlier job {stale[obj].as_of_job})" if obj in stale else ""
+        typer.echo(f"  {obj}: {n} records{note}")
     if out.files:
         typer.echo(f"  {out.files} files")
     typer.echo(f"ZIP password (shown once; admins can show it again): {out.password}")
+
+
+def _as_of_cell(a: ObjectAsOf | None) -> str:
+    """A table cell: ``this job``, ``job <id>`` (an earlier job), ``absent``, or empty."""
+    if a is None:
+        return ""
+    return {"this_job": "this job", "absent": "absent"}.get(a.as_of, f"job {a.as_of_job}")
+
+
+def _as_of_text(a: ObjectAsOf, job: str) -> str:
+    """Why an object is not as of ``job`` and which job it is as of, in one phrase."""
+    why = f"failed in job {job} ({a.error_code})" if a.error_code else f"not backed up by job {job}"
+    if a.as_of == "absent":
+        return f"absent: {why}, and no earlier job of the cycle backed it up"
+    if a.as_of == "earlier_job":
+        return f"as of earlier job {a.as_of_job}: {why}"
+    return f"as of job {a.as_of_job}"
 
 
 def _export_cmd(name: str, *, kind: str, fmt: str, scope: str, objects: tuple[str, ...] | None, out: Path,

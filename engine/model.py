@@ -233,3 +233,44 @@ class SnapshotInfo:
     job_id: str
     name: str
     sealed_bytes: int
+
+
+AsOf = Literal["this_job", "earlier_job", "absent"]
+"""Where the data of an object in a job's recovery point comes from (:class:`ObjectAsOf`)."""
+
+
+@dataclass(frozen=True)
+class ObjectAsOf:
+    """Which job an object's data in the recovery point of a job is as of.
+
+    A recovery point holds each object as of the newest job of the cycle that captured it. When
+    the job itself did not capture the object (the object failed in it, or an object-scoped job
+    did not include it), the object is ``earlier_job`` and ``as_of_job`` names that job; when no
+    job of the cycle captured it, it is ``absent`` (nothing of it is in the recovery point).
+    ``error_code`` is the code the object failed with in the job, if it failed there.
+
+    Derived from manifests or catalog rows when asked for; never stored in a manifest.
+    """
+
+    object: str
+    as_of: AsOf
+    as_of_job: str | None = None
+    error_code: str | None = None
+
+    @property
+    def current(self) -> bool:
+        """True when the object is as of the job itself."""
+        return self.as_of == "this_job"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"object": self.object, "as_of": self.as_of, "as_of_job": self.as_of_job,
+                "error_code": self.error_code}  # fmt: skip
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ObjectAsOf:
+        as_of = data["as_of"]
+        if as_of not in ("this_job", "earlier_job", "absent"):
+            raise ValueError(f"unknown as_of {as_of!r}")
+        job, code = data.get("as_of_job"), data.get("error_code")
+        return cls(str(data["object"]), as_of, None if job is None else str(job),
+                   None if code is None else str(code))  # fmt: skip

@@ -29,6 +29,7 @@ from pydantic import BaseModel, Field, StringConstraints
 from api.context import AppContext
 from api.deps import Ctx, Viewer
 from api.errors import error_responses
+from api.schemas_asof import AsOfName, StaleObject, stale_objects
 from engine.catalog import orgs as corgs
 from engine.config import Settings
 from engine.diff.compare import ObjectStats, StatsFilter, job_stats
@@ -102,6 +103,14 @@ class ObjectStatsOut(BaseModel):
         description="false when the job did not capture the object (its state comes from earlier jobs)",
         examples=[True],
     )
+    as_of: AsOfName = Field(
+        description="this_job, or earlier_job when the job did not capture the object (it failed "
+        "there, or the job did not include it): its records are as of `as_of_job`",
+        examples=["this_job"],
+    )
+    as_of_job: str | None = Field(
+        description="the newest job of the cycle that captured the object", examples=[JOB_ID_EXAMPLE]
+    )
 
 
 class DataTotals(BaseModel):
@@ -129,6 +138,11 @@ class DataStats(BaseModel):
     )
     objects: list[ObjectStatsOut] = Field(description="objects that pass the filters, by name")
     totals: DataTotals = Field(description="sums over `objects`")
+    stale_objects: list[StaleObject] = Field(
+        description="objects the job did not back up (a partial job, or one limited to chosen "
+        "objects): as of an earlier job of the cycle, or absent (no job of the cycle backed them up, "
+        "so they are not in `objects`); unfiltered"
+    )
 
 
 # --- the statistics cache ------------------------------------------------------------------
@@ -241,6 +255,7 @@ def data_stats(
         snapshots = Snapshots.load(repo, scope.name)  # manifests only; raises UnknownOrg / UnknownJob
         target = snapshots.job(job)
         previous = snapshots.previous(target.job_id)
+        stale = stale_objects(snapshots.as_of(target.job_id))
         key = (settings.repository_url, scope.name, target.job_id, previous.job_id if previous else None)
         stats = cache.get(key)
         if stats is None:
@@ -257,4 +272,5 @@ def data_stats(
     return DataStats(
         org=scope.name, job=target.job_id, kind=target.kind, cycle=target.cycle_id,
         previous_job=previous.job_id if previous is not None else None, objects=objects, totals=totals,
+        stale_objects=stale,
     )  # fmt: skip

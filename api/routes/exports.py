@@ -22,6 +22,7 @@ from starlette.responses import Response
 from api.deps import Admin, Ctx, Operator, Viewer
 from api.errors import error_responses
 from api.routes.data import JOB_ID_EXAMPLE, ErrorInfo, ObjectName, OrgName, org_scope
+from api.schemas_asof import StaleObject, stale_objects
 from engine.catalog import exports as cexp
 from engine.catalog import orgs as corgs
 from engine.catalog.models import Export
@@ -116,6 +117,17 @@ class ExportOut(BaseModel):
         description="where to download the ZIP (operator), once it has succeeded",
         examples=["/v1/exports/0c3e5d1f9a7b4c2e8d6f1a3b5c7e9d0f/download"],
     )
+    complete: bool | None = Field(
+        description="true when every object of the export is as of the exported job; false when "
+        "`stale_objects` lists some (e.g. the export of a partial job); null for exports recorded "
+        "before this was tracked",
+        examples=[False],
+    )
+    stale_objects: list[StaleObject] | None = Field(
+        description="objects whose data in the export is not as of the exported job: as of an "
+        "earlier job of the cycle (the newest that backed them up), or absent; also the column "
+        "`as_of` of the ZIP's manifest.csv",
+    )
 
 
 class ExportPassword(BaseModel):
@@ -124,12 +136,15 @@ class ExportPassword(BaseModel):
 
 def _out(row: Export, org: str) -> ExportOut:
     error = ErrorInfo(code=row.error_code, message=row.error_message or "") if row.error_code else None
+    as_of = cexp.export_stale_objects(row)
+    stale = stale_objects(as_of) if as_of is not None else None
     return ExportOut(
         id=row.id, org=org, kind=row.kind, format=row.format, scope=row.scope,  # type: ignore[arg-type]
         objects=list(row.objects or []), job=row.job_id, state=row.state, progress=row.progress,
         size_bytes=row.size_bytes, created_by=row.created_by, created_at=row.created_at,
         started_at=row.started_at, finished_at=row.finished_at, error=error,
         download=f"/v1/exports/{row.id}/download" if row.state == "succeeded" else None,
+        complete=None if stale is None else not stale, stale_objects=stale,
     )  # fmt: skip
 
 

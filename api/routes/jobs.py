@@ -10,6 +10,9 @@ so waiting for the job to be recorded never blocks the event loop.
 
 Job details merge the runner's live per-object progress into the catalog rows while the job
 runs in this process, so a caller sees which objects succeeded and which hit exceptions so far.
+Once a job committed, each object row says which job its data in the job's recovery point is as
+of, and ``stale_objects`` lists those a partial job did not back up (as of an earlier job of the
+cycle, or absent): :func:`engine.catalog.jobs.objects_as_of`. The XLSX report carries the same.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from api.context import AppContext
 from api.deps import Ctx, Operator, Viewer
 from api.errors import error_responses
 from api.reports import XLSX_MEDIA_TYPE, ReportJob, ReportObject, build_report, report_filename
+from api.schemas_asof import AsOfName, StaleObject, stale_objects
 from engine.catalog import jobs as cjobs
 from engine.catalog import orgs as corgs
 from engine.catalog.models import ACTIVE_JOB_STATES, Job, JobObject, JobState, Org
@@ -43,6 +47,7 @@ from engine.errors import (
 from engine.jobs.connect import backup_settings_of, job_fact, org_facts_of
 from engine.jobs.permission_check import count_org_billable_users
 from engine.jobs.planning import BackupRequest
+from engine.model import ObjectAsOf
 from engine.policy.facts import JobFact
 from engine.policy.manual import ManualRequest, decide_manual_run
 
@@ -150,6 +155,17 @@ class JobObjectOut(BaseModel):
         examples=[None],
     )
     warning_message: str | None = Field(default=None, examples=[None])
+    as_of: AsOfName | None = Field(
+        default=None,
+        description="which job the object's data in this job's recovery point is as of: this_job, "
+        "earlier_job (it failed here: see `as_of_job`) or absent (no job of the cycle backed it up); "
+        "null while the job runs or when it committed nothing",
+        examples=["this_job"],
+    )
+    as_of_job: str | None = Field(
+        default=None, description="the newest job of the cycle that backed the object up",
+        examples=[JOB_ID_EXAMPLE],
+    )  # fmt: skip
 
 
 class JobErrorOut(BaseModel):
@@ -178,6 +194,12 @@ class JobDetails(JobOut):
     object_counts: ObjectCounts
     objects: list[JobObjectOut] = Field(description="one row per object, by name")
     errors: list[JobErrorOut] = Field(description="errors recorded on the job, oldest first")
+    stale_objects: list[StaleObject] = Field(
+        default_factory=list,
+        description="objects this job did not back up although it committed (a partial job): their "
+        "data in the job's recovery point, and in its exports, is as of an earlier job of the cycle, "
+        "or absent",
+    )
 
 
 # --- helpers ---------------------------------------------------------------------------------
@@ -278,12 +300,13 @@ def _object_row(o: JobObject) -> JobObjectOut:
     )  # fmt: skip
 
 
-def _report_row(o: JobObject) -> ReportObject:
+def _report_row(o: JobObject, as_of: ObjectAsOf | None) -> ReportObject:
     return ReportObject(
         name=o.object_name, state=o.state, records=o.records, bytes=o.bytes, chunks=o.chunks,
         duration_s=o.duration_s, rest_calls=o.rest_calls, bulk2_jobs=o.bulk2_jobs,
         bulk2_pages=o.bulk2_pages, error_code=o.error_code, error_message=o.error_message,
         files_unavailable=o.files_unavailable, warning_code=o.warning_code, warning_message=o.warning_message,
+        as_of=as_of.as_of if as_of else None, as_of_job=as_of.as_of_job if as_of else None,
     )  # fmt: skip
 
 
@@ -305,6 +328,14 @@ def _objects_of(job: Job, live: dict[str, dict[str, Any]] | None) -> list[JobObj
             error_code=p.get("error_code"), error_message=p.get("error_message"),
         )  # fmt: skip
     return [rows[k] for k in sorted(rows)]
+
+
+def _with_as_of(objects: list[JobObjectOut], as_of: dict[str, ObjectAsOf]) -> list[JobObjectOut]:
+    out = []
+    for o in objects:
+        a = as_of.get(o.name)
+        out.append(o if a is None else o.model_copy(update={"as_of": a.as_of, "as_of_job": a.as_of_job}))
+    return out
 
 
 def _counts(objects: list[JobObjectOut]) -> ObjectCounts:
@@ -396,7 +427,8 @@ def job_details(job_id: JobId, ctx: Ctx, _who: Viewer) -> JobDetails:
     with ctx.tx() as s:
         job = cjobs.get_job(s, job_id, with_objects=True)
         running = not JobState(job.state).finished
-        objects = _objects_of(job, live if running else None)
+        as_of = cjobs.objects_as_of(s, job)
+        objects = _with_as_of(_objects_of(job, live if running else None), as_of)
         errors = [
             JobErrorOut(object=e.object_name, code=e.code, message=e.message, occurred_at=e.occurred_at)
             for e in sorted(job.errors, key=lambda e: (e.occurred_at, e.id))
@@ -404,7 +436,7 @@ def job_details(job_id: JobId, ctx: Ctx, _who: Viewer) -> JobDetails:
         base = _job_out(job, _org_name(s, job.org_id))
     return JobDetails(
         **base.model_dump(), live=running and live is not None, object_counts=_counts(objects),
-        objects=objects, errors=errors,
+        objects=objects, errors=errors, stale_objects=stale_objects(as_of.values()),
     )  # fmt: skip
 
 
@@ -451,7 +483,8 @@ def job_report(job_id: JobId, ctx: Ctx, _who: Viewer) -> Response:
         job = cjobs.get_job(s, job_id, with_objects=True)
         org = _org_name(s, job.org_id)
         usage = usage_of_job(s, job.id)
-        objects = [_report_row(o) for o in job.objects]
+        as_of = cjobs.objects_as_of(s, job)
+        objects = [_report_row(o, as_of.get(o.object_name)) for o in job.objects]
         info = ReportJob(
             org=org, job_id=job.id, kind=job.kind, trigger=job.trigger, state=job.state,
             created_at=job.created_at, started_at=job.started_at, finished_at=job.finished_at,

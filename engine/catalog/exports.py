@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 
 from sqlalchemy import func, select
@@ -14,6 +14,7 @@ from engine.catalog.queued import clamp_progress, move_queued
 from engine.catalog.secrets import Sealer
 from engine.clock import Clock, SystemClock
 from engine.errors import NotFound
+from engine.model import ObjectAsOf
 
 
 def _aad(export_id: str) -> bytes:
@@ -89,6 +90,18 @@ def set_export_state(
         export.location = location
     session.flush()
     return export
+
+
+def set_export_stale_objects(export: Export, as_of: Iterable[ObjectAsOf]) -> None:
+    """Record which objects of the export are not as of its job (the others are not stored)."""
+    export.stale_objects = [a.to_dict() for a in sorted(as_of, key=lambda a: a.object) if not a.current]
+
+
+def export_stale_objects(export: Export) -> list[ObjectAsOf] | None:
+    """The objects of the export not as of its job (None for an export recorded before migration 0005)."""
+    if export.stale_objects is None:
+        return None
+    return [ObjectAsOf.from_dict(d) for d in export.stale_objects]
 
 
 def set_export_progress(session: Session, export: Export, progress: float) -> Export:

@@ -29,6 +29,7 @@ from engine.catalog.models import (
 )
 from engine.clock import Clock, SystemClock
 from engine.errors import InvalidJobTransition, NotFound
+from engine.model import ObjectAsOf
 
 TRANSITIONS: dict[JobState, frozenset[JobState]] = {
     JobState.QUEUED: frozenset({JobState.RUNNING, JobState.CANCELLED, JobState.FAILED, JobState.SKIPPED}),
@@ -338,3 +339,45 @@ def count_jobs_since(session: Session, org_id: int, since: datetime) -> int:
         )
         or 0
     )
+
+
+def objects_as_of(session: Session, job: Job) -> dict[str, ObjectAsOf]:
+    """Per object row of ``job``, which job its data in the job's recovery point is as of.
+
+    An object the job backed up is ``this_job``; one that failed (or did not finish) is as of the
+    newest earlier committed job of the same cycle whose row for it succeeded (``earlier_job``),
+    or ``absent`` when there is none. Empty for a job that committed nothing (no recovery point).
+    The same rule as :func:`engine.diff.recovery.object_as_of`, over the catalog's rows.
+    """
+    if job.snapshot_ref is None:
+        return {}
+    rows = list(job.objects)
+    out = {o.object_name: ObjectAsOf(o.object_name, "this_job", job.id)
+           for o in rows if o.state == ObjectState.SUCCEEDED.value}  # fmt: skip
+    missing = {o.object_name: o.error_code for o in rows if o.object_name not in out}
+    found = _earlier_captures(session, job, sorted(missing)) if missing and job.cycle_id else {}
+    for name, code in missing.items():
+        as_of = found.get(name)
+        out[name] = ObjectAsOf(name, "earlier_job" if as_of else "absent", as_of, code)
+    return dict(sorted(out.items()))
+
+
+def _earlier_captures(session: Session, job: Job, names: list[str]) -> dict[str, str]:
+    """Per object of ``names``, the newest committed job of ``job``'s cycle before it that backed it up."""
+    earlier = session.execute(
+        select(JobObject.object_name, Job.id)
+        .join(Job, Job.id == JobObject.job_id)
+        .where(
+            Job.org_id == job.org_id,
+            Job.cycle_id == job.cycle_id,
+            Job.snapshot_ref.is_not(None),
+            or_(Job.created_at < job.created_at, and_(Job.created_at == job.created_at, Job.id < job.id)),
+            JobObject.state == ObjectState.SUCCEEDED.value,
+            JobObject.object_name.in_(names),
+        )
+        .order_by(Job.created_at.desc(), Job.id.desc())
+    )
+    found: dict[str, str] = {}
+    for name, job_id in earlier:
+        found.setdefault(name, job_id)
+    return found

@@ -396,6 +396,8 @@ class Export(Base):
     progress: Mapped[float] = mapped_column(Float, default=0.0, server_default="0")
     # refreshed by the process running it; a stale one means that process died (migration 0003)
     heartbeat_at: Mapped[datetime | None]
+    # objects not as of the exported job (``ObjectAsOf.to_dict`` items; None: not known, migration 0005)
+    stale_objects: Mapped[list[dict[str, Any]] | None] = mapped_column(json_type())
 
     def __repr__(self) -> str:
         return f"Export(id={self.id!r}, state={self.state!r})"

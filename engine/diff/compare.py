@@ -34,7 +34,17 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from engine.diff.recovery import BLOB_SUFFIX, RecoveryPoints, Snapshots, base_index, captured, lit, q, run
+from engine.diff.recovery import (
+    BLOB_SUFFIX,
+    RecoveryPoints,
+    Snapshots,
+    base_index,
+    captured,
+    lit,
+    object_as_of,
+    q,
+    run,
+)
 from engine.errors import JobNotInCycle, NoPreviousJob, ObjectNotInBackup
 
 DEFAULT_IGNORED = ("SystemModstamp",)
@@ -290,6 +300,10 @@ class ObjectStats:
     rest_calls: int
     bulk_jobs: int
     captured: bool
+    as_of: str = "this_job"
+    """this_job, or earlier_job when the job did not capture the object (see ``as_of_job``)."""
+    as_of_job: str | None = None
+    """The newest job of the cycle that captured the object (the records are as of that job)."""
 
     def to_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -339,13 +353,14 @@ def job_stats(rp: RecoveryPoints, job: str | None = None, *, filter: StatsFilter
         base_prev = base_index(chain[:-1], obj) if prev is not None else None
         d = _diff_object(rp, obj, target.job_id, prev.job_id if base_prev is not None and prev else None,
                          ignore_fields)  # fmt: skip
+        a = object_as_of(chain, obj)
         s = ObjectStats(
             job=target.job_id, object=obj, type=object_type(obj), records=d.records_new,
             backup_bytes=entry.bytes if entry is not None else 0,
             added=d.added, changed=d.changed, removed=d.removed,
             rest_calls=int(calls.get("rest", 0)),
             bulk_jobs=int(calls.get("bulk2_jobs_created", calls.get("bulk2_jobs", 0))),
-            captured=captured(target, obj),
+            captured=captured(target, obj), as_of=a.as_of, as_of_job=a.as_of_job,
         )  # fmt: skip
         if f.keep(s):
             out.append(s)

@@ -2,7 +2,8 @@
 
 :func:`export_records` writes one file per object (CSV or MySQL ``.sql``) for scope ``changed``
 or ``cycle`` at a job, plus ``removed.csv`` (Ids removed since the previous job, scope ``changed``)
-and ``manifest.csv`` (object, rows, file, bytes). :func:`export_files` writes the bodies of file
+and ``manifest.csv`` (object, rows, file, bytes, as_of, as_of_job: see :data:`MANIFEST_COLUMNS`).
+:func:`export_files` writes the bodies of file
 objects (Attachment, Document, StaticResource, ContentVersion, MailMergeTemplate) under
 ``<Object>/<Id>/<original name>`` plus ``index.csv``. Each object is first written to the scratch
 folder, then streamed into the archive and deleted, so the scratch holds one object at a time.
@@ -24,10 +25,16 @@ from engine.diff.export_mysql import write_mysql
 from engine.diff.recovery import BLOB_SUFFIX, RecoveryPoints
 from engine.diff.selection import Scope, select_rows
 from engine.errors import ObjectNotInBackup
-from engine.model import BlobRef
+from engine.model import BlobRef, ObjectAsOf
 
 Format = Literal["csv", "mysql"]
 NAME_FIELDS = ("PathOnClient", "Filename", "Name", "Title", "DeveloperName")
+MANIFEST_COLUMNS = ["object", "rows", "file", "bytes", "as_of", "as_of_job"]
+"""``manifest.csv`` of a records export, one row per object. ``as_of`` says which job the object's
+data is as of: ``this_job`` (the exported job captured it), ``earlier_job`` (the job did not
+capture it, e.g. it failed there: the data is as of ``as_of_job``, the newest job of the cycle
+that captured it) or ``absent`` (no job of the cycle captured it: no file, empty rows and bytes;
+listed only when every object is exported)."""
 
 
 @dataclass(frozen=True)
@@ -53,6 +60,13 @@ class ExportResult:
     rows: dict[str, int] = field(default_factory=dict)
     files: int = 0
     plain_bytes: int = 0
+    as_of: list[ObjectAsOf] = field(default_factory=list)
+    """Per object, which job its data is as of (absent objects included when all were asked for)."""
+
+    @property
+    def stale(self) -> list[ObjectAsOf]:
+        """The objects that are not as of the exported job (as of an earlier job, or absent)."""
+        return [a for a in self.as_of if not a.current]
 
 
 def _check_objects(rp: RecoveryPoints, job: str, objects: Sequence[str] | None) -> list[str]:
@@ -63,6 +77,18 @@ def _check_objects(rp: RecoveryPoints, job: str, objects: Sequence[str] | None) 
         if o not in have:
             raise ObjectNotInBackup(object=o, org=rp.org, job=job)
     return list(objects)
+
+
+def export_as_of(rp: RecoveryPoints, job: str, objects: Sequence[str] | None, *,
+                 files: bool = False) -> list[ObjectAsOf]:  # fmt: skip
+    """Per object of an export at ``job``, which job its data is as of, by name.
+
+    ``objects=None`` (every object; the file objects for a files export) also lists the objects
+    that no job of the cycle captured, as ``absent``.
+    """
+    if objects is not None:
+        return rp.snapshots.as_of(job, objects)
+    return [a for a in rp.snapshots.as_of(job) if not files or a.object in FILE_OBJECTS]
 
 
 def estimate_bytes(rp: RecoveryPoints, job: str | None, objects: Sequence[str] | None) -> int:
@@ -87,6 +113,8 @@ def export_records(rp: RecoveryPoints, out: Path | str, *, fmt: Format, scope: S
     password = password or generate_password()
     result = ExportResult(Path(out), password, target, 0)
     ext = "csv" if fmt == "csv" else "sql"
+    result.as_of = export_as_of(rp, target, objects)
+    as_of = {a.object: a for a in result.as_of}
     manifest_rows: list[list[Any]] = []
     removed = rp.scratch.file("export-removed.csv")
     with ArchiveWriter(out, password) as zw, removed.open("w", newline="", encoding="utf-8") as rfh:
@@ -101,13 +129,14 @@ def export_records(rp: RecoveryPoints, out: Path | str, *, fmt: Format, scope: S
             tmp.unlink()
             result.rows[obj] = rows
             result.plain_bytes += n
-            manifest_rows.append([obj, rows, f"{obj}.{ext}", n])
+            manifest_rows.append([obj, rows, f"{obj}.{ext}", n, as_of[obj].as_of, as_of[obj].as_of_job or ""])
             if sel.diff is not None:
                 for rid in sel.diff.iter_ids("removed"):
                     rw.writerow([obj, rid])
             if progress is not None:
                 progress(ExportProgress(obj, i + 1, len(names), rows, result.plain_bytes))
-        _csv_member(zw, "manifest.csv", ["object", "rows", "file", "bytes"], manifest_rows)
+        manifest_rows.extend([a.object, "", "", "", a.as_of, ""] for a in result.as_of if a.as_of == "absent")
+        _csv_member(zw, "manifest.csv", MANIFEST_COLUMNS, manifest_rows)
         if scope == "changed":
             rfh.flush()
             zw.add_file("removed.csv", removed)
@@ -142,7 +171,7 @@ def export_files(rp: RecoveryPoints, out: Path | str, *, scope: Scope, job: str 
     have = rp.snapshots.objects(target)
     names = [o for o in have if o in FILE_OBJECTS] if objects is None else _check_objects(rp, target, objects)
     password = password or generate_password()
-    result = ExportResult(Path(out), password, target, 0)
+    result = ExportResult(Path(out), password, target, 0, as_of=export_as_of(rp, target, objects, files=True))
     index: list[list[Any]] = []
     with ArchiveWriter(out, password) as zw:
         for i, obj in enumerate(names):

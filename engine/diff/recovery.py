@@ -12,6 +12,10 @@ independent in-memory oracle (``tests/helpers/reference_state.py``):
   chain), the timestamp of a deletion is the deletion chunk's first non-``Id`` column;
 * per Id the newest event wins, ordered by (timestamp desc nulls last, job desc, deletion first);
   Ids whose winner is a deletion are gone;
+* an object that a job did not capture (it failed there: ``ObjectEntry.errors``; or the job did
+  not include it) is, in that job's recovery point, as of the newest job of the chain that
+  captured it, or absent when no job did (:func:`object_as_of`, which exports and the Data view
+  report per object);
 * an Id sweep (a job listing ``obj`` in ``m.extra["sweeps"]``, whose ``<obj>#ids`` chunks are in
   ``deleted_ids_chunks``) at a job ≥ the winner's job that did not see the Id removes it (hard delete).
 
@@ -42,7 +46,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from engine.errors import ObjectNotInBackup, ScratchFull, UnknownJob, UnknownOrg
-from engine.model import BlobRef, ChunkRef, Manifest
+from engine.model import BlobRef, ChunkRef, Manifest, ObjectAsOf
 
 IDS_SUFFIX = "#ids"
 """Sweep chunks list ``<Object>#ids`` as their object (mirrors ``engine.jobs.tasks.IDS_SUFFIX``)."""
@@ -92,6 +96,32 @@ def base_index(chain: Sequence[Manifest], obj: str) -> int | None:
     return base
 
 
+def failure_code(manifest: Manifest, obj: str) -> str | None:
+    """The error code ``obj`` failed with in ``manifest``'s job (None: it did not fail there)."""
+    entry = manifest.objects.get(obj)
+    if entry is None or not entry.errors:
+        return None
+    code = entry.errors[0].get("code")
+    return str(code) if code else "unknown"
+
+
+def object_as_of(chain: Sequence[Manifest], obj: str) -> ObjectAsOf:
+    """Which job of ``chain`` the data of ``obj`` in the recovery point of ``chain[-1]`` is as of.
+
+    The newest job at or after the base (:func:`base_index`) that captured the object; ``absent``
+    when no job of the chain captured it in full.
+    """
+    target = chain[-1]
+    code = failure_code(target, obj)
+    base = base_index(chain, obj)
+    if base is None:
+        return ObjectAsOf(obj, "absent", None, code)
+    newest = max(j for j in range(base, len(chain)) if captured(chain[j], obj))
+    if newest == len(chain) - 1:
+        return ObjectAsOf(obj, "this_job", target.job_id)
+    return ObjectAsOf(obj, "earlier_job", chain[newest].job_id, code)
+
+
 @dataclass
 class Snapshots:
     """The committed manifests of one org, in commit order, with job and cycle look-ups."""
@@ -125,6 +155,16 @@ class Snapshots:
         """The job before ``job_id`` in the same cycle (None for the cycle's first job)."""
         chain = self.chain(job_id)
         return chain[-2] if len(chain) >= 2 else None
+
+    def as_of(self, job_id: str | None, objects: Iterable[str] | None = None) -> list[ObjectAsOf]:
+        """Per object, which job its data in the recovery point of ``job_id`` is as of, by name.
+
+        ``objects=None``: every object a manifest of the chain names (objects that failed
+        everywhere in the cycle are ``absent``); otherwise the given objects.
+        """
+        chain = self.chain(job_id)
+        names = sorted({n for m in chain for n in m.objects} if objects is None else set(objects))
+        return [object_as_of(chain, n) for n in names]
 
     def objects(self, job_id: str | None) -> list[str]:
         """Objects that have a recovery point at ``job_id`` (captured in full somewhere in the chain)."""

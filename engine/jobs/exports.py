@@ -24,7 +24,11 @@ Rules:
   *before* anything is written (:class:`ExportLimitExceeded`, SFV-707);
 * unknown org (:class:`UnknownOrg`), unknown job (:class:`UnknownJob`) and an object that is not in
   the backup (:class:`ObjectNotInBackup`) are refused at submission, and nothing is recorded;
-* the generated ZIP password is returned once and stored only sealed (``set_export_password``).
+* the generated ZIP password is returned once and stored only sealed (``set_export_password``);
+* the objects whose data is not as of the exported job (the job is partial, or did not include
+  them: as of an earlier job of the cycle, or absent) are recorded on the row at submission and
+  again when the export succeeds (``Export.stale_objects``), so the API says so from the 202
+  answer on; the ZIP's ``manifest.csv`` says the same per object (columns ``as_of``, ``as_of_job``).
 
 The export pins the job it was submitted for through ``Export.job_id``, a foreign key to the
 catalog's jobs. A job the repository has but the catalog does not (a catalog not rebuilt yet)
@@ -50,6 +54,7 @@ from engine.diff.export import (
     Format,
     ProgressFn,
     estimate_bytes,
+    export_as_of,
     export_files,
     export_records,
 )
@@ -64,6 +69,7 @@ from engine.errors import (
     SfvaultError,
     UnknownOrg,
 )
+from engine.model import ObjectAsOf
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session, sessionmaker
@@ -96,6 +102,13 @@ class ExportOutcome:
     rows: dict[str, int] = field(default_factory=dict)
     files: int = 0
     path: Path | None = None
+    as_of: list[ObjectAsOf] = field(default_factory=list)
+    """Per object, which job its data is as of (:func:`engine.diff.export.export_as_of`)."""
+
+    @property
+    def stale(self) -> list[ObjectAsOf]:
+        """The objects not as of the exported job: as of an earlier job of the cycle, or absent."""
+        return [a for a in self.as_of if not a.current]
 
 
 def month_start(now: datetime) -> datetime:
@@ -138,14 +151,16 @@ def recovery_points(settings: Settings, repo: Any, org: str, **kw: Any) -> Recov
     return RecoveryPoints(repo, org, scratch_root=settings.scratch_dir, **kw)
 
 
-def _target_objects(rp: RecoveryPoints, request: ExportRequest, target: str) -> tuple[list[str] | None, int]:
-    """The objects to record (None = all) and the export's volume estimate; validates the objects."""
+def _target_objects(rp: RecoveryPoints, request: ExportRequest,
+                    target: str) -> tuple[list[str] | None, int, list[ObjectAsOf]]:  # fmt: skip
+    """The objects to record (None = all), the export's volume estimate and which job each
+    object is as of; validates the objects."""
     objects = list(request.objects) if request.objects else None
     if objects is None and request.kind == "files":
         estimate = estimate_bytes(rp, target, [o for o in rp.snapshots.objects(target) if o in FILE_OBJECTS])
     else:
         estimate = estimate_bytes(rp, target, objects)  # raises ObjectNotInBackup
-    return objects, estimate
+    return objects, estimate, export_as_of(rp, target, objects, files=request.kind == "files")
 
 
 def _submit(settings: Settings, request: ExportRequest, *, clock: Clock, repo: Any,
@@ -165,7 +180,7 @@ def _submit(settings: Settings, request: ExportRequest, *, clock: Clock, repo: A
             org_id = org.id
         with repository(settings, repo, clock) as r, recovery_points(settings, r, request.org) as rp:
             target = rp.snapshots.job(request.job).job_id
-            objects, planned = _target_objects(rp, request, target)
+            objects, planned, as_of = _target_objects(rp, request, target)
         with transaction(sessions) as s:
             active = cexp.active_export(s, org_id)
             if active is not None:
@@ -181,6 +196,7 @@ def _submit(settings: Settings, request: ExportRequest, *, clock: Clock, repo: A
                 objects=objects or [], job_id=target if s.get(Job, target) is not None else None,
                 created_by=request.created_by, clock=clock,
             )  # fmt: skip
+            cexp.set_export_stale_objects(row, as_of)  # known at once: the 202 answer says so
             return row.id, target
 
 
@@ -288,6 +304,7 @@ def run_queued_export(settings: Settings, export_id: str, *, on_progress: Progre
                 path.unlink(missing_ok=True)
                 raise abandoned_error("export", row)
             cexp.set_export_password(row, result.password, catalog_sealer(settings, create=True))
+            cexp.set_export_stale_objects(row, result.as_of)
             cexp.set_export_state(s, row, ExportState.SUCCEEDED, size_bytes=result.size_bytes,
                                   location=str(path), clock=clock)  # fmt: skip
     return _outcome(export_id, result, path)
@@ -295,8 +312,9 @@ def run_queued_export(settings: Settings, export_id: str, *, on_progress: Progre
 
 def _outcome(export_id: str, result: ExportResult, path: Path) -> ExportOutcome:
     return ExportOutcome(
-        export_id, result.password, result.size_bytes, result.job, result.rows, result.files, path
-    )
+        export_id, result.password, result.size_bytes, result.job, result.rows, result.files, path,
+        list(result.as_of),
+    )  # fmt: skip
 
 
 def run_export(settings: Settings, request: ExportRequest, *, repo: Any = None,

@@ -103,7 +103,7 @@ def rp(env: DataEnv, tmp_path: Path) -> Iterator[RecoveryPoints]:
 
 def _stats(rows: list[Any]) -> list[dict[str, Any]]:
     keep = ("object", "type", "records", "backup_bytes", "added", "changed", "removed", "rest_calls",
-            "bulk_jobs", "captured")  # fmt: skip
+            "bulk_jobs", "captured", "as_of", "as_of_job")  # fmt: skip
     return [{k: (r[k] if isinstance(r, dict) else getattr(r, k)) for k in keep} for r in rows]
 
 
@@ -335,6 +335,7 @@ def test_csv_export_download_and_password(
     assert done["state"] == "succeeded", done["error"]
     assert done["progress"] == 1.0 and done["size_bytes"] > 0 and done["finished_at"]
     assert done["download"] == f"/v1/exports/{queued['id']}/download"
+    assert (done["complete"], done["stale_objects"]) == (True, []), "every object is as of the job"
     monitor = env.client.get(f"/v1/orgs/{ORG}/exports", headers=env.h(Role.VIEWER)).json()
     assert [e["id"] for e in monitor if e["id"] == queued["id"]] == [queued["id"]]
     assert "password" not in str(monitor)

@@ -49,16 +49,17 @@ OBJECTS = (
 )  # fmt: skip
 
 
-def seed_job(settings: Settings, org: str = "acme") -> str:
+def seed_job(settings: Settings, org: str = "acme", *, cycle_id: str | None = None, kind: str = "full",
+             start: datetime = T0) -> str:  # fmt: skip
     """A partial job of ``org`` with four objects (two failed) and its API usage."""
-    clock = FrozenClock(T0)
+    clock = FrozenClock(start)
     engine = make_engine(settings.catalog_url)
     try:
         with transaction(session_factory(engine)) as s:
             row = corgs.find_org_by_name(s, org) or corgs.create_org(
                 s, name=org, instance_url="https://acme.example", storage_location="/nowhere", clock=clock
             )
-            job = cjobs.create_job(s, row, kind="full", trigger="manual", clock=clock)
+            job = cjobs.create_job(s, row, kind=kind, trigger="manual", cycle_id=cycle_id, clock=clock)
             cjobs.start_job(s, job, clock=clock)
             clock.advance(timedelta(minutes=5))
             for res in OBJECTS:
@@ -112,7 +113,7 @@ def test_report_rows_match_the_catalog(
         assert row == [
             o.object_name, o.state, o.records, o.bytes, o.chunks, o.duration_s, o.rest_calls, o.bulk2_jobs,
             o.bulk2_pages, o.files_unavailable, o.error_code, o.error_message, o.warning_code,
-            o.warning_message,
+            o.warning_message, "absent" if o.error_code else "this job", None if o.error_code else job_id,
         ]  # fmt: skip
         link = by_name[o.object_name][code_col].hyperlink
         if o.error_code is None:
@@ -125,6 +126,62 @@ def test_report_rows_match_the_catalog(
     assert case_link.startswith(TROUBLESHOOTING_URL + "#")
     assert case_link.split("#", 1)[1] in anchors_of_guide()
     assert by_name["Lead"][code_col].hyperlink.target == TROUBLESHOOTING_URL
+
+
+def seed_first_full(settings: Settings, org: str = "acme") -> str:
+    """A full job that backed up Account, Contact and Case and failed on Lead (the cycle's first)."""
+    clock = FrozenClock(T0 - timedelta(days=1))
+    engine = make_engine(settings.catalog_url)
+    try:
+        with transaction(session_factory(engine)) as s:
+            row = corgs.create_org(s, name=org, instance_url="https://acme.example",
+                                   storage_location="/nowhere", clock=clock)  # fmt: skip
+            job = cjobs.create_job(s, row, kind="full", trigger="scheduled", clock=clock)
+            job.cycle_id = job.id
+            cjobs.start_job(s, job, clock=clock)
+            for name in ("Account", "Contact", "Case"):
+                cjobs.record_object_result(s, job, ObjectResult(name, records=10))
+            lead = ObjectResult("Lead", state="failed", error_code="SFV-403", error_message="limit")
+            cjobs.record_object_result(s, job, lead)
+            cjobs.finish_job(s, job, "partial", snapshot_ref="snap-0", clock=clock)
+            return job.id
+    finally:
+        engine.dispose()
+
+
+def test_partial_job_report_and_details_say_which_objects_are_as_of_an_earlier_job(
+    api_client: TestClient, settings: Settings, as_role: Callable[[Role], dict[str, str]]
+) -> None:
+    """Issue 14 defect 5: the report and the job details of a partial job name the objects whose
+    data in its recovery point is as of an earlier job (and which), or absent."""
+    first = seed_first_full(settings)
+    job_id = seed_job(settings, cycle_id=first, kind="incremental")  # Case and Lead fail here
+    resp = api_client.get(f"/v1/jobs/{job_id}/report.xlsx", headers=as_role(Role.VIEWER))
+    assert resp.status_code == 200, resp.text
+    wb = load_workbook(io.BytesIO(resp.content))
+    summary = {r[0].value: r[1].value for r in wb[SUMMARY_SHEET].iter_rows(min_col=1, max_col=2)}
+    assert summary["State"] == "partial"
+    assert summary["Objects as of an earlier job"] == 1
+    assert summary["Objects absent from the recovery point"] == 1
+    assert "2 object(s) were not backed up by this job" in summary["Note"]
+    rows = list(wb[OBJECTS_SHEET].iter_rows(values_only=True))
+    as_of = {r[0]: r[-2:] for r in rows[1:]}
+    assert as_of == {"Account": ("this job", job_id), "Contact": ("this job", job_id),
+                     "Case": ("earlier job", first), "Lead": ("absent", None)}  # fmt: skip
+
+    details = api_client.get(f"/v1/jobs/{job_id}", headers=as_role(Role.VIEWER)).json()
+    assert details["state"] == "partial"
+    assert details["stale_objects"] == [
+        {"object": "Case", "as_of": "earlier_job", "as_of_job": first, "error_code": "SFV-403"},
+        {"object": "Lead", "as_of": "absent", "as_of_job": None, "error_code": "SFV-999"},
+    ]
+    assert {o["name"]: (o["as_of"], o["as_of_job"]) for o in details["objects"]} == {
+        "Account": ("this_job", job_id), "Contact": ("this_job", job_id), "Case": ("earlier_job", first),
+        "Lead": ("absent", None),
+    }  # fmt: skip
+    # the earlier job is itself partial on Lead, and complete for the rest
+    first_details = api_client.get(f"/v1/jobs/{first}", headers=as_role(Role.VIEWER)).json()
+    assert [(o["object"], o["as_of"]) for o in first_details["stale_objects"]] == [("Lead", "absent")]
 
 
 def test_every_error_code_links_to_an_existing_heading() -> None:

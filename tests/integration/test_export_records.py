@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import io
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -151,3 +153,34 @@ def test_wrong_zip_password_is_refused(tmp_path: Path, chain: tuple[Any, list[st
     with pytest.raises(WrongZipPassword) as err, open_archive(res.path, "not-the-password"):
         pass
     assert err.value.code == "SFV-708"
+
+
+@pytest.mark.parametrize("scope", ["cycle", "changed"])
+def test_manifest_csv_says_which_job_each_object_is_as_of(tmp_path: Path, scope: str) -> None:
+    """Issue 14 defect 5: in the export of a partial job, the failed object is as of the earlier
+    job that captured it (its rows are that job's), and one no job captured is listed as absent."""
+    repo = new_repository(tmp_path)
+    w = ChainWriter(repo, ORG)
+    full_rows = hard_table(5)
+    full = w.commit("full", {"Account": ObjectChange(rows=full_rows, mode="full"),
+                             "Contact": ObjectChange(rows=full_rows, mode="full"),
+                             "Lead": ObjectChange(failed=True)}).job_id  # fmt: skip
+    upd = full_rows.slice(0, 2).set_column(8, "SystemModstamp", pa.array([T0 + timedelta(hours=1)] * 2, TS))
+    inc = w.commit("incremental", {"Account": ObjectChange(rows=upd), "Contact": ObjectChange(failed=True),
+                                   "Lead": ObjectChange(failed=True)}).job_id  # fmt: skip
+    with RecoveryPoints(repo, ORG, scratch_root=tmp_path / "s") as rp:
+        res = export_records(rp, tmp_path / "out.zip", fmt="csv", scope=scope, job=inc)  # type: ignore[arg-type]
+        contact_before = rp.count("Contact", full)
+    assert [(a.object, a.as_of, a.as_of_job) for a in res.stale] == [
+        ("Contact", "earlier_job", full), ("Lead", "absent", None)
+    ]  # fmt: skip
+    with open_archive(res.path, res.password) as zf:
+        rows = list(csv.reader(io.StringIO(zf.read("manifest.csv").decode())))
+        assert "Lead.csv" not in zf.namelist()
+    assert rows[0] == ["object", "rows", "file", "bytes", "as_of", "as_of_job"]
+    by_object = {r[0]: r for r in rows[1:]}
+    assert [by_object["Account"][i] for i in (4, 5)] == ["this_job", inc]
+    assert [by_object["Contact"][i] for i in (4, 5)] == ["earlier_job", full]
+    # a cycle export holds Contact as the full captured it; nothing of it changed since
+    assert by_object["Contact"][1] == (str(contact_before) if scope == "cycle" else "0")
+    assert by_object["Lead"] == ["Lead", "", "", "", "absent", ""]

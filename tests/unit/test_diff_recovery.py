@@ -152,3 +152,25 @@ def test_chain_helpers_mirror_engine_jobs(tmp_path: Path) -> None:
 
     assert recovery.IDS_SUFFIX == IDS_SUFFIX
     assert recovery.BLOB_SUFFIX == BLOB_SUFFIX
+
+
+def test_as_of_names_the_job_each_object_is_as_of(tmp_path: Path) -> None:
+    """Issue 14 defect 5: an object a job did not capture is as of the newest earlier job of the
+    cycle that did (failed there, or not included), or absent; a new cycle starts over."""
+    repo = new_repository(tmp_path)
+    org = RandomOrg(3)
+    org.seed_rows(6)
+    w = ChainWriter(repo, ORG)
+    full = w.commit("full", {"Account": org.full(), "Lead": ObjectChange(failed=True)}).job_id
+    failed = ObjectChange(failed=True)
+    inc = w.commit("incremental", {"Account": failed, "Lead": failed}).job_id
+    scoped = w.commit("incremental", {"Lead": org.full()}).job_id  # Account not included, Lead in full
+    snaps = Snapshots.load(repo, ORG)
+    as_of = {a.object: (a.as_of, a.as_of_job, a.error_code) for a in snaps.as_of(inc)}
+    assert as_of == {"Account": ("earlier_job", full, "SFV-404"), "Lead": ("absent", None, "SFV-404")}
+    as_of = {a.object: (a.as_of, a.as_of_job, a.error_code) for a in snaps.as_of(scoped)}
+    assert as_of == {"Account": ("earlier_job", full, None), "Lead": ("this_job", scoped, None)}
+    assert [(a.object, a.as_of) for a in snaps.as_of(full)] == [("Account", "this_job"), ("Lead", "absent")]
+    assert [a.object for a in snaps.as_of(inc, ["Account"])] == ["Account"]
+    second = w.commit("full", {"Lead": org.full()}).job_id  # a new cycle: Account is not in it
+    assert [(a.object, a.as_of) for a in Snapshots.load(repo, ORG).as_of(second)] == [("Lead", "this_job")]
