@@ -65,8 +65,8 @@ def test_quiet_objects_are_skipped_and_the_snapshot_stays_exact(env: BackupEnv) 
         assert {k: v for k, v in compare_org(env.em, repo, "acme", objects).items() if v} == {}
         manifests = sorted(repo.manifests("acme"), key=lambda m: m.created_at)
     first, last = manifests[0], manifests[-1]
-    assert last.extra["modes"]["Opportunity"] == "incremental"
-    assert last.extra["cursors"]["Opportunity"] == first.extra["cursors"]["Opportunity"]
+    assert last.objects["Opportunity"].mode == "incremental"
+    assert last.objects["Opportunity"].cursor == first.objects["Opportunity"].cursor
 
     # and the next job still finds changes made after the skip
     with _client(env) as c:

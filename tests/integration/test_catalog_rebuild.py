@@ -26,7 +26,7 @@ from engine.catalog.rebuild import rebuild_catalog
 from engine.cli import app
 from engine.clock import FrozenClock
 from engine.config import Settings
-from engine.model import Manifest, ObjectEntry
+from engine.model import Manifest, ObjectEntry, ObjectError
 from engine.sink.backends import open_backend
 from engine.sink.keys import LocalKeyFile
 from engine.sink.repository import Repository
@@ -64,7 +64,7 @@ def _run_job(
     entries: dict[str, ObjectEntry] = {}
     for obj, n in rows.items():
         if obj in failed:
-            entries[obj] = ObjectEntry(errors=[{"code": "SFV-405", "message": f"query on {obj} timed out"}])
+            entries[obj] = ObjectEntry(errors=[ObjectError("SFV-405", f"query on {obj} timed out")])
             jobs.record_object_result(s, job, ObjectResult(obj, "failed", error_code="SFV-405"))
             continue
         refs = [repo.write_chunk(_table(obj[:3] + str(k), n // 2 + k), obj) for k in range(2)]
