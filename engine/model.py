@@ -364,7 +364,7 @@ class JobRecord:
 
     Attributes:
         trigger: ``manual`` (CLI, API "back up now") or ``scheduled`` (the scheduler).
-        created_at, started_at: when the job was queued and started (the catalog's times).
+        queued_at, started_at: when the job was queued (the catalog's ``created_at``) and started.
         finished_at: when the job's result was fixed: the commit time, the manifest's
             ``created_at``.
         scheduled_for: the schedule slot of a scheduled job.
@@ -376,7 +376,7 @@ class JobRecord:
     """
 
     trigger: Trigger | None = None
-    created_at: datetime | None = None
+    queued_at: datetime | None = None
     started_at: datetime | None = None
     finished_at: datetime | None = None
     scheduled_for: datetime | None = None
@@ -389,7 +389,7 @@ class JobRecord:
     def to_dict(self) -> dict[str, Any]:
         return {
             "trigger": self.trigger,
-            "created_at": _opt_dt(self.created_at),
+            "queued_at": _opt_dt(self.queued_at),
             "started_at": _opt_dt(self.started_at),
             "finished_at": _opt_dt(self.finished_at),
             "scheduled_for": _opt_dt(self.scheduled_for),
@@ -408,7 +408,7 @@ class JobRecord:
         cycle, requested, error, org = (data.get(k) for k in ("cycle", "requested_objects", "error", "org"))
         return cls(
             trigger=trigger,
-            created_at=_parse_dt(data.get("created_at")),
+            queued_at=_parse_dt(data.get("queued_at")),
             started_at=_parse_dt(data.get("started_at")),
             finished_at=_parse_dt(data.get("finished_at")),
             scheduled_for=_parse_dt(data.get("scheduled_for")),

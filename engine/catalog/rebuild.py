@@ -103,7 +103,7 @@ def apply_manifest(
     org = _ensure_org(session, manifest, report, clock)
     record = manifest.job
     committed = _as_utc(manifest.created_at) or clock.now()
-    created_at = _as_utc(record.created_at) or committed
+    created_at = _as_utc(record.queued_at) or committed
     job = session.get(Job, manifest.job_id)
     if job is None:
         job = Job(id=manifest.job_id, org_id=org.id, created_at=created_at, cancel_requested=False)

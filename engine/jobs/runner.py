@@ -865,7 +865,7 @@ def _job_record(
     position = decision.position() if decision.kind == "incremental" else CyclePosition(finished, 0)
     return JobRecord(
         trigger=cast(Trigger, job.trigger),
-        created_at=job.created_at,
+        queued_at=job.created_at,
         started_at=job.started_at,
         finished_at=finished,
         scheduled_for=job.scheduled_for,
