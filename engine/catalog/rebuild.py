@@ -13,7 +13,8 @@ manifest (through anything that lists snapshots and loads manifests, normally
   ``partial`` when some object failed), cycle, requested objects, created / started / finished
   times, schedule slot, error, and ``snapshot_ref`` set to the snapshot's name;
 - the job's per-object results (records, bytes, chunks, duration, API calls, state, warning,
-  files unavailable) and its errors, replacing what the catalog had for that job.
+  files unavailable), its errors and its row of the API usage ledger, replacing what the catalog
+  had for that job.
 
 Manifests of format 1 (upgraded on read) did not record the trigger, times, requested objects or
 org: those jobs come back as ``scheduled``, started and finished at their commit time.
@@ -32,9 +33,20 @@ from typing import Protocol
 from sqlalchemy import delete
 from sqlalchemy.orm import Session
 
-from engine.catalog.models import Job, JobError, JobKind, JobObject, JobState, JobTrigger, ObjectState, Org
+from engine.catalog.models import (
+    ApiUsage,
+    Job,
+    JobError,
+    JobKind,
+    JobObject,
+    JobState,
+    JobTrigger,
+    ObjectState,
+    Org,
+)
 from engine.catalog.orgs import create_org, find_org_by_name
-from engine.clock import Clock, SystemClock
+from engine.catalog.usage import record_api_usage
+from engine.clock import Clock, FrozenClock, SystemClock
 from engine.errors import CatalogRebuildFailed, SfvaultError
 from engine.model import Manifest, ObjectEntry, OrgFacts, SnapshotInfo
 
@@ -116,6 +128,7 @@ def apply_manifest(
             )
         session.execute(delete(JobObject).where(JobObject.job_id == job.id))
         session.execute(delete(JobError).where(JobError.job_id == job.id))
+        session.execute(delete(ApiUsage).where(ApiUsage.job_id == job.id))
         report.jobs_updated += 1
     has_errors = any(entry.errors for entry in manifest.objects.values())
     job.kind = JobKind(manifest.kind).value
@@ -170,8 +183,26 @@ def apply_manifest(
                 )
             )
         report.objects += 1
+    _record_usage(session, manifest, job, org)
     session.flush()
     return job
+
+
+def _record_usage(session: Session, manifest: Manifest, job: Job, org: Org) -> None:
+    """The job's row of the API usage ledger, as the runner appended it when the job finished."""
+    usage = manifest.job.usage
+    known = usage.org_max is not None and usage.org_used is not None
+    record_api_usage(
+        session,
+        org_id=org.id,
+        job_id=job.id,
+        rest_calls=usage.calls.get("rest", 0),
+        bulk2_jobs=sum(_api_calls(e)["bulk2_jobs"] for e in manifest.objects.values()),
+        bulk2_pages=usage.calls.get("bulk2_results_page", 0),
+        remaining=(usage.org_max or 0) - (usage.org_used or 0) if known else None,
+        daily_limit=usage.org_max,
+        clock=FrozenClock(current=job.finished_at or manifest.created_at),
+    )
 
 
 def rebuild_catalog(

@@ -4,8 +4,9 @@ Real jobs (emulator over HTTP, Dask LocalCluster, local encrypted repository, SQ
 write the repository and the catalog: a full, a scheduled incremental, a partial job of a few
 requested objects (one Bulk job fails through the emulator's fault injection), the incremental
 that redoes the failed object, and the full of a new cycle. The catalog is then rebuilt from
-the repository alone into a fresh database and compared with the original, row by row: what the
-rebuild reads is exactly what the runner wrote.
+the repository alone into a fresh database and compared with the original, row by row (jobs,
+per-object results, errors, the API usage ledger, the org): what the rebuild reads is exactly
+what the runner wrote.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from engine.catalog.db import make_engine, migrate, session_factory, transaction
-from engine.catalog.models import Job, JobError, JobObject, Org
+from engine.catalog.models import ApiUsage, Job, JobError, JobObject, Org
 from engine.catalog.rebuild import rebuild_catalog
 from engine.jobs.planning import BackupRequest
 from engine.jobs.runner import BackupResult, run_backup
@@ -37,6 +38,7 @@ OBJECT_COLUMNS = (
     "bulk2_pages", "error_code", "error_message", "files_unavailable", "warning_code", "warning_message",
 )  # fmt: skip
 ORG_COLUMNS = ("name", "instance_url", "sf_org_id", "time_zone")
+USAGE_COLUMNS = ("day", "rest_calls", "bulk2_jobs", "bulk2_pages", "remaining", "daily_limit", "recorded_at")
 FAILURE = "UNKNOWN_EXCEPTION: the job could not be processed"  # not a timeout: no bisecting
 
 
@@ -65,6 +67,9 @@ def _view(s: Session) -> dict[str, Any]:
             "job": _row(job, JOB_COLUMNS),
             "objects": [_row(o, OBJECT_COLUMNS) for o in objects],
             "errors": [(e.object_name, e.code, e.message, e.occurred_at) for e in errors],
+            "usage": [
+                _row(u, USAGE_COLUMNS) for u in s.scalars(select(ApiUsage).where(ApiUsage.job_id == job.id))
+            ],
         }
     orgs = [_row(o, ORG_COLUMNS) for o in s.scalars(select(Org).order_by(Org.name))]
     return {"orgs": orgs, "jobs": jobs}
@@ -155,6 +160,7 @@ def _differences(want: dict[str, Any], got: dict[str, Any]) -> list[str]:
                 for c in OBJECT_COLUMNS
                 if wo[c] != go[c]
             ]
-        if w["errors"] != g["errors"]:
-            out.append(f"{job_id} errors: {w['errors']} != {g['errors']}")
+        for part in ("errors", "usage"):
+            if w[part] != g[part]:
+                out.append(f"{job_id} {part}: {w[part]} != {g[part]}")
     return out
