@@ -6,8 +6,8 @@ manifest (through anything that lists snapshots and loads manifests, normally
 ``engine.sink`` 's ``Repository``; the catalog does not import the sink) and upserts:
 
 - an org per manifest org name, with the instance URL, Salesforce org id and time zone that
-  its oldest manifest's job record names (created without credentials: an operator must
-  connect it again before the next backup);
+  its newest manifest's job record names (created without credentials: an operator must
+  connect it again before the next backup; an org the catalog has is left as it is);
 - a job per manifest, from the manifest's typed job record (``engine.model.JobRecord``, written
   by the runner with the values it gave the catalog): kind, trigger, state (``succeeded``, or
   ``partial`` when some object failed), cycle, requested objects, created / started / finished
@@ -105,6 +105,10 @@ def _ensure_org(session: Session, manifest: Manifest, report: RebuildReport, clo
         # Snapshots are applied oldest first: the org was protected since this one.
         org.connected_at = _as_utc(manifest.created_at) or org.connected_at
         report.orgs_created.append(org.name)
+    elif manifest.job.org is not None and org.name in report.orgs_created:
+        # an org this rebuild recreated takes the facts of its newest manifest that records them
+        facts = manifest.job.org
+        org.instance_url, org.sf_org_id, org.time_zone = facts.instance_url, facts.sf_org_id, facts.time_zone
     return org
 
 

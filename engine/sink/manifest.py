@@ -35,7 +35,6 @@ MAX_MANIFEST_BYTES = 512 * 1024 * 1024
 _SAFE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 
 
-
 def _v1_cursor(extra_cursor: Any, entry_cursor: Any) -> Any:
     """The object's exact cursor of a version-1 manifest (``extra.cursors``), else its summary
     (``objects.<O>.cursor``: field, last, the Ids at exactly ``last``) in the new shape."""

@@ -194,3 +194,20 @@ def test_unreadable_manifest_fails_the_rebuild_and_changes_nothing(sessions: ses
     with transaction(sessions) as s:
         report = rebuild_catalog(s, shelf, skip_unreadable=True)
     assert report.snapshots == 2 and [name for name, _ in report.unreadable] == ["acme/j2"]
+
+
+def test_a_recreated_org_takes_the_facts_of_its_newest_manifest_that_records_them(
+    sessions: sessionmaker[Session],
+) -> None:
+    """Format-1 manifests (upgraded on read) record no org facts; a newer one does."""
+    old = _manifest("acme", "j1", 0, "full", {"Lead": ObjectEntry(rows=1)})
+    facts = OrgFacts("https://acme.my.salesforce.com", "00Dacme", "Europe/Paris")
+    new = _manifest("acme", "j2", 1, "incremental", {"Lead": ObjectEntry(rows=1)}, JobRecord(org=facts))
+    with transaction(sessions) as s:
+        rebuild_catalog(s, ManifestShelf([new, old]))
+    with transaction(sessions) as s:
+        acme = s.scalars(select(Org).where(Org.name == "acme")).one()
+        assert (acme.instance_url, acme.sf_org_id, acme.time_zone) == (
+            "https://acme.my.salesforce.com", "00Dacme", "Europe/Paris",
+        )  # fmt: skip
+        assert jobs.get_job(s, "j1").trigger == "scheduled"  # not recorded: the rebuild's default
