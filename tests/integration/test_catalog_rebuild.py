@@ -2,7 +2,9 @@
 
 The catalog a backup run writes (jobs, per-object results) is thrown away and recreated from
 the repository's manifests alone; the jobs and per-object counts must come back the same, on
-SQLite and on PostgreSQL, through the library and through ``sfvault catalog rebuild``.
+SQLite and on PostgreSQL, through the library and through ``sfvault catalog rebuild``. The
+manifests here are written by hand; ``test_catalog_rebuild_real_jobs.py`` rebuilds what real
+backup jobs write and compares every column.
 """
 
 from __future__ import annotations
