@@ -135,9 +135,7 @@ def test_merge_cursor_keeps_exactly_the_boundary_pairs() -> None:
     )
     assert merged.last == b
     assert merged.seen == frozenset({("3", b)})
-    prev = Cursor(
-        "SystemModstamp", b + timedelta(minutes=1), frozenset({("9", b + timedelta(minutes=1))})
-    )
+    prev = Cursor("SystemModstamp", b + timedelta(minutes=1), frozenset({("9", b + timedelta(minutes=1))}))
     kept = merge_cursor("SystemModstamp", [(None, [], False)], lag, prev)
     assert kept.last == prev.last and ("9", prev.last) in kept.seen
 
