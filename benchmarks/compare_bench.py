@@ -55,7 +55,7 @@ from engine.diff.recovery import RecoveryPoints, lit, run
 from engine.diff.selection import select_rows
 from engine.extract.csv_arrow import arrow_schema
 from engine.extract.model import FieldSpec
-from engine.model import Manifest, ObjectEntry
+from engine.model import Cursor, Manifest, ObjectEntry, ObjectMode
 from engine.sink.backends.local import LocalBackend
 from engine.sink.keys import LocalKeyFile
 from engine.sink.repository import Repository
@@ -142,8 +142,7 @@ def build(repo: Repository, records: int, chunk_rows: int, seed: int = 5) -> Set
         created_at=T0 + timedelta(hours=1),
         kind="full",
         cycle_id="job-0001",
-        objects={OBJ: ObjectEntry(chunks=full, rows=records, bytes=sum(c.sealed_bytes for c in full))},
-        extra=_extra("full"),
+        objects={OBJ: _entry("full", chunks=full, rows=records, bytes=sum(c.sealed_bytes for c in full))},
     )
     repo.commit(j1)
     n_upd, n_ins, n_del = records // 200, records // 400, records // 400
@@ -169,14 +168,14 @@ def build(repo: Repository, records: int, chunk_rows: int, seed: int = 5) -> Set
         kind="incremental",
         cycle_id="job-0001",
         objects={
-            OBJ: ObjectEntry(
+            OBJ: _entry(
+                "incremental",
                 chunks=refs,
                 rows=inc.num_rows,
                 deleted_ids_chunks=dref,
                 bytes=sum(c.sealed_bytes for c in refs + dref),
             )
         },
-        extra=_extra("incremental"),
     )
     repo.commit(j2)
     all_refs = full + refs + dref
@@ -191,15 +190,9 @@ def build(repo: Repository, records: int, chunk_rows: int, seed: int = 5) -> Set
     )
 
 
-def _extra(mode: str) -> dict[str, Any]:
-    return {
-        "jobs_format": 1,
-        "modes": {OBJ: mode},
-        "sweeps": [],
-        "usage": {},
-        "ids_suffix": "#ids",
-        "cursors": {OBJ: {"field": "SystemModstamp", "last": None, "seen": [], "truncated": False}},
-    }
+def _entry(mode: ObjectMode, **kwargs: Any) -> ObjectEntry:
+    """The object's entry as the runner writes it: its mode and its cursor field."""
+    return ObjectEntry(mode=mode, cursor=Cursor("SystemModstamp"), **kwargs)
 
 
 def _open(work: Path) -> Repository:

@@ -8,10 +8,12 @@ manifest format version covers all of them, so a field added here is a format ch
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Literal
 
 SnapshotKind = Literal["full", "incremental"]
+ObjectMode = Literal["full", "incremental"]
+Trigger = Literal["manual", "scheduled"]
 
 
 def _dt_to_str(value: datetime) -> str:
@@ -101,37 +103,117 @@ class BlobRef:
 
 @dataclass(frozen=True)
 class Cursor:
-    """Incremental high-water mark of one object; it moves only when its manifest commits.
+    """Where the last committed extract of one object stopped; it moves only when its manifest commits.
 
-    ``last`` is the highest ``field`` value captured (ISO 8601), ``ids_at_last`` the Ids captured at
-    exactly that value (dropped at the boundary of the next, closed-start window).
+    The one cursor type of the repository: the manifest keeps it per object
+    (:attr:`ObjectEntry.cursor`), the extract stage's trackers (``engine.extract.cursor``) read and
+    produce it, and planning picks the next window from it.
+
+    Attributes:
+        field: the timestamp column (``SystemModstamp``, else ``LastModifiedDate``...).
+        last: the highest timestamp captured so far (UTC), None before the first extract.
+        seen: ``(Id, timestamp)`` pairs captured with ``timestamp >= last - lag``.
+        truncated: ``seen`` was capped; a later window may return a few duplicates.
     """
 
     field: str
-    last: str
-    ids_at_last: tuple[str, ...] = ()
+    last: datetime | None = None
+    seen: frozenset[tuple[str, datetime]] = frozenset()
+    truncated: bool = False
+
+    def window_start(self, lag: timedelta) -> datetime | None:
+        """The closed start of the next window, ``last - lag`` (None: extract everything)."""
+        return None if self.last is None else self.last - lag
 
     def to_dict(self) -> dict[str, Any]:
-        return {"field": self.field, "last": self.last, "ids_at_last": list(self.ids_at_last)}
+        # rows changed together share timestamps: format each distinct one once
+        text = {t: t.isoformat() for t in {t for _, t in self.seen}}
+        return {
+            "field": self.field,
+            "last": None if self.last is None else self.last.isoformat(),
+            "seen": sorted((i, text[t]) for i, t in self.seen),  # JSON arrays once encoded
+            "truncated": self.truncated,
+        }
+
+    @staticmethod
+    def from_dict(d: dict[str, Any]) -> Cursor:
+        parsed: dict[str, datetime] = {}  # rows changed together share timestamps: parse each once
+
+        def stamp(text: str) -> datetime:
+            ts = parsed.get(text)
+            if ts is None:
+                ts = parsed[text] = datetime.fromisoformat(text)
+            return ts
+
+        return Cursor(
+            field=d["field"],
+            last=None if d["last"] is None else datetime.fromisoformat(d["last"]),
+            seen=frozenset((i, stamp(t)) for i, t in d["seen"]),
+            truncated=bool(d["truncated"]),
+        )
+
+
+@dataclass(frozen=True)
+class ObjectError:
+    """Why one object failed in a job (its entry then holds no data)."""
+
+    code: str
+    message: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"code": self.code, "message": self.message}
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> Cursor:
-        return cls(field=str(data["field"]), last=str(data["last"]), ids_at_last=tuple(data["ids_at_last"]))
+    def from_dict(cls, data: dict[str, Any]) -> ObjectError:
+        return cls(code=str(data["code"]), message=str(data["message"]))
+
+
+@dataclass(frozen=True)
+class ObjectWarning:
+    """A warning on an object that succeeded (SFV-805: only the files shared with the backup user)."""
+
+    code: str
+    message: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"code": self.code, "message": self.message}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ObjectWarning:
+        return cls(code=str(data["code"]), message=str(data["message"]))
 
 
 @dataclass
 class ObjectEntry:
-    """What one job captured of one Salesforce object."""
+    """What one job captured of one Salesforce object, and how.
+
+    Invariants:
+        * ``errors`` non-empty: the object failed; ``chunks``, ``deleted_ids_chunks`` and ``blobs``
+          are empty and ``rows`` / ``bytes`` count what was read before it failed (none kept).
+        * captured (good data for recovery points and the next job's cursor) = no ``errors``.
+        * ``swept``: the job listed every live Id of the object (``<Object>#ids`` chunks in
+          ``deleted_ids_chunks``); an Id missing from them was hard-deleted.
+        * ``cursor`` is the exact closing boundary state, the next incremental's start.
+    """
 
     chunks: list[ChunkRef] = field(default_factory=list)
     rows: int = 0
     bytes: int = 0
     cursor: Cursor | None = None
-    errors: list[dict[str, Any]] = field(default_factory=list)
+    errors: list[ObjectError] = field(default_factory=list)
     api_calls: dict[str, int] = field(default_factory=dict)
+    """HTTP calls by kind (``rest``, ``bulk2_job``, ``bulk2_results_page`` ...), plus
+    ``bulk2_jobs_created`` and ``bulk2_pages`` as the catalog counts them."""
     blobs: list[BlobRef] = field(default_factory=list)
     deleted_ids_chunks: list[ChunkRef] = field(default_factory=list)
     duration_seconds: float = 0.0
+    mode: ObjectMode | None = None
+    """How the job extracted the object (for a failed object: how it tried to); None = as the
+    manifest's ``kind`` says."""
+    swept: bool = False
+    warning: ObjectWarning | None = None
+    files_unavailable: int = 0
+    """File bodies Salesforce answered with 403/404 although their record was read."""
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -139,27 +221,42 @@ class ObjectEntry:
             "rows": self.rows,
             "bytes": self.bytes,
             "cursor": self.cursor.to_dict() if self.cursor else None,
-            "errors": list(self.errors),
+            "errors": [e.to_dict() for e in self.errors],
             "api_calls": dict(self.api_calls),
             "blobs": [b.to_dict() for b in self.blobs],
             "deleted_ids_chunks": [c.to_dict() for c in self.deleted_ids_chunks],
             "duration_seconds": self.duration_seconds,
+            "mode": self.mode,
+            "swept": self.swept,
+            "warning": self.warning.to_dict() if self.warning else None,
+            "files_unavailable": self.files_unavailable,
         }
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ObjectEntry:
-        cursor = data.get("cursor")
+        cursor, warning, mode = data.get("cursor"), data.get("warning"), data.get("mode")
+        if mode not in (None, "full", "incremental"):
+            raise ValueError(f"unknown object mode {mode!r}")
         return cls(
             chunks=[ChunkRef.from_dict(c) for c in data.get("chunks", [])],
             rows=int(data.get("rows", 0)),
             bytes=int(data.get("bytes", 0)),
             cursor=Cursor.from_dict(cursor) if cursor else None,
-            errors=list(data.get("errors", [])),
+            errors=[ObjectError.from_dict(e) for e in data.get("errors", [])],
             api_calls={str(k): int(v) for k, v in data.get("api_calls", {}).items()},
             blobs=[BlobRef.from_dict(b) for b in data.get("blobs", [])],
             deleted_ids_chunks=[ChunkRef.from_dict(c) for c in data.get("deleted_ids_chunks", [])],
             duration_seconds=float(data.get("duration_seconds", 0.0)),
+            mode=mode,
+            swept=bool(data.get("swept", False)),
+            warning=ObjectWarning.from_dict(warning) if warning else None,
+            files_unavailable=int(data.get("files_unavailable", 0)),
         )
+
+    @property
+    def captured(self) -> bool:
+        """The entry holds good data of the object (it did not fail)."""
+        return not self.errors
 
     def referenced_names(self) -> list[str]:
         """Every ``chunks/`` object this entry needs: chunks, deletion chunks and blobs."""
@@ -170,13 +267,168 @@ class ObjectEntry:
         )
 
 
+def _opt_dt(value: datetime | None) -> str | None:
+    return None if value is None else _dt_to_str(value)
+
+
+def _parse_dt(value: Any) -> datetime | None:
+    return None if value is None else datetime.fromisoformat(str(value))
+
+
+@dataclass(frozen=True)
+class CyclePosition:
+    """Where a job stands in its cycle: when the cycle started (its full job committed) and the
+    job's index in it (the full job is 0). The next job reads it instead of the cycle's older
+    manifests."""
+
+    started_at: datetime
+    index: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"started_at": _dt_to_str(self.started_at), "index": self.index}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> CyclePosition:
+        return cls(started_at=datetime.fromisoformat(data["started_at"]), index=int(data["index"]))
+
+
+@dataclass(frozen=True)
+class JobUsage:
+    """The Salesforce API usage of a whole job (``engine.extract.usage.ApiUsage.snapshot``)."""
+
+    calls: dict[str, int] = field(default_factory=dict)
+    api_calls: int = 0
+    """Calls that count against the org's ``DailyApiRequests``."""
+    bytes_received: int = 0
+    result_bytes: int = 0
+    org_used: int | None = None
+    org_max: int | None = None
+    limits: dict[str, tuple[int, int]] = field(default_factory=dict)
+    """``{name: (max, remaining)}`` from the last ``/limits`` read."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "calls": dict(self.calls),
+            "api_calls": self.api_calls,
+            "bytes_received": self.bytes_received,
+            "result_bytes": self.result_bytes,
+            "org_used": self.org_used,
+            "org_max": self.org_max,
+            "limits": {k: list(v) for k, v in sorted(self.limits.items())},
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> JobUsage:
+        def opt_int(v: Any) -> int | None:
+            return None if v is None else int(v)
+
+        return cls(
+            calls={str(k): int(v) for k, v in data.get("calls", {}).items()},
+            api_calls=int(data.get("api_calls", 0)),
+            bytes_received=int(data.get("bytes_received", 0)),
+            result_bytes=int(data.get("result_bytes", 0)),
+            org_used=opt_int(data.get("org_used")),
+            org_max=opt_int(data.get("org_max")),
+            limits={str(k): (int(v[0]), int(v[1])) for k, v in data.get("limits", {}).items()},
+        )
+
+
+@dataclass(frozen=True)
+class OrgFacts:
+    """What the catalog knew of the org when the job ran: enough to recreate its row."""
+
+    instance_url: str | None = None
+    sf_org_id: str | None = None
+    time_zone: str = "UTC"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"instance_url": self.instance_url, "sf_org_id": self.sf_org_id, "time_zone": self.time_zone}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> OrgFacts:
+        return cls(
+            instance_url=data.get("instance_url"),
+            sf_org_id=data.get("sf_org_id"),
+            time_zone=str(data.get("time_zone") or "UTC"),
+        )
+
+
+@dataclass(frozen=True)
+class JobRecord:
+    """The job that wrote a manifest, as the catalog recorded it (``catalog rebuild`` reads it back).
+
+    The job's kind and cycle id are the manifest's own top-level fields (the repository's prune
+    needs the cycle without knowing jobs); per-object facts (mode, cursor, sweep, errors,
+    warning, files unavailable) live in each :class:`ObjectEntry`. Every field is None in a
+    manifest upgraded from format 1, which did not record it.
+
+    Attributes:
+        trigger: ``manual`` (CLI, API "back up now") or ``scheduled`` (the scheduler).
+        queued_at, started_at: when the job was queued (the catalog's ``created_at``) and started.
+        finished_at: when the job's result was fixed: the commit time, the manifest's
+            ``created_at``.
+        scheduled_for: the schedule slot of a scheduled job.
+        cycle: the job's position in its cycle.
+        requested_objects: the objects asked for (sorted), None = every object in scope.
+        error: the job's own error (a partial job: its first failure), as the catalog shows it.
+        usage: the job's API usage.
+        org: the org's facts, to recreate its catalog row.
+    """
+
+    trigger: Trigger | None = None
+    queued_at: datetime | None = None
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    scheduled_for: datetime | None = None
+    cycle: CyclePosition | None = None
+    requested_objects: tuple[str, ...] | None = None
+    error: ObjectError | None = None
+    usage: JobUsage = field(default_factory=JobUsage)
+    org: OrgFacts | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "trigger": self.trigger,
+            "queued_at": _opt_dt(self.queued_at),
+            "started_at": _opt_dt(self.started_at),
+            "finished_at": _opt_dt(self.finished_at),
+            "scheduled_for": _opt_dt(self.scheduled_for),
+            "cycle": self.cycle.to_dict() if self.cycle else None,
+            "requested_objects": list(self.requested_objects) if self.requested_objects is not None else None,
+            "error": self.error.to_dict() if self.error else None,
+            "usage": self.usage.to_dict(),
+            "org": self.org.to_dict() if self.org else None,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> JobRecord:
+        trigger = data.get("trigger")
+        if trigger not in (None, "manual", "scheduled"):
+            raise ValueError(f"unknown job trigger {trigger!r}")
+        cycle, requested, error, org = (data.get(k) for k in ("cycle", "requested_objects", "error", "org"))
+        return cls(
+            trigger=trigger,
+            queued_at=_parse_dt(data.get("queued_at")),
+            started_at=_parse_dt(data.get("started_at")),
+            finished_at=_parse_dt(data.get("finished_at")),
+            scheduled_for=_parse_dt(data.get("scheduled_for")),
+            cycle=CyclePosition.from_dict(cycle) if cycle else None,
+            requested_objects=tuple(str(o) for o in requested) if requested is not None else None,
+            error=ObjectError.from_dict(error) if error else None,
+            usage=JobUsage.from_dict(data.get("usage") or {}),
+            org=OrgFacts.from_dict(org) if org else None,
+        )
+
+
 @dataclass
 class Manifest:
     """The snapshot of one job: written last, and the only commit point of a job.
 
     ``org`` and ``job_id`` name the object (``snapshots/<org>/<job_id>.json.enc``); both are
     restricted to ``[A-Za-z0-9._-]``. ``cycle_id`` groups a full job with its incrementals (the
-    unit of retention in ``prune``).
+    unit of retention in ``prune``). ``created_at`` is the commit time. ``job`` is the typed
+    record of the job that wrote it (trigger, times, cycle position, requested objects, usage);
+    the per-object facts are in ``objects``.
     """
 
     org: str
@@ -185,7 +437,7 @@ class Manifest:
     kind: SnapshotKind
     cycle_id: str
     objects: dict[str, ObjectEntry] = field(default_factory=dict)
-    extra: dict[str, Any] = field(default_factory=dict)
+    job: JobRecord = field(default_factory=JobRecord)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -195,7 +447,7 @@ class Manifest:
             "kind": self.kind,
             "cycle_id": self.cycle_id,
             "objects": {name: entry.to_dict() for name, entry in sorted(self.objects.items())},
-            "extra": dict(self.extra),
+            "job": self.job.to_dict(),
         }
 
     @classmethod
@@ -210,7 +462,7 @@ class Manifest:
             kind=kind,
             cycle_id=str(data["cycle_id"]),
             objects={str(k): ObjectEntry.from_dict(v) for k, v in data.get("objects", {}).items()},
-            extra=dict(data.get("extra", {})),
+            job=JobRecord.from_dict(data.get("job") or {}),
         )
 
     def referenced_names(self) -> set[str]:
@@ -223,6 +475,13 @@ class Manifest:
     @property
     def total_rows(self) -> int:
         return sum(e.rows for e in self.objects.values())
+
+    def cycle_position(self) -> CyclePosition | None:
+        """The job's position in its cycle (None: an incremental of format 1 that did not say); a
+        full job starts its cycle (index 0) when it commits."""
+        if self.job.cycle is not None:
+            return self.job.cycle
+        return CyclePosition(self.created_at, 0) if self.kind == "full" else None
 
 
 @dataclass(frozen=True)

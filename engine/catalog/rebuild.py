@@ -5,12 +5,19 @@ manifest names its org, job, kind, cycle and per-object results. Rebuilding read
 manifest (through anything that lists snapshots and loads manifests, normally
 ``engine.sink`` 's ``Repository``; the catalog does not import the sink) and upserts:
 
-- an org per manifest org name (created without credentials or instance URL if unknown:
-  an operator must connect it again before the next backup);
-- a job per manifest (``succeeded``, or ``partial`` when some object recorded errors),
-  with ``snapshot_ref`` set to the snapshot's name;
-- the job's per-object results (records, bytes, chunks, duration, API calls, state) and its
-  errors, replacing what the catalog had for that job.
+- an org per manifest org name, with the instance URL, Salesforce org id and time zone that
+  its newest manifest's job record names (created without credentials: an operator must
+  connect it again before the next backup; an org the catalog has is left as it is);
+- a job per manifest, from the manifest's typed job record (``engine.model.JobRecord``, written
+  by the runner with the values it gave the catalog): kind, trigger, state (``succeeded``, or
+  ``partial`` when some object failed), cycle, requested objects, created / started / finished
+  times, schedule slot, error, and ``snapshot_ref`` set to the snapshot's name;
+- the job's per-object results (records, bytes, chunks, duration, API calls, state, warning,
+  files unavailable), its errors and its row of the API usage ledger, replacing what the catalog
+  had for that job.
+
+Manifests of format 1 (upgraded on read) did not record the trigger, times, requested objects or
+org: those jobs come back as ``scheduled``, started and finished at their commit time.
 
 Jobs that never committed a snapshot (failed, cancelled, skipped, running) exist only in the
 catalog and are left alone. Everything happens in the caller's transaction, so a failed
@@ -19,25 +26,37 @@ rebuild changes nothing.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Protocol
 
 from sqlalchemy import delete
 from sqlalchemy.orm import Session
 
-from engine.catalog.models import Job, JobError, JobKind, JobObject, JobState, JobTrigger, ObjectState, Org
+from engine.catalog.models import (
+    ApiUsage,
+    Job,
+    JobError,
+    JobKind,
+    JobObject,
+    JobState,
+    JobTrigger,
+    ObjectState,
+    Org,
+)
 from engine.catalog.orgs import create_org, find_org_by_name
-from engine.clock import Clock, SystemClock
+from engine.catalog.usage import record_api_usage
+from engine.clock import Clock, FrozenClock, SystemClock
 from engine.errors import CatalogRebuildFailed, SfvaultError
-from engine.model import Manifest, ObjectEntry, SnapshotInfo
+from engine.model import Manifest, ObjectEntry, OrgFacts, SnapshotInfo
 
-# How the API-call counters of a manifest entry map onto the catalog's columns.
+# How the API-call counters of a manifest entry map onto the catalog's columns: the runner
+# writes ``rest``, ``bulk2_jobs_created`` and ``bulk2_pages`` (``bulk2_job`` counts HTTP calls
+# about Bulk jobs, not jobs); the later names are read from manifests written by hand or earlier.
 API_CALL_KEYS: dict[str, tuple[str, ...]] = {
     "rest_calls": ("rest", "rest_calls"),
-    "bulk2_jobs": ("bulk2_jobs", "bulk2_job", "bulk_jobs"),
-    "bulk2_pages": ("bulk2_pages", "bulk2_result_pages", "bulk_pages"),
+    "bulk2_jobs": ("bulk2_jobs_created", "bulk2_jobs", "bulk_jobs"),
+    "bulk2_pages": ("bulk2_pages", "bulk2_results_page", "bulk_pages"),
 }
 
 
@@ -65,42 +84,31 @@ def _api_calls(entry: ObjectEntry) -> dict[str, int]:
     return {col: next((int(calls[k]) for k in keys if k in calls), 0) for col, keys in API_CALL_KEYS.items()}
 
 
-def _as_utc(value: Any) -> datetime | None:
-    if isinstance(value, datetime):
-        dt = value
-    elif isinstance(value, str) and value:
-        dt = datetime.fromisoformat(value)
-    else:
+def _as_utc(value: datetime | None) -> datetime | None:
+    if value is None:
         return None
-    return dt.replace(tzinfo=UTC) if dt.tzinfo is None else dt.astimezone(UTC)
-
-
-def _mapping(value: Any) -> Mapping[str, Any]:
-    """``value`` if it is a mapping (manifests written before a key existed lack it), else empty."""
-    return value if isinstance(value, Mapping) else {}
-
-
-def _error_fields(err: Mapping[str, Any]) -> tuple[str, str]:
-    code = str(err.get("code") or err.get("error_code") or "SFV-000")[:16]
-    message = str(err.get("message") or err.get("error_message") or err.get("what") or code)
-    return code, message
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 def _ensure_org(session: Session, manifest: Manifest, report: RebuildReport, clock: Clock) -> Org:
     org = find_org_by_name(session, manifest.org)
     if org is None:
-        extra = manifest.extra
+        facts = manifest.job.org or OrgFacts()
         org = create_org(
             session,
             name=manifest.org,
-            instance_url=extra.get("instance_url"),
-            time_zone=str(extra.get("time_zone") or "UTC"),
-            sf_org_id=extra.get("sf_org_id"),
+            instance_url=facts.instance_url,
+            time_zone=facts.time_zone,
+            sf_org_id=facts.sf_org_id,
             clock=clock,
         )
         # Snapshots are applied oldest first: the org was protected since this one.
         org.connected_at = _as_utc(manifest.created_at) or org.connected_at
         report.orgs_created.append(org.name)
+    elif manifest.job.org is not None and org.name in report.orgs_created:
+        # an org this rebuild recreated takes the facts of its newest manifest that records them
+        facts = manifest.job.org
+        org.instance_url, org.sf_org_id, org.time_zone = facts.instance_url, facts.sf_org_id, facts.time_zone
     return org
 
 
@@ -109,8 +117,9 @@ def apply_manifest(
 ) -> Job:
     """Upsert the job, object results and errors that one manifest describes."""
     org = _ensure_org(session, manifest, report, clock)
-    created_at = _as_utc(manifest.created_at) or clock.now()
-    extra = manifest.extra
+    record = manifest.job
+    committed = _as_utc(manifest.created_at) or clock.now()
+    created_at = _as_utc(record.queued_at) or committed
     job = session.get(Job, manifest.job_id)
     if job is None:
         job = Job(id=manifest.job_id, org_id=org.id, created_at=created_at, cancel_requested=False)
@@ -123,29 +132,32 @@ def apply_manifest(
             )
         session.execute(delete(JobObject).where(JobObject.job_id == job.id))
         session.execute(delete(JobError).where(JobError.job_id == job.id))
+        session.execute(delete(ApiUsage).where(ApiUsage.job_id == job.id))
         report.jobs_updated += 1
     has_errors = any(entry.errors for entry in manifest.objects.values())
     job.kind = JobKind(manifest.kind).value
-    trigger = extra.get("trigger")
-    job.trigger = JobTrigger(trigger).value if trigger in set(JobTrigger) else JobTrigger.SCHEDULED.value
+    job.trigger = JobTrigger(record.trigger or JobTrigger.SCHEDULED).value
     job.state = (JobState.PARTIAL if has_errors else JobState.SUCCEEDED).value
     job.cycle_id = manifest.cycle_id
-    requested = extra.get("requested_objects")
-    job.requested_objects = sorted(requested) if isinstance(requested, list) else None
-    job.started_at = _as_utc(extra.get("started_at")) or created_at
-    job.finished_at = _as_utc(extra.get("finished_at")) or created_at
+    requested = record.requested_objects
+    job.requested_objects = sorted(requested) if requested is not None else None
+    job.created_at = created_at
+    job.started_at = _as_utc(record.started_at) or committed
+    job.finished_at = _as_utc(record.finished_at) or committed
+    job.scheduled_for = _as_utc(record.scheduled_for)
     job.records = sum(e.rows for e in manifest.objects.values())
     job.bytes = sum(e.bytes for e in manifest.objects.values())
-    job.metadata_items = int(extra.get("metadata_items") or 0)
+    job.metadata_items = 0
     job.snapshot_ref = snapshot_name
-    job.error_code = job.error_message = None
+    # format 1 did not record the job's error: a partial job then shows its first failed object's
+    failures = [e.errors[0] for _, e in sorted(manifest.objects.items()) if e.errors]
+    error = record.error or (failures[0] if failures else None)
+    job.error_code, job.error_message = (error.code[:16], error.message) if error else (None, None)
     session.flush()
 
-    warnings = _mapping(extra.get("warnings"))
-    unavailable = _mapping(extra.get("files_unavailable"))
     for name, entry in sorted(manifest.objects.items()):
-        first_error = _error_fields(entry.errors[0]) if entry.errors else (None, None)
-        warning = _mapping(warnings.get(name))
+        first_error = entry.errors[0] if entry.errors else None
+        warning = entry.warning
         session.add(
             JobObject(
                 job_id=job.id,
@@ -155,29 +167,46 @@ def apply_manifest(
                 bytes=entry.bytes,
                 chunks=len(entry.chunks),
                 duration_s=float(entry.duration_seconds),
-                error_code=first_error[0],
-                error_message=first_error[1],
-                files_unavailable=int(unavailable.get(name) or 0),
-                warning_code=warning.get("code"),
-                warning_message=warning.get("message"),
+                error_code=first_error.code[:16] if first_error else None,
+                error_message=first_error.message if first_error else None,
+                files_unavailable=entry.files_unavailable,
+                warning_code=warning.code if warning else None,
+                warning_message=warning.message if warning else None,
                 **_api_calls(entry),
             )
         )
         for err in entry.errors:
-            code, message = _error_fields(err)
             session.add(
                 JobError(
                     job_id=job.id,
                     object_name=name,
-                    code=code,
-                    message=message,
-                    details=dict(err),
+                    code=err.code[:16],
+                    message=err.message,
+                    details=None,
                     occurred_at=job.finished_at,
                 )
             )
         report.objects += 1
+    _record_usage(session, manifest, job, org)
     session.flush()
     return job
+
+
+def _record_usage(session: Session, manifest: Manifest, job: Job, org: Org) -> None:
+    """The job's row of the API usage ledger, as the runner appended it when the job finished."""
+    usage = manifest.job.usage
+    known = usage.org_max is not None and usage.org_used is not None
+    record_api_usage(
+        session,
+        org_id=org.id,
+        job_id=job.id,
+        rest_calls=usage.calls.get("rest", 0),
+        bulk2_jobs=sum(_api_calls(e)["bulk2_jobs"] for e in manifest.objects.values()),
+        bulk2_pages=usage.calls.get("bulk2_results_page", 0),
+        remaining=(usage.org_max or 0) - (usage.org_used or 0) if known else None,
+        daily_limit=usage.org_max,
+        clock=FrozenClock(current=job.finished_at or manifest.created_at),
+    )
 
 
 def rebuild_catalog(

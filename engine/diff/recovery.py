@@ -8,7 +8,7 @@ independent in-memory oracle (``tests/helpers/reference_state.py``):
   target; the base is the newest job of the chain that captured the object in full;
 * over the base and the later jobs that captured the object, every row of a data chunk and every
   Id of a deletion chunk is an *event* ``(Id, timestamp, job, deletion)``; the timestamp of a data
-  row is its cursor field (``m.extra["cursors"][obj]["field"]``, the newest one seen so far in the
+  row is its cursor field (``m.objects[obj].cursor.field``, the newest one seen so far in the
   chain), the timestamp of a deletion is the deletion chunk's first non-``Id`` column;
 * per Id the newest event wins, ordered by (timestamp desc nulls last, job desc, deletion first);
   Ids whose winner is a deletion are gone;
@@ -16,7 +16,7 @@ independent in-memory oracle (``tests/helpers/reference_state.py``):
   not include it) is, in that job's recovery point, as of the newest job of the chain that
   captured it, or absent when no job did (:func:`object_as_of`, which exports and the Data view
   report per object);
-* an Id sweep (a job listing ``obj`` in ``m.extra["sweeps"]``, whose ``<obj>#ids`` chunks are in
+* an Id sweep (a job whose entry of ``obj`` is ``swept``, whose ``<obj>#ids`` chunks are in
   ``deleted_ids_chunks``) at a job ≥ the winner's job that did not see the Id removes it (hard delete).
 
 How it stays out of core (STYLE rule 14): each chunk needed is streamed (authenticated segment by
@@ -77,13 +77,13 @@ def ordered(manifests: Iterable[Manifest]) -> list[Manifest]:
 def captured(manifest: Manifest, obj: str) -> bool:
     """True when ``manifest`` holds good data for ``obj`` (present, without errors)."""
     entry = manifest.objects.get(obj)
-    return entry is not None and not entry.errors and obj in manifest.extra.get("modes", {obj: "full"})
+    return entry is not None and entry.captured
 
 
 def object_mode(manifest: Manifest, obj: str) -> str:
-    mode = manifest.extra.get("modes", {}).get(obj)
-    if mode in ("full", "incremental"):
-        return str(mode)
+    entry = manifest.objects.get(obj)
+    if entry is not None and entry.mode is not None:
+        return entry.mode
     return "full" if manifest.kind == "full" else "incremental"
 
 
@@ -101,8 +101,7 @@ def failure_code(manifest: Manifest, obj: str) -> str | None:
     entry = manifest.objects.get(obj)
     if entry is None or not entry.errors:
         return None
-    code = entry.errors[0].get("code")
-    return str(code) if code else "unknown"
+    return entry.errors[0].code or "unknown"
 
 
 def object_as_of(chain: Sequence[Manifest], obj: str) -> ObjectAsOf:
@@ -342,10 +341,9 @@ class RecoveryPoints:
             m = chain[j]
             if not captured(m, obj):
                 continue
-            cur = m.extra.get("cursors", {}).get(obj)
-            if cur is not None:
-                ts_field = cur["field"]
             entry = m.objects[obj]
+            if entry.cursor is not None:
+                ts_field = entry.cursor.field
             for ref in entry.chunks:
                 plan.data.append((self.scratch.chunk(self.source, ref), j, ts_field))
             for ref in entry.deleted_ids_chunks:
@@ -354,7 +352,7 @@ class RecoveryPoints:
                     plan.sweep_ids.append((path, j))
                 else:
                     plan.deletions.append((path, j))
-            if obj in m.extra.get("sweeps", []):
+            if entry.swept:
                 plan.sweep_jobs.append(j)
         return plan
 
@@ -557,7 +555,7 @@ class RecoveryPoints:
                 if ref.object == obj + IDS_SUFFIX:
                     continue
                 parts.append(f"SELECT Id FROM read_parquet({lit(str(self.scratch.chunk(self.source, ref)))})")
-            if obj in m.extra.get("sweeps", []):
+            if entry.swept:
                 seen = [self.scratch.chunk(self.source, r) for r in entry.deleted_ids_chunks
                         if r.object == obj + IDS_SUFFIX]  # fmt: skip
                 old = self.relation(obj, job_a)

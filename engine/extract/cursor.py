@@ -14,7 +14,9 @@ Invariants (hypothesis-tested in ``tests/unit/test_extract_cursor.py``):
   ``max_seen`` versions inside the lag window) can only cause duplicates, never loss: the
   snapshot merge keeps the newest version per Id anyway.
 * The cursor is plain data (``to_dict``/``from_dict``) and lives only in the committed manifest
-  (STYLE rule 7); nothing here writes it anywhere.
+  (STYLE rule 7); nothing here writes it anywhere. The class itself is core data,
+  :class:`engine.model.Cursor` (the manifest's one cursor type); it is re-exported here beside
+  the trackers that produce it.
 """
 
 from __future__ import annotations
@@ -22,10 +24,13 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
+
+from engine.model import Cursor
+
+__all__ = ["Cursor", "CursorTracker", "dedup", "epoch_micros", "micros_of", "utc_datetimes"]
 
 DEFAULT_MAX_SEEN = 100_000
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -61,54 +66,6 @@ def utc_datetimes(values: pa.Array | pa.ChunkedArray) -> list[datetime | None]:
             ts = cache[us] = _EPOCH + timedelta(microseconds=us)
         out.append(ts)
     return out
-
-
-@dataclass(frozen=True)
-class Cursor:
-    """Where the last committed extract of one object stopped.
-
-    Attributes:
-        field: the timestamp column (``SystemModstamp``, else ``LastModifiedDate``...).
-        last: the highest timestamp captured so far (UTC), None before the first extract.
-        seen: ``(Id, timestamp)`` pairs captured with ``timestamp >= last - lag``.
-        truncated: ``seen`` was capped; a later window may return a few duplicates.
-    """
-
-    field: str
-    last: datetime | None = None
-    seen: frozenset[tuple[str, datetime]] = frozenset()
-    truncated: bool = False
-
-    def window_start(self, lag: timedelta) -> datetime | None:
-        """The closed start of the next window, ``last - lag`` (None: extract everything)."""
-        return None if self.last is None else self.last - lag
-
-    def to_dict(self) -> dict[str, Any]:
-        # rows changed together share timestamps: format each distinct one once
-        text = {t: t.isoformat() for t in {t for _, t in self.seen}}
-        return {
-            "field": self.field,
-            "last": None if self.last is None else self.last.isoformat(),
-            "seen": sorted((i, text[t]) for i, t in self.seen),  # JSON arrays once encoded
-            "truncated": self.truncated,
-        }
-
-    @staticmethod
-    def from_dict(d: dict[str, Any]) -> Cursor:
-        parsed: dict[str, datetime] = {}  # rows changed together share timestamps: parse each once
-
-        def stamp(text: str) -> datetime:
-            ts = parsed.get(text)
-            if ts is None:
-                ts = parsed[text] = datetime.fromisoformat(text)
-            return ts
-
-        return Cursor(
-            field=d["field"],
-            last=None if d["last"] is None else datetime.fromisoformat(d["last"]),
-            seen=frozenset((i, stamp(t)) for i, t in d["seen"]),
-            truncated=bool(d["truncated"]),
-        )
 
 
 @dataclass

@@ -17,13 +17,10 @@ Rules (PRODUCT.md "Backup cycles and jobs", DESIGN.md "Incremental"):
 * Hard deletes are caught by an Id-only sweep every :attr:`JobOptions.id_sweep_every` jobs of a
   cycle (the n-th, 2n-th ... job counting the full one as 0).
 
-Manifest extras written by the runner and read back here (``Manifest.extra``)::
-
-    "jobs_format": 1
-    "modes":   {object: "full" | "incremental"}   objects captured by this job, and how
-    "cursors": {object: engine.extract.cursor.Cursor.to_dict()}   exact boundary state
-    "sweeps":  [object, ...]                      objects whose live Ids were swept
-    "failed":  {object: {"code", "message"}}      objects that failed (no data kept)
+What the runner writes and this module reads back is the manifest's typed job record
+(``engine.model``, docs/decisions/0011): per object ``ObjectEntry.mode`` (how the job captured
+it), ``ObjectEntry.cursor`` (the exact boundary state), ``ObjectEntry.swept`` and
+``ObjectEntry.errors`` (a failed object holds no data); per job ``Manifest.cycle_position()``.
 """
 
 from __future__ import annotations
@@ -34,12 +31,8 @@ from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from engine.config import JobSettings
-from engine.extract.cursor import Cursor as ExtractCursor
 from engine.jobs.errors import FullBackupRequired
-from engine.model import Manifest
-
-JOBS_FORMAT = 1
-ObjectMode = Literal["full", "incremental"]
+from engine.model import Cursor, CyclePosition, Manifest, ObjectMode, ObjectWarning
 
 
 @dataclass(frozen=True)
@@ -130,7 +123,7 @@ class ObjectWork:
 
     name: str
     mode: ObjectMode
-    cursor: ExtractCursor | None = None
+    cursor: Cursor | None = None
     sweep: bool = False
     reason: str = ""
 
@@ -150,23 +143,20 @@ class JobDecision:
     cycle_started_at: datetime | None = None
     """When the cycle's full job committed (None for a full job: its own manifest says so)."""
 
-    def position(self) -> dict[str, Any] | None:
-        """``extra["cycle"]`` of this job's manifest: where the job stands in its cycle, so the
-        next job need not read the cycle's older manifests (:func:`needed_manifests`)."""
+    def position(self) -> CyclePosition | None:
+        """``job.cycle`` of this job's manifest: where the job stands in its cycle, so the next
+        job need not read the cycle's older manifests (:func:`needed_manifests`). None for a full
+        job: its cycle starts when it commits (``Manifest.cycle_position``)."""
         if self.kind == "full" or self.cycle_started_at is None:
             return None
-        return {"started_at": self.cycle_started_at.isoformat(), "index": self.index_in_cycle}
+        return CyclePosition(self.cycle_started_at, self.index_in_cycle)
 
 
 def cycle_position(manifest: Manifest) -> tuple[datetime, int] | None:
     """``(when the manifest's cycle started, its index in the cycle)``; None when it does not say
     (manifests written before the position was recorded)."""
-    if manifest.kind == "full":
-        return manifest.created_at, 0
-    raw = manifest.extra.get("cycle")
-    if not isinstance(raw, dict):
-        return None
-    return datetime.fromisoformat(raw["started_at"]), int(raw["index"])
+    pos = manifest.cycle_position()
+    return None if pos is None else (pos.started_at, pos.index)
 
 
 def needed_manifests(newest_first: Iterable[Manifest], objects: Collection[str]) -> list[Manifest]:
@@ -229,28 +219,22 @@ def cycle_chain(manifests: Sequence[Manifest], cycle_id: str) -> list[Manifest]:
 def captured(manifest: Manifest, obj: str) -> bool:
     """True when ``manifest`` holds good data for ``obj`` (present, without errors)."""
     entry = manifest.objects.get(obj)
-    return entry is not None and not entry.errors and obj in manifest.extra.get("modes", {obj: "full"})
+    return entry is not None and entry.captured
 
 
 def object_mode(manifest: Manifest, obj: str) -> ObjectMode:
-    mode = manifest.extra.get("modes", {}).get(obj)
-    if mode in ("full", "incremental"):
-        return "full" if mode == "full" else "incremental"
+    entry = manifest.objects.get(obj)
+    if entry is not None and entry.mode is not None:
+        return entry.mode
     return "full" if manifest.kind == "full" else "incremental"
 
 
-def last_cursor(chain: Sequence[Manifest], obj: str) -> ExtractCursor | None:
+def last_cursor(chain: Sequence[Manifest], obj: str) -> Cursor | None:
     """The cursor of the newest manifest of ``chain`` that captured ``obj``."""
     for m in reversed(chain):
         if not captured(m, obj):
             continue
-        raw = m.extra.get("cursors", {}).get(obj)
-        if raw is not None:
-            return ExtractCursor.from_dict(raw)
-        entry = m.objects[obj]
-        if entry.cursor is not None:
-            return ExtractCursor(field=entry.cursor.field, last=datetime.fromisoformat(entry.cursor.last))
-        return None
+        return m.objects[obj].cursor
     return None
 
 
@@ -321,15 +305,15 @@ def decide(
 
 
 def warned_at_last_capture(manifests: Sequence[Manifest], objects: Iterable[str], code: str) -> list[str]:
-    """The objects of ``objects`` whose newest capture carried the warning ``code`` (the manifest's
-    ``extra["warnings"]``), sorted. ``manifests`` may be the prefix :func:`needed_manifests` read:
+    """The objects of ``objects`` whose newest capture carried the warning ``code``
+    (``ObjectEntry.warning``), sorted. ``manifests`` may be the prefix :func:`needed_manifests` read:
     it holds every object's newest capture."""
     history = ordered(manifests)
     out = []
     for obj in objects:
         newest = next((m for m in reversed(history) if captured(m, obj)), None)
-        warning = (newest.extra.get("warnings") or {}).get(obj) if newest is not None else None
-        if isinstance(warning, dict) and warning.get("code") == code:
+        warning: ObjectWarning | None = newest.objects[obj].warning if newest is not None else None
+        if warning is not None and warning.code == code:
             out.append(obj)
     return sorted(out)
 
@@ -348,8 +332,8 @@ def merge_cursor(
     field_name: str,
     parts: Iterable[tuple[datetime | None, Iterable[tuple[str, datetime]], bool]],
     lag: timedelta,
-    previous: ExtractCursor | None,
-) -> ExtractCursor:
+    previous: Cursor | None,
+) -> Cursor:
     """One object's closing cursor from its partitions' ``(last, seen, truncated)``.
 
     Each partition kept the pairs within ``lag`` of its own maximum, which is at most the global
@@ -369,11 +353,7 @@ def merge_cursor(
         pairs.update(previous.seen)
         truncated = truncated or previous.truncated
     if not lasts:
-        return ExtractCursor(field=field_name)
+        return Cursor(field=field_name)
     top = max(lasts)
     floor = top - lag
-    return ExtractCursor(field_name, top, frozenset(p for p in pairs if p[1] >= floor), truncated)
-
-
-def extras_of(manifest: Manifest) -> dict[str, Any]:
-    return manifest.extra
+    return Cursor(field_name, top, frozenset(p for p in pairs if p[1] >= floor), truncated)

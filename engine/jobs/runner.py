@@ -28,10 +28,10 @@ from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor
 from concurrent.futures import wait as futures_wait
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
-from typing import Any, Literal
+from datetime import datetime
+from typing import Any, Literal, cast
 
-from engine.clock import Clock, SystemClock
+from engine.clock import Clock, FrozenClock, SystemClock
 from engine.config import Settings
 from engine.errors import (
     SalesforceApiLimit,
@@ -39,7 +39,6 @@ from engine.errors import (
     SfvaultError,
 )
 from engine.extract.client import SalesforceClient
-from engine.extract.cursor import Cursor as ExtractCursor
 from engine.extract.model import ObjectPlan
 from engine.extract.plan import Partition, bisect, can_bisect
 from engine.extract.rest import RestApi
@@ -67,7 +66,6 @@ from engine.jobs.errors import (
 )
 from engine.jobs.file_access import file_warnings, files_not_visible
 from engine.jobs.planning import (
-    JOBS_FORMAT,
     BackupRequest,
     JobDecision,
     JobOptions,
@@ -79,9 +77,21 @@ from engine.jobs.planning import (
     redo_in_full,
     warned_at_last_capture,
 )
-from engine.jobs.tasks import IDS_SUFFIX, PartitionResult, PartitionTask, extract_partition
+from engine.jobs.tasks import PartitionResult, PartitionTask, extract_partition
 from engine.jobs.worker import BackupWorkerPlugin
-from engine.model import ChunkRef, Cursor, Manifest, ObjectEntry
+from engine.model import (
+    ChunkRef,
+    Cursor,
+    CyclePosition,
+    JobRecord,
+    JobUsage,
+    Manifest,
+    ObjectEntry,
+    ObjectError,
+    ObjectWarning,
+    OrgFacts,
+    Trigger,
+)
 
 log = logging.getLogger(__name__)
 
@@ -717,10 +727,6 @@ def _narrow(base: SalesforceClient, task: PartitionTask, plan: ObjectPlan) -> Pa
     return replace(p, span_lo=span_lo, span_hi=span_hi)
 
 
-def _ts(value: datetime | None) -> str | None:
-    return None if value is None else value.astimezone(UTC).isoformat()
-
-
 def _commit(
     run: _Run,
     repo: Any,
@@ -732,116 +738,50 @@ def _commit(
     org_id: int,
     failed: dict[str, tuple[str, str]],
 ) -> BackupResult:
+    """Commit the manifest (when any object succeeded), then the catalog rows, at one instant.
+
+    The manifest carries the typed job record (:class:`engine.model.JobRecord`, per-object facts in
+    each :class:`ObjectEntry`) with the same values the catalog gets, so ``catalog rebuild``
+    recreates the job's rows exactly (docs/decisions/0011)."""
     from engine.catalog import jobs as cjobs
     from engine.catalog.db import transaction
-    from engine.catalog.usage import record_api_usage
 
-    clock = run.clock
-    modes: dict[str, str] = {}
-    cursors: dict[str, Any] = {}
-    sweeps: list[str] = []
-    objects: dict[str, ObjectEntry] = {}
     for name, (code, message) in _file_warnings(run).items():
         rep = run.reports.get(name)  # a warning, not a failure: only on objects that succeeded
         if rep is not None and rep.state == "succeeded":
             rep.warning_code, rep.warning_message = code, message
-    for name, rep in run.reports.items():
-        if rep.state != "succeeded":
-            objects[name] = ObjectEntry(
-                errors=[{"code": rep.error_code, "message": rep.error_message}], api_calls=dict(rep.calls)
-            )
-            continue
-        results = run.results[name]
-        work = decision.objects[name]
-        chunks: list[ChunkRef] = []
-        dels: list[ChunkRef] = []
-        blobs: dict[str, Any] = {}
-        for r in results:
-            chunks.extend(r.chunks)
-            dels.extend(r.deleted_chunks)
-            dels.extend(r.sweep_chunks)
-            for b in r.blobs:
-                blobs[b.name] = b
-        chunks.sort(key=lambda c: (c.min_id or "", c.name))
-        entry_cursor: Cursor | None = None
-        if name in run.cursors:
-            cursors[name] = closing = run.cursors[name]
-            if closing["last"] is not None:
-                at_last = tuple(i for i, t in closing["seen"] if t == closing["last"])  # seen is sorted
-                last = _ts(datetime.fromisoformat(closing["last"])) or ""
-                entry_cursor = Cursor(closing["field"], last, at_last)
-        window_tasks = [r for r in results if not r.boundary_check]
-        if window_tasks and all(r.swept for r in window_tasks):
-            sweeps.append(name)
-        modes[name] = work.mode
-        calls = dict(rep.calls)
-        calls["bulk2_jobs_created"] = rep.bulk_jobs
-        calls["bulk2_pages"] = calls.get("bulk2_results_page", 0)
-        objects[name] = ObjectEntry(
-            chunks=chunks,
-            rows=rep.records,
-            bytes=sum(c.sealed_bytes for c in chunks) + sum(c.sealed_bytes for c in dels),
-            cursor=entry_cursor,
-            api_calls=calls,
-            blobs=sorted(blobs.values(), key=lambda b: b.name),
-            deleted_ids_chunks=dels,
-            duration_seconds=rep.duration_s,
-        )
+    objects = {name: _object_entry(run, name, decision) for name in run.reports}
     ok = [n for n, r in run.reports.items() if r.state == "succeeded"]
     state = "succeeded" if not failed else ("partial" if ok else "failed")
-    snapshot_name: str | None = None
+    first_err = next(iter(failed.values()), None)
+    error = (
+        None
+        if first_err is None or state == "succeeded"
+        else ObjectError(first_err[0], f"{len(failed)} object(s) failed; first: {first_err[1]}")
+    )
+    finished = run.clock.now()
+    at = FrozenClock(current=finished)  # the manifest and the catalog rows share the commit instant
     usage = run.usage.snapshot()
+    snapshot_name: str | None = None
     if ok:
+        with transaction(sessions) as s:
+            record = _job_record(s, run.job_id, org_id, decision, finished, error, usage)
         manifest = Manifest(
             org=run.org_name,
             job_id=run.job_id,
-            created_at=clock.now(),
+            created_at=finished,
             kind=decision.kind,
             cycle_id=cycle_id,
             objects=objects,
-            extra={
-                "jobs_format": JOBS_FORMAT,
-                **({"cycle": position} if (position := decision.position()) else {}),
-                "modes": modes,
-                "cursors": cursors,
-                "sweeps": sorted(sweeps),
-                "failed": {n: {"code": c, "message": m} for n, (c, m) in failed.items()},
-                "usage": usage,
-                "ids_suffix": IDS_SUFFIX,
-                "warnings": {
-                    n: {"code": r.warning_code, "message": r.warning_message}
-                    for n, r in run.reports.items()
-                    if r.warning_code
-                },
-                "files_unavailable": {
-                    n: r.files_unavailable for n, r in run.reports.items() if r.files_unavailable
-                },
-            },
+            job=record,
         )
-        info = repo.commit(manifest, lock=lock)
-        snapshot_name = info.name
+        snapshot_name = repo.commit(manifest, lock=lock).name
     with transaction(sessions) as s:
         job = cjobs.get_job(s, run.job_id)
-        for name, rep in run.reports.items():
-            cjobs.record_object_result(s, job, _object_result(rep, chunks=len(objects[name].chunks)))
-            if rep.error_code:
-                cjobs.add_job_error(s, job, code=rep.error_code, message=rep.error_message or "",
-                                    object_name=name, clock=clock)  # fmt: skip
-        calls = usage.get("calls", {})
-        record_api_usage(
-            s, org_id=org_id, job_id=run.job_id, rest_calls=int(calls.get("rest", 0)),
-            bulk2_jobs=sum(r.bulk_jobs for r in run.reports.values()),
-            bulk2_pages=int(calls.get("bulk2_results_page", 0)),
-            remaining=(usage["org_max"] - usage["org_used"]) if usage.get("org_max") is not None
-            and usage.get("org_used") is not None else None,
-            daily_limit=usage.get("org_max"), clock=clock,
-        )  # fmt: skip
-        first_err = next(iter(failed.values()), (None, None))
+        _record_results(s, job, run, objects, usage, org_id, at)
         cjobs.finish_job(
-            s, job, state, snapshot_ref=snapshot_name,
-            error_code=first_err[0] if state != "succeeded" else None,
-            error_message=(f"{len(failed)} object(s) failed; first: {first_err[1]}" if failed else None),
-            clock=clock,
+            s, job, state, snapshot_ref=snapshot_name, error_code=error.code if error else None,
+            error_message=error.message if error else None, clock=at,
         )  # fmt: skip
     run.emit("done")
     return BackupResult(
@@ -854,11 +794,119 @@ def _commit(
         usage=usage,
         duration_s=time.monotonic() - run.started,
         snapshot=snapshot_name,
-        error_code=next(iter(failed.values()), (None, None))[0],
-        error_message=next(iter(failed.values()), (None, None))[1],
+        error_code=first_err[0] if first_err else None,
+        error_message=first_err[1] if first_err else None,
     )
 
 
-def cursor_of(manifest: Manifest, obj: str) -> ExtractCursor | None:
-    raw = manifest.extra.get("cursors", {}).get(obj)
-    return None if raw is None else ExtractCursor.from_dict(raw)
+def _object_calls(rep: ObjectReport) -> dict[str, int]:
+    """The object's call counters, with the two the catalog keeps (``bulk2_jobs_created``,
+    ``bulk2_pages``) under their own names."""
+    calls = dict(rep.calls)
+    calls["bulk2_jobs_created"] = rep.bulk_jobs
+    calls["bulk2_pages"] = calls.get("bulk2_results_page", 0)
+    return calls
+
+
+def _object_entry(run: _Run, name: str, decision: JobDecision) -> ObjectEntry:
+    """The manifest entry of one object: its data, cursor and how it was captured, or its failure."""
+    rep = run.reports[name]
+    mode = decision.objects[name].mode
+    if rep.state != "succeeded":
+        return ObjectEntry(
+            rows=rep.records, bytes=rep.bytes, api_calls=_object_calls(rep), duration_seconds=rep.duration_s,
+            mode=mode, errors=[ObjectError(rep.error_code or "SFV-000", rep.error_message or "")],
+        )  # fmt: skip
+    results = run.results[name]
+    chunks: list[ChunkRef] = []
+    dels: list[ChunkRef] = []
+    blobs: dict[str, Any] = {}
+    for r in results:
+        chunks.extend(r.chunks)
+        dels.extend(r.deleted_chunks)
+        dels.extend(r.sweep_chunks)
+        for b in r.blobs:
+            blobs[b.name] = b
+    chunks.sort(key=lambda c: (c.min_id or "", c.name))
+    closing = run.cursors.get(name)
+    window_tasks = [r for r in results if not r.boundary_check]
+    return ObjectEntry(
+        chunks=chunks,
+        rows=rep.records,
+        bytes=sum(c.sealed_bytes for c in chunks) + sum(c.sealed_bytes for c in dels),
+        cursor=Cursor.from_dict(closing) if closing is not None else None,
+        api_calls=_object_calls(rep),
+        blobs=sorted(blobs.values(), key=lambda b: b.name),
+        deleted_ids_chunks=dels,
+        duration_seconds=rep.duration_s,
+        mode=mode,
+        swept=bool(window_tasks) and all(r.swept for r in window_tasks),
+        warning=ObjectWarning(rep.warning_code, rep.warning_message or "") if rep.warning_code else None,
+        files_unavailable=rep.files_unavailable,
+    )
+
+
+def _job_record(
+    s: Any,
+    job_id: str,
+    org_id: int,
+    decision: JobDecision,
+    finished: datetime,
+    error: ObjectError | None,
+    usage: dict[str, Any],
+) -> JobRecord:
+    """The job as the catalog has it (trigger, times, requested objects, org) plus what the runner
+    decided (cycle position), finished at ``finished``."""
+    from engine.catalog import jobs as cjobs
+    from engine.catalog.models import Org
+
+    job = cjobs.get_job(s, job_id)
+    org = s.get(Org, org_id)
+    position = decision.position() if decision.kind == "incremental" else CyclePosition(finished, 0)
+    return JobRecord(
+        trigger=cast(Trigger, job.trigger),
+        queued_at=job.created_at,
+        started_at=job.started_at,
+        finished_at=finished,
+        scheduled_for=job.scheduled_for,
+        cycle=position,
+        requested_objects=tuple(job.requested_objects) if job.requested_objects is not None else None,
+        error=error,
+        usage=JobUsage.from_dict(usage),
+        org=OrgFacts(org.instance_url, org.sf_org_id, org.time_zone) if org is not None else None,
+    )
+
+
+def _record_results(
+    s: Any,
+    job: Any,
+    run: _Run,
+    objects: dict[str, ObjectEntry],
+    usage: dict[str, Any],
+    org_id: int,
+    at: Clock,
+) -> None:
+    """The per-object results, their errors and the job's API usage, in the catalog."""
+    from engine.catalog import jobs as cjobs
+    from engine.catalog.usage import record_api_usage
+
+    for name, rep in run.reports.items():
+        cjobs.record_object_result(s, job, _object_result(rep, chunks=len(objects[name].chunks)))
+        if rep.error_code:
+            cjobs.add_job_error(s, job, code=rep.error_code, message=rep.error_message or "",
+                                object_name=name, clock=at)  # fmt: skip
+    calls = usage.get("calls", {})
+    record_api_usage(
+        s, org_id=org_id, job_id=run.job_id, rest_calls=int(calls.get("rest", 0)),
+        bulk2_jobs=sum(r.bulk_jobs for r in run.reports.values()),
+        bulk2_pages=int(calls.get("bulk2_results_page", 0)),
+        remaining=(usage["org_max"] - usage["org_used"]) if usage.get("org_max") is not None
+        and usage.get("org_used") is not None else None,
+        daily_limit=usage.get("org_max"), clock=at,
+    )  # fmt: skip
+
+
+def cursor_of(manifest: Manifest, obj: str) -> Cursor | None:
+    """The closing cursor ``manifest`` recorded for ``obj`` (None: not captured or no timestamp field)."""
+    entry = manifest.objects.get(obj)
+    return None if entry is None else entry.cursor

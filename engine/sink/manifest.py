@@ -3,8 +3,12 @@
 Writing a manifest is the only commit point of a job (STYLE rule 6). The plaintext is UTF-8 JSON
 with sorted keys::
 
-    {"format": "sfvault-manifest", "version": 1, "org": ..., "job_id": ..., "created_at": ...,
-     "kind": "full" | "incremental", "cycle_id": ..., "objects": {...}, "extra": {...}}
+    {"format": "sfvault-manifest", "version": 2, "org": ..., "job_id": ..., "created_at": ...,
+     "kind": "full" | "incremental", "cycle_id": ..., "objects": {...}, "job": {...}}
+
+(``engine.model.Manifest.to_dict``; ``docs/FORMAT.md`` section 6). Version 1 kept the job's
+facts in an untyped ``extra`` object; :func:`manifest_v1_to_v2` moves them into the typed
+places (``objects.<O>.mode/cursor/swept/warning/files_unavailable``, ``job``).
 
 It is sealed with content type 3 and the id HMAC(id_key, "sfvault-name\\0" || object path), so
 a manifest copied or renamed to another job's name fails (``ChunkIdMismatch``). Older versions
@@ -25,13 +29,62 @@ from engine.sink.backend import Handle, Kind
 from engine.sink.crypto import ContentType, DataKeys, open_bytes, seal_bytes
 
 MANIFEST_FORMAT = "sfvault-manifest"
-MANIFEST_VERSION = 1
+MANIFEST_VERSION = 2
 SUFFIX = ".json.enc"
 MAX_MANIFEST_BYTES = 512 * 1024 * 1024
 _SAFE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 
+
+def _v1_cursor(extra_cursor: Any, entry_cursor: Any) -> Any:
+    """The object's exact cursor of a version-1 manifest (``extra.cursors``), else its summary
+    (``objects.<O>.cursor``: field, last, the Ids at exactly ``last``) in the new shape."""
+    if isinstance(extra_cursor, dict):
+        return extra_cursor
+    if not isinstance(entry_cursor, dict) or entry_cursor.get("last") is None:
+        return None
+    last = entry_cursor["last"]
+    seen = [[i, last] for i in entry_cursor.get("ids_at_last", [])]
+    return {"field": entry_cursor["field"], "last": last, "seen": seen, "truncated": False}
+
+
+def _v1_error(err: Any) -> dict[str, str]:
+    code = err.get("code") or err.get("error_code") or "SFV-000"
+    return {"code": str(code), "message": str(err.get("message") or err.get("error_message") or code)}
+
+
+def manifest_v1_to_v2(doc: dict[str, Any]) -> dict[str, Any]:
+    """Version 1 (job facts in ``extra``, written until the typed job record) → version 2.
+
+    Per object: ``mode`` from ``extra.modes`` (absent: null, the job's kind; version 1 listed
+    every object that did not fail there, so "captured" stays "no errors"), the exact cursor from
+    ``extra.cursors``, ``swept`` from ``extra.sweeps``, ``warning`` and ``files_unavailable``
+    from their maps. The job: ``cycle`` from ``extra.cycle`` and ``usage``; version 1 did not
+    record the trigger, times, requested objects or org, so those stay null.
+    """
+    extra = doc.pop("extra", None) or {}
+    modes = extra.get("modes") or {}
+    cursors = extra.get("cursors") or {}
+    sweeps = set(extra.get("sweeps") or ())
+    warnings = extra.get("warnings") or {}
+    unavailable = extra.get("files_unavailable") or {}
+    objects: dict[str, Any] = {}
+    for name, entry in (doc.get("objects") or {}).items():
+        errors = [_v1_error(e) for e in entry.get("errors") or ()]
+        entry = {**entry, "errors": errors}
+        entry["mode"] = modes.get(name)
+        entry["cursor"] = _v1_cursor(cursors.get(name), entry.get("cursor"))
+        entry["swept"] = name in sweeps
+        warning = warnings.get(name)
+        entry["warning"] = _v1_error(warning) if isinstance(warning, dict) and warning.get("code") else None
+        entry["files_unavailable"] = int(unavailable.get(name) or 0)
+        objects[name] = entry
+    doc["objects"] = objects
+    doc["job"] = {"cycle": extra.get("cycle"), "usage": extra.get("usage") or {}}
+    return doc
+
+
 #: version n → function upgrading a version-n document to version n+1.
-MIGRATIONS: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {}
+MIGRATIONS: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {1: manifest_v1_to_v2}
 
 
 def check_segment(value: str, what: str) -> str:

@@ -2,9 +2,10 @@
 
 ``engine.jobs.runner._commit`` stores per object: data chunks (``chunks``), deletion chunks
 (``Id`` + cursor field, object = the object) and Id-sweep chunks (``Id`` only, object =
-``<Object>#ids``) both in ``deleted_ids_chunks``, and in ``Manifest.extra``: ``modes``,
-``cursors`` (``{"field": ...}``), ``sweeps``. :class:`ChainWriter` writes exactly that, so tests of
-``engine.diff`` run on real encrypted repositories without a Salesforce org.
+``<Object>#ids``) both in ``deleted_ids_chunks``, and the typed job record:
+``ObjectEntry.mode``, ``cursor`` (its ``field``), ``swept``; ``Manifest.job.usage``.
+:class:`ChainWriter` writes exactly that, so tests of ``engine.diff`` run on real encrypted
+repositories without a Salesforce org.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import pyarrow as pa
 
 from engine.clock import FrozenClock
 from engine.config import Settings
-from engine.model import BlobRef, ChunkRef, Manifest, ObjectEntry
+from engine.model import BlobRef, ChunkRef, Cursor, JobRecord, JobUsage, Manifest, ObjectEntry, ObjectError
 from engine.sink.backends.memory import MemoryBackend
 from engine.sink.keys import LocalKeyFile
 from engine.sink.repository import Repository
@@ -72,34 +73,26 @@ class ChainWriter:
         job_id = f"job-{self.n:04d}"
         if kind == "full" or self.cycle is None:
             self.cycle = job_id
-        modes: dict[str, str] = {}
-        cursors: dict[str, Any] = {}
-        sweeps: list[str] = []
         objects: dict[str, ObjectEntry] = {}
         for name, ch in changes.items():
             if ch.failed:
-                objects[name] = ObjectEntry(errors=[{"code": "SFV-404", "message": "boom"}])
+                objects[name] = ObjectEntry(errors=[ObjectError("SFV-404", "boom")])
                 continue
             chunks = self._chunks(ch.rows, name, ch.chunk_rows) if ch.rows is not None else []
             dels = self._chunks(ch.deletions, name, 0) if ch.deletions is not None else []
             if ch.sweep is not None:
                 ids = pa.table({"Id": pa.array(sorted(ch.sweep), pa.string())})
                 dels += self._chunks(ids, name + IDS_SUFFIX, 0)
-                sweeps.append(name)
-            blobs = list(ch.blobs)
-            modes[name] = "full" if kind == "full" else ch.mode
-            if ch.cursor_field:
-                cursors[name] = {"field": ch.cursor_field, "last": None, "seen": [], "truncated": False}
             objects[name] = ObjectEntry(
                 chunks=chunks, rows=ch.rows.num_rows if ch.rows is not None else 0,
                 bytes=sum(c.sealed_bytes for c in chunks + dels), api_calls=dict(ch.api_calls),
-                blobs=blobs, deleted_ids_chunks=dels,
+                blobs=list(ch.blobs), deleted_ids_chunks=dels, mode="full" if kind == "full" else ch.mode,
+                cursor=Cursor(ch.cursor_field) if ch.cursor_field else None, swept=ch.sweep is not None,
             )  # fmt: skip
         m = Manifest(
             org=self.org, job_id=job_id, created_at=at or (T0 + timedelta(minutes=self.n)),
             kind="full" if kind == "full" else "incremental", cycle_id=self.cycle, objects=objects,
-            extra={"jobs_format": 1, "modes": modes, "cursors": cursors, "sweeps": sorted(sweeps),
-                   "usage": usage or {}, "ids_suffix": IDS_SUFFIX},
+            job=JobRecord(trigger="manual", usage=JobUsage.from_dict(usage or {})),
         )  # fmt: skip
         self.repo.commit(m)
         return m

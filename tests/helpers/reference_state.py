@@ -52,9 +52,8 @@ def reference_state(repo: Any, org: str, obj: str, *, job_id: str | None = None,
         if not captured(m, obj):
             continue
         entry = m.objects[obj]
-        cur = m.extra.get("cursors", {}).get(obj)
-        if cur is not None:
-            ts_field = cur["field"]
+        if entry.cursor is not None:
+            ts_field = entry.cursor.field
         for ref in entry.chunks:
             t = repo.read_chunk(ref)
             n = t.num_rows
@@ -83,7 +82,7 @@ def reference_state(repo: Any, org: str, obj: str, *, job_id: str | None = None,
                 "_job": pa.array([j] * n, pa.int32()), "_del": pa.array([True] * n),
                 "_row": pa.array([-1] * n, pa.int64()),
             }))  # fmt: skip
-        if obj in m.extra.get("sweeps", []):
+        if entry.swept:
             sweep_jobs.append(j)
     if not data:
         return pa.table({"Id": pa.array([], pa.string())})

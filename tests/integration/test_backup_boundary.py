@@ -42,7 +42,9 @@ def _mismatches(env: BackupEnv, objects: list[str]) -> dict[str, str]:
 def _contact_cursor(env: BackupEnv) -> Cursor:
     with env.repo() as repo:
         newest = max(repo.manifests("acme"), key=lambda m: m.job_id)
-    return Cursor.from_dict(newest.extra["cursors"]["Contact"])
+    cursor = newest.objects["Contact"].cursor
+    assert cursor is not None
+    return cursor
 
 
 def _insert_contact_at(env: BackupEnv, when: datetime, last_name: str) -> str:

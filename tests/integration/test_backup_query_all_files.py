@@ -101,8 +101,10 @@ def test_default_org_reports_no_warning_and_counts_unavailable_bodies(env: Backu
         engine.dispose()
     with env.repo() as repo:
         manifest = next(m for m in repo.manifests("acme") if m.job_id == res.job_id)
-    assert manifest.extra["warnings"] == {}
-    assert manifest.extra["files_unavailable"] == {"ContentVersion": 1}
+    assert not any(e.warning for e in manifest.objects.values())
+    assert {n: e.files_unavailable for n, e in manifest.objects.items() if e.files_unavailable} == {
+        "ContentVersion": 1
+    }
 
 
 def test_without_query_all_files_only_visible_files_are_backed_up_with_a_warning(
@@ -132,8 +134,9 @@ def test_without_query_all_files_only_visible_files_are_backed_up_with_a_warning
 
     with env.repo() as repo:
         manifest = next(m for m in repo.manifests("limited") if m.job_id == res.job_id)
-    assert sorted(manifest.extra["warnings"]) == list(FILES)
-    assert manifest.extra["warnings"]["ContentVersion"]["code"] == "SFV-805"
+    assert sorted(n for n, e in manifest.objects.items() if e.warning) == list(FILES)
+    warning = manifest.objects["ContentVersion"].warning
+    assert warning is not None and warning.code == "SFV-805"
     assert all(not manifest.objects[o].errors for o in FILES), "a warning, not an error"
 
     client, viewer = _api(env, tmp_path)

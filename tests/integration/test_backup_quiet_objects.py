@@ -69,8 +69,8 @@ def test_quiet_objects_are_skipped_and_the_snapshot_stays_exact(env: BackupEnv) 
         assert {k: v for k, v in compare_org(env.em, repo, "acme", objects).items() if v} == {}
         manifests = sorted(repo.manifests("acme"), key=lambda m: m.created_at)
     first, last = manifests[0], manifests[-1]
-    assert last.extra["modes"]["Opportunity"] == "incremental"
-    assert last.extra["cursors"]["Opportunity"] == first.extra["cursors"]["Opportunity"]
+    assert last.objects["Opportunity"].mode == "incremental"
+    assert last.objects["Opportunity"].cursor == first.objects["Opportunity"].cursor
 
     # and the next job still finds changes made after the skip
     with _client(env) as c:
@@ -107,4 +107,4 @@ def test_a_job_takes_its_knobs_from_the_configuration(env: BackupEnv, tmp_path: 
     assert inc.kind == "incremental"
     with env.repo() as repo:
         newest = next(repo.manifests("configured", newest_first=True))
-    assert newest.extra["sweeps"] == []  # SFVAULT_JOB__ID_SWEEP_EVERY=0 won over the file's 1
+    assert not any(e.swept for e in newest.objects.values())  # the environment won

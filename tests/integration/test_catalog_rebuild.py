@@ -2,7 +2,9 @@
 
 The catalog a backup run writes (jobs, per-object results) is thrown away and recreated from
 the repository's manifests alone; the jobs and per-object counts must come back the same, on
-SQLite and on PostgreSQL, through the library and through ``sfvault catalog rebuild``.
+SQLite and on PostgreSQL, through the library and through ``sfvault catalog rebuild``. The
+manifests here are written by hand; ``test_catalog_rebuild_real_jobs.py`` rebuilds what real
+backup jobs write and compares every column.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from engine.catalog.rebuild import rebuild_catalog
 from engine.cli import app
 from engine.clock import FrozenClock
 from engine.config import Settings
-from engine.model import Manifest, ObjectEntry
+from engine.model import Manifest, ObjectEntry, ObjectError
 from engine.sink.backends import open_backend
 from engine.sink.keys import LocalKeyFile
 from engine.sink.repository import Repository
@@ -64,7 +66,7 @@ def _run_job(
     entries: dict[str, ObjectEntry] = {}
     for obj, n in rows.items():
         if obj in failed:
-            entries[obj] = ObjectEntry(errors=[{"code": "SFV-405", "message": f"query on {obj} timed out"}])
+            entries[obj] = ObjectEntry(errors=[ObjectError("SFV-405", f"query on {obj} timed out")])
             jobs.record_object_result(s, job, ObjectResult(obj, "failed", error_code="SFV-405"))
             continue
         refs = [repo.write_chunk(_table(obj[:3] + str(k), n // 2 + k), obj) for k in range(2)]

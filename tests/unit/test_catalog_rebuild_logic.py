@@ -18,7 +18,7 @@ from engine.catalog.models import Job, JobError, JobObject, Org
 from engine.catalog.rebuild import rebuild_catalog
 from engine.clock import FrozenClock
 from engine.errors import CatalogRebuildFailed, ObjectCorrupt
-from engine.model import Manifest, ObjectEntry, SnapshotInfo
+from engine.model import JobRecord, Manifest, ObjectEntry, ObjectError, OrgFacts, SnapshotInfo
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -44,7 +44,12 @@ class ManifestShelf:
 
 
 def _manifest(
-    org: str, job_id: str, hours: int, kind: str, objects: dict[str, ObjectEntry], **extra: object
+    org: str,
+    job_id: str,
+    hours: int,
+    kind: str,
+    objects: dict[str, ObjectEntry],
+    job: JobRecord | None = None,
 ) -> Manifest:
     return Manifest(
         org=org,
@@ -53,7 +58,7 @@ def _manifest(
         kind=kind,  # type: ignore[arg-type]
         cycle_id="2026",
         objects=objects,
-        extra=dict(extra),
+        job=job or JobRecord(),
     )
 
 
@@ -70,11 +75,9 @@ def _shelf() -> ManifestShelf:
                     "Account": ObjectEntry(
                         rows=10, bytes=800, api_calls={"rest": 1, "bulk2_jobs": 1, "bulk2_pages": 1}
                     ),
-                    "Contact": ObjectEntry(
-                        rows=0, bytes=0, errors=[{"code": "SFV-405", "message": "timed out"}]
-                    ),
+                    "Contact": ObjectEntry(rows=0, bytes=0, errors=[ObjectError("SFV-405", "timed out")]),
                 },
-                trigger="manual",
+                JobRecord(trigger="manual"),
             ),
             _manifest(
                 "acme",
@@ -90,8 +93,7 @@ def _shelf() -> ManifestShelf:
                     ),
                     "Contact": ObjectEntry(rows=2000, bytes=150_000),
                 },
-                instance_url="https://acme.my.salesforce.com",
-                time_zone="America/New_York",
+                JobRecord(org=OrgFacts("https://acme.my.salesforce.com", time_zone="America/New_York")),
             ),
             _manifest("globex", "g1", 3, "full", {"Lead": ObjectEntry(rows=5, bytes=100)}),
         ]
@@ -192,3 +194,20 @@ def test_unreadable_manifest_fails_the_rebuild_and_changes_nothing(sessions: ses
     with transaction(sessions) as s:
         report = rebuild_catalog(s, shelf, skip_unreadable=True)
     assert report.snapshots == 2 and [name for name, _ in report.unreadable] == ["acme/j2"]
+
+
+def test_a_recreated_org_takes_the_facts_of_its_newest_manifest_that_records_them(
+    sessions: sessionmaker[Session],
+) -> None:
+    """Format-1 manifests (upgraded on read) record no org facts; a newer one does."""
+    old = _manifest("acme", "j1", 0, "full", {"Lead": ObjectEntry(rows=1)})
+    facts = OrgFacts("https://acme.my.salesforce.com", "00Dacme", "Europe/Paris")
+    new = _manifest("acme", "j2", 1, "incremental", {"Lead": ObjectEntry(rows=1)}, JobRecord(org=facts))
+    with transaction(sessions) as s:
+        rebuild_catalog(s, ManifestShelf([new, old]))
+    with transaction(sessions) as s:
+        acme = s.scalars(select(Org).where(Org.name == "acme")).one()
+        assert (acme.instance_url, acme.sf_org_id, acme.time_zone) == (
+            "https://acme.my.salesforce.com", "00Dacme", "Europe/Paris",
+        )  # fmt: skip
+        assert jobs.get_job(s, "j1").trigger == "scheduled"  # not recorded: the rebuild's default

@@ -8,7 +8,6 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from engine.extract.cursor import Cursor as ExtractCursor
 from engine.jobs.errors import FullBackupRequired
 from engine.jobs.planning import (
     BackupRequest,
@@ -20,7 +19,7 @@ from engine.jobs.planning import (
     redo_in_full,
     warned_at_last_capture,
 )
-from engine.model import Cursor, Manifest, ObjectEntry
+from engine.model import Cursor, JobRecord, Manifest, ObjectEntry, ObjectError, ObjectWarning
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 SCOPE = {"Account": "SystemModstamp", "Contact": "SystemModstamp", "Organization": None}
@@ -30,15 +29,14 @@ def manifest(
     job: str, at: datetime, kind: str, cycle: str, objs: dict[str, str], failed: tuple[str, ...] = ()
 ) -> Manifest:
     objects: dict[str, ObjectEntry] = {}
-    cursors = {}
-    for name in objs:
+    for name, mode in objs.items():
         last = at - timedelta(minutes=1)
-        objects[name] = ObjectEntry(rows=1, cursor=Cursor("SystemModstamp", last.isoformat(), ("001x",)))
-        cursors[name] = ExtractCursor("SystemModstamp", last, frozenset({("001x", last)})).to_dict()
+        cursor = Cursor("SystemModstamp", last, frozenset({("001x", last)}))
+        objects[name] = ObjectEntry(rows=1, cursor=cursor, mode=mode)  # type: ignore[arg-type]
     for name in failed:
-        objects[name] = ObjectEntry(errors=[{"code": "SFV-403", "message": "limit"}])
+        objects[name] = ObjectEntry(errors=[ObjectError("SFV-403", "limit")])
     return Manifest(org="acme", job_id=job, created_at=at, kind=kind, cycle_id=cycle,  # type: ignore[arg-type]
-                    objects=objects, extra={"modes": objs, "cursors": cursors})  # fmt: skip
+                    objects=objects)  # fmt: skip
 
 
 def test_first_job_is_full_and_starts_a_cycle() -> None:
@@ -72,9 +70,9 @@ def test_failed_objects_are_redone_in_full_and_new_objects_start_full() -> None:
 
 def test_a_warning_counts_only_on_the_objects_newest_capture() -> None:
     full = manifest("j1", T0, "full", "j1", {"Account": "full", "Contact": "full"})
-    full.extra["warnings"] = {"Account": {"code": "SFV-805", "message": "m"}, "Contact": {"code": "SFV-805"}}
+    for name in ("Account", "Contact"):
+        full.objects[name].warning = ObjectWarning("SFV-805", "m")
     inc = manifest("j2", T0 + timedelta(hours=1), "incremental", "j1", {"Contact": "incremental"})
-    inc.extra["warnings"] = {}
     # newest first, as needed_manifests reads them: the order must not matter
     assert warned_at_last_capture([inc, full], ["Account", "Contact", "Organization"], "SFV-805") == [
         "Account"
@@ -137,9 +135,7 @@ def test_merge_cursor_keeps_exactly_the_boundary_pairs() -> None:
     )
     assert merged.last == b
     assert merged.seen == frozenset({("3", b)})
-    prev = ExtractCursor(
-        "SystemModstamp", b + timedelta(minutes=1), frozenset({("9", b + timedelta(minutes=1))})
-    )
+    prev = Cursor("SystemModstamp", b + timedelta(minutes=1), frozenset({("9", b + timedelta(minutes=1))}))
     kept = merge_cursor("SystemModstamp", [(None, [], False)], lag, prev)
     assert kept.last == prev.last and ("9", prev.last) in kept.seen
 
@@ -149,7 +145,7 @@ def _committed(d: JobDecision, job: str, at: datetime, failed: frozenset[str]) -
     modes = {n: w.mode for n, w in d.objects.items() if n not in failed}
     m = manifest(job, at, d.kind, d.cycle_id or job, modes, failed=tuple(sorted(failed)))
     if d.position() is not None:
-        m.extra["cycle"] = d.position()
+        m.job = JobRecord(cycle=d.position())
     return m
 
 
@@ -189,5 +185,5 @@ def test_needed_manifests_decide_like_every_manifest(
         assert decide(request, needed, SCOPE, failed_last=failed, now=at, options=opts) == everything
         m = _committed(everything, f"{at:%Y%m%dT%H%M%SZ}-{suffix}", at, failed)
         if i < legacy:
-            m.extra.pop("cycle", None)
+            m.job = JobRecord()
         history.append(m)

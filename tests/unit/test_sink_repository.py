@@ -22,7 +22,7 @@ from engine.errors import (
     RepositoryNotInitialized,
     WrongKey,
 )
-from engine.model import Cursor, Manifest, ObjectEntry
+from engine.model import Cursor, Manifest, ObjectEntry, ObjectError
 from engine.sink.backend import Handle, Kind
 from engine.sink.backends.memory import MemoryBackend
 from engine.sink.keys import LocalKeyFile
@@ -129,6 +129,9 @@ def test_blobs_are_deduplicated_and_streamed(repo: Repository) -> None:
         assert fh.read() == body[9:]
 
 
+T99 = datetime(2026, 1, 1, 0, 1, 39, tzinfo=UTC)
+
+
 def test_commit_round_trip_and_order(repo: Repository) -> None:
     ref = repo.write_chunk(records(100), "Account")
     blob = repo.put_blob(b"file body")
@@ -137,9 +140,9 @@ def test_commit_round_trip_and_order(repo: Repository) -> None:
         rows=100,
         bytes=ref.plain_bytes,
         api_calls={"bulk2": 3},
-        cursor=Cursor("SystemModstamp", "2026-01-01T00:01:39+00:00", ("001000000000000099",)),
+        cursor=Cursor("SystemModstamp", T99, frozenset({("001000000000000099", T99)})),
         blobs=[blob],
-        errors=[{"code": "SFV-404", "message": "x"}],
+        errors=[ObjectError("SFV-404", "x")],
     )
     with repo.lock(ORG, "test") as lk:
         info = repo.commit(manifest("job-1", {"Account": entry}), lock=lk)
