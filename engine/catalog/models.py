@@ -38,6 +38,7 @@ from sqlalchemy import (
     Time,
     TypeDecorator,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
@@ -296,6 +297,11 @@ class Job(Base):
     error_message: Mapped[str | None] = mapped_column(Text)
     # the schedule slot of a scheduled job or recorded skip; unique per org (migration 0002)
     scheduled_for: Mapped[datetime | None]
+    # the owning process's last sign of life while queued or running (migration 0005)
+    heartbeat_at: Mapped[datetime | None]
+    # started with `sfvault backup --override-policy`; the refusal it passed, if any (migration 0005)
+    policy_override: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    override_reason: Mapped[str | None] = mapped_column(Text)
 
     objects: Mapped[list[JobObject]] = relationship(
         back_populates="job",
