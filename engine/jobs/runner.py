@@ -293,6 +293,8 @@ def _claim_org(run: _Run, sessions: Any, job_id: str | None) -> tuple[int, Any, 
             gone = JobAbandoned(job=active.id)  # we hold the org's lock, so its driver is gone
             cjobs.finish_job(s, active, "failed", error_code=gone.code, error_message=gone.message,
                              clock=clock)  # fmt: skip
+        if job_id is not None and cjobs.get_job(s, job_id).state != JobState.QUEUED.value:
+            raise JobCancelled(job=job_id)  # cancelled while it waited for a thread
         if job_id is None:
             job = cjobs.create_job(
                 s, org, kind="full" if run.request.full else "incremental", trigger=run.trigger,

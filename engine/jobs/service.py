@@ -415,6 +415,7 @@ class JobService:
             cjobs.request_cancel(s, job, clock=self.clock)
             if queued:
                 gone = JobCancelled(job=job.id)
+                job.cancel_requested = True
                 job.error_code, job.error_message = gone.code, gone.message
             s.flush()
             s.expunge(job)

@@ -18,6 +18,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 
 from api.background import JobRunner
 from api.context import AppContext
@@ -166,13 +167,17 @@ def test_one_slot_makes_one_job_however_many_ticks_see_it(ctx: AppContext) -> No
     assert [o.action for o in first.tick(now).slots] == ["skipped"]
     assert first.tick(now).slots == []  # the same process: the slot is behind its last tick
     assert [o.action for o in second.tick(now).slots] == []  # the catalog's last slot bounds it too
-    fresh = Scheduler(ctx)
-    # a process that decided before the first one recorded: the unique index refuses its row
+    # the job service answers an already recorded slot as handled ...
     slot = datetime(2026, 3, 11, 0, 0, tzinfo=UTC)
     with ctx.tx() as s:
         org_id = corgs.get_org_by_name(s, "once").id
-    late = fresh._record_skip(org_id, "once", slot, "full", "SFV-601", "late", FrozenClock(now))
-    assert late.action == "already_handled"
+    assert ctx.jobs.admit_slot(org_id, slot, now).action == "already_handled"
+    # ... and a process that decided before the first one recorded is refused by the unique index
+    with pytest.raises(IntegrityError), ctx.tx() as s:
+        late = cjobs.record_skipped_job(s, corgs.get_org_by_name(s, "once"), kind="full",
+                                        reason_code="SFV-601", reason="late", clock=FrozenClock(now))  # fmt: skip
+        late.scheduled_for = slot
+        s.flush()
     assert len(slots_of(ctx, "once")) == 1
 
 
