@@ -5,9 +5,10 @@ manifests, so the planner reads them back from the manifests of the org's curren
 
 Rules (PRODUCT.md "Backup cycles and jobs", DESIGN.md "Incremental"):
 
-* A cycle lasts one calendar year (:func:`engine.policy.cycles.cycle_ended`, the one cycle rule the
-  scheduler predicts with too). Its first job is *full*; the cycle id is that job's id. A full job also starts when asked (``full=True`` without objects) or when the
-  org has no full backup yet, or when the newest cycle has expired.
+* A cycle lasts one calendar year (:func:`engine.policy.cycles.cycle_ended`, the one cycle rule
+  the scheduler predicts with too). Its first job is *full*; the cycle id is that job's id. A
+  full job also starts when asked (``full=True`` without objects) or when the org has no full
+  backup yet, or when the newest cycle has expired.
 * Every later job is *incremental*: per object, ``cursor_field >= last - lag`` (closed start),
   rows already captured at the boundary dropped (the cursor's ``seen`` pairs).
 * An object is extracted in full inside an incremental job when it has no usable cursor in the
