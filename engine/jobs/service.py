@@ -55,7 +55,16 @@ from engine.errors import (
 from engine.jobs.connect import backup_settings_of, job_fact, org_facts_of
 from engine.jobs.errors import CredentialsMissing, JobAbandoned
 from engine.jobs.planning import BackupRequest, JobOptions
-from engine.policy import JobFact, ManualRequest, decide_manual_run, decide_scheduled_run, plan_backup
+from engine.policy import (
+    JobFact,
+    ManualRequest,
+    OrgFacts,
+    blocking_job,
+    decide_manual_run,
+    decide_scheduled_run,
+    has_full_backup,
+    plan_backup,
+)
 
 if TYPE_CHECKING:
     from engine.catalog.secrets import Sealer
@@ -248,6 +257,7 @@ class JobService:
                 if not override or isinstance(err, NEVER_OVERRIDDEN):
                     raise
                 passed = err
+                _refuse_beyond_override(facts, chosen)
                 plan_kind = plan_backup(facts.jobs, now, chosen).kind.value
             if row.credentials_sealed is None:
                 raise CredentialsMissing(org=row.name)
@@ -420,6 +430,16 @@ class JobService:
             s.flush()
             s.expunge(job)
             return job
+
+
+def _refuse_beyond_override(facts: OrgFacts, chosen: frozenset[str] | None) -> None:
+    """The rules an override never passes (:data:`NEVER_OVERRIDDEN`), checked on their own: the
+    policy stops at its first refusal, so the ones after an overridden refusal were not asked."""
+    if chosen is not None and not has_full_backup(facts.jobs):
+        raise FullBackupRequired(org=facts.org)
+    running = blocking_job(facts.jobs)
+    if running is not None:
+        raise JobAlreadyRunning(org=facts.org, job=running.id)
 
 
 def ensure_repository(settings: Settings) -> None:
