@@ -91,6 +91,13 @@ class JobOut(BaseModel):
         description="why the job failed, was partial or skipped (docs/TROUBLESHOOTING.md)", examples=[None]
     )
     error_message: str | None = Field(examples=[None])
+    policy_override: bool = Field(
+        default=False,
+        description="started with `sfvault backup --override-policy` (the refusal it passed: "
+        "`override_reason`)",
+        examples=[False],
+    )
+    override_reason: str | None = Field(default=None, examples=[None])
 
 
 class JobList(BaseModel):
@@ -174,7 +181,8 @@ def _job_out(job: Job, org: str) -> JobOut:
         requested_objects=job.requested_objects, cancel_requested=job.cancel_requested,
         created_at=job.created_at, started_at=job.started_at, finished_at=job.finished_at,
         records=job.records, bytes=job.bytes, metadata_items=job.metadata_items,
-        error_code=job.error_code, error_message=job.error_message,
+        error_code=job.error_code, error_message=job.error_message, policy_override=job.policy_override,
+        override_reason=job.override_reason,
     )  # fmt: skip
 
 
@@ -242,8 +250,8 @@ def _counts(objects: list[JobObjectOut]) -> ObjectCounts:
 )
 def back_up_now(org: OrgName, body: BackupNow, ctx: Ctx, who: Operator) -> JobOut:
     """Start a backup of the org: every object in scope, or the chosen `objects` (only once the
-    org has a full backup). Answers 202 with the job once it is recorded; follow it with
-    `GET /v1/jobs/{job_id}`.
+    org has a full backup). Answers 202 with the `queued` job at once, before it logs in or plans;
+    follow it with `GET /v1/jobs/{job_id}`.
 
     Refusals: 404 SFV-101 unknown org; 409 SFV-605 no storage location (set `storage_location`
     with `PATCH /v1/orgs/{org}/settings`); 403 SFV-603 subscription expired; 403 SFV-604 seats
