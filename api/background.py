@@ -32,7 +32,7 @@ from engine.config import Settings
 from engine.errors import ServiceShuttingDown
 from engine.jobs.planning import JobOptions
 from engine.jobs.runner import BackupResult, Progress
-from engine.jobs.service import Admitted, JobService
+from engine.jobs.service import Admitted, JobService, org_settings
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session, sessionmaker
@@ -116,7 +116,6 @@ class JobRunner:
         stale limit (a route submits its own row right after recording it, and another live
         process may still be about to run its rows).
         """
-        from api.routes.data import org_settings
         from engine.jobs.queued import recover_queued
 
         now = now or self.clock.now()

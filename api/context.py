@@ -11,19 +11,16 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from api.background import JobRunner
 from engine.catalog.db import transaction
 from engine.catalog.secrets import Sealer
 from engine.clock import Clock
 from engine.config import Settings
 from engine.jobs.service import JobService
-
-if TYPE_CHECKING:
-    from api.background import JobRunner
 
 
 @dataclass

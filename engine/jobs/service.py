@@ -123,6 +123,13 @@ class SlotOutcome:
     admitted: Admitted | None = None
 
 
+def org_settings(base: Settings, storage_location: str | None) -> Settings:
+    """``base`` pointed at the org's storage location (unchanged when the org has none)."""
+    if storage_location and storage_location.strip():
+        return base.model_copy(update={"repository_url": storage_location.strip()})
+    return base
+
+
 def policy_jobs(s: Session, org_id: int, now: datetime) -> tuple[JobFact, ...]:
     """The jobs :class:`~engine.policy.facts.OrgFacts` needs: every active job, the last 25 hours,
     the newest committed full and every job after it."""
@@ -262,10 +269,7 @@ class JobService:
             if row.credentials_sealed is None:
                 raise CredentialsMissing(org=row.name)
             job = self._queue(s, row, plan_kind, request, trigger, now, override=override, passed=passed)
-            location = (row.storage_location or "").strip()
-        job_settings = (
-            self.settings.model_copy(update={"repository_url": location}) if location else self.settings
-        )
+            job_settings = org_settings(self.settings, row.storage_location)
         if passed is not None:
             log.warning("job %s of %s overrides the policy: %s", job.id, org, passed)
         return Admitted(job.id, org, plan_kind, request, trigger, job_settings)
@@ -309,7 +313,7 @@ class JobService:
                                                    reason=err.message, clock=_At(now))  # fmt: skip
                     job.scheduled_for = slot
                     s.flush()
-                job_id, location = job.id, (row.storage_location or "").strip()
+                job_id, job_settings = job.id, org_settings(self.settings, row.storage_location)
         except IntegrityError:  # another tick or process recorded this slot first
             return SlotOutcome(name, slot, "already_handled")
         if err is not None:
@@ -317,9 +321,6 @@ class JobService:
                 "scheduler: org=%s slot=%s skipped job=%s code=%s", name, slot.isoformat(), job_id, err.code
             )
             return SlotOutcome(name, slot, "skipped", job_id=job_id, kind=kind, code=err.code)
-        job_settings = (
-            self.settings.model_copy(update={"repository_url": location}) if location else self.settings
-        )
         admitted = Admitted(job_id, name, kind, request, "scheduled", job_settings)
         return SlotOutcome(name, slot, "started", job_id=job_id, kind=kind, admitted=admitted)
 
