@@ -43,6 +43,8 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
+from engine.model import JobKind, JobState, JobTrigger, Role
+
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
     "uq": "uq_%(table_name)s_%(column_0_name)s",
@@ -99,30 +101,6 @@ class EventLogs(enum.StrEnum):
     HOURLY = "hourly"
 
 
-class JobKind(enum.StrEnum):
-    FULL = "full"
-    INCREMENTAL = "incremental"
-
-
-class JobTrigger(enum.StrEnum):
-    SCHEDULED = "scheduled"
-    MANUAL = "manual"
-
-
-class JobState(enum.StrEnum):
-    QUEUED = "queued"
-    RUNNING = "running"
-    SUCCEEDED = "succeeded"
-    PARTIAL = "partial"
-    FAILED = "failed"
-    CANCELLED = "cancelled"
-    SKIPPED = "skipped"
-
-    @property
-    def finished(self) -> bool:
-        return self not in (JobState.QUEUED, JobState.RUNNING)
-
-
 ACTIVE_JOB_STATES = (JobState.QUEUED, JobState.RUNNING)
 
 
@@ -156,12 +134,6 @@ class ExportState(enum.StrEnum):
     SUCCEEDED = "succeeded"
     FAILED = "failed"
     CANCELLED = "cancelled"
-
-
-class Role(enum.StrEnum):
-    ADMIN = "admin"
-    OPERATOR = "operator"
-    VIEWER = "viewer"
 
 
 class OutboxState(enum.StrEnum):

@@ -30,7 +30,8 @@ def _both(start: datetime, now: datetime) -> tuple[str, str]:
     fact = JobFact(id="full-1", kind=JobKind.FULL, state=JobState.SUCCEEDED, created_at=start,
                    cycle_id="full-1", started_at=start, finished_at=start)  # fmt: skip
     full = Manifest(org="acme", job_id="full-1", created_at=start, kind="full", cycle_id="full-1",
-                    objects={"Account": ObjectEntry(rows=1)}, extra={"modes": {"Account": "full"}})  # fmt: skip
+                    objects={"Account": ObjectEntry(rows=1)},
+                    extra={"modes": {"Account": "full"}})  # fmt: skip
     predicted = plan_backup([fact], now).kind.value
     decided = decide(BackupRequest("acme"), [full], SCOPE, now=now).kind
     return predicted, decided
@@ -55,7 +56,9 @@ def test_scheduler_and_runner_end_a_cycle_at_the_same_instant(start: datetime, e
 
 
 @given(
-    start=st.datetimes(min_value=datetime(2024, 1, 1), max_value=datetime(2040, 12, 31), timezones=st.just(UTC)),
+    start=st.datetimes(
+        min_value=datetime(2024, 1, 1), max_value=datetime(2040, 12, 31), timezones=st.just(UTC)
+    ),
     offset=st.timedeltas(min_value=timedelta(days=-3), max_value=timedelta(days=3)),
 )
 def test_the_two_never_disagree_near_the_boundary(start: datetime, offset: timedelta) -> None:
