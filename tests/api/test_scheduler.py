@@ -376,3 +376,23 @@ def test_override_passes_the_policy_and_is_recorded_but_never_a_running_job(ctx:
     _org_with_credentials(ctx, "fine")
     plain = _job(ctx, ctx.jobs.admit("fine", override=True).job_id)
     assert plain.policy_override and plain.override_reason is None
+
+
+def test_the_heartbeat_thread_beats_while_the_job_is_active_and_stops_when_it_ends(ctx: AppContext) -> None:
+    from engine.jobs.service import JobHeartbeat
+    from tests.helpers.emulator_proc import poll_for
+
+    clock = ctx.clock
+    assert isinstance(clock, FrozenClock)
+    _org_with_credentials(ctx, "beating")
+    job_id = ctx.jobs.admit("beating").job_id
+    beat = JobHeartbeat(ctx.sessions, job_id, clock=clock, every=0.01).start()
+    try:
+        clock.advance(timedelta(minutes=5))
+        poll_for(lambda: _job(ctx, job_id).heartbeat_at == clock.now(), timeout=30)
+        with ctx.tx() as s:  # the job ends: the thread notices and stops by itself
+            cjobs.finish_job(s, cjobs.get_job(s, job_id), "cancelled", clock=clock)
+        poll_for(lambda: not beat._thread.is_alive(), timeout=30)
+    finally:
+        beat.stop()
+    assert not beat._thread.is_alive()
