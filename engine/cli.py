@@ -504,13 +504,18 @@ def job_cancel(job_id: str = typer.Argument(...), config: Path | None = _JOBS_CO
     """Ask a running job to stop (a queued one is cancelled at once); nothing it wrote is committed."""
 
     def body() -> None:
-        from engine.catalog import jobs as cjobs
-        from engine.catalog.db import catalog_transaction
+        from engine.catalog.db import make_engine, migrate, session_factory
+        from engine.clock import SystemClock
+        from engine.jobs.service import JobService
 
         settings = load_settings(config)
-        with catalog_transaction(settings.catalog_url) as s:
-            j = cjobs.request_cancel(s, cjobs.get_job(s, job_id))
-            typer.echo(f"job {j.id}: {'cancelled' if j.state == 'cancelled' else 'cancel requested'}")
+        engine = make_engine(settings.catalog_url)
+        try:
+            migrate(engine)
+            j = JobService(settings, session_factory(engine), clock=SystemClock()).cancel(job_id)
+        finally:
+            engine.dispose()
+        typer.echo(f"job {j.id}: {'cancelled' if j.state == 'cancelled' else 'cancel requested'}")
 
     run_cli(body)
 

@@ -2,10 +2,12 @@
 
 :func:`run_backup` carries out what :mod:`engine.jobs.planning` decided:
 
-1. read the org and its sealed credentials from the catalog; refuse a second job of the org;
-2. take the org's repository lock; log in; discover and scope the objects;
+1. read the org and its sealed credentials from the catalog;
+2. take the org's repository lock; refuse beside another active job of the org; take the job's
+   ``queued`` row (written by the job service, :mod:`engine.jobs.service`, or here); log in;
+   discover and scope the objects;
 3. decide full / incremental per object from the committed manifests of the cycle;
-4. record the job (``queued`` → ``running``); cut objects into Id-range partitions (an
+4. move the row ``queued`` → ``running`` with that kind and cycle; cut objects into Id-range partitions (an
    incremental object whose window holds only versions its cursor already captured gets none:
    no task, its cursor stays; see :func:`engine.jobs.discover.window_size`); the partition size
    follows the job's size (:func:`engine.jobs.planning.partition_rows`);
