@@ -300,12 +300,18 @@ def last_full_job(session: Session, org_id: int, *, cycle_id: str | None = None)
 
 
 def objects_to_retry(session: Session, org_id: int) -> list[str]:
-    """Objects that failed in the org's newest finished backup (the next job backs them up again)."""
+    """Objects that failed in the org's newest finished backup (the next job backs them up again).
+
+    Only a job that got as far as its objects counts: a job closed before it ran any (refused by
+    the runner, a login that failed, a dead process) says nothing about them, so the failures of
+    the job before it still stand."""
+    ran_objects = select(JobObject.id).where(JobObject.job_id == Job.id).exists()
     last = session.scalar(
         select(Job)
         .where(
             Job.org_id == org_id,
             Job.state.in_([JobState.SUCCEEDED.value, JobState.PARTIAL.value, JobState.FAILED.value]),
+            ran_objects,
         )
         .order_by(Job.created_at.desc())
         .limit(1)
