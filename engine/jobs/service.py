@@ -246,7 +246,11 @@ class JobService:
         """
         request = request or BackupRequest(org=org)
         now = self.clock.now()
-        org_id = self._org_id(org)
+        with transaction(self.sessions) as s:
+            row = corgs.get_org_by_name(s, org)
+            org_id, has_storage = row.id, bool((row.storage_location or "").strip())
+        if not has_storage and not override:
+            raise _no_storage(org)  # before the seats count logs in to Salesforce
         close_dead_jobs(self.sessions, self.settings, now=now, org_id=org_id)
         billable = self._billable_users(org)
         passed: SfvaultError | None = None
@@ -323,10 +327,6 @@ class JobService:
             return SlotOutcome(name, slot, "skipped", job_id=job_id, kind=kind, code=err.code)
         admitted = Admitted(job_id, name, kind, request, "scheduled", job_settings)
         return SlotOutcome(name, slot, "started", job_id=job_id, kind=kind, admitted=admitted)
-
-    def _org_id(self, org: str) -> int:
-        with transaction(self.sessions) as s:
-            return corgs.get_org_by_name(s, org).id
 
     def _billable_users(self, org: str) -> int:
         """Billable users counted in the org (one login and a COUNT query) when it has purchased
