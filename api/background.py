@@ -32,7 +32,7 @@ from engine.config import Settings
 from engine.errors import ServiceShuttingDown
 from engine.jobs.planning import JobOptions
 from engine.jobs.runner import BackupResult, Progress
-from engine.jobs.service import Admitted, JobService, org_settings
+from engine.jobs.service import Admitted, JobHeartbeat, JobService, org_settings
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session, sessionmaker
@@ -72,6 +72,8 @@ class JobRunner:
         self._owns_dask = False
         self._progress: dict[str, dict[str, dict[str, Any]]] = {}
         self._cancels: dict[str, threading.Event] = {}
+        self._waiting: dict[str, tuple[JobHeartbeat, JobService]] = {}
+        """Admitted backups whose thread has not started yet (closed at shutdown if it never does)."""
         self._in_flight: Counter[str] = Counter()
         self._closing = False
 
@@ -165,6 +167,8 @@ class JobRunner:
         with self._lock:
             self._cancels[job.job_id] = cancel
         beat = service.heartbeat(job.job_id).start()
+        with self._lock:
+            self._waiting[job.job_id] = (beat, service)
 
         def on_progress(p: Progress) -> None:
             snapshot = {name: _report(rep) for name, rep in p.objects.items()}
@@ -172,6 +176,8 @@ class JobRunner:
                 self._progress[job.job_id] = snapshot
 
         def run() -> BackupResult:
+            with self._lock:
+                self._waiting.pop(job.job_id, None)
             try:
                 return service.run(
                     job, self.dask(), options=self._job_options, client_overrides=self._client_overrides,
@@ -189,6 +195,7 @@ class JobRunner:
             beat.stop()
             with self._lock:
                 self._cancels.pop(job.job_id, None)
+                self._waiting.pop(job.job_id, None)
             service.close_queued(job.job_id, err)
             raise
 
@@ -219,6 +226,11 @@ class JobRunner:
             for event in events:
                 event.set()
         self._pool.shutdown(wait=True, cancel_futures=True)
+        with self._lock:
+            never_ran, self._waiting = dict(self._waiting), {}
+        for job_id, (beat, service) in never_ran.items():  # still queued: closed, not left to go stale
+            beat.stop()
+            service.close_queued(job_id, ServiceShuttingDown())
         with self._lock:
             if self._dask is not None and self._owns_dask:
                 from cluster import close_client
