@@ -4,10 +4,10 @@ A bounded thread pool (``settings.max_concurrent_jobs``) runs the blocking engin
 request handler only submits work and answers. Backups share one Dask client, made on first use
 (``settings.scheduler_address``, or an embedded LocalCluster) and closed at shutdown.
 
-``start_backup`` answers once the catalog has the job row (run_backup creates it after discovery),
-so "back up now" can return the job id; a refusal before that (a job already running, no full
-backup yet, missing credentials) is raised to the caller unchanged. Live per-object progress of
-running backups is kept in memory (:meth:`JobRunner.progress`); the catalog has the final rows.
+Backups are admitted by the job service first (:class:`engine.jobs.service.JobService`: the
+policy, then the ``queued`` row, whose id the caller answers at once); :meth:`JobRunner.start_backup`
+then runs the admitted job in the pool with its heartbeat. Live per-object progress of running
+backups is kept in memory (:meth:`JobRunner.progress`); the catalog has the final rows.
 
 Exports and compares are submitted by their routes through :meth:`JobRunner.submit_queued`, under
 the names ``export <id>`` / ``compare <id>`` (:func:`queued_job_name`).
@@ -29,9 +29,10 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from engine.clock import Clock
 from engine.config import Settings
-from engine.errors import JobStartTimeout, ServiceShuttingDown
-from engine.jobs.planning import BackupRequest, JobOptions
-from engine.jobs.runner import BackupResult, Progress, run_backup
+from engine.errors import ServiceShuttingDown
+from engine.jobs.planning import JobOptions
+from engine.jobs.runner import BackupResult, Progress
+from engine.jobs.service import Admitted, JobHeartbeat, JobService, org_settings
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session, sessionmaker
@@ -41,7 +42,6 @@ if TYPE_CHECKING:
 log = logging.getLogger("sfvault.api.jobs")
 T = TypeVar("T")
 DaskFactory = Callable[[], Any]
-OnStarted = Callable[[str], None]
 
 
 def queued_job_name(kind: str, row_id: str) -> str:
@@ -72,6 +72,8 @@ class JobRunner:
         self._owns_dask = False
         self._progress: dict[str, dict[str, dict[str, Any]]] = {}
         self._cancels: dict[str, threading.Event] = {}
+        self._waiting: dict[str, tuple[JobHeartbeat, JobService]] = {}
+        """Admitted backups whose thread has not started yet (closed at shutdown if it never does)."""
         self._in_flight: Counter[str] = Counter()
         self._closing = False
 
@@ -116,7 +118,6 @@ class JobRunner:
         stale limit (a route submits its own row right after recording it, and another live
         process may still be about to run its rows).
         """
-        from api.routes.data import org_settings
         from engine.jobs.queued import recover_queued
 
         now = now or self.clock.now()
@@ -157,62 +158,46 @@ class JobRunner:
                     self._owns_dask = True
             return self._dask
 
-    def start_backup(
-        self,
-        org: str,
-        request: BackupRequest | None = None,
-        *,
-        settings: Settings | None = None,
-        trigger: str = "manual",
-        on_started: OnStarted | None = None,
-        wait_s: float = 120.0,
-    ) -> str:
-        """Start a backup of ``org``; return its job id once the catalog has the job.
-
-        ``settings`` replaces the runner's for this job (the org's own storage location).
-        ``on_started(job_id)`` runs in the job's thread as soon as the job row exists (the
-        scheduler uses it to stamp the slot). Raises what run_backup raises before it records a
-        job, and :class:`JobStartTimeout` (SFV-911) if the job is not recorded within ``wait_s``.
-        """
-        started = threading.Event()
-        holder: dict[str, str] = {}
+    def start_backup(self, job: Admitted, service: JobService) -> None:
+        """Run the admitted job ``job`` in the pool (its ``queued`` row exists; the caller already
+        has its id). The job's heartbeat starts now, so a job waiting for a free thread is not
+        taken for a dead one; its cancel event and live progress are registered under its id at
+        once. A refusal of the pool (shutting down) closes the queued row and is raised."""
         cancel = threading.Event()
+        with self._lock:
+            self._cancels[job.job_id] = cancel
+        beat = service.heartbeat(job.job_id).start()
+        with self._lock:
+            self._waiting[job.job_id] = (beat, service)
 
         def on_progress(p: Progress) -> None:
-            if p.job_id and "job" not in holder:
-                holder["job"] = p.job_id
-                with self._lock:
-                    self._cancels[p.job_id] = cancel
-                if on_started is not None:
-                    on_started(p.job_id)
-                started.set()
-            if p.job_id:
-                snapshot = {name: _report(rep) for name, rep in p.objects.items()}
-                with self._lock:
-                    self._progress[p.job_id] = snapshot
+            snapshot = {name: _report(rep) for name, rep in p.objects.items()}
+            with self._lock:
+                self._progress[job.job_id] = snapshot
 
-        def job() -> BackupResult:
+        def run() -> BackupResult:
+            with self._lock:
+                self._waiting.pop(job.job_id, None)
             try:
-                return run_backup(
-                    settings or self.settings, self.dask(), org, request or BackupRequest(org=org),
-                    options=self._job_options, clock=self.clock, on_progress=on_progress, cancel=cancel,
-                    trigger=trigger, client_overrides=self._client_overrides,
+                return service.run(
+                    job, self.dask(), options=self._job_options, client_overrides=self._client_overrides,
+                    on_progress=on_progress, cancel=cancel, init_repository=True,
                 )  # fmt: skip
             finally:
-                started.set()
-                job_id = holder.get("job")
-                if job_id:
-                    with self._lock:
-                        self._progress.pop(job_id, None)
-                        self._cancels.pop(job_id, None)
+                beat.stop()
+                with self._lock:
+                    self._progress.pop(job.job_id, None)
+                    self._cancels.pop(job.job_id, None)
 
-        future = self.submit(f"backup of {org}", job)
-        if not started.wait(wait_s):
-            raise JobStartTimeout(org=org, seconds=round(wait_s))
-        if "job" in holder:
-            return holder["job"]
-        future.result()  # finished before recording a job: raise its refusal
-        raise RuntimeError(f"the backup of {org} ended without recording a job")  # pragma: no cover
+        try:
+            self.submit(f"backup {job.job_id} of {job.org}", run)
+        except BaseException as err:
+            beat.stop()
+            with self._lock:
+                self._cancels.pop(job.job_id, None)
+                self._waiting.pop(job.job_id, None)
+            service.close_queued(job.job_id, err)
+            raise
 
     def progress(self, job_id: str) -> dict[str, dict[str, Any]] | None:
         """Per-object progress of a running backup of this process, or None."""
@@ -241,6 +226,11 @@ class JobRunner:
             for event in events:
                 event.set()
         self._pool.shutdown(wait=True, cancel_futures=True)
+        with self._lock:
+            never_ran, self._waiting = dict(self._waiting), {}
+        for job_id, (beat, service) in never_ran.items():  # still queued: closed, not left to go stale
+            beat.stop()
+            service.close_queued(job_id, ServiceShuttingDown())
         with self._lock:
             if self._dask is not None and self._owns_dask:
                 from cluster import close_client

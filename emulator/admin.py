@@ -297,6 +297,13 @@ def make_router(org: Org) -> APIRouter:
     def clear_faults() -> Response:
         return _ok({"cleared": org.faults.clear()})
 
+    @router.post("/faults/{fault_id}/release")
+    def release_fault(fault_id: int) -> Response:
+        """Let the requests a ``hold`` fault stalls go on."""
+        if not org.faults.release(fault_id):
+            raise _bad(f"no fault {fault_id}")
+        return _ok({"released": fault_id})
+
     @router.post("/sessions/expire")
     def expire_sessions() -> Response:
         return _ok({"expired": org.sessions.expire_all()})

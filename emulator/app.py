@@ -37,7 +37,7 @@ from emulator.context import (
     parse_version,
 )
 from emulator.limits import RequestLog, UsageLimits, categorize
-from emulator.profiles import FaultInjector, Randomness, profile_by_name
+from emulator.profiles import HOLD_MAX_S, FaultInjector, Randomness, profile_by_name
 
 if TYPE_CHECKING:
     from emulator.store import OrgStore
@@ -100,10 +100,12 @@ class SalesforceMiddleware:
 
     async def _before(self, scope: Scope, method: str, path: str, category: str) -> Response | None:
         org = self.org
-        fault = org.faults.take(method, path, ("error", "delay"))
+        fault = org.faults.take(method, path, ("error", "delay", "hold"))
         if fault is not None:
             if fault.kind == "delay":
                 await asyncio.sleep(fault.delay_s)
+            elif fault.kind == "hold":
+                await anyio.to_thread.run_sync(fault.released.wait, fault.delay_s or HOLD_MAX_S)
             else:
                 return _raw_json(fault.status, [{"message": fault.message, "errorCode": fault.error_code}])
         api_call = category not in ("login", "other") or path.startswith("/services/data/v")

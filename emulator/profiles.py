@@ -119,7 +119,10 @@ class Fault:
     ``kind`` is ``error`` (answer ``status`` with a Salesforce error body instead of handling the
     request), ``cut`` (send half of a Bulk result page, then drop the connection) or ``delay``
     (stall ``delay_s`` seconds, then handle the request normally) or ``fail_job`` (the query job
-    that this create request makes ends ``Failed`` with ``message`` as its ``errorMessage``).
+    that this create request makes ends ``Failed`` with ``message`` as its ``errorMessage``) or
+    ``hold`` (stall until released with ``POST /__admin/faults/{id}/release``, or ``delay_s``
+    seconds when given, else :data:`HOLD_MAX_S`; then handle the request normally: a test
+    parks a client at a known step and lets it go on an event, with no sleep).
     """
 
     path_regex: str
@@ -132,6 +135,7 @@ class Fault:
     delay_s: float = 0.0
     fired: int = 0
     id: int = 0
+    released: threading.Event = field(default_factory=threading.Event, repr=False, compare=False)
     _rx: re.Pattern[str] | None = field(default=None, repr=False, compare=False)
 
     def matches(self, method: str, path: str) -> bool:
@@ -156,7 +160,9 @@ class Fault:
         }
 
 
-FAULT_KINDS = ("error", "cut", "delay", "fail_job")
+FAULT_KINDS = ("error", "cut", "delay", "fail_job", "hold")
+HOLD_MAX_S = 300.0
+"""A ``hold`` fault without ``delay_s`` lets its request go after this long at the latest."""
 
 
 class FaultInjector:
@@ -193,9 +199,19 @@ class FaultInjector:
         with self._lock:
             return [f.to_dict() for f in self._faults]
 
+    def release(self, fault_id: int) -> bool:
+        """Let the requests a ``hold`` fault stalls (and any it stalls later) go; False if unknown."""
+        with self._lock:
+            found = [f for f in self._faults if f.id == fault_id]
+        for f in found:
+            f.released.set()
+        return bool(found)
+
     def clear(self) -> int:
         with self._lock:
             n = len(self._faults)
+            for f in self._faults:
+                f.released.set()  # a cleared hold stalls nobody any more
             self._faults.clear()
             return n
 

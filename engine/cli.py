@@ -315,20 +315,45 @@ def backup(
         None, "--scheduler", help="Dask scheduler address, e.g. tcp://HOST:8786 (default: embedded cluster)"
     ),
     workers: int | None = typer.Option(None, "--workers", help="embedded cluster: worker processes"),
+    override_policy: bool = typer.Option(
+        False,
+        "--override-policy",
+        help="run although the policy refuses (subscription, seats, quota, no storage location); "
+        "recorded on the job. Never passes a job already running or objects before the first full.",
+    ),
     config: Path | None = _JOBS_CONFIG_OPT,
 ) -> None:
-    """Back up an org now: full (first job of a cycle, or --full) or incremental; exit 3 when partial."""
+    """Back up an org now: full (first job of a cycle, or --full) or incremental; exit 3 when partial.
+
+    Goes through the same job service as the API and the scheduler: the policy first (exit 3 with
+    its SFV-6xx code when it refuses), then the queued job, then the run."""
 
     def body() -> None:
         from cluster import dask_client
+        from engine.catalog.db import make_engine, migrate, session_factory
+        from engine.clock import SystemClock
         from engine.jobs.planning import BackupRequest
-        from engine.jobs.runner import run_backup
+        from engine.jobs.service import JobService
 
         settings = load_settings(config)
         wanted = tuple(o.strip() for o in objects.split(",") if o.strip()) if objects else None
         request = BackupRequest(org=name, full=full, objects=wanted)
-        with dask_client(settings, scheduler=scheduler, n_workers=workers) as client, _BackupBars() as bars:
-            result = run_backup(settings, client, name, request, on_progress=bars.update)
+        engine = make_engine(settings.catalog_url)
+        try:
+            migrate(engine)
+            service = JobService(settings, session_factory(engine), clock=SystemClock())
+            job = service.admit(name, request, trigger="manual", override=override_policy)
+            err_console.print(f"job {job.job_id} queued ({job.kind})")
+            with service.heartbeat(job.job_id):
+                try:
+                    client_cm = dask_client(job.settings, scheduler=scheduler, n_workers=workers)
+                    with client_cm as client, _BackupBars() as bars:
+                        result = service.run(job, client, on_progress=bars.update)
+                except BaseException as err:
+                    service.close_queued(job.job_id, err)
+                    raise
+        finally:
+            engine.dispose()
         _print_result(result)
         if result.state == "partial":
             sys.exit(3)
@@ -493,13 +518,18 @@ def job_cancel(job_id: str = typer.Argument(...), config: Path | None = _JOBS_CO
     """Ask a running job to stop (a queued one is cancelled at once); nothing it wrote is committed."""
 
     def body() -> None:
-        from engine.catalog import jobs as cjobs
-        from engine.catalog.db import catalog_transaction
+        from engine.catalog.db import make_engine, migrate, session_factory
+        from engine.clock import SystemClock
+        from engine.jobs.service import JobService
 
         settings = load_settings(config)
-        with catalog_transaction(settings.catalog_url) as s:
-            j = cjobs.request_cancel(s, cjobs.get_job(s, job_id))
-            typer.echo(f"job {j.id}: {'cancelled' if j.state == 'cancelled' else 'cancel requested'}")
+        engine = make_engine(settings.catalog_url)
+        try:
+            migrate(engine)
+            j = JobService(settings, session_factory(engine), clock=SystemClock()).cancel(job_id)
+        finally:
+            engine.dispose()
+        typer.echo(f"job {j.id}: {'cancelled' if j.state == 'cancelled' else 'cancel requested'}")
 
     run_cli(body)
 

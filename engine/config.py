@@ -31,7 +31,6 @@ class JobSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    cycle_length: timedelta | None = Field(default=None, gt=timedelta(0))
     cursor_lag: timedelta | None = Field(default=None, ge=timedelta(0))
     id_sweep_every: int | None = Field(default=None, ge=0)
     max_concurrent_bulk_jobs: int | None = Field(default=None, ge=1)
@@ -83,6 +82,10 @@ class Settings(BaseSettings):
     # `running` row without a heartbeat for queued_stale_after_seconds is closed failed (SFV-713)
     queued_heartbeat_seconds: float = Field(default=30.0, gt=0)
     queued_stale_after_seconds: float = Field(default=600.0, gt=0)
+    # backup jobs: the owning process stamps jobs.heartbeat_at this often while the job is queued or
+    # running; an active job without one for job_stale_after_seconds is closed failed (SFV-804)
+    job_heartbeat_seconds: float = Field(default=30.0, gt=0)
+    job_stale_after_seconds: float = Field(default=180.0, gt=0)
     # compare detail files (scratch_dir/compares/<id>) are deleted this long after the compare finished
     compare_details_keep_days: float = Field(default=30.0, gt=0)
     # control plane (issue 7): `sfvault serve`

@@ -7,6 +7,7 @@ manifest format version covers all of them, so a field added here is a format ch
 
 from __future__ import annotations
 
+import enum
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Literal
@@ -533,3 +534,59 @@ class ObjectAsOf:
         job, code = data.get("as_of_job"), data.get("error_code")
         return cls(str(data["object"]), as_of, None if job is None else str(job),
                    None if code is None else str(code))  # fmt: skip
+
+
+# --- the job vocabulary: one definition, used by the catalog, the policies and the jobs ---------
+
+
+class JobKind(enum.StrEnum):
+    """Full (opens a cycle) or incremental."""
+
+    FULL = "full"
+    INCREMENTAL = "incremental"
+
+
+class JobTrigger(enum.StrEnum):
+    SCHEDULED = "scheduled"
+    MANUAL = "manual"
+
+
+class JobState(enum.StrEnum):
+    """``queued → running → succeeded | partial | failed | cancelled``; ``skipped`` for a slot
+    that did not run."""
+
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    PARTIAL = "partial"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    SKIPPED = "skipped"
+
+    @property
+    def active(self) -> bool:
+        """Queued or running: the job occupies the org."""
+        return self in (JobState.QUEUED, JobState.RUNNING)
+
+    @property
+    def finished(self) -> bool:
+        """Any end state (the opposite of :attr:`active`)."""
+        return not self.active
+
+    @property
+    def committed(self) -> bool:
+        """The job's snapshot manifest was written (some or all objects succeeded)."""
+        return self in (JobState.SUCCEEDED, JobState.PARTIAL)
+
+    @property
+    def finished_and_ran(self) -> bool:
+        """The job ran and is over (skipped jobs never ran)."""
+        return self in (JobState.SUCCEEDED, JobState.PARTIAL, JobState.FAILED, JobState.CANCELLED)
+
+
+class Role(enum.StrEnum):
+    """API token roles: admin, operator, viewer."""
+
+    ADMIN = "admin"
+    OPERATOR = "operator"
+    VIEWER = "viewer"

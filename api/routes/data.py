@@ -34,6 +34,7 @@ from engine.catalog import orgs as corgs
 from engine.config import Settings
 from engine.diff.compare import ObjectStats, StatsFilter, job_stats
 from engine.diff.recovery import RecoveryPoints, Snapshots
+from engine.jobs.service import org_settings
 from engine.sink.repository import open_repository
 
 router = APIRouter(tags=["data"])
@@ -58,13 +59,6 @@ class OrgScope:
     id: int
     name: str
     settings: Settings
-
-
-def org_settings(base: Settings, storage_location: str | None) -> Settings:
-    """``base`` pointed at the org's storage location (unchanged when the org has none)."""
-    if storage_location and storage_location.strip():
-        return base.model_copy(update={"repository_url": storage_location.strip()})
-    return base
 
 
 def org_scope(ctx: AppContext, org: str) -> OrgScope:

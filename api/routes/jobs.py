@@ -1,12 +1,11 @@
 """Jobs: back up now, the org's job list, job details with live progress, cancel, the XLSX report.
 
-"Back up now" checks the policy first (:func:`engine.policy.manual.decide_manual_run`: storage
-location, subscription, seats, objects before the first full, a job already queued or running,
-the plan's quota), each refusal a typed error with its code; then it opens (or, on first use,
-initialises) the repository at the org's ``storage_location`` and hands the job to the
-:class:`~api.background.JobRunner`, which answers once the catalog has the job row. The answer
-is 202 with that job. The endpoints are plain ``def``: FastAPI runs them in its worker threads,
-so waiting for the job to be recorded never blocks the event loop.
+"Back up now" is thin: the job service (:class:`engine.jobs.service.JobService`, the door the CLI
+and the scheduler use too) checks the policy (storage location, subscription, seats, objects
+before the first full, a job already queued or running, the plan's quota; each refusal a typed
+error with its code) and writes the ``queued`` job row; the route hands the admitted job to the
+:class:`~api.background.JobRunner` and answers 202 with that row at once, before discovery or
+planning (the runner initialises the org's repository on first use).
 
 Job details merge the runner's live per-object progress into the catalog rows while the job
 runs in this process, so a caller sees which objects succeeded and which hit exceptions so far.
@@ -17,39 +16,29 @@ cycle, or absent): :func:`engine.catalog.jobs.objects_as_of`. The XLSX report ca
 
 from __future__ import annotations
 
-from dataclasses import replace
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Response
 from fastapi import Path as PathParam
 from pydantic import BaseModel, Field, StringConstraints
-from sqlalchemy import or_, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from api.context import AppContext
 from api.deps import Ctx, Operator, Viewer
 from api.errors import error_responses
 from api.reports import XLSX_MEDIA_TYPE, ReportJob, ReportObject, build_report, report_filename
 from api.schemas_asof import AsOfName, StaleObject, stale_objects
 from engine.catalog import jobs as cjobs
 from engine.catalog import orgs as corgs
-from engine.catalog.models import ACTIVE_JOB_STATES, Job, JobObject, JobState, Org
+from engine.catalog.models import Job, JobObject, JobState, Org
 from engine.catalog.usage import usage_of_job
-from engine.config import Settings
 from engine.errors import (
     InvalidJobTransition,
     JobNotCancellable,
-    NoStorageLocation,
-    RepositoryExists,
-    RepositoryNotInitialized,
 )
-from engine.jobs.connect import backup_settings_of, job_fact, org_facts_of
-from engine.jobs.permission_check import count_org_billable_users
 from engine.jobs.planning import BackupRequest
 from engine.model import ObjectAsOf
-from engine.policy.facts import JobFact
-from engine.policy.manual import ManualRequest, decide_manual_run
 
 router = APIRouter(tags=["jobs"])
 
@@ -60,10 +49,6 @@ OrgName = Annotated[str, PathParam(pattern=ORG_NAME, description="the org's name
 JobId = Annotated[str, PathParam(pattern=JOB_ID, description="the job's id", examples=[JOB_ID_EXAMPLE])]
 ObjectName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_]{1,120}$")]
 """A Salesforce object's API name (``Account``, ``Invoice__c``)."""
-
-FACTS_WINDOW = timedelta(hours=25)
-"""The policy needs the jobs of the last 25 hours (quota) besides the cycle's jobs."""
-
 
 # --- models ----------------------------------------------------------------------------------
 
@@ -111,6 +96,13 @@ class JobOut(BaseModel):
         description="why the job failed, was partial or skipped (docs/TROUBLESHOOTING.md)", examples=[None]
     )
     error_message: str | None = Field(examples=[None])
+    policy_override: bool = Field(
+        default=False,
+        description="started with `sfvault backup --override-policy` (the refusal it passed: "
+        "`override_reason`)",
+        examples=[False],
+    )
+    override_reason: str | None = Field(default=None, examples=[None])
 
 
 class JobList(BaseModel):
@@ -211,84 +203,13 @@ def _job_out(job: Job, org: str) -> JobOut:
         requested_objects=job.requested_objects, cancel_requested=job.cancel_requested,
         created_at=job.created_at, started_at=job.started_at, finished_at=job.finished_at,
         records=job.records, bytes=job.bytes, metadata_items=job.metadata_items,
-        error_code=job.error_code, error_message=job.error_message,
+        error_code=job.error_code, error_message=job.error_message, policy_override=job.policy_override,
+        override_reason=job.override_reason,
     )  # fmt: skip
 
 
 def _org_name(s: Session, org_id: int) -> str:
     return corgs.get_org(s, org_id).name
-
-
-def _policy_jobs(s: Session, org: Org, now: datetime) -> tuple[JobFact, ...]:
-    """The jobs :class:`~engine.policy.facts.OrgFacts` needs: every active job, the last 25
-    hours, the newest committed full and every job after it (one query after finding the full)."""
-    since = now - FACTS_WINDOW
-    full = cjobs.last_full_job(s, org.id)
-    if full is not None and full.created_at < since:
-        since = full.created_at
-    rows = s.scalars(
-        select(Job).where(
-            Job.org_id == org.id,
-            or_(Job.created_at >= since, Job.state.in_([st.value for st in ACTIVE_JOB_STATES])),
-        )
-    )
-    return tuple(job_fact(j) for j in rows)
-
-
-def _refuse_without_storage(org: Org) -> str:
-    location = (org.storage_location or "").strip()
-    if not location:
-        raise NoStorageLocation(
-            f"org {org.name} has no storage location configured; set one with "
-            f'PATCH /v1/orgs/{org.name}/settings {{"storage_location": "azure://container/path"}} '
-            "(admin), then back up again",
-            org=org.name,
-            fix=f"PATCH /v1/orgs/{org.name}/settings",
-            field="storage_location",
-        )
-    return location
-
-
-def ensure_repository(settings: Settings) -> None:
-    """Initialise the repository ``settings.repository_url`` on first use (a no-op when one is
-    there): fresh data keys wrapped by the local key file ``settings.key_file``."""
-    from engine.sink.keys import LocalKeyFile
-    from engine.sink.repository import Repository, open_backend, read_config
-
-    backend = open_backend(settings.repository_url, settings)
-    try:
-        read_config(backend)
-        return
-    except RepositoryNotInitialized:
-        pass
-    try:
-        Repository.init(backend, LocalKeyFile.load_or_create(settings.key_file), settings=settings).close()
-    except RepositoryExists:
-        pass  # a concurrent first backup initialised it
-
-
-def _decide(ctx: AppContext, org_name: str, body: BackupNow, role: str) -> Settings:
-    """Check the policy for a manual backup of ``org_name``; answer the settings of its repository.
-
-    An org with purchased seats has its billable users counted in the org first (one login and
-    a ``COUNT()`` query, as the scheduler does), with no catalog session open meanwhile.
-    """
-    with ctx.tx() as s:
-        org = corgs.get_org_by_name(s, org_name)
-        _refuse_without_storage(org)
-        seats = org.purchased_seats
-    billable = 0
-    if seats is not None:
-        billable = count_org_billable_users(ctx.settings, ctx.sessions, org_name, sealer=ctx.sealer)
-    now = ctx.clock.now()
-    with ctx.tx() as s:
-        org = corgs.get_org_by_name(s, org_name)
-        location = _refuse_without_storage(org)
-        facts = replace(org_facts_of(org, _policy_jobs(s, org, now)), billable_users=billable)
-        chosen = frozenset(body.objects) if body.objects is not None else None
-        request = ManualRequest(role=role, objects=chosen)
-        decide_manual_run(backup_settings_of(org), facts, request, now)
-    return ctx.settings.model_copy(update={"repository_url": location})
 
 
 def _object_row(o: JobObject) -> JobObjectOut:
@@ -360,8 +281,8 @@ def _counts(objects: list[JobObjectOut]) -> ObjectCounts:
 )
 def back_up_now(org: OrgName, body: BackupNow, ctx: Ctx, who: Operator) -> JobOut:
     """Start a backup of the org: every object in scope, or the chosen `objects` (only once the
-    org has a full backup). Answers 202 with the job once it is recorded; follow it with
-    `GET /v1/jobs/{job_id}`.
+    org has a full backup). Answers 202 with the `queued` job at once, before it logs in or plans;
+    follow it with `GET /v1/jobs/{job_id}`.
 
     Refusals: 404 SFV-101 unknown org; 409 SFV-605 no storage location (set `storage_location`
     with `PATCH /v1/orgs/{org}/settings`); 403 SFV-603 subscription expired; 403 SFV-604 seats
@@ -369,14 +290,14 @@ def back_up_now(org: OrgName, body: BackupNow, ctx: Ctx, who: Operator) -> JobOu
     already queued or running; 429 SFV-602 the plan's jobs per 24 hours are used up. "Data
     backup off" stops only the schedule: an explicit back up now still runs.
     """
-    job_settings = _decide(ctx, org, body, who.role.value)
-    ensure_repository(job_settings)
     request = BackupRequest(
         org=org, full=body.full, objects=tuple(sorted(set(body.objects))) if body.objects else None
     )
-    job_id = ctx.runner.start_backup(org, request, settings=job_settings, trigger="manual")
+    service = ctx.jobs
+    admitted = service.admit(org, request, role=who.role.value, trigger="manual")
+    ctx.runner.start_backup(admitted, service)
     with ctx.tx() as s:
-        return _job_out(cjobs.get_job(s, job_id), org)
+        return _job_out(cjobs.get_job(s, admitted.job_id), org)
 
 
 @router.get(
@@ -450,14 +371,13 @@ def job_details(job_id: JobId, ctx: Ctx, _who: Viewer) -> JobDetails:
 def cancel_job(job_id: JobId, ctx: Ctx, _who: Operator) -> JobOut:
     """A queued job is cancelled at once; a running job is asked to stop (it ends `cancelled`,
     committing nothing). A finished job answers 409 SFV-910."""
+    try:
+        job = ctx.jobs.cancel(job_id)
+    except InvalidJobTransition:
+        with ctx.tx() as s:
+            state = cjobs.get_job(s, job_id).state
+        raise JobNotCancellable(job=job_id, state=state) from None
     with ctx.tx() as s:
-        job = cjobs.get_job(s, job_id)
-        if JobState(job.state).finished:
-            raise JobNotCancellable(job=job.id, state=job.state)
-        try:
-            cjobs.request_cancel(s, job, clock=ctx.clock)
-        except InvalidJobTransition:
-            raise JobNotCancellable(job=job.id, state=job.state) from None
         out = _job_out(job, _org_name(s, job.org_id))
     ctx.runner.cancel_local(job_id)
     return out

@@ -10,10 +10,10 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
-from typing import Any
+from datetime import datetime, timedelta
+from typing import Any, cast
 
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import CursorResult, and_, func, or_, select, update
 from sqlalchemy.orm import Session, selectinload
 
 from engine.catalog.models import (
@@ -131,6 +131,8 @@ def _move(job: Job, target: JobState) -> None:
 
 
 def start_job(session: Session, job: Job, *, clock: Clock | None = None) -> Job:
+    """``queued`` → ``running`` (:class:`InvalidJobTransition` when it is no longer queued, e.g.
+    cancelled while it waited)."""
     _move(job, JobState.RUNNING)
     job.started_at = (clock or SystemClock()).now()
     session.flush()
@@ -304,12 +306,18 @@ def last_full_job(session: Session, org_id: int, *, cycle_id: str | None = None)
 
 
 def objects_to_retry(session: Session, org_id: int) -> list[str]:
-    """Objects that failed in the org's newest finished backup (the next job backs them up again)."""
+    """Objects that failed in the org's newest finished backup (the next job backs them up again).
+
+    Only a job that got as far as its objects counts: a job closed before it ran any (refused by
+    the runner, a login that failed, a dead process) says nothing about them, so the failures of
+    the job before it still stand."""
+    ran_objects = select(JobObject.id).where(JobObject.job_id == Job.id).exists()
     last = session.scalar(
         select(Job)
         .where(
             Job.org_id == org_id,
             Job.state.in_([JobState.SUCCEEDED.value, JobState.PARTIAL.value, JobState.FAILED.value]),
+            ran_objects,
         )
         .order_by(Job.created_at.desc())
         .limit(1)
@@ -381,3 +389,66 @@ def _earlier_captures(session: Session, job: Job, names: list[str]) -> dict[str,
     for name, job_id in earlier:
         found.setdefault(name, job_id)
     return found
+
+
+def _last_sign_of_life() -> Any:
+    return func.coalesce(Job.heartbeat_at, Job.started_at, Job.created_at)
+
+
+def record_job_heartbeat(session: Session, job_id: str, *, now: datetime) -> bool:
+    """Stamp the heartbeat of a queued or running job; False when it is no longer active."""
+    result = session.execute(
+        update(Job)
+        .where(Job.id == job_id, Job.state.in_([s.value for s in ACTIVE_JOB_STATES]))
+        .values(heartbeat_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    return cast(CursorResult[Any], result).rowcount == 1
+
+
+def dead_jobs(
+    session: Session, *, now: datetime, stale_after: timedelta, org_id: int | None = None
+) -> list[Job]:
+    """Active jobs with a heartbeat older than ``now - stale_after`` (their process died).
+
+    Only jobs that have a heartbeat count: a row that never had one (written by hand, or by a
+    version before the job service) is left to the repository lock's rule (SFV-804 when the next
+    job of the org takes the lock)."""
+    stmt = select(Job).where(
+        Job.state.in_([s.value for s in ACTIVE_JOB_STATES]),
+        Job.heartbeat_at.is_not(None),
+        _last_sign_of_life() < now - stale_after,
+    )
+    if org_id is not None:
+        stmt = stmt.where(Job.org_id == org_id)
+    return list(session.scalars(stmt.order_by(Job.created_at)))
+
+
+def close_dead_job(
+    session: Session,
+    job_id: str,
+    *,
+    now: datetime,
+    stale_after: timedelta,
+    error_code: str,
+    error_message: str,
+) -> bool:
+    """End an active job ``failed`` if its heartbeat is still older than ``now - stale_after``
+    (one conditional UPDATE: a job that beat meanwhile is left alone); False then."""
+    result = session.execute(
+        update(Job)
+        .where(
+            Job.id == job_id,
+            Job.state.in_([s.value for s in ACTIVE_JOB_STATES]),
+            _last_sign_of_life() < now - stale_after,
+        )
+        .values(
+            state=JobState.FAILED.value,
+            finished_at=now,
+            error_code=error_code,
+            error_message=error_message[:2000],
+        )
+        .execution_options(synchronize_session=False)
+    )
+    session.expire_all()
+    return cast(CursorResult[Any], result).rowcount == 1

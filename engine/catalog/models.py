@@ -38,9 +38,12 @@ from sqlalchemy import (
     Time,
     TypeDecorator,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+from engine.model import JobKind, JobState, JobTrigger, Role
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -98,30 +101,6 @@ class EventLogs(enum.StrEnum):
     HOURLY = "hourly"
 
 
-class JobKind(enum.StrEnum):
-    FULL = "full"
-    INCREMENTAL = "incremental"
-
-
-class JobTrigger(enum.StrEnum):
-    SCHEDULED = "scheduled"
-    MANUAL = "manual"
-
-
-class JobState(enum.StrEnum):
-    QUEUED = "queued"
-    RUNNING = "running"
-    SUCCEEDED = "succeeded"
-    PARTIAL = "partial"
-    FAILED = "failed"
-    CANCELLED = "cancelled"
-    SKIPPED = "skipped"
-
-    @property
-    def finished(self) -> bool:
-        return self not in (JobState.QUEUED, JobState.RUNNING)
-
-
 ACTIVE_JOB_STATES = (JobState.QUEUED, JobState.RUNNING)
 
 
@@ -155,12 +134,6 @@ class ExportState(enum.StrEnum):
     SUCCEEDED = "succeeded"
     FAILED = "failed"
     CANCELLED = "cancelled"
-
-
-class Role(enum.StrEnum):
-    ADMIN = "admin"
-    OPERATOR = "operator"
-    VIEWER = "viewer"
 
 
 class OutboxState(enum.StrEnum):
@@ -296,6 +269,11 @@ class Job(Base):
     error_message: Mapped[str | None] = mapped_column(Text)
     # the schedule slot of a scheduled job or recorded skip; unique per org (migration 0002)
     scheduled_for: Mapped[datetime | None]
+    # the owning process's last sign of life while queued or running (migration 0005)
+    heartbeat_at: Mapped[datetime | None]
+    # started with `sfvault backup --override-policy`; the refusal it passed, if any (migration 0005)
+    policy_override: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    override_reason: Mapped[str | None] = mapped_column(Text)
 
     objects: Mapped[list[JobObject]] = relationship(
         back_populates="job",

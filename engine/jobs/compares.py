@@ -72,6 +72,7 @@ def submit_compare(settings: Settings, org: str, *, job: str | None = None, agai
     from engine.catalog import orgs as corgs
     from engine.catalog.db import transaction
     from engine.catalog.models import Job
+    from engine.jobs.queued import close_abandoned_rows
 
     clock = clock or SystemClock()
     with catalog_sessions(settings) as sessions:
@@ -88,6 +89,8 @@ def submit_compare(settings: Settings, org: str, *, job: str | None = None, agai
                 for o in objects:
                     if o not in have:
                         raise ObjectNotInBackup(object=o, org=org, job=n)
+        # the org's compares whose process died are closed (SFV-713), also without a service running
+        close_abandoned_rows(settings, sessions, "compare", now=clock.now(), org_id=org_id)
         with transaction(sessions) as s:
             known = {j for j in (n, m) if s.get(Job, j) is not None}
             created = ccmp.create_compare(

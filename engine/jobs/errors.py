@@ -48,8 +48,10 @@ class CredentialsMissing(JobError):
 
 
 class JobAbandoned(JobError):
-    """Recorded on a job that was still ``running`` in the catalog while nobody held the org's
-    repository lock (its driver crashed or was killed); nothing of it was committed."""
+    """Recorded on a job whose process died before it committed: its heartbeat stopped for
+    ``Settings.job_stale_after_seconds`` (closed by the scheduler's tick or the org's next
+    admission), or it was still ``running`` while nobody held the org's repository lock (closed
+    when the next job took the lock). Nothing of it was committed."""
 
     code = "SFV-804"
     template = "job {job} was abandoned (its driver stopped before committing)"

@@ -15,8 +15,9 @@ An export is a queued job (issue 6, the REST API and the CLI share it):
 Rules:
 
 * one export per org at a time: a queued or running export refuses a second one
-  (:class:`ExportAlreadyRunning`, SFV-706); a ``running`` export of a process that died stops
-  counting once it is closed as abandoned (SFV-713, above);
+  (:class:`ExportAlreadyRunning`, SFV-706); a ``running`` export of a process that died (its
+  heartbeat older than ``settings.queued_stale_after_seconds``) is first closed as abandoned
+  (SFV-713) by the org's next submission, so it never blocks the next export;
 * a monthly limit on the exported volume (``Settings.export_monthly_limit_bytes``, default 100 GB;
   the CLI's ``--monthly-limit-gb`` overrides it): the bytes of the org's succeeded exports (records
   and files) since the first day of the current UTC month, plus this export's estimate (the plain
@@ -170,6 +171,7 @@ def _submit(settings: Settings, request: ExportRequest, *, clock: Clock, repo: A
     from engine.catalog import orgs as corgs
     from engine.catalog.db import transaction
     from engine.catalog.models import Job
+    from engine.jobs.queued import close_abandoned_rows
 
     limit = settings.export_monthly_limit_bytes if monthly_limit_bytes is None else monthly_limit_bytes
     with catalog_sessions(settings) as sessions:
@@ -181,6 +183,9 @@ def _submit(settings: Settings, request: ExportRequest, *, clock: Clock, repo: A
         with repository(settings, repo, clock) as r, recovery_points(settings, r, request.org) as rp:
             target = rp.snapshots.job(request.job).job_id
             objects, planned, as_of = _target_objects(rp, request, target)
+        # an export whose process died (stale heartbeat) is closed here, so it never blocks this one
+        # even where no service runs its recovery (`sfvault export`)
+        close_abandoned_rows(settings, sessions, "export", now=clock.now(), org_id=org_id)
         with transaction(sessions) as s:
             active = cexp.active_export(s, org_id)
             if active is not None:

@@ -5,9 +5,10 @@ manifests, so the planner reads them back from the manifests of the org's curren
 
 Rules (PRODUCT.md "Backup cycles and jobs", DESIGN.md "Incremental"):
 
-* A cycle lasts :attr:`JobOptions.cycle_length` (one year). Its first job is *full*; the cycle id is
-  that job's id. A full job also starts when asked (``full=True`` without objects) or when the
-  org has no full backup yet, or when the newest cycle has expired.
+* A cycle lasts one calendar year (:func:`engine.policy.cycles.cycle_ended`, the one cycle rule
+  the scheduler predicts with too). Its first job is *full*; the cycle id is that job's id. A
+  full job also starts when asked (``full=True`` without objects) or when the org has no full
+  backup yet, or when the newest cycle has expired.
 * Every later job is *incremental*: per object, ``cursor_field >= last - lag`` (closed start),
   rows already captured at the boundary dropped (the cursor's ``seen`` pairs).
 * An object is extracted in full inside an incremental job when it has no usable cursor in the
@@ -33,13 +34,13 @@ from typing import Any, Literal
 from engine.config import JobSettings
 from engine.jobs.errors import FullBackupRequired
 from engine.model import Cursor, CyclePosition, Manifest, ObjectMode, ObjectWarning
+from engine.policy.cycles import cycle_ended
 
 
 @dataclass(frozen=True)
 class JobOptions:
     """Knobs of the orchestration (tests shrink them; defaults are production values)."""
 
-    cycle_length: timedelta = timedelta(days=365)
     cursor_lag: timedelta = timedelta(minutes=5)
     id_sweep_every: int = 7
     """Sweep live Ids (to catch hard deletes) in every n-th job of a cycle, counting the full job
@@ -261,9 +262,9 @@ def decide(
     Raises:
         FullBackupRequired: ``request.objects`` given and the org has no full backup.
     """
-    # the newest cycle, unless its full job committed ``cycle_length`` or more before ``now``
+    # the newest cycle, unless its year (the scheduler's rule: engine.policy.cycles) is over at ``now``
     started = cycle_start(manifests)
-    cycle = started[1] if started is not None and now - started[0] < options.cycle_length else None
+    cycle = started[1] if started is not None and not cycle_ended(started[0], now) else None
     names = sorted(in_scope)
     if request.objects is not None:
         if cycle is None:

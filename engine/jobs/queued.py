@@ -27,6 +27,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
+from engine.catalog.models import Compare, Export
 from engine.config import Settings
 from engine.jobs.compares import remove_details, sweep_compare_details
 from engine.jobs.exports import queued_archive_path
@@ -64,6 +65,56 @@ class QueuedRecovery:
     queued: list[QueuedWork] = field(default_factory=list)
 
 
+MODELS: dict[QueuedKind, type[Export] | type[Compare]] = {"export": Export, "compare": Compare}
+
+
+def close_abandoned_rows(
+    settings: Settings,
+    sessions: sessionmaker[Session],
+    kind: QueuedKind,
+    *,
+    now: datetime,
+    org_id: int | None = None,
+) -> tuple[list[str], list[Path]]:
+    """Close the ``running`` rows of ``kind`` (of ``org_id``, or of every org) whose heartbeat is
+    older than ``settings.queued_stale_after_seconds`` as ``failed`` with SFV-713 and remove their
+    partial output. Returns the closed ids and the removed files.
+
+    Called by :func:`recover_queued` (service start, scheduler tick) and by the submission of the
+    next export or compare of the org, so a process that died never blocks the next one even
+    where no service runs (``sfvault export``)."""
+    from engine.catalog.db import transaction
+    from engine.catalog.queued import abandoned_error, abandoned_rows, close_abandoned
+
+    model = MODELS[kind]
+    stale = timedelta(seconds=settings.queued_stale_after_seconds)
+    with transaction(sessions) as s:
+        found = [
+            (r.id, abandoned_error(kind, r), getattr(r, "location", None))
+            for r in abandoned_rows(s, model, now=now, stale_after=stale)
+            if org_id is None or r.org_id == org_id
+        ]
+    closed: list[str] = []
+    removed: list[Path] = []
+    for row_id, err, location in found:
+        with transaction(sessions) as s:
+            if not close_abandoned(s, model, row_id, now=now, stale_after=stale,
+                                   error_code=err.code, error_message=err.message):  # fmt: skip
+                continue  # it beat or finished meanwhile
+        log.warning("%s closed as abandoned", err)
+        closed.append(row_id)
+        if kind == "export":
+            partial = Path(location) if location else queued_archive_path(settings, row_id)
+            if partial.is_file():
+                partial.unlink(missing_ok=True)
+                removed.append(partial)
+        else:
+            folder = remove_details(settings, row_id)
+            if folder is not None:
+                removed.append(folder)
+    return closed, removed
+
+
 def recover_queued(
     settings: Settings,
     sessions: sessionmaker[Session],
@@ -74,41 +125,17 @@ def recover_queued(
     """Close abandoned exports and compares, sweep compare details, list the queued rows (see the
     module docstring). ``queued_before`` lists only rows queued before it (None: all of them)."""
     from engine.catalog.db import transaction
-    from engine.catalog.models import Compare, Export, Org
-    from engine.catalog.queued import abandoned_error, abandoned_rows, close_abandoned, queued_rows
+    from engine.catalog.models import Org
+    from engine.catalog.queued import queued_rows
 
-    stale = timedelta(seconds=settings.queued_stale_after_seconds)
     out = QueuedRecovery()
-    models: tuple[tuple[QueuedKind, type[Export] | type[Compare]], ...] = (
-        ("export", Export),
-        ("compare", Compare),
-    )
-    for kind, model in models:
-        with transaction(sessions) as s:
-            found = [
-                (r.id, abandoned_error(kind, r), getattr(r, "location", None))
-                for r in abandoned_rows(s, model, now=now, stale_after=stale)
-            ]
-        for row_id, err, location in found:
-            with transaction(sessions) as s:
-                closed = close_abandoned(s, model, row_id, now=now, stale_after=stale,
-                                         error_code=err.code, error_message=err.message)  # fmt: skip
-            if not closed:  # it beat or finished meanwhile
-                continue
-            log.warning("%s closed as abandoned", err)
-            out.abandoned.append((kind, row_id))
-            if kind == "export":
-                partial = Path(location) if location else queued_archive_path(settings, row_id)
-                if partial.is_file():
-                    partial.unlink(missing_ok=True)
-                    out.removed.append(partial)
-            else:
-                folder = remove_details(settings, row_id)
-                if folder is not None:
-                    out.removed.append(folder)
+    for kind in MODELS:
+        closed, removed = close_abandoned_rows(settings, sessions, kind, now=now)
+        out.abandoned.extend((kind, row_id) for row_id in closed)
+        out.removed.extend(removed)
     with transaction(sessions) as s:
         out.removed.extend(sweep_compare_details(settings, s, now=now))
-        for kind, model in models:
+        for kind, model in MODELS.items():
             for r in queued_rows(s, model, created_before=queued_before):
                 org = s.get(Org, r.org_id)
                 if org is not None:

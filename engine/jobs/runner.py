@@ -2,10 +2,12 @@
 
 :func:`run_backup` carries out what :mod:`engine.jobs.planning` decided:
 
-1. read the org and its sealed credentials from the catalog; refuse a second job of the org;
-2. take the org's repository lock; log in; discover and scope the objects;
+1. read the org and its sealed credentials from the catalog;
+2. take the org's repository lock; refuse beside another active job of the org; take the job's
+   ``queued`` row (written by the job service, :mod:`engine.jobs.service`, or here); log in;
+   discover and scope the objects;
 3. decide full / incremental per object from the committed manifests of the cycle;
-4. record the job (``queued`` → ``running``); cut objects into Id-range partitions (an
+4. move the row ``queued`` → ``running`` with that kind and cycle; cut objects into Id-range partitions (an
    incremental object whose window holds only versions its cursor already captured gets none:
    no task, its cursor stays; see :func:`engine.jobs.discover.window_size`); the partition size
    follows the job's size (:func:`engine.jobs.planning.partition_rows`);
@@ -30,6 +32,8 @@ from concurrent.futures import wait as futures_wait
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, Literal, cast
+
+from sqlalchemy import select
 
 from engine.clock import Clock, FrozenClock, SystemClock
 from engine.config import Settings
@@ -227,103 +231,166 @@ def run_backup(
     cancel: threading.Event | None = None,
     trigger: str = "manual",
     client_overrides: dict[str, Any] | None = None,
+    job_id: str | None = None,
 ) -> BackupResult:
     """Run one backup job of ``org_name`` on the Dask client ``dask``; see the module docstring.
 
+    ``job_id`` is the ``queued`` row the job service wrote (:mod:`engine.jobs.service`, the door
+    of the CLI, the API and the scheduler): this job moves it to ``running`` and writes no other
+    row. Without one (direct callers: tests, benchmarks) the job writes its own ``queued`` row as
+    soon as it holds the org's lock, before discovery, so the catalog shows it from the start.
+
     Returns the result for succeeded, partial and failed jobs (the catalog has the same);
     raises :class:`JobCancelled` when cancelled and :class:`JobAlreadyRunning`,
-    :class:`FullBackupRequired`, :class:`NoObjectsInScope` before a job is recorded.
+    :class:`FullBackupRequired`, :class:`NoObjectsInScope` before it runs (a row it owns is then
+    closed ``failed`` with that code).
     """
-    from engine.catalog import jobs as cjobs
-    from engine.catalog import orgs as corgs
-    from engine.catalog.db import make_engine, migrate, session_factory, transaction
-    from engine.catalog.models import JobState
+    from engine.catalog.db import make_engine, migrate, session_factory
     from engine.sink.repository import open_repository
 
     request = request or BackupRequest(org=org_name)
     options = options or JobOptions.from_settings(settings.job)
-    clock = clock or SystemClock()
     run = _Run(settings=settings, dask=dask, org_name=org_name, request=request, options=options,
-               clock=clock, on_progress=on_progress, cancel=cancel, trigger=trigger)  # fmt: skip
-
+               clock=clock or SystemClock(), on_progress=on_progress, cancel=cancel,
+               trigger=trigger)  # fmt: skip
     engine = make_engine(settings.catalog_url)
     migrate(engine)
     sessions = session_factory(engine)
-    repo = open_repository(settings, clock=clock)
+    repo = open_repository(settings, clock=run.clock)
     try:
-        with transaction(sessions) as s:
-            org = corgs.get_org_by_name(s, org_name)
-            if org.credentials_sealed is None:
-                raise CredentialsMissing(org=org_name)
+        _require_credentials(sessions, org_name)
         with repo.lock(org_name, holder=f"sfvault backup of {org_name}") as lock:
-            with transaction(sessions) as s:
-                org = corgs.get_org_by_name(s, org_name)
-                active = cjobs.active_job(s, org.id)
-                if active is not None and active.state == JobState.RUNNING.value:
-                    # we hold the org's lock, so its driver is gone: close the job as abandoned
-                    gone = JobAbandoned(job=active.id)
-                    cjobs.finish_job(s, active, "failed", error_code=gone.code, error_message=gone.message,
-                                     clock=clock)  # fmt: skip
-                elif active is not None:
-                    raise JobAlreadyRunning(org=org_name, job=active.id)
-                record = corgs.read_credentials(org, catalog_sealer(settings))
-                org_id = org.id
-                st = org.settings
-                rules = ScopeRules(
-                    include_feed=st.include_feed,
-                    include_share=st.include_share,
-                    excluded=frozenset(st.excluded_objects or ()),
-                )
-                failed_last = cjobs.objects_to_retry(s, org.id)
-            grant = grant_from_record(record)
-            copts = client_options(record, settings, **(client_overrides or {}))
-            base = SalesforceClient.connect(grant, copts, usage=run.usage)
-            side = ThreadPoolExecutor(max_workers=1, thread_name_prefix="limits")
+            org_id, record, rules, failed_last = _claim_org(run, sessions, job_id)
             try:
-                # the org allowance the workers start from, read while the objects are described
-                allowance_read = side.submit(_read_allowance, base)
-                disc = discover(base, rules)
-                allowance_read.result()
-                in_scope = {n: p.spec.cursor_field for n, p in disc.plans.items()}
-                manifests = needed_manifests(repo.manifests(org_name, newest_first=True), in_scope)
-                decision = decide(
-                    request, manifests, in_scope, failed_last=failed_last, now=clock.now(), options=options
-                )
-                if not decision.objects:
-                    raise NoObjectsInScope(org=org_name, what="no object matched the scope and the selection")
-                # one REST query when file objects are in scope; it runs while the objects are planned
-                run.warnings_read = side.submit(file_warnings, base, list(decision.objects), now=clock.now())
-                decision = _refetch_files_now_visible(run, manifests, decision)
-                with transaction(sessions) as s:
-                    org = corgs.get_org_by_name(s, org_name)
-                    job = cjobs.create_job(
-                        s, org, kind=decision.kind, trigger=trigger, cycle_id=decision.cycle_id,
-                        requested_objects=list(request.objects) if request.objects else None, clock=clock,
-                    )  # fmt: skip
-                    if job.cycle_id is None:
-                        job.cycle_id = job.id
-                    cjobs.start_job(s, job, clock=clock)
-                    run.job_id = job.id
-                    cycle_id = job.cycle_id
-                try:
-                    return _execute(run, repo, lock, base, disc.plans, disc.usage, decision, cycle_id,
-                                    sessions, org_id, grant, copts)  # fmt: skip
-                except BaseException as err:
-                    with transaction(sessions) as s:
-                        job = cjobs.get_job(s, run.job_id)
-                        if not JobState(job.state).finished:
-                            code, msg = _err_fields(err)
-                            target = (
-                                "cancelled" if isinstance(err, JobCancelled | KeyboardInterrupt) else "failed"
-                            )
-                            cjobs.finish_job(s, job, target, error_code=code, error_message=msg, clock=clock)
-                    raise
-            finally:
-                side.shutdown(wait=True)
-                base.close()
+                return _plan_and_execute(run, repo, lock, sessions, org_id, record, rules, failed_last,
+                                         client_overrides)  # fmt: skip
+            except BaseException as err:
+                _close_unfinished(run, sessions, err)
+                raise
     finally:
         repo.close()
         engine.dispose()
+
+
+def _require_credentials(sessions: Any, org_name: str) -> None:
+    from engine.catalog import orgs as corgs
+    from engine.catalog.db import transaction
+
+    with transaction(sessions) as s:
+        if corgs.get_org_by_name(s, org_name).credentials_sealed is None:
+            raise CredentialsMissing(org=org_name)
+
+
+def _claim_org(run: _Run, sessions: Any, job_id: str | None) -> tuple[int, Any, ScopeRules, list[str]]:
+    """Under the org's lock: close a ``running`` job nobody drives any more (SFV-804: we hold its
+    lock), refuse beside another active job, and take this job's ``queued`` row (``job_id``, or
+    a new one). Returns the org's id, sealed-credentials record, scope rules and the objects to
+    redo."""
+    from engine.catalog import jobs as cjobs
+    from engine.catalog import orgs as corgs
+    from engine.catalog.db import transaction
+    from engine.catalog.models import ACTIVE_JOB_STATES, Job, JobState
+
+    clock = run.clock
+    with transaction(sessions) as s:
+        org = corgs.get_org_by_name(s, run.org_name)
+        others = list(s.scalars(
+            select(Job)
+            .where(Job.org_id == org.id, Job.id != (job_id or ""),
+                   Job.state.in_([st.value for st in ACTIVE_JOB_STATES]))
+            .order_by(Job.created_at)
+        ))  # fmt: skip
+        for active in others:
+            if active.state != JobState.RUNNING.value:
+                raise JobAlreadyRunning(org=run.org_name, job=active.id)
+            gone = JobAbandoned(job=active.id)  # we hold the org's lock, so its driver is gone
+            cjobs.finish_job(s, active, "failed", error_code=gone.code, error_message=gone.message,
+                             clock=clock)  # fmt: skip
+        if job_id is not None and cjobs.get_job(s, job_id).state != JobState.QUEUED.value:
+            raise JobCancelled(job=job_id)  # cancelled while it waited for a thread
+        if job_id is None:
+            job = cjobs.create_job(
+                s, org, kind="full" if run.request.full else "incremental", trigger=run.trigger,
+                requested_objects=list(run.request.objects) if run.request.objects else None, clock=clock,
+            )  # fmt: skip
+            job_id = job.id
+        run.job_id = job_id
+        record = corgs.read_credentials(org, catalog_sealer(run.settings))
+        st = org.settings
+        rules = ScopeRules(
+            include_feed=st.include_feed, include_share=st.include_share,
+            excluded=frozenset(st.excluded_objects or ()),
+        )  # fmt: skip
+        return org.id, record, rules, cjobs.objects_to_retry(s, org.id)
+
+
+def _start_row(run: _Run, sessions: Any, decision: JobDecision) -> str:
+    """The job's row ``queued`` → ``running`` with the kind and cycle the runner decided; a row
+    cancelled while it waited raises :class:`JobCancelled`. Returns the cycle id."""
+    from engine.catalog import jobs as cjobs
+    from engine.catalog.db import transaction
+    from engine.catalog.models import JobState
+
+    with transaction(sessions) as s:
+        job = cjobs.get_job(s, run.job_id)
+        if job.state != JobState.QUEUED.value:
+            raise JobCancelled(job=run.job_id)
+        job.kind = decision.kind
+        job.cycle_id = decision.cycle_id or job.id
+        cjobs.start_job(s, job, clock=run.clock)
+        return job.cycle_id
+
+
+def _close_unfinished(run: _Run, sessions: Any, err: BaseException) -> None:
+    """End the job's row (queued or running) ``cancelled`` or ``failed`` with ``err``'s code."""
+    from engine.catalog import jobs as cjobs
+    from engine.catalog.db import transaction
+    from engine.catalog.models import JobState
+
+    with transaction(sessions) as s:
+        job = cjobs.get_job(s, run.job_id)
+        if not JobState(job.state).finished:
+            code, msg = _err_fields(err)
+            target = "cancelled" if isinstance(err, JobCancelled | KeyboardInterrupt) else "failed"
+            cjobs.finish_job(s, job, target, error_code=code, error_message=msg, clock=run.clock)
+
+
+def _plan_and_execute(
+    run: _Run,
+    repo: Any,
+    lock: Any,
+    sessions: Any,
+    org_id: int,
+    record: Any,
+    rules: ScopeRules,
+    failed_last: list[str],
+    client_overrides: dict[str, Any] | None,
+) -> BackupResult:
+    """Log in, discover, decide, start the row, then :func:`_execute`."""
+    grant = grant_from_record(record)
+    copts = client_options(record, run.settings, **(client_overrides or {}))
+    base = SalesforceClient.connect(grant, copts, usage=run.usage)
+    side = ThreadPoolExecutor(max_workers=1, thread_name_prefix="limits")
+    try:
+        # the org allowance the workers start from, read while the objects are described
+        allowance_read = side.submit(_read_allowance, base)
+        disc = discover(base, rules)
+        allowance_read.result()
+        in_scope = {n: p.spec.cursor_field for n, p in disc.plans.items()}
+        manifests = needed_manifests(repo.manifests(run.org_name, newest_first=True), in_scope)
+        decision = decide(run.request, manifests, in_scope, failed_last=failed_last, now=run.clock.now(),
+                          options=run.options)  # fmt: skip
+        if not decision.objects:
+            raise NoObjectsInScope(org=run.org_name, what="no object matched the scope and the selection")
+        # one REST query when file objects are in scope; it runs while the objects are planned
+        run.warnings_read = side.submit(file_warnings, base, list(decision.objects), now=run.clock.now())
+        decision = _refetch_files_now_visible(run, manifests, decision)
+        cycle_id = _start_row(run, sessions, decision)
+        return _execute(run, repo, lock, base, disc.plans, disc.usage, decision, cycle_id,
+                        sessions, org_id, grant, copts)  # fmt: skip
+    finally:
+        side.shutdown(wait=True)
+        base.close()
 
 
 def _file_warnings(run: _Run) -> dict[str, tuple[str, str]]:

@@ -35,6 +35,13 @@ def add_year(start: datetime) -> datetime:
         return at.replace(year=at.year + 1, day=28)
 
 
+def cycle_ended(started_at: datetime, now: datetime) -> bool:
+    """The one cycle rule: a cycle that started at ``started_at`` is over from
+    :func:`add_year` of it on. The scheduler's plan (:class:`Cycle`) and the runner's decision
+    (:func:`engine.jobs.planning.decide`) both ask this, so they agree at the boundary."""
+    return utc(now) >= add_year(started_at)
+
+
 def new_cycle_id(now: datetime) -> str:
     """A deterministic id for a cycle opened by a job planned at ``now`` (UTC, seconds)."""
     return f"cycle-{utc(now):%Y%m%dT%H%M%S}Z"
@@ -59,8 +66,8 @@ class Cycle:
         return add_year(self.started_at)
 
     def ended(self, now: datetime) -> bool:
-        """True from the end instant on."""
-        return utc(now) >= self.ends_at
+        """True from the end instant on (:func:`cycle_ended`)."""
+        return cycle_ended(self.started_at, now)
 
 
 def cycle_key(job: JobFact) -> str:

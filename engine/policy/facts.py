@@ -4,7 +4,7 @@ Policies never read the catalog. The catalog layer adapts its rows into these fr
 dataclasses (``Org`` + ``OrgSettings`` -> :class:`BackupSettings` and :class:`Subscription`,
 ``Job`` + failed ``JobObject`` rows -> :class:`JobFact`), so the rules stay pure functions of
 ``(settings, facts, now)`` and are tested without a database. Enumerations carry the same
-string values as the catalog's (a unit test keeps them aligned).
+string values as the catalog's: both use the one job vocabulary of :mod:`engine.model`.
 
 Every timestamp is timezone-aware; naive datetimes are refused, because a policy that mixes
 local and UTC wall times is wrong twice a year.
@@ -12,7 +12,6 @@ local and UTC wall times is wrong twice a year.
 
 from __future__ import annotations
 
-import enum
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, time
@@ -20,49 +19,10 @@ from functools import lru_cache
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from engine.errors import InvalidPolicySetting, UnknownPlan, UnknownTimeZone
+from engine.model import JobKind, JobState, JobTrigger
+from engine.model import Role as Role  # re-exported: the policies name roles too
 
 MAX_JOBS_PER_DAY = 24
-
-
-class JobKind(enum.StrEnum):
-    FULL = "full"
-    INCREMENTAL = "incremental"
-
-
-class JobTrigger(enum.StrEnum):
-    SCHEDULED = "scheduled"
-    MANUAL = "manual"
-
-
-class JobState(enum.StrEnum):
-    QUEUED = "queued"
-    RUNNING = "running"
-    SUCCEEDED = "succeeded"
-    PARTIAL = "partial"
-    FAILED = "failed"
-    CANCELLED = "cancelled"
-    SKIPPED = "skipped"
-
-    @property
-    def active(self) -> bool:
-        """Queued or running: the job occupies the org."""
-        return self in (JobState.QUEUED, JobState.RUNNING)
-
-    @property
-    def committed(self) -> bool:
-        """The job's snapshot manifest was written (some or all objects succeeded)."""
-        return self in (JobState.SUCCEEDED, JobState.PARTIAL)
-
-    @property
-    def finished_and_ran(self) -> bool:
-        """The job ran and is over (skipped jobs never ran)."""
-        return self in (JobState.SUCCEEDED, JobState.PARTIAL, JobState.FAILED, JobState.CANCELLED)
-
-
-class Role(enum.StrEnum):
-    ADMIN = "admin"
-    OPERATOR = "operator"
-    VIEWER = "viewer"
 
 
 def require_aware(value: datetime, what: str) -> datetime:

@@ -333,9 +333,8 @@ def test_back_up_now_end_to_end(live: Live) -> None:
     assert resp.status_code == 202, resp.text
     started = resp.json()
     job_id = started["id"]
-    assert (started["state"], started["kind"], started["trigger"]) == ("running", "full", "manual")
-    assert read_config(open_backend(str(live.org_repo), live.settings)).repo_id, "initialised on first use"
-    assert not (Path(live.settings.repository_url)).exists(), "the org's storage location is used"
+    assert started["state"] in ("queued", "running"), "answered at once: queued, or running already"
+    assert (started["kind"], started["trigger"]) == ("full", "manual")
 
     again = c.post("/v1/orgs/acme/backups", headers=h, json={})
     assert (again.status_code, again.json()["code"]) == (409, "SFV-601")
@@ -343,6 +342,8 @@ def test_back_up_now_end_to_end(live: Live) -> None:
 
     seen: list[dict[str, Any]] = []
     done = live.wait_finished(job_id, seen)
+    assert read_config(open_backend(str(live.org_repo), live.settings)).repo_id, "initialised on first use"
+    assert not (Path(live.settings.repository_url)).exists(), "the org's storage location is used"
     assert _faults_fired(live.em) == {"delay": 1, "fail_job": 1}
     mid = [b for b in seen if b["state"] == "running" and b["live"] and b["objects"]]
     assert mid, "the job was never seen running with live per-object rows"
@@ -428,3 +429,98 @@ def test_cancel_a_running_backup(live: Live) -> None:
         assert (finished.status_code, finished.json()["code"]) == (409, "SFV-910")
     finally:
         live.em.admin("DELETE", "/faults")
+
+
+# --- the job row exists from the instant "back up now" is admitted (issue 14, defects 8 and 10) --
+
+
+def _org_beside(live: Live, name: str) -> None:
+    """Another org of the same emulated Salesforce org, with its own repository, connected two
+    days ago (its daily slot is due), permission checks off."""
+    i = live.em.info
+    rec = credentials_record(
+        instance_url=i["instance_url"], username=i["username"], password=i["password"],
+        security_token=i["security_token"], client_id=i["client_id"], client_secret=i["client_secret"],
+        login_url=i["login_url"], ca_file=i.get("ca_file"),
+    )  # fmt: skip
+    engine, sessions = _catalog(live.settings)
+    try:
+        with transaction(sessions) as s:
+            org = corgs.create_org(
+                s, name=name, instance_url=i["instance_url"], credentials=rec,
+                sealer=catalog_sealer(live.settings),
+                storage_location=str(live.org_repo.parent / f"{name}-repo"),
+                clock=FrozenClock(datetime.now(UTC) - timedelta(days=2)),
+            )  # fmt: skip
+            corgs.update_settings(s, org, permission_check_enabled=False)
+    finally:
+        engine.dispose()
+
+
+def _hold_discovery(live: Live) -> int:
+    """Park the next describeGlobal (the first call of a job's discovery) until released."""
+    fault = live.em.admin("POST", "/faults", json={"path_regex": r"/sobjects/?$", "method": "GET",
+                                                   "kind": "hold", "count": 1})  # fmt: skip
+    return int(fault["id"])
+
+
+def _fired(live: Live, fault_id: int) -> int:
+    return next(f["fired"] for f in live.em.admin("GET", "/faults")["faults"] if f["id"] == fault_id)
+
+
+@pytest.mark.emulator
+@pytest.mark.cluster
+def test_back_up_now_answers_the_job_before_discovery_and_planning(live: Live) -> None:
+    """Defect 8: the route used to wait for the job's first progress event (after every object was
+    sized and split) and answered SFV-911 when planning outlasted its 120 s wait."""
+    _org_beside(live, "planning-held")
+    hold = _hold_discovery(live)
+    try:
+        resp = live.client.post("/v1/orgs/planning-held/backups", headers=live.h(), json={})
+        assert resp.status_code == 202, resp.text
+        job = resp.json()
+        assert job["state"] in ("queued", "running") and job["kind"] == "full"
+        # the job reaches discovery only now, after the answer: it is parked there
+        poll_for(lambda: _fired(live, hold) == 1, timeout=120)
+        now = live.client.get(f"/v1/jobs/{job['id']}", headers=live.h()).json()
+        assert now["state"] in ("queued", "running")
+    finally:
+        live.em.admin("POST", f"/faults/{hold}/release")
+    done = live.wait_finished(job["id"])
+    assert done["state"] == "succeeded" and done["records"] > 0, done
+
+
+@pytest.mark.emulator
+@pytest.mark.cluster
+def test_while_a_job_starts_a_second_back_up_now_and_a_due_slot_answer_job_running(live: Live) -> None:
+    """Defect 10: while the first job was discovering objects it had no row yet, so a second
+    back-up-now met the repository lock (SFV-330) and a due slot was skipped with SFV-330."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from api.scheduler import Scheduler
+
+    _org_beside(live, "start-held")
+    url = "/v1/orgs/start-held/backups"
+    hold = _hold_discovery(live)
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        try:
+            first = pool.submit(live.client.post, url, headers=live.h(), json={})
+            poll_for(lambda: _fired(live, hold) == 1, timeout=120)  # the first job holds the org's lock
+            again = live.client.post(url, headers=live.h(), json={})
+            assert (again.status_code, again.json()["code"]) == (409, "SFV-601"), again.text
+            ctx = live.client.app.state.ctx  # type: ignore[attr-defined]
+            slots = [o for o in Scheduler(ctx).tick(datetime.now(UTC)).slots if o.org == "start-held"]
+            assert [(o.action, o.code) for o in slots] == [("skipped", "SFV-601")]
+        finally:
+            live.em.admin("POST", f"/faults/{hold}/release")
+        resp = first.result()
+    assert resp.status_code == 202, resp.text
+    job_id = resp.json()["id"]
+    assert job_id in again.json()["message"]
+    done = live.wait_finished(job_id)
+    assert done["state"] == "succeeded", done
+    listed = live.client.get("/v1/orgs/start-held/jobs", headers=live.h()).json()["items"]
+    assert sorted((j["trigger"], j["state"], j["error_code"]) for j in listed) == [
+        ("manual", "succeeded", None),
+        ("scheduled", "skipped", "SFV-601"),
+    ]

@@ -18,6 +18,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 
 from api.background import JobRunner
 from api.context import AppContext
@@ -30,7 +31,7 @@ from engine.clock import FrozenClock, SystemClock
 from engine.config import Settings
 from engine.errors import JobAlreadyRunning, SubscriptionExpired, UnknownTimeZone
 from engine.jobs.credentials import catalog_sealer, credentials_record
-from engine.jobs.errors import CredentialsMissing
+from engine.jobs.errors import CredentialsMissing, JobAbandoned
 from engine.jobs.planning import JobOptions
 from engine.sink.backends import open_backend
 from engine.sink.keys import LocalKeyFile
@@ -166,13 +167,18 @@ def test_one_slot_makes_one_job_however_many_ticks_see_it(ctx: AppContext) -> No
     assert [o.action for o in first.tick(now).slots] == ["skipped"]
     assert first.tick(now).slots == []  # the same process: the slot is behind its last tick
     assert [o.action for o in second.tick(now).slots] == []  # the catalog's last slot bounds it too
-    fresh = Scheduler(ctx)
-    # a process that decided before the first one recorded: the unique index refuses its row
+    # the job service answers an already recorded slot as handled ...
     slot = datetime(2026, 3, 11, 0, 0, tzinfo=UTC)
     with ctx.tx() as s:
         org_id = corgs.get_org_by_name(s, "once").id
-    late = fresh._record_skip(org_id, "once", slot, "full", "SFV-601", "late", FrozenClock(now))
-    assert late.action == "already_handled"
+    assert ctx.jobs.admit_slot(org_id, slot, now).action == "already_handled"
+    # ... and a process that decided before the first one recorded is refused by the unique index
+    with pytest.raises(IntegrityError), ctx.tx() as s:
+        org = corgs.get_org_by_name(s, "once")
+        late = cjobs.record_skipped_job(s, org, kind="full", reason_code="SFV-601", reason="late",
+                                        clock=FrozenClock(now))  # fmt: skip
+        late.scheduled_for = slot
+        s.flush()
     assert len(slots_of(ctx, "once")) == 1
 
 
@@ -294,3 +300,99 @@ def test_a_tick_starts_a_real_backup_that_finishes_with_its_slot(tmp_path: Path)
                 c.engine.dispose()
     finally:
         em.stop()
+
+
+# --- the job service: heartbeats and the operator's override (issue 14) -------------------------
+
+
+def _org_with_credentials(ctx: AppContext, name: str, **org_fields: Any) -> None:
+    rec = credentials_record(
+        instance_url="https://acme.example", username="u@acme.example", password="p", security_token="t",
+        client_id="cid", client_secret="secret", login_url="https://login.example",
+    )  # fmt: skip
+    with ctx.tx() as s:
+        org = corgs.create_org(
+            s, name=name, instance_url="https://acme.example", credentials=rec, sealer=ctx.sealer,
+            storage_location=ctx.settings.repository_url, clock=FrozenClock(CONNECTED), **org_fields,
+        )  # fmt: skip
+        corgs.update_settings(s, org, permission_check_enabled=False)
+
+
+def _job(ctx: AppContext, job_id: str) -> Job:
+    with ctx.tx() as s:
+        job = cjobs.get_job(s, job_id)
+        s.expunge(job)
+        return job
+
+
+def test_a_job_whose_process_died_is_closed_within_the_stale_limit_and_blocks_nothing(
+    ctx: AppContext,
+) -> None:
+    clock = ctx.clock
+    assert isinstance(clock, FrozenClock)
+    stale = timedelta(seconds=ctx.settings.job_stale_after_seconds)
+    _org_with_credentials(ctx, "dies")
+    admitted = ctx.jobs.admit("dies")  # the queued row, with its first heartbeat; then the process dies
+    assert _job(ctx, admitted.job_id).state == "queued"
+    clock.advance(timedelta(minutes=1))
+    assert ctx.jobs.heartbeat(admitted.job_id).beat()  # while it lived, it beat
+    beat_at = clock.now()
+    with pytest.raises(JobAlreadyRunning):
+        ctx.jobs.admit("dies")
+    # a tick within the stale limit leaves it alone: its process may be alive
+    Scheduler(ctx).tick(beat_at + stale - timedelta(seconds=1))
+    assert _job(ctx, admitted.job_id).state == "queued"
+    # past it, the tick closes it failed with its own code
+    Scheduler(ctx).tick(beat_at + stale + timedelta(seconds=1))
+    dead = _job(ctx, admitted.job_id)
+    assert (dead.state, dead.error_code) == ("failed", JobAbandoned.code)
+    assert dead.finished_at == beat_at + stale + timedelta(seconds=1)
+    assert not ctx.jobs.heartbeat(admitted.job_id).beat(), "a closed job takes no heartbeat"
+    # and the next job of the org is admitted
+    clock.advance(stale * 2)
+    assert _job(ctx, ctx.jobs.admit("dies").job_id).state == "queued"
+
+
+def test_a_dead_job_is_closed_by_the_next_admission_without_a_scheduler(ctx: AppContext) -> None:
+    clock = ctx.clock
+    assert isinstance(clock, FrozenClock)
+    _org_with_credentials(ctx, "cli-only")
+    first = ctx.jobs.admit("cli-only")
+    clock.advance(timedelta(seconds=ctx.settings.job_stale_after_seconds + 1))
+    second = ctx.jobs.admit("cli-only")
+    assert (_job(ctx, first.job_id).state, _job(ctx, first.job_id).error_code) == ("failed", "SFV-804")
+    assert _job(ctx, second.job_id).state == "queued"
+
+
+def test_override_passes_the_policy_and_is_recorded_but_never_a_running_job(ctx: AppContext) -> None:
+    expired = CONNECTED - timedelta(days=1)
+    _org_with_credentials(ctx, "lapsed", plan="standard", subscription_expires_at=expired)
+    with pytest.raises(SubscriptionExpired):
+        ctx.jobs.admit("lapsed")
+    forced = _job(ctx, ctx.jobs.admit("lapsed", override=True).job_id)
+    assert forced.policy_override and (forced.override_reason or "").startswith(SubscriptionExpired.code)
+    with pytest.raises(JobAlreadyRunning):
+        ctx.jobs.admit("lapsed", override=True)
+    _org_with_credentials(ctx, "fine")
+    plain = _job(ctx, ctx.jobs.admit("fine", override=True).job_id)
+    assert plain.policy_override and plain.override_reason is None
+
+
+def test_the_heartbeat_thread_beats_while_the_job_is_active_and_stops_when_it_ends(ctx: AppContext) -> None:
+    from engine.jobs.service import JobHeartbeat
+    from tests.helpers.emulator_proc import poll_for
+
+    clock = ctx.clock
+    assert isinstance(clock, FrozenClock)
+    _org_with_credentials(ctx, "beating")
+    job_id = ctx.jobs.admit("beating").job_id
+    beat = JobHeartbeat(ctx.sessions, job_id, clock=clock, every=0.01).start()
+    try:
+        clock.advance(timedelta(minutes=5))
+        poll_for(lambda: _job(ctx, job_id).heartbeat_at == clock.now(), timeout=30)
+        with ctx.tx() as s:  # the job ends: the thread notices and stops by itself
+            cjobs.finish_job(s, cjobs.get_job(s, job_id), "cancelled", clock=clock)
+        poll_for(lambda: not beat._thread.is_alive(), timeout=30)
+    finally:
+        beat.stop()
+    assert not beat._thread.is_alive()

@@ -9,6 +9,7 @@ SystemModstamp and the fields churn edits), deletes, undeletes and purges includ
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -158,3 +159,50 @@ def test_cancelled_job_commits_nothing(env: BackupEnv) -> None:
         engine.dispose()
     again = env.backup("acme")
     assert again.state == "succeeded"
+
+
+def test_cli_backup_honours_the_policy_and_records_an_override(env: BackupEnv, tmp_path: Path) -> None:
+    """`sfvault backup` goes through the job service (issue 14): the subscription refusal the API
+    and the scheduler apply stops it too, and `--override-policy` runs it, recorded on the job."""
+    from datetime import UTC, datetime, timedelta
+
+    from sqlalchemy import select
+    from typer.testing import CliRunner
+
+    from engine.catalog.models import Job
+    from engine.cli import app
+    from engine.errors import SubscriptionExpired
+
+    env.add_org("lapsed")
+    engine = make_engine(env.settings.catalog_url)
+    sessions = session_factory(engine)
+    try:
+        with transaction(sessions) as s:
+            org = corgs.get_org_by_name(s, "lapsed")
+            org.plan, org.subscription_expires_at = "standard", datetime.now(UTC) - timedelta(days=1)
+            org.storage_location = env.settings.repository_url
+            org_id = org.id
+        st = env.settings
+        cfg = tmp_path / "sfvault.toml"
+        cfg.write_text(
+            f'[sfvault]\nrepository_url = "{st.repository_url}"\nkey_file = "{st.key_file}"\n'
+            f'catalog_url = "{st.catalog_url}"\nretry_wait_max = 0\n'
+        )
+        args = ["backup", "lapsed", "--scheduler", env.dask.scheduler.address, "--config", str(cfg)]
+        r = CliRunner(env={"COLUMNS": "200"})
+        refused = r.invoke(app, args)
+        assert refused.exit_code == SubscriptionExpired.exit_code, refused.output
+        assert SubscriptionExpired.code in refused.output
+        with transaction(sessions) as s:
+            assert list(s.scalars(select(Job).where(Job.org_id == org_id))) == [], "a refusal records no job"
+
+        forced = r.invoke(app, [*args, "--override-policy"])
+        assert forced.exit_code == 0, forced.output
+        with transaction(sessions) as s:
+            [job] = s.scalars(select(Job).where(Job.org_id == org_id))
+            assert (job.state, job.kind, job.trigger) == ("succeeded", "full", "manual")
+            assert job.policy_override
+            assert (job.override_reason or "").startswith(SubscriptionExpired.code)
+            assert job.heartbeat_at is not None and job.records > 0
+    finally:
+        engine.dispose()

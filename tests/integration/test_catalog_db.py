@@ -360,6 +360,14 @@ def test_job_lifecycle_with_object_results_and_errors(
             ("SFV-405", "Contact", {"partition": 3})
         ]
         assert jobs.objects_to_retry(s, job.org_id) == ["Contact"]
+        # a newer job closed before it ran any object (the job service's queued row, refused or
+        # dead before discovery) says nothing about Contact: it is still redone
+        clock.advance(timedelta(minutes=1))
+        org = s.get(Org, job.org_id)
+        assert org is not None
+        never_ran = jobs.create_job(s, org, kind="incremental", clock=clock)
+        jobs.finish_job(s, never_ran, "failed", error_code="SFV-201", error_message="refused", clock=clock)
+        assert jobs.objects_to_retry(s, job.org_id) == ["Contact"]
         with pytest.raises(InvalidJobTransition):
             jobs.start_job(s, job, clock=clock)
         with pytest.raises(NotFound):

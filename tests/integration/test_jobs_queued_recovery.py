@@ -37,7 +37,13 @@ from engine.config import Settings
 from engine.diff.export import ExportProgress
 from engine.errors import ExportAlreadyRunning, NotFound, NotQueued, QueuedJobAbandoned
 from engine.jobs.compares import compare_details, details_dir, run_queued_compare, submit_compare
-from engine.jobs.exports import ExportRequest, queued_archive_path, run_queued_export, submit_export
+from engine.jobs.exports import (
+    ExportRequest,
+    queued_archive_path,
+    run_export,
+    run_queued_export,
+    submit_export,
+)
 from engine.jobs.queued import recover_queued
 from engine.sink.backends import open_backend
 from engine.sink.keys import LocalKeyFile
@@ -170,9 +176,9 @@ def test_service_start_closes_abandoned_rows_removes_partial_files_and_the_org_e
                                    objects=[], clock=FrozenClock(T0)).id  # fmt: skip
     _leave_running(world, Export, alive, at=T0 + STALE)
 
-    # the defect: the dead export blocks every later one of the org
+    # within the stale limit the export may still be alive: it blocks the next one of the org
     with pytest.raises(ExportAlreadyRunning) as busy:
-        submit_export(st, ExportRequest(ORG, scope="cycle"), repo=repo)
+        submit_export(st, ExportRequest(ORG, scope="cycle"), repo=repo, clock=FrozenClock(T0 + STALE))
     assert busy.value.code == "SFV-706"
 
     tokens = make_tokens(st.catalog_url)
@@ -199,6 +205,32 @@ def test_service_start_closes_abandoned_rows_removes_partial_files_and_the_org_e
         assert done["state"] == "succeeded", done["error"]
         download = client.get(f"/v1/exports/{r.json()['id']}/download", headers=operator)
         assert download.status_code == 200 and download.content[:2] == b"PK"
+
+
+def test_a_dead_export_never_blocks_the_next_one_without_a_service(world: World, tmp_path: Path) -> None:
+    """Issue 14 defect 9: `sfvault export` runs no service recovery, so an export whose process
+    died stayed ``running`` and refused every later export of the org (SFV-706) for good. The next
+    submission closes it (SFV-713, partial ZIP removed) once its heartbeat is stale; a compare
+    left running the same way is closed by the org's next compare."""
+    st, repo = world.settings, world.repo
+    dead = submit_export(st, ExportRequest(ORG, scope="cycle"), repo=repo, clock=FrozenClock(T0))
+    _leave_running(world, Export, dead, at=T0)
+    partial = queued_archive_path(st, dead)
+    partial.parent.mkdir(parents=True)
+    partial.write_bytes(b"PK\x03\x04 half an archive")
+    dead_compare = submit_compare(st, ORG, job=world.jobs[2], repo=repo, clock=FrozenClock(T0))
+    _leave_running(world, Compare, dead_compare, at=T0)
+
+    later = FrozenClock(T0 + STALE + timedelta(seconds=1))
+    out = run_export(st, ExportRequest(ORG, out=tmp_path / "next.zip", scope="cycle"), repo=repo, clock=later)
+    assert out.path is not None and out.path.is_file() and out.size_bytes > 0
+    gone = _export(world, dead)
+    assert (gone.state, gone.error_code) == ("failed", ABANDONED) and not partial.exists()
+    assert _export(world, out.export_id).state == "succeeded"
+
+    submit_compare(st, ORG, job=world.jobs[2], repo=repo, clock=later)
+    closed = _compare(world, dead_compare)
+    assert (closed.state, closed.error_code) == ("failed", ABANDONED)
 
 
 def test_queued_rows_that_never_started_run_after_the_service_starts(world: World) -> None:

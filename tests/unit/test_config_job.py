@@ -40,7 +40,6 @@ def test_file_then_environment_then_caller(tmp_path: Path, monkeypatch: pytest.M
         "[sfvault.job]\n"
         "page_rows = 1000\n"
         "cursor_lag = 60\n"
-        'cycle_length = "P30D"\n'
         "file_bodies = false\n"
     )
     monkeypatch.setenv("SFVAULT_JOB__PAGE_ROWS", "2000")
@@ -49,7 +48,7 @@ def test_file_then_environment_then_caller(tmp_path: Path, monkeypatch: pytest.M
     opts = JobOptions.from_settings(settings.job, blob_threads=3)
     assert opts.page_rows == 2000  # the environment wins over the file
     assert opts.target_rows == 8000
-    assert opts.cursor_lag == timedelta(seconds=60) and opts.cycle_length == timedelta(days=30)
+    assert opts.cursor_lag == timedelta(seconds=60)
     assert opts.file_bodies is False and opts.blob_threads == 3
     assert opts.max_bisect_depth == JobOptions().max_bisect_depth  # untouched knobs keep the default
 
