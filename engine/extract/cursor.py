@@ -3,12 +3,20 @@
 STYLE rule 8. An incremental extract of an object selects ``field >= last - lag`` (a *closed*
 start: a strict ``>`` loses rows that share the previous high-water timestamp or commit late)
 and then drops the rows that were already captured. What "already captured" means is kept in
-the cursor: the ``(Id, timestamp)`` pairs seen with a timestamp in ``[last - lag, last]``.
+the cursor: the ``(Id, timestamp)`` pairs seen with a timestamp in ``[last - lag, last]``, each
+with a short digest of the captured row's values (:func:`row_digests`). A row of a later window is
+dropped only when its Id, timestamp *and* digest match: Salesforce stamps ``SystemModstamp`` to
+the millisecond, so two versions of one record can share a timestamp, and a second version
+written in the same millisecond after a job read the first must not be dropped (decision 0009).
+A pair without a digest (a cursor written before digests) matches no row that has one: that
+boundary row is captured again once, which is harmless, instead of possibly lost.
 
 Invariants (hypothesis-tested in ``tests/unit/test_extract_cursor.py``):
 
 * **No loss.** A row version whose timestamp is at or after ``last - lag`` when it becomes
   visible is selected by the next window. Rows that commit at most ``lag`` late are never lost.
+* **No loss of same-millisecond versions.** A row version ``(Id, ts, digest)`` whose digest differs
+  from every digest captured for ``(Id, ts)`` is kept.
 * **No duplicates.** A row version ``(Id, ts)`` kept once is dropped by every later window, as
   long as the cursor's ``seen`` set was not truncated (``truncated`` false). Truncation (more than
   ``max_seen`` versions inside the lag window) can only cause duplicates, never loss: the
@@ -26,6 +34,8 @@ from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
+
+from engine.extract.digest import row_digests
 
 DEFAULT_MAX_SEEN = 100_000
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -72,24 +82,49 @@ class Cursor:
         last: the highest timestamp captured so far (UTC), None before the first extract.
         seen: ``(Id, timestamp)`` pairs captured with ``timestamp >= last - lag``.
         truncated: ``seen`` was capped; a later window may return a few duplicates.
+        digests: ``(Id, timestamp, digest)`` of the captured row versions of ``seen``
+            (:func:`row_digests`; several when one record had versions of equal timestamp).
+            A pair of ``seen`` without any digest was written by an older version: it matches
+            only rows whose caller has no values to digest (see :meth:`captured`).
     """
 
     field: str
     last: datetime | None = None
     seen: frozenset[tuple[str, datetime]] = frozenset()
     truncated: bool = False
+    digests: frozenset[tuple[str, datetime, str]] = frozenset()
 
     def window_start(self, lag: timedelta) -> datetime | None:
         """The closed start of the next window, ``last - lag`` (None: extract everything)."""
         return None if self.last is None else self.last - lag
 
+    def captured(self, id_: str, ts: datetime, digest: str | None) -> bool:
+        """Whether the row version ``(id_, ts)`` with values of ``digest`` was captured.
+
+        ``digest`` None (a caller without the row's values) matches by Id and timestamp alone.
+        """
+        if (id_, ts) not in self.seen:
+            return False
+        return digest is None or (id_, ts, digest) in self.digests
+
+    def entries(self) -> list[tuple[str, datetime, str | None]]:
+        """The boundary as ``(Id, ts, digest)`` triples, sorted (a pair without a digest: None)."""
+        out: list[tuple[str, datetime, str | None]] = [d for d in self.digests if (d[0], d[1]) in self.seen]
+        with_digest = {(i, t) for i, t, _ in out}
+        out.extend((i, t, None) for i, t in self.seen if (i, t) not in with_digest)
+        return sorted(out, key=lambda e: (e[0], e[1], e[2] or ""))
+
     def to_dict(self) -> dict[str, Any]:
+        """Plain data; ``digests`` is a list parallel to ``seen`` (null where a pair has none),
+        so a reader that knows only ``seen`` still reads the pairs (one per digest)."""
         # rows changed together share timestamps: format each distinct one once
         text = {t: t.isoformat() for t in {t for _, t in self.seen}}
+        rows = [(i, text[t], d) for i, t, d in self.entries()]
         return {
             "field": self.field,
             "last": None if self.last is None else self.last.isoformat(),
-            "seen": sorted((i, text[t]) for i, t in self.seen),  # JSON arrays once encoded
+            "seen": [[i, t] for i, t, _ in rows],  # JSON arrays once encoded
+            "digests": [d for _, _, d in rows],
             "truncated": self.truncated,
         }
 
@@ -103,11 +138,16 @@ class Cursor:
                 ts = parsed[text] = datetime.fromisoformat(text)
             return ts
 
+        pairs = [(i, stamp(t)) for i, t in d["seen"]]
+        digests = d.get("digests") or [None] * len(pairs)  # absent: written before digests
+        if len(digests) != len(pairs):
+            raise ValueError("cursor: 'digests' is not parallel to 'seen'")
         return Cursor(
             field=d["field"],
             last=None if d["last"] is None else datetime.fromisoformat(d["last"]),
-            seen=frozenset((i, stamp(t)) for i, t in d["seen"]),
+            seen=frozenset(pairs),
             truncated=bool(d["truncated"]),
+            digests=frozenset((i, t, h) for (i, t), h in zip(pairs, digests, strict=True) if h is not None),
         )
 
 
@@ -115,8 +155,8 @@ class Cursor:
 class CursorTracker:
     """Streams one window's rows through dedup, then yields the next cursor.
 
-    Use one tracker per object and window: ``keep(id, ts)`` for each row returned by the query
-    (in any order, across any number of partitions merged by the caller), then ``result()``.
+    Use one tracker per object and window: ``keep(id, ts, digest)`` for each row returned by the
+    query (in any order, across any number of partitions merged by the caller), then ``result()``.
     Memory is bounded by the rows inside the lag window (capped at ``max_seen``).
     """
 
@@ -125,30 +165,38 @@ class CursorTracker:
     max_seen: int = DEFAULT_MAX_SEEN
     _last: datetime | None = field(init=False, default=None)
     _recent: dict[tuple[str, datetime], None] = field(init=False, default_factory=dict)
+    _digests: dict[tuple[str, datetime, str], None] = field(init=False, default_factory=dict)
     _truncated: bool = field(init=False, default=False)
 
     def __post_init__(self) -> None:
         self._last = self.cursor.last
         self._recent = dict.fromkeys(self.cursor.seen)
+        self._digests = dict.fromkeys(self.cursor.digests)
         self._truncated = self.cursor.truncated
 
-    def keep(self, id_: str, ts: datetime) -> bool:
-        """True if the row version is new (to be stored); records it either way."""
+    def keep(self, id_: str, ts: datetime, digest: str | None = None) -> bool:
+        """True if the row version is new (to be stored); records it either way.
+
+        ``digest`` (:func:`row_digests` of the row) tells apart versions of equal timestamp;
+        None compares by Id and timestamp only.
+        """
+        if self.cursor.captured(id_, ts, digest):
+            return False
         key = (id_, ts)
-        if key in self.cursor.seen:
-            return False
-        if key in self._recent:  # the same version twice inside one window (overlapping queries)
-            return False
-        self._observe(key)
+        if key in self._recent and (digest is None or (id_, ts, digest) in self._digests):
+            return False  # the same version twice inside one window (overlapping queries)
+        self._observe(key, digest)
         return True
 
-    def _observe(self, key: tuple[str, datetime]) -> None:
+    def _observe(self, key: tuple[str, datetime], digest: str | None = None) -> None:
         ts = key[1]
         if self._last is None or ts > self._last:
             self._last = ts
             self._prune()
         if ts >= self._last - self.lag:
             self._recent[key] = None
+            if digest is not None:
+                self._digests[(key[0], ts, digest)] = None
             if len(self._recent) > self.max_seen:
                 self._truncated = True
                 self._shrink()
@@ -158,14 +206,21 @@ class CursorTracker:
         floor = self._last - self.lag
         if any(t < floor for _, t in self._recent):
             self._recent = {k: None for k in self._recent if k[1] >= floor}
+            self._digests = {k: None for k in self._digests if k[1] >= floor}
 
     def _shrink(self) -> None:
         # Keep the newest versions; losing older ones only risks duplicates.
         keep = sorted(self._recent, key=lambda k: k[1], reverse=True)[: self.max_seen // 2]
         self._recent = dict.fromkeys(keep)
+        self._digests = {k: None for k in self._digests if (k[0], k[1]) in self._recent}
 
     def keep_batch(
-        self, batch: pa.RecordBatch, id_column: str = "Id", ts_column: str | None = None
+        self,
+        batch: pa.RecordBatch,
+        id_column: str = "Id",
+        ts_column: str | None = None,
+        *,
+        digests: bool = True,
     ) -> pa.RecordBatch:
         """The rows of ``batch`` that are new versions; the cursor column defaults to ``cursor.field``.
 
@@ -174,6 +229,8 @@ class CursorTracker:
         previous cursor may hold (``[last - lag, last]`` of ``cursor``) and those the next cursor
         keeps (within ``lag`` of the highest timestamp so far). Every other row is new and leaves
         no trace. Rows with a null timestamp are kept and do not move the cursor.
+        ``digests``: compare (and record) the digest of each such row's values, over all of
+        ``batch``'s columns (:func:`row_digests`); off, rows are compared by Id and timestamp.
         """
         col = ts_column or self.cursor.field
         stamps = batch.column(col)
@@ -194,19 +251,27 @@ class CursorTracker:
         if len(rows) == 0:
             return batch
         ids = batch.column(id_column).take(rows).to_pylist()
+        hashes: list[str | None] = [*row_digests(batch.take(rows))] if digests else [None] * len(ids)
         mask: list[bool] | None = None
-        for r, i, t in zip(rows.to_pylist(), ids, utc_datetimes(stamps.take(rows)), strict=True):
-            if t is not None and not self.keep(i, t):
+        stamps_py = utc_datetimes(stamps.take(rows))
+        for r, i, t, h in zip(rows.to_pylist(), ids, stamps_py, hashes, strict=True):
+            if t is not None and not self.keep(i, t, h):
                 mask = mask or [True] * batch.num_rows
                 mask[r] = False
         return batch if mask is None else batch.filter(pa.array(mask, type=pa.bool_()))
 
     def observe_batch(
-        self, batch: pa.RecordBatch, id_column: str = "Id", ts_column: str | None = None
+        self,
+        batch: pa.RecordBatch,
+        id_column: str = "Id",
+        ts_column: str | None = None,
+        *,
+        digests: bool = True,
     ) -> None:
         """Record the rows of a *full* extract (all kept) to build its closing cursor.
 
-        Vectorised: only rows within ``lag`` of the running maximum reach Python.
+        Vectorised: only rows within ``lag`` of the running maximum reach Python (and are digested,
+        over all of ``batch``'s columns, unless ``digests`` is off).
         """
         ts = batch.column(ts_column or self.cursor.field)
         if batch.num_rows == 0 or ts.null_count == batch.num_rows:
@@ -216,13 +281,15 @@ class CursorTracker:
         near = batch.filter(
             pc.fill_null(pc.greater_equal(ts, pa.scalar(high - self.lag, type=ts.type)), False)
         )
-        for i, t in zip(
+        hashes: list[str | None] = [*row_digests(near)] if digests else [None] * near.num_rows
+        for i, t, h in zip(
             near.column(id_column).to_pylist(),
             utc_datetimes(near.column(ts_column or self.cursor.field)),
+            hashes,
             strict=True,
         ):
             if t is not None:
-                self._observe((i, t))
+                self._observe((i, t), h)
 
     def result(self) -> Cursor:
         """The cursor after this window: ``last`` moved to the highest timestamp seen."""
@@ -230,13 +297,15 @@ class CursorTracker:
             return self.cursor
         floor = self._last - self.lag
         seen = frozenset(k for k in self._recent if k[1] >= floor)
-        return Cursor(self.cursor.field, self._last, seen, self._truncated)
+        digests = frozenset(k for k in self._digests if k[1] >= floor and (k[0], k[1]) in seen)
+        return Cursor(self.cursor.field, self._last, seen, self._truncated, digests)
 
 
 def dedup(
-    cursor: Cursor, lag: timedelta, rows: Iterable[tuple[str, datetime]]
-) -> tuple[list[tuple[str, datetime]], Cursor]:
-    """Convenience for small inputs: the new rows and the next cursor."""
+    cursor: Cursor, lag: timedelta, rows: Iterable[tuple[str, datetime] | tuple[str, datetime, str]]
+) -> tuple[list[Any], Cursor]:
+    """Convenience for small inputs: the new rows (``(id, ts)`` or ``(id, ts, digest)``) and the
+    next cursor."""
     t = CursorTracker(cursor, lag)
     kept = [r for r in rows if t.keep(*r)]
     return kept, t.result()

@@ -327,33 +327,45 @@ def redo_in_full(decision: JobDecision, names: Iterable[str], reason: str) -> Jo
 
 def merge_cursor(
     field_name: str,
-    parts: Iterable[tuple[datetime | None, Iterable[tuple[str, datetime]], bool]],
+    parts: Iterable[tuple[datetime | None, Iterable[tuple[Any, ...]], bool]],
     lag: timedelta,
     previous: ExtractCursor | None,
 ) -> ExtractCursor:
     """One object's closing cursor from its partitions' ``(last, seen, truncated)``.
 
-    Each partition kept the pairs within ``lag`` of its own maximum, which is at most the global
-    maximum, so the union cut at ``global last - lag`` is exactly the object's boundary set.
-    When nothing new was captured the previous cursor stays.
+    ``seen`` holds ``(Id, ts)`` pairs or ``(Id, ts, digest)`` triples (:meth:`Cursor.entries`; a
+    None digest: the pair alone). Each partition kept the entries within ``lag`` of its own
+    maximum, which is at most the global maximum, so the union cut at ``global last - lag`` is
+    exactly the object's boundary set. When nothing new was captured the previous cursor stays.
     """
     lasts: list[datetime] = []
     pairs: set[tuple[str, datetime]] = set()
+    digests: set[tuple[str, datetime, str]] = set()
     truncated = False
     for last, seen, trunc in parts:
         if last is not None:
             lasts.append(last)
-        pairs.update(seen)
+        for entry in seen:
+            pairs.add((entry[0], entry[1]))
+            if len(entry) > 2 and entry[2] is not None:
+                digests.add((entry[0], entry[1], entry[2]))
         truncated = truncated or trunc
     if previous is not None and previous.last is not None and previous.field == field_name:
         lasts.append(previous.last)
         pairs.update(previous.seen)
+        digests.update(previous.digests)
         truncated = truncated or previous.truncated
     if not lasts:
         return ExtractCursor(field=field_name)
     top = max(lasts)
     floor = top - lag
-    return ExtractCursor(field_name, top, frozenset(p for p in pairs if p[1] >= floor), truncated)
+    return ExtractCursor(
+        field_name,
+        top,
+        frozenset(p for p in pairs if p[1] >= floor),
+        truncated,
+        frozenset(d for d in digests if d[1] >= floor),
+    )
 
 
 def extras_of(manifest: Manifest) -> dict[str, Any]:
