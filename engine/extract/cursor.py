@@ -38,6 +38,10 @@ import pyarrow.compute as pc
 from engine.extract.digest import row_digests
 
 DEFAULT_MAX_SEEN = 100_000
+SETTLED = ""
+"""The digest of a boundary entry read at least ``lag`` after its timestamp (by Salesforce's clock):
+under the lag assumption no other version with that Id and timestamp can appear any more, so the
+pair alone identifies the captured version (the boundary task can check it by Id, decision 0009)."""
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _ONE_US = timedelta(microseconds=1)
 
@@ -105,7 +109,12 @@ class Cursor:
         """
         if (id_, ts) not in self.seen:
             return False
-        return digest is None or (id_, ts, digest) in self.digests
+        return digest is None or (id_, ts, digest) in self.digests or (id_, ts, SETTLED) in self.digests
+
+    @property
+    def settled(self) -> bool:
+        """Every boundary pair is :data:`SETTLED`: comparing Id and timestamp is exact."""
+        return all((i, t, SETTLED) in self.digests for i, t in self.seen)
 
     def entries(self) -> list[tuple[str, datetime, str | None]]:
         """The boundary as ``(Id, ts, digest)`` triples, sorted (a pair without a digest: None)."""
@@ -167,6 +176,9 @@ class CursorTracker:
     _recent: dict[tuple[str, datetime], None] = field(init=False, default_factory=dict)
     _digests: dict[tuple[str, datetime, str], None] = field(init=False, default_factory=dict)
     _truncated: bool = field(init=False, default=False)
+    _read: set[tuple[str, datetime, str]] = field(init=False, default_factory=set)
+    """The versions read in this window, kept or dropped (they may be settled by it, see
+    :meth:`result`); bounded like ``_recent``: only rows near a boundary reach :meth:`keep`."""
 
     def __post_init__(self) -> None:
         self._last = self.cursor.last
@@ -180,6 +192,8 @@ class CursorTracker:
         ``digest`` (:func:`row_digests` of the row) tells apart versions of equal timestamp;
         None compares by Id and timestamp only.
         """
+        if digest is not None:
+            self._read.add((id_, ts, digest))  # read in this window, new or not (see result())
         if self.cursor.captured(id_, ts, digest):
             return False
         key = (id_, ts)
@@ -207,12 +221,14 @@ class CursorTracker:
         if any(t < floor for _, t in self._recent):
             self._recent = {k: None for k in self._recent if k[1] >= floor}
             self._digests = {k: None for k in self._digests if k[1] >= floor}
+            self._read = {k for k in self._read if k[1] >= floor}
 
     def _shrink(self) -> None:
         # Keep the newest versions; losing older ones only risks duplicates.
         keep = sorted(self._recent, key=lambda k: k[1], reverse=True)[: self.max_seen // 2]
         self._recent = dict.fromkeys(keep)
         self._digests = {k: None for k in self._digests if (k[0], k[1]) in self._recent}
+        self._read = {k for k in self._read if (k[0], k[1]) in self._recent}
 
     def keep_batch(
         self,
@@ -289,16 +305,39 @@ class CursorTracker:
             strict=True,
         ):
             if t is not None:
+                if h is not None:
+                    self._read.add((i, t, h))
                 self._observe((i, t), h)
 
-    def result(self) -> Cursor:
-        """The cursor after this window: ``last`` moved to the highest timestamp seen."""
+    def result(self, settled_before: datetime | None = None) -> Cursor:
+        """The cursor after this window: ``last`` moved to the highest timestamp seen.
+
+        ``settled_before``: the window was read after this time + ``lag`` by Salesforce's clock
+        (the caller passes ``job created - lag``); the boundary pairs with a timestamp at or
+        before it that this window read again (or whose record it read in a newer version) are
+        :data:`SETTLED`.
+        """
         if self._last is None:
             return self.cursor
         floor = self._last - self.lag
         seen = frozenset(k for k in self._recent if k[1] >= floor)
-        digests = frozenset(k for k in self._digests if k[1] >= floor and (k[0], k[1]) in seen)
-        return Cursor(self.cursor.field, self._last, seen, self._truncated, digests)
+        digests = {k for k in self._digests if k[1] >= floor and (k[0], k[1]) in seen}
+        if settled_before is not None:
+            done = self._settled_pairs(seen, settled_before)
+            digests = {k for k in digests if (k[0], k[1]) not in done} | {(i, t, SETTLED) for i, t in done}
+        return Cursor(self.cursor.field, self._last, seen, self._truncated, frozenset(digests))
+
+    def _settled_pairs(
+        self, seen: frozenset[tuple[str, datetime]], settled_before: datetime
+    ) -> set[tuple[str, datetime]]:
+        """The pairs at or before ``settled_before`` that this window read again, or whose record it
+        read in a newer version (an older version is never returned again)."""
+        newest: dict[str, datetime] = {}
+        for i, t, _ in self._read:
+            if t > newest.get(i, t - _ONE_US):
+                newest[i] = t
+        reread = {(i, t) for i, t, _ in self._read}
+        return {(i, t) for i, t in seen if t <= settled_before and ((i, t) in reread or newest.get(i, t) > t)}
 
 
 def dedup(

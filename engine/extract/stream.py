@@ -23,7 +23,7 @@ from typing import Literal
 
 import pyarrow as pa
 
-from engine.extract.bulk2 import DEFAULT_MAX_RECORDS, Bulk2Api, PollPolicy
+from engine.extract.bulk2 import DEFAULT_MAX_RECORDS, Bulk2Api, JobInfo, PollPolicy
 from engine.extract.client import SalesforceClient
 from engine.extract.csv_arrow import CsvPageParser
 from engine.extract.model import FieldSpec
@@ -69,6 +69,8 @@ class BulkOptions:
     policy: PollPolicy = field(default_factory=PollPolicy)
     sleep: Callable[[float], None] = time.sleep
     on_complete: Callable[[], None] | None = None
+    on_created: Callable[[JobInfo], None] | None = None
+    """Gets the job's info once created (``created_date``: Salesforce's clock before the read)."""
 
 
 def read_batches(
@@ -89,6 +91,7 @@ def read_batches(
     for page in Bulk2Api(client).run_query(
         read.soql, operation="queryAll" if read.all_rows else "query", max_records=b.max_records,
         streams=b.streams, sleep=b.sleep, policy=b.policy, on_complete=b.on_complete,
+        on_created=b.on_created,
     ):  # fmt: skip
         yield from parser.iter_batches(page.data)
 

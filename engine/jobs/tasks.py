@@ -47,14 +47,14 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from engine.errors import SalesforceNotFound, SalesforceRequestFailed
-from engine.extract.bulk2 import PollPolicy
+from engine.extract.bulk2 import JobInfo, PollPolicy
 from engine.extract.client import SalesforceClient
 from engine.extract.cursor import Cursor as ExtractCursor
-from engine.extract.cursor import CursorTracker
+from engine.extract.cursor import CursorTracker, utc_datetimes
 from engine.extract.model import FieldSpec
 from engine.extract.plan import Partition
 from engine.extract.rest import RestApi
-from engine.extract.soql import Soql
+from engine.extract.soql import Soql, id_literal
 from engine.extract.stream import BulkOptions, Read, field_subset, read_batches
 from engine.model import BlobRef, ChunkRef
 
@@ -106,7 +106,8 @@ class PartitionTask:
     window: Literal["all", "after_boundary", "boundary"] = "all"
     """Which part of an incremental window the task reads: all of it (``cursor - lag`` on), only
     what is newer than the cursor, or the cursor's boundary ``[last - lag, last]`` (a task of its
-    own when the boundary is large). The last two together read the same rows as the first."""
+    own when the boundary is large, see :func:`_extract_boundary`). The last two together read the
+    same rows as the first."""
 
     @property
     def window_start(self) -> datetime | None:
@@ -171,6 +172,10 @@ class _Extractor:
         self.client = client
         self.blob_rest = RestApi(blob_client or client)
         self.bulk_jobs = 0
+        self.read_from: datetime | None = None
+        """The earliest ``createdDate`` of the Bulk jobs read since :meth:`start_window`."""
+        self.rest_read = False
+        """Whether a REST query was read since :meth:`start_window` (no Salesforce time known)."""
         self._cancel: Any = None
         if task.cancel_event:
             from distributed import Event
@@ -180,6 +185,24 @@ class _Extractor:
     def check_cancel(self) -> None:
         if self._cancel is not None and self._cancel.is_set():
             raise Cancelled(self.task.key)
+
+    def start_window(self) -> None:
+        self.read_from, self.rest_read = None, False
+
+    def settled_before(self) -> datetime | None:
+        """Versions read since :meth:`start_window` with a timestamp at or before this are settled
+        (:data:`engine.extract.cursor.SETTLED`): every query ran ``lag`` after it, by Salesforce's
+        clock. None when a REST read (no Salesforce time) was among them."""
+        if self.rest_read or self.read_from is None:
+            return None
+        return self.read_from - self.task.lag
+
+    def _created(self, job: JobInfo) -> None:
+        created = job.created_date
+        if created is not None:
+            self.read_from = created if self.read_from is None else min(self.read_from, created)
+        else:
+            self.rest_read = True  # unknown time: settle nothing
 
     def live_batches(self, soql: Soql, *, rest: bool = False) -> Iterator[pa.RecordBatch]:
         """Batches of ``soql`` over the object's live rows, archived activities included."""
@@ -194,6 +217,7 @@ class _Extractor:
         read = Read(t.sobject, field_subset(t.fields, soql.fields), soql, path, all_rows)
         if path == "rest":
             self.client.check_reserve()
+            self.rest_read = True
             for batch in read_batches(self.client, read):
                 self.check_cancel()
                 yield batch
@@ -214,6 +238,7 @@ class _Extractor:
                 # few more status calls than doubling would make
                 options = BulkOptions(
                     max_records=t.page_rows, streams=t.result_streams, on_complete=slot.rejoin,
+                    on_created=self._created,
                     policy=PollPolicy(first=t.poll_first, factor=1.3, max=t.poll_max),
                 )  # fmt: skip
                 for batch in read_batches(self.client, read, options):
@@ -315,7 +340,7 @@ def extract_partition(task: PartitionTask) -> PartitionResult:
         ex = _Extractor(task, client, blob_client)
         if task.window == "boundary":
             result.boundary_check = True
-            _extract_data(ex, repo, result)  # the boundary's window, compared by digest
+            _extract_boundary(ex, repo, result)
         else:
             _extract_data(ex, repo, result)
             if (
@@ -365,6 +390,7 @@ def _extract_data(ex: _Extractor, repo: Any, result: PartitionResult) -> None:
     the org, so a record deleted between two queries cannot fall between them.
     """
     t = ex.task
+    ex.start_window()
     soql = t.partition.apply(Soql.select(t.sobject, [f.name for f in t.fields]))
     start = t.window_start
     if start is not None and t.cursor_field:
@@ -389,7 +415,7 @@ def _extract_data(ex: _Extractor, repo: Any, result: PartitionResult) -> None:
             if deleted_writer is not None:
                 batch = _split_deleted(batch, deleted_writer, deleted_columns, result)
             _keep(ex, repo, result, writer, tracker, batch, incremental=incremental)
-    _finish(result, writer, deleted_writer, tracker)
+    _finish(result, writer, deleted_writer, tracker, ex.settled_before())
 
 
 def _deleted_columns(task: PartitionTask) -> list[str]:
@@ -436,17 +462,77 @@ def _keep(
     result.rows += batch.num_rows
 
 
-def _finish(result: PartitionResult, writer: Any, deleted_writer: Any, tracker: CursorTracker | None) -> None:
+def _finish(
+    result: PartitionResult,
+    writer: Any,
+    deleted_writer: Any,
+    tracker: CursorTracker | None,
+    settled_before: datetime | None = None,
+) -> None:
     result.chunks = list(writer.refs)
     result.sealed_bytes += sum(c.sealed_bytes for c in result.chunks)
     if deleted_writer is not None:
         result.deleted_chunks = list(deleted_writer.refs)
         result.sealed_bytes += sum(c.sealed_bytes for c in result.deleted_chunks)
     if tracker is not None:
-        cur = tracker.result()
+        cur = tracker.result(settled_before)
         result.cursor_last = cur.last
         result.cursor_seen = cur.entries()
         result.cursor_truncated = cur.truncated
+
+
+LATE_IDS_PER_QUERY = 100
+"""Ids per ``Id IN (...)`` query when a boundary check fetches rows it had not seen."""
+
+
+def _extract_boundary(ex: _Extractor, repo: Any, result: PartitionResult) -> None:
+    """The cursor's boundary, ``[last - lag, last]``, checked by Id and timestamp when that is exact.
+
+    An incremental window starts ``lag`` before the cursor so that rows committed late with an
+    earlier timestamp are not lost; the rows already captured there are dropped again. When that
+    boundary is large (a mass update just before the last job, all at one timestamp) reading it
+    in full costs as much as the update itself. When every boundary entry is settled (read at
+    least ``lag`` after its timestamp, :attr:`ExtractCursor.settled`), no other version of those
+    pairs can appear, so this task reads only ``Id``, the cursor field (and ``IsDeleted``) of the
+    boundary: deleted rows go to the deletion chunks as the window query would write them, pairs
+    the cursor captured are skipped, and the others (late commits, almost always none) are fetched
+    in full by Id. Otherwise (a version of an unsettled pair may have been written in the same
+    millisecond after the previous job read it) the boundary is read in full and compared by
+    digest (:func:`_extract_data`). Together with the task that reads what is newer than the
+    cursor it writes exactly what one task over the whole window writes.
+    """
+    t = ex.task
+    cur = t.cursor
+    assert cur is not None and cur.last is not None and t.cursor_field is not None
+    if not cur.settled:
+        _extract_data(ex, repo, result)
+        return
+    deletes = _deletes_with_data(t)
+    wanted = ["Id", t.cursor_field] + (["IsDeleted"] if deletes else [])
+    soql = t.partition.apply(Soql.select(t.sobject, wanted)).with_window(
+        t.cursor_field, cur.last - t.lag, cur.last + ONE_MS
+    )
+    late: list[str] = []
+    tracker = CursorTracker(cur, t.lag)
+    writer = _writer(repo, t.sobject, t)
+    deleted_writer = _writer(repo, t.sobject, t) if deletes else None
+    with writer, deleted_writer or contextlib.nullcontext():
+        for batch in ex.batches(soql, all_rows=deletes):
+            if deleted_writer is not None:
+                batch = _split_deleted(batch, deleted_writer, _deleted_columns(t), result)
+            ids = batch.column("Id").to_pylist()
+            for i, stamp in zip(ids, utc_datetimes(batch.column(t.cursor_field)), strict=True):
+                if stamp is not None and cur.captured(i, stamp, None):
+                    result.dropped_at_boundary += 1
+                else:
+                    late.append(i)
+        names = [f.name for f in t.fields]
+        for at in range(0, len(late), LATE_IDS_PER_QUERY):
+            in_list = ", ".join(id_literal(i) for i in late[at : at + LATE_IDS_PER_QUERY])
+            fetch = Soql.select(t.sobject, names).and_where(f"Id IN ({in_list})")
+            for batch in ex.live_batches(fetch, rest=True):
+                _keep(ex, repo, result, writer, tracker, batch, incremental=True)
+    _finish(result, writer, deleted_writer, tracker)
 
 
 def _extract_deletes(ex: _Extractor, repo: Any, result: PartitionResult) -> None:

@@ -26,6 +26,7 @@ import httpx
 import pytest
 from simple_salesforce import Salesforce
 
+from engine.extract.cursor import Cursor
 from engine.jobs.runner import BackupResult
 from engine.jobs.state import object_state
 from engine.jobs.tasks import BLOB_SUFFIX
@@ -164,3 +165,49 @@ def test_a_second_version_in_the_same_millisecond_is_captured(env: BackupEnv, op
 def _stamp(env: BackupEnv, rid: str) -> str:
     rows = env.em.sql(f"SELECT CAST(SystemModstamp AS VARCHAR) FROM sf_account WHERE Id = '{rid}'")
     return str(rows[0][0])
+
+
+def _newest_cursor(env: BackupEnv, obj: str) -> Cursor:
+    with env.repo() as repo:
+        newest = max(repo.manifests("acme"), key=lambda m: m.job_id)
+    return Cursor.from_dict(newest.extra["cursors"][obj])
+
+
+def test_a_boundary_read_lag_after_its_timestamps_is_checked_by_id(env: BackupEnv) -> None:
+    """Boundary rows that a Bulk job read at least ``lag`` after their timestamp (by Salesforce's
+    clock: the job's createdDate) are settled; the next boundary task checks them by Id and
+    timestamp only, and still captures a row committed late inside the boundary."""
+    bulk = replace(TEST_OPTIONS, rest_max_rows=0)  # one task per window, read through Bulk
+    options = replace(SPLIT, rest_max_rows=0)
+    _succeeded(env.backup("acme", options=bulk))
+    ids = _some_ids(env, "Account", 3)
+    at = _frozen(env)
+    try:
+        for rid in ids:
+            _patch(env, "Account", rid, {"Description": "mass update"})
+        env.em.admin("POST", "/clock", json={"advance": 2 * options.cursor_lag.total_seconds()})
+        _succeeded(env.backup("acme", options=bulk))
+        cursor = _newest_cursor(env, "Account")
+        assert cursor.last == at and cursor.settled
+        env.em.admin("POST", "/clock", json={"set": at.isoformat()})
+        late = _create(env, "Account", {"Name": "Committed late"})  # inside the settled boundary
+        env.em.admin("POST", "/clock", json={"advance": 3 * options.cursor_lag.total_seconds()})
+        second = _succeeded(env.backup("acme", options=options))
+    finally:
+        env.em.admin("POST", "/clock", json={"unfreeze": True})
+    assert second.objects["Account"].partitions >= 2
+    with env.repo() as repo:
+        table = object_state(repo, "acme", "Account")
+    assert table is not None and late in set(table.column("Id").to_pylist())
+    assert _mismatches_with_org(env, "Account") == []
+
+
+def _create(env: BackupEnv, obj: str, values: dict[str, Any]) -> str:
+    with httpx.Client(base_url=env.em.url, verify=env.em.verify, trust_env=False, timeout=60) as http:
+        resp = http.post(
+            f"/services/data/v62.0/sobjects/{obj}",
+            json=values,
+            headers={"Authorization": f"Bearer {env.em.token()}"},
+        )
+    assert resp.status_code == 201, resp.text
+    return str(resp.json()["id"])

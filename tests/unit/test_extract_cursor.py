@@ -14,7 +14,7 @@ import pyarrow as pa
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from engine.extract.cursor import Cursor, CursorTracker, dedup
+from engine.extract.cursor import SETTLED, Cursor, CursorTracker, dedup
 from engine.extract.digest import row_digests
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
@@ -201,13 +201,14 @@ def latest_at(versions: list[tuple[str, int, int, str]], t: int) -> dict[str, tu
 
 
 @settings(max_examples=300, deadline=None)
-@given(same_ms_histories(), st.booleans())
+@given(same_ms_histories(), st.booleans(), st.booleans())
 def test_a_second_version_in_the_same_millisecond_is_not_dropped(
-    h: tuple[list[tuple[str, int, int, str]], list[int]], through_json: bool
+    h: tuple[list[tuple[str, int, int, str]], list[int]], through_json: bool, settle: bool
 ) -> None:
     """With digests, a window keeps a version that shares Id and timestamp with one captured
     before but has other values; the chain (newest timestamp, then the later job) equals the
-    true state at every window, and no version is captured twice."""
+    true state at every window, and no version is captured twice. With ``settle``, each window
+    settles what it read at least ``lag`` before it ran (no other version of those can appear)."""
     versions, windows = h
     lag = timedelta(milliseconds=LAG_MS)
     cursor = Cursor("SystemModstamp")
@@ -226,7 +227,7 @@ def test_a_second_version_in_the_same_millisecond_is_not_dropped(
             emitted.append((i, t, v))
             if i not in restored or t >= restored[i][0]:  # a tie goes to the later job
                 restored[i] = (t, v)
-        cursor = tracker.result()
+        cursor = tracker.result(ms(w) - lag if settle else None)
         if through_json:  # the cursor as a manifest stores it
             cursor = Cursor.from_dict(cursor.to_dict())
         assert restored == {i: (ms(ts), v) for i, (ts, v) in state.items()}
@@ -258,3 +259,21 @@ def test_to_dict_keeps_every_digest_of_a_pair() -> None:
     cur = t.result()
     assert len(cur.digests) == 2 and Cursor.from_dict(cur.to_dict()) == cur
     assert cur.to_dict()["seen"] == [["a", ms(10).isoformat()]] * 2  # old readers still see pairs
+
+
+def test_settled_versions_are_compared_by_id_and_timestamp() -> None:
+    lag = timedelta(milliseconds=LAG_MS)
+    t = CursorTracker(Cursor("SystemModstamp"), lag)
+    t.keep_batch(_batch([("a", ms(10)), ("b", ms(12))], ["x", "y"]))
+    cur = t.result(settled_before=ms(10))  # the window ran at ms(10) + lag: "a" is settled, "b" not
+    assert cur.digests >= {("a", ms(10), SETTLED)} and ("b", ms(12), SETTLED) not in cur.digests
+    assert not cur.settled
+    assert cur.captured("a", ms(10), _digest(("a", ms(10)), "other"))  # settled: the pair decides
+    assert not cur.captured("b", ms(12), _digest(("b", ms(12)), "other"))
+    assert Cursor.from_dict(cur.to_dict()) == cur
+    # a later window settles "b" too; what it only inherited from the cursor is not re-settled
+    again = CursorTracker(cur, lag)
+    again.keep_batch(_batch([("b", ms(12))], ["y"]))
+    assert again.result(settled_before=ms(20)).settled
+    inherited = CursorTracker(cur, lag)
+    assert not inherited.result(settled_before=ms(20)).settled
