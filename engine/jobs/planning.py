@@ -9,7 +9,8 @@ Rules (PRODUCT.md "Backup cycles and jobs", DESIGN.md "Incremental"):
   that job's id. A full job also starts when asked (``full=True`` without objects) or when the
   org has no full backup yet, or when the newest cycle has expired.
 * Every later job is *incremental*: per object, ``cursor_field >= last - lag`` (closed start),
-  rows already captured at the boundary dropped (the cursor's ``seen`` pairs).
+  rows already captured at the boundary dropped (the cursor's ``seen`` pairs and the digests of
+  their values, decision 0009).
 * An object is extracted in full inside an incremental job when it has no usable cursor in the
   cycle (new object, empty so far, no timestamp field), or when it failed in the org's last job.
 * Object-scoped jobs (``objects=...``) are refused with :class:`FullBackupRequired` until the
@@ -85,9 +86,9 @@ class JobOptions:
 
     boundary_check_min_rows: int = 2_000
     """An incremental whose cursor boundary holds more rows than this (rows at the previous
-    job's last timestamps, such as a mass update just before it) checks that boundary by Id
-    and timestamp only, in a task of its own, instead of reading those rows again in full; see
-    :func:`engine.jobs.tasks._extract_boundary`. 0 = always; a negative value = never."""
+    job's last timestamps, such as a mass update just before it) checks that boundary in a task
+    of its own: by Id and timestamp only when the boundary is settled, otherwise by reading it in
+    full once; see :func:`engine.jobs.tasks._extract_boundary`. 0 = always; a negative value = never."""
 
     @property
     def rest_limit(self) -> int:
