@@ -102,12 +102,9 @@ def rest_batches(
     soql: Soql,
     *,
     all_rows: bool = False,
-    batch_size: int | None = None,
 ) -> Iterator[pa.RecordBatch]:
     """REST query pages of ``soql`` as batches of ``parser``'s schema (one batch per non-empty page)."""
-    for page in rest.query_pages(
-        soql, include_deleted=all_rows, sobject=parser.sobject, batch_size=batch_size, exact_numbers=True
-    ):
+    for page in rest.query_pages(soql, include_deleted=all_rows, sobject=parser.sobject, exact_numbers=True):
         if page.records:
             yield parser.records_to_batch(page.records)
 
