@@ -41,7 +41,7 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -57,6 +57,10 @@ from engine.extract.rest import RestApi
 from engine.extract.soql import Soql, id_literal
 from engine.extract.stream import BulkOptions, Read, field_subset, read_batches
 from engine.model import BlobRef, ChunkRef
+
+if TYPE_CHECKING:
+    from engine.sink.chunks import ChunkWriter
+    from engine.sink.repository import Repository
 
 ONE_MS = timedelta(milliseconds=1)
 """Salesforce's timestamp resolution: ``>= last + 1 ms`` is ``> last``."""
@@ -285,7 +289,11 @@ class _PoolSlot:
 
 
 def _download_blobs(
-    ex: _Extractor, batch: pa.RecordBatch, blob_fields: tuple[str, ...], repo: Any, result: PartitionResult
+    ex: _Extractor,
+    batch: pa.RecordBatch,
+    blob_fields: tuple[str, ...],
+    repo: Repository,
+    result: PartitionResult,
 ) -> pa.RecordBatch:
     """Download each row's bodies in parallel, store them as blobs, add the ``__sfvault_blob`` columns."""
     ids = batch.column("Id").to_pylist()
@@ -364,7 +372,7 @@ def extract_partition(task: PartitionTask) -> PartitionResult:
     return result
 
 
-def _writer(repo: Any, name: str, task: PartitionTask) -> Any:
+def _writer(repo: Repository, name: str, task: PartitionTask) -> ChunkWriter:
     return repo.chunk_writer(name, target_bytes=task.chunk_target_bytes)
 
 
@@ -380,7 +388,7 @@ def _deletes_with_data(task: PartitionTask) -> bool:
     )
 
 
-def _extract_data(ex: _Extractor, repo: Any, result: PartitionResult) -> None:
+def _extract_data(ex: _Extractor, repo: Repository, result: PartitionResult) -> None:
     """The partition's rows (of the task's window) into data chunks.
 
     For an incremental of an object that keeps deleted rows, one ``queryAll`` over the window
@@ -424,7 +432,7 @@ def _deleted_columns(task: PartitionTask) -> list[str]:
 
 
 def _split_deleted(
-    batch: pa.RecordBatch, deleted_writer: Any, columns: list[str], result: PartitionResult
+    batch: pa.RecordBatch, deleted_writer: ChunkWriter, columns: list[str], result: PartitionResult
 ) -> pa.RecordBatch:
     """Write ``batch``'s deleted rows (``columns`` of them) to the deletion chunks; return the rest."""
     gone = pc.fill_null(batch.column("IsDeleted"), False)
@@ -437,9 +445,9 @@ def _split_deleted(
 
 def _keep(
     ex: _Extractor,
-    repo: Any,
+    repo: Repository,
     result: PartitionResult,
-    writer: Any,
+    writer: ChunkWriter,
     tracker: CursorTracker | None,
     batch: pa.RecordBatch,
     *,
@@ -464,8 +472,8 @@ def _keep(
 
 def _finish(
     result: PartitionResult,
-    writer: Any,
-    deleted_writer: Any,
+    writer: ChunkWriter,
+    deleted_writer: ChunkWriter | None,
     tracker: CursorTracker | None,
     settled_before: datetime | None = None,
 ) -> None:
@@ -485,7 +493,7 @@ LATE_IDS_PER_QUERY = 100
 """Ids per ``Id IN (...)`` query when a boundary check fetches rows it had not seen."""
 
 
-def _extract_boundary(ex: _Extractor, repo: Any, result: PartitionResult) -> None:
+def _extract_boundary(ex: _Extractor, repo: Repository, result: PartitionResult) -> None:
     """The cursor's boundary, ``[last - lag, last]``, checked by Id and timestamp when that is exact.
 
     An incremental window starts ``lag`` before the cursor so that rows committed late with an
@@ -535,7 +543,7 @@ def _extract_boundary(ex: _Extractor, repo: Any, result: PartitionResult) -> Non
     _finish(result, writer, deleted_writer, tracker)
 
 
-def _extract_deletes(ex: _Extractor, repo: Any, result: PartitionResult) -> None:
+def _extract_deletes(ex: _Extractor, repo: Repository, result: PartitionResult) -> None:
     t = ex.task
     assert t.cursor_field is not None
     names = [f.name for f in t.fields if f.name in ("Id", t.cursor_field)]
@@ -552,7 +560,7 @@ def _extract_deletes(ex: _Extractor, repo: Any, result: PartitionResult) -> None
     result.sealed_bytes += sum(c.sealed_bytes for c in result.deleted_chunks)
 
 
-def _extract_sweep(ex: _Extractor, repo: Any, result: PartitionResult) -> None:
+def _extract_sweep(ex: _Extractor, repo: Repository, result: PartitionResult) -> None:
     t = ex.task
     soql = t.partition.apply(Soql.select(t.sobject, ["Id"]))
     writer = _writer(repo, t.sobject + IDS_SUFFIX, t)
