@@ -102,6 +102,12 @@ class BlobRef:
         )
 
 
+SETTLED = ""
+"""The digest of a boundary entry read at least ``lag`` after its timestamp (by Salesforce's clock):
+under the lag assumption no other version with that Id and timestamp can appear any more, so the
+pair alone identifies the captured version (the boundary task can check it by Id, decision 0009)."""
+
+
 @dataclass(frozen=True)
 class Cursor:
     """Where the last committed extract of one object stopped; it moves only when its manifest commits.
@@ -115,26 +121,58 @@ class Cursor:
         last: the highest timestamp captured so far (UTC), None before the first extract.
         seen: ``(Id, timestamp)`` pairs captured with ``timestamp >= last - lag``.
         truncated: ``seen`` was capped; a later window may return a few duplicates.
+        digests: ``(Id, timestamp, digest)`` of the captured row versions of ``seen``
+            (``engine.extract.digest.row_digests``; several when one record had versions of equal timestamp).
+            A pair of ``seen`` without any digest was written by an older version: it matches
+            only rows whose caller has no values to digest (see :meth:`captured`).
     """
 
     field: str
     last: datetime | None = None
     seen: frozenset[tuple[str, datetime]] = frozenset()
     truncated: bool = False
+    digests: frozenset[tuple[str, datetime, str]] = frozenset()
 
     def window_start(self, lag: timedelta) -> datetime | None:
         """The closed start of the next window, ``last - lag`` (None: extract everything)."""
         return None if self.last is None else self.last - lag
 
+    def captured(self, id_: str, ts: datetime, digest: str | None) -> bool:
+        """Whether the row version ``(id_, ts)`` with values of ``digest`` was captured.
+
+        ``digest`` None (a caller without the row's values) matches by Id and timestamp alone.
+        """
+        if (id_, ts) not in self.seen:
+            return False
+        return digest is None or (id_, ts, digest) in self.digests or (id_, ts, SETTLED) in self.digests
+
+    @property
+    def settled(self) -> bool:
+        """Every boundary pair is :data:`SETTLED`: comparing Id and timestamp is exact."""
+        return all((i, t, SETTLED) in self.digests for i, t in self.seen)
+
+    def entries(self) -> list[tuple[str, datetime, str | None]]:
+        """The boundary as ``(Id, ts, digest)`` triples, sorted (a pair without a digest: None)."""
+        out: list[tuple[str, datetime, str | None]] = [d for d in self.digests if (d[0], d[1]) in self.seen]
+        with_digest = {(i, t) for i, t, _ in out}
+        out.extend((i, t, None) for i, t in self.seen if (i, t) not in with_digest)
+        return sorted(out, key=lambda e: (e[0], e[1], e[2] or ""))
+
     def to_dict(self) -> dict[str, Any]:
+        """Plain data; ``digests`` is a list parallel to ``seen`` (null where a pair has none; left
+        out when no pair has one), so a reader that knows only ``seen`` still reads the pairs."""
         # rows changed together share timestamps: format each distinct one once
         text = {t: t.isoformat() for t in {t for _, t in self.seen}}
-        return {
+        rows = [(i, text[t], d) for i, t, d in self.entries()]
+        out: dict[str, Any] = {
             "field": self.field,
             "last": None if self.last is None else self.last.isoformat(),
-            "seen": sorted((i, text[t]) for i, t in self.seen),  # JSON arrays once encoded
+            "seen": [[i, t] for i, t, _ in rows],  # JSON arrays once encoded
             "truncated": self.truncated,
         }
+        if any(d is not None for _, _, d in rows):  # a cursor without digests keeps its old shape
+            out["digests"] = [d for _, _, d in rows]
+        return out
 
     @staticmethod
     def from_dict(d: dict[str, Any]) -> Cursor:
@@ -146,11 +184,16 @@ class Cursor:
                 ts = parsed[text] = datetime.fromisoformat(text)
             return ts
 
+        pairs = [(i, stamp(t)) for i, t in d["seen"]]
+        digests = d.get("digests") or [None] * len(pairs)  # absent: written before digests
+        if len(digests) != len(pairs):
+            raise ValueError("cursor: 'digests' is not parallel to 'seen'")
         return Cursor(
             field=d["field"],
             last=None if d["last"] is None else datetime.fromisoformat(d["last"]),
-            seen=frozenset((i, stamp(t)) for i, t in d["seen"]),
+            seen=frozenset(pairs),
             truncated=bool(d["truncated"]),
+            digests=frozenset((i, t, h) for (i, t), h in zip(pairs, digests, strict=True) if h is not None),
         )
 
 

@@ -56,10 +56,13 @@ class JobInfo:
     api_version: str
     records_processed: int = 0
     error_message: str | None = None
+    created_date: datetime | None = None
+    """When Salesforce created the job, by its own clock (the job reads the org after it)."""
 
     @staticmethod
     def from_json(d: dict[str, Any]) -> JobInfo:
         v = d.get("apiVersion")
+        created = d.get("createdDate")
         return JobInfo(
             id=str(d["id"]),
             state=str(d["state"]),
@@ -68,6 +71,7 @@ class JobInfo:
             api_version=f"{float(v):.1f}" if v is not None else "",
             records_processed=int(d.get("numberRecordsProcessed") or 0),
             error_message=d.get("errorMessage"),
+            created_date=datetime.strptime(str(created), "%Y-%m-%dT%H:%M:%S.%f%z") if created else None,
         )
 
     @property
@@ -286,14 +290,18 @@ class Bulk2Api:
         sleep: Callable[[float], None] = time.sleep,
         policy: PollPolicy = PollPolicy(),
         on_complete: Callable[[], None] | None = None,
+        on_created: Callable[[JobInfo], None] | None = None,
     ) -> Iterator[ResultPage]:
         """Create a job, wait for it, yield its pages; delete the job afterwards.
 
         ``streams > 1`` uses ``resultPages`` and parallel downloads (API 58.0+).
         ``on_complete`` is called once the job is complete, before the first page is fetched (a Dask
         task that left its worker's thread pool while Salesforce processed the job rejoins there).
+        ``on_created`` gets the new job's info (its ``created_date`` bounds when the job read the org).
         """
         job = self.create_query_job(soql, operation=operation)
+        if on_created is not None:
+            on_created(job)
         failed = True
         done: JobInfo | None = None
         try:

@@ -205,19 +205,37 @@ class CsvPageParser:
             ) from e
 
     def records_to_batch(self, records: Sequence[dict[str, object]]) -> pa.RecordBatch:
-        """REST query records (JSON values) as a batch of the same schema as the CSV pages.
+        """REST query records (JSON values) as a batch of the same schema and values as the CSV
+        pages of the same records (hypothesis-tested against :meth:`iter_batches`).
 
-        For objects that go through REST queryAll: REST datetimes carry ``+0000``, numbers
-        arrive as JSON numbers; empty strings become null exactly as in Bulk CSV.
+        REST datetimes carry ``+0000`` where Bulk CSV has ``Z``; numbers arrive as JSON numbers
+        (read them as :class:`Decimal` to keep every digit, ``RestApi.query_pages(exact_numbers=True)``);
+        empty strings become null exactly as in Bulk CSV; decimals with more digits than their
+        scale are rounded half-even and counted in :attr:`rounded_values`, as the CSV slow path does.
+        Text is taken as it is: a ``\r`` or a control character in a value stays in the value.
         """
         cols: list[pa.Array] = []
         for f, t in zip(self.fields, self.schema.types, strict=True):
             raw = [r.get(f.name) for r in records]
             try:
-                cols.append(pa.array([_json_value(v, t) for v in raw], type=t))
+                if pa.types.is_decimal(t):
+                    cols.append(pa.array([self._json_decimal(v, t) for v in raw], type=t))
+                else:
+                    cols.append(pa.array([_json_value(v, t) for v in raw], type=t))
             except (ValueError, TypeError, InvalidOperation, pa.ArrowInvalid) as e:
                 raise SalesforceDataError(object=self.sobject, what=f"{f.name}: {e}") from e
         return pa.RecordBatch.from_arrays(cols, schema=self.schema)
+
+    def _json_decimal(self, v: object, t: pa.Decimal128Type) -> Decimal | None:
+        if v is None or v == "":
+            return None
+        if isinstance(v, bool):
+            raise TypeError(f"not a number: {v!r}")
+        d = Decimal(str(v))
+        q = d.quantize(Decimal(1).scaleb(-t.scale), rounding=ROUND_HALF_EVEN)
+        if q != d:
+            self.rounded_values += 1
+        return q
 
     def parse(self, data: bytes) -> pa.Table:
         """One page as a Table (possibly with no rows) of :attr:`schema`."""
@@ -226,20 +244,33 @@ class CsvPageParser:
 
 
 def _json_value(v: object, t: pa.DataType) -> object:
-    """One REST JSON value converted to what ``pa.array(..., type=t)`` accepts."""
+    """One REST JSON value (not a decimal column) as ``pa.array(..., type=t)`` takes it, with the
+    value the Bulk CSV text of the same field parses to."""
     if v is None or v == "":
         return None
+    if isinstance(v, dict | list):
+        raise TypeError(f"a nested value where {t} was expected")
     if pa.types.is_timestamp(t):
         return datetime.strptime(str(v), "%Y-%m-%dT%H:%M:%S.%f%z")
     if pa.types.is_date32(t):
         return date.fromisoformat(str(v))
-    if pa.types.is_decimal(t):
-        d = Decimal(str(v))
-        return d.quantize(Decimal(1).scaleb(-t.scale), rounding=ROUND_HALF_EVEN)
     if pa.types.is_floating(t):
-        return float(v)  # type: ignore[arg-type]
+        if isinstance(v, bool):
+            raise TypeError(f"not a number: {v!r}")
+        return float(v)  # type: ignore[arg-type]  # Decimal text -> nearest double, as Arrow's CSV parser
     if pa.types.is_integer(t):
-        return int(v)  # type: ignore[call-overload]
+        if isinstance(v, bool):
+            raise TypeError(f"not an integer: {v!r}")
+        d = Decimal(str(v))
+        if d != d.to_integral_value():
+            raise ValueError(f"not an integer: {v!r}")
+        return int(d)
     if pa.types.is_boolean(t):
-        return v if isinstance(v, bool) else str(v).lower() == "true"
+        if isinstance(v, bool):
+            return v
+        if v in ("true", "false"):
+            return v == "true"
+        raise ValueError(f"not a boolean: {v!r}")
+    if isinstance(v, bool):
+        return "true" if v else "false"
     return v if isinstance(v, str) else str(v)

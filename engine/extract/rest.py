@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any, BinaryIO
 from urllib.parse import quote
 
@@ -117,6 +118,7 @@ class RestApi:
         include_deleted: bool = False,
         batch_size: int | None = None,
         sobject: str = "",
+        exact_numbers: bool = False,
     ) -> Iterator[QueryPage]:
         """Pages of ``query`` (or ``queryAll`` with ``include_deleted``), following nextRecordsUrl.
 
@@ -128,15 +130,21 @@ class RestApi:
         paging it (other tasks, probes and the user's other tools open cursors too). A query
         ordered by ``Id`` (:meth:`Soql.with_order_by`) then resumes with ``Id > <last Id>``;
         any other query raises :class:`SalesforceQueryError`.
+
+        ``exact_numbers``: JSON numbers with a fraction or exponent are read as :class:`Decimal`
+        (their exact text) instead of float, so a currency value of 18 digits keeps them all.
         """
         name = sobject or (soql.sobject if isinstance(soql, Soql) else "")
         headers = {"Sforce-Query-Options": f"batchSize={batch_size}"} if batch_size else None
         resource = "queryAll" if include_deleted else "query"
 
-        def start(q: Soql | str) -> dict[str, Any]:
-            params = {"q": str(q)}
-            out: dict[str, Any] = self.client.get_json(resource, params=params, headers=headers, sobject=name)
+        def get(path: str, params: dict[str, str] | None = None) -> dict[str, Any]:
+            resp = self.client.request("GET", path, params=params, headers=headers, sobject=name)
+            out: dict[str, Any] = resp.json(parse_float=Decimal) if exact_numbers else resp.json()
             return out
+
+        def start(q: Soql | str) -> dict[str, Any]:
+            return get(resource, {"q": str(q)})
 
         body = start(soql)
         last_id: str | None = None
@@ -153,7 +161,7 @@ class RestApi:
             if page.done or not page.next_url:
                 return
             try:
-                body = self.client.get_json(page.next_url, headers=headers, sobject=name)
+                body = get(page.next_url)
             except SalesforceQueryError as e:
                 resumed = _resume_after(soql, last_id) if e.details.get("sf_code") == LOST_LOCATOR else None
                 if resumed is None:

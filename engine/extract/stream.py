@@ -1,86 +1,115 @@
-"""Extract one partition as Arrow record batches, through Bulk 2.0 or REST (the one entry point
-the Dask tasks of ``engine.jobs`` call).
+"""Read one query as typed Arrow record batches, through Bulk 2.0 or REST: the one stream
+interface the Dask tasks of ``engine.jobs`` call.
 
-Memory is bounded by one result page (``max_records`` rows for Bulk, ~2,000 for REST) times
-``streams``; batches have the object's fixed schema (:func:`csv_arrow.arrow_schema`) on both paths.
+Both paths give batches of the object's fixed schema (:func:`csv_arrow.arrow_schema` of the
+query's fields), with the same values for the same records:
+
+* **Bulk 2.0**: CSV result pages parsed by :meth:`CsvPageParser.iter_batches`;
+* **REST**: query pages (JSON, numbers kept as their exact decimal text) converted by
+  :meth:`CsvPageParser.records_to_batch`, with no CSV text in between (a bare ``\\r`` in a value
+  does not survive a CSV round trip through a writer that does not quote it: SFV-411).
+
+That both paths type a record identically is hypothesis-tested in
+``tests/unit/test_extract_stream_paths.py``. Memory is bounded by one result page (``max_records``
+rows for Bulk, ~2,000 for REST) times ``streams``.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
-from datetime import datetime
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Literal
 
 import pyarrow as pa
 
-from engine.extract.bulk2 import DEFAULT_MAX_RECORDS, Bulk2Api, Operation, PollPolicy
+from engine.extract.bulk2 import DEFAULT_MAX_RECORDS, Bulk2Api, JobInfo, PollPolicy
 from engine.extract.client import SalesforceClient
 from engine.extract.csv_arrow import CsvPageParser
-from engine.extract.model import ObjectPlan
-from engine.extract.plan import Partition
+from engine.extract.model import FieldSpec
 from engine.extract.rest import RestApi
 from engine.extract.soql import Soql
 
+Path = Literal["bulk2", "rest"]
+
 
 @dataclass(frozen=True)
-class PartitionQuery:
-    """What to read from one partition.
+class Read:
+    """One query to read.
 
     Attributes:
-        plan: the object's plan (fields, path).
-        partition: the Id range.
-        since: closed start of an incremental window on ``cursor_field`` (None = full).
-        cursor_field: the window column (``SystemModstamp`` ...), required with ``since``.
-        deleted_only: read deleted rows (``queryAll ... IsDeleted = true``) instead.
+        sobject: the object (for errors and usage accounting).
+        fields: the SELECT list as describe fields, in ``soql``'s order; they type the batches.
+        soql: the query; REST reads it in ``Id`` order (so a lost locator resumes by Id).
+        path: ``bulk2`` (a query job) or ``rest`` (query paging).
+        all_rows: ``queryAll`` (deleted and archived rows too) instead of ``query``.
     """
 
-    plan: ObjectPlan
-    partition: Partition
-    since: datetime | None = None
-    cursor_field: str | None = None
-    deleted_only: bool = False
+    sobject: str
+    fields: tuple[FieldSpec, ...]
+    soql: Soql
+    path: Path
+    all_rows: bool = False
 
-    @property
-    def operation(self) -> Operation:
-        return "queryAll" if self.deleted_only else "query"
-
-    def soql(self) -> Soql:
-        q = self.partition.apply(Soql.select(self.plan.name, self.plan.field_names))
-        if self.since is not None:
-            if not self.cursor_field:
-                raise ValueError(f"{self.plan.name}: an incremental window needs a cursor field")
-            q = q.with_window(self.cursor_field, self.since)
-        if self.deleted_only:
-            q = q.with_deleted(True)
-        return q
+    def __post_init__(self) -> None:
+        if [f.name for f in self.fields] != list(self.soql.fields):
+            raise ValueError(f"{self.sobject}: the fields of a Read must be its SELECT list, in order")
 
 
-def iter_partition(
-    client: SalesforceClient,
-    query: PartitionQuery,
-    *,
-    max_records: int = DEFAULT_MAX_RECORDS,
-    streams: int = 1,
-    sleep: Callable[[float], None] = time.sleep,
-    policy: PollPolicy = PollPolicy(),
+@dataclass(frozen=True)
+class BulkOptions:
+    """How a Bulk 2.0 read pages and polls (ignored by REST reads).
+
+    ``on_complete`` is called once the job is complete, before its first page is fetched (a Dask
+    task that left its worker's thread pool while Salesforce processed the job rejoins there).
+    """
+
+    max_records: int = DEFAULT_MAX_RECORDS
+    streams: int = 1
+    policy: PollPolicy = field(default_factory=PollPolicy)
+    sleep: Callable[[float], None] = time.sleep
+    on_complete: Callable[[], None] | None = None
+    on_created: Callable[[JobInfo], None] | None = None
+    """Gets the job's info once created (``created_date``: Salesforce's clock before the read)."""
+
+
+def read_batches(
+    client: SalesforceClient, read: Read, bulk: BulkOptions | None = None
 ) -> Iterator[pa.RecordBatch]:
-    """Record batches of one partition, in page order.
+    """Record batches of ``read``, in page order; empty pages yield nothing.
 
     Raises:
         SalesforceQueryTimeout: the Bulk job timed out; bisect the partition and retry.
         SalesforceBulkUnsupported: Bulk refused the object; plan it on the REST path.
+        SalesforceDataError: a value does not fit its field's type.
     """
-    parser = CsvPageParser(query.plan.name, query.plan.fields)
-    soql = query.soql()
-    if query.plan.path == "rest":
-        rest = RestApi(client)
-        for page in rest.query_pages(soql.in_id_order(), include_deleted=query.operation == "queryAll"):
-            if page.records:
-                yield parser.records_to_batch(page.records)
+    parser = CsvPageParser(read.sobject, read.fields)
+    if read.path == "rest":
+        yield from rest_batches(RestApi(client), parser, read.soql.in_id_order(), all_rows=read.all_rows)
         return
-    bulk = Bulk2Api(client)
-    for res in bulk.run_query(
-        soql, operation=query.operation, max_records=max_records, streams=streams, sleep=sleep, policy=policy
-    ):
-        yield from parser.iter_batches(res.data)
+    b = bulk or BulkOptions()
+    for page in Bulk2Api(client).run_query(
+        read.soql, operation="queryAll" if read.all_rows else "query", max_records=b.max_records,
+        streams=b.streams, sleep=b.sleep, policy=b.policy, on_complete=b.on_complete,
+        on_created=b.on_created,
+    ):  # fmt: skip
+        yield from parser.iter_batches(page.data)
+
+
+def rest_batches(
+    rest: RestApi,
+    parser: CsvPageParser,
+    soql: Soql,
+    *,
+    all_rows: bool = False,
+) -> Iterator[pa.RecordBatch]:
+    """REST query pages of ``soql`` as batches of ``parser``'s schema (one batch per non-empty page)."""
+    for page in rest.query_pages(soql, include_deleted=all_rows, sobject=parser.sobject, exact_numbers=True):
+        if page.records:
+            yield parser.records_to_batch(page.records)
+
+
+def field_subset(fields: Sequence[FieldSpec], names: Sequence[str]) -> tuple[FieldSpec, ...]:
+    """The describe fields named ``names``, in that order (a SELECT of some of an object's fields)."""
+    by_name = {f.name: f for f in fields}
+    return tuple(by_name[n] for n in names)

@@ -19,6 +19,7 @@ from engine.extract.client import SalesforceClient
 from engine.extract.csv_arrow import CsvPageParser
 from engine.extract.cursor import Cursor as ExtractCursor
 from engine.extract.cursor import utc_datetimes
+from engine.extract.digest import row_digests
 from engine.extract.model import ObjectPlan, ObjectSpec, ScopeDecision
 from engine.extract.plan import Partition, plan_partitions
 from engine.extract.rest import COMPOSITE_MAX, RestApi
@@ -206,30 +207,30 @@ def _probe_window(
     """``(nothing_new, rows)`` of an incremental window, from the first page of one REST query.
 
     ``nothing_new``: every row of the window (deleted ones included) is a version the cursor
-    already captured, so the task would drop all of its rows at the boundary and find no deletes.
-    The window always holds the boundary rows (a closed start at ``last - lag``), so a plain
-    ``COUNT()`` is never zero for an object that has rows: the query reads ``Id`` and the cursor
-    field (with ``IsDeleted`` through ``queryAll`` when the object keeps deleted rows), parsed
-    exactly as a task parses its rows. Anything unexpected: not nothing-new (extract).
+    already captured (same Id, timestamp and digest of values), so the task would drop all of its
+    rows at the boundary and find no deletes. The window always holds the boundary rows (a closed
+    start at ``last - lag``), so a plain ``COUNT()`` is never zero for an object that has rows: the
+    query reads the object's fields (``queryAll`` when it keeps deleted rows), typed exactly as a
+    task types its rows. Anything unexpected: not nothing-new (extract).
     A skipped object keeps its cursor, so its next window starts at the same place.
 
     ``rows``: the page's ``totalSize`` (deleted rows included when the object keeps them), so the
     planner needs no separate ``COUNT()`` for a small window; None when the probe did not run.
     """
-    from engine.jobs.tasks import _records_csv
-
     if cursor.truncated or cursor.field != cursor_field:
         return False, None
-    by_name = {f.name: f for f in plan.fields}
-    wanted = ["Id", cursor_field] + (["IsDeleted"] if deletes else [])
-    if any(n not in by_name for n in wanted):
+    names = list(plan.field_names)
+    if any(n not in names for n in ["Id", cursor_field] + (["IsDeleted"] if deletes else [])):
         return False, None
-    soql = Soql.select(plan.name, wanted).with_window(cursor_field, window_start).in_id_order()
+    # every field: a boundary row is the captured version only if its values' digest matches too
+    soql = Soql.select(plan.name, names).with_window(cursor_field, window_start).in_id_order()
     # a window with nothing new holds at most the cursor's boundary rows: read it in one page when
     # it can pass the check at all (a larger boundary cannot: only totalSize is read)
     seen = len(cursor.seen)
     batch = seen if PROBE_BATCH < seen <= SKIP_CHECK_MAX_ROWS else PROBE_BATCH
-    pages = rest.query_pages(soql, include_deleted=deletes, sobject=plan.name, batch_size=batch)
+    pages = rest.query_pages(
+        soql, include_deleted=deletes, sobject=plan.name, batch_size=batch, exact_numbers=True
+    )
     first = next(pages)
     total = first.total_size
     if total > SKIP_CHECK_MAX_ROWS or total > len(cursor.seen):
@@ -237,14 +238,16 @@ def _probe_window(
     records = list(first.records)
     if not first.done:
         records.extend(r for page in pages for r in page.records)
-    parser = CsvPageParser(plan.name, tuple(by_name[n] for n in wanted))
-    for batch in parser.iter_batches(_records_csv(records, wanted)):
-        ids = batch.column("Id").to_pylist()
-        stamps = utc_datetimes(batch.column(cursor_field))
-        gone = batch.column("IsDeleted").to_pylist() if deletes else [False] * batch.num_rows
-        for i, t, d in zip(ids, stamps, gone, strict=True):
-            if d or t is None or (i, t) not in cursor.seen:
-                return False, total
+    if not records:
+        return True, total
+    parser = CsvPageParser(plan.name, plan.fields)
+    rows = parser.records_to_batch(records)
+    ids = rows.column("Id").to_pylist()
+    stamps = utc_datetimes(rows.column(cursor_field))
+    gone = rows.column("IsDeleted").to_pylist() if deletes else [False] * rows.num_rows
+    for i, t, d, h in zip(ids, stamps, gone, row_digests(rows), strict=True):
+        if d or t is None or not cursor.captured(i, t, h):
+            return False, total
     return True, total
 
 

@@ -10,7 +10,8 @@ Rules (PRODUCT.md "Backup cycles and jobs", DESIGN.md "Incremental"):
   full job also starts when asked (``full=True`` without objects) or when the org has no full
   backup yet, or when the newest cycle has expired.
 * Every later job is *incremental*: per object, ``cursor_field >= last - lag`` (closed start),
-  rows already captured at the boundary dropped (the cursor's ``seen`` pairs).
+  rows already captured at the boundary dropped (the cursor's ``seen`` pairs and the digests of
+  their values, decision 0009).
 * An object is extracted in full inside an incremental job when it has no usable cursor in the
   cycle (new object, empty so far, no timestamp field), or when it failed in the org's last job.
 * Object-scoped jobs (``objects=...``) are refused with :class:`FullBackupRequired` until the
@@ -80,9 +81,9 @@ class JobOptions:
 
     boundary_check_min_rows: int = 2_000
     """An incremental whose cursor boundary holds more rows than this (rows at the previous
-    job's last timestamps, such as a mass update just before it) checks that boundary by Id
-    and timestamp only, in a task of its own, instead of reading those rows again in full; see
-    :func:`engine.jobs.tasks._extract_boundary`. 0 = always; a negative value = never."""
+    job's last timestamps, such as a mass update just before it) checks that boundary in a task
+    of its own: by Id and timestamp only when the boundary is settled, otherwise by reading it in
+    full once; see :func:`engine.jobs.tasks._extract_boundary`. 0 = always; a negative value = never."""
 
     @property
     def rest_limit(self) -> int:
@@ -331,30 +332,42 @@ def redo_in_full(decision: JobDecision, names: Iterable[str], reason: str) -> Jo
 
 def merge_cursor(
     field_name: str,
-    parts: Iterable[tuple[datetime | None, Iterable[tuple[str, datetime]], bool]],
+    parts: Iterable[tuple[datetime | None, Iterable[tuple[Any, ...]], bool]],
     lag: timedelta,
     previous: Cursor | None,
 ) -> Cursor:
     """One object's closing cursor from its partitions' ``(last, seen, truncated)``.
 
-    Each partition kept the pairs within ``lag`` of its own maximum, which is at most the global
-    maximum, so the union cut at ``global last - lag`` is exactly the object's boundary set.
-    When nothing new was captured the previous cursor stays.
+    ``seen`` holds ``(Id, ts)`` pairs or ``(Id, ts, digest)`` triples (:meth:`Cursor.entries`; a
+    None digest: the pair alone). Each partition kept the entries within ``lag`` of its own
+    maximum, which is at most the global maximum, so the union cut at ``global last - lag`` is
+    exactly the object's boundary set. When nothing new was captured the previous cursor stays.
     """
     lasts: list[datetime] = []
     pairs: set[tuple[str, datetime]] = set()
+    digests: set[tuple[str, datetime, str]] = set()
     truncated = False
     for last, seen, trunc in parts:
         if last is not None:
             lasts.append(last)
-        pairs.update(seen)
+        for entry in seen:
+            pairs.add((entry[0], entry[1]))
+            if len(entry) > 2 and entry[2] is not None:
+                digests.add((entry[0], entry[1], entry[2]))
         truncated = truncated or trunc
     if previous is not None and previous.last is not None and previous.field == field_name:
         lasts.append(previous.last)
         pairs.update(previous.seen)
+        digests.update(previous.digests)
         truncated = truncated or previous.truncated
     if not lasts:
         return Cursor(field=field_name)
     top = max(lasts)
     floor = top - lag
-    return Cursor(field_name, top, frozenset(p for p in pairs if p[1] >= floor), truncated)
+    return Cursor(
+        field_name,
+        top,
+        frozenset(p for p in pairs if p[1] >= floor),
+        truncated,
+        frozenset(d for d in digests if d[1] >= floor),
+    )

@@ -24,6 +24,9 @@ An org-wide ``distributed.Semaphore`` caps the Bulk jobs open at once across all
 waiting for its lease and for Salesforce to process its job leaves the worker's thread pool
 (:class:`_PoolSlot`).
 
+Both paths read through :func:`engine.extract.stream.read_batches`: typed Arrow batches of the
+object's fixed schema, from Bulk CSV pages or straight from REST JSON records (no CSV text).
+
 Small incremental windows (``rest_data``: the driver counted at most ``JobOptions.rest_limit`` rows)
 run steps 1 and 2 through REST ``query``/``queryAll`` paging, and small objects (``rest_sweep``) their
 sweep too: one or a few calls instead of a Bulk job to create, poll and page. The order is the same.
@@ -32,30 +35,32 @@ sweep too: one or a few calls instead of a Bulk job to create, poll and page. Th
 from __future__ import annotations
 
 import contextlib
-import csv
-import io
 import tempfile
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from engine.errors import SalesforceNotFound, SalesforceRequestFailed
-from engine.extract.bulk2 import Bulk2Api, PollPolicy
+from engine.extract.bulk2 import JobInfo, PollPolicy
 from engine.extract.client import SalesforceClient
-from engine.extract.csv_arrow import CsvPageParser
 from engine.extract.cursor import Cursor as ExtractCursor
 from engine.extract.cursor import CursorTracker, utc_datetimes
 from engine.extract.model import FieldSpec
 from engine.extract.plan import Partition
 from engine.extract.rest import RestApi
 from engine.extract.soql import Soql, id_literal
+from engine.extract.stream import BulkOptions, Read, field_subset, read_batches
 from engine.model import BlobRef, ChunkRef
+
+if TYPE_CHECKING:
+    from engine.sink.chunks import ChunkWriter
+    from engine.sink.repository import Repository
 
 ONE_MS = timedelta(milliseconds=1)
 """Salesforce's timestamp resolution: ``>= last + 1 ms`` is ``> last``."""
@@ -101,11 +106,12 @@ class PartitionTask:
     """Run the Id sweep through REST paging (the object is small)."""
     archived: bool = False
     """The object's live rows include archived ones that ``query`` hides (Task, Event): live rows
-    are read with ``queryAll ... IsDeleted = false`` (:meth:`_Extractor.live_pages`)."""
+    are read with ``queryAll ... IsDeleted = false`` (:meth:`_Extractor.live_batches`)."""
     window: Literal["all", "after_boundary", "boundary"] = "all"
     """Which part of an incremental window the task reads: all of it (``cursor - lag`` on), only
-    what is newer than the cursor, or the cursor's boundary (checked by Id, see
-    :func:`_extract_boundary`). The last two together read the same rows as the first."""
+    what is newer than the cursor, or the cursor's boundary ``[last - lag, last]`` (a task of its
+    own when the boundary is large, see :func:`_extract_boundary`). The last two together read the
+    same rows as the first."""
 
     @property
     def window_start(self) -> datetime | None:
@@ -114,6 +120,13 @@ class PartitionTask:
         if self.window == "after_boundary" and self.cursor.last is not None:
             return self.cursor.last + ONE_MS  # strictly after the boundary
         return self.cursor.window_start(self.lag)
+
+    @property
+    def window_end(self) -> datetime | None:
+        """The exclusive end of the window (None: open), set for the boundary task only."""
+        if self.window == "boundary" and self.mode == "incremental" and self.cursor is not None:
+            return None if self.cursor.last is None else self.cursor.last + ONE_MS
+        return None
 
     @property
     def key(self) -> str:
@@ -136,7 +149,8 @@ class PartitionResult:
     dropped_at_boundary: int = 0
     sealed_bytes: int = 0
     cursor_last: datetime | None = None
-    cursor_seen: list[tuple[str, datetime]] = field(default_factory=list)
+    cursor_seen: list[tuple[str, datetime, str | None]] = field(default_factory=list)
+    """The closing cursor's boundary as ``(Id, ts, digest)`` (:meth:`ExtractCursor.entries`)."""
     cursor_truncated: bool = False
     boundary_check: bool = False
     """The task checked the cursor boundary only (it never sweeps; the window's task does)."""
@@ -151,39 +165,21 @@ class Cancelled(Exception):
     """Raised inside a task when the job's cancel event is set (the driver discards the result)."""
 
 
-def _records_csv(records: list[dict[str, Any]], names: list[str]) -> bytes:
-    """REST JSON records as Bulk-style CSV, so one parser types both paths identically."""
-    out = io.StringIO()
-    w = csv.writer(out, lineterminator="\n", quoting=csv.QUOTE_MINIMAL)
-    w.writerow(names)
-    for r in records:
-        row = []
-        for n in names:
-            v = r.get(n)
-            if v is None:
-                row.append("")
-            elif isinstance(v, bool):
-                row.append("true" if v else "false")
-            elif isinstance(v, str) and len(v) == 28 and v.endswith("+0000") and v[10:11] == "T":
-                row.append(v[:-5] + "Z")
-            else:
-                row.append(str(v))
-        w.writerow(row)
-    return out.getvalue().encode()
-
-
 class _Extractor:
-    """Runs the queries of one task with one client; yields CSV pages."""
+    """Runs the queries of one task with one client; yields typed Arrow batches
+    (:func:`engine.extract.stream.read_batches`, the same interface on the Bulk and REST paths)."""
 
     def __init__(
         self, task: PartitionTask, client: SalesforceClient, blob_client: SalesforceClient | None = None
     ) -> None:
         self.task = task
         self.client = client
-        self.bulk = Bulk2Api(client)
-        self.rest = RestApi(client)
         self.blob_rest = RestApi(blob_client or client)
         self.bulk_jobs = 0
+        self.read_from: datetime | None = None
+        """The earliest ``createdDate`` of the Bulk jobs read since :meth:`start_window`."""
+        self.rest_read = False
+        """Whether a REST query was read since :meth:`start_window` (no Salesforce time known)."""
         self._cancel: Any = None
         if task.cancel_event:
             from distributed import Event
@@ -194,26 +190,43 @@ class _Extractor:
         if self._cancel is not None and self._cancel.is_set():
             raise Cancelled(self.task.key)
 
-    def live_pages(self, soql: Soql, *, rest: bool = False) -> Iterator[bytes]:
-        """Pages of ``soql`` over the object's live rows, archived activities included."""
-        if self.task.archived:
-            return self.pages(soql.with_deleted(False), all_rows=True, rest=rest)
-        return self.pages(soql, all_rows=False, rest=rest)
+    def start_window(self) -> None:
+        self.read_from, self.rest_read = None, False
 
-    def pages(self, soql: Soql, *, all_rows: bool, rest: bool = False) -> Iterator[bytes]:
+    def settled_before(self) -> datetime | None:
+        """Versions read since :meth:`start_window` with a timestamp at or before this are settled
+        (:data:`engine.extract.cursor.SETTLED`): every query ran ``lag`` after it, by Salesforce's
+        clock. None when a REST read (no Salesforce time) was among them."""
+        if self.rest_read or self.read_from is None:
+            return None
+        return self.read_from - self.task.lag
+
+    def _created(self, job: JobInfo) -> None:
+        created = job.created_date
+        if created is not None:
+            self.read_from = created if self.read_from is None else min(self.read_from, created)
+        else:
+            self.rest_read = True  # unknown time: settle nothing
+
+    def live_batches(self, soql: Soql, *, rest: bool = False) -> Iterator[pa.RecordBatch]:
+        """Batches of ``soql`` over the object's live rows, archived activities included."""
+        if self.task.archived:
+            return self.batches(soql.with_deleted(False), all_rows=True, rest=rest)
+        return self.batches(soql, all_rows=False, rest=rest)
+
+    def batches(self, soql: Soql, *, all_rows: bool, rest: bool = False) -> Iterator[pa.RecordBatch]:
+        """Batches of ``soql`` (some of the task's fields), typed by the object's describe."""
         t = self.task
-        if t.path == "rest" or rest:
+        path: Literal["bulk2", "rest"] = "rest" if (t.path == "rest" or rest) else "bulk2"
+        read = Read(t.sobject, field_subset(t.fields, soql.fields), soql, path, all_rows)
+        if path == "rest":
             self.client.check_reserve()
-            names = list(soql.fields)
-            paged = self.rest.query_pages(soql.in_id_order(), include_deleted=all_rows, sobject=t.sobject)
-            for qpage in paged:
+            self.rest_read = True
+            for batch in read_batches(self.client, read):
                 self.check_cancel()
-                yield _records_csv(qpage.records, names)
+                yield batch
             return
         self.client.check_reserve(bulk_jobs=1)
-        # a gentle backoff: a small job is seen complete within ~30% of its time, for a few
-        # more status calls than doubling would make
-        policy = PollPolicy(first=t.poll_first, factor=1.3, max=t.poll_max)
         slot = _PoolSlot()
         slot.leave()
         try:
@@ -225,13 +238,16 @@ class _Extractor:
                 sem.acquire()
             try:
                 self.bulk_jobs += 1
-                for page in self.bulk.run_query(
-                    soql, operation="queryAll" if all_rows else "query", max_records=t.page_rows,
-                    streams=t.result_streams,
-                    policy=policy, on_complete=slot.rejoin,
-                ):  # fmt: skip
+                # a gentle backoff: a small job is seen complete within ~30% of its time, for a
+                # few more status calls than doubling would make
+                options = BulkOptions(
+                    max_records=t.page_rows, streams=t.result_streams, on_complete=slot.rejoin,
+                    on_created=self._created,
+                    policy=PollPolicy(first=t.poll_first, factor=1.3, max=t.poll_max),
+                )  # fmt: skip
+                for batch in read_batches(self.client, read, options):
                     self.check_cancel()
-                    yield page.data
+                    yield batch
             finally:
                 if sem is not None:
                     sem.release()
@@ -273,7 +289,11 @@ class _PoolSlot:
 
 
 def _download_blobs(
-    ex: _Extractor, batch: pa.RecordBatch, blob_fields: tuple[str, ...], repo: Any, result: PartitionResult
+    ex: _Extractor,
+    batch: pa.RecordBatch,
+    blob_fields: tuple[str, ...],
+    repo: Repository,
+    result: PartitionResult,
 ) -> pa.RecordBatch:
     """Download each row's bodies in parallel, store them as blobs, add the ``__sfvault_blob`` columns."""
     ids = batch.column("Id").to_pylist()
@@ -352,7 +372,7 @@ def extract_partition(task: PartitionTask) -> PartitionResult:
     return result
 
 
-def _writer(repo: Any, name: str, task: PartitionTask) -> Any:
+def _writer(repo: Repository, name: str, task: PartitionTask) -> ChunkWriter:
     return repo.chunk_writer(name, target_bytes=task.chunk_target_bytes)
 
 
@@ -368,8 +388,8 @@ def _deletes_with_data(task: PartitionTask) -> bool:
     )
 
 
-def _extract_data(ex: _Extractor, repo: Any, result: PartitionResult) -> None:
-    """The partition's rows into data chunks.
+def _extract_data(ex: _Extractor, repo: Repository, result: PartitionResult) -> None:
+    """The partition's rows (of the task's window) into data chunks.
 
     For an incremental of an object that keeps deleted rows, one ``queryAll`` over the window
     returns the changed rows and the deleted ones together: rows with ``IsDeleted`` go to the
@@ -378,12 +398,11 @@ def _extract_data(ex: _Extractor, repo: Any, result: PartitionResult) -> None:
     the org, so a record deleted between two queries cannot fall between them.
     """
     t = ex.task
-    names = [f.name for f in t.fields]
-    soql = t.partition.apply(Soql.select(t.sobject, names))
+    ex.start_window()
+    soql = t.partition.apply(Soql.select(t.sobject, [f.name for f in t.fields]))
     start = t.window_start
     if start is not None and t.cursor_field:
-        soql = soql.with_window(t.cursor_field, start)
-    parser = CsvPageParser(t.sobject, t.fields)
+        soql = soql.with_window(t.cursor_field, start, t.window_end)
     tracker: CursorTracker | None = None
     if t.cursor_field:
         base = (
@@ -395,18 +414,16 @@ def _extract_data(ex: _Extractor, repo: Any, result: PartitionResult) -> None:
     deleted_columns = _deleted_columns(t)
     writer = _writer(repo, t.sobject, t)
     deleted_writer = _writer(repo, t.sobject, t) if with_deletes else None
+    rest = t.rest_data and t.window != "boundary"
     with writer, deleted_writer or contextlib.nullcontext():
-        pages = (
-            ex.pages(soql, all_rows=True, rest=t.rest_data)
-            if with_deletes
-            else ex.live_pages(soql, rest=t.rest_data)
+        batches = (
+            ex.batches(soql, all_rows=True, rest=rest) if with_deletes else ex.live_batches(soql, rest=rest)
         )
-        for data in pages:
-            for batch in parser.iter_batches(data):
-                if deleted_writer is not None:
-                    batch = _split_deleted(batch, deleted_writer, deleted_columns, result)
-                _keep(ex, repo, result, writer, tracker, batch, incremental=incremental)
-    _finish(result, writer, deleted_writer, tracker)
+        for batch in batches:
+            if deleted_writer is not None:
+                batch = _split_deleted(batch, deleted_writer, deleted_columns, result)
+            _keep(ex, repo, result, writer, tracker, batch, incremental=incremental)
+    _finish(result, writer, deleted_writer, tracker, ex.settled_before())
 
 
 def _deleted_columns(task: PartitionTask) -> list[str]:
@@ -415,7 +432,7 @@ def _deleted_columns(task: PartitionTask) -> list[str]:
 
 
 def _split_deleted(
-    batch: pa.RecordBatch, deleted_writer: Any, columns: list[str], result: PartitionResult
+    batch: pa.RecordBatch, deleted_writer: ChunkWriter, columns: list[str], result: PartitionResult
 ) -> pa.RecordBatch:
     """Write ``batch``'s deleted rows (``columns`` of them) to the deletion chunks; return the rest."""
     gone = pc.fill_null(batch.column("IsDeleted"), False)
@@ -428,9 +445,9 @@ def _split_deleted(
 
 def _keep(
     ex: _Extractor,
-    repo: Any,
+    repo: Repository,
     result: PartitionResult,
-    writer: Any,
+    writer: ChunkWriter,
     tracker: CursorTracker | None,
     batch: pa.RecordBatch,
     *,
@@ -453,16 +470,22 @@ def _keep(
     result.rows += batch.num_rows
 
 
-def _finish(result: PartitionResult, writer: Any, deleted_writer: Any, tracker: CursorTracker | None) -> None:
+def _finish(
+    result: PartitionResult,
+    writer: ChunkWriter,
+    deleted_writer: ChunkWriter | None,
+    tracker: CursorTracker | None,
+    settled_before: datetime | None = None,
+) -> None:
     result.chunks = list(writer.refs)
     result.sealed_bytes += sum(c.sealed_bytes for c in result.chunks)
     if deleted_writer is not None:
         result.deleted_chunks = list(deleted_writer.refs)
         result.sealed_bytes += sum(c.sealed_bytes for c in result.deleted_chunks)
     if tracker is not None:
-        cur = tracker.result()
+        cur = tracker.result(settled_before)
         result.cursor_last = cur.last
-        result.cursor_seen = sorted(cur.seen)
+        result.cursor_seen = cur.entries()
         result.cursor_truncated = cur.truncated
 
 
@@ -470,86 +493,81 @@ LATE_IDS_PER_QUERY = 100
 """Ids per ``Id IN (...)`` query when a boundary check fetches rows it had not seen."""
 
 
-def _extract_boundary(ex: _Extractor, repo: Any, result: PartitionResult) -> None:
-    """The cursor's boundary, ``[last - lag, last]``, checked by Id and timestamp only.
+def _extract_boundary(ex: _Extractor, repo: Repository, result: PartitionResult) -> None:
+    """The cursor's boundary, ``[last - lag, last]``, checked by Id and timestamp when that is exact.
 
     An incremental window starts ``lag`` before the cursor so that rows committed late with an
     earlier timestamp are not lost; the rows already captured there are dropped again. When that
     boundary is large (a mass update just before the last job, all at one timestamp) reading it
-    in full costs as much as the update itself. This task reads only ``Id``, the cursor field (and
-    ``IsDeleted``) of the boundary: deleted rows go to the deletion chunks as the window query
-    would write them, rows the cursor captured are skipped, and the others (late commits, almost
-    always none) are fetched in full by Id. Together with the task that reads what is newer than
-    the cursor it writes exactly what one task over the whole window writes.
+    in full costs as much as the update itself. When every boundary entry is settled (read at
+    least ``lag`` after its timestamp, :attr:`ExtractCursor.settled`), no other version of those
+    pairs can appear, so this task reads only ``Id``, the cursor field (and ``IsDeleted``) of the
+    boundary: deleted rows go to the deletion chunks as the window query would write them, pairs
+    the cursor captured are skipped, and the others (late commits, almost always none) are fetched
+    in full by Id. Otherwise (a version of an unsettled pair may have been written in the same
+    millisecond after the previous job read it) the boundary is read in full and compared by
+    digest (:func:`_extract_data`). Together with the task that reads what is newer than the
+    cursor it writes exactly what one task over the whole window writes.
     """
     t = ex.task
     cur = t.cursor
     assert cur is not None and cur.last is not None and t.cursor_field is not None
-    by_name = {f.name: f for f in t.fields}
+    if not cur.settled:
+        _extract_data(ex, repo, result)
+        return
     deletes = _deletes_with_data(t)
     wanted = ["Id", t.cursor_field] + (["IsDeleted"] if deletes else [])
     soql = t.partition.apply(Soql.select(t.sobject, wanted)).with_window(
         t.cursor_field, cur.last - t.lag, cur.last + ONE_MS
     )
-    parser = CsvPageParser(t.sobject, tuple(by_name[n] for n in wanted))
-    deleted_columns = _deleted_columns(t)
     late: list[str] = []
     tracker = CursorTracker(cur, t.lag)
     writer = _writer(repo, t.sobject, t)
     deleted_writer = _writer(repo, t.sobject, t) if deletes else None
     with writer, deleted_writer or contextlib.nullcontext():
-        for data in ex.pages(soql, all_rows=deletes):
-            for batch in parser.iter_batches(data):
-                if deleted_writer is not None:
-                    batch = _split_deleted(batch, deleted_writer, deleted_columns, result)
-                ids = batch.column("Id").to_pylist()
-                stamps = utc_datetimes(batch.column(t.cursor_field))
-                for i, stamp in zip(ids, stamps, strict=True):
-                    if (i, stamp) in cur.seen:
-                        result.dropped_at_boundary += 1
-                    else:
-                        late.append(i)
-        full = CsvPageParser(t.sobject, t.fields)
+        for batch in ex.batches(soql, all_rows=deletes):
+            if deleted_writer is not None:
+                batch = _split_deleted(batch, deleted_writer, _deleted_columns(t), result)
+            ids = batch.column("Id").to_pylist()
+            for i, stamp in zip(ids, utc_datetimes(batch.column(t.cursor_field)), strict=True):
+                if stamp is not None and cur.captured(i, stamp, None):
+                    result.dropped_at_boundary += 1
+                else:
+                    late.append(i)
         names = [f.name for f in t.fields]
         for at in range(0, len(late), LATE_IDS_PER_QUERY):
             in_list = ", ".join(id_literal(i) for i in late[at : at + LATE_IDS_PER_QUERY])
             fetch = Soql.select(t.sobject, names).and_where(f"Id IN ({in_list})")
-            for data in ex.live_pages(fetch, rest=True):
-                for batch in full.iter_batches(data):
-                    _keep(ex, repo, result, writer, tracker, batch, incremental=True)
+            for batch in ex.live_batches(fetch, rest=True):
+                _keep(ex, repo, result, writer, tracker, batch, incremental=True)
     _finish(result, writer, deleted_writer, tracker)
 
 
-def _extract_deletes(ex: _Extractor, repo: Any, result: PartitionResult) -> None:
+def _extract_deletes(ex: _Extractor, repo: Repository, result: PartitionResult) -> None:
     t = ex.task
     assert t.cursor_field is not None
-    fields = tuple(f for f in t.fields if f.name in ("Id", t.cursor_field))
-    soql = t.partition.apply(Soql.select(t.sobject, [f.name for f in fields])).with_deleted(True)
+    names = [f.name for f in t.fields if f.name in ("Id", t.cursor_field)]
+    soql = t.partition.apply(Soql.select(t.sobject, names)).with_deleted(True)
     start = t.window_start
     if start is not None:
         soql = soql.with_window(t.cursor_field, start)
-    parser = CsvPageParser(t.sobject, fields)
     writer = _writer(repo, t.sobject, t)
     with writer:
-        for data in ex.pages(soql, all_rows=True, rest=t.rest_data):
-            for batch in parser.iter_batches(data):
-                writer.write_batch(batch)
-                result.deleted_rows += batch.num_rows
+        for batch in ex.batches(soql, all_rows=True, rest=t.rest_data):
+            writer.write_batch(batch)
+            result.deleted_rows += batch.num_rows
     result.deleted_chunks = list(writer.refs)
     result.sealed_bytes += sum(c.sealed_bytes for c in result.deleted_chunks)
 
 
-def _extract_sweep(ex: _Extractor, repo: Any, result: PartitionResult) -> None:
+def _extract_sweep(ex: _Extractor, repo: Repository, result: PartitionResult) -> None:
     t = ex.task
-    fields = tuple(f for f in t.fields if f.name == "Id")
     soql = t.partition.apply(Soql.select(t.sobject, ["Id"]))
-    parser = CsvPageParser(t.sobject, fields)
     writer = _writer(repo, t.sobject + IDS_SUFFIX, t)
     with writer:
-        for data in ex.live_pages(soql, rest=t.rest_sweep):
-            for batch in parser.iter_batches(data):
-                writer.write_batch(batch)
-                result.swept_ids += batch.num_rows
+        for batch in ex.live_batches(soql, rest=t.rest_sweep):
+            writer.write_batch(batch)
+            result.swept_ids += batch.num_rows
     result.sweep_chunks = list(writer.refs)
     result.swept = True
     result.sealed_bytes += sum(c.sealed_bytes for c in result.sweep_chunks)

@@ -51,7 +51,7 @@ from engine.extract.plan import Partition, bisect, plan_partitions
 from engine.extract.rest import RestApi
 from engine.extract.scope import ScopeRules, plan_object, select_objects
 from engine.extract.soql import Soql
-from engine.extract.stream import PartitionQuery, iter_partition
+from engine.extract.stream import BulkOptions, Read, read_batches
 
 pytestmark = pytest.mark.emulator
 
@@ -327,8 +327,6 @@ def test_lost_query_locator_resumes_by_id_in_id_order(client: SalesforceClient) 
     assert e.value.details["sf_code"] == "INVALID_QUERY_LOCATOR"
 
 
-
-
 def test_session_expiry_mid_stream_is_refreshed_once(client: SalesforceClient, admin: Admin) -> None:
     bulk = Bulk2Api(client)
     plan = account_plan(RestApi(client))
@@ -464,11 +462,20 @@ def _one_partition(rest: RestApi, name: str) -> Partition:
     return plan_partitions(name, lo, hi, _count(rest, name), 10**9)[0]
 
 
+def _read(plan: ObjectPlan, part: Partition, since: datetime | None = None, *, deleted: bool = False) -> Read:
+    soql = part.apply(Soql.select(plan.name, plan.field_names))
+    if since is not None:
+        soql = soql.with_window("SystemModstamp", since)
+    if deleted:
+        soql = soql.with_deleted(True)
+    return Read(plan.name, tuple(plan.fields), soql, plan.path, all_rows=deleted)
+
+
 def test_rest_path_partition_matches_count(client: SalesforceClient) -> None:
     rest = RestApi(client)
     plan = plan_object(ObjectSpec.from_describe(rest.describe("Attachment")), ScopeRules())
     assert plan.path == "rest"
-    batches = list(iter_partition(client, PartitionQuery(plan, _one_partition(rest, "Attachment"))))
+    batches = list(read_batches(client, _read(plan, _one_partition(rest, "Attachment"))))
     table = pa.Table.from_batches(batches, schema=arrow_schema(plan.fields))
     assert table.num_rows == rest.count(Soql.count("Attachment")) > 0
     assert table.schema.field("CreatedDate").type == pa.timestamp("ms", tz="UTC")
@@ -481,7 +488,7 @@ def test_incremental_window_with_lag_and_dedup(client: SalesforceClient) -> None
     lag = timedelta(seconds=30)
     full = CursorTracker(Cursor("SystemModstamp"), lag)
     rows = 0
-    for batch in iter_partition(client, PartitionQuery(plan, part), max_records=2000, policy=FAST_POLL):
+    for batch in read_batches(client, _read(plan, part), BulkOptions(max_records=2000, policy=FAST_POLL)):
         full.observe_batch(batch)
         rows += batch.num_rows
     cursor = full.result()
@@ -501,19 +508,22 @@ def test_incremental_window_with_lag_and_dedup(client: SalesforceClient) -> None
     client.request("DELETE", f"sobjects/Invoice__c/{gone}")
 
     inc = CursorTracker(cursor, lag)
-    query = PartitionQuery(plan, part, since=cursor.window_start(lag), cursor_field="SystemModstamp")
-    kept = [inc.keep_batch(b) for b in iter_partition(client, query, policy=FAST_POLL)]
+    query = _read(plan, part, cursor.window_start(lag))
+    kept = [inc.keep_batch(b) for b in read_batches(client, query, BulkOptions(policy=FAST_POLL))]
     new_ids = {i for b in kept for i in b.column("Id").to_pylist()}
     assert new_ids == {*ids, created}  # nothing lost, nothing already captured comes back
-    deleted = PartitionQuery(plan, part, deleted_only=True)
+    deleted = _read(plan, part, deleted=True)
     deleted_ids = {
-        i for b in iter_partition(client, deleted, policy=FAST_POLL) for i in b.column("Id").to_pylist()
+        i
+        for b in read_batches(client, deleted, BulkOptions(policy=FAST_POLL))
+        for i in b.column("Id").to_pylist()
     }
     assert gone in deleted_ids and created not in deleted_ids
     # a second incremental right away returns nothing new
     again = CursorTracker(inc.result(), lag)
-    query2 = PartitionQuery(plan, part, since=inc.result().window_start(lag), cursor_field="SystemModstamp")
-    assert sum(again.keep_batch(b).num_rows for b in iter_partition(client, query2, policy=FAST_POLL)) == 0
+    query2 = _read(plan, part, inc.result().window_start(lag))
+    again_rows = read_batches(client, query2, BulkOptions(policy=FAST_POLL))
+    assert sum(again.keep_batch(b).num_rows for b in again_rows) == 0
 
 
 def test_jwt_bearer_assertion_reaches_the_token_endpoint(emulator: Any) -> None:
