@@ -114,12 +114,16 @@ class Cursor:
         last: the highest timestamp captured so far (UTC), None before the first extract.
         seen: ``(Id, timestamp)`` pairs captured with ``timestamp >= last - lag``.
         truncated: ``seen`` was capped; a later window may return a few duplicates.
+        deletes_through: where the object's next delete-log window starts (the delete log's
+            ``latestDateCovered``, or just before the job's start when the object was read in full
+            or swept; decision 0010). None: not recorded; the next incremental sweeps its Ids.
     """
 
     field: str
     last: datetime | None = None
     seen: frozenset[tuple[str, datetime]] = frozenset()
     truncated: bool = False
+    deletes_through: datetime | None = None
 
     def window_start(self, lag: timedelta) -> datetime | None:
         """The closed start of the next window, ``last - lag`` (None: extract everything)."""
@@ -133,6 +137,7 @@ class Cursor:
             "last": None if self.last is None else self.last.isoformat(),
             "seen": sorted((i, text[t]) for i, t in self.seen),  # JSON arrays once encoded
             "truncated": self.truncated,
+            **({} if self.deletes_through is None else {"deletes_through": self.deletes_through.isoformat()}),
         }
 
     @staticmethod
@@ -150,6 +155,9 @@ class Cursor:
             last=None if d["last"] is None else datetime.fromisoformat(d["last"]),
             seen=frozenset((i, stamp(t)) for i, t in d["seen"]),
             truncated=bool(d["truncated"]),
+            deletes_through=(
+                datetime.fromisoformat(d["deletes_through"]) if d.get("deletes_through") else None
+            ),
         )
 
 
@@ -214,6 +222,11 @@ class ObjectEntry:
     warning: ObjectWarning | None = None
     files_unavailable: int = 0
     """File bodies Salesforce answered with 403/404 although their record was read."""
+    sweep_reason: ObjectWarning | None = None
+    """Why the object's Ids were swept in this job although it is not the periodic sweep: the
+    delete log could not serve its window (SFV-420..423, decision 0010)."""
+    log_deletions: int | None = None
+    """Deletions the delete log listed for the object's window (None: the log was not asked)."""
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -230,6 +243,8 @@ class ObjectEntry:
             "swept": self.swept,
             "warning": self.warning.to_dict() if self.warning else None,
             "files_unavailable": self.files_unavailable,
+            "sweep_reason": self.sweep_reason.to_dict() if self.sweep_reason else None,
+            "log_deletions": self.log_deletions,
         }
 
     @classmethod
@@ -251,6 +266,8 @@ class ObjectEntry:
             swept=bool(data.get("swept", False)),
             warning=ObjectWarning.from_dict(warning) if warning else None,
             files_unavailable=int(data.get("files_unavailable", 0)),
+            sweep_reason=ObjectWarning.from_dict(data["sweep_reason"]) if data.get("sweep_reason") else None,
+            log_deletions=None if data.get("log_deletions") is None else int(data["log_deletions"]),
         )
 
     @property
