@@ -37,7 +37,9 @@ RETENTION = timedelta(days=15)
 """How far back the delete log answers at most (Salesforce: 15 days)."""
 MAX_IDS = 600_000
 """More deleted Ids than this in one window: EXCEEDED_ID_LIMIT."""
-_MINUTE = timedelta(minutes=1)
+END_AHEAD = timedelta(days=1)
+"""How far past our clock a window's ``end`` is set: the org answers up to its own current time
+(``latestDateCovered``), so an org clock ahead of ours by less than this loses nothing."""
 
 
 def minute(ts: datetime) -> datetime:
@@ -51,16 +53,17 @@ def window(
 ) -> tuple[datetime, datetime] | None:
     """The delete window ``(start, end)`` a job asks for, or None when none can be served.
 
-    ``start`` is where the previous job's window ended (its ``latestDateCovered``); ``end`` is the
-    minute after ``now``, so that deletions up to the job's start, within its current minute too,
-    are listed (the answer covers up to Salesforce's current time). None: no recorded start, a
+    ``start`` is where the previous job's window ended (its ``latestDateCovered``); ``end`` is
+    :data:`END_AHEAD` past ``now``, so that deletions up to the job's start, within its current
+    minute too and whatever the org's clock says, are listed: the answer covers up to the org's
+    current time and says where it stopped. None: no recorded start, a
     start older than ``retention`` (the log no longer holds it), or a start not before the end
     (a clock far ahead of ``now``). Pure.
     """
     if start is None:
         return None
     lo = minute(start)
-    hi = minute(now) + _MINUTE
+    hi = minute(now) + END_AHEAD
     if lo >= hi or lo < minute(now) - retention:
         return None
     return lo, hi

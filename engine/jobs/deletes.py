@@ -14,9 +14,10 @@ after the start (records were physically deleted), EXCEEDED_ID_LIMIT, an object 
 replicateable, or any other refusal of the call. Objects already swept (the periodic backstop)
 and objects read in full need no call.
 
-Every object records where the next window starts: the log's ``latestDateCovered`` when it
-answered, else the job's start minute (a full read or a sweep reflects every deletion before the
-job started; deletions after it are asked for by the next job, an overlap that is harmless).
+Every object records where the next window starts: the log's ``latestDateCovered`` (the org's
+own time) when it answered, else a minute before the job's start minute (a full read or a sweep
+reflects every deletion before the job started; deletions after that are asked for by the next
+job: an overlap, which is harmless, never a gap while the org's clock is within a minute of ours).
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ import logging
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import pyarrow as pa
 
@@ -47,6 +48,10 @@ from engine.model import ChunkRef
 log = logging.getLogger(__name__)
 
 THREADS = 16
+CLOCK_SLACK = timedelta(minutes=1)
+"""An object read in full or swept records its next window as starting this long before the
+job's start minute by our clock: an org clock behind ours by up to this much leaves no gap (an
+overlap only lists deletions again, which is harmless)."""
 """Objects asked at once (one short REST call each, mostly waiting on the network)."""
 
 
@@ -132,7 +137,7 @@ def replicate_deletes(
     failure of a call makes the object sweep.
     """
     out = DeleteLog()
-    start_minute = replication.minute(now)
+    start_minute = replication.minute(now) - CLOCK_SLACK
     objects = dict(decision.objects)
     asks: dict[str, tuple[datetime, datetime]] = {}
     for name, work in objects.items():

@@ -42,14 +42,14 @@ def test_a_window_covers_every_instant_from_its_start_to_now(now: datetime, back
     lo, hi = win
     assert lo == replication.minute(start) and lo <= start  # nothing between start and lo is lost
     assert lo < hi and hi > now  # deletions up to now, in its current minute too, are asked for
-    assert hi - now <= timedelta(minutes=1)
+    assert hi - now <= replication.END_AHEAD
     assert lo.second == hi.second == 0
 
 
 @given(instants)
 def test_no_recorded_start_or_a_start_in_the_future_is_no_window(now: datetime) -> None:
     assert replication.window(None, now) is None
-    assert replication.window(now + timedelta(minutes=2), now) is None
+    assert replication.window(now + replication.END_AHEAD + timedelta(minutes=1), now) is None
 
 
 @given(instants, spans, st.one_of(st.none(), instants))
@@ -108,4 +108,4 @@ def test_objects_the_log_cannot_serve_are_swept_without_a_call() -> None:
     assert isinstance(_why_not(_plan(), _work(None), now), ReplicationWindowNotCovered)
     assert isinstance(_why_not(_plan(), _work(now - timedelta(days=16)), now), ReplicationWindowNotCovered)
     win = _why_not(_plan(), _work(now - timedelta(hours=1)), now)
-    assert win == (datetime(2026, 1, 10, 11, 30, tzinfo=UTC), datetime(2026, 1, 10, 12, 31, tzinfo=UTC))
+    assert win == (datetime(2026, 1, 10, 11, 30, tzinfo=UTC), datetime(2026, 1, 11, 12, 30, tzinfo=UTC))
