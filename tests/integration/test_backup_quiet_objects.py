@@ -70,7 +70,12 @@ def test_quiet_objects_are_skipped_and_the_snapshot_stays_exact(env: BackupEnv) 
         manifests = sorted(repo.manifests("acme"), key=lambda m: m.created_at)
     first, last = manifests[0], manifests[-1]
     assert last.objects["Opportunity"].mode == "incremental"
-    assert last.objects["Opportunity"].cursor == first.objects["Opportunity"].cursor
+    # the cursor stays; only where the next delete-log window starts moves on (decision 0010)
+    kept, was = last.objects["Opportunity"].cursor, first.objects["Opportunity"].cursor
+    assert kept is not None and was is not None
+    assert kept.deletes_through is not None and was.deletes_through is not None
+    assert kept.deletes_through >= was.deletes_through
+    assert replace(kept, deletes_through=None) == replace(was, deletes_through=None)
 
     # and the next job still finds changes made after the skip
     with _client(env) as c:
