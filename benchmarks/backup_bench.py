@@ -214,16 +214,12 @@ def run_profile(
                 out["sfvault_incremental_after_mass_update_seconds"] = [r["seconds"] for r in after]
                 swept = next_incremental(199, replace(options, id_sweep_every=1))
                 out["sfvault_incremental_with_sweep"] = swept
-                out["sfvault_incremental_with_sweep"]["swept_objects"] = len(_newest(env)["sweeps"])
+                out["sfvault_incremental_with_sweep"]["swept_objects"] = _newest(env)[0]
                 # decision 0010: the incremental after a churn that purges, with the production
                 # cadence: the delete log, and a same-job sweep of each object it does not cover;
                 # against the sweep of every object just above (the 7th job before decision 0010)
                 purged = next_incremental(200, replace(options, id_sweep_every=JobOptions().id_sweep_every))
-                extra = _newest(env)
-                purged["swept_objects"] = len(extra["sweeps"])
-                purged["delete_log_objects"] = sum(
-                    1 for d in extra.get("delete_log", {}).values() if d["source"] == "delete_log"
-                )
+                purged["swept_objects"], purged["delete_log_objects"] = _newest(env)
                 out["sfvault_incremental_after_purges"] = purged
                 # read last: a Client.run on the workers right after the full slowed the next
                 # incrementals by ~0.3 s (measured, cause unknown); the peak is the full's anyway
@@ -261,10 +257,12 @@ def run_profile(
     return out
 
 
-def _newest(env: Any) -> dict[str, Any]:
-    """The newest manifest's extras (which objects were swept, which the delete log served)."""
+def _newest(env: Any) -> tuple[int, int]:
+    """Of the newest job: the objects swept, and those whose deletions the delete log served."""
     with env.repo() as repo:
-        return dict(next(iter(repo.manifests("bench", newest_first=True))).extra)
+        objects = next(iter(repo.manifests("bench", newest_first=True))).objects.values()
+    served = sum(1 for e in objects if e.log_deletions is not None and e.sweep_reason is None)
+    return sum(1 for e in objects if e.swept), served
 
 
 def _summary(r: Any) -> dict[str, Any]:

@@ -68,16 +68,6 @@ class DeleteLog:
     """Objects swept because the log could not answer: ``{"code", "message"}``."""
     calls: dict[str, dict[str, int]] = field(default_factory=dict)
 
-    def record(self) -> dict[str, dict[str, object]]:
-        """``extra["delete_log"]`` of the manifest: per object, the source of its deletions."""
-        out: dict[str, dict[str, object]] = {}
-        for name in sorted(set(self.deleted) | set(self.swept)):
-            if name in self.swept:
-                out[name] = {"source": "sweep", **self.swept[name]}
-            else:
-                out[name] = {"source": "delete_log", "deleted": self.deleted[name]}
-        return out
-
 
 def _asks(work: ObjectWork) -> bool:
     return work.mode == "incremental" and not work.sweep and work.cursor is not None

@@ -59,9 +59,18 @@ def _backup_ids(env: BackupEnv, obj: str) -> set[str]:
     return set(table.column("Id").to_pylist())
 
 
-def _newest_extra(env: BackupEnv) -> dict[str, Any]:
+def _newest(env: BackupEnv) -> tuple[dict[str, dict[str, Any]], set[str]]:
+    """The newest job's delete sources per object (``{"source": "delete_log", "deleted": n}`` or
+    ``{"source": "sweep", "code": ...}``, only the objects that asked the log) and its swept objects."""
     with env.repo() as repo:
-        return dict(next(iter(repo.manifests("acme", newest_first=True))).extra)
+        m = next(iter(repo.manifests("acme", newest_first=True)))
+    sources: dict[str, dict[str, Any]] = {}
+    for name, e in m.objects.items():
+        if e.sweep_reason is not None:
+            sources[name] = {"source": "sweep", "code": e.sweep_reason.code}
+        elif e.log_deletions is not None:
+            sources[name] = {"source": "delete_log", "deleted": e.log_deletions}
+    return sources, {name for name, e in m.objects.items() if e.swept}
 
 
 def _backed_up(env: BackupEnv) -> set[str]:
@@ -97,12 +106,12 @@ def test_purged_records_leave_the_backup_at_the_next_incremental(env: BackupEnv)
     changed = [o for o in _changed(summary) if o in _backed_up(env)]
     assert len(changed) > 5, changed
     _assert_equal_to_org(env, changed)
-    extra = _newest_extra(env)
-    sources = {o: d["source"] for o, d in extra["delete_log"].items()}
+    log, swept = _newest(env)
+    sources = {o: d["source"] for o, d in log.items()}
     # objects whose records were physically deleted since the full are swept in this job; the
     # others are served by the delete log alone (no sweep cadence in between: default settings)
     assert "sweep" in sources.values() and "delete_log" in sources.values(), sources
-    assert set(extra["sweeps"]) == {o for o, s in sources.items() if s == "sweep"}
+    assert swept == {o for o, s in sources.items() if s == "sweep"}
 
 
 def test_two_churn_rounds_with_default_settings_equal_the_org_at_every_job(env: BackupEnv) -> None:
@@ -134,18 +143,18 @@ def test_a_window_the_delete_log_no_longer_covers_is_swept_in_the_same_job(env: 
     env.em.admin("POST", "/faults", json=fault)
     inc = env.backup("acme")
     assert inc.state == "succeeded"
-    extra = _newest_extra(env)
-    assert extra["delete_log"]["Lead"]["source"] == "sweep"
-    assert extra["delete_log"]["Lead"]["code"] == "SFV-421"  # INVALID_REPLICATION_DATE
-    assert extra["delete_log"]["Contact"] == {
-        **extra["delete_log"]["Contact"],
+    log, swept = _newest(env)
+    assert log["Lead"]["source"] == "sweep"
+    assert log["Lead"]["code"] == "SFV-421"  # INVALID_REPLICATION_DATE
+    assert log["Contact"] == {
+        **log["Contact"],
         "source": "sweep",
         "code": "SFV-422",
     }
     # emptying the recycle bin purged other objects' rows too (churn's soft deletes, within the
     # minute the last job's window ended: swept as well); objects without purges use the log
-    assert "delete_log" in {d["source"] for d in extra["delete_log"].values()}
-    assert {"Lead", "Contact"} <= set(extra["sweeps"])
-    assert set(extra["sweeps"]) == {o for o, d in extra["delete_log"].items() if d["source"] == "sweep"}
+    assert "delete_log" in {d["source"] for d in log.values()}
+    assert {"Lead", "Contact"} <= swept
+    assert swept == {o for o, d in log.items() if d["source"] == "sweep"}
     assert gone not in _backup_ids(env, "Lead") and soft not in _backup_ids(env, "Opportunity")
     _assert_equal_to_org(env, ["Lead", "Contact", "Opportunity"])
