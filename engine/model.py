@@ -243,8 +243,9 @@ class ObjectEntry:
             "swept": self.swept,
             "warning": self.warning.to_dict() if self.warning else None,
             "files_unavailable": self.files_unavailable,
-            "sweep_reason": self.sweep_reason.to_dict() if self.sweep_reason else None,
-            "log_deletions": self.log_deletions,
+            # decision 0010's keys only when set: documents without them read back the same
+            **({"sweep_reason": self.sweep_reason.to_dict()} if self.sweep_reason else {}),
+            **({} if self.log_deletions is None else {"log_deletions": self.log_deletions}),
         }
 
     @classmethod
