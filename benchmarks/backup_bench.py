@@ -214,6 +214,13 @@ def run_profile(
                 out["sfvault_incremental_after_mass_update_seconds"] = [r["seconds"] for r in after]
                 swept = next_incremental(199, replace(options, id_sweep_every=1))
                 out["sfvault_incremental_with_sweep"] = swept
+                out["sfvault_incremental_with_sweep"]["swept_objects"] = _newest(env)[0]
+                # decision 0010: the incremental after a churn that purges, with the production
+                # cadence: the delete log, and a same-job sweep of each object it does not cover;
+                # against the sweep of every object just above (the 7th job before decision 0010)
+                purged = next_incremental(200, replace(options, id_sweep_every=JobOptions().id_sweep_every))
+                purged["swept_objects"], purged["delete_log_objects"] = _newest(env)
+                out["sfvault_incremental_after_purges"] = purged
                 # read last: a Client.run on the workers right after the full slowed the next
                 # incrementals by ~0.3 s (measured, cause unknown); the peak is the full's anyway
                 out["peak_rss_per_worker"] = _peak_rss(client)
@@ -228,6 +235,13 @@ def run_profile(
     out["incremental_vs_full_time"] = i["seconds"] / f["seconds"] if f["seconds"] else None
     w = out["sfvault_incremental_with_sweep"]
     out["incremental_with_sweep_vs_full_time"] = w["seconds"] / f["seconds"] if f["seconds"] else None
+    pg = out["sfvault_incremental_after_purges"]
+    out["incremental_after_purges_vs_with_sweep_time"] = (
+        pg["seconds"] / w["seconds"] if w["seconds"] else None
+    )
+    out["incremental_after_purges_vs_with_sweep_calls"] = (
+        pg["api_calls"] / w["api_calls"] if w["api_calls"] else None
+    )
     # production sweeps every JobOptions().id_sweep_every-th job: the mean incremental of a cycle
     every = JobOptions().id_sweep_every
     mean = ((every - 1) * i["seconds"] + w["seconds"]) / every if every > 0 else i["seconds"]
@@ -241,6 +255,14 @@ def run_profile(
         out["full_share_of_ceiling"] = f["result_bytes_per_s"] / ceiling
         out["full_wire_share_of_ceiling"] = f["bytes_received_per_s"] / ceiling
     return out
+
+
+def _newest(env: Any) -> tuple[int, int]:
+    """Of the newest job: the objects swept, and those whose deletions the delete log served."""
+    with env.repo() as repo:
+        objects = next(iter(repo.manifests("bench", newest_first=True))).objects.values()
+    served = sum(1 for e in objects if e.log_deletions is not None and e.sweep_reason is None)
+    return sum(1 for e in objects if e.swept), served
 
 
 def _summary(r: Any) -> dict[str, Any]:
@@ -352,7 +374,8 @@ def _print(result: dict[str, Any]) -> None:
         table.add_row(name, "simple-salesforce bulk2", f"{b['records']:,}", f"{b['seconds']:.1f}",
                       f"{b['records_per_s']:,.0f}", f"{b['csv_bytes'] / b['seconds'] / 1e6:.1f}",
                       str(b["api_calls"]), "")  # fmt: skip
-        for label in ("sfvault_full", "sfvault_incremental", "sfvault_incremental_with_sweep"):
+        for label in ("sfvault_full", "sfvault_incremental", "sfvault_incremental_with_sweep",
+                      "sfvault_incremental_after_purges"):  # fmt: skip
             if label not in r:
                 continue
             s = r[label]
@@ -382,6 +405,15 @@ def _print(result: dict[str, Any]) -> None:
             f"(median of {runs} s; with Id sweep {r.get('incremental_with_sweep_vs_full_time') or 0:.3f}; "
             f"right after a previous 1% mass update {', '.join(f'{x:.1f} s' for x in after)}); "
             f"peak RSS per worker {rss:.0f} MiB{extra}"
+        )
+        pg, w = r["sfvault_incremental_after_purges"], r["sfvault_incremental_with_sweep"]
+        print(
+            f"{r['profile']['name']}: incremental after a churn that purges (delete log, "
+            f"{pg['swept_objects']} objects swept, {pg['delete_log_objects']} served by the log) "
+            f"{pg['seconds']:.2f} s, {pg['api_calls']} calls; incremental sweeping all "
+            f"{w['swept_objects']} objects {w['seconds']:.2f} s, {w['api_calls']} calls; ratio time "
+            f"{r['incremental_after_purges_vs_with_sweep_time']:.2f}, "
+            f"calls {r['incremental_after_purges_vs_with_sweep_calls']:.2f}"
         )
     big = result.get("big_object")
     if big is not None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import hmac
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from datetime import time as dtime
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -114,6 +114,18 @@ def make_router(org: Org) -> APIRouter:
             raise _bad("percent must be a number and seed an integer") from None
         summary = await anyio.to_thread.run_sync(do_churn, store, percent, seed)
         return _ok(summary)
+
+    @router.post("/recycle-bin/empty")
+    async def empty_recycle_bin(request: Request) -> Response:
+        """Purge the recycle bin's rows deleted ``older_than_seconds`` ago or earlier (default 0:
+        all of them), as an administrator emptying it or its 15-day auto purge (``older_than_seconds``
+        = 1296000) would; the delete log's ``earliestDateAvailable`` moves forward."""
+        body = await _body(request)
+        try:
+            older = timedelta(seconds=float(body.get("older_than_seconds", 0)))
+        except (TypeError, ValueError):
+            raise _bad("older_than_seconds must be a number") from None
+        return _ok({"purged": await anyio.to_thread.run_sync(lambda: store.empty_recycle_bin(older))})
 
     @router.post("/archive-activities")
     async def archive_activities(request: Request) -> Response:

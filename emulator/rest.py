@@ -505,14 +505,29 @@ def make_router(org: Org) -> APIRouter:
     @router.get(data + "/sobjects/{name}/deleted")
     @router.get(data + "/sobjects/{name}/deleted/")
     def deleted(request: Request, ver: str, name: str) -> Response:
+        """The delete log of one object (SALESFORCE_API.md §2.5, getDeleted() rules).
+
+        ``earliestDateAvailable`` is the later of 15 days ago and the deletion time of the
+        object's last physically deleted record (:meth:`OrgStore.delete_log_floor`); a window
+        that starts before it is refused with INVALID_REPLICATION_DATE (the log no longer covers
+        it). An ``end`` in the future covers up to now: deletions up to the current instant are
+        listed and ``latestDateCovered`` is the current minute, where the next window starts.
+        """
         obj = _replicable(org, name)
         start, end = _replication_window(request)
-        now = store.clock.now().replace(second=0, microsecond=0)
-        earliest = now - DELETED_WINDOW
+        now = store.clock.now()
+        minute = now.replace(second=0, microsecond=0)
+        earliest = minute - DELETED_WINDOW
+        floor = store.delete_log_floor(obj.name)
+        if floor is not None and floor > earliest:
+            earliest = floor
         if start < earliest:
-            raise ApiError(400, "INVALID_REPLICATION_DATE", "startDate cannot be more than 15 days ago")
-        end = min(end, now)
-        recs = store.deleted_records(obj.name, start, end) if start < end else []
+            raise ApiError(
+                400, "INVALID_REPLICATION_DATE",
+                f"startDate must not be before earliestDateAvailable ({fmt_datetime(earliest)})",
+            )  # fmt: skip
+        until = min(end, now)
+        recs = store.deleted_records(obj.name, start, until) if start < until else []
         if len(recs) > MAX_REPLICATION_IDS:
             raise ApiError(400, "EXCEEDED_ID_LIMIT", "record limit reached. Narrow the date range.")
         return _json(
@@ -521,7 +536,7 @@ def make_router(org: Org) -> APIRouter:
                     {"id": r["id"], "deletedDate": fmt_datetime(r["deletedDate"])} for r in recs
                 ],
                 "earliestDateAvailable": fmt_datetime(earliest),
-                "latestDateCovered": fmt_datetime(end),
+                "latestDateCovered": fmt_datetime(min(end, max(start, minute))),
             }
         )
 

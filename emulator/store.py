@@ -223,6 +223,8 @@ class OrgStore:
         con.execute("CREATE SEQUENCE IF NOT EXISTS _change_seq START 1")
         con.execute("CREATE TABLE IF NOT EXISTS _blobs (object VARCHAR, id VARCHAR, body BLOB)")
         con.execute("CREATE TABLE IF NOT EXISTS _sequences (object VARCHAR, next BIGINT)")
+        # per object, the timestamp of its last physically deleted record (see delete_log_floor)
+        con.execute("CREATE TABLE IF NOT EXISTS _delete_log_floor (object VARCHAR, earliest TIMESTAMP)")
 
     def _init_meta(self, schema: dict[str, ObjectDef]) -> dict[str, str]:
         customs = sum(1 for o in schema.values() if o.custom)
@@ -581,12 +583,20 @@ class OrgStore:
         return [r[0] for r in rows]
 
     def deleted_records(self, obj_name: str, start: datetime, end: datetime) -> list[dict[str, Any]]:
-        """``[{"id", "deletedDate"}]`` of records deleted in ``[start, end)`` and still deleted."""
+        """The delete log: ``[{"id", "deletedDate"}]`` of records deleted in ``[start, end)`` and
+        still deleted, ordered by ``deletedDate``.
+
+        A deletion is a soft delete (to the recycle bin) or a hard delete of a live row (``purge``
+        of a row that ``query`` saw); its date is when it happened. A record purged later from the
+        recycle bin keeps its entry (its soft delete). What the log can no longer answer for is
+        decided by :meth:`delete_log_floor`, not here.
+        """
         obj = self.object_def(obj_name)
         sql = """
             WITH last AS (
-                SELECT id, arg_max(kind, seq) AS last_kind, arg_max(live_after, seq) AS live,
-                       max(ts) FILTER (WHERE kind = 'delete') AS deleted_at
+                SELECT id, arg_max(live_after, seq) AS live,
+                       max(ts) FILTER (WHERE kind = 'delete' OR (kind = 'purge' AND live_before))
+                           AS deleted_at
                 FROM _change_log WHERE object = ? GROUP BY id
             )
             SELECT id, deleted_at FROM last
@@ -595,6 +605,21 @@ class OrgStore:
         with self.cursor() as cur:
             rows = cur.execute(sql, [obj.name, naive_utc(start), naive_utc(end)]).fetchall()
         return [{"id": r[0], "deletedDate": r[1].replace(tzinfo=UTC)} for r in rows]
+
+    def delete_log_floor(self, obj_name: str) -> datetime | None:
+        """When the object's last physically deleted record was deleted (UTC), None if none was.
+
+        Salesforce documents ``earliestDateAvailable`` as "the timestamp of the last physically
+        deleted object" of the type: emptying the recycle bin (by hand or by its 15-day auto
+        purge) and hard deletes move it forward, never back. For a record purged from the recycle
+        bin that is when it was soft-deleted; for a hard-deleted live record, when it was purged.
+        """
+        obj = self.object_def(obj_name)
+        with self.cursor() as cur:
+            row = cur.execute(
+                "SELECT max(earliest) FROM _delete_log_floor WHERE object = ?", [obj.name]
+            ).fetchone()
+        return None if row is None or row[0] is None else row[0].replace(tzinfo=UTC)
 
     # -- writing ----------------------------------------------------------------------------------
 
@@ -920,6 +945,13 @@ class OrgStore:
                     f"SELECT Id, {live} AS _live FROM {table_name_for(obj)} WHERE Id IN {IDS_PARAM}",
                     [ids], "purge", "_live", False, now,
                 )  # fmt: skip
+                # the delete log loses what it held up to the newest physically deleted record
+                when = '"_DeletedAt"' if obj.has_is_deleted else "NULL"
+                cur.execute(
+                    f"INSERT INTO _delete_log_floor SELECT ?, max(coalesce({when}, ?))"
+                    f" FROM {table_name_for(obj)} WHERE Id IN {IDS_PARAM} HAVING count(*) > 0",
+                    [obj.name, now, ids],
+                )
                 cur.execute(
                     f"DELETE FROM {table_name_for(obj)} WHERE Id IN (SELECT unnest(?::VARCHAR[]))", [ids]
                 )

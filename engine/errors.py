@@ -327,6 +327,38 @@ class SalesforceDataError(PermanentError, SalesforceError):
     template = "{object}: result data does not match the describe: {what}"
 
 
+class ReplicationError(PermanentError, SalesforceError):
+    """The replication API (``/sobjects/{object}/deleted``) cannot serve a window: the job sweeps
+    the object's Ids instead (never a failure of the object)."""
+
+    code = "SFV-420"
+    template = "{object}: the delete log cannot serve {start} to {end}: {what}"
+
+
+class ReplicationWindowNotCovered(ReplicationError):
+    """INVALID_REPLICATION_DATE, or an ``earliestDateAvailable`` later than the window's start: the
+    delete log no longer reaches back to where the last job stopped (records were physically
+    deleted, the recycle bin was emptied, or the window is older than 15 days)."""
+
+    code = "SFV-421"
+    template = "{object}: the delete log does not cover {start} to {end}: {what}"
+
+
+class ReplicationIdLimit(ReplicationError):
+    """EXCEEDED_ID_LIMIT: more than 600,000 Ids were deleted in the window."""
+
+    code = "SFV-422"
+    template = "{object}: more than 600,000 Ids deleted between {start} and {end}"
+
+
+class ReplicationNotSupported(ReplicationError):
+    """The object is not replicateable (describe ``replicateable: false``), or Salesforce refused
+    the replication resource for it."""
+
+    code = "SFV-423"
+    template = "{object} does not support the replication API: {what}"
+
+
 # --- catalog -------------------------------------------------------------------------------
 
 

@@ -125,6 +125,9 @@ class Cursor:
             (``engine.extract.digest.row_digests``; several when one record had versions of equal timestamp).
             A pair of ``seen`` without any digest was written by an older version: it matches
             only rows whose caller has no values to digest (see :meth:`captured`).
+        deletes_through: where the object's next delete-log window starts (the delete log's
+            ``latestDateCovered``, or just before the job's start when the object was read in full
+            or swept; decision 0010). None: not recorded; the next incremental sweeps its Ids.
     """
 
     field: str
@@ -132,6 +135,7 @@ class Cursor:
     seen: frozenset[tuple[str, datetime]] = frozenset()
     truncated: bool = False
     digests: frozenset[tuple[str, datetime, str]] = frozenset()
+    deletes_through: datetime | None = None
 
     def window_start(self, lag: timedelta) -> datetime | None:
         """The closed start of the next window, ``last - lag`` (None: extract everything)."""
@@ -169,6 +173,7 @@ class Cursor:
             "last": None if self.last is None else self.last.isoformat(),
             "seen": [[i, t] for i, t, _ in rows],  # JSON arrays once encoded
             "truncated": self.truncated,
+            **({} if self.deletes_through is None else {"deletes_through": self.deletes_through.isoformat()}),
         }
         if any(d is not None for _, _, d in rows):  # a cursor without digests keeps its old shape
             out["digests"] = [d for _, _, d in rows]
@@ -194,6 +199,9 @@ class Cursor:
             seen=frozenset(pairs),
             truncated=bool(d["truncated"]),
             digests=frozenset((i, t, h) for (i, t), h in zip(pairs, digests, strict=True) if h is not None),
+            deletes_through=(
+                datetime.fromisoformat(d["deletes_through"]) if d.get("deletes_through") else None
+            ),
         )
 
 
@@ -258,6 +266,11 @@ class ObjectEntry:
     warning: ObjectWarning | None = None
     files_unavailable: int = 0
     """File bodies Salesforce answered with 403/404 although their record was read."""
+    sweep_reason: ObjectWarning | None = None
+    """Why the object's Ids were swept in this job although it is not the periodic sweep: the
+    delete log could not serve its window (SFV-420..423, decision 0010)."""
+    log_deletions: int | None = None
+    """Deletions the delete log listed for the object's window (None: the log was not asked)."""
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -274,6 +287,9 @@ class ObjectEntry:
             "swept": self.swept,
             "warning": self.warning.to_dict() if self.warning else None,
             "files_unavailable": self.files_unavailable,
+            # decision 0010's keys only when set: documents without them read back the same
+            **({"sweep_reason": self.sweep_reason.to_dict()} if self.sweep_reason else {}),
+            **({} if self.log_deletions is None else {"log_deletions": self.log_deletions}),
         }
 
     @classmethod
@@ -295,6 +311,8 @@ class ObjectEntry:
             swept=bool(data.get("swept", False)),
             warning=ObjectWarning.from_dict(warning) if warning else None,
             files_unavailable=int(data.get("files_unavailable", 0)),
+            sweep_reason=ObjectWarning.from_dict(data["sweep_reason"]) if data.get("sweep_reason") else None,
+            log_deletions=None if data.get("log_deletions") is None else int(data["log_deletions"]),
         )
 
     @property

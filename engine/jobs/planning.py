@@ -16,8 +16,10 @@ Rules (PRODUCT.md "Backup cycles and jobs", DESIGN.md "Incremental"):
   cycle (new object, empty so far, no timestamp field), or when it failed in the org's last job.
 * Object-scoped jobs (``objects=...``) are refused with :class:`FullBackupRequired` until the
   org has a full backup.
-* Hard deletes are caught by an Id-only sweep every :attr:`JobOptions.id_sweep_every` jobs of a
-  cycle (the n-th, 2n-th ... job counting the full one as 0).
+* Hard deletes are caught at every job by the delete log (:mod:`engine.jobs.deletes`, decision
+  0010), which sweeps an object's Ids in the same job where the log does not cover its window;
+  an Id-only sweep of every object every :attr:`JobOptions.id_sweep_every` jobs of a cycle (the
+  n-th, 2n-th ... job counting the full one as 0) is the last backstop.
 
 What the runner writes and this module reads back is the manifest's typed job record
 (``engine.model``, docs/decisions/0011): per object ``ObjectEntry.mode`` (how the job captured
@@ -43,10 +45,14 @@ class JobOptions:
     """Knobs of the orchestration (tests shrink them; defaults are production values)."""
 
     cursor_lag: timedelta = timedelta(minutes=5)
-    id_sweep_every: int = 7
-    """Sweep live Ids (to catch hard deletes) in every n-th job of a cycle, counting the full job
-    as 0. A sweep reads every Id of every object, by far the largest cost of an incremental; hard
-    deletes missed in between are caught by the next sweep. 1 = every job; 0 = never."""
+    id_sweep_every: int = 30
+    """Sweep the live Ids of every object in every n-th job of a cycle, counting the full job as 0:
+    the last backstop (decision 0010). Hard deletes are caught at every job by the delete log,
+    which sweeps an object in the same job where the log does not cover its window; this catches
+    only what the log never reports (deletions Salesforce does not log, such as a delete log
+    trimmed without moving ``earliestDateAvailable``). A sweep reads every Id of every object, by
+    far the largest cost of an incremental: 30 is about monthly for daily jobs, weekly at four a
+    day. 1 = every job; 0 = never."""
     max_concurrent_bulk_jobs: int = 16
     """Bulk query jobs of the org open at once (created and not yet read to the end), across all
     workers. Salesforce runs a few at a time and queues the rest; keeping about twice what it

@@ -50,6 +50,7 @@ from engine.extract.scope import ScopeRules
 from engine.extract.soql import Soql
 from engine.extract.usage import ApiUsage
 from engine.jobs.credentials import catalog_sealer, client_options, grant_from_record
+from engine.jobs.deletes import DeleteLog, replicate_deletes
 from engine.jobs.discover import (
     WindowSize,
     add_calls,
@@ -209,6 +210,8 @@ class _Run:
         self.results: dict[str, list[PartitionResult]] = {}
         self.cursors: dict[str, dict[str, Any]] = {}
         """Closing cursors (``to_dict``) of the objects that succeeded, merged as each finishes."""
+        self.delete_log = DeleteLog()
+        """The delete log's answers (deletion chunks, where each object's next window starts)."""
         self.started = time.monotonic()
         self.job_id = ""
         self.submitted: list[Any] = []
@@ -386,7 +389,13 @@ def _plan_and_execute(
         run.warnings_read = side.submit(file_warnings, base, list(decision.objects), now=run.clock.now())
         decision = _refetch_files_now_visible(run, manifests, decision)
         cycle_id = _start_row(run, sessions, decision)
-        return _execute(run, repo, lock, base, disc.plans, disc.usage, decision, cycle_id,
+        # the delete log of each incremental object (one call each); where it cannot serve the
+        # window the object is swept in this job (decision 0010)
+        decision, run.delete_log = replicate_deletes(base, repo, disc.plans, decision, run.clock.now())
+        calls = {n: dict(c) for n, c in disc.usage.items()}
+        for name, spent in run.delete_log.calls.items():
+            add_calls(calls.setdefault(name, {}), spent.items())
+        return _execute(run, repo, lock, base, disc.plans, calls, decision, cycle_id,
                         sessions, org_id, grant, copts)  # fmt: skip
     finally:
         side.shutdown(wait=True)
@@ -894,8 +903,12 @@ def _object_entry(run: _Run, name: str, decision: JobDecision) -> ObjectEntry:
         dels.extend(r.sweep_chunks)
         for b in r.blobs:
             blobs[b.name] = b
+    dels.extend(run.delete_log.chunks.get(name, []))
     chunks.sort(key=lambda c: (c.min_id or "", c.name))
     closing = run.cursors.get(name)
+    if closing is not None and name in run.delete_log.through:  # the next delete-log window's start
+        closing = {**closing, "deletes_through": run.delete_log.through[name].isoformat()}
+    because = run.delete_log.swept.get(name)
     window_tasks = [r for r in results if not r.boundary_check]
     return ObjectEntry(
         chunks=chunks,
@@ -910,6 +923,8 @@ def _object_entry(run: _Run, name: str, decision: JobDecision) -> ObjectEntry:
         swept=bool(window_tasks) and all(r.swept for r in window_tasks),
         warning=ObjectWarning(rep.warning_code, rep.warning_message or "") if rep.warning_code else None,
         files_unavailable=rep.files_unavailable,
+        sweep_reason=ObjectWarning(because["code"], because["message"]) if because else None,
+        log_deletions=run.delete_log.deleted.get(name),
     )
 
 

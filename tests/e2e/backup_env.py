@@ -91,13 +91,14 @@ def make_settings(root: Path) -> Settings:
 
 @contextmanager
 def backup_env(root: Path, *, scale: int = 20_000, seed: int = 7, processes: bool = True,
-               n_workers: int = 2, extra_args: list[str] | None = None) -> Iterator[BackupEnv]:  # fmt: skip
+               n_workers: int = 2, extra_args: list[str] | None = None,
+               tls: bool = False) -> Iterator[BackupEnv]:  # fmt: skip
     from distributed import Client, LocalCluster
 
     from cluster import configure_dask
 
     configure_dask()
-    em = start_emulator(scale=scale, seed=seed, tls=False, extra_args=extra_args, timeout=300)
+    em = start_emulator(scale=scale, seed=seed, tls=tls, extra_args=extra_args, timeout=300)
     try:
         settings = make_settings(root)
         with LocalCluster(n_workers=n_workers, threads_per_worker=2, processes=processes,

@@ -70,7 +70,12 @@ def test_quiet_objects_are_skipped_and_the_snapshot_stays_exact(env: BackupEnv) 
         manifests = sorted(repo.manifests("acme"), key=lambda m: m.created_at)
     first, last = manifests[0], manifests[-1]
     assert last.objects["Opportunity"].mode == "incremental"
-    assert last.objects["Opportunity"].cursor == first.objects["Opportunity"].cursor
+    # the cursor stays; only where the next delete-log window starts moves on (decision 0010)
+    kept, was = last.objects["Opportunity"].cursor, first.objects["Opportunity"].cursor
+    assert kept is not None and was is not None
+    assert kept.deletes_through is not None and was.deletes_through is not None
+    assert kept.deletes_through >= was.deletes_through
+    assert replace(kept, deletes_through=None) == replace(was, deletes_through=None)
 
     # and the next job still finds changes made after the skip
     with _client(env) as c:
@@ -107,4 +112,7 @@ def test_a_job_takes_its_knobs_from_the_configuration(env: BackupEnv, tmp_path: 
     assert inc.kind == "incremental"
     with env.repo() as repo:
         newest = next(repo.manifests("configured", newest_first=True))
-    assert not any(e.swept for e in newest.objects.values())  # the environment won
+    # SFVAULT_JOB__ID_SWEEP_EVERY=0 won over the file's 1: only the objects the delete log cannot
+    # serve (not replicateable) are swept (decision 0010), not every object
+    swept = {o for o, e in newest.objects.items() if e.swept}
+    assert swept == {o for o, e in newest.objects.items() if e.sweep_reason} and "Account" not in swept

@@ -176,7 +176,8 @@ def test_change_log_nets_out_changes(store: OrgStore) -> None:
     assert log == {"Account": {"added": [e], "changed": sorted([b, d]), "removed": [c]}}
     assert store.updated_ids("Account", since, since + timedelta(seconds=1)) == sorted([a, b, d, e])
     deleted = store.deleted_records("Account", since, since + timedelta(seconds=1))
-    assert [r["id"] for r in deleted] == [c]
+    # the delete log lists soft deletes and hard deletes of live rows (f), not undeleted rows (d)
+    assert [r["id"] for r in deleted] == [c, f]
     assert store.change_log(since + timedelta(seconds=1)) == {}
 
 

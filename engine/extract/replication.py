@@ -1,0 +1,169 @@
+"""Salesforce's delete log: ``GET /sobjects/{object}/deleted/?start=&end=`` (getDeleted()).
+
+An incremental job asks it, once per replicateable object, for the records deleted since the
+previous job's delete window ended, so that records purged from the recycle bin or hard-deleted
+(which ``queryAll ... IsDeleted = true`` never returns) leave the backup at every job. The facts
+it rests on (SALESFORCE_API.md §2.5, the getDeleted() rules of the SOAP API guide; decision 0010):
+
+* ``start`` and ``end`` are UTC; Salesforce ignores their seconds (truncates to the minute);
+  ``start`` must precede ``end``;
+* the log goes back at most 15 days, and no further than ``earliestDateAvailable``, "the timestamp
+  of the last physically deleted object" of the type: emptying the recycle bin (or its auto purge)
+  and hard deletes move it forward. A window starting before it is refused with
+  ``INVALID_REPLICATION_DATE`` (or answered with an ``earliestDateAvailable`` after the start):
+  the log no longer covers the window and the object must be re-synchronised (swept);
+* more than 600,000 Ids: ``EXCEEDED_ID_LIMIT``;
+* ``latestDateCovered`` (at most ``end``) is where the next window must start.
+
+The window rules are pure functions (hypothesis-tested); :func:`get_deleted` is the one call.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from engine.errors import (
+    ReplicationIdLimit,
+    ReplicationNotSupported,
+    ReplicationWindowNotCovered,
+    SalesforceQueryError,
+    SalesforceRequestFailed,
+)
+from engine.extract.client import SalesforceClient
+
+RETENTION = timedelta(days=15)
+"""How far back the delete log answers at most (Salesforce: 15 days)."""
+MAX_IDS = 600_000
+"""More deleted Ids than this in one window: EXCEEDED_ID_LIMIT."""
+END_AHEAD = timedelta(days=1)
+"""How far past our clock a window's ``end`` is set: the org answers up to its own current time
+(``latestDateCovered``), so an org clock ahead of ours by less than this loses nothing."""
+
+
+def minute(ts: datetime) -> datetime:
+    """``ts`` in UTC with its seconds dropped, as Salesforce reads a replication date."""
+    aware = ts if ts.tzinfo is not None else ts.replace(tzinfo=UTC)
+    return aware.astimezone(UTC).replace(second=0, microsecond=0)
+
+
+def window(
+    start: datetime | None, now: datetime, *, retention: timedelta = RETENTION
+) -> tuple[datetime, datetime] | None:
+    """The delete window ``(start, end)`` a job asks for, or None when none can be served.
+
+    ``start`` is where the previous job's window ended (its ``latestDateCovered``); ``end`` is
+    :data:`END_AHEAD` past ``now``, so that deletions up to the job's start, within its current
+    minute too and whatever the org's clock says, are listed: the answer covers up to the org's
+    current time and says where it stopped. None: no recorded start, a
+    start older than ``retention`` (the log no longer holds it), or a start not before the end
+    (a clock far ahead of ``now``). Pure.
+    """
+    if start is None:
+        return None
+    lo = minute(start)
+    hi = minute(now) + END_AHEAD
+    if lo >= hi or lo < minute(now) - retention:
+        return None
+    return lo, hi
+
+
+def covers(start: datetime, earliest_available: datetime | None) -> bool:
+    """Whether a delete log whose ``earliestDateAvailable`` is ``earliest_available`` answers for
+    everything deleted from ``start`` on. Pure."""
+    return earliest_available is None or earliest_available <= start
+
+
+def next_start(start: datetime, end: datetime, latest_covered: datetime | None) -> datetime:
+    """Where the next window starts: ``latestDateCovered`` (clamped into ``[start, end]``; missing
+    means the whole window was covered). Never after ``end``, so no deletion is skipped. Pure."""
+    if latest_covered is None:
+        return end
+    return max(start, min(end, latest_covered))
+
+
+def fmt(ts: datetime) -> str:
+    """A replication date parameter: ISO-8601 UTC with an offset (``2024-03-01T10:11:00+00:00``)."""
+    return minute(ts).isoformat()
+
+
+def parse(text: str) -> datetime:
+    """A Salesforce JSON datetime (``2024-03-01T10:11:12.000+0000``, or ``Z``) as aware UTC."""
+    t = text.strip()
+    if t.endswith("Z"):
+        t = t[:-1] + "+00:00"
+    elif len(t) >= 5 and t[-5] in "+-" and t[-3] != ":":
+        t = t[:-2] + ":" + t[-2:]
+    return datetime.fromisoformat(t).astimezone(UTC)
+
+
+@dataclass(frozen=True)
+class DeletedRecords:
+    """One answer of the delete log for ``[start, end)``.
+
+    Attributes:
+        records: ``(Id, deletedDate)`` pairs, in the order Salesforce listed them.
+        earliest_available: ``earliestDateAvailable`` (None when Salesforce left it out).
+        latest_covered: ``latestDateCovered`` (None when left out: the whole window).
+    """
+
+    sobject: str
+    start: datetime
+    end: datetime
+    records: tuple[tuple[str, datetime], ...]
+    earliest_available: datetime | None
+    latest_covered: datetime | None
+
+    @property
+    def through(self) -> datetime:
+        """Where the next job's window starts (:func:`next_start`)."""
+        return next_start(self.start, self.end, self.latest_covered)
+
+
+def _refusal(err: SalesforceRequestFailed | SalesforceQueryError, sobject: str, start: datetime,
+             end: datetime) -> Exception:  # fmt: skip
+    code = err.details.get("sf_code")
+    what = str(err.details.get("what") or code or "")
+    where: dict[str, Any] = {"object": sobject, "start": fmt(start), "end": fmt(end)}
+    if code == "INVALID_REPLICATION_DATE":
+        return ReplicationWindowNotCovered(what=what, **where)
+    if code == "EXCEEDED_ID_LIMIT":
+        return ReplicationIdLimit(**where)
+    if code in ("INVALID_TYPE", "NOT_FOUND", "REPLICATION_NOT_ENABLED") or err.details.get("status") == 404:
+        return ReplicationNotSupported(object=sobject, what=what)
+    return err
+
+
+def get_deleted(client: SalesforceClient, sobject: str, start: datetime, end: datetime) -> DeletedRecords:
+    """The records of ``sobject`` deleted in ``[start, end)`` (both truncated to the minute).
+
+    Raises:
+        ReplicationWindowNotCovered: INVALID_REPLICATION_DATE, or the answer's
+            ``earliestDateAvailable`` is after ``start`` (the log no longer covers the window).
+        ReplicationIdLimit: EXCEEDED_ID_LIMIT.
+        ReplicationNotSupported: the object does not support replication.
+    """
+    lo, hi = minute(start), minute(end)
+    try:
+        body = client.get_json(
+            f"sobjects/{sobject}/deleted/", params={"start": fmt(lo), "end": fmt(hi)}, sobject=sobject
+        )
+    except (SalesforceRequestFailed, SalesforceQueryError) as err:
+        raise _refusal(err, sobject, lo, hi) from None
+    earliest = body.get("earliestDateAvailable")
+    latest = body.get("latestDateCovered")
+    out = DeletedRecords(
+        sobject=sobject,
+        start=lo,
+        end=hi,
+        records=tuple((str(r["id"]), parse(str(r["deletedDate"]))) for r in body.get("deletedRecords") or ()),
+        earliest_available=parse(earliest) if earliest else None,
+        latest_covered=parse(latest) if latest else None,
+    )
+    if not covers(lo, out.earliest_available):
+        raise ReplicationWindowNotCovered(
+            object=sobject, start=fmt(lo), end=fmt(hi),
+            what=f"earliestDateAvailable {earliest} is after the start",
+        )  # fmt: skip
+    return out

@@ -1,0 +1,165 @@
+"""Hard deletes at every job: one delete-log call per incremental object, or a sweep (decision 0010).
+
+Before the partitions are planned, each object that an incremental job reads by its cursor asks
+Salesforce's delete log (:mod:`engine.extract.replication`) for the records deleted since the
+previous job's delete window ended (``Cursor.deletes_through``). The answer becomes a deletion
+chunk (``Id`` + ``deletedDate`` as the object's cursor field) listed in the object's
+``deleted_ids_chunks``, so the recovery point drops records purged from the recycle bin or
+hard-deleted, which ``queryAll ... IsDeleted = true`` never returns.
+
+Where the log cannot answer for the window, the object's Ids are swept in the same job instead
+(``ObjectWork.sweep``): no recorded start (the first incremental after a job that recorded none),
+a start older than the log's 15 days, INVALID_REPLICATION_DATE or an ``earliestDateAvailable``
+after the start (records were physically deleted), EXCEEDED_ID_LIMIT, an object that is not
+replicateable, or any other refusal of the call. Objects already swept (the periodic backstop)
+and objects read in full need no call.
+
+Every object records where the next window starts: the log's ``latestDateCovered`` (the org's
+own time) when it answered, else a minute before the job's start minute (a full read or a sweep
+reflects every deletion before the job started; deletions after that are asked for by the next
+job: an overlap, which is harmless, never a gap while the org's clock is within a minute of ours).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
+
+import pyarrow as pa
+
+from engine.errors import (
+    ReplicationError,
+    ReplicationNotSupported,
+    ReplicationWindowNotCovered,
+    SalesforceApiLimit,
+    SalesforceAuthError,
+    SfvaultError,
+)
+from engine.extract import replication
+from engine.extract.client import SalesforceClient
+from engine.extract.model import ObjectPlan
+from engine.extract.usage import ApiUsage
+from engine.jobs.planning import JobDecision, ObjectWork
+from engine.model import ChunkRef
+
+log = logging.getLogger(__name__)
+
+THREADS = 16
+CLOCK_SLACK = timedelta(minutes=1)
+"""An object read in full or swept records its next window as starting this long before the
+job's start minute by our clock: an org clock behind ours by up to this much leaves no gap (an
+overlap only lists deletions again, which is harmless)."""
+"""Objects asked at once (one short REST call each, mostly waiting on the network)."""
+
+
+@dataclass
+class DeleteLog:
+    """What one job learnt from the delete log, per object."""
+
+    chunks: dict[str, list[ChunkRef]] = field(default_factory=dict)
+    """Deletion chunks written from the log's answers."""
+    deleted: dict[str, int] = field(default_factory=dict)
+    through: dict[str, datetime] = field(default_factory=dict)
+    """Where each object's next delete window starts (``Cursor.deletes_through``)."""
+    swept: dict[str, dict[str, str]] = field(default_factory=dict)
+    """Objects swept because the log could not answer: ``{"code", "message"}``."""
+    calls: dict[str, dict[str, int]] = field(default_factory=dict)
+
+
+def _asks(work: ObjectWork) -> bool:
+    return work.mode == "incremental" and not work.sweep and work.cursor is not None
+
+
+def _why_not(plan: ObjectPlan, work: ObjectWork, now: datetime) -> SfvaultError | tuple[datetime, datetime]:
+    """The window to ask for, or the reason the object is swept instead (no call made)."""
+    assert work.cursor is not None
+    if not plan.spec.replicateable:
+        return ReplicationNotSupported(object=plan.name, what="describe says replicateable: false")
+    win = replication.window(work.cursor.deletes_through, now)
+    if win is None:
+        start = work.cursor.deletes_through
+        return ReplicationWindowNotCovered(
+            object=plan.name, start=start.isoformat() if start else "(not recorded)", end=now.isoformat(),
+            what="no recorded start" if start is None else "older than the delete log's 15 days",
+        )  # fmt: skip
+    return win
+
+
+def _ask(
+    base: SalesforceClient, repo: object, plan: ObjectPlan, win: tuple[datetime, datetime], out: DeleteLog
+) -> tuple[replication.DeletedRecords, ChunkRef | None]:
+    """One call (its calls charged to the object in ``out``); the answer's deletion chunk (None
+    when nothing was deleted)."""
+    c = base.derive(usage=ApiUsage())
+    try:
+        base.check_reserve()
+        got = replication.get_deleted(c, plan.name, *win)
+    finally:
+        out.calls[plan.name] = dict(c.usage.calls)
+        c.close()
+    if not got.records:
+        return got, None
+    ts_field = plan.spec.cursor_field or "SystemModstamp"
+    rows = sorted(got.records)
+    table = pa.table(
+        {
+            "Id": pa.array([i for i, _ in rows], pa.string()),
+            ts_field: pa.array([t for _, t in rows], pa.timestamp("ms", tz="UTC")),
+        }
+    )
+    return got, repo.write_chunk(table, plan.name)  # type: ignore[attr-defined]
+
+
+def replicate_deletes(
+    base: SalesforceClient,
+    repo: object,
+    plans: Mapping[str, ObjectPlan],
+    decision: JobDecision,
+    now: datetime,
+) -> tuple[JobDecision, DeleteLog]:
+    """Ask the delete log for every incremental object of ``decision``; return the decision with
+    the objects the log cannot serve switched to a sweep, and what was learnt.
+
+    Raises only what stops the job (the org's API allowance, refused credentials); any other
+    failure of a call makes the object sweep.
+    """
+    out = DeleteLog()
+    start_minute = replication.minute(now) - CLOCK_SLACK
+    objects = dict(decision.objects)
+    asks: dict[str, tuple[datetime, datetime]] = {}
+    for name, work in objects.items():
+        out.through[name] = start_minute
+        if not _asks(work):
+            continue
+        got = _why_not(plans[name], work, now)
+        if isinstance(got, SfvaultError):
+            objects[name] = _sweep(work, got, out)
+        else:
+            asks[name] = got
+    if asks:
+        with ThreadPoolExecutor(max_workers=min(THREADS, len(asks)), thread_name_prefix="deletes") as pool:
+            futs = {name: pool.submit(_ask, base, repo, plans[name], win, out) for name, win in asks.items()}
+            for name, fut in futs.items():
+                try:
+                    answer, chunk = fut.result()
+                except (SalesforceApiLimit, SalesforceAuthError):
+                    raise
+                except SfvaultError as err:
+                    if not isinstance(err, ReplicationError):
+                        log.warning("delete log call failed, sweeping",
+                                    extra={"object": name, "error": str(err)})  # fmt: skip
+                    objects[name] = _sweep(objects[name], err, out)
+                    continue
+                out.deleted[name] = len(answer.records)
+                out.through[name] = answer.through
+                if chunk is not None:
+                    out.chunks[name] = [chunk]
+    return replace(decision, objects=objects), out
+
+
+def _sweep(work: ObjectWork, err: SfvaultError, out: DeleteLog) -> ObjectWork:
+    out.swept[work.name] = {"code": err.code, "message": err.message}
+    return replace(work, sweep=True, reason=f"Ids swept: {err.message}")
