@@ -45,8 +45,10 @@ class BackupEnv:
         try:
             migrate(engine)
             with transaction(session_factory(engine)) as s:
+                # the repository as the org's storage location, as `sfvault org add` records it
                 corgs.create_org(s, name=name, instance_url=i["instance_url"], credentials=rec,
-                                 sealer=catalog_sealer(self.settings, create=True))  # fmt: skip
+                                 sealer=catalog_sealer(self.settings, create=True),
+                                 storage_location=self.settings.repository_url)  # fmt: skip
         finally:
             engine.dispose()
 
