@@ -507,7 +507,7 @@ def _execute(
         window: Literal["all", "after_boundary", "boundary"] = "all",
     ) -> PartitionTask:  # fmt: skip
         plan = plans[name]
-        rest_data = work.mode == "incremental" and 0 < o.rest_limit and part.estimated_rows <= o.rest_limit
+        rest_data = work.mode == "incremental" and o.rest_limit > 0 and part.estimated_rows <= o.rest_limit
         return PartitionTask(
             org=run.org_name, job_id=job_id, plugin=plugin_name, sobject=name, fields=plan.fields,
             path=plan.path, partition=part, mode=work.mode, cursor_field=plan.spec.cursor_field,
