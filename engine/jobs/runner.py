@@ -338,6 +338,8 @@ def _claim_org(
                 requested_objects=list(run.request.objects) if run.request.objects else None, clock=clock,
             )  # fmt: skip
             job_id = job.id
+            lock.job = job_id  # the lock names its job from now on (an incremental reads it back)
+            lock.refresh()
         run.job_id = job_id
         record = corgs.read_credentials(org, catalog_sealer(run.settings))
         st = org.settings
