@@ -109,3 +109,37 @@ def test_an_incremental_runs_to_success_while_a_new_cycles_full_runs(env: Backup
         inc.job_id: ("incremental", "succeeded", first.job_id),
         nxt.job_id: ("incremental", "succeeded", full.job_id),
     }
+
+
+def test_changes_made_while_the_full_runs_are_in_the_incremental_beside_it_and_the_next_one(
+    env: BackupEnv,
+) -> None:
+    """The org changes while the new full runs (after it read some objects, before others): the
+    incremental beside it captures the change in the current cycle, and the first incremental of
+    the new cycle, reading from the full's cursors, makes the new cycle exact too."""
+    with env.repo() as repo:
+        if not list(repo.manifests("acme")):
+            assert env.backup("acme").state == "succeeded"
+    park = {"path_regex": r"/jobs/query$", "method": "POST", "kind": "hold", "count": 1, "delay_s": 1800}
+    hold = int(env.em.admin("POST", "/faults", json=park)["id"])
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        try:
+            running = pool.submit(_new_cycle_full, env)
+            poll_for(lambda: _fired(env, hold) == 1 or running.done(), timeout=600)
+            assert not running.done(), "the full must be parked mid-extraction"
+            changed = env.churn(3, 43)
+            assert sum(changed["deleted"].values()) > 0
+            inc = env.backup("acme")
+            assert not running.done(), "the incremental ran while the full was held"
+        finally:
+            env.em.admin("POST", f"/faults/{hold}/release")
+        full = running.result()
+    assert (inc.state, inc.kind) == ("succeeded", "incremental"), inc.error_message
+    assert inc.cycle_id != full.job_id and _mismatches(env, inc.job_id) == {}
+    assert (full.state, full.kind, full.cycle_id) == ("succeeded", "full", full.job_id), full.error_message
+    nxt = env.backup("acme")
+    assert (nxt.state, nxt.kind, nxt.cycle_id) == ("succeeded", "incremental", full.job_id), nxt.error_message
+    assert _mismatches(env, nxt.job_id) == {}
+    with env.repo() as repo:
+        report = verify(repo, read_data=True)
+        assert report.ok, [p.message for p in report.errors]
