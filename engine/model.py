@@ -435,6 +435,11 @@ class JobRecord:
         error: the job's own error (a partial job: its first failure), as the catalog shows it.
         usage: the job's API usage.
         org: the org's facts, to recreate its catalog row.
+        fulls_beside: the new-cycle full jobs in flight when this (incremental) job planned, by
+            job id; a full whose lock did not carry its id yet is named by the second it took its
+            lock (``YYYYmmddTHHMMSSZ``; its id, made later, sorts after it). Such a full may
+            commit after this job although its id sorts before it, so a planner reading the
+            manifests newest first reads back past them (decision 0016). Written only when set.
     """
 
     trigger: Trigger | None = None
@@ -447,9 +452,10 @@ class JobRecord:
     error: ObjectError | None = None
     usage: JobUsage = field(default_factory=JobUsage)
     org: OrgFacts | None = None
+    fulls_beside: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        doc: dict[str, Any] = {
             "trigger": self.trigger,
             "queued_at": _opt_dt(self.queued_at),
             "started_at": _opt_dt(self.started_at),
@@ -461,6 +467,9 @@ class JobRecord:
             "usage": self.usage.to_dict(),
             "org": self.org.to_dict() if self.org else None,
         }
+        if self.fulls_beside:
+            doc["fulls_beside"] = list(self.fulls_beside)
+        return doc
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> JobRecord:
@@ -479,6 +488,7 @@ class JobRecord:
             error=ObjectError.from_dict(error) if error else None,
             usage=JobUsage.from_dict(data.get("usage") or {}),
             org=OrgFacts.from_dict(org) if org else None,
+            fulls_beside=tuple(str(j) for j in data.get("fulls_beside") or ()),
         )
 
 

@@ -286,8 +286,9 @@ def back_up_now(org: OrgName, body: BackupNow, ctx: Ctx, who: Operator) -> JobOu
 
     Refusals: 404 SFV-101 unknown org; 409 SFV-605 no storage location (set `storage_location`
     with `PATCH /v1/orgs/{org}/settings`); 403 SFV-603 subscription expired; 403 SFV-604 seats
-    exceeded; 409 SFV-606 objects chosen before the first full; 409 SFV-601 a job of the org is
-    already queued or running; 429 SFV-602 the plan's jobs per 24 hours are used up. "Data
+    exceeded; 409 SFV-606 objects chosen before the first full; 409 SFV-601 a job of the org's
+    lane is already queued or running (an incremental runs beside a new cycle's full, a second
+    full never); 429 SFV-602 the plan's jobs per 24 hours are used up. "Data
     backup off" stops only the schedule: an explicit back up now still runs.
     """
     request = BackupRequest(

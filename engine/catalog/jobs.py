@@ -284,7 +284,8 @@ def latest_jobs(
 
 
 def active_job(session: Session, org_id: int) -> Job | None:
-    """The org's queued or running job, if any (a second one must not start)."""
+    """The org's oldest queued or running job, if any (an org is not deleted while one runs; which
+    jobs may start beside it is the policy's lane rule, ``engine.policy.blocking_job``)."""
     return session.scalar(
         select(Job)
         .where(Job.org_id == org_id, Job.state.in_([s.value for s in ACTIVE_JOB_STATES]))

@@ -150,6 +150,8 @@ class JobDecision:
     index_in_cycle: int = 0
     cycle_started_at: datetime | None = None
     """When the cycle's full job committed (None for a full job: its own manifest says so)."""
+    fulls_beside: tuple[str, ...] = ()
+    """New-cycle fulls in flight when this incremental planned (``JobRecord.fulls_beside``)."""
 
     def position(self) -> CyclePosition | None:
         """``job.cycle`` of this job's manifest: where the job stands in its cycle, so the next
@@ -172,23 +174,33 @@ def needed_manifests(newest_first: Iterable[Manifest], objects: Collection[str])
 
     Reading stops at the cycle's full job, or sooner: once every object of ``objects`` was
     captured by a manifest already read and the newest manifest records its cycle position; in
-    both cases only after the other manifests of the same id second (see :func:`id_second`).
+    both cases only after the other manifests of the same id second (see :func:`id_second`), and
+    never before the fulls that a manifest read names as in flight beside it
+    (``JobRecord.fulls_beside``): the listing is in job-id (creation) order, and such a full,
+    created before that job, may have committed after it and opened the newest cycle
+    (decision 0016). A full read ends the reading (unless such a full is older still): one full
+    runs at a time (the full lane of the org's lock), so an older full committed before it started.
     ``decide`` gives the same answer on this prefix as on every manifest of the org, and a job
     late in a year-long cycle does not read a thousand manifests (each costs tens of ms).
     """
     out: list[Manifest] = []
     pending = set(objects)
     enough_at: str | None = None
+    floor: str | None = None
+    """The oldest id second a full named beside a manifest read may list at."""
     for m in newest_first:
-        if enough_at is not None and id_second(m.job_id) != enough_at:
+        second = id_second(m.job_id)
+        if enough_at is not None and second != enough_at and (floor is None or second < floor):
             break
         out.append(m)
+        for beside in m.job.fulls_beside:
+            floor = min(floor or id_second(beside), id_second(beside))
         if enough_at is not None:
             continue
         pending = {o for o in pending if not captured(m, o)}
         if m.kind == "full" or (not pending and cycle_position(ordered(out)[-1]) is not None):
             # the listing is ordered to the second only: read the rest of this second too
-            enough_at = id_second(m.job_id)
+            enough_at = second
     return out
 
 
@@ -205,19 +217,42 @@ def ordered(manifests: Iterable[Manifest]) -> list[Manifest]:
 
 
 def cycle_start(manifests: Sequence[Manifest]) -> tuple[datetime, str] | None:
-    """``(start, cycle id)`` of the newest cycle: from the newest manifest's recorded position,
-    else from the newest full manifest."""
-    if not manifests:
+    """``(start, cycle id)`` of the newest cycle: the one whose full committed last.
+
+    A manifest says when its cycle started (``Manifest.cycle_position``: a full starts its own at
+    its commit, an incremental records its cycle's start). The newest manifest is not enough:
+    an incremental of the old cycle may commit after a new cycle's full that ran beside it
+    (decision 0016), and the new cycle is still the current one. Legacy incrementals that record
+    no position name no start; their cycle counts through its full.
+    """
+    starts: dict[str, datetime] = {}
+    for m in manifests:
+        pos = cycle_position(m)
+        if pos is None or m.cycle_id is None:
+            continue
+        seen = starts.get(m.cycle_id)
+        starts[m.cycle_id] = pos[0] if seen is None else min(seen, pos[0])
+    if not starts:
         return None
-    history = ordered(manifests)
-    newest = history[-1]
-    pos = cycle_position(newest)
-    if pos is not None and newest.cycle_id is not None:
-        return pos[0], newest.cycle_id
-    fulls = [m for m in history if m.kind == "full"]
-    if not fulls or fulls[-1].cycle_id is None:
-        return None
-    return fulls[-1].created_at, fulls[-1].cycle_id
+    cycle, start = max(starts.items(), key=lambda kv: (kv[1], kv[0]))
+    return start, cycle
+
+
+def job_kind(
+    request: BackupRequest, manifests: Sequence[Manifest], now: datetime
+) -> Literal["full", "incremental"]:
+    """The kind of job :func:`decide` plans, from the manifests alone (no object needed): a full
+    when asked for one (all objects) or when no cycle is current at ``now``. The runner takes the
+    org's lock lane by it before it discovers the objects (decision 0016).
+
+    Raises:
+        FullBackupRequired: ``request.objects`` given and no cycle is current.
+    """
+    started = cycle_start(manifests)
+    current = started is not None and not cycle_ended(started[0], now)
+    if request.objects is not None and not current:
+        raise FullBackupRequired(org=request.org)
+    return "full" if not current or (request.full and request.objects is None) else "incremental"
 
 
 def cycle_chain(manifests: Sequence[Manifest], cycle_id: str) -> list[Manifest]:

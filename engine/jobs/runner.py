@@ -3,9 +3,11 @@
 :func:`run_backup` carries out what :mod:`engine.jobs.planning` decided:
 
 1. read the org and its sealed credentials from the catalog;
-2. take the org's repository lock; refuse beside another active job of the org; take the job's
-   ``queued`` row (written by the job service, :mod:`engine.jobs.service`, or here); log in;
-   discover and scope the objects;
+2. take the lane of the org's repository lock that the job's kind needs (``full`` for a new
+   cycle's full, ``incremental`` otherwise: an incremental runs beside a new cycle's full,
+   decision 0016); refuse beside another active job of that lane; take the job's ``queued`` row
+   (written by the job service, :mod:`engine.jobs.service`, or here); log in; discover and scope
+   the objects;
 3. decide full / incremental per object from the committed manifests of the cycle;
 4. move the row ``queued`` → ``running`` with that kind and cycle; cut objects into Id-range partitions (an
    incremental object whose window holds only versions its cursor already captured gets none:
@@ -76,6 +78,7 @@ from engine.jobs.planning import (
     JobOptions,
     ObjectWork,
     decide,
+    job_kind,
     merge_cursor,
     needed_manifests,
     partition_rows,
@@ -216,6 +219,12 @@ class _Run:
         self.job_id = ""
         self.submitted: list[Any] = []
         self.warnings_read: Future[dict[str, tuple[str, str]]] | None = None  # object -> (code, message)
+        self.lane: Literal["full", "incremental"] = "incremental"
+        """The org's lock lane this job holds: its kind, decided before the lock (decision 0016)."""
+        self.lane_at = self.clock.now()
+        """The instant the lane was decided; the cycle rule is asked at it again by ``decide``."""
+        self.fulls_beside: tuple[str, ...] = ()
+        """New-cycle fulls in flight when this incremental took its lane (``JobRecord.fulls_beside``)."""
 
     def emit(self, kind: str, obj: str | None = None) -> None:
         if self.on_progress is not None:
@@ -262,8 +271,12 @@ def run_backup(
     repo = open_repository(settings, clock=run.clock)
     try:
         _require_credentials(sessions, org_name)
-        with repo.lock(org_name, holder=f"sfvault backup of {org_name}") as lock:
-            org_id, record, rules, failed_last = _claim_org(run, sessions, job_id)
+        run.lane_at = run.clock.now()
+        run.lane = job_kind(request, needed_manifests(repo.manifests(org_name, newest_first=True), ()),
+                            run.lane_at)  # fmt: skip
+        holder = f"sfvault {run.lane} backup of {org_name}"
+        with repo.lock(org_name, holder=holder, lane=run.lane, job=job_id) as lock:
+            org_id, record, rules, failed_last = _claim_org(run, sessions, job_id, lock)
             try:
                 return _plan_and_execute(run, repo, lock, sessions, org_id, record, rules, failed_last,
                                          client_overrides)  # fmt: skip
@@ -284,11 +297,13 @@ def _require_credentials(sessions: Any, org_name: str) -> None:
             raise CredentialsMissing(org=org_name)
 
 
-def _claim_org(run: _Run, sessions: Any, job_id: str | None) -> tuple[int, Any, ScopeRules, list[str]]:
-    """Under the org's lock: close a ``running`` job nobody drives any more (SFV-804: we hold its
-    lock), refuse beside another active job, and take this job's ``queued`` row (``job_id``, or
-    a new one). Returns the org's id, sealed-credentials record, scope rules and the objects to
-    redo."""
+def _claim_org(
+    run: _Run, sessions: Any, job_id: str | None, lock: Any
+) -> tuple[int, Any, ScopeRules, list[str]]:
+    """Under the org's lock lane: close a ``running`` job of the lane nobody drives any more
+    (SFV-804: we hold its lane), refuse beside another active job of the lane, note the fulls in
+    flight beside an incremental, and take this job's ``queued`` row (``job_id``, or a new one).
+    Returns the org's id, sealed-credentials record, scope rules and the objects to redo."""
     from engine.catalog import jobs as cjobs
     from engine.catalog import orgs as corgs
     from engine.catalog.db import transaction
@@ -303,20 +318,28 @@ def _claim_org(run: _Run, sessions: Any, job_id: str | None) -> tuple[int, Any, 
                    Job.state.in_([st.value for st in ACTIVE_JOB_STATES]))
             .order_by(Job.created_at)
         ))  # fmt: skip
+        beside: list[str] = []
         for active in others:
+            if _lane_of(active) != run.lane:
+                beside.append(active.id)  # the other lane: a new cycle's full beside an incremental
+                continue
             if active.state != JobState.RUNNING.value:
                 raise JobAlreadyRunning(org=run.org_name, job=active.id)
-            gone = JobAbandoned(job=active.id)  # we hold the org's lock, so its driver is gone
+            gone = JobAbandoned(job=active.id)  # we hold its lane of the org's lock: its driver is gone
             cjobs.finish_job(s, active, "failed", error_code=gone.code, error_message=gone.message,
                              clock=clock)  # fmt: skip
+        if run.lane == "incremental":
+            run.fulls_beside = _fulls_in_flight(lock, beside)
         if job_id is not None and cjobs.get_job(s, job_id).state != JobState.QUEUED.value:
             raise JobCancelled(job=job_id)  # cancelled while it waited for a thread
         if job_id is None:
             job = cjobs.create_job(
-                s, org, kind="full" if run.request.full else "incremental", trigger=run.trigger,
+                s, org, kind=run.lane, trigger=run.trigger,
                 requested_objects=list(run.request.objects) if run.request.objects else None, clock=clock,
             )  # fmt: skip
             job_id = job.id
+            lock.job = job_id  # the lock names its job from now on (an incremental reads it back)
+            lock.refresh()
         run.job_id = job_id
         record = corgs.read_credentials(org, catalog_sealer(run.settings))
         st = org.settings
@@ -325,6 +348,21 @@ def _claim_org(run: _Run, sessions: Any, job_id: str | None) -> tuple[int, Any, 
             excluded=frozenset(st.excluded_objects or ()),
         )  # fmt: skip
         return org.id, record, rules, cjobs.objects_to_retry(s, org.id)
+
+
+def _lane_of(job: Any) -> str:
+    """The lock lane of a catalog job row: ``full`` for a full of every object, else ``incremental``."""
+    return "full" if job.kind == "full" and job.requested_objects is None else "incremental"
+
+
+def _fulls_in_flight(lock: Any, catalog_fulls: list[str]) -> tuple[str, ...]:
+    """The new-cycle fulls in flight beside this incremental, sampled before it reads the manifests:
+    active full rows of the catalog and holders of the org's full lane (by job id, else by the
+    second they took the lane: an id made after it sorts after it). Decision 0016."""
+    found = set(catalog_fulls)
+    for info in lock.holders("full"):
+        found.add(info.job or f"{info.acquired_at:%Y%m%dT%H%M%SZ}")
+    return tuple(sorted(found))
 
 
 def _start_row(run: _Run, sessions: Any, decision: JobDecision) -> str:
@@ -381,8 +419,12 @@ def _plan_and_execute(
         allowance_read.result()
         in_scope = {n: p.spec.cursor_field for n, p in disc.plans.items()}
         manifests = needed_manifests(repo.manifests(run.org_name, newest_first=True), in_scope)
-        decision = decide(run.request, manifests, in_scope, failed_last=failed_last, now=run.clock.now(),
+        # the kind is the lane's (asked at the same instant; a full committed since only makes the
+        # cycle newer), and a lane "full" stays a full even if another full committed meanwhile
+        request = replace(run.request, full=True) if run.lane == "full" else run.request
+        decision = decide(request, manifests, in_scope, failed_last=failed_last, now=run.lane_at,
                           options=run.options)  # fmt: skip
+        decision = replace(decision, fulls_beside=run.fulls_beside)
         if not decision.objects:
             raise NoObjectsInScope(org=run.org_name, what="no object matched the scope and the selection")
         # one REST query when file objects are in scope; it runs while the objects are planned
@@ -956,6 +998,7 @@ def _job_record(
         error=error,
         usage=JobUsage.from_dict(usage),
         org=OrgFacts(org.instance_url, org.sf_org_id, org.time_zone) if org is not None else None,
+        fulls_beside=decision.fulls_beside if decision.kind == "incremental" else (),
     )
 
 

@@ -6,7 +6,8 @@ schedule slot), goes through the same three steps (decision 0012):
 1. **Admit.** Close the org's jobs whose process died (:func:`close_dead_jobs`), then check the
    policy of :mod:`engine.policy` against the catalog's facts: storage location set,
    subscription, seats (billable users counted in the org when seats were purchased), objects
-   only after a full, a job already queued or running (SFV-601), the plan's quota; for a slot
+   only after a full, a job of the same lane already queued or running (SFV-601: an incremental
+   runs beside a new cycle's full, decision 0016), the plan's quota; for a slot
    also "backup enabled" and the connection time (:func:`engine.policy.decide_scheduled_run`).
    Then the org's stored credentials. A refusal raises its typed error (a slot records it as a
    skipped job, or nothing when the schedule is stopped) and writes nothing else.
@@ -57,6 +58,7 @@ from engine.jobs.errors import CredentialsMissing, JobAbandoned
 from engine.jobs.planning import BackupRequest, JobOptions
 from engine.policy import (
     JobFact,
+    JobKind,
     ManualRequest,
     OrgFacts,
     blocking_job,
@@ -262,14 +264,14 @@ class JobService:
                 if not facts.has_storage:
                     raise _no_storage(row.name)
                 plan_kind = decide_manual_run(
-                    backup_settings_of(row), facts, ManualRequest(role=role, objects=chosen), now
-                ).kind.value
+                    backup_settings_of(row), facts,
+                    ManualRequest(role=role, objects=chosen, full=request.full), now,
+                ).kind.value  # fmt: skip
             except PolicyError as err:
                 if not override or isinstance(err, NEVER_OVERRIDDEN):
                     raise
                 passed = err
-                _refuse_beyond_override(facts, chosen)
-                plan_kind = plan_backup(facts.jobs, now, chosen).kind.value
+                plan_kind = _refuse_beyond_override(facts, chosen, request.full, now).value
             if row.credentials_sealed is None:
                 raise CredentialsMissing(org=row.name)
             job = self._queue(s, row, plan_kind, request, trigger, now, override=override, passed=passed)
@@ -433,14 +435,19 @@ class JobService:
             return job
 
 
-def _refuse_beyond_override(facts: OrgFacts, chosen: frozenset[str] | None) -> None:
+def _refuse_beyond_override(
+    facts: OrgFacts, chosen: frozenset[str] | None, full: bool, now: datetime
+) -> JobKind:
     """The rules an override never passes (:data:`NEVER_OVERRIDDEN`), checked on their own: the
-    policy stops at its first refusal, so the ones after an overridden refusal were not asked."""
+    policy stops at its first refusal, so the ones after an overridden refusal were not asked.
+    Returns the kind of the job to queue."""
     if chosen is not None and not has_full_backup(facts.jobs):
         raise FullBackupRequired(org=facts.org)
-    running = blocking_job(facts.jobs)
+    kind = plan_backup(facts.jobs, now, chosen, full=full).kind
+    running = blocking_job(facts.jobs, kind)
     if running is not None:
         raise JobAlreadyRunning(org=facts.org, job=running.id)
+    return kind
 
 
 def ensure_repository(settings: Settings) -> None:

@@ -9,8 +9,10 @@ Rules (PRODUCT.md "Backup cycles and jobs"):
   every job is incremental. From the instant the cycle ends, the next job is the full of
   a new cycle (it opens the cycle only once it commits; a failed one is simply tried again).
 * **Protection never pauses.** While a new cycle's full runs, jobs go on as incrementals of
-  the old cycle *beside* it: such a full is the only active job that does not block another
-  one (:func:`blocking_job`). Two incrementals, or two fulls, never run at the same time.
+  the old cycle *beside* it. An org has two lanes (decision 0016): the full of every object,
+  and everything else; a job is blocked only by an active job of its own lane
+  (:func:`blocking_job`), so two incrementals, or two fulls, never run at the same time. Before
+  the first full commits there is no cycle, and nothing runs beside that full.
 * **Exceptions are redone.** An object that hit an exception stays pending until a later
   committed job that covers it backs it up without one. An incremental re-extracts pending
   objects in full for that object (its cursor cannot be trusted). A job that did not commit
@@ -110,18 +112,25 @@ def rollover_full(jobs: Iterable[JobFact]) -> JobFact | None:
     return None
 
 
-def blocking_job(jobs: Iterable[JobFact]) -> JobFact | None:
-    """The active job that keeps another one of the org from starting, if any.
+def lane(job: JobFact) -> JobKind:
+    """The job's lane: :attr:`JobKind.FULL` for a full of every object, else incremental (an
+    object-scoped job is an incremental that may extract its objects in full)."""
+    return JobKind.FULL if job.kind is JobKind.FULL and job.requested_objects is None else JobKind.INCREMENTAL
 
-    Every queued or running job blocks, except a new cycle's full running beside an opened
-    cycle: then the next job is an incremental of the old cycle and may run beside it.
+
+def blocking_job(jobs: Iterable[JobFact], kind: JobKind = JobKind.INCREMENTAL) -> JobFact | None:
+    """The active job that keeps a job of ``kind`` of the org from starting, if any.
+
+    With an opened cycle, an active job of the same lane (:func:`lane`): an incremental runs
+    beside a new cycle's full and a full beside an incremental, never two of one lane. Without
+    one (the first full has not committed), every active job blocks.
     """
     jobs = tuple(jobs)
-    beside = rollover_full(jobs)
-    for job in _by_start(jobs):
-        if job.state.active and job is not beside:
-            return job
-    return None
+    active = [job for job in _by_start(jobs) if job.state.active]
+    if current_cycle(jobs) is None:
+        return active[0] if active else None
+    wanted = JobKind.FULL if kind is JobKind.FULL else JobKind.INCREMENTAL
+    return next((job for job in active if lane(job) is wanted), None)
 
 
 def objects_to_redo(jobs: Iterable[JobFact]) -> frozenset[str]:
@@ -157,13 +166,16 @@ class JobPlan:
     beside_job_id: str | None = None
 
 
-def plan_backup(jobs: Iterable[JobFact], now: datetime, objects: Iterable[str] | None = None) -> JobPlan:
+def plan_backup(
+    jobs: Iterable[JobFact], now: datetime, objects: Iterable[str] | None = None, *, full: bool = False
+) -> JobPlan:
     """The job to run at ``now`` under the cycle rules (the gates are checked before).
 
     Args:
         jobs: the org's jobs (see :class:`engine.policy.facts.OrgFacts`).
         now: decision time.
         objects: a chosen set of objects (manual, object-scoped), or None for all.
+        full: a full was asked for: with all objects, the full of a new cycle.
 
     Raises:
         ValueError: ``objects`` given but the org has no full backup (callers check first and
@@ -177,7 +189,7 @@ def plan_backup(jobs: Iterable[JobFact], now: datetime, objects: Iterable[str] |
             raise ValueError("an object-scoped job needs a full backup first")
         return JobPlan(JobKind.FULL, new_cycle_id(now), new_cycle=True)
     beside = rollover_full(jobs)
-    if chosen is None and beside is None and cur.ended(now):
+    if chosen is None and (full or (beside is None and cur.ended(now))):
         return JobPlan(JobKind.FULL, new_cycle_id(now), new_cycle=True)
     redo = objects_to_redo(jobs)
     return JobPlan(

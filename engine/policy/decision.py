@@ -7,8 +7,9 @@
    expired (at or after ``expires_at``), no storage location, seats exceeded. A stopped
    schedule records nothing: :func:`engine.policy.schedule.next_run` shows no next job and
    :func:`schedule_status` says why.
-3. A job of the org is queued or running (a new cycle's full excepted, see
-   :mod:`engine.policy.cycles`): skip ``job_running``, **recorded** as a skipped job.
+3. A job of the lane of the job to run is queued or running (an incremental runs beside a new
+   cycle's full, see :mod:`engine.policy.cycles`): skip ``job_running``, **recorded** as a
+   skipped job.
 4. The plan's 24-hour quota is used up: skip ``quota_exhausted``, **recorded**. Skipped
    jobs do not count toward the quota, so recording them costs nothing.
 5. Otherwise run the job :func:`engine.policy.cycles.plan_backup` plans: the full of a new
@@ -88,7 +89,8 @@ def decide_scheduled_run(settings: BackupSettings, facts: OrgFacts, now: datetim
     stop = schedule_stop_reason(settings, facts, now)
     if stop is not None:
         return Decision.skip(stop, record=False)
-    running = blocking_job(facts.jobs)
+    plan = plan_backup(facts.jobs, now)
+    running = blocking_job(facts.jobs, plan.kind)
     if running is not None:
         return Decision.skip(
             Verdict.refused(ReasonCode.JOB_RUNNING, org=facts.org, job=running.id), record=True
@@ -96,7 +98,6 @@ def decide_scheduled_run(settings: BackupSettings, facts: OrgFacts, now: datetim
     quota = quota_verdict(facts, settings.zone, now)
     if not quota.allowed:
         return Decision.skip(quota, record=True)
-    plan = plan_backup(facts.jobs, now)
     action = Action.RUN_FULL if plan.kind is JobKind.FULL else Action.RUN_INCREMENTAL
     return Decision(action, plan=plan)
 

@@ -9,7 +9,8 @@ Rules (PRODUCT.md "Backup cycles and jobs"; issue 7 "Back up now"):
 * **Refusals**, checked in this order, each a typed error with a stable code: role
   (``SFV-607``, 403), no storage location (``SFV-605``, the API offers to configure one),
   subscription expired (``SFV-603``), seats exceeded (``SFV-604``), objects chosen before
-  the first full (``SFV-606``), another job of the org running (``SFV-601``, 409), quota used
+  the first full (``SFV-606``), another job of the org's lane running (``SFV-601``, 409: an
+  incremental runs beside a new cycle's full, a second full never; decision 0016), quota used
   up (``SFV-602``, 429).
 * "Data backup off" stops only the schedule: an explicit "back up now" still runs.
 * The job kind follows the cycle rules (:func:`engine.policy.cycles.plan_backup`): all objects
@@ -49,10 +50,12 @@ class ManualRequest:
     Attributes:
         role: the caller's role.
         objects: the chosen objects, None = all objects.
+        full: extract in full: with all objects, the full of a new cycle.
     """
 
     role: str
     objects: frozenset[str] | None = None
+    full: bool = False
 
     def __post_init__(self) -> None:
         if self.objects is not None:
@@ -80,8 +83,9 @@ def decide_manual_run(
     backup_entitlement(facts, now).raise_if_refused()
     if request.objects is not None and not has_full_backup(facts.jobs):
         raise FullBackupRequired(org=facts.org)
-    running = blocking_job(facts.jobs)
+    plan = plan_backup(facts.jobs, now, request.objects, full=request.full)
+    running = blocking_job(facts.jobs, plan.kind)
     if running is not None:
         raise JobAlreadyRunning(org=facts.org, job=running.id)
     quota_verdict(facts, settings.zone, now).raise_if_refused()
-    return plan_backup(facts.jobs, now, request.objects)
+    return plan

@@ -6,7 +6,12 @@ A lock is a small plain JSON object ``locks/<scope>/<token>.<seq>.json``::
      "host": ..., "pid": ..., "acquired_at": ..., "refreshed_at": ...}
 
 ``scope`` is the org id for a backup writer, or ``_exclusive`` for ``prune`` (which conflicts with
-every other lock). ``token`` is the acquisition time plus a random part. Objects are write-once,
+every other lock). A backup writer holds one *lane* of its org (version 2, decision 0016):
+``incremental`` or ``full``; two locks of one org conflict when they hold the same lane or when
+either holds the whole org (no lane: a version 1 lock, or a writer that asked for the whole org),
+so an incremental runs beside a new cycle's full while two jobs of one lane never do. ``job`` is
+the holder's job id when it knew it at acquisition (an incremental reads it back to find the fulls
+in flight beside it). ``token`` is the acquisition time plus a random part. Objects are write-once,
 so a refresh writes ``seq + 1`` and then deletes ``seq``.
 
 A lock is *stale* (ignored, and removed by the next writer) when it was not refreshed for
@@ -40,7 +45,9 @@ from engine.sink.manifest import check_segment
 
 EXCLUSIVE = "_exclusive"
 LOCK_FORMAT = "sfvault-lock"
-LOCK_VERSION = 1
+LOCK_VERSION = 2
+LANES = ("incremental", "full")
+"""The lanes of an org's backup writers (decision 0016)."""
 DEFAULT_STALE_AFTER = timedelta(minutes=30)
 DEFAULT_REFRESH_EVERY = timedelta(minutes=5)
 MAX_LOCK_BYTES = 64 * 1024
@@ -61,9 +68,21 @@ class LockInfo:
     pid: int
     acquired_at: datetime
     refreshed_at: datetime
+    lane: str | None = None
+    """The lane held (None: the whole org, as every version 1 lock)."""
+    job: str | None = None
+    """The holder's job id, when known at acquisition."""
 
     def describe(self) -> str:
         return f"{self.holder} on {self.host} (pid {self.pid})"
+
+    def conflicts_with(self, scope: str, lane: str | None) -> bool:
+        """Whether this lock keeps a writer of ``scope`` / ``lane`` out (stale or not)."""
+        if EXCLUSIVE in (scope, self.scope):
+            return True
+        if self.scope != scope:
+            return False
+        return lane is None or self.lane is None or lane == self.lane
 
 
 def _pid_alive(pid: int) -> bool:
@@ -105,6 +124,8 @@ def read_locks(backend: Backend) -> list[LockInfo]:
                     pid=int(doc["pid"]),
                     acquired_at=datetime.fromisoformat(doc["acquired_at"]),
                     refreshed_at=datetime.fromisoformat(doc["refreshed_at"]),
+                    lane=str(doc["lane"]) if doc.get("lane") is not None else None,
+                    job=str(doc["job"]) if doc.get("job") is not None else None,
                 )
             )
         except ObjectNotFound:
@@ -115,7 +136,8 @@ def read_locks(backend: Backend) -> list[LockInfo]:
 
 
 class RepoLock:
-    """An exclusive lock of one scope (an org, or :data:`EXCLUSIVE` for the whole repository).
+    """An exclusive lock of one scope (an org, or :data:`EXCLUSIVE` for the whole repository), or
+    of one lane of an org (``lane``: one of :data:`LANES`).
 
     Use as a context manager; call :meth:`refresh_if_due` regularly while writing (the
     repository's chunk writers do, after each chunk) and :meth:`check` before committing.
@@ -130,9 +152,15 @@ class RepoLock:
         clock: Clock | None = None,
         stale_after: timedelta = DEFAULT_STALE_AFTER,
         refresh_every: timedelta = DEFAULT_REFRESH_EVERY,
+        lane: str | None = None,
+        job: str | None = None,
     ) -> None:
         if scope != EXCLUSIVE:
             check_segment(scope, "org")
+        if lane is not None and (lane not in LANES or scope == EXCLUSIVE):
+            raise ValueError(f"lane must be one of {LANES} of an org's lock, not {lane!r}")
+        self.lane = lane
+        self.job = job
         self.backend = backend
         self.scope = scope
         self.holder = holder
@@ -154,7 +182,7 @@ class RepoLock:
         for info in infos:
             if info.token == self.token:
                 continue
-            if self.scope != EXCLUSIVE and info.scope not in (self.scope, EXCLUSIVE):
+            if not info.conflicts_with(self.scope, self.lane):
                 continue
             if is_stale(info, now, self.stale_after):
                 self._remove_stale(info)
@@ -188,6 +216,10 @@ class RepoLock:
             "acquired_at": self.acquired_at.isoformat(),
             "refreshed_at": self.refreshed_at.isoformat(),
         }
+        if self.lane is not None:
+            doc["lane"] = self.lane
+        if self.job is not None:
+            doc["job"] = self.job
         body = json.dumps(doc, sort_keys=True).encode()
         self.backend.put(self.handle, io.BytesIO(body), len(body))
 
@@ -251,6 +283,17 @@ class RepoLock:
             self.backend.delete(self.handle)
         except (ObjectNotFound, BackendError) as err:
             log.warning("could not remove lock", name=self.handle.path, error=str(err))
+
+    def holders(self, lane: str) -> list[LockInfo]:
+        """The live locks of this lock's org that hold ``lane`` or the whole org (ours excepted),
+        oldest first: e.g. the full in flight beside an incremental."""
+        now = self.clock.now()
+        found = [
+            info for info in read_locks(self.backend)
+            if info.token != self.token and info.scope == self.scope and info.lane in (lane, None)
+            and not is_stale(info, now, self.stale_after)
+        ]  # fmt: skip
+        return sorted(found, key=lambda i: i.token)
 
     def __enter__(self) -> RepoLock:
         return self.acquire()

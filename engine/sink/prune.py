@@ -1,7 +1,8 @@
 """``sfvault prune``: drop snapshots of expired cycles, then every unreferenced object.
 
 Retention: per org, the snapshots of the newest ``keep_cycles`` cycles are kept (a cycle is a
-full job and its incrementals, ordered by the newest ``created_at`` in it); ``None`` keeps every
+full job and its incrementals, ordered by when its full committed: an incremental of the old cycle
+may commit after a new cycle's full that ran beside it, decision 0016); ``None`` keeps every
 snapshot. Then every ``chunks/`` object no kept manifest references is deleted (mark and sweep),
 and leftovers of interrupted local puts are removed.
 
@@ -16,7 +17,9 @@ from __future__ import annotations
 import os
 import socket
 from collections import defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 
 import structlog
@@ -41,6 +44,13 @@ class PruneReport:
     temp_files_removed: int = 0
 
 
+def _cycle_start(members: Iterable[Manifest]) -> datetime:
+    """When a cycle started: its full's commit (the oldest commit of a cycle without one)."""
+    ms = list(members)
+    fulls = [m.created_at for m in ms if m.kind == "full"]
+    return min(fulls) if fulls else min(m.created_at for m in ms)
+
+
 def expired_snapshots(manifests: list[tuple[SnapshotInfo, Manifest]], keep_cycles: int | None) -> set[str]:
     """Names of snapshots whose cycle falls outside the newest ``keep_cycles`` cycles of their org."""
     if keep_cycles is None:
@@ -52,7 +62,7 @@ def expired_snapshots(manifests: list[tuple[SnapshotInfo, Manifest]], keep_cycle
         by_org[m.org][m.cycle_id].append((info, m))
     expired: set[str] = set()
     for cycles in by_org.values():
-        ordered = sorted(cycles.items(), key=lambda kv: (max(m.created_at for _, m in kv[1]), kv[0]))
+        ordered = sorted(cycles.items(), key=lambda kv: (_cycle_start(m for _, m in kv[1]), kv[0]))
         for _cycle, members in ordered[: max(0, len(ordered) - keep_cycles)]:
             expired.update(info.name for info, _ in members)
     return expired

@@ -227,9 +227,21 @@ class Repository:
         """Store a file body (bytes, path or stream) once, deduplicated by content."""
         return self.store.put_blob(body)
 
-    def lock(self, org: str, holder: str, *, stale_after: timedelta = DEFAULT_STALE_AFTER) -> RepoLock:
-        """The writer lock of ``org`` (not yet acquired: use ``with repo.lock(org, holder):``)."""
-        return RepoLock(self.backend, org, holder, clock=self.clock, stale_after=stale_after)
+    def lock(
+        self,
+        org: str,
+        holder: str,
+        *,
+        stale_after: timedelta = DEFAULT_STALE_AFTER,
+        lane: str | None = None,
+        job: str | None = None,
+    ) -> RepoLock:
+        """The writer lock of ``org`` (not yet acquired: use ``with repo.lock(org, holder):``): the
+        whole org, or one ``lane`` of it (``incremental`` or ``full``, decision 0016), held for
+        ``job`` when known."""
+        return RepoLock(
+            self.backend, org, holder, clock=self.clock, stale_after=stale_after, lane=lane, job=job
+        )
 
     def commit(self, manifest: Manifest, *, lock: RepoLock | None = None) -> SnapshotInfo:
         """Write the manifest: the commit point of a job.

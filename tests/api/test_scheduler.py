@@ -396,3 +396,32 @@ def test_the_heartbeat_thread_beats_while_the_job_is_active_and_stops_when_it_en
     finally:
         beat.stop()
     assert not beat._thread.is_alive()
+
+
+def test_the_job_service_admits_one_job_per_lane(ctx: AppContext) -> None:
+    """Decision 0016: with a committed full, "back up now" with ``full`` queues a full (kind
+    ``full`` on its row from the start), an incremental is admitted beside it, and a second job
+    of either lane is refused with SFV-601 naming the job of that lane."""
+    from engine.jobs.planning import BackupRequest
+
+    clock = ctx.clock
+    assert isinstance(clock, FrozenClock)
+    _org_with_credentials(ctx, "lanes")
+    with ctx.tx() as s:
+        first = cjobs.create_job(s, corgs.get_org_by_name(s, "lanes"), kind="full", clock=clock)
+        first.cycle_id = first.id
+        cjobs.start_job(s, first, clock=clock)
+        cjobs.finish_job(s, first, "succeeded", clock=clock)
+    clock.advance(timedelta(hours=1))
+    full = ctx.jobs.admit("lanes", BackupRequest("lanes", full=True))
+    assert (full.kind, _job(ctx, full.job_id).kind) == ("full", "full")
+    inc = ctx.jobs.admit("lanes")
+    assert (inc.kind, _job(ctx, inc.job_id).state) == ("incremental", "queued")
+    with pytest.raises(JobAlreadyRunning) as second_full:
+        ctx.jobs.admit("lanes", BackupRequest("lanes", full=True))
+    assert second_full.value.details["job"] == full.job_id
+    with pytest.raises(JobAlreadyRunning) as second_inc:
+        ctx.jobs.admit("lanes")
+    assert second_inc.value.details["job"] == inc.job_id
+    with pytest.raises(JobAlreadyRunning):  # the override never passes a job of the same lane
+        ctx.jobs.admit("lanes", BackupRequest("lanes", full=True), override=True)

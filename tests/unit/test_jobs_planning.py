@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -145,7 +146,7 @@ def _committed(d: JobDecision, job: str, at: datetime, failed: frozenset[str]) -
     modes = {n: w.mode for n, w in d.objects.items() if n not in failed}
     m = manifest(job, at, d.kind, d.cycle_id or job, modes, failed=tuple(sorted(failed)))
     if d.position() is not None:
-        m.job = JobRecord(cycle=d.position())
+        m.job = JobRecord(cycle=d.position(), fulls_beside=d.fulls_beside)
     return m
 
 
@@ -187,3 +188,112 @@ def test_needed_manifests_decide_like_every_manifest(
         if i < legacy:
             m.job = JobRecord()
         history.append(m)
+
+
+# --- concurrent jobs: a new cycle's full beside incrementals (decision 0016) ----------------------
+
+
+def _id(at: datetime, n: int) -> str:
+    """A job id as the catalog makes one (``new_job_id``): creation second, microsecond, a suffix."""
+    return f"{at:%Y%m%dT%H%M%SZ}-{at.microsecond:05x}{n:07x}"
+
+
+def _newest_first(history: list[Manifest]) -> list[Manifest]:
+    """The repository's listing: job-id (creation) order, newest first, whatever the commit order."""
+    return sorted(history, key=lambda m: m.job_id, reverse=True)
+
+
+def test_an_incremental_committed_before_a_full_created_earlier_does_not_hide_the_new_cycle() -> None:
+    """full2 is created first, an incremental of cycle 1 runs beside it and commits first: the next
+    job lists the incremental first (newer id) but belongs to full2's cycle and reads its cursors."""
+    full1 = manifest(_id(T0, 1), T0, "full", _id(T0, 1), {"Account": "full", "Contact": "full"})
+    full2_id = _id(T0 + timedelta(days=1), 2)
+    at = T0 + timedelta(days=1, minutes=1)
+    d = decide(BackupRequest("acme"), [full1], SCOPE, now=at)
+    assert d.kind == "incremental" and d.cycle_id == full1.job_id
+    inc = _committed(replace(d, fulls_beside=(full2_id,)), _id(at, 3), at + timedelta(minutes=5), frozenset())
+    full2 = manifest(full2_id, T0 + timedelta(days=1, hours=3), "full", full2_id,
+                     {"Account": "full", "Contact": "full", "Organization": "full"})  # fmt: skip
+    history = [full1, inc, full2]
+    now = T0 + timedelta(days=2)
+    everything = decide(BackupRequest("acme"), history, SCOPE, now=now)
+    assert everything.cycle_id == full2_id and everything.index_in_cycle == 1
+    assert everything.cycle_started_at == full2.created_at
+    assert everything.objects["Account"].cursor == full2.objects["Account"].cursor
+    needed = needed_manifests(_newest_first(history), SCOPE)
+    assert [m.job_id for m in needed] == [inc.job_id, full2_id], "read back past the full beside it"
+    assert decide(BackupRequest("acme"), needed, SCOPE, now=now) == everything
+    # without the record of the full beside it, the listing would stop at the incremental
+    inc.job = JobRecord(cycle=d.position())
+    assert [m.job_id for m in needed_manifests(_newest_first(history), SCOPE)] == [inc.job_id]
+
+
+def test_an_old_cycle_incremental_committed_after_the_new_full_keeps_the_new_cycle_current() -> None:
+    """The incremental planned before full2 committed and commits after it: the newest manifest is
+    the old cycle's, the current cycle is still full2's (its full committed last)."""
+    full1 = manifest(_id(T0, 1), T0, "full", _id(T0, 1), {"Account": "full"})
+    full2_id = _id(T0 + timedelta(days=1), 2)
+    plan_at = T0 + timedelta(days=1, minutes=1)
+    d = decide(BackupRequest("acme"), [full1], SCOPE, now=plan_at)
+    full2 = manifest(full2_id, plan_at + timedelta(minutes=1), "full", full2_id, {"Account": "full"})
+    inc = _committed(replace(d, fulls_beside=(full2_id,)), _id(plan_at, 3), plan_at + timedelta(hours=1),
+                     frozenset())  # fmt: skip
+    history = [full1, full2, inc]
+    assert max(history, key=lambda m: m.created_at) is inc
+    now = plan_at + timedelta(days=1)
+    everything = decide(BackupRequest("acme"), history, SCOPE, now=now)
+    assert everything.cycle_id == full2_id and everything.index_in_cycle == 1
+    needed = needed_manifests(_newest_first(history), SCOPE)
+    assert decide(BackupRequest("acme"), needed, SCOPE, now=now) == everything
+
+
+def _valid(full: str | None, inc: object, has_full: bool) -> list[str]:
+    """The events the two lanes allow next (an incremental needs a committed full)."""
+    out = ["commit_full", "fail_full"] if full is not None else ["start_full"]
+    if inc is not None:
+        out += ["commit_inc", "fail_inc"]
+    elif has_full:
+        out.append("start_inc")
+    return out
+
+
+@settings(max_examples=300)
+@given(data=st.data(), length=st.integers(1, 40))
+def test_planning_with_concurrently_committed_manifests(data: st.DataObject, length: int) -> None:
+    """Random runs of the two lanes (at most one full and one incremental in flight, each planned
+    when created; a job id sorts by creation, its manifest by commit): every incremental planned
+    from the manifests the listing reads decides like one planned from all of them, joins the
+    cycle whose full committed last and reads the newest cursor of that cycle."""
+    history: list[Manifest] = []
+    full: str | None = None
+    inc: tuple[str, JobDecision] | None = None
+    at = T0
+    for n in range(length):
+        event = data.draw(st.sampled_from(_valid(full, inc, any(m.kind == "full" for m in history))))
+        at += timedelta(seconds=data.draw(st.integers(0, 3)), microseconds=data.draw(st.integers(0, 999_999)))
+        if event == "start_full":
+            full = _id(at, n)
+        elif event == "commit_full" and full is not None:
+            history.append(manifest(full, at, "full", full, {"Account": "full", "Contact": "full"}))
+            full = None
+        elif event == "fail_full":
+            full = None
+        elif event == "start_inc":
+            request = BackupRequest("acme")
+            everything = decide(request, history, SCOPE, now=at)
+            needed = needed_manifests(_newest_first(history), SCOPE)
+            assert decide(request, needed, SCOPE, now=at) == everything
+            newest_full = max(
+                (m for m in history if m.kind == "full"), key=lambda m: (m.created_at, m.job_id)
+            )
+            assert (everything.kind, everything.cycle_id) == ("incremental", newest_full.job_id)
+            chain = sorted(
+                (m for m in history if m.cycle_id == newest_full.job_id), key=lambda m: m.created_at
+            )
+            assert everything.objects["Account"].cursor == chain[-1].objects["Account"].cursor
+            inc = (_id(at, n), replace(everything, fulls_beside=(full,) if full else ()))
+        elif event == "commit_inc" and inc is not None:
+            history.append(_committed(inc[1], inc[0], at, frozenset()))
+            inc = None
+        elif event == "fail_inc":
+            inc = None

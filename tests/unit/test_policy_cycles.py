@@ -199,3 +199,16 @@ def test_property_plan_is_full_exactly_when_no_cycle_is_current(
     if plan.kind is JobKind.INCREMENTAL:
         assert cyc is not None and plan.cycle_id == cyc.id
         assert plan.full_objects <= objects_to_redo(jobs)
+
+
+def test_the_slot_that_opens_a_new_cycle_starts_the_full_beside_a_running_incremental() -> None:
+    """The cycle's year ends while an incremental runs: the due slot starts the new cycle's full
+    beside it (one job per lane, decision 0016); a second full still waits for the first."""
+    end = add_year(START)
+    inc = j("i1", end - timedelta(minutes=10), state=JobState.RUNNING)
+    jobs = [j("f1", START, JobKind.FULL), inc]
+    d = decide_scheduled_run(SETTINGS, facts(*jobs), end + timedelta(minutes=1))
+    assert d.action is Action.RUN_FULL and d.plan is not None and d.plan.new_cycle
+    assert blocking_job(jobs, JobKind.FULL) is None and blocking_job(jobs) is inc
+    f2 = j("f2", end, JobKind.FULL, JobState.RUNNING, cycle=None)
+    assert blocking_job([*jobs, f2], JobKind.FULL) is f2

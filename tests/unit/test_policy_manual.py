@@ -162,3 +162,26 @@ def test_refusal_order() -> None:
             decide_manual_run(SETTINGS, f, r, NOW)
         if i < len(steps):
             f, r = steps[i](f, r)
+
+
+def test_a_full_of_a_new_cycle_starts_beside_an_incremental_and_never_beside_another_full() -> None:
+    """One job per lane (decision 0016): "back up now" with ``full`` opens a new cycle beside a
+    running incremental; a second full is refused with SFV-601, an incremental runs beside it."""
+    inc = JobFact("i9", JobKind.INCREMENTAL, JobState.RUNNING, NOW - timedelta(minutes=5), cycle_id="c1")
+    plan = decide_manual_run(SETTINGS, facts(FULL, inc), ManualRequest("admin", full=True), NOW)
+    assert plan.kind is JobKind.FULL and plan.new_cycle
+    queued = JobFact("f2", JobKind.FULL, JobState.QUEUED, NOW - timedelta(minutes=1))
+    with pytest.raises(JobAlreadyRunning) as exc:
+        decide_manual_run(SETTINGS, facts(FULL, queued), ManualRequest("admin", full=True), NOW)
+    assert exc.value.details == {"org": "acme", "job": "f2"}
+    beside = decide_manual_run(SETTINGS, facts(FULL, queued), ManualRequest("admin"), NOW)
+    assert beside.kind is JobKind.INCREMENTAL and beside.beside_job_id == "f2"
+    # an object-scoped full extract is an incremental: it waits for the running incremental
+    with pytest.raises(JobAlreadyRunning):
+        decide_manual_run(
+            SETTINGS, facts(FULL, inc), ManualRequest("admin", objects=frozenset({"Account"}), full=True), NOW
+        )
+    # before the first full commits nothing runs beside it
+    first = JobFact("f0", JobKind.FULL, JobState.RUNNING, NOW - timedelta(minutes=1))
+    with pytest.raises(JobAlreadyRunning):
+        decide_manual_run(SETTINGS, facts(first), ManualRequest("admin", full=True), NOW)

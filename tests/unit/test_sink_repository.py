@@ -252,3 +252,49 @@ def test_commit_checks_many_references_with_one_listing(
     repo.backend.delete(Handle(Kind.CHUNK, refs[2].name))
     with pytest.raises(MissingObject):
         repo.commit(manifest("many-2", {"A": ObjectEntry(chunks=refs)}))
+
+
+def test_an_incremental_runs_beside_a_new_cycles_full_and_prune_conflicts_with_both(repo: Repository) -> None:
+    """Decision 0016: the org's lock has two lanes; one job per lane, prune excludes both, and a
+    version 1 lock (no lane) holds the whole org."""
+    full = repo.lock(ORG, "new cycle's full", lane="full", job="20260101T000000Z-aaaa").acquire()
+    with repo.lock(ORG, "incremental", lane="incremental", job="20260101T000001Z-bbbb") as inc:
+        [holder] = inc.holders("full")
+        assert (holder.lane, holder.job, holder.holder) == (
+            "full",
+            "20260101T000000Z-aaaa",
+            "new cycle's full",
+        )
+        assert inc.holders("incremental") == []
+        with pytest.raises(RepositoryLocked):
+            repo.lock(ORG, "a second incremental", lane="incremental").acquire()
+        with pytest.raises(RepositoryLocked):
+            repo.lock(ORG, "a second full", lane="full").acquire()
+        with pytest.raises(RepositoryLocked):
+            repo.lock(ORG, "the whole org").acquire()
+        with pytest.raises(RepositoryLocked):
+            prune(repo)
+    full.release()
+    with repo.lock(ORG, "whole org (a version 1 writer)"):
+        for lane in ("full", "incremental"):
+            with pytest.raises(RepositoryLocked):
+                repo.lock(ORG, lane, lane=lane).acquire()
+    with pytest.raises(ValueError):
+        repo.lock(ORG, "x", lane="sideways")
+    assert list(repo.backend.list(Kind.LOCK)) == []
+
+
+def test_prune_orders_cycles_by_their_full_not_by_a_late_incremental(repo: Repository) -> None:
+    """An incremental of the old cycle that commits after the new cycle's full (it ran beside it)
+    does not make the old cycle the newest one: keep_cycles=1 keeps the new cycle."""
+    old = repo.write_chunk(records(10), "Account")
+    late = repo.write_chunk(records(10, start=100), "Account")
+    new = repo.write_chunk(records(10, start=200), "Account")
+    day = datetime(2026, 1, 1, tzinfo=UTC)
+    repo.commit(manifest("j1", {"A": ObjectEntry(chunks=[old])}, cycle="j1", at=day))
+    repo.commit(manifest("j2", {"A": ObjectEntry(chunks=[new])}, cycle="j2", at=day + timedelta(days=2)))
+    beside = manifest("j3", {"A": ObjectEntry(chunks=[late])}, cycle="j1", at=day + timedelta(days=3))
+    beside.kind = "incremental"
+    repo.commit(beside)
+    prune(repo, keep_cycles=1)
+    assert [s.job_id for s in repo.snapshots()] == ["j2"]
