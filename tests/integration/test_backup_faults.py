@@ -161,3 +161,24 @@ def test_query_timeout_bisects_the_partition(env: BackupEnv) -> None:
     split = {n: o.partitions for n, o in res.objects.items() if o.partitions > 1}
     assert split, "no partition was bisected"
     assert _equal(env, sorted(res.objects)) == {}
+
+
+def test_a_failure_to_narrow_a_timed_out_partition_fails_its_object_not_the_job(env: BackupEnv) -> None:
+    """Bisecting an open-ended partition first reads the object's Id span over REST; when that
+    call fails, the object fails (redone by the next job), the job goes on and commits the rest."""
+    env.em.admin("PATCH", "/profile", json={"query_timeout_rows": 1500})
+    armed: list[dict[str, Any]] = []
+
+    def break_rest_queries(p: Progress) -> None:
+        if p.kind == "planned" and not armed:  # planning counts over REST too: arm after it
+            armed.append(env.em.admin("POST", "/faults", json={
+                "path_regex": r"/v\d+\.\d+/query/?$", "method": "GET", "status": 400,
+                "error_code": "MALFORMED_QUERY", "message": "injected", "count": 10_000,
+            }))  # fmt: skip
+
+    res = env.backup("acme", full=True, on_progress=break_rest_queries)
+    assert armed and env.em.admin("GET", "/faults")["fired_total"] > 0
+    failed = {n: o.error_code for n, o in res.objects.items() if o.state == "failed"}
+    assert res.state == "partial", (res.state, res.error_message)
+    assert failed and set(failed.values()) == {"SFV-404"}
+    assert any(o.state == "succeeded" for o in res.objects.values())
