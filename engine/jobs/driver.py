@@ -153,6 +153,7 @@ class Driver:
             JobCancelled: the job was cancelled (nothing is committed).
         """
         from distributed import wait
+        from distributed.client import FuturesCancelledError
 
         self.flush_records()
         last_cancel_check = time.monotonic()
@@ -171,9 +172,11 @@ class Driver:
                 done, _ = wait(list(self.pending), timeout=WAIT_S, return_when="FIRST_COMPLETED")
             except TimeoutError:
                 continue
+            except FuturesCancelledError:  # the cluster cancelled a task: a failure of its object
+                done = {fut for fut in self.pending if fut.status == "cancelled"}
             for fut in done:
-                pid = self.pending.pop(fut, None)
-                if pid is not None and fut.status != "cancelled":
+                pid = self.pending.pop(fut, None)  # None: cancelled by an earlier instruction
+                if pid is not None:
                     self.feed(_event_of(pid, fut))
         self.flush_records()
         if self.machine.stopped is not None and self.machine.stopped.cancelled:
@@ -309,6 +312,8 @@ def _event_of(pid: int, fut: Any) -> JobEvent:
 
     if fut.status == "finished":
         return PartitionDone(pid, fut.result())
+    if fut.status == "cancelled":  # not by the driver (that one left ``pending`` at once): the cluster
+        return PartitionFailed(pid, "SFV-000", f"the cluster cancelled the task {fut.key}")
     exc = fut.exception()
     if isinstance(exc, SalesforceQueryTimeout):
         return PartitionTimedOut(pid, *err_fields(exc))
