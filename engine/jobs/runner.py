@@ -19,6 +19,10 @@
    then the catalog rows (per-object results, API usage, final state).
 
 A crash or a cancellation before step 6 leaves unreferenced chunks for ``prune`` and no snapshot.
+
+Steps 4-5 run in :mod:`engine.jobs.driver`, a thin loop over the pure job state machine of
+:mod:`engine.jobs.machine` (planning in :mod:`engine.jobs.partitioning`); step 6 is
+:mod:`engine.jobs.commit` (decision 0014).
 """
 
 from __future__ import annotations
