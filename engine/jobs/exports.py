@@ -67,6 +67,7 @@ from engine.errors import (
     ExportNotReady,
     NotFound,
     NotQueued,
+    QueuedJobAbandoned,
     SfvaultError,
     UnknownOrg,
 )
@@ -248,7 +249,6 @@ def run_queued_export(settings: Settings, export_id: str, *, on_progress: Progre
     from engine.catalog.db import transaction
     from engine.catalog.models import Export, ExportState
     from engine.catalog.queued import Heartbeat, abandoned_error, claim_queued
-    from engine.jobs.credentials import catalog_sealer
 
     clock = clock or SystemClock()
     path = Path(out) if out is not None else queued_archive_path(settings, export_id)
@@ -291,28 +291,56 @@ def run_queued_export(settings: Settings, export_id: str, *, on_progress: Progre
                     result = export_records(rp, path, fmt=fmt_, scope=scope_, job=target, objects=objects,
                                             progress=progress)  # fmt: skip
         except BaseException as exc:
-            code, msg = (exc.code, exc.message) if isinstance(exc, SfvaultError) else ("SFV-000", repr(exc))
-            path.unlink(missing_ok=True)
-            with transaction(sessions) as s:
-                row = cexp.get_export(s, export_id)
-                gone = abandoned_error("export", row) if row.state != ExportState.RUNNING.value else None
-                if gone is None:
-                    row.location = None
-                    cexp.set_export_state(s, row, ExportState.FAILED, error_code=code,
-                                          error_message=msg[:2000], clock=clock)  # fmt: skip
+            gone = _close_failed(sessions, export_id, exc, path, clock)
             if gone is not None and isinstance(exc, Exception):  # closed as abandoned meanwhile
                 raise gone from exc
             raise
-        with transaction(sessions) as s:
-            row = cexp.get_export(s, export_id)
-            if row.state != ExportState.RUNNING.value:  # stalled past the stale limit and closed
-                path.unlink(missing_ok=True)
-                raise abandoned_error("export", row)
-            cexp.set_export_password(row, result.password, catalog_sealer(settings, create=True))
-            cexp.set_export_stale_objects(row, result.as_of)
-            cexp.set_export_state(s, row, ExportState.SUCCEEDED, size_bytes=result.size_bytes,
-                                  location=str(path), clock=clock)  # fmt: skip
+        _close_succeeded(settings, sessions, export_id, result, path, clock)
     return _outcome(export_id, result, path)
+
+
+def _close_succeeded(
+    settings: Settings, sessions: Any, export_id: str, result: ExportResult, path: Path, clock: Clock
+) -> None:
+    """An export that finished: its password sealed, ``succeeded`` with its ZIP; the abandoned
+    error instead (its ZIP removed) when it stalled past the stale limit and was closed."""
+    from engine.catalog import exports as cexp
+    from engine.catalog.db import transaction
+    from engine.catalog.models import ExportState
+    from engine.catalog.queued import abandoned_error
+    from engine.jobs.credentials import catalog_sealer
+
+    with transaction(sessions) as s:
+        row = cexp.get_export(s, export_id)
+        if row.state != ExportState.RUNNING.value:  # stalled past the stale limit and closed
+            path.unlink(missing_ok=True)
+            raise abandoned_error("export", row)
+        cexp.set_export_password(row, result.password, catalog_sealer(settings, create=True))
+        cexp.set_export_stale_objects(row, result.as_of)
+        cexp.set_export_state(s, row, ExportState.SUCCEEDED, size_bytes=result.size_bytes,
+                              location=str(path), clock=clock)  # fmt: skip
+
+
+def _close_failed(
+    sessions: Any, export_id: str, exc: BaseException, path: Path, clock: Clock
+) -> QueuedJobAbandoned | None:
+    """An export that raised: its partial ZIP removed, ``failed`` with the error's code; the
+    abandoned error instead when it was closed as abandoned meanwhile (then its row stays)."""
+    from engine.catalog import exports as cexp
+    from engine.catalog.db import transaction
+    from engine.catalog.models import ExportState
+    from engine.catalog.queued import abandoned_error
+
+    code, msg = (exc.code, exc.message) if isinstance(exc, SfvaultError) else ("SFV-000", repr(exc))
+    path.unlink(missing_ok=True)
+    with transaction(sessions) as s:
+        row = cexp.get_export(s, export_id)
+        gone = abandoned_error("export", row) if row.state != ExportState.RUNNING.value else None
+        if gone is None:
+            row.location = None
+            cexp.set_export_state(s, row, ExportState.FAILED, error_code=code,
+                                  error_message=msg[:2000], clock=clock)  # fmt: skip
+    return gone
 
 
 def _outcome(export_id: str, result: ExportResult, path: Path) -> ExportOutcome:

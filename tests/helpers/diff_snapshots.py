@@ -1,6 +1,6 @@
 """Snapshot chains written through the real repository API, in the shape engine.jobs writes them.
 
-``engine.jobs.runner._commit`` stores per object: data chunks (``chunks``), deletion chunks
+``engine.jobs.commit.commit_job`` stores per object: data chunks (``chunks``), deletion chunks
 (``Id`` + cursor field, object = the object) and Id-sweep chunks (``Id`` only, object =
 ``<Object>#ids``) both in ``deleted_ids_chunks``, and the typed job record:
 ``ObjectEntry.mode``, ``cursor`` (its ``field``), ``swept``; ``Manifest.job.usage``.

@@ -161,3 +161,53 @@ def test_query_timeout_bisects_the_partition(env: BackupEnv) -> None:
     split = {n: o.partitions for n, o in res.objects.items() if o.partitions > 1}
     assert split, "no partition was bisected"
     assert _equal(env, sorted(res.objects)) == {}
+
+
+def test_a_failure_to_narrow_a_timed_out_partition_fails_its_object_not_the_job(env: BackupEnv) -> None:
+    """Bisecting an open-ended partition first reads the object's Id span over REST; when that
+    call fails, the object fails (redone by the next job), the job goes on and commits the rest."""
+    env.em.admin("PATCH", "/profile", json={"query_timeout_rows": 1500})
+    armed: list[dict[str, Any]] = []
+
+    def break_rest_queries(p: Progress) -> None:
+        if p.kind == "planned" and not armed:  # planning counts over REST too: arm after it
+            armed.append(env.em.admin("POST", "/faults", json={
+                "path_regex": r"/v\d+\.\d+/query/?$", "method": "GET", "status": 400,
+                "error_code": "MALFORMED_QUERY", "message": "injected", "count": 10_000,
+            }))  # fmt: skip
+
+    res = env.backup("acme", full=True, on_progress=break_rest_queries)
+    assert armed and env.em.admin("GET", "/faults")["fired_total"] > 0
+    failed = {n: o.error_code for n, o in res.objects.items() if o.state == "failed"}
+    assert res.state == "partial", (res.state, res.error_message)
+    assert failed and set(failed.values()) == {"SFV-404"}
+    assert any(o.state == "succeeded" for o in res.objects.values())
+
+
+def test_a_task_the_cluster_cancels_fails_its_object_and_the_job_ends(env: BackupEnv) -> None:
+    """A partition's future cancelled by someone other than the driver (here: by key, on the
+    scheduler) is a failure of its object; the job neither waits for it forever nor commits the
+    object without that partition."""
+    from distributed import Future
+
+    cancelled: list[str] = []
+
+    def cancel_one_queued(p: Progress) -> None:
+        if p.kind != "planned" or cancelled:
+            return
+        prefix = f"sfvault-{p.job_id}-"
+        keys = env.dask.run_on_scheduler(
+            lambda dask_scheduler: sorted(
+                str(k) for k, ts in dask_scheduler.tasks.items()
+                if str(k).startswith(prefix) and ts.state not in ("memory", "erred")
+            )
+        )  # fmt: skip
+        assert keys, "every task had finished before the job was planned"
+        Future(keys[-1], client=env.dask).cancel()
+        cancelled.append(keys[-1])
+
+    res = env.backup("acme", full=True, on_progress=cancel_one_queued)
+    assert cancelled
+    failed = {n: o.error_code for n, o in res.objects.items() if o.state == "failed"}
+    assert res.state == "partial", (res.state, res.error_message)
+    assert list(failed.values()) == ["SFV-000"]

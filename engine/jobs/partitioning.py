@@ -1,0 +1,217 @@
+"""Planning a job's partitions on the driver: size every object, cut it into Id-range partitions,
+make its tasks (a few objects at a time in a thread pool; each step is one to a few short REST calls).
+
+An object small enough to be one partition whatever the job's total is cut as soon as it is sized (its
+Bulk job then queues in the org while the others are still counted); the others are cut once every
+object is sized, with the partition size :func:`engine.jobs.planning.partition_rows` picks for the job's
+total. Each object's tasks go to the job's state machine as one :class:`engine.jobs.machine.ObjectCut`,
+a planning error as :class:`~engine.jobs.machine.ObjectFailed` (or
+:class:`~engine.jobs.machine.ApiLimitReached`).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor
+from concurrent.futures import wait as futures_wait
+from dataclasses import dataclass, replace
+from typing import Any, Literal
+
+from engine.errors import SalesforceApiLimit, SfvaultError
+from engine.extract.client import SalesforceClient
+from engine.extract.model import ObjectPlan
+from engine.extract.plan import Partition
+from engine.jobs.discover import (
+    WindowSize,
+    add_calls,
+    live_count,
+    reads_all_rows,
+    split_window,
+    window_size,
+)
+from engine.jobs.jobrun import JobRun, err_fields
+from engine.jobs.machine import ApiLimitReached, CancelRequested, Event, ObjectCut, ObjectFailed
+from engine.jobs.planning import JobDecision, JobOptions, ObjectWork, partition_rows
+from engine.jobs.tasks import PartitionResult, PartitionTask
+
+PLANNING_THREADS = 16
+"""Objects planned at once on the driver (each planning step is one to a few short REST calls,
+mostly waiting on the network)."""
+
+
+@dataclass(frozen=True)
+class JobNames:
+    """The cluster-wide names of one job's worker plugin, Bulk job semaphore and cancel event."""
+
+    plugin: str
+    semaphore: str
+    cancel: str
+
+    @classmethod
+    def of(cls, org: str, job_id: str) -> JobNames:
+        return cls(f"sfvault-{job_id}", f"sfvault-bulk-{org}", f"sfvault-cancel-{job_id}")
+
+
+Feed = Callable[[Event[PartitionTask, PartitionResult]], None]
+"""Hands an event to the job's state machine (and carries out what it answers)."""
+
+
+class PartitionPlanner:
+    """Plans the partitions of one job's objects; see the module docstring."""
+
+    def __init__(
+        self,
+        run: JobRun,
+        base: SalesforceClient,
+        plans: dict[str, ObjectPlan],
+        decision: JobDecision,
+        names: JobNames,
+        *,
+        feed: Feed,
+        stopped: Callable[[], bool],
+    ) -> None:
+        self.run = run
+        self.base = base
+        self.plans = plans
+        self.decision = decision
+        self.options: JobOptions = run.options
+        self.names = names
+        self.feed = feed
+        self.stopped = stopped
+
+    def plan(self) -> None:
+        """Size, cut and hand over every object (returns when each is cut, failed, or the job stopped)."""
+        run, decision, o = self.run, self.decision, self.options
+        # Any partition size is at least this, so an object this small is one partition whatever the
+        # job's total: it is cut and submitted as soon as it is sized (its Bulk job then queues in
+        # the org while the other objects are still being counted).
+        small = min(o.target_rows, o.min_partition_rows)
+        with ThreadPoolExecutor(max_workers=PLANNING_THREADS, thread_name_prefix="plan") as pool:
+            steps: dict[Any, tuple[str, str]] = {}
+            for name, work in decision.objects.items():
+                run.reports[name].started = time.monotonic()
+                steps[pool.submit(self.size_one, name, work)] = ("size", name)
+            sizes: dict[str, WindowSize] = {}
+            large: list[str] = []
+            while steps:
+                done, _ = futures_wait(list(steps), return_when=FIRST_COMPLETED)
+                for fut in done:
+                    step, name = steps.pop(fut)
+                    got = self.outcome(name, fut)
+                    if got is None:
+                        continue
+                    if step == "cut":
+                        self.cut(name, got)
+                        continue
+                    size, calls = got
+                    sizes[name] = size
+                    add_calls(run.reports[name].calls, calls.items())
+                    if size.rows is None or size.nothing_new or size.rows <= small:
+                        work = decision.objects[name]
+                        steps[pool.submit(self.split_one, name, work, size, small)] = ("cut", name)
+                    else:
+                        large.append(name)
+                if large and not any(step == "size" for step, _ in steps.values()):
+                    rows_per_partition = partition_rows(sum(z.rows or 0 for z in sizes.values()), o)
+                    for name in large:
+                        steps[pool.submit(self.split_one, name, decision.objects[name], sizes[name],
+                                          rows_per_partition)] = ("cut", name)  # fmt: skip
+                    large = []
+
+    def size_one(self, name: str, work: ObjectWork) -> tuple[WindowSize, dict[str, int]]:
+        base, plans, o = self.base, self.plans, self.options
+        base.check_reserve()
+        plan = plans[name]
+        return window_size(
+            base, plan, cursor_field=plan.spec.cursor_field, window_start=work.window_start(o.cursor_lag),
+            skip_unchanged=work.cursor if work.mode == "incremental" and not work.sweep else None,
+            deletes=plan.spec.has_is_deleted,
+        )  # fmt: skip
+
+    def split_one(
+        self, name: str, work: ObjectWork, size: WindowSize, rows_per_partition: int
+    ) -> tuple[list[Partition], dict[str, int], bool]:
+        base, plans, o = self.base, self.plans, self.options
+        base.check_reserve()
+        plan = plans[name]
+        parts, calls = split_window(
+            base, plan, size, target_rows=rows_per_partition, cursor_field=plan.spec.cursor_field,
+            window_start=work.window_start(o.cursor_lag),
+        )  # fmt: skip
+        calls = dict(calls)
+        rest_sweep = False
+        if work.sweep and len(parts) == 1 and plan.path == "bulk2" and o.rest_limit > 0:
+            # a small object is swept with one or a few REST pages instead of a Bulk job
+            rows, more = live_count(base, plan)
+            add_calls(calls, more.items())
+            rest_sweep = rows <= o.rest_limit
+        return parts, calls, rest_sweep
+
+    def tasks_for(
+        self, name: str, work: ObjectWork, part: Partition, *, rest_sweep: bool = False
+    ) -> list[PartitionTask]:
+        """The partition's task; or two, when its cursor boundary is checked on its own: one reads
+        what is newer than the cursor, the other checks the boundary by Id (``_extract_boundary``)."""
+        plans, o, task_for = self.plans, self.options, self.task_for
+        cur = work.cursor
+        plan = plans[name]
+        split = (
+            work.mode == "incremental" and cur is not None and cur.last is not None and not cur.truncated
+            and cur.field == plan.spec.cursor_field and plan.path == "bulk2"
+            and 0 <= o.boundary_check_min_rows < len(cur.seen)
+        )  # fmt: skip
+        if not split or cur is None:
+            return [task_for(name, work, part, rest_sweep=rest_sweep)]
+        newer = replace(part, estimated_rows=max(0, part.estimated_rows - len(cur.seen)))
+        return [
+            task_for(name, work, newer, rest_sweep=rest_sweep, window="after_boundary"),
+            replace(task_for(name, work, part, window="boundary"), sweep=False, rest_data=False),
+        ]
+
+    def task_for(
+        self, name: str, work: ObjectWork, part: Partition, *, rest_sweep: bool = False,
+        window: Literal["all", "after_boundary", "boundary"] = "all",
+    ) -> PartitionTask:  # fmt: skip
+        run, plans, o, job_id = self.run, self.plans, self.options, self.run.job_id
+        plugin_name, sem_name, cancel_name = self.names.plugin, self.names.semaphore, self.names.cancel
+        plan = plans[name]
+        rest_data = work.mode == "incremental" and o.rest_limit > 0 and part.estimated_rows <= o.rest_limit
+        return PartitionTask(
+            org=run.org_name, job_id=job_id, plugin=plugin_name, sobject=name, fields=plan.fields,
+            path=plan.path, partition=part, mode=work.mode, cursor_field=plan.spec.cursor_field,
+            cursor=work.cursor if work.mode == "incremental" else None, lag=o.cursor_lag,
+            deletes=plan.spec.has_is_deleted and plan.spec.cursor_field is not None,
+            sweep=work.sweep, blob_fields=plan.blob_fields if o.file_bodies else (), page_rows=o.page_rows,
+            result_streams=o.result_streams, chunk_target_bytes=o.chunk_target_bytes, semaphore=sem_name,
+            max_concurrent=o.max_concurrent_bulk_jobs, cancel_event=cancel_name,
+            poll_first=o.poll_first, poll_max=o.poll_max, blob_threads=o.blob_threads,
+            rest_data=rest_data, rest_sweep=rest_sweep, window=window, archived=reads_all_rows(plan),
+        )  # fmt: skip
+
+    def outcome(self, name: str, fut: Any) -> Any:
+        """The planning step's result, or None when it stopped the job or failed the object."""
+        if self.run.cancel.is_set():
+            self.feed(CancelRequested())
+        if self.stopped():
+            fut.cancel()
+            return None
+        try:
+            return fut.result()
+        except SalesforceApiLimit as err:
+            self.feed(ApiLimitReached(*err_fields(err)))
+        except SfvaultError as err:
+            self.feed(ObjectFailed(name, *err_fields(err)))
+        return None
+
+    def cut(self, name: str, got: tuple[list[Partition], dict[str, int], bool]) -> None:
+        run, decision, tasks_for = self.run, self.decision, self.tasks_for
+        parts, calls, rest_sweep = got
+        rep = run.reports[name]
+        add_calls(rep.calls, calls.items())
+        work = decision.objects[name]
+        tasks = [t for p in parts for t in tasks_for(name, work, p, rest_sweep=rest_sweep)]
+        rep.partitions = len(tasks)
+        rep.state = "running"
+        # no task (nothing new in the incremental window): the object succeeds, its cursor stays
+        self.feed(ObjectCut(name, tuple(tasks)))
