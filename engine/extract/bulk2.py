@@ -142,6 +142,35 @@ def wait_for_job(
         attempt += 1
 
 
+class PageSize:
+    """Result pages bounded by bytes, not rows: ``maxRecords`` for the next request from the
+    row width (CSV bytes per row) seen so far, so a page of wide rows holds fewer of them.
+
+    ``widths`` is shared by the reads of one worker (keyed by ``key``, the query's object and
+    SELECT list): the first page of a later read already knows the width. Before any page the
+    width is taken as :data:`DEFAULT_ROW_BYTES`.
+    """
+
+    def __init__(self, max_bytes: int, key: str = "", widths: dict[str, float] | None = None) -> None:
+        self.max_bytes = max_bytes
+        self.key = key
+        self.widths = widths if widths is not None else {}
+
+    def rows(self, max_records: int | None) -> int:
+        width = self.widths.get(self.key, DEFAULT_ROW_BYTES)
+        fit = max(1, int(self.max_bytes // max(1.0, width)))
+        return fit if not max_records else min(max_records, fit)
+
+    def observe(self, page: ResultPage) -> None:
+        if page.records > 0 and page.data:
+            self.widths[self.key] = len(page.data) / page.records
+
+
+DEFAULT_ROW_BYTES = 1024.0
+"""The row width assumed before a page of the query was seen (a wide row; narrower objects
+get larger pages from their second request on)."""
+
+
 @dataclass(frozen=True)
 class ResultPage:
     """One results page: the CSV bytes (gunzipped, with its header row) and the next locator."""
@@ -229,15 +258,26 @@ class Bulk2Api:
             params["maxRecords"] = max_records
         return self._page(self._path(job_id, "results"), params or None)
 
-    def iter_pages(self, job_id: str, max_records: int | None = DEFAULT_MAX_RECORDS) -> Iterator[ResultPage]:
-        """Every page in order, one at a time (memory: one page)."""
+    def iter_pages(
+        self, job_id: str, max_records: int | None = DEFAULT_MAX_RECORDS, *, size: PageSize | None = None
+    ) -> Iterator[ResultPage]:
+        """Every page in order, one at a time (memory: one page).
+
+        With ``size``, each request asks for the rows that fit its byte budget at the row width
+        seen so far (:class:`PageSize`); the locator is a row offset, so page sizes may change
+        from one request to the next. The previous page is released before the next is fetched.
+        """
         locator: str | None = None
         while True:
-            page = self.result_page(job_id, locator, max_records)
-            yield page
-            if page.next_locator is None:
-                return
+            rows = size.rows(max_records) if size is not None else max_records
+            page = self.result_page(job_id, locator, rows)
+            if size is not None:
+                size.observe(page)
             locator = page.next_locator
+            yield page
+            del page  # the consumer is done with it: not held while the next page downloads
+            if locator is None:
+                return
 
     def result_page_urls(self, job_id: str, max_records: int | None = DEFAULT_MAX_RECORDS) -> Iterator[str]:
         """Result page URLs from ``GET .../resultPages`` (API 58.0+), following its paging."""
@@ -256,7 +296,12 @@ class Bulk2Api:
         return self._page(url, None)
 
     def iter_pages_parallel(
-        self, job_id: str, *, max_records: int | None = DEFAULT_MAX_RECORDS, streams: int = 4
+        self,
+        job_id: str,
+        *,
+        max_records: int | None = DEFAULT_MAX_RECORDS,
+        streams: int = 4,
+        size: PageSize | None = None,
     ) -> Iterator[ResultPage]:
         """Pages in order, downloaded ``streams`` at a time through ``resultPages``.
 
@@ -265,7 +310,7 @@ class Bulk2Api:
         """
         if streams < 1:
             raise ValueError("streams must be >= 1")
-        urls = self.result_page_urls(job_id, max_records)
+        urls = self.result_page_urls(job_id, size.rows(max_records) if size is not None else max_records)
         with ThreadPoolExecutor(max_workers=streams, thread_name_prefix="bulk2-page") as pool:
             inflight: deque[Future[ResultPage]] = deque()
             try:
@@ -291,6 +336,7 @@ class Bulk2Api:
         policy: PollPolicy = PollPolicy(),
         on_complete: Callable[[], None] | None = None,
         on_created: Callable[[JobInfo], None] | None = None,
+        size: PageSize | None = None,
     ) -> Iterator[ResultPage]:
         """Create a job, wait for it, yield its pages; delete the job afterwards.
 
@@ -309,9 +355,11 @@ class Bulk2Api:
             if on_complete is not None:
                 on_complete()
             if streams > 1:
-                yield from self.iter_pages_parallel(job.id, max_records=max_records, streams=streams)
+                yield from self.iter_pages_parallel(
+                    job.id, max_records=max_records, streams=streams, size=size
+                )
             else:
-                yield from self.iter_pages(job.id, max_records)
+                yield from self.iter_pages(job.id, max_records, size=size)
             failed = False
         finally:
             if delete_after:

@@ -23,7 +23,7 @@ from typing import Literal
 
 import pyarrow as pa
 
-from engine.extract.bulk2 import DEFAULT_MAX_RECORDS, Bulk2Api, JobInfo, PollPolicy
+from engine.extract.bulk2 import DEFAULT_MAX_RECORDS, Bulk2Api, JobInfo, PageSize, PollPolicy
 from engine.extract.client import SalesforceClient
 from engine.extract.csv_arrow import CsvPageParser
 from engine.extract.model import FieldSpec
@@ -71,6 +71,11 @@ class BulkOptions:
     on_complete: Callable[[], None] | None = None
     on_created: Callable[[JobInfo], None] | None = None
     """Gets the job's info once created (``created_date``: Salesforce's clock before the read)."""
+    max_bytes: int | None = None
+    """Bound each result page by bytes too (:class:`engine.extract.bulk2.PageSize`): fewer rows
+    per page for wide rows."""
+    row_widths: dict[str, float] | None = None
+    """Row widths learnt by earlier reads (shared by a worker's tasks), keyed by object and SELECT."""
 
 
 def read_batches(
@@ -88,12 +93,20 @@ def read_batches(
         yield from rest_batches(RestApi(client), parser, read.soql.in_id_order(), all_rows=read.all_rows)
         return
     b = bulk or BulkOptions()
-    for page in Bulk2Api(client).run_query(
+    size = None
+    if b.max_bytes:
+        key = f"{read.sobject}:{','.join(read.soql.fields)}:{int(read.all_rows)}"
+        size = PageSize(b.max_bytes, key, b.row_widths)
+    pages = Bulk2Api(client).run_query(
         read.soql, operation="queryAll" if read.all_rows else "query", max_records=b.max_records,
         streams=b.streams, sleep=b.sleep, policy=b.policy, on_complete=b.on_complete,
-        on_created=b.on_created,
-    ):  # fmt: skip
-        yield from parser.iter_batches(page.data)
+        on_created=b.on_created, size=size,
+    )  # fmt: skip
+    for page in pages:
+        data = page.data
+        del page  # hold one reference to the page only, dropped before the next one downloads
+        yield from parser.iter_batches(data)
+        del data
 
 
 def rest_batches(

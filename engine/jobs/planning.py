@@ -58,10 +58,19 @@ class JobOptions:
     workers. Salesforce runs a few at a time and queues the rest; keeping about twice what it
     runs open keeps it processing while finished results are downloaded."""
     page_rows: int = 50_000
+    """The most rows per Bulk result page (``maxRecords``); :attr:`page_bytes` bounds it by size."""
+    page_bytes: int = 8 * 1024 * 1024
+    """About the most CSV bytes per Bulk result page: each page asks for the rows that fit at the
+    row width seen so far (decision 0015). A page is held twice while it downloads and is parsed,
+    once per thread of a worker, so it bounds memory whatever the width of the object's rows."""
     result_streams: int = 1
     """Result pages of one Bulk job downloaded at once through ``resultPages`` (API 58.0+); memory
     per task grows to this many pages."""
     chunk_target_bytes: int | None = 16 * 1024 * 1024
+    chunk_buffer_bytes: int = 32 * 1024 * 1024
+    """The most Arrow bytes a task buffers before it cuts a chunk, whatever the Parquet estimate
+    (decision 0015): with :attr:`page_bytes`, what bounds a task's memory and, times the worker's
+    threads, a worker's."""
     target_rows: int = 250_000
     """The largest partition (rows); a job cuts smaller ones when it is small, see
     :func:`partition_rows`."""

@@ -4,8 +4,9 @@
 object, fields, Id range, window, cursor) plus the name of the job's worker plugin; no token and
 no key is ever in it (see :mod:`engine.jobs.worker`). It returns a :class:`PartitionResult`
 (chunk refs, rows, bytes, API calls by kind, the partition's cursor part). Memory is bounded by
-one result page (``page_rows``) plus one chunk being cut (``chunk_target_bytes``), whatever the
-size of the object.
+one result page (``page_bytes``, at most ``page_rows`` rows) plus one chunk being cut (at most
+``chunk_buffer_bytes`` of Arrow data, ``chunk_target_bytes`` of Parquet), whatever the size of the
+object or of the org (decision 0015).
 
 Order inside a task (it matters for correctness, see ``docs/OPERATIONS.md``):
 
@@ -92,6 +93,8 @@ class PartitionTask:
     page_rows: int = 50_000
     result_streams: int = 1
     chunk_target_bytes: int | None = None
+    chunk_buffer_bytes: int | None = None
+    page_bytes: int | None = None
     semaphore: str = ""
     max_concurrent: int = 8
     cancel_event: str = ""
@@ -180,6 +183,8 @@ class _Extractor:
         """The earliest ``createdDate`` of the Bulk jobs read since :meth:`start_window`."""
         self.rest_read = False
         """Whether a REST query was read since :meth:`start_window` (no Salesforce time known)."""
+        self.row_widths: dict[str, float] | None = None
+        """Result row widths learnt by the worker's earlier reads (set by :func:`extract_partition`)."""
         self._cancel: Any = None
         if task.cancel_event:
             from distributed import Event
@@ -242,7 +247,7 @@ class _Extractor:
                 # few more status calls than doubling would make
                 options = BulkOptions(
                     max_records=t.page_rows, streams=t.result_streams, on_complete=slot.rejoin,
-                    on_created=self._created,
+                    on_created=self._created, max_bytes=t.page_bytes, row_widths=self.row_widths,
                     policy=PollPolicy(first=t.poll_first, factor=1.3, max=t.poll_max),
                 )  # fmt: skip
                 for batch in read_batches(self.client, read, options):
@@ -346,6 +351,7 @@ def extract_partition(task: PartitionTask) -> PartitionResult:
     ex: _Extractor | None = None
     try:
         ex = _Extractor(task, client, blob_client)
+        ex.row_widths = plugin.row_widths
         if task.window == "boundary":
             result.boundary_check = True
             _extract_boundary(ex, repo, result)
@@ -373,7 +379,9 @@ def extract_partition(task: PartitionTask) -> PartitionResult:
 
 
 def _writer(repo: Repository, name: str, task: PartitionTask) -> ChunkWriter:
-    return repo.chunk_writer(name, target_bytes=task.chunk_target_bytes)
+    return repo.chunk_writer(
+        name, target_bytes=task.chunk_target_bytes, max_buffer_bytes=task.chunk_buffer_bytes
+    )
 
 
 def _deletes_with_data(task: PartitionTask) -> bool:

@@ -60,6 +60,8 @@ class BackupWorkerPlugin(WorkerPlugin):
         self._allowance_lock = threading.Lock()
         self._allowance: ApiUsage | None = None
         self._allowance_at = 0.0
+        self.row_widths: dict[str, float] = {}
+        """CSV bytes per row of the worker's Bulk reads, by query (sizes later result pages)."""
         self._seed_allowance()
 
     def _seed_allowance(self) -> None:
@@ -82,6 +84,7 @@ class BackupWorkerPlugin(WorkerPlugin):
         state["_allowance_lock"] = None
         state["_allowance"] = None
         state["_allowance_at"] = 0.0
+        state["row_widths"] = {}
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:

@@ -4,7 +4,8 @@ A :class:`ChunkWriter` buffers the batches of one Salesforce object and cuts a c
 Parquet it would produce reaches about ``target_bytes`` (``Settings.chunk_target_bytes``, 64 MiB by
 default). The size of the Parquet is estimated from the buffered Arrow size and the compression
 ratio of the previous chunk (0.3 to start), so chunks land near the target, not exactly on it.
-Memory is proportional to one chunk: the buffered batches, their sorted copy and the Parquet bytes.
+Memory is proportional to one chunk: the buffered batches, their sorted copy and the Parquet bytes;
+``max_buffer_bytes`` caps the buffered Arrow bytes whatever the compression ratio.
 
 Canonical form (so that equal data gets equal ids and deduplicates): rows sorted by ``Id`` inside a
 chunk (stable), the schema as given by the caller (fixed from describe), and the pinned writer
@@ -92,8 +93,12 @@ class ChunkWriter:
         id_column: str = "Id",
         modstamp_column: str = "SystemModstamp",
         on_chunk: Callable[[ChunkRef], None] | None = None,
+        max_buffer_bytes: int | None = None,
     ) -> None:
         self._store = store
+        self.max_buffer_bytes = max_buffer_bytes
+        """Cut a chunk when the buffered Arrow data reaches this too, whatever the Parquet estimate
+        (data that compresses very well would otherwise buffer ``target_bytes / ratio``)."""
         self.object_name = object_name
         self.target_bytes = target_bytes
         self.row_group_rows = row_group_rows
@@ -121,7 +126,7 @@ class ChunkWriter:
     def _add(self, batch: pa.RecordBatch) -> None:
         if batch.num_rows == 0:
             return
-        room = self.target_bytes / self._ratio - self._arrow_bytes
+        room = self._buffer_limit() - self._arrow_bytes
         if batch.nbytes > room and batch.num_rows > 1:
             per_row = batch.nbytes / batch.num_rows
             take = max(1, int(room / per_row))
@@ -131,8 +136,14 @@ class ChunkWriter:
                 return
         self._batches.append(batch)
         self._arrow_bytes += batch.nbytes
-        if self.estimated_chunk_bytes >= self.target_bytes:
+        if self._arrow_bytes >= self._buffer_limit():
             self.flush()
+
+    def _buffer_limit(self) -> float:
+        """The Arrow bytes at which a chunk is cut: its Parquet estimate reaches ``target_bytes``,
+        or the buffer reaches ``max_buffer_bytes``."""
+        limit = self.target_bytes / self._ratio
+        return limit if self.max_buffer_bytes is None else min(limit, self.max_buffer_bytes)
 
     def flush(self) -> ChunkRef | None:
         """Seal and store the buffered rows as one chunk now (None if nothing is buffered)."""

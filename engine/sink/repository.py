@@ -207,13 +207,19 @@ class Repository:
     # --- writing ---------------------------------------------------------------------------
 
     def chunk_writer(
-        self, object_name: str, *, lock: RepoLock | None = None, target_bytes: int | None = None
+        self,
+        object_name: str,
+        *,
+        lock: RepoLock | None = None,
+        target_bytes: int | None = None,
+        max_buffer_bytes: int | None = None,
     ) -> ChunkWriter:
         """A writer that cuts ``object_name``'s rows into sealed chunks (refreshes ``lock`` as it goes)."""
         return ChunkWriter(
             self.store,
             object_name,
             target_bytes=target_bytes or self.settings.chunk_target_bytes,
+            max_buffer_bytes=max_buffer_bytes,
             row_group_rows=self.settings.row_group_rows,
             on_chunk=(lambda _ref: lock.refresh_if_due()) if lock is not None else None,
         )

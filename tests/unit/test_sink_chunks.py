@@ -25,3 +25,26 @@ def test_canonical_table_is_a_stable_sort_by_id(ids: list[str | None], presort: 
     table = pa.Table.from_batches(batches, schema=pa.schema([("Id", pa.string()), ("n", pa.int64())]))
     expected = table.sort_by([("Id", "ascending")])
     assert canonical_table(table).equals(expected)
+
+
+def test_buffered_arrow_is_capped_whatever_the_compression() -> None:
+    """Rows that compress ~100x would buffer ``target / ratio`` (gigabytes for a 16 MiB target) before
+    a chunk is cut; ``max_buffer_bytes`` cuts at that many Arrow bytes (decision 0015)."""
+    from engine.sink.backends.memory import MemoryBackend
+    from engine.sink.blobs import ContentStore
+    from engine.sink.chunks import ChunkWriter
+    from engine.sink.crypto import DataKeys
+
+    store = ContentStore(MemoryBackend(), DataKeys.generate())
+    cap = 256 * 1024
+    writer = ChunkWriter(store, "Account", target_bytes=16 * 1024 * 1024, max_buffer_bytes=cap)
+    peak = 0
+    with writer:
+        for k in range(40):
+            ids = [f"001{k:05d}{i:07d}" for i in range(1000)]
+            batch = pa.record_batch({"Id": ids, "Name": ["same text in every row"] * 1000})
+            writer.write_batch(batch)
+            peak = max(peak, writer._arrow_bytes)
+    assert len(writer.refs) >= 4
+    assert peak < cap
+    assert sum(r.rows for r in writer.refs) == 40_000
