@@ -11,7 +11,7 @@ from engine.errors import SfvaultError, all_error_classes
 def _import_every_engine_module() -> list[type[SfvaultError]]:
     """Subpackages may define their own errors (engine/jobs/errors.py ...): load them all."""
     for mod in pkgutil.walk_packages(engine.__path__, "engine."):
-        if ".migrations" not in mod.name and mod.name != "engine.cli":
+        if ".migrations" not in mod.name and not mod.name.startswith("engine.cli"):
             importlib.import_module(mod.name)
     return all_error_classes()
 

@@ -1,0 +1,123 @@
+"""``sfvault data`` and ``compare``: recovery points read with DuckDB."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import typer
+from rich.console import Console
+
+from engine.cli.common import CONFIG_OPT, as_of_text, open_repository_from
+from engine.config import load_settings
+from engine.console import run_cli
+
+if TYPE_CHECKING:
+    from engine.diff.recovery import RecoveryPoints
+    from engine.sink.repository import Repository
+
+
+def _recovery_points(config: Path | None, org: str) -> tuple[Repository, RecoveryPoints]:
+    from engine.diff.recovery import RecoveryPoints
+
+    settings = load_settings(config)
+    repo = open_repository_from(config)
+    try:
+        rp = RecoveryPoints(repo, org, scratch_root=settings.scratch_dir)
+    except BaseException:
+        repo.close()
+        raise
+    return repo, rp
+
+
+def data(
+    name: str = typer.Argument(..., help="org name"),
+    job: str | None = typer.Option(None, "--job", help="job id (default: the newest)"),
+    types: list[str] = typer.Option([], "--type", help="standard, custom, feed, share, files (repeatable)"),
+    min_added: int | None = typer.Option(None, "--min-added"),
+    max_added: int | None = typer.Option(None, "--max-added"),
+    min_changed: int | None = typer.Option(None, "--min-changed"),
+    max_changed: int | None = typer.Option(None, "--max-changed"),
+    min_removed: int | None = typer.Option(None, "--min-removed"),
+    max_removed: int | None = typer.Option(None, "--max-removed"),
+    config: Path | None = CONFIG_OPT,
+) -> None:
+    """Per object at a job: records, backup size, added/changed/removed since the previous job, API use."""
+    from rich.table import Table
+
+    from engine.diff.compare import OBJECT_TYPES, StatsFilter, job_stats
+    from engine.errors import ConfigError
+
+    def body() -> None:
+        bad = [t for t in types if t not in OBJECT_TYPES]
+        if bad:
+            raise ConfigError(what=f"unknown --type {bad}; use {', '.join(OBJECT_TYPES)}")
+        f = StatsFilter(
+            frozenset(types), min_added, max_added, min_changed, max_changed, min_removed, max_removed
+        )
+        repo, rp = _recovery_points(config, name)
+        try:
+            stats = job_stats(rp, job, filter=f)
+            target = rp.snapshots.job(job)
+            stale = [a for a in rp.snapshots.as_of(target.job_id) if not a.current]
+        finally:
+            rp.close()
+            repo.close()
+        t = Table(title=f"{name} at job {target.job_id} ({target.kind}, cycle {target.cycle_id})")
+        cols = ("object", "type", "records", "backup bytes", "added", "changed", "removed", "REST", "Bulk",
+                "as of")  # fmt: skip
+        for col in cols:
+            t.add_column(col, justify="left" if col in ("object", "type", "as of") else "right")
+        for s in stats:
+            t.add_row(s.object, s.type, str(s.records), str(s.backup_bytes), str(s.added), str(s.changed),
+                      str(s.removed), str(s.rest_calls), str(s.bulk_jobs),
+                      "this job" if s.as_of == "this_job" else f"job {s.as_of_job}")  # fmt: skip
+        Console().print(t)
+        if stale:
+            partial = "partial job: " if any(a.error_code for a in stale) else ""
+            typer.echo(f"{partial}{len(stale)} object(s) not backed up by job {target.job_id}; "
+                       "their records are as of an earlier job, or they are absent:")  # fmt: skip
+            for a in stale:
+                typer.echo(f"  {a.object}: {as_of_text(a, target.job_id)}")
+
+    run_cli(body)
+
+
+def compare(
+    name: str = typer.Argument(..., help="org name"),
+    job: str | None = typer.Option(None, "--job", help="the newer job (default: the newest)"),
+    against: str | None = typer.Option(None, "--against", help="the older job (default: the previous one)"),
+    details: Path | None = typer.Option(None, "--details", help="write per-object Id and field files here"),
+    objects: str | None = typer.Option(None, "--objects", help="comma-separated objects (default: all)"),
+    with_modstamp: bool = typer.Option(
+        False, "--with-systemmodstamp", help="count SystemModstamp-only changes"
+    ),
+    config: Path | None = CONFIG_OPT,
+) -> None:
+    """Compare two jobs of a cycle: added, removed and changed records per object."""
+    from rich.table import Table
+
+    from engine.diff.compare import DEFAULT_IGNORED
+    from engine.diff.compare import compare as do_compare
+
+    def body() -> None:
+        repo, rp = _recovery_points(config, name)
+        try:
+            names = [o.strip() for o in objects.split(",") if o.strip()] if objects else None
+            c = do_compare(rp, job, against, objects=names,
+                           ignore_fields=() if with_modstamp else DEFAULT_IGNORED)  # fmt: skip
+            t = Table(title=f"{name}: job {c.job} against {c.against}")
+            for col in ("object", "added", "changed", "removed", "records now", "records before"):
+                t.add_column(col, justify="left" if col == "object" else "right")
+            for o, d in sorted(c.objects.items()):
+                counts = (d.added, d.changed, d.removed, d.records_new, d.records_old)
+                t.add_row(o, *(str(v) for v in counts))
+            Console().print(t)
+            if details is not None:
+                files = c.write_details(details)
+                typer.echo(f"wrote {len(files)} detail files to {details}")
+        finally:
+            rp.close()
+            repo.close()
+
+    run_cli(body)
