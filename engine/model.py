@@ -8,6 +8,7 @@ manifest format version covers all of them, so a field added here is a format ch
 from __future__ import annotations
 
 import enum
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Literal
@@ -615,6 +616,13 @@ class JobKind(enum.StrEnum):
 
     FULL = "full"
     INCREMENTAL = "incremental"
+
+
+def lane_of(kind: str, requested_objects: Collection[str] | None) -> JobKind:
+    """The lane a job occupies in its org (decision 0016): ``full`` for a full of every object,
+    else ``incremental`` (an object-scoped job is an incremental that may extract its objects in
+    full). An org runs at most one active job per lane; the catalog enforces it with a unique index."""
+    return JobKind.FULL if kind == JobKind.FULL and requested_objects is None else JobKind.INCREMENTAL
 
 
 class JobTrigger(enum.StrEnum):

@@ -29,7 +29,7 @@ from engine.catalog.models import (
 )
 from engine.clock import Clock, SystemClock
 from engine.errors import InvalidJobTransition, NotFound
-from engine.model import ObjectAsOf
+from engine.model import ObjectAsOf, lane_of
 
 TRANSITIONS: dict[JobState, frozenset[JobState]] = {
     JobState.QUEUED: frozenset({JobState.RUNNING, JobState.CANCELLED, JobState.FAILED, JobState.SKIPPED}),
@@ -82,9 +82,21 @@ def create_job(
     job_id: str | None = None,
     clock: Clock | None = None,
 ) -> Job:
-    """A queued job. ``requested_objects=None`` means every object in scope."""
-    now = (clock or SystemClock()).now()
-    job = Job(
+    """A queued job. ``requested_objects=None`` means every object in scope.
+
+    Raises ``IntegrityError`` when a job of the same lane of the org is already queued or
+    running (the unique index ``ux_jobs_org_active_lane``)."""
+    job = _job_row(org, kind, trigger, cycle_id, requested_objects, job_id, (clock or SystemClock()).now())
+    session.add(job)
+    session.flush()
+    return job
+
+
+def _job_row(
+    org: Org, kind: JobKind | str, trigger: JobTrigger | str, cycle_id: str | None,
+    requested_objects: Sequence[str] | None, job_id: str | None, now: datetime,
+) -> Job:  # fmt: skip
+    return Job(
         id=job_id or new_job_id(now),
         org_id=org.id,
         kind=JobKind(kind).value,
@@ -92,15 +104,13 @@ def create_job(
         state=JobState.QUEUED.value,
         cycle_id=cycle_id,
         requested_objects=sorted(requested_objects) if requested_objects is not None else None,
+        lane=lane_of(JobKind(kind), requested_objects).value,
         cancel_requested=False,
         created_at=now,
         records=0,
         bytes=0,
         metadata_items=0,
     )
-    session.add(job)
-    session.flush()
-    return job
 
 
 def record_skipped_job(
@@ -114,11 +124,13 @@ def record_skipped_job(
     cycle_id: str | None = None,
     clock: Clock | None = None,
 ) -> Job:
-    """A scheduled job that did not run (another job still running, quota, seats...)."""
-    job = create_job(session, org, kind=kind, trigger=trigger, cycle_id=cycle_id, clock=clock)
+    """A scheduled job that did not run (another job still running, quota, seats...). Never
+    queued, so it never takes its lane (a job of that lane may be what it was skipped for)."""
+    job = _job_row(org, kind, trigger, cycle_id, None, None, (clock or SystemClock()).now())
     _move(job, JobState.SKIPPED)
     job.finished_at = job.created_at
     job.error_code, job.error_message = reason_code, reason
+    session.add(job)
     session.flush()
     return job
 

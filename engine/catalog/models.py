@@ -39,6 +39,7 @@ from sqlalchemy import (
     TypeDecorator,
     UniqueConstraint,
     false,
+    text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
@@ -102,6 +103,7 @@ class EventLogs(enum.StrEnum):
 
 
 ACTIVE_JOB_STATES = (JobState.QUEUED, JobState.RUNNING)
+ACTIVE_LANE_WHERE = "state IN ('queued', 'running')"
 
 
 class ObjectState(enum.StrEnum):
@@ -248,6 +250,15 @@ class Job(Base):
         Index("ix_jobs_org_state", "org_id", "state"),
         Index("ix_jobs_state", "state"),
         Index("ix_jobs_org_scheduled_for", "org_id", "scheduled_for", unique=True),
+        # one active job per lane of an org (decision 0016): two admissions racing cannot both queue
+        Index(
+            "ux_jobs_org_active_lane",
+            "org_id",
+            "lane",
+            unique=True,
+            sqlite_where=text(ACTIVE_LANE_WHERE),
+            postgresql_where=text(ACTIVE_LANE_WHERE),
+        ),
     )
 
     id: Mapped[str] = mapped_column(String(128), primary_key=True)
@@ -257,6 +268,7 @@ class Job(Base):
     state: Mapped[str] = mapped_column(String(16), default=JobState.QUEUED.value)
     cycle_id: Mapped[str | None] = mapped_column(String(64))
     requested_objects: Mapped[list[str] | None] = mapped_column(json_type())
+    lane: Mapped[str] = mapped_column(String(16))  # engine.model.lane_of(kind, requested_objects)
     cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime]
     started_at: Mapped[datetime | None]

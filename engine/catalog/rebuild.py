@@ -48,7 +48,7 @@ from engine.catalog.orgs import create_org, find_org_by_name
 from engine.catalog.usage import record_api_usage
 from engine.clock import Clock, FrozenClock, SystemClock
 from engine.errors import CatalogRebuildFailed, SfvaultError
-from engine.model import Manifest, ObjectEntry, OrgFacts, SnapshotInfo
+from engine.model import Manifest, ObjectEntry, OrgFacts, SnapshotInfo, lane_of
 
 # How the API-call counters of a manifest entry map onto the catalog's columns: the runner
 # writes ``rest``, ``bulk2_jobs_created`` and ``bulk2_pages`` (``bulk2_job`` counts HTTP calls
@@ -141,6 +141,7 @@ def apply_manifest(
     job.cycle_id = manifest.cycle_id
     requested = record.requested_objects
     job.requested_objects = sorted(requested) if requested is not None else None
+    job.lane = lane_of(job.kind, requested).value
     job.created_at = created_at
     job.started_at = _as_utc(record.started_at) or committed
     job.finished_at = _as_utc(record.finished_at) or committed

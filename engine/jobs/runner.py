@@ -170,7 +170,7 @@ def _claim_org(
         ))  # fmt: skip
         beside: list[str] = []
         for active in others:
-            if _lane_of(active) != run.lane:
+            if active.lane != run.lane:
                 beside.append(active.id)  # the other lane: a new cycle's full beside an incremental
                 continue
             if active.state != JobState.RUNNING.value:
@@ -200,11 +200,6 @@ def _claim_org(
         return org.id, record, rules, cjobs.objects_to_retry(s, org.id)
 
 
-def _lane_of(job: Any) -> str:
-    """The lock lane of a catalog job row: ``full`` for a full of every object, else ``incremental``."""
-    return "full" if job.kind == "full" and job.requested_objects is None else "incremental"
-
-
 def _fulls_in_flight(lock: Any, catalog_fulls: list[str]) -> tuple[str, ...]:
     """The new-cycle fulls in flight beside this incremental, sampled before it reads the manifests:
     active full rows of the catalog and holders of the org's full lane (by job id, else by the
@@ -227,6 +222,7 @@ def _start_row(run: JobRun, sessions: Any, decision: JobDecision) -> str:
         if job.state != JobState.QUEUED.value:
             raise JobCancelled(job=run.job_id)
         job.kind = decision.kind
+        job.lane = run.lane  # the lane of the org's lock this job holds (it was admitted in it)
         job.cycle_id = decision.cycle_id or job.id
         cjobs.start_job(s, job, clock=run.clock)
         return job.cycle_id

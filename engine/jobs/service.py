@@ -56,6 +56,7 @@ from engine.errors import (
 from engine.jobs.connect import backup_settings_of, job_fact, org_facts_of
 from engine.jobs.errors import CredentialsMissing, JobAbandoned
 from engine.jobs.planning import BackupRequest, JobOptions
+from engine.model import lane_of
 from engine.policy import (
     JobFact,
     JobKind,
@@ -256,29 +257,42 @@ class JobService:
         close_dead_jobs(self.sessions, self.settings, now=now, org_id=org_id)
         billable = self._billable_users(org)
         passed: SfvaultError | None = None
-        with transaction(self.sessions) as s:
-            row = corgs.get_org(s, org_id)
-            facts = replace(org_facts_of(row, policy_jobs(s, org_id, now)), billable_users=billable)
-            chosen = frozenset(request.objects) if request.objects is not None else None
-            try:
-                if not facts.has_storage:
-                    raise _no_storage(row.name)
-                plan_kind = decide_manual_run(
-                    backup_settings_of(row), facts,
-                    ManualRequest(role=role, objects=chosen, full=request.full), now,
-                ).kind.value  # fmt: skip
-            except PolicyError as err:
-                if not override or isinstance(err, NEVER_OVERRIDDEN):
-                    raise
-                passed = err
-                plan_kind = _refuse_beyond_override(facts, chosen, request.full, now).value
-            if row.credentials_sealed is None:
-                raise CredentialsMissing(org=row.name)
-            job = self._queue(s, row, plan_kind, request, trigger, now, override=override, passed=passed)
-            job_settings = org_settings(self.settings, row.storage_location)
+        try:
+            with transaction(self.sessions) as s:
+                row = corgs.get_org(s, org_id)
+                facts = replace(org_facts_of(row, policy_jobs(s, org_id, now)), billable_users=billable)
+                chosen = frozenset(request.objects) if request.objects is not None else None
+                try:
+                    if not facts.has_storage:
+                        raise _no_storage(row.name)
+                    plan_kind = decide_manual_run(
+                        backup_settings_of(row), facts,
+                        ManualRequest(role=role, objects=chosen, full=request.full), now,
+                    ).kind.value  # fmt: skip
+                except PolicyError as err:
+                    if not override or isinstance(err, NEVER_OVERRIDDEN):
+                        raise
+                    passed = err
+                    plan_kind = _refuse_beyond_override(facts, chosen, request.full, now).value
+                if row.credentials_sealed is None:
+                    raise CredentialsMissing(org=row.name)
+                job = self._queue(s, row, plan_kind, request, trigger, now, override=override, passed=passed)
+                job_settings = org_settings(self.settings, row.storage_location)
+        except IntegrityError as err:  # an admission of the same instant queued a job of this lane first
+            raise self._lane_taken(org, org_id, lane_of(plan_kind, request.objects)) from err
         if passed is not None:
             log.warning("job %s of %s overrides the policy: %s", job.id, org, passed)
         return Admitted(job.id, org, plan_kind, request, trigger, job_settings)
+
+    def _lane_taken(self, org: str, org_id: int, lane: JobKind) -> JobAlreadyRunning:
+        """SFV-601 naming the active job that holds ``lane`` of the org (the catalog's unique index
+        ``ux_jobs_org_active_lane`` refused a second one)."""
+        with transaction(self.sessions) as s:
+            holder = s.scalar(select(Job.id).where(
+                Job.org_id == org_id, Job.lane == lane.value,
+                Job.state.in_([st.value for st in ACTIVE_JOB_STATES]),
+            ))  # fmt: skip
+        return JobAlreadyRunning(org=org, job=holder or f"a {lane.value} job")
 
     def admit_slot(self, org_id: int, slot: datetime, now: datetime) -> SlotOutcome:
         """Decide a due schedule slot: a queued job stamped with the slot (``started``), a skipped
@@ -293,35 +307,42 @@ class JobService:
             if s.scalar(select(Job.id).where(Job.org_id == org_id, Job.scheduled_for == slot)) is not None:
                 return SlotOutcome(name, slot, "already_handled")
         billable = self._billable_users(name) if seats is not None else 0
-        try:
-            with transaction(self.sessions) as s:
-                row = s.scalar(select(Org).options(selectinload(Org.settings)).where(Org.id == org_id))
-                if row is None:
-                    return SlotOutcome(name, slot, "stopped", code="SFV-101")
-                jobs = policy_jobs(s, org_id, now)
-                facts = replace(org_facts_of(row, jobs), billable_users=billable)
-                decision = decide_scheduled_run(backup_settings_of(row), facts, now)
-                kind = (decision.plan.kind if decision.plan else plan_backup(jobs, now).kind).value
-                err: SfvaultError | None = decision.error()
-                if not decision.runs and err is None:
-                    err = PolicyError(what=str(decision.reason))
-                if not decision.runs and not decision.record_skip:
-                    log.info("scheduler: org=%s slot=%s stopped code=%s", name, slot.isoformat(),
-                             err.code if err else None)  # fmt: skip
-                    return SlotOutcome(name, slot, "stopped", code=err.code if err else None)
-                if decision.runs and row.credentials_sealed is None:
-                    err = CredentialsMissing(org=name)
-                request = BackupRequest(org=name, full=kind == "full")
-                if err is None:
-                    job = self._queue(s, row, kind, request, "scheduled", now, slot=slot)
-                else:
-                    job = cjobs.record_skipped_job(s, row, kind=kind, reason_code=err.code,
-                                                   reason=err.message, clock=_At(now))  # fmt: skip
-                    job.scheduled_for = slot
-                    s.flush()
-                job_id, job_settings = job.id, org_settings(self.settings, row.storage_location)
-        except IntegrityError:  # another tick or process recorded this slot first
-            return SlotOutcome(name, slot, "already_handled")
+        for _attempt in range(2):  # a lane taken by an admission of the same instant: decide again
+            try:
+                with transaction(self.sessions) as s:
+                    row = s.scalar(select(Org).options(selectinload(Org.settings)).where(Org.id == org_id))
+                    if row is None:
+                        return SlotOutcome(name, slot, "stopped", code="SFV-101")
+                    jobs = policy_jobs(s, org_id, now)
+                    facts = replace(org_facts_of(row, jobs), billable_users=billable)
+                    decision = decide_scheduled_run(backup_settings_of(row), facts, now)
+                    kind = (decision.plan.kind if decision.plan else plan_backup(jobs, now).kind).value
+                    err: SfvaultError | None = decision.error()
+                    if not decision.runs and err is None:
+                        err = PolicyError(what=str(decision.reason))
+                    if not decision.runs and not decision.record_skip:
+                        log.info("scheduler: org=%s slot=%s stopped code=%s", name, slot.isoformat(),
+                                 err.code if err else None)  # fmt: skip
+                        return SlotOutcome(name, slot, "stopped", code=err.code if err else None)
+                    if decision.runs and row.credentials_sealed is None:
+                        err = CredentialsMissing(org=name)
+                    request = BackupRequest(org=name, full=kind == "full")
+                    if err is None:
+                        job = self._queue(s, row, kind, request, "scheduled", now, slot=slot)
+                    else:
+                        job = cjobs.record_skipped_job(s, row, kind=kind, reason_code=err.code,
+                                                       reason=err.message, clock=_At(now))  # fmt: skip
+                        job.scheduled_for = slot
+                        s.flush()
+                    job_id, job_settings = job.id, org_settings(self.settings, row.storage_location)
+            except IntegrityError:  # this slot recorded first by another tick, or the lane taken
+                with transaction(self.sessions) as s:
+                    if s.scalar(select(Job.id).where(Job.org_id == org_id, Job.scheduled_for == slot)):
+                        return SlotOutcome(name, slot, "already_handled")
+                continue
+            break
+        else:
+            return SlotOutcome(name, slot, "stopped", code=JobAlreadyRunning.code)
         if err is not None:
             log.info(
                 "scheduler: org=%s slot=%s skipped job=%s code=%s", name, slot.isoformat(), job_id, err.code

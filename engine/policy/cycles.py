@@ -25,6 +25,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
+from engine.model import lane_of
 from engine.policy.facts import JobFact, JobKind, utc
 
 
@@ -115,7 +116,7 @@ def rollover_full(jobs: Iterable[JobFact]) -> JobFact | None:
 def lane(job: JobFact) -> JobKind:
     """The job's lane: :attr:`JobKind.FULL` for a full of every object, else incremental (an
     object-scoped job is an incremental that may extract its objects in full)."""
-    return JobKind.FULL if job.kind is JobKind.FULL and job.requested_objects is None else JobKind.INCREMENTAL
+    return lane_of(job.kind, job.requested_objects)
 
 
 def blocking_job(jobs: Iterable[JobFact], kind: JobKind = JobKind.INCREMENTAL) -> JobFact | None:

@@ -425,3 +425,63 @@ def test_the_job_service_admits_one_job_per_lane(ctx: AppContext) -> None:
     assert second_inc.value.details["job"] == inc.job_id
     with pytest.raises(JobAlreadyRunning):  # the override never passes a job of the same lane
         ctx.jobs.admit("lanes", BackupRequest("lanes", full=True), override=True)
+
+
+class _FactsReadBeforeTheOtherRowWasWritten:
+    """``policy_jobs`` as a second admission saw it when it read the org's jobs just before the
+    first admission's queued row was written (the interleaving that let two of them pass): no jobs,
+    the first ``stale`` times, then the real catalog."""
+
+    def __init__(self, stale: int) -> None:
+        from engine.jobs import service
+
+        self.real, self.stale = service.policy_jobs, stale
+
+    def __call__(self, s: Any, org_id: int, now: datetime) -> Any:
+        if self.stale:
+            self.stale -= 1
+            return ()
+        return self.real(s, org_id, now)
+
+
+def _active(ctx: AppContext, name: str) -> list[str]:
+    with ctx.tx() as s:
+        org = corgs.get_org_by_name(s, name)
+        active = select(Job.id).where(Job.org_id == org.id, Job.state.in_(("queued", "running")))
+        return list(s.scalars(active))
+
+
+def test_two_admissions_of_one_instant_cannot_both_queue_a_job_of_one_lane(
+    ctx: AppContext, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Both passed the policy check when each read the org's jobs before the other wrote its row;
+    the catalog's unique index on the active lane refuses the second with SFV-601, naming the first."""
+    from engine.jobs import service
+    from engine.jobs.planning import BackupRequest
+
+    _org_with_credentials(ctx, "race")
+    first = ctx.jobs.admit("race", BackupRequest("race", full=True))
+    monkeypatch.setattr(service, "policy_jobs", _FactsReadBeforeTheOtherRowWasWritten(stale=1))
+    with pytest.raises(JobAlreadyRunning) as refused:
+        ctx.jobs.admit("race", BackupRequest("race", full=True))
+    assert refused.value.details["job"] == first.job_id
+    assert _active(ctx, "race") == [first.job_id]
+
+
+def test_a_slot_decided_beside_an_admission_of_the_same_instant_is_skipped_not_doubled(
+    ctx: AppContext, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from engine.jobs import service
+    from engine.jobs.planning import BackupRequest
+
+    _org_with_credentials(ctx, "race-slot")
+    assert isinstance(ctx.clock, FrozenClock)
+    ctx.clock.advance(timedelta(hours=1))  # the org was connected at the clock's instant
+    manual = ctx.jobs.admit("race-slot", BackupRequest("race-slot", full=True))
+    monkeypatch.setattr(service, "policy_jobs", _FactsReadBeforeTheOtherRowWasWritten(stale=1))
+    with ctx.tx() as s:
+        org_id = corgs.get_org_by_name(s, "race-slot").id
+    now = ctx.clock.now()  # the manual job's heartbeat is fresh
+    outcome = ctx.jobs.admit_slot(org_id, now.replace(second=0, microsecond=0), now)
+    assert (outcome.action, outcome.code) == ("skipped", JobAlreadyRunning.code)
+    assert _active(ctx, "race-slot") == [manual.job_id]

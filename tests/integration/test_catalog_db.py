@@ -426,8 +426,9 @@ def test_job_paging_is_exact_when_jobs_share_a_creation_time(
 ) -> None:
     with transaction(catalog_sessions) as s:
         org = _org(s, clock)
-        for i in range(7):
-            jobs.create_job(s, org, kind="incremental", job_id=f"job-{i}", clock=clock)  # same instant
+        for i in range(7):  # same instant; each ended before the next (one active job per lane)
+            job = jobs.create_job(s, org, kind="incremental", job_id=f"job-{i}", clock=clock)
+            jobs.finish_job(s, job, "failed", error_code="SFV-804", error_message="x", clock=clock)
         org_id = org.id
     with transaction(catalog_sessions) as s:
         seen: list[str] = []

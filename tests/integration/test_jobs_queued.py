@@ -85,7 +85,9 @@ def world(tmp_path: Path, catalog_url: str) -> World:
         row = corgs.create_org(s, name=ORG, instance_url=None)
         corgs.create_org(s, name="empty", instance_url=None)  # in the catalog, no snapshot
         for j, kind in zip(jobs[:3], ("full", "incremental", "incremental"), strict=True):
-            cjobs.create_job(s, row, kind=kind, cycle_id=jobs[0], job_id=j)
+            job = cjobs.create_job(s, row, kind=kind, cycle_id=jobs[0], job_id=j)
+            cjobs.start_job(s, job)  # committed in the repository: succeeded
+            cjobs.finish_job(s, job, "succeeded")
     engine.dispose()
     return World(settings, repo, jobs, truth)
 

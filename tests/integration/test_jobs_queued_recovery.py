@@ -107,7 +107,9 @@ def world(tmp_path: Path, catalog_url: str) -> Iterator[World]:
         org = corgs.create_org(s, name=ORG, instance_url=None, clock=clock)
         corgs.create_org(s, name="other", instance_url=None, clock=clock)
         for j, kind in zip(jobs, ("full", "incremental", "incremental"), strict=True):
-            cjobs.create_job(s, org, kind=kind, cycle_id=jobs[0], job_id=j, clock=clock)
+            job = cjobs.create_job(s, org, kind=kind, cycle_id=jobs[0], job_id=j, clock=clock)
+            cjobs.start_job(s, job, clock=clock)  # committed in the repository: succeeded
+            cjobs.finish_job(s, job, "succeeded", clock=clock)
     try:
         yield World(settings, repo, jobs, sessions)
     finally:
