@@ -2,11 +2,11 @@
 
 * ``GET  /pubsub``              the bus state (enabled entities, events held, last replay id ...)
 * ``POST /pubsub/cdc``          ``{"entities": ["Account", "Invoice__c"], "enabled": true}`` —
-  Setup > Change Data Capture (select or deselect objects)
+  Setup > Change Data Capture (select or deselect objects; at most ``max_entities``, default 5)
 * ``POST /pubsub/gap``          ``{"entity": "Account", "changeType": "GAP_UPDATE", "recordIds": [...]}``
   publishes a gap event (``GAP_OVERFLOW`` takes no ids)
 * ``POST /pubsub/streams/drop`` every open Subscribe stream fails with UNAVAILABLE
-* ``POST /pubsub/settings``     ``{"keepalive_s", "retention_hours", "overflow_threshold"}``
+* ``POST /pubsub/settings``     ``{"keepalive_s", "retention_hours", "overflow_threshold", "max_entities"}``
 * ``POST /pubsub/allocation``   ``{"max": N, "used": N}`` of ``DailyDeliveredPlatformEvents``
 """
 
@@ -96,6 +96,8 @@ def make_router(org: Org, bus: EventBus) -> APIRouter:
                 bus.retention = timedelta(hours=float(body["retention_hours"]))
             if "overflow_threshold" in body:
                 bus.overflow_threshold = int(body["overflow_threshold"])
+            if "max_entities" in body:
+                bus.max_entities = int(body["max_entities"])
             bus.cond.notify_all()
         return JSONResponse(bus.state())
 

@@ -35,6 +35,7 @@ if TYPE_CHECKING:
 ALL_CHANGE_EVENTS = "/data/ChangeEvents"
 RETENTION = timedelta(hours=72)
 OVERFLOW_THRESHOLD = 100_000
+MAX_ENTITIES = 5
 DELIVERY_LIMIT = "DailyDeliveredPlatformEvents"
 # file objects and objects Salesforce does not offer for Change Data Capture
 NOT_CDC = frozenset(
@@ -103,6 +104,8 @@ class EventBus:
         """Replay ids up to here were dropped by retention."""
         self.commit_number = 0
         self.enabled: set[str] = set()
+        self.max_entities = MAX_ENTITIES
+        """Entities selectable at once (5 without the Change Data Capture add-on license)."""
         self.retention = RETENTION
         self.keepalive_s = 270.0
         self.overflow_threshold = OVERFLOW_THRESHOLD
@@ -121,11 +124,19 @@ class EventBus:
     def enable(self, entities: Sequence[str], on: bool = True) -> list[str]:
         """Select (or deselect) objects for Change Data Capture; returns the enabled list."""
         with self.cond:
+            names: list[str] = []
             for raw in entities:
                 name = next((n for n in self.schemas if n.lower() == raw.lower()), None)
                 if name is None:
                     raise TopicError(f"{raw} is not available for Change Data Capture")
-                (self.enabled.add if on else self.enabled.discard)(name)
+                names.append(name)
+            wanted = self.enabled | set(names) if on else self.enabled - set(names)
+            if len(wanted) > self.max_entities:
+                raise TopicError(
+                    f"You can select up to {self.max_entities} entities for Change Data Capture"
+                    " (more need the Change Data Capture add-on)"
+                )
+            self.enabled = wanted
             return sorted(self.enabled)
 
     def topic(self, name: str) -> Topic:
@@ -302,6 +313,7 @@ class EventBus:
                 "retention_s": self.retention.total_seconds(),
                 "drop_generation": self.drop_generation,
                 "overflow_threshold": self.overflow_threshold,
+                "max_entities": self.max_entities,
             }
 
     def consume_delivery(self, n: int) -> bool:

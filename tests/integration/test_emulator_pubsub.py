@@ -120,10 +120,37 @@ def test_topic_and_schema_are_salesforce_shaped(client: PubSubClient) -> None:
     assert client.schema(custom.schema_id)["name"] == "Invoice__ChangeEvent"
 
 
-def test_topic_of_an_object_without_cdc_is_refused(client: PubSubClient) -> None:
+def test_topic_of_an_object_without_cdc_is_refused(em: EmulatorProcess, client: PubSubClient) -> None:
     with pytest.raises(grpc.RpcError) as err:
         client.get_topic("/data/ContactChangeEvent")
     assert err.value.code() == grpc.StatusCode.NOT_FOUND
+    # file objects are not offered, and five entities is the limit without the add-on
+    with pytest.raises(httpx.HTTPStatusError):
+        em.admin("POST", "/pubsub/cdc", json={"entities": ["ContentVersion"]})
+    with pytest.raises(httpx.HTTPStatusError):
+        em.admin("POST", "/pubsub/cdc", json={"entities": ["Contact", "Lead", "Case", "Opportunity"]})
+    assert em.admin("GET", "/pubsub")["enabled"] == ["Account", "Invoice__c"]
+
+
+def test_a_transaction_over_the_threshold_is_one_gap_overflow(
+    em: EmulatorProcess, client: PubSubClient
+) -> None:
+    start = _last_replay(em)
+    em.admin("POST", "/pubsub/settings", json={"overflow_threshold": 2})
+    try:
+        summary = em.admin("POST", "/churn", json={"percent": 10, "seed": 19})
+    finally:
+        em.admin("POST", "/pubsub/settings", json={"overflow_threshold": 100_000})
+    assert summary["inserted"]["Account"] > 2
+    tip = _last_replay(em)
+    sub = client.subscribe(ACCOUNT_TOPIC, 100, pb.CUSTOM, replay_bytes(start))
+    try:
+        events = read_through(sub, tip)
+    finally:
+        sub.close()
+    headers = [client.decode(e)["ChangeEventHeader"] for e in events]
+    assert ("GAP_OVERFLOW", []) in [(h["changeType"], h["recordIds"]) for h in headers]
+    assert not [h for h in headers if h["changeType"] == "CREATE"]  # the inserts became the overflow
 
 
 def test_bad_token_is_unauthenticated(em: EmulatorProcess) -> None:
