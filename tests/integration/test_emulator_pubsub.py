@@ -327,6 +327,18 @@ def test_flow_control_and_keepalives(em: EmulatorProcess, client: PubSubClient, 
         sub.close()
 
 
+def test_a_request_for_another_topic_fails_the_stream(client: PubSubClient) -> None:
+    sub = _subscribed_latest(client, ACCOUNT_TOPIC, 1)
+    try:
+        sub.request(1, topic="/data/Invoice__ChangeEvent")
+        with pytest.raises(grpc.RpcError) as err:
+            while True:
+                sub.next()
+    finally:
+        sub.close()
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+
 def test_gap_events_and_dropped_streams(em: EmulatorProcess, client: PubSubClient) -> None:
     ids = _account_ids(em, 2)
     start = _last_replay(em)
