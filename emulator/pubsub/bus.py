@@ -37,9 +37,10 @@ RETENTION = timedelta(hours=72)
 OVERFLOW_THRESHOLD = 100_000
 MAX_ENTITIES = 5
 DELIVERY_LIMIT = "DailyDeliveredPlatformEvents"
-# file objects and objects Salesforce does not offer for Change Data Capture
-NOT_CDC = frozenset(
-    {"ContentDocument", "ContentVersion", "ContentDocumentLink", "Attachment", "Document", "EventLogFile"}
+# standard objects of the emulator that Salesforce offers for Change Data Capture (custom objects
+# all are); file objects, setup and permission objects, Feed, Share and History objects are not
+CDC_STANDARD_OBJECTS = frozenset(
+    {"Account", "Contact", "Lead", "Opportunity", "Case", "Task", "Event", "User"}
 )
 KINDS = {
     "insert": "CREATE",
@@ -113,7 +114,7 @@ class EventBus:
         self.schemas: dict[str, EventSchema] = {}
         self.by_schema_id: dict[str, EventSchema] = {}
         for name, obj in store.schema.items():
-            if obj.key_prefix and name not in NOT_CDC and obj.queryable:
+            if obj.key_prefix and (obj.custom or name in CDC_STANDARD_OBJECTS):
                 es = build_event_schema(obj)
                 self.schemas[name] = es
                 self.by_schema_id[es.schema_id] = es

@@ -124,9 +124,10 @@ def test_topic_of_an_object_without_cdc_is_refused(em: EmulatorProcess, client: 
     with pytest.raises(grpc.RpcError) as err:
         client.get_topic("/data/ContactChangeEvent")
     assert err.value.code() == grpc.StatusCode.NOT_FOUND
-    # file objects are not offered, and five entities is the limit without the add-on
-    with pytest.raises(httpx.HTTPStatusError):
-        em.admin("POST", "/pubsub/cdc", json={"entities": ["ContentVersion"]})
+    # file, permission and history objects are not offered; five entities is the limit without the add-on
+    for unsupported in ("ContentVersion", "Attachment", "PermissionSet", "AccountHistory"):
+        with pytest.raises(httpx.HTTPStatusError):
+            em.admin("POST", "/pubsub/cdc", json={"entities": [unsupported]})
     with pytest.raises(httpx.HTTPStatusError):
         em.admin("POST", "/pubsub/cdc", json={"entities": ["Contact", "Lead", "Case", "Opportunity"]})
     assert em.admin("GET", "/pubsub")["enabled"] == ["Account", "Invoice__c"]
