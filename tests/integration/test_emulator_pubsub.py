@@ -244,6 +244,11 @@ def test_create_delete_undelete_events(em: EmulatorProcess, client: PubSubClient
     replays = [replay_int(e.replay_id) for e in events]
     assert replays == sorted(replays) and replays[0] > start
 
+    # purging what is already in the recycle bin is no change event (the records were deleted)
+    held = em.admin("GET", "/pubsub")["events_by_entity"]["Account"]
+    assert em.admin("POST", "/recycle-bin/empty", json={})["purged"] > 0
+    assert em.admin("GET", "/pubsub")["events_by_entity"]["Account"] == held
+
 
 def test_identical_changes_in_one_transaction_share_an_event(
     em: EmulatorProcess, client: PubSubClient
