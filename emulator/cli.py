@@ -30,6 +30,7 @@ def serve(
         typer.Option("--data", help="Keep the org in DIR (survives a restart); default in memory."),
     ] = None,
     tls: Annotated[bool, typer.Option("--tls", help="Serve https with a self-signed certificate.")] = False,
+    pubsub_port: Annotated[int, typer.Option(help="Port of the Pub/Sub API (gRPC); 0 picks a free one.")] = 0,
     session_ttl: Annotated[float, typer.Option(help="Seconds a session stays valid.")] = 7200.0,
     custom_objects: Annotated[int, typer.Option(help="Number of custom objects X__c.")] = 2,
     file_body_bytes: Annotated[int, typer.Option(help="Size of generated file bodies.")] = 4096,
@@ -98,6 +99,7 @@ def serve(
             bulk_page_rows=bulk_page_rows,
             start_time=_parse_time(start_time),
             object_rows=_parse_object_rows(object_rows or []),
+            pubsub_port=pubsub_port,
         )
     )
 

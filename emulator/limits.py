@@ -71,6 +71,8 @@ DEFAULT_MAX = {
     "DailyBulkV2QueryFileStorageMB": 976_562,
     "DataStorageMB": 10_240,
     "FileStorageMB": 51_200,
+    # change events delivered to Pub/Sub subscribers (emulator.pubsub); shared with platform events
+    "DailyDeliveredPlatformEvents": 50_000,
 }
 COUNTED = ("DailyApiRequests", "DailyBulkApiBatches", "DailyBulkV2QueryJobs")
 

@@ -46,6 +46,8 @@ class ServeOptions:
     """Start the org's clock here (frozen while generating, so the same seed gives the same digest)."""
     object_rows: dict[str, int] = field(default_factory=dict)
     """Rows of these objects instead of their share of ``scale`` (e.g. one 5M-row object)."""
+    pubsub_port: int = 0
+    """Port of the Pub/Sub API (gRPC); 0 picks a free one. The ready line says which."""
 
 
 def _load_or_make_credentials(data_dir: Path | None, username: str) -> Credentials:
@@ -143,10 +145,12 @@ def serve(opts: ServeOptions, *, out: TextIO | None = None, err: TextIO | None =
     work_dir = Path(tempfile.mkdtemp(prefix="sfvault-emulator-"))
     ssl_kw: dict[str, Any] = {}
     ca_file: str | None = None
+    tls_files: tuple[Path, Path] | None = None
     if opts.tls:
         tls = generate_self_signed(work_dir / "tls", (opts.host,))
         ssl_kw = {"ssl_certfile": str(tls.cert_file), "ssl_keyfile": str(tls.key_file)}
         ca_file = str(tls.cert_file)
+        tls_files = (tls.key_file, tls.cert_file)
 
     jwt_key_file, jwt_public = generate_jwt_keypair(work_dir / "jwt")
     config = EmulatorConfig(
@@ -164,6 +168,9 @@ def serve(opts: ServeOptions, *, out: TextIO | None = None, err: TextIO | None =
     if opts.profile_overrides:
         org.profile.update(opts.profile_overrides)
     app = create_app(store, config, org=org)
+    from emulator import pubsub
+
+    pubsub_server = pubsub.attach(app, org, host=opts.host, port=opts.pubsub_port, tls_files=tls_files)
 
     uv_config = uvicorn.Config(
         app,
@@ -184,11 +191,13 @@ def serve(opts: ServeOptions, *, out: TextIO | None = None, err: TextIO | None =
             time.sleep(0.02)
         line = ready_line(config, instance_url, ca_file)
         line["jwt_private_key_file"] = str(jwt_key_file)
+        line["pubsub_url"] = f"{host}:{pubsub_server.port}"
         print(f"Salesforce org emulator ready at {instance_url} (profile {opts.profile})", file=out)
         print(f"  username        {creds.username}", file=out)
         print(f"  password        {creds.password}", file=out)
         print(f"  security token  {creds.security_token}", file=out)
         print(f"  admin API       {instance_url}{ADMIN_PREFIX}  (header {ADMIN_HEADER})", file=out)
+        print(f"  Pub/Sub API     {host}:{pubsub_server.port}  (gRPC{', TLS' if opts.tls else ''})", file=out)
         if ca_file:
             print(f"  CA certificate  {ca_file}", file=out)
         print(json.dumps(line), file=out, flush=True)
@@ -197,6 +206,7 @@ def serve(opts: ServeOptions, *, out: TextIO | None = None, err: TextIO | None =
     try:
         server.run(sockets=[sock])
     finally:
+        pubsub_server.stop()
         sock.close()
         store.close()
         import shutil

@@ -22,7 +22,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
@@ -188,6 +188,8 @@ class OrgStore:
         self._blob_meta: dict[str, tuple[int, dict[str, BlobMeta]]] = {}
         self._blob_meta_guard = threading.Lock()
         self.clock = clock or EmulatorClock()
+        self.capture: Callable[..., None] | None = None
+        """Called by :meth:`log_changes` inside each write's transaction (the Pub/Sub event bus)."""
         self._con.execute("CREATE TABLE IF NOT EXISTS _meta (key VARCHAR, value VARCHAR)")
         meta = dict(self._con.execute("SELECT key, value FROM _meta").fetchall())
         if schema is None:
@@ -525,10 +527,12 @@ class OrgStore:
         live_before: bool | str,
         live_after: bool,
         ts: datetime,
+        fields: Sequence[str] | None = None,
     ) -> None:
         """Append one change-log row per Id that ``ids_sql`` (a query with an ``Id`` column) yields.
 
-        ``live_before`` may be a SQL expression over that query's columns.
+        ``live_before`` may be a SQL expression over that query's columns; ``fields`` are the
+        fields an update assigned (for change events). Calls :attr:`capture` when it is set.
         """
         before = live_before if isinstance(live_before, str) else ("true" if live_before else "false")
         cur.execute(
@@ -536,6 +540,8 @@ class OrgStore:
             f" FROM ({ids_sql}) AS _src ORDER BY Id",
             [naive_utc(ts), obj.name, kind, live_after, *params],
         )
+        if self.capture is not None:
+            self.capture(cur, obj, ids_sql, params, kind, before, ts, fields)
 
     def change_log(self, since: datetime) -> dict[str, dict[str, list[str]]]:
         """Per object ``{"added", "changed", "removed"}`` Ids, net of every change at or after ``since``.
@@ -859,7 +865,10 @@ class OrgStore:
                     )
                     cur.executemany("INSERT INTO _blobs VALUES (?, ?, ?)", [[obj.name, r, body] for r in ids])
                 kind = "touch" if system_only and not cols and not set_sql else "update"
-                self.log_changes(cur, obj, "SELECT unnest(?::VARCHAR[]) AS Id", [ids], kind, True, True, now)
+                assigned = [a.split(" = ", 1)[0].strip('"') for a in assignments]
+                self.log_changes(
+                    cur, obj, "SELECT unnest(?::VARCHAR[]) AS Id", [ids], kind, True, True, now, assigned
+                )
                 cur.execute("COMMIT")
             except BaseException:
                 cur.execute("ROLLBACK")
