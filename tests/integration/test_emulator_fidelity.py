@@ -125,3 +125,23 @@ def test_a_doubled_leading_slash_is_served(org: EmulatorProcess, api: httpx.Clie
     live = org.sql("SELECT count(*) FROM sf_account WHERE NOT IsDeleted")[0][0]
     assert sf.query_all("SELECT Id FROM Account")["totalSize"] == live
     assert sf.Account.describe()["name"] == "Account"
+
+
+def test_invalid_field_and_type_messages_and_their_classification(api: httpx.Client) -> None:
+    from engine.errors import SalesforceQueryError
+    from engine.extract.classify import classify
+
+    soql = "SELECT Id, Nope FROM Account"
+    resp = api.get(f"{V}/query", params={"q": soql})
+    [body] = resp.json()
+    assert (resp.status_code, body["errorCode"]) == (400, "INVALID_FIELD")
+    assert body["message"].startswith(f"\n{soql}\n           ^\nERROR at Row:1:Column:12\nNo such column 'Nope'")
+    err = classify(resp, sobject="Account")
+    assert isinstance(err, SalesforceQueryError) and "No such column 'Nope'" in str(err)
+
+    soql = "SELECT Id FROM AccountOpps"
+    resp = api.post(f"{V}/jobs/query", json={"operation": "query", "query": soql})
+    [body] = resp.json()
+    assert (resp.status_code, body["errorCode"]) == (400, "INVALID_TYPE")
+    assert body["message"].startswith(f"\n{soql}\n               ^\nERROR at Row:1:Column:16\nsObject type")
+    assert isinstance(classify(resp, sobject="AccountOpps"), SalesforceQueryError)
