@@ -135,7 +135,9 @@ def test_invalid_field_and_type_messages_and_their_classification(api: httpx.Cli
     resp = api.get(f"{V}/query", params={"q": soql})
     [body] = resp.json()
     assert (resp.status_code, body["errorCode"]) == (400, "INVALID_FIELD")
-    assert body["message"].startswith(f"\n{soql}\n           ^\nERROR at Row:1:Column:12\nNo such column 'Nope'")
+    assert body["message"].startswith(
+        f"\n{soql}\n           ^\nERROR at Row:1:Column:12\nNo such column 'Nope'"
+    )
     err = classify(resp, sobject="Account")
     assert isinstance(err, SalesforceQueryError) and "No such column 'Nope'" in str(err)
 
@@ -145,3 +147,54 @@ def test_invalid_field_and_type_messages_and_their_classification(api: httpx.Cli
     assert (resp.status_code, body["errorCode"]) == (400, "INVALID_TYPE")
     assert body["message"].startswith(f"\n{soql}\n               ^\nERROR at Row:1:Column:16\nsObject type")
     assert isinstance(classify(resp, sobject="AccountOpps"), SalesforceQueryError)
+
+
+def col(name: str, apex: str | None, **flags: Any) -> dict[str, Any]:
+    """One ``columnMetadata`` entry (every flag false unless given)."""
+    base: dict[str, Any] = {
+        "aggregate": False, "apexType": apex, "booleanType": False, "columnName": name, "custom": False,
+        "displayName": name, "foreignKeyName": None, "insertable": False, "joinColumns": [],
+        "numberType": False, "textType": False, "updatable": False,
+    }  # fmt: skip
+    return {**base, **flags}
+
+
+def test_columns_true_answers_column_metadata(api: httpx.Client) -> None:
+    for resource in ("query", "queryAll"):
+        r = api.get(
+            f"{V}/{resource}",
+            params={"q": "SELECT Id, Name, Owner.Name, IsDeleted FROM Account", "columns": "true"},
+        )
+        assert r.status_code == 200, r.text
+        assert r.json() == {
+            "columnMetadata": [
+                col("Id", "Id"),
+                col("Name", "String", textType=True, insertable=True, updatable=True),
+                col("Owner", None, foreignKeyName="OwnerId", joinColumns=[
+                    col("Name", "String", textType=True),
+                ]),
+                col("IsDeleted", "Boolean", booleanType=True),
+            ],
+            "entityName": "Account", "groupBy": False, "idSelected": True, "keyPrefix": "001",
+        }, resource  # fmt: skip
+
+    r = api.get(f"{V}/query", params={"q": "SELECT COUNT() FROM Account", "columns": "true"})
+    assert r.json() == {
+        "columnMetadata": [col("expr0", None, aggregate=True, numberType=True, displayName="count()")],
+        "entityName": "Account", "groupBy": False, "idSelected": False, "keyPrefix": "001",
+    }  # fmt: skip
+    r = api.get(
+        f"{V}/query",
+        params={
+            "q": "SELECT Industry, COUNT(Id) n, MAX(AnnualRevenue) FROM Account GROUP BY Industry",
+            "columns": "true",
+        },
+    )
+    body = r.json()
+    assert [(c["columnName"], c["displayName"], c["aggregate"]) for c in body["columnMetadata"]] == [
+        ("Industry", "Industry", False), ("n", "count(Id)", True), ("expr0", "max(AnnualRevenue)", True),
+    ]  # fmt: skip
+    assert body["groupBy"] is True and body["idSelected"] is False
+    # a bad statement is refused as the query itself would be
+    r = api.get(f"{V}/query", params={"q": "SELECT Nope FROM Account", "columns": "true"})
+    assert (r.status_code, r.json()[0]["errorCode"]) == (400, "INVALID_FIELD")
