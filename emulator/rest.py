@@ -272,7 +272,7 @@ def translate_query(org: Org, soql: str, version: str, include_deleted: bool) ->
 
     try:
         return translate(
-            soql, org.store.schema, include_deleted=include_deleted, api_version=version,
+            soql, org.schema, include_deleted=include_deleted, api_version=version,
             now=org.store.clock.now(), files_visible_to=hidden_files_user(org.store, org.user_id),
         )  # fmt: skip
     except SoqlError as exc:
@@ -284,11 +284,11 @@ def query_columns(org: Org, soql: str, version: str, include_deleted: bool) -> d
     from emulator.columns import column_metadata
 
     t = translate_query(org, soql, version, include_deleted)
-    return column_metadata(soql, t.object, org.store.schema)
+    return column_metadata(soql, t.object, org.schema)
 
 
 def run_query(org: Org, soql: str, version: str, include_deleted: bool, batch: int) -> dict[str, Any]:
-    schema = org.store.schema
+    schema = org.schema
     t = translate_query(org, soql, version, include_deleted)
     if t.is_count:
         with org.store.cursor() as cur:
@@ -443,7 +443,7 @@ def make_router(org: Org) -> APIRouter:
         return ver[1:]
 
     def obj_or_404(name: str) -> ObjectDef:
-        obj = find_object(store.schema, name)
+        obj = find_object(org.schema, name)
         if obj is None:
             raise not_found()
         return obj
@@ -469,7 +469,7 @@ def make_router(org: Org) -> APIRouter:
     @router.get(data + "/sobjects")
     @router.get(data + "/sobjects/")
     def sobjects(ver: str) -> Response:
-        return _json(describe_global(store.schema, v(ver)))
+        return _json(describe_global(org.schema, v(ver)))
 
     @router.get(data + "/sobjects/{name}/describe")
     @router.get(data + "/sobjects/{name}/describe/")
@@ -483,7 +483,7 @@ def make_router(org: Org) -> APIRouter:
                 when = None
             if when is not None and when.tzinfo is not None and when >= SCHEMA_LOADED_AT:
                 return Response(status_code=304)
-        return _json(describe_object(obj, v(ver), store.schema))
+        return _json(describe_object(obj, v(ver), org.schema))
 
     @router.get(data + "/sobjects/{name}")
     @router.get(data + "/sobjects/{name}/")
@@ -566,6 +566,10 @@ def make_router(org: Org) -> APIRouter:
             if fields_raw
             else [f.name for f in obj.readable_fields]
         )
+        for name in fields:  # field-level security: a hidden field does not exist for the user
+            fd = obj.field(name)
+            if fd is None or not fd.readable:
+                raise ApiError(400, "INVALID_FIELD", f"No such column '{name}' on sobject of type {obj.name}")
         try:
             rec = store.get(obj.name, record_id, fields, api_version=v(ver))
         except StoreError as exc:
