@@ -421,9 +421,9 @@ NO_SUCH_COLUMN = (
             "SELECT Id, Name FROM AccountOpps WHERE Name like 'x%'",
             "INVALID_TYPE",
             "\nSELECT Id, Name FROM AccountOpps WHERE Name like 'x%'\n                     ^\n"
-            "ERROR at Row:1:Column:22\nsObject type 'AccountOpps' is not supported. If you are attempting to use"
-            " a custom object, be sure to append the '__c' after the entity name. Please reference your WSDL or"
-            " the describe call for the appropriate names.",
+            "ERROR at Row:1:Column:22\nsObject type 'AccountOpps' is not supported. If you are attempting"
+            " to use a custom object, be sure to append the '__c' after the entity name. Please reference"
+            " your WSDL or the describe call for the appropriate names.",
         ),
     ],
 )
