@@ -38,6 +38,7 @@ from emulator.context import (
 )
 from emulator.limits import RequestLog, UsageLimits, categorize
 from emulator.profiles import HOLD_MAX_S, FaultInjector, Randomness, profile_by_name
+from emulator.wire import WireMiddleware
 
 if TYPE_CHECKING:
     from emulator.store import OrgStore
@@ -227,4 +228,5 @@ def create_app(store: OrgStore, config: EmulatorConfig, *, org: Org | None = Non
     app.include_router(rest.make_router(org))
     app.include_router(composite.make_router(org))
     app.add_middleware(SalesforceMiddleware, org=org)
+    app.add_middleware(WireMiddleware)  # outermost: sees the path first and the headers last
     return app

@@ -248,7 +248,7 @@ class JobManager:
         try:
             t = translate(
                 query,
-                self.org.store.schema,
+                self.org.schema,  # field-level security applied (emulator.fls)
                 include_deleted=operation == "queryAll",
                 api_version=version,
                 now=self.org.store.clock.now(),

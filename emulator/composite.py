@@ -62,10 +62,10 @@ def _one(org: Org, sub: dict[str, Any]) -> tuple[int, Any]:
         version, rest = m.group(1), m.group(2).rstrip("/").split("/")
         headers = sub.get("httpHeaders") or {}
         if len(rest) == 3 and rest[0] == "sobjects" and rest[2] == "describe":
-            obj = find_object(org.store.schema, rest[1])
+            obj = find_object(org.schema, rest[1])
             if obj is None:
                 raise not_found()
-            return 200, describe_object(obj, version, org.store.schema)
+            return 200, describe_object(obj, version, org.schema)
         if len(rest) == 1 and rest[0] in ("query", "queryAll"):
             soql = (parse_qs(parts.query).get("q") or [""])[0]
             if not soql.strip():

@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from emulator.limits import RequestLog, UsageLimits
     from emulator.profiles import FaultInjector, Profile
     from emulator.rest import QueryCursors
+    from emulator.schema import ObjectDef
     from emulator.store import OrgStore
 
 MIN_API_VERSION = 31
@@ -185,6 +186,15 @@ class Org:
     @property
     def user_id(self) -> str:
         return str(self.store.integration_user_id)
+
+    @property
+    def schema(self) -> dict[str, ObjectDef]:
+        """The schema as the API user sees it: field-level security from the org's own
+        ``FieldPermissions`` applied (:mod:`emulator.fls`). Routes describe and query this one;
+        the store keeps writing through its full schema."""
+        from emulator.fls import visible_schema
+
+        return visible_schema(self.store, self.user_id)
 
     def identity_url(self) -> str:
         return f"{self.instance_url}/id/{self.org_id}/{self.user_id}"

@@ -265,18 +265,31 @@ def query_more(org: Org, locator: str, version: str, query_options: str | None) 
     return page(cursor, int(offset_raw), version, batch)
 
 
-def run_query(org: Org, soql: str, version: str, include_deleted: bool, batch: int) -> dict[str, Any]:
+def translate_query(org: Org, soql: str, version: str, include_deleted: bool) -> Any:
+    """``soql`` translated for the session user (a Salesforce error as :class:`ApiError`)."""
     from emulator.files import hidden_files_user
     from emulator.soql import SoqlError, translate
 
-    schema = org.store.schema
     try:
-        t = translate(
-            soql, schema, include_deleted=include_deleted, api_version=version, now=org.store.clock.now(),
-            files_visible_to=hidden_files_user(org.store, org.user_id),
+        return translate(
+            soql, org.schema, include_deleted=include_deleted, api_version=version,
+            now=org.store.clock.now(), files_visible_to=hidden_files_user(org.store, org.user_id),
         )  # fmt: skip
     except SoqlError as exc:
         raise ApiError(400, exc.error_code, exc.message) from None
+
+
+def query_columns(org: Org, soql: str, version: str, include_deleted: bool) -> dict[str, Any]:
+    """``query?q=...&columns=true``: the statement's column metadata, no rows."""
+    from emulator.columns import column_metadata
+
+    t = translate_query(org, soql, version, include_deleted)
+    return column_metadata(soql, t.object, org.schema)
+
+
+def run_query(org: Org, soql: str, version: str, include_deleted: bool, batch: int) -> dict[str, Any]:
+    schema = org.schema
+    t = translate_query(org, soql, version, include_deleted)
     if t.is_count:
         with org.store.cursor() as cur:
             row = cur.execute(t.count_sql or t.total_sql, list(t.params)).fetchone()
@@ -430,7 +443,7 @@ def make_router(org: Org) -> APIRouter:
         return ver[1:]
 
     def obj_or_404(name: str) -> ObjectDef:
-        obj = find_object(store.schema, name)
+        obj = find_object(org.schema, name)
         if obj is None:
             raise not_found()
         return obj
@@ -456,7 +469,7 @@ def make_router(org: Org) -> APIRouter:
     @router.get(data + "/sobjects")
     @router.get(data + "/sobjects/")
     def sobjects(ver: str) -> Response:
-        return _json(describe_global(store.schema, v(ver)))
+        return _json(describe_global(org.schema, v(ver)))
 
     @router.get(data + "/sobjects/{name}/describe")
     @router.get(data + "/sobjects/{name}/describe/")
@@ -470,7 +483,7 @@ def make_router(org: Org) -> APIRouter:
                 when = None
             if when is not None and when.tzinfo is not None and when >= SCHEMA_LOADED_AT:
                 return Response(status_code=304)
-        return _json(describe_object(obj, v(ver), store.schema))
+        return _json(describe_object(obj, v(ver), org.schema))
 
     @router.get(data + "/sobjects/{name}")
     @router.get(data + "/sobjects/{name}/")
@@ -553,6 +566,10 @@ def make_router(org: Org) -> APIRouter:
             if fields_raw
             else [f.name for f in obj.readable_fields]
         )
+        for name in fields:  # field-level security: a hidden field does not exist for the user
+            fd = obj.field(name)
+            if fd is None or not fd.readable:
+                raise ApiError(400, "INVALID_FIELD", f"No such column '{name}' on sobject of type {obj.name}")
         try:
             rec = store.get(obj.name, record_id, fields, api_version=v(ver))
         except StoreError as exc:
@@ -617,6 +634,8 @@ def make_router(org: Org) -> APIRouter:
             soql = request.query_params.get("q")
             if soql is None or not soql.strip():
                 raise ApiError(400, "MALFORMED_QUERY", "SOQL statements cannot be empty or null")
+            if request.query_params.get("columns", "").lower() == "true":
+                return _json(query_columns(org, soql, v(ver), include_deleted))
             batch = batch_size(request.headers.get("sforce-query-options"))
             body = run_query(org, soql, v(ver), include_deleted, batch)
             return _json(body)

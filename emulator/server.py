@@ -117,6 +117,7 @@ def serve(opts: ServeOptions, *, out: TextIO | None = None, err: TextIO | None =
     from emulator.app import build_org, create_app
     from emulator.profiles import profile_by_name
     from emulator.tls import generate_jwt_keypair, generate_self_signed
+    from emulator.wire import WireMiddleware
 
     out = out or sys.stdout
     err = err or sys.stderr
@@ -173,13 +174,18 @@ def serve(opts: ServeOptions, *, out: TextIO | None = None, err: TextIO | None =
     pubsub_server = pubsub.attach(app, org, host=opts.host, port=opts.pubsub_port, tls_files=tls_files)
 
     uv_config = uvicorn.Config(
-        app,
+        # wrapped once more: the 500s of Starlette's ServerErrorMiddleware (outside every
+        # app middleware) get Salesforce's header names too (the layer is idempotent)
+        WireMiddleware(app),
         log_level="warning",
         access_log=False,
         timeout_keep_alive=65,
         timeout_graceful_shutdown=1,
         server_header=False,
-        date_header=True,
+        # header names as Salesforce spells them (emulator.wire): h11 writes the names it is
+        # given, httptools lowercases them; the middleware adds ``Date`` (uvicorn's is lowercase)
+        http="h11",
+        date_header=False,
         **ssl_kw,
     )
     server = uvicorn.Server(uv_config)

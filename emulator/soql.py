@@ -40,13 +40,15 @@ from emulator.schema import (
 class SoqlError(Exception):
     """A query Salesforce would refuse: ``error_code`` and ``message`` as Salesforce words them."""
 
-    def __init__(self, error_code: str, message: str) -> None:
+    def __init__(self, error_code: str, message: str, pos: int | None = None) -> None:
         super().__init__(f"{error_code}: {message}")
         self.error_code = error_code
         self.message = message
+        self.pos = pos
+        """Where in the statement the error is, until :func:`translate` puts the statement in front."""
 
     def __reduce__(self) -> tuple[Any, ...]:
-        return (SoqlError, (self.error_code, self.message))
+        return (SoqlError, (self.error_code, self.message, self.pos))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -139,10 +141,12 @@ def tokenize(soql: str) -> list[Token]:
 
 
 def _at(soql: str, pos: int, what: str) -> str:
+    """Salesforce's wording: a newline, the statement (40 characters either side of ``pos``), a
+    caret under ``pos``, ``ERROR at Row:R:Column:C`` and the message."""
     line = soql[:pos].count("\n") + 1
     col = pos - (soql.rfind("\n", 0, pos) + 1) + 1
     snippet = soql[max(0, pos - 40) : pos + 40].replace("\n", " ")
-    return f"{snippet}\n{' ' * min(pos, 40)}^\nERROR at Row:{line}:Column:{col}\n{what}"
+    return f"\n{snippet}\n{' ' * min(pos, 40)}^\nERROR at Row:{line}:Column:{col}\n{what}"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -711,11 +715,11 @@ class _Translator:
         canonical: list[str] = []
         for rel in parts[:-1]:
             if len(targets) > 1:
-                raise SoqlError("INVALID_FIELD", _BAD_RELATIONSHIP.format(rel=rel))
+                raise SoqlError("INVALID_FIELD", _BAD_RELATIONSHIP.format(rel=rel), path.pos)
             alias, cur = targets[0]
             ref = cur.relationship(rel)
             if ref is None or not ref.readable:
-                raise SoqlError("INVALID_FIELD", _BAD_RELATIONSHIP.format(rel=rel))
+                raise SoqlError("INVALID_FIELD", _BAD_RELATIONSHIP.format(rel=rel), path.pos)
             canonical.append(ref.relationship_name or rel)
             key = ".".join(canonical)
             join = self.joins.get(key)
@@ -724,11 +728,15 @@ class _Translator:
             targets = join.aliases
         name = parts[-1]
         if len(targets) > 1:
-            return self._resolve_polymorphic(name, canonical, targets)
+            try:
+                return self._resolve_polymorphic(name, canonical, targets)
+            except SoqlError as exc:
+                exc.pos = path.pos if exc.pos is None else exc.pos
+                raise
         alias, tobj = targets[0]
         fd = tobj.field(name)
         if fd is None or not fd.readable:
-            raise SoqlError("INVALID_FIELD", _NO_SUCH_COLUMN.format(field=name, entity=tobj.name))
+            raise SoqlError("INVALID_FIELD", _NO_SUCH_COLUMN.format(field=name, entity=tobj.name), path.pos)
         out_name = ".".join([*canonical, fd.name])
         raw = self._raw(alias, tobj, fd)
         return _Resolved(
@@ -1088,7 +1096,7 @@ class _Translator:
     def set_object(self, q: Query) -> None:
         obj = find_object(self.schema, q.object)
         if obj is None or not obj.queryable:
-            raise SoqlError("INVALID_TYPE", _NOT_SUPPORTED.format(name=q.object))
+            raise SoqlError("INVALID_TYPE", _NOT_SUPPORTED.format(name=q.object), q.object_pos)
         self.obj = obj
         self.alias = q.alias
 
@@ -1219,6 +1227,27 @@ def translate(
     Raises:
         SoqlError: MALFORMED_QUERY, INVALID_TYPE, INVALID_FIELD, INVALID_QUERY_FILTER_OPERATOR.
     """
+    try:
+        return _translate(
+            soql, schema, include_deleted=include_deleted, api_version=api_version, now=now,
+            files_visible_to=files_visible_to,
+        )  # fmt: skip
+    except SoqlError as exc:
+        if exc.pos is None:
+            raise
+        # INVALID_FIELD / INVALID_TYPE: the statement and its position first, as Salesforce words them
+        raise SoqlError(exc.error_code, _at(soql, exc.pos, exc.message)) from None
+
+
+def _translate(
+    soql: str,
+    schema: dict[str, ObjectDef],
+    *,
+    include_deleted: bool,
+    api_version: str,
+    now: datetime | None,
+    files_visible_to: str | None,
+) -> Translated:
     if not _API_VERSION.match(api_version):
         raise ValueError(f"bad api version {api_version!r}")
     q = parse(soql)

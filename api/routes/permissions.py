@@ -44,6 +44,12 @@ class ObjectAccessOut(BaseModel):
     readable: bool = Field(description="false: the object cannot be backed up", examples=[True])
     view_all_records: bool = Field(examples=[True])
     modify_all_records: bool = Field(examples=[False])
+    needs_permission: bool = Field(
+        True,
+        description="false: Salesforce has no object permission for it (User, Organization, *History, "
+        "EventLogFile ...); every API user reads it, so it is backed up",
+        examples=[True],
+    )
 
 
 class UserPermissionOut(BaseModel):

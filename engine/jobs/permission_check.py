@@ -13,7 +13,11 @@ What is read (SALESFORCE_API.md section 7), all through REST ``query`` with pagi
 2. ``ObjectPermissions`` and ``FieldPermissions`` rows of those permission sets;
 3. the org's permissionable objects (``ObjectPermissions`` grouped by ``SobjectType`` over every
    permission set): those the user cannot read are the report's unreadable objects;
-4. ``describe`` of each readable object: describe applies field-level security, so every field
+4. ``describeGlobal``: the objects a full backup includes (:func:`engine.extract.scope.select_objects`
+   with the default rules) that are not permissionable (User, Organization, ``*History``,
+   ContentDocument, EventLogFile, StaticResource ...) need no object permission; they are listed
+   as readable with ``needs_permission`` false, so every object a full backs up appears;
+5. ``describe`` of each readable object: describe applies field-level security, so every field
    it lists is readable (the non-permissionable ones, Id, Name and audit fields, have no
    ``FieldPermissions`` row at all); a field with a row that grants no read is unreadable.
 
@@ -40,7 +44,9 @@ from engine.clock import Clock
 from engine.config import Settings
 from engine.errors import PermissionReportMissing, SalesforceError
 from engine.extract.client import SalesforceClient
+from engine.extract.describe import parse_global
 from engine.extract.rest import RestApi
+from engine.extract.scope import ScopeRules, select_objects
 from engine.extract.soql import Soql
 from engine.jobs.credentials import client_options, grant_from_record
 from engine.policy import REQUIRED, PermissionCheckSettings, build_permission_report
@@ -156,14 +162,24 @@ def read_permission_rows(rest: RestApi, user_id: str, *, checked_at: datetime) -
         if r.get("SobjectType")
     ]
     readable = sorted({str(r["SobjectType"]) for r in object_rows if r.get("PermissionsRead") is True})
+    global_body = rest.describe_global()
+    queryable = {str(o["name"]) for o in global_body.get("sobjects", []) if o.get("queryable")}
+    no_permission = no_permission_objects(global_body, org_objects)
     described: list[tuple[str, str]] = []
-    queryable = {str(o["name"]) for o in rest.describe_global().get("sobjects", []) if o.get("queryable")}
-    for name in readable:
+    for name in [*readable, *no_permission]:
         if name in queryable:
             described += ((name, str(f["name"])) for f in rest.describe(name).get("fields", []))
     return build_permission_report(
-        field_rows, object_rows, assignments, checked_at, always_readable=described, objects=org_objects
-    )
+        field_rows, object_rows, assignments, checked_at, always_readable=described, objects=org_objects,
+        no_permission_objects=no_permission,
+    )  # fmt: skip
+
+
+def no_permission_objects(global_body: dict[str, Any], permissionable: list[str]) -> list[str]:
+    """Objects a full backup includes that have no object permission in Salesforce (User,
+    Organization, ``*History`` ...): every API user reads them, so they are protected."""
+    included = {d.name for d in select_objects(parse_global(global_body), ScopeRules()) if d.included}
+    return sorted(included - set(permissionable))
 
 
 def _report_lists(
@@ -172,7 +188,13 @@ def _report_lists(
     data = report.to_dict()
     objects = [{**o, "readable": True} for o in data["objects"]]
     objects += [
-        {"object": name, "readable": False, "view_all_records": False, "modify_all_records": False}
+        {
+            "object": name,
+            "readable": False,
+            "view_all_records": False,
+            "modify_all_records": False,
+            "needs_permission": True,
+        }
         for name in data["unreadable_objects"]
     ]
     objects.sort(key=lambda o: str(o["object"]))

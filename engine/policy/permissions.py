@@ -18,6 +18,9 @@ Rules (PRODUCT.md "Permission checks"):
     always readable; pass them in ``always_readable``.
   - ``objects``: the objects the user can read. Unlisted objects cannot be protected; when
     the caller passes the org's objects, those missing are listed in ``unreadable_objects``.
+    Objects Salesforce grants no object permission for (User, Organization, ``*History``,
+    ContentDocument, EventLogFile, StaticResource ...) are readable by every API user: pass
+    them in ``no_permission_objects`` and they are listed too, ``needs_permission`` false.
   - ``user_permissions``: the system permissions backup and restore need (:data:`REQUIRED`),
     each granted or not, with what it is needed for.
 
@@ -158,6 +161,8 @@ class ObjectAccess:
     object: str
     view_all_records: bool
     modify_all_records: bool
+    needs_permission: bool = True
+    """False for objects that are not permissionable (readable without an object permission)."""
 
 
 @dataclass(frozen=True)
@@ -237,6 +242,7 @@ def build_permission_report(
     fields: Iterable[tuple[str, str]] = (),
     always_readable: Iterable[tuple[str, str]] = (),
     objects: Iterable[str] = (),
+    no_permission_objects: Iterable[str] = (),
 ) -> PermissionReport:
     """Build the three lists from the rows of the user's permission sets.
 
@@ -251,6 +257,8 @@ def build_permission_report(
         fields: ``(object, field)`` pairs to report even without a row (unreadable then).
         always_readable: non-permissionable ``(object, field)`` pairs (readable).
         objects: the org's objects; those the user cannot read go to ``unreadable_objects``.
+        no_permission_objects: objects with no object permission in Salesforce (not
+            permissionable), readable by the user; listed with ``needs_permission`` false.
     """
     require_aware(checked_at, "checked_at")
     read: dict[tuple[str, str], list[bool]] = {}
@@ -274,8 +282,11 @@ def build_permission_report(
         acc[1] = acc[1] or flag(row, "PermissionsViewAllRecords")
         acc[2] = acc[2] or flag(row, "PermissionsModifyAllRecords")
     readable = {name for name, acc in objs.items() if acc[0]}
-    object_list = tuple(ObjectAccess(n, objs[n][1], objs[n][2]) for n in sorted(readable))
-    unreadable = tuple(sorted(set(objects) - readable))
+    access = {n: ObjectAccess(n, objs[n][1], objs[n][2]) for n in readable}
+    for name in no_permission_objects:
+        access.setdefault(name, ObjectAccess(name, False, False, needs_permission=False))
+    object_list = tuple(access[n] for n in sorted(access))
+    unreadable = tuple(sorted(set(objects) - set(access)))
 
     sets = [_permission_set(r) for r in permission_set_rows]
     perms = tuple(

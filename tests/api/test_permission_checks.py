@@ -65,6 +65,18 @@ def add_org(settings: Settings, name: str, em: EmulatorProcess | None, **fields:
 # --- ground truth from the emulator's tables ------------------------------------------------
 
 
+def _queryable_objects(em: EmulatorProcess) -> set[str]:
+    """The emulator's queryable objects, from its own describeGlobal."""
+    import httpx
+
+    resp = httpx.get(
+        em.url + "/services/data/v62.0/sobjects", verify=em.verify, trust_env=False, timeout=60,
+        headers={"Authorization": f"Bearer {em.token()}"},
+    )  # fmt: skip
+    resp.raise_for_status()
+    return {o["name"] for o in resp.json()["sobjects"] if o["queryable"]}
+
+
 def truth(em: EmulatorProcess) -> dict[str, Any]:
     user = em.admin("GET", "/info")["user_id"]
     sets = 'SELECT "PermissionSetId" FROM sf_permissionsetassignment WHERE "AssigneeId" = ?'
@@ -85,6 +97,13 @@ def truth(em: EmulatorProcess) -> dict[str, Any]:
         )
     }
     all_objects = {r[0] for r in em.sql('SELECT DISTINCT "SobjectType" FROM sf_objectpermissions')}
+    # objects without object permissions that a full backs up (User, Organization, *History ...):
+    # every API user reads them, so the report lists them as readable, needing no permission
+    schema_objects = _queryable_objects(em)
+    no_permission = {
+        n for n in schema_objects - all_objects
+        if not n.endswith(("Share", "Feed", "ChangeEvent")) and n != "ContentDocumentLink"
+    }  # fmt: skip
     granted = {
         p.field: bool(
             em.sql(f'SELECT bool_or("{p.field}") FROM sf_permissionset WHERE "Id" IN ({sets})', user)[0][0]
@@ -93,7 +112,8 @@ def truth(em: EmulatorProcess) -> dict[str, Any]:
     }
     return {
         "unreadable_fields": unreadable_fields,
-        "readable_objects": readable_objects,
+        "readable_objects": readable_objects | no_permission,
+        "no_permission": no_permission,
         "unreadable_objects": all_objects - readable_objects,
         "granted": granted,
     }
@@ -122,6 +142,8 @@ def test_check_now_reports_the_three_lists(
     readable_fields = {(f["object"], f["field"]) for f in body["fields"] if f["readable"]}
     assert {("Account", "Id"), ("Account", "Name"), ("Account", "Phone")} <= readable_fields
     assert {o["object"] for o in body["objects"] if o["readable"]} == want["readable_objects"]
+    assert {o["object"] for o in body["objects"] if not o["needs_permission"]} == want["no_permission"]
+    assert {"User", "Organization", "AccountHistory", "EventLogFile"} <= want["no_permission"]
     assert set(body["unreadable_objects"]) == want["unreadable_objects"]
     perms = {p["permission"]: p for p in body["user_permissions"]}
     assert list(perms) == [p.field for p in REQUIRED]

@@ -82,7 +82,9 @@ def test_describe_global_and_describe(api: httpx.Client) -> None:
 def test_query_errors(api: httpx.Client, soql: str, code: str, message_start: str) -> None:
     status, error_code, message = _err(api.get(f"{V}/query", params={"q": soql}))
     assert (status, error_code) == (400, code)
-    assert message.startswith(message_start)
+    if soql:  # Salesforce echoes the statement, a caret and the position before the message
+        assert message.startswith(f"\n{soql}\n") and "\nERROR at Row:1:Column:" in message
+    assert message.rsplit("\n", 1)[-1].startswith(message_start)
 
 
 def test_query_paging_batch_size_and_tolerant_next_url(emulator: EmulatorProcess, api: httpx.Client) -> None:

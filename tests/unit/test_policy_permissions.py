@@ -178,6 +178,24 @@ def test_report_has_the_three_lists_with_effective_permissions() -> None:
     assert qaf.needed_for == "backup" and "ContentVersion" in qaf.why
 
 
+def test_objects_that_need_no_permission_are_listed_readable() -> None:
+    """User, Organization, *History ...: no ObjectPermissions row exists, every API user reads them."""
+    r = build_permission_report(
+        FIELD_ROWS, OBJECT_ROWS, ASSIGNMENTS, NOW,
+        objects=["Account", "Case", "Invoice__c", "Lead"],
+        no_permission_objects=["User", "AccountHistory", "Organization"],
+    )  # fmt: skip
+    assert [(o.object, o.needs_permission) for o in r.objects] == [
+        ("Account", True), ("AccountHistory", False), ("Case", True), ("Organization", False),
+        ("User", False),
+    ]  # fmt: skip
+    assert r.unreadable_objects == ("Invoice__c", "Lead")
+    assert r.to_dict()["objects"][1] == {
+        "object": "AccountHistory", "view_all_records": False, "modify_all_records": False,
+        "needs_permission": False,
+    }  # fmt: skip
+
+
 def test_report_serialises_for_the_catalog_row() -> None:
     r = build_permission_report(FIELD_ROWS, OBJECT_ROWS, ASSIGNMENTS, NOW)
     d = r.to_dict()

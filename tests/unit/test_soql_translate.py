@@ -394,3 +394,41 @@ def test_date_field_against_dates(org: OrgStore) -> None:
             "SELECT count(*) FROM sf_account WHERE NOT IsDeleted AND LastActivityDate >= ?", [d]
         ).fetchone()
     assert exp is not None and n == exp[0]
+
+
+NO_SUCH_COLUMN = (
+    "No such column 'Nope' on entity 'Account'. If you are attempting to use a custom field, be sure to"
+    " append the '__c' after the custom field name. Please reference your WSDL or the describe call for the"
+    " appropriate names."
+)
+
+
+@pytest.mark.parametrize(
+    ("soql", "code", "message"),
+    [
+        (
+            "SELECT Id, Nope FROM Account",
+            "INVALID_FIELD",
+            f"\nSELECT Id, Nope FROM Account\n           ^\nERROR at Row:1:Column:12\n{NO_SUCH_COLUMN}",
+        ),
+        (
+            "SELECT Id FROM Account WHERE Nope = 'x'",
+            "INVALID_FIELD",
+            f"\nSELECT Id FROM Account WHERE Nope = 'x'\n                             ^\n"
+            f"ERROR at Row:1:Column:30\n{NO_SUCH_COLUMN}",
+        ),
+        (
+            "SELECT Id, Name FROM AccountOpps WHERE Name like 'x%'",
+            "INVALID_TYPE",
+            "\nSELECT Id, Name FROM AccountOpps WHERE Name like 'x%'\n                     ^\n"
+            "ERROR at Row:1:Column:22\nsObject type 'AccountOpps' is not supported. If you are attempting"
+            " to use a custom object, be sure to append the '__c' after the entity name. Please reference"
+            " your WSDL or the describe call for the appropriate names.",
+        ),
+    ],
+)
+def test_invalid_field_and_type_echo_the_statement(org: OrgStore, soql: str, code: str, message: str) -> None:
+    """Salesforce puts the statement, a caret and ``ERROR at Row:1:Column:N`` before the message."""
+    with pytest.raises(SoqlError) as err:
+        translate(soql, org.schema, include_deleted=False)
+    assert (err.value.error_code, err.value.message) == (code, message)
