@@ -435,22 +435,25 @@ class SalesforceClient:
         self.usage.observe_limits(body)
         return body
 
-    def check_reserve(self, *, bulk_jobs: int = 0, refresh: bool = False) -> None:
+    def check_reserve(self, *, bulk_jobs: int = 0, bulk_batches: int = 0, refresh: bool = False) -> None:
         """Refuse to start new work that would dip into the reserved allowance.
 
         Uses the latest ``Sforce-Limit-Info`` (fresh on every answer); reads ``/limits`` when
         nothing is known yet, when ``refresh`` is set, or when ``bulk_jobs`` are about to be
-        created (DailyBulkV2QueryJobs is only reported there).
+        created (DailyBulkV2QueryJobs is only reported there), or ``bulk_batches`` Bulk API 1.0
+        batches (DailyBulkApiBatches, likewise).
 
         Raises:
             SalesforceApiLimit: remaining DailyApiRequests < ``api_reserve``, or remaining
-                DailyBulkV2QueryJobs - ``bulk_jobs`` < ``bulk_jobs_reserve``.
+                DailyBulkV2QueryJobs - ``bulk_jobs`` (DailyBulkApiBatches - ``bulk_batches``)
+                < ``bulk_jobs_reserve``.
         """
         o = self.options
         if (
             refresh
             or self.usage.remaining is None
             or (bulk_jobs and self.usage.limit("DailyBulkV2QueryJobs") is None)
+            or (bulk_batches and self.usage.limit("DailyBulkApiBatches") is None)
         ):
             self.limits()
         remaining = self.usage.remaining
@@ -459,6 +462,9 @@ class SalesforceClient:
         jobs = self.usage.limit("DailyBulkV2QueryJobs")
         if bulk_jobs and jobs is not None and jobs[1] - bulk_jobs < o.bulk_jobs_reserve:
             raise SalesforceApiLimit(remaining=jobs[1], limit=jobs[0], what="DailyBulkV2QueryJobs")
+        batches = self.usage.limit("DailyBulkApiBatches")
+        if bulk_batches and batches is not None and batches[1] - bulk_batches < o.bulk_jobs_reserve:
+            raise SalesforceApiLimit(remaining=batches[1], limit=batches[0], what="DailyBulkApiBatches")
 
 
 def _read(resp: httpx.Response) -> httpx.Response:

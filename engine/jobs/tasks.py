@@ -233,7 +233,10 @@ class _Extractor:
                 self.check_cancel()
                 yield batch
             return
-        self.client.check_reserve(bulk_jobs=1)
+        if path == "bulk1":  # the submitted batch and at least one PK chunk
+            self.client.check_reserve(bulk_batches=2)
+        else:
+            self.client.check_reserve(bulk_jobs=1)
         slot = _PoolSlot()
         slot.leave()
         try:

@@ -15,7 +15,7 @@ from typing import Any
 import pyarrow as pa
 import pytest
 
-from engine.errors import SalesforceQueryTimeout
+from engine.errors import SalesforceApiLimit, SalesforceQueryTimeout, SalesforceRequestLimitExceeded
 from engine.extract.bulk1 import Bulk1Api
 from engine.extract.bulk2 import JobInfo
 from engine.extract.client import SalesforceClient
@@ -76,3 +76,20 @@ def test_a_chunk_that_times_out_is_a_query_timeout(client: SalesforceClient, adm
                 client, _read(client, "Contact", "bulk1"), BulkOptions(policy=FAST_POLL, max_records=5_000)
             )
         )
+
+
+def test_the_daily_batch_allowance_is_kept_in_reserve(client: SalesforceClient, admin: Admin) -> None:
+    """A bulk1 read is refused before it starts when DailyBulkApiBatches would fall below the
+    reserve; and a batch Salesforce refuses for quota (``ExceededQuota``) is a limit error."""
+    was = admin.call("GET", "/limits")["used"].get("DailyBulkApiBatches", 0)
+    job = Bulk1Api(client).create_job("Account", "query", None)
+    admin.call("POST", "/limits", {"name": "DailyBulkApiBatches", "used": 15_000 - 10})
+    try:
+        with pytest.raises(SalesforceApiLimit) as info:
+            client.check_reserve(bulk_batches=2)
+        assert info.value.details["what"] == "DailyBulkApiBatches" and info.value.details["remaining"] == 10
+        admin.call("POST", "/limits", {"name": "DailyBulkApiBatches", "used": 15_000})
+        with pytest.raises(SalesforceRequestLimitExceeded):
+            Bulk1Api(client).add_batch(job.id, "SELECT Id FROM Account")
+    finally:
+        admin.call("POST", "/limits", {"name": "DailyBulkApiBatches", "used": was})
