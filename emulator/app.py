@@ -26,7 +26,7 @@ from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from emulator import admin, auth, bulk2, composite, rest
+from emulator import admin, auth, bulk1, bulk2, composite, rest
 from emulator.context import (
     ADMIN_PREFIX,
     ApiError,
@@ -174,6 +174,8 @@ def create_app(store: OrgStore, config: EmulatorConfig, *, org: Org | None = Non
             yield
         finally:
             org.jobs.shutdown()
+            if org.bulk1 is not None:
+                org.bulk1.shutdown()
             org.cursors.shutdown()
             if config.work_dir is not None:
                 shutil.rmtree(config.work_dir, ignore_errors=True)
@@ -225,6 +227,7 @@ def create_app(store: OrgStore, config: EmulatorConfig, *, org: Org | None = Non
     app.include_router(auth.make_router(org))
     app.include_router(admin.make_router(org), prefix=ADMIN_PREFIX)
     app.include_router(bulk2.make_router(org))
+    bulk1.install(app, org)
     app.include_router(rest.make_router(org))
     app.include_router(composite.make_router(org))
     app.add_middleware(SalesforceMiddleware, org=org)

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from emulator.auth import SessionStore
+    from emulator.bulk1 import Bulk1Manager
     from emulator.bulk2 import JobManager
     from emulator.limits import RequestLog, UsageLimits
     from emulator.profiles import FaultInjector, Profile
@@ -174,6 +175,8 @@ class Org:
     profile: Profile
     jobs: JobManager
     cursors: QueryCursors
+    bulk1: Bulk1Manager | None = None
+    """Bulk API 1.0 jobs; set by :func:`emulator.bulk1.install` when the app is built."""
 
     @property
     def instance_url(self) -> str:

@@ -4,7 +4,10 @@ Counting rules follow SALESFORCE_API.md §10: every authenticated request under
 ``/services/data/vXX.X/`` counts against ``DailyApiRequests`` (including Bulk 2.0 create, poll
 and each result page, and ``/limits`` itself unless configured otherwise); OAuth/SOAP logins and
 the version list do not. Bulk 2.0 query jobs count against ``DailyBulkV2QueryJobs`` and their
-result volume against ``DailyBulkV2QueryFileStorageMB``; they consume no batches.
+result volume against ``DailyBulkV2QueryFileStorageMB``; they consume no batches. Every Bulk API
+1.0 request (``/services/async/``, counted by :mod:`emulator.bulk1`) counts against
+``DailyApiRequests`` and every Bulk 1.0 batch, each PK chunk included, against
+``DailyBulkApiBatches``.
 """
 
 from __future__ import annotations
@@ -217,6 +220,8 @@ def categorize(method: str, path: str) -> str:
         return "admin"
     if path.startswith("/services/oauth2/token") or path.startswith("/services/Soap/u"):
         return "login"
+    if path.startswith("/services/async/"):
+        return _async_category(method, path)
     if not path.startswith("/services/data/v"):
         return "other"
     rest = path.split("/", 4)[4] if path.count("/") >= 4 else ""
@@ -242,3 +247,19 @@ def categorize(method: str, path: str) -> str:
             return "replication"
         return "record"
     return "rest"
+
+
+def _async_category(method: str, path: str) -> str:
+    """Bulk API 1.0 (``/services/async/{version}/...``) kinds of request."""
+    parts = path.strip("/").split("/")[3:]  # after services/async/{version}
+    if len(parts) <= 1:
+        return "bulk1_create" if method == "POST" and parts == ["job"] else "bulk1_job"
+    if len(parts) == 2:
+        return "bulk1_job"
+    if len(parts) == 3:
+        return "bulk1_batch_create" if method == "POST" else "bulk1_batch"
+    if len(parts) >= 6:
+        return "bulk1_results"
+    if len(parts) == 5 and parts[4] == "result":
+        return "bulk1_result_list"
+    return "bulk1_batch"

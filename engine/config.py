@@ -10,7 +10,7 @@ import os
 import tomllib
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -49,6 +49,7 @@ class JobSettings(BaseModel):
     poll_max: float | None = Field(default=None, gt=0)
     rest_max_rows: int | None = Field(default=None, ge=0)
     boundary_check_min_rows: int | None = None
+    extraction_strategy: Literal["bulk2", "bulk1", "auto"] | None = None
 
     def overrides(self) -> dict[str, Any]:
         """The knobs the operator set, by name."""

@@ -37,8 +37,12 @@ QUERY_ERROR_CODES = frozenset(
 )  # fmt: skip
 BULK_UNSUPPORTED_CODES = frozenset({"INVALIDENTITY"})
 TIMEOUT_CODES = frozenset({"QUERY_TIMEOUT"})
+SESSION_CODES = frozenset({"INVALID_SESSION_ID", "InvalidSessionId"})
 # LIMIT_EXCEEDED: the daily Bulk 2.0 query job allowance (DailyBulkV2QueryJobs) on job creation.
-LIMIT_CODES = frozenset({"REQUEST_LIMIT_EXCEEDED", "LIMIT_EXCEEDED", "TXN_SECURITY_METERING_ERROR"})
+# ExceededQuota: Bulk API 1.0's answer when the daily API or batch allowance is spent.
+LIMIT_CODES = frozenset(
+    {"REQUEST_LIMIT_EXCEEDED", "LIMIT_EXCEEDED", "TXN_SECURITY_METERING_ERROR", "ExceededQuota"}
+)
 TRANSIENT_CODES = frozenset({"SERVER_UNAVAILABLE", "UNKNOWN_EXCEPTION", "API_TEMPORARILY_UNAVAILABLE"})
 TRANSIENT_STATUSES = frozenset({408, 420, 429, 500, 502, 503, 504})
 
@@ -57,7 +61,7 @@ def parse_error_body(resp: httpx.Response) -> ErrorBody:
     try:
         body = json.loads(resp.content or b"null")
     except ValueError:
-        return ErrorBody("", resp.text[:200])
+        return _xml_error_body(resp) or ErrorBody("", resp.text[:200])
     if isinstance(body, list) and body and isinstance(body[0], dict):
         body = body[0]
     if isinstance(body, dict):
@@ -67,9 +71,24 @@ def parse_error_body(resp: httpx.Response) -> ErrorBody:
     return ErrorBody("", str(body)[:200])
 
 
+def _xml_error_body(resp: httpx.Response) -> ErrorBody | None:
+    """The Bulk API 1.0 XML error: ``<error xmlns=...><exceptionCode>..<exceptionMessage>..``."""
+    from xml.etree import ElementTree
+
+    try:
+        root = ElementTree.fromstring(resp.content)
+    except ElementTree.ParseError:
+        return None
+    found = {child.tag.rsplit("}", 1)[-1]: (child.text or "") for child in root}
+    if "exceptionCode" not in found:
+        return None
+    return ErrorBody(found["exceptionCode"], found.get("exceptionMessage", "")[:500])
+
+
 def is_invalid_session(resp: httpx.Response) -> bool:
-    """A 401 that clients answer by logging in again (exactly ``INVALID_SESSION_ID``)."""
-    return resp.status_code == 401 and parse_error_body(resp).code == "INVALID_SESSION_ID"
+    """A 401 that clients answer by logging in again (exactly ``INVALID_SESSION_ID``, or the Bulk
+    API 1.0 ``InvalidSessionId``)."""
+    return resp.status_code == 401 and parse_error_body(resp).code in SESSION_CODES
 
 
 def classify(resp: httpx.Response, *, sobject: str = "") -> SfvaultError | None:

@@ -270,22 +270,27 @@ class SalesforceClient:
         sobject: str,
         stream: bool,
         attempt: int = 0,
+        content: bytes | None = None,
     ) -> httpx.Response:
         """One logical attempt (``attempt`` counts the earlier ones): send, and on
         INVALID_SESSION_ID refresh once and send again."""
         for refreshed in (False, True):
             generation, bearer = self.session.bearer()
             h = {"Authorization": bearer, **(headers or {})}
+            if "/services/async/" in url:  # Bulk API 1.0 authenticates with the session id header
+                h["X-SFDC-Session"] = bearer.split(" ", 1)[-1]
             timeout: httpx.Timeout | float | None = self._timeout
-            if method == "GET" and kind in ("bulk2_job", "bulk2_results_page"):
+            if method == "GET" and kind in ("bulk2_job", "bulk2_results_page", "bulk1_job", "bulk1_results"):
                 o = self.options
                 timeout = min(o.timeout_seconds, o.bulk_read_timeout_seconds * 2 ** min(attempt, 10))
             if timeout is not None:
                 req = self.http.build_request(
-                    method, url, params=params, json=json, headers=h, timeout=timeout
+                    method, url, params=params, json=json, content=content, headers=h, timeout=timeout
                 )
             else:
-                req = self.http.build_request(method, url, params=params, json=json, headers=h)
+                req = self.http.build_request(
+                    method, url, params=params, json=json, content=content, headers=h
+                )
             self.usage.count(kind)
             try:
                 resp = self.http.send(req, stream=stream)
@@ -320,8 +325,10 @@ class SalesforceClient:
         json: Any = None,
         headers: Mapping[str, str] | None = None,
         sobject: str = "",
+        content: bytes | None = None,
     ) -> httpx.Response:
-        """A whole (small) response, retried on transient errors. For JSON and bounded pages."""
+        """A whole (small) response, retried on transient errors. For JSON and bounded pages;
+        ``content`` is a raw body (Bulk API 1.0's XML documents and SOQL batches)."""
         url = self.url(path)
         tries = 0
 
@@ -329,7 +336,7 @@ class SalesforceClient:
             nonlocal tries
             tries += 1
             resp = self._send(method, url, kind, params=params, json=json, headers=headers, sobject=sobject,
-                              stream=True, attempt=tries - 1)  # fmt: skip
+                              stream=True, attempt=tries - 1, content=content)  # fmt: skip
             try:
                 resp.read()
             except httpx.TransportError as e:
@@ -428,22 +435,25 @@ class SalesforceClient:
         self.usage.observe_limits(body)
         return body
 
-    def check_reserve(self, *, bulk_jobs: int = 0, refresh: bool = False) -> None:
+    def check_reserve(self, *, bulk_jobs: int = 0, bulk_batches: int = 0, refresh: bool = False) -> None:
         """Refuse to start new work that would dip into the reserved allowance.
 
         Uses the latest ``Sforce-Limit-Info`` (fresh on every answer); reads ``/limits`` when
         nothing is known yet, when ``refresh`` is set, or when ``bulk_jobs`` are about to be
-        created (DailyBulkV2QueryJobs is only reported there).
+        created (DailyBulkV2QueryJobs is only reported there), or ``bulk_batches`` Bulk API 1.0
+        batches (DailyBulkApiBatches, likewise).
 
         Raises:
             SalesforceApiLimit: remaining DailyApiRequests < ``api_reserve``, or remaining
-                DailyBulkV2QueryJobs - ``bulk_jobs`` < ``bulk_jobs_reserve``.
+                DailyBulkV2QueryJobs - ``bulk_jobs`` (DailyBulkApiBatches - ``bulk_batches``)
+                < ``bulk_jobs_reserve``.
         """
         o = self.options
         if (
             refresh
             or self.usage.remaining is None
             or (bulk_jobs and self.usage.limit("DailyBulkV2QueryJobs") is None)
+            or (bulk_batches and self.usage.limit("DailyBulkApiBatches") is None)
         ):
             self.limits()
         remaining = self.usage.remaining
@@ -452,6 +462,9 @@ class SalesforceClient:
         jobs = self.usage.limit("DailyBulkV2QueryJobs")
         if bulk_jobs and jobs is not None and jobs[1] - bulk_jobs < o.bulk_jobs_reserve:
             raise SalesforceApiLimit(remaining=jobs[1], limit=jobs[0], what="DailyBulkV2QueryJobs")
+        batches = self.usage.limit("DailyBulkApiBatches")
+        if bulk_batches and batches is not None and batches[1] - bulk_batches < o.bulk_jobs_reserve:
+            raise SalesforceApiLimit(remaining=batches[1], limit=batches[0], what="DailyBulkApiBatches")
 
 
 def _read(resp: httpx.Response) -> httpx.Response:

@@ -23,6 +23,7 @@ from typing import Literal
 
 import pyarrow as pa
 
+from engine.extract.bulk1 import Bulk1Api
 from engine.extract.bulk2 import DEFAULT_MAX_RECORDS, Bulk2Api, JobInfo, PageSize, PollPolicy
 from engine.extract.client import SalesforceClient
 from engine.extract.csv_arrow import CsvPageParser
@@ -30,7 +31,7 @@ from engine.extract.model import FieldSpec
 from engine.extract.rest import RestApi
 from engine.extract.soql import Soql
 
-Path = Literal["bulk2", "rest"]
+Path = Literal["bulk2", "bulk1", "rest"]
 
 
 @dataclass(frozen=True)
@@ -41,7 +42,8 @@ class Read:
         sobject: the object (for errors and usage accounting).
         fields: the SELECT list as describe fields, in ``soql``'s order; they type the batches.
         soql: the query; REST reads it in ``Id`` order (so a lost locator resumes by Id).
-        path: ``bulk2`` (a query job) or ``rest`` (query paging).
+        path: ``bulk2`` (a query job), ``bulk1`` (a Bulk API 1.0 job, PK-chunked; every chunk's
+            result file is a page) or ``rest`` (query paging).
         all_rows: ``queryAll`` (deleted and archived rows too) instead of ``query``.
     """
 
@@ -93,6 +95,15 @@ def read_batches(
         yield from rest_batches(RestApi(client), parser, read.soql.in_id_order(), all_rows=read.all_rows)
         return
     b = bulk or BulkOptions()
+    if read.path == "bulk1":
+        files = Bulk1Api(client).run_query(
+            read.soql, operation="queryAll" if read.all_rows else "query", chunk_size=b.max_records,
+            sleep=b.sleep, policy=b.policy, on_created=b.on_created, on_complete=b.on_complete,
+        )  # fmt: skip
+        for data in files:
+            yield from parser.iter_batches(data)
+            del data
+        return
     size = None
     if b.max_bytes:
         key = f"{read.sobject}:{','.join(read.soql.fields)}:{int(read.all_rows)}"

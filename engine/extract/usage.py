@@ -5,7 +5,9 @@ picklable (its lock is dropped and rebuilt), so a Dask task can return it and th
 :meth:`ApiUsage.merge` the counters of every partition into the job report.
 
 Kinds (SALESFORCE_API.md §10): ``rest`` (describe, query pages, COUNT(), /limits),
-``bulk2_job`` (create, poll, abort, delete), ``bulk2_results_page``, ``blob``. Token requests
+``bulk2_job`` (create, poll, abort, delete), ``bulk2_results_page``, ``bulk1_job`` (Bulk API 1.0
+job and batch calls: create, add batch, close, abort, batch status, result lists),
+``bulk1_results`` (result file downloads), ``blob``. Token requests
 (``login``) and the unauthenticated version list (``versions``) are counted too but do not
 count against ``DailyApiRequests`` (:attr:`ApiUsage.api_calls` leaves them out).
 """
@@ -17,8 +19,12 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-CallKind = Literal["rest", "bulk2_job", "bulk2_results_page", "blob", "login", "versions"]
-API_KINDS: tuple[CallKind, ...] = ("rest", "bulk2_job", "bulk2_results_page", "blob")
+CallKind = Literal[
+    "rest", "bulk2_job", "bulk2_results_page", "bulk1_job", "bulk1_results", "blob", "login", "versions"
+]
+API_KINDS: tuple[CallKind, ...] = (
+    "rest", "bulk2_job", "bulk2_results_page", "bulk1_job", "bulk1_results", "blob"
+)  # fmt: skip
 NOT_COUNTED_BY_ORG: tuple[CallKind, ...] = ("login", "versions")
 
 _LIMIT_INFO = re.compile(r"(?:^|[;,\s])api-usage=(\d+)/(\d+)")

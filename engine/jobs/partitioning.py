@@ -188,6 +188,7 @@ class PartitionPlanner:
             max_concurrent=o.max_concurrent_bulk_jobs, cancel_event=cancel_name,
             poll_first=o.poll_first, poll_max=o.poll_max, blob_threads=o.blob_threads,
             rest_data=rest_data, rest_sweep=rest_sweep, window=window, archived=reads_all_rows(plan),
+            strategy="bulk1" if o.extraction_strategy == "bulk1" else "bulk2",
         )  # fmt: skip
 
     def outcome(self, name: str, fut: Any) -> Any:

@@ -94,6 +94,12 @@ class JobOptions:
     4 REST pages vs 0.19 s through one Bulk job), so REST stops paying beyond one page. 0 = always
     Bulk. Capped at a quarter of :attr:`target_rows` (see :attr:`rest_limit`)."""
 
+    extraction_strategy: Literal["bulk2", "bulk1", "auto"] = "bulk2"
+    """How Bulk reads run (decision 0018): ``bulk2`` one Bulk API 2.0 query job per Id-range
+    partition; ``bulk1`` one Bulk API 1.0 job per partition, PK-chunked by ``page_rows`` Ids (each
+    chunk's result file is a page: the same chunks and cursors, and one batch per chunk against
+    ``DailyBulkApiBatches``); ``auto`` is ``bulk2`` until the benchmark of issue 16 says when
+    ``bulk1`` is faster."""
     boundary_check_min_rows: int = 2_000
     """An incremental whose cursor boundary holds more rows than this (rows at the previous
     job's last timestamps, such as a mass update just before it) checks that boundary in a task

@@ -107,6 +107,8 @@ class PartitionTask:
     job (small incremental windows: one or a few calls, no job to create, poll and page)."""
     rest_sweep: bool = False
     """Run the Id sweep through REST paging (the object is small)."""
+    strategy: Literal["bulk2", "bulk1"] = "bulk2"
+    """The Bulk API of the task's Bulk reads (``JobOptions.extraction_strategy``)."""
     archived: bool = False
     """The object's live rows include archived ones that ``query`` hides (Task, Event): live rows
     are read with ``queryAll ... IsDeleted = false`` (:meth:`_Extractor.live_batches`)."""
@@ -222,7 +224,7 @@ class _Extractor:
     def batches(self, soql: Soql, *, all_rows: bool, rest: bool = False) -> Iterator[pa.RecordBatch]:
         """Batches of ``soql`` (some of the task's fields), typed by the object's describe."""
         t = self.task
-        path: Literal["bulk2", "rest"] = "rest" if (t.path == "rest" or rest) else "bulk2"
+        path: Literal["bulk2", "bulk1", "rest"] = "rest" if (t.path == "rest" or rest) else t.strategy
         read = Read(t.sobject, field_subset(t.fields, soql.fields), soql, path, all_rows)
         if path == "rest":
             self.client.check_reserve()
@@ -231,7 +233,10 @@ class _Extractor:
                 self.check_cancel()
                 yield batch
             return
-        self.client.check_reserve(bulk_jobs=1)
+        if path == "bulk1":  # the submitted batch and at least one PK chunk
+            self.client.check_reserve(bulk_batches=2)
+        else:
+            self.client.check_reserve(bulk_jobs=1)
         slot = _PoolSlot()
         slot.leave()
         try:
