@@ -445,7 +445,7 @@ class Bulk1Manager:
         if operation == "queryAll" and float(version) < 39.0:
             raise AsyncApiError(400, "InvalidJob", "queryAll is only supported from API version 39.0")
         name = payload.get("object")
-        obj = find_object(self.org.store.schema, name) if isinstance(name, str) and name else None
+        obj = find_object(self.org.schema, name) if isinstance(name, str) and name else None
         if obj is None:
             raise AsyncApiError(400, "InvalidJob", f"Unable to find object: {name}")
         if not obj.queryable or not obj.bulk_supported:
@@ -624,7 +624,7 @@ class Bulk1Manager:
         try:
             t = translate(
                 soql,
-                self.org.store.schema,
+                self.org.schema,  # field-level security applied (emulator.fls), as on Bulk 2.0
                 include_deleted=job.operation == "queryAll",
                 api_version=job.api_version,
                 now=self.org.store.clock.now(),
@@ -752,7 +752,7 @@ class Bulk1Manager:
 
         assert batch.directory is not None
         batch.directory.mkdir(parents=True, exist_ok=True)
-        shape = build_shape(self.org.store.schema, t, with_ids=True)
+        shape = build_shape(self.org.schema, t, with_ids=True)
         rows = 0
         path = batch.directory / "result.json"
         with self.org.store.cursor() as cur, open(path, "w", encoding="utf-8") as out:

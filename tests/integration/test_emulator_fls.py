@@ -9,6 +9,7 @@ unreadable. The org is a small one of its own, since the test changes its permis
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
@@ -120,6 +121,9 @@ def test_revoking_field_read_hides_it_everywhere(org: EmulatorProcess, api: http
         # Bulk API 2.0: refused at job creation
         r = api.post(f"{V}/jobs/query", json={"operation": "query", "query": "SELECT Id, Email FROM Contact"})
         assert error_code(r) == (400, "INVALID_FIELD")
+        # Bulk API 1.0: the batch fails as the query would
+        assert bulk1_batch(api, "SELECT Id, Email FROM Contact")["state"] == "Failed"
+        assert bulk1_batch(api, "SELECT Id, LastName FROM Contact")["state"] == "Completed"
         # other fields still work
         live = org.sql("SELECT count(*) FROM sf_contact WHERE NOT IsDeleted")[0][0]
         r = api.get(f"{V}/query", params={"q": "SELECT COUNT() FROM Contact WHERE LastName != null"})
@@ -133,6 +137,19 @@ def test_revoking_field_read_hides_it_everywhere(org: EmulatorProcess, api: http
         set_email_read(api, ids, True)
     assert "Email" in contact_fields(api)
     assert api.get(f"{V}/query", params={"q": "SELECT Id, Email FROM Contact LIMIT 5"}).status_code == 200
+
+
+def bulk1_batch(api: httpx.Client, soql: str) -> dict[str, Any]:
+    """A Bulk API 1.0 JSON query job with one batch, polled until the batch ends."""
+    job = api.post(
+        "/services/async/62.0/job", json={"operation": "query", "object": "Contact", "contentType": "JSON"}
+    ).json()
+    base = f"/services/async/62.0/job/{job['id']}/batch"
+    batch = api.post(base, content=soql.encode(), headers={"Content-Type": "application/json"}).json()
+    while batch["state"] in ("Queued", "InProgress"):
+        time.sleep(0.2)
+        batch = api.get(f"{base}/{batch['id']}").json()
+    return dict(batch)
 
 
 def check_lists_against_tables(org: EmulatorProcess, api: httpx.Client, rep: Any) -> None:
