@@ -472,6 +472,7 @@ def ensure_repository(settings: Settings) -> None:
 def _no_storage(org: str) -> NoStorageLocation:
     return NoStorageLocation(
         f"org {org} has no storage location configured; set one with "
+        f"`sfvault settings set {org} --storage-location URL` or "
         f'PATCH /v1/orgs/{org}/settings {{"storage_location": "azure://container/path"}} '
         "(admin), then back up again",
         org=org,
