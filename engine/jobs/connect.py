@@ -336,10 +336,11 @@ def job_fact(job: Job) -> JobFact:
 
 
 def org_facts_of(org: Org, jobs: tuple[JobFact, ...] = ()) -> OrgFacts:
-    """The org's facts for the schedule (the catalog keeps no user counts: billable users 0)."""
+    """The org's facts for the schedule, with the billable users as last counted (0 if never)."""
     return OrgFacts(
-        org=org.name, subscription=subscription_of(org), storage_location=org.storage_location, jobs=jobs
-    )
+        org=org.name, subscription=subscription_of(org), storage_location=org.storage_location, jobs=jobs,
+        billable_users=org.billable_users or 0,
+    )  # fmt: skip
 
 
 # --- the overview --------------------------------------------------------------------------
@@ -401,8 +402,8 @@ _LAST_JOB_COLUMNS = (
 )  # fmt: skip
 _TILE_COLUMNS = (
     Org.id, Org.name, Org.hidden, Org.time_zone, Org.connected_at, Org.storage_location, Org.plan,
-    Org.subscription_expires_at, Org.purchased_seats, OrgSettings.backup_enabled, OrgSettings.jobs_per_day,
-    OrgSettings.first_start_time,
+    Org.subscription_expires_at, Org.purchased_seats, Org.billable_users, OrgSettings.backup_enabled,
+    OrgSettings.jobs_per_day, OrgSettings.first_start_time,
 )  # fmt: skip
 StatusCache = dict[tuple[object, ...], ScheduleStatus]
 
@@ -447,7 +448,10 @@ def _tile(org: Any, last: Any, now: datetime, cache: StatusCache) -> OrgTile:
         sub = Subscription.for_plan(
             org.plan, expires_at=org.subscription_expires_at, purchased_seats=org.purchased_seats
         )
-        facts = OrgFacts(org=org.name, subscription=sub, storage_location=org.storage_location)
+        facts = OrgFacts(
+            org=org.name, subscription=sub, storage_location=org.storage_location,
+            billable_users=org.billable_users or 0,
+        )  # fmt: skip
     status = _status(bs, facts, now, cache)
     stops = tuple(_stop(v) for v in stop_reasons(bs, facts, now))
     expires = facts.subscription.expires_at

@@ -342,7 +342,14 @@ class JobService:
         from engine.jobs.credentials import catalog_sealer
 
         sealer = self.sealer or catalog_sealer(self.settings)
-        return count_org_billable_users(self.settings, self.sessions, org, sealer=sealer)
+        count = count_org_billable_users(self.settings, self.sessions, org, sealer=sealer)
+        # kept for the overview: the tile shows "seats exceeded" without asking Salesforce per tile;
+        # its own transaction, so a refusal that follows (SFV-604) does not roll it back
+        with transaction(self.sessions) as s:
+            row = corgs.find_org_by_name(s, org)
+            if row is not None:
+                row.billable_users, row.billable_users_counted_at = count, self.clock.now()
+        return count
 
     def _queue(
         self,

@@ -403,3 +403,32 @@ def test_cli_org_add_reads_secrets_from_files_and_the_environment(
     missing = CliRunner(env=env).invoke(app, [*args[:-4], "--password-file", str(tmp_path / "nope"),
                                               "--config", str(config)])  # fmt: skip
     assert missing.exit_code == 2 and "SFV-100" in missing.output and "Traceback" not in missing.output
+
+
+def test_the_tile_shows_seats_exceeded_from_the_last_count(
+    client: TestClient, as_role: Headers, catalog: Callable[[], Any]
+) -> None:
+    _add(catalog, purchased_seats=2)
+    with catalog() as s:
+        corgs.get_org_by_name(s, "acme").billable_users = 5
+    tile = client.get("/v1/orgs/acme", headers=as_role(Role.VIEWER)).json()
+    assert [r["code"] for r in tile["stops"]] == ["SFV-604"] and tile["next_job_at"] is None
+    assert "sfvault settings set acme --purchased-seats" in tile["stops"][0]["message"]
+    r = client.patch("/v1/orgs/acme/settings", json={"purchased_seats": 5}, headers=as_role(Role.ADMIN))
+    assert r.status_code == 200, r.text
+    tile = client.get("/v1/orgs/acme", headers=as_role(Role.VIEWER)).json()
+    assert tile["stops"] == [] and tile["next_job_at"]  # equal is fine
+
+
+@pytest.mark.emulator
+def test_a_refused_backup_leaves_the_seat_count_for_the_tile(
+    client: TestClient, as_role: Headers, api_emulator: EmulatorProcess
+) -> None:
+    body = connect_payload(api_emulator, "acme", purchased_seats=1, time_zone="UTC")
+    assert client.post("/v1/orgs", json=body, headers=as_role(Role.ADMIN)).status_code == 201
+    assert client.get("/v1/orgs/acme", headers=as_role(Role.VIEWER)).json()["stops"] == []  # not counted yet
+    r = client.post("/v1/orgs/acme/backups", json={}, headers=as_role(Role.OPERATOR))
+    assert r.status_code == 403 and r.json()["code"] == "SFV-604", r.text
+    tile = client.get("/v1/orgs/acme", headers=as_role(Role.VIEWER)).json()
+    assert [x["code"] for x in tile["stops"]] == ["SFV-604"]
+    assert tile["schedule_stopped"] == "seats_exceeded"
