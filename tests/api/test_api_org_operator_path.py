@@ -432,3 +432,56 @@ def test_a_refused_backup_leaves_the_seat_count_for_the_tile(
     tile = client.get("/v1/orgs/acme", headers=as_role(Role.VIEWER)).json()
     assert [x["code"] for x in tile["stops"]] == ["SFV-604"]
     assert tile["schedule_stopped"] == "seats_exceeded"
+
+
+def _read_until(fd: int, needle: bytes, seen: bytearray) -> None:
+    """Read the terminal's output until ``needle`` shows (or the process closes it)."""
+    import os
+
+    while needle not in seen:
+        try:
+            chunk = os.read(fd, 4096)
+        except OSError:  # EIO: the child closed the terminal
+            return
+        if not chunk:
+            return
+        seen.extend(chunk)
+
+
+@pytest.mark.emulator
+def test_org_update_on_a_terminal_asks_for_the_secrets_without_echo(
+    config: Path, settings: Settings, api_emulator: EmulatorProcess, catalog: Callable[[], Any]
+) -> None:
+    """A real pseudo-terminal: `sfvault org update` with nothing given prompts, hides the input."""
+    import os
+    import pty
+    import sys
+
+    _stale_org(settings, catalog, api_emulator, "acme")
+    password, token = str(api_emulator.info["password"]), str(api_emulator.info["security_token"])
+    argv = [sys.executable, "-m", "engine.cli", "org", "update", "acme", "--config", str(config)]
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[2]), "COLUMNS": "200"}
+    for var in ("SFVAULT_PASSWORD", "SFVAULT_SECURITY_TOKEN", "SFVAULT_CLIENT_SECRET"):
+        env.pop(var, None)
+    pid, fd = pty.fork()
+    if pid == 0:  # the child: the CLI on the terminal
+        os.execve(sys.executable, argv, env)
+    seen = bytearray()
+    try:
+        # the space after the prompt is written once echo is off (getpass); typing before it
+        # would be echoed and then flushed, as for a person typing ahead
+        _read_until(fd, b"Password: ", seen)
+        os.write(fd, password.encode() + b"\n")
+        _read_until(fd, b"trusted): ", seen)
+        os.write(fd, token.encode() + b"\n")
+        _read_until(fd, b"\x00never", seen)  # to the end of the output
+    finally:
+        status = os.waitpid(pid, 0)[1]
+        os.close(fd)
+    text = seen.decode(errors="replace")
+    assert os.waitstatus_to_exitcode(status) == 0, text
+    assert "updated the credentials of org acme" in text
+    assert password not in text and token not in text  # never echoed, never printed
+    with catalog() as s:
+        rec = corgs.read_credentials(corgs.get_org_by_name(s, "acme"), catalog_sealer(settings))
+    assert (rec["password"], rec["security_token"]) == (password, token)
