@@ -173,6 +173,12 @@ def org_add(
             },
             ask=ask,
         )
+        if username and not secrets["password"]:
+            # else the username would be dropped silently for the client-credentials flow
+            raise ConfigError(
+                what=f"--username {username} needs its password: --password-file, SFVAULT_PASSWORD, "
+                "or run on a terminal to be asked"
+            )
         record = credentials_record(
             instance_url=instance_url, username=username, client_id=client_id, login_url=login_url,
             ca_file=ca_file, **secrets,

@@ -400,6 +400,10 @@ def test_cli_org_add_reads_secrets_from_files_and_the_environment(
     assert "--password is deprecated" in _text(argv)
     both = CliRunner(env=env).invoke(app, [*args, "--password", i["password"]])
     assert both.exit_code == 2 and "not both" in _text(both)
+    no_password = CliRunner(env=env).invoke(
+        app, [*[a for a in args if a not in ("--password-file", str(tmp_path / "pw"))]]
+    )
+    assert no_password.exit_code == 2 and "needs its password" in _text(no_password)  # no terminal to ask
     missing = CliRunner(env=env).invoke(app, [*args[:-4], "--password-file", str(tmp_path / "nope"),
                                               "--config", str(config)])  # fmt: skip
     assert missing.exit_code == 2 and "SFV-100" in missing.output and "Traceback" not in missing.output
