@@ -6,10 +6,20 @@ Every value is checked here, before a handler runs: a malformed or out-of-range 
 
 from __future__ import annotations
 
-from datetime import date, datetime, time
+from datetime import UTC, date, datetime, time
 from typing import Annotated, Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    SecretStr,
+    field_validator,
+    model_validator,
+)
 
 from engine.errors import ConfigError, InvalidPolicySetting
 from engine.jobs.credentials import grant_from_record
@@ -28,6 +38,37 @@ def check_time_zone(value: str) -> str:
     except InvalidPolicySetting as exc:
         raise ValueError(exc.message) from exc
     return value
+
+
+def check_optional_time_zone(value: str | None) -> str | None:
+    return None if value is None else check_time_zone(value)
+
+
+MAX_SEATS = 10_000_000
+EARLIEST_INSTANT = datetime(2000, 1, 1, tzinfo=UTC)
+LATEST_INSTANT = datetime(2100, 1, 1, tzinfo=UTC)
+
+
+def _iso_text(value: Any) -> Any:
+    """Instants are ISO-8601 text: a bare number (``0``, an epoch) is refused, not read as 1970."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        raise ValueError("expected an ISO-8601 date-time with a UTC offset, e.g. 2027-01-01T00:00:00Z")
+    return value
+
+
+def _in_range(value: datetime) -> datetime:
+    if not EARLIEST_INSTANT <= value < LATEST_INSTANT:
+        raise ValueError(f"must lie between {EARLIEST_INSTANT:%Y-%m-%d} and {LATEST_INSTANT:%Y-%m-%d}")
+    return value
+
+
+Instant = Annotated[
+    AwareDatetime,
+    BeforeValidator(_iso_text),
+    AfterValidator(_in_range),
+    Field(json_schema_extra={"format": "date-time"}),
+]
+"""An ISO-8601 date-time with an offset, between 2000-01-01 and 2100-01-01 (no epoch numbers)."""
 
 
 def check_plan(value: str | None) -> str | None:
@@ -95,8 +136,11 @@ class ConnectOrg(BaseModel):
         max_length=1000,
         description="extra CA certificate file (test orgs)",
     )
-    time_zone: str = Field(
-        "UTC", description="IANA zone of the schedule (the org's TimeZoneSidKey)", examples=["Europe/Paris"]
+    time_zone: str | None = Field(
+        None,
+        description="IANA zone of the schedule; none = the org's own (Organization.TimeZoneSidKey, "
+        "read from Salesforce at connect)",
+        examples=["Europe/Paris"],
     )
     storage_location: str | None = Field(
         None, min_length=1, max_length=1000,
@@ -107,15 +151,15 @@ class ConnectOrg(BaseModel):
         examples=["standard"],
     )  # fmt: skip
     purchased_seats: int | None = Field(
-        None, ge=0, le=10_000_000, description="seats bought; none = no limit", examples=[250]
+        None, ge=0, le=MAX_SEATS, description="seats bought; none = no limit", examples=[250]
     )
-    subscription_expires_at: AwareDatetime | None = Field(
+    subscription_expires_at: Instant | None = Field(
         None,
         description="first instant without a subscription; none = never",
         examples=["2027-11-01T00:00:00Z"],
     )
 
-    _tz = field_validator("time_zone")(check_time_zone)
+    _tz = field_validator("time_zone")(check_optional_time_zone)
     _plan = field_validator("plan")(check_plan)
 
     @model_validator(mode="after")
@@ -183,6 +227,17 @@ class LastJob(BaseModel):
     error_code: str | None = Field(description="why it failed or was skipped", examples=[None])
 
 
+class StopReasonOut(BaseModel):
+    """One reason protection is stopped now."""
+
+    reason: ReasonCode = Field(description="why, as a stable string", examples=["seats_exceeded"])
+    code: str | None = Field(description="its error code, see docs/TROUBLESHOOTING.md", examples=["SFV-604"])
+    message: str = Field(
+        description="what is wrong and how to fix it",
+        examples=["the subscription of org acme expired at 2027-11-01T00:00:00+00:00; renew it ..."],
+    )
+
+
 class OrgTile(BaseModel):
     """One tile of the backup overview."""
 
@@ -199,6 +254,17 @@ class OrgTile(BaseModel):
     )
     schedule_stopped_code: str | None = Field(
         description="the error code of that reason, see docs/TROUBLESHOOTING.md", examples=[None]
+    )
+    stops: list[StopReasonOut] = Field(
+        default_factory=list,
+        description="every reason protection is stopped now (empty while it runs), each from the "
+        "moment it applies: an expiry from the expiry instant on, not before",
+    )
+    protection_ends_at: datetime | None = Field(
+        None,
+        description="the subscription ends before the next slot would come: no scheduled job is left, "
+        "and from this instant backups stop (SFV-603); none otherwise",
+        examples=[None],
     )
 
 
@@ -257,6 +323,13 @@ class OrgSettingsOut(BaseModel):
         description="where the backups go; none = not configured", examples=["azure://backups/acme"]
     )
     time_zone: str = Field(description="IANA zone of the schedule", examples=["Europe/Paris"])
+    plan: str | None = Field(None, description="subscription plan; none = no quota", examples=["standard"])
+    purchased_seats: int | None = Field(None, description="seats bought; none = no limit", examples=[250])
+    subscription_expires_at: datetime | None = Field(
+        None,
+        description="first instant without a subscription; none = never",
+        examples=["2027-11-01T00:00:00Z"],
+    )
     schedule_date: date = Field(
         description="the org-local day the schedule is shown for", examples=["2026-11-25"]
     )
@@ -306,8 +379,10 @@ class OrgSettingsPatch(BaseModel):
     permission_check_enabled: bool | None = Field(
         None, examples=[True], description="scheduled permission checks on / off"
     )
-    permission_check_start: AwareDatetime | None = Field(
-        None, description="first scheduled permission check", examples=["2026-12-01T06:00:00Z"]
+    permission_check_start: Instant | None = Field(
+        None,
+        description="first scheduled permission check (ISO-8601 with offset, 2000-01-01 to 2100-01-01)",
+        examples=["2026-12-01T06:00:00Z"],
     )
     permission_check_interval_days: int | None = Field(
         None, ge=1, le=3660, description="days between permission checks", examples=[30]
@@ -320,6 +395,20 @@ class OrgSettingsPatch(BaseModel):
         examples=["azure://backups/acme"],
     )
     time_zone: str | None = Field(None, description="IANA zone of the schedule", examples=["Europe/Paris"])
+    plan: str | None = Field(
+        None, description=f"subscription plan: one of {', '.join(DEFAULT_PLAN_QUOTAS)}; null = no quota",
+        examples=["standard"],
+    )  # fmt: skip
+    purchased_seats: int | None = Field(
+        None, ge=0, le=MAX_SEATS, description="seats bought, 0 to 10,000,000; null = no limit", examples=[250]
+    )
+    subscription_expires_at: Instant | None = Field(
+        None,
+        description="first instant without a subscription; null = never",
+        examples=["2027-11-01T00:00:00Z"],
+    )
+
+    _plan = field_validator("plan")(check_plan)
 
     @field_validator(*_NOT_NULL, mode="after")
     @classmethod
@@ -335,12 +424,69 @@ class OrgSettingsPatch(BaseModel):
 
     def settings_changes(self) -> dict[str, Any]:
         """The given :class:`~engine.catalog.models.OrgSettings` fields, as the catalog takes them."""
-        given = self.model_dump(exclude_unset=True, exclude={"storage_location", "time_zone"})
+        given = self.model_dump(exclude_unset=True, exclude=set(ORG_FIELDS))
         if "first_start_time" in given:
             hh, mm = given["first_start_time"].split(":")
             given["first_start_time"] = time(int(hh), int(mm))
         return given
 
     def org_changes(self) -> dict[str, Any]:
-        """The given org-level fields (storage location, time zone)."""
-        return self.model_dump(exclude_unset=True, include={"storage_location", "time_zone"})
+        """The given org-level fields (storage location, time zone, the subscription)."""
+        return self.model_dump(exclude_unset=True, include=set(ORG_FIELDS))
+
+
+ORG_FIELDS = ("storage_location", "time_zone", "plan", "purchased_seats", "subscription_expires_at")
+"""The fields of :class:`OrgSettingsPatch` that live on the org's row, not its settings row."""
+
+
+class UpdateCredentials(BaseModel):
+    """``PATCH /v1/orgs/{org}``: new credentials of a connected org (only the fields given change).
+
+    A value replaces the stored one and an empty string removes it (e.g. the security token once
+    the service's IP is trusted). They are checked against Salesforce before anything is saved.
+    """
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"password": "********", "security_token": "********"}]},
+    )
+
+    instance_url: str | None = Field(
+        None, pattern=r"^https?://[^\s/]+(/.*)?$", max_length=500, description="the org's My Domain URL",
+        examples=["https://acme.my.salesforce.com"],
+    )  # fmt: skip
+    login_url: str | None = Field(
+        None, pattern=r"^(https?://[^\s/]+(/.*)?)?$", max_length=500, description="OAuth host",
+        examples=["https://test.salesforce.com"],
+    )  # fmt: skip
+    username: str | None = Field(
+        None, max_length=255, description="integration user", examples=["backup@acme.com"]
+    )
+    password: SecretStr | None = Field(
+        None, max_length=1000, examples=["********"], description="its password"
+    )
+    security_token: SecretStr | None = Field(
+        None, max_length=1000, examples=["********"], description="its security token"
+    )
+    client_id: str | None = Field(None, max_length=500, description="connected app consumer key")
+    client_secret: SecretStr | None = Field(
+        None, max_length=1000, examples=["********"], description="connected app consumer secret"
+    )
+    refresh_token: SecretStr | None = Field(
+        None, max_length=5000, examples=["********"], description="a refresh token (refresh-token flow)"
+    )
+    ca_file: str | None = Field(None, max_length=1000, description="extra CA certificate file (test orgs)")
+
+    @model_validator(mode="after")
+    def _something(self) -> UpdateCredentials:
+        if not self.model_fields_set:
+            raise ValueError("give at least one credential field to change")
+        return self
+
+    def changes(self) -> dict[str, str | None]:
+        """The given fields in clear, for :func:`engine.jobs.connect.update_credentials`."""
+        out: dict[str, str | None] = {}
+        for key in self.model_fields_set:
+            value = getattr(self, key)
+            out[key] = value.get_secret_value() if isinstance(value, SecretStr) else value
+        return out

@@ -327,6 +327,40 @@ def make_router(org: Org) -> APIRouter:
             org.sessions.set_ttl(float(body["ttl"]))
         return _ok({"ttl": org.sessions.ttl, "sessions": org.sessions.count()})
 
+    @router.post("/password")
+    async def change_password(request: Request) -> Response:
+        """Change the integration user's password, as an org admin's "Reset password" does.
+
+        Salesforce resets the user's security token with every password change (and mails it);
+        the emulator does the same and answers the new token here instead of mailing it. Give
+        ``security_token`` to choose it. Sessions already issued stay valid, as in Salesforce.
+        """
+        from emulator.context import random_secret
+
+        body = await _body(request)
+        password = body.get("password")
+        if not isinstance(password, str) or not password:
+            raise _bad("password must be a non-empty string")
+        token = body.get("security_token") or random_secret(24)
+        if not isinstance(token, str):
+            raise _bad("security_token must be a string")
+        org.config.credentials = dataclasses.replace(
+            org.config.credentials, password=password, security_token=token
+        )
+        return _ok({"username": org.config.credentials.username, "security_token": token})
+
+    @router.patch("/organization")
+    async def set_organization(request: Request) -> Response:
+        """Change fields of the org's one ``Organization`` record (e.g. ``TimeZoneSidKey``)."""
+        from emulator.store import StoreError
+
+        body = await _body(request)
+        try:
+            await anyio.to_thread.run_sync(lambda: store.update("Organization", org.org_id, body))
+        except StoreError as exc:
+            raise _bad(f"{exc.error_code}: {exc.message}") from None
+        return _ok(store.get("Organization", org.org_id))
+
     @router.get("/jobs")
     def jobs() -> Response:
         return _ok(

@@ -266,7 +266,10 @@ class SalesforceAuthError(PermanentError, SalesforceError):
     code = "SFV-402"
     exit_code = 77
     http_status = 502  # Salesforce's refusal, not ours (PermanentError's 500 would win by MRO)
-    template = "Salesforce refused the credentials: {what}"
+    template = (
+        "Salesforce refused the credentials: {what} (when they changed, store the new ones of a "
+        "connected org with `sfvault org update ORG`)"
+    )
 
 
 class SalesforceApiLimit(PermanentError, SalesforceError):
@@ -386,7 +389,21 @@ class OrgExists(CatalogError):
     code = "SFV-503"
     exit_code = 2
     http_status = 409
-    template = "an org named {name} is already connected"
+    template = (
+        "an org named {name} is already connected; change its credentials with `sfvault org update {name}`"
+    )
+
+
+class OrgMismatch(CatalogError):
+    """New credentials logged in to another Salesforce org than the one connected under the name."""
+
+    code = "SFV-511"
+    exit_code = 2
+    http_status = 409
+    template = (
+        "the credentials for org {name} log in to Salesforce org {got}, not to the connected org {want}; "
+        "nothing was saved"
+    )
 
 
 class InvalidJobTransition(CatalogError):
@@ -440,7 +457,10 @@ class SubscriptionExpired(PolicyError):
 
     code = "SFV-603"
     http_status = 403
-    template = "the subscription of org {org} expired at {expired_at}; renew it to resume backups"
+    template = (
+        "the subscription of org {org} expired at {expired_at}; renew it to resume backups "
+        "(`sfvault settings set {org} --subscription-expires-at ...`)"
+    )
 
 
 class SeatsExceeded(PolicyError):
@@ -450,7 +470,8 @@ class SeatsExceeded(PolicyError):
     http_status = 403
     template = (
         "org {org} has {active} active Standard users but {seats} purchased seats; backups are "
-        "stopped until seats are added or users deactivated (compare and export still work)"
+        "stopped until seats are added (`sfvault settings set {org} --purchased-seats N`) or users "
+        "deactivated (compare and export still work)"
     )
 
 

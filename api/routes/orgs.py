@@ -8,6 +8,7 @@ anything is saved, with no catalog session open meanwhile.
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Path, Query, Response
@@ -24,11 +25,12 @@ from api.schemas_orgs import (
     OrgSettingsOut,
     OrgSettingsPatch,
     OrgTile,
+    StopReasonOut,
+    UpdateCredentials,
 )
-from engine.catalog import jobs as cjobs
 from engine.catalog import orgs as corgs
 from engine.catalog.models import Org
-from engine.errors import JobAlreadyRunning
+from engine.clock import Clock
 from engine.jobs import connect as conn
 from engine.jobs.credentials import credentials_record
 
@@ -37,11 +39,17 @@ router = APIRouter(tags=["orgs"])
 OrgName = Annotated[str, Path(pattern=ORG_NAME_PATTERN, description="the org's name", examples=["acme-prod"])]
 
 
-def _tile(t: conn.OrgTile) -> OrgTile:
+def tile_model(t: conn.OrgTile) -> OrgTile:
+    """The API's shape of a tile (``GET /v1/orgs``, ``sfvault org list --json``)."""
     return OrgTile(
         name=t.name, hidden=t.hidden, last_job=_last(t.last_job), next_job_at=t.next_job_at,
         schedule_stopped=t.schedule_stopped, schedule_stopped_code=t.schedule_stopped_code,
+        stops=[StopReasonOut(reason=r.reason, code=r.code, message=r.message) for r in t.stops],
+        protection_ends_at=t.protection_ends_at,
     )  # fmt: skip
+
+
+_tile = tile_model
 
 
 def _last(j: conn.LastJob | None) -> LastJob | None:
@@ -64,9 +72,10 @@ def _details(v: conn.OrgView) -> OrgDetails:
     )  # fmt: skip
 
 
-def _settings(org: Org, ctx: Ctx) -> OrgSettingsOut:
+def settings_view(org: Org, now: datetime) -> OrgSettingsOut:
+    """An org's settings as ``GET /v1/orgs/{org}/settings`` answers them (``sfvault settings show``)."""
     st = org.settings
-    day = conn.day_schedule(org, ctx.clock.now())
+    day = conn.day_schedule(org, now)
     return OrgSettingsOut(
         backup_enabled=st.backup_enabled, include_feed=st.include_feed, include_share=st.include_share,
         event_logs=st.event_logs,  # type: ignore[arg-type]  # CHECK constraint: off | daily | hourly
@@ -75,9 +84,25 @@ def _settings(org: Org, ctx: Ctx) -> OrgSettingsOut:
         permission_check_enabled=st.permission_check_enabled,
         permission_check_start=st.permission_check_start,
         permission_check_interval_days=st.permission_check_interval_days,
-        storage_location=org.storage_location, time_zone=org.time_zone, schedule_date=day.day,
-        daily_schedule=[at.strftime("%H:%M") for at in day.starts], daily_schedule_at=day.starts,
+        storage_location=org.storage_location, time_zone=org.time_zone, plan=org.plan,
+        purchased_seats=org.purchased_seats, subscription_expires_at=org.subscription_expires_at,
+        schedule_date=day.day, daily_schedule=[at.strftime("%H:%M") for at in day.starts],
+        daily_schedule_at=day.starts,
     )  # fmt: skip
+
+
+def apply_settings(s: Session, org: Org, body: OrgSettingsPatch, clock: Clock) -> None:
+    """Write a checked settings change (``PATCH .../settings``, ``sfvault settings set``) in ``s``."""
+    changes = body.org_changes()
+    if changes:
+        corgs.update_org(s, org, clock=clock, **changes)
+    settings = body.settings_changes()
+    if settings:
+        corgs.update_settings(s, org, clock=clock, **settings)
+
+
+def _settings(org: Org, ctx: Ctx) -> OrgSettingsOut:
+    return settings_view(org, ctx.clock.now())
 
 
 def _tile_of(s: Session, ctx: Ctx, name: str) -> OrgTile:
@@ -95,13 +120,18 @@ def connect(body: ConnectOrg, ctx: Ctx, _who: Admin) -> Connected:
     """Log in with the given credentials and read the org's API limits; only if that works is
     the org stored, its credentials sealed. Refused credentials answer Salesforce's auth error
     (SFV-402) and store nothing; a taken name answers 409 (SFV-503). The schedule starts with
-    one job a day at the next 00:00 in the org's time zone."""
+    one job a day at the next 00:00 in the org's time zone: the one given, else the org's own
+    (``Organization.TimeZoneSidKey``, read at the login)."""
     record = credentials_record(**body.credentials())
     org = conn.connect_org(
         ctx.settings, ctx.sessions, name=body.name, record=record, time_zone=body.time_zone,
         storage_location=body.storage_location, plan=body.plan, purchased_seats=body.purchased_seats,
         subscription_expires_at=body.subscription_expires_at, sealer=ctx.sealer, clock=ctx.clock,
     )  # fmt: skip
+    return _connected(org)
+
+
+def _connected(org: conn.ConnectedOrg) -> Connected:
     return Connected(
         name=org.name, sf_org_id=org.sf_org_id, auth_kind=org.auth_kind, time_zone=org.time_zone,
         storage_location=org.storage_location, connected_at=org.connected_at,
@@ -172,13 +202,25 @@ def show(org: OrgName, ctx: Ctx, _who: Operator) -> OrgTile:
 )
 def disconnect(org: OrgName, ctx: Ctx, _who: Admin) -> Response:
     """Refused with 409 (SFV-601) while a job of the org is queued or running: cancel it first."""
-    with ctx.tx() as s:
-        row = corgs.get_org_by_name(s, org)
-        running = cjobs.active_job(s, row.id)
-        if running is not None:
-            raise JobAlreadyRunning(org=org, job=running.id)
-        corgs.delete_org(s, row)
+    conn.disconnect_org(ctx.sessions, org)
     return Response(status_code=204)
+
+
+@router.patch(
+    "/v1/orgs/{org}",
+    response_model=Connected,
+    responses=error_responses(400, 401, 403, 404, 409, 422, 502),
+    summary="Change an org's credentials (checked against Salesforce before they are saved)",
+)
+def update_credentials(org: OrgName, body: UpdateCredentials, ctx: Ctx, _who: Admin) -> Connected:
+    """Only the fields given change (an empty string removes one). The merged credentials log in
+    and read the org's limits first; refused ones answer SFV-402 and save nothing, credentials of
+    another Salesforce org answer 409 (SFV-511). Settings, schedule and jobs stay as they are;
+    an org recreated by ``sfvault catalog rebuild`` (no credentials) gets them here."""
+    done = conn.update_credentials(
+        ctx.settings, ctx.sessions, name=org, changes=body.changes(), sealer=ctx.sealer, clock=ctx.clock
+    )
+    return _connected(done)
 
 
 @router.get(
@@ -202,10 +244,5 @@ def patch_settings(org: OrgName, body: OrgSettingsPatch, ctx: Ctx, _who: Admin) 
     """Every field is checked before anything is written, and all changes are one transaction."""
     with ctx.tx() as s:
         row = corgs.get_org_by_name(s, org)
-        changes = body.org_changes()
-        if changes:
-            corgs.update_org(s, row, clock=ctx.clock, **changes)
-        settings = body.settings_changes()
-        if settings:
-            corgs.update_settings(s, row, clock=ctx.clock, **settings)
+        apply_settings(s, row, body, ctx.clock)
         return _settings(row, ctx)

@@ -193,6 +193,9 @@ class Org(Base):
     plan: Mapped[str | None] = mapped_column(String(64))
     subscription_expires_at: Mapped[datetime | None]
     purchased_seats: Mapped[int | None] = mapped_column(Integer)
+    billable_users: Mapped[int | None] = mapped_column(Integer)
+    """Active Standard users as last counted in Salesforce (the tile's seats check); None = never."""
+    billable_users_counted_at: Mapped[datetime | None]
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
 

@@ -217,12 +217,16 @@ def rebuild_catalog(
     org: str | None = None,
     skip_unreadable: bool = False,
     clock: Clock | None = None,
+    storage_location: str | None = None,
 ) -> RebuildReport:
     """Upsert orgs, jobs and per-object results from every snapshot of ``source``.
 
     Snapshots are applied oldest first. A manifest that cannot be read raises
     :class:`CatalogRebuildFailed` (and the caller's transaction rolls back) unless
     ``skip_unreadable`` is set, in which case it is listed in ``report.unreadable``.
+    ``storage_location`` (the URL of ``source``) becomes the storage location of the orgs the
+    rebuild creates: their backups are where the rebuild found them, so the next backup goes
+    there too instead of stopping with SFV-605.
     """
     clock = clock or SystemClock()
     report = RebuildReport()
@@ -240,4 +244,9 @@ def rebuild_catalog(
     for manifest, name in loaded:
         apply_manifest(session, manifest, name, report=report, clock=clock)
         report.snapshots += 1
+    if storage_location is not None:
+        for created in report.orgs_created:
+            row = find_org_by_name(session, created)
+            if row is not None and not row.storage_location:
+                row.storage_location = storage_location
     return report

@@ -11,7 +11,7 @@ import typer
 
 from api.cli import serve, token_app
 from emulator.cli import app as emulator_app
-from engine.cli import catalog, exports, jobs, orgs, recovery, repository
+from engine.cli import catalog, exports, jobs, orgs, recovery, repository, settings
 
 app = typer.Typer(name="sfvault", help="Backup engine for Salesforce.", no_args_is_help=True)
 
@@ -29,6 +29,7 @@ app.command()(repository.verify)
 app.command()(repository.prune)
 app.add_typer(catalog.catalog_app, name="catalog")
 app.add_typer(orgs.org_app, name="org")
+app.add_typer(settings.settings_app, name="settings")
 app.command()(jobs.backup)
 app.command("jobs")(jobs.jobs_list)
 app.add_typer(jobs.job_app, name="job")

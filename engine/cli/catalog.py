@@ -47,7 +47,10 @@ def catalog_rebuild(
         repo = open_repository(settings)
         try:
             with catalog_transaction(settings.catalog_url) as session:
-                report = rebuild_catalog(session, repo, org=org, skip_unreadable=skip_unreadable)
+                report = rebuild_catalog(
+                    session, repo, org=org, skip_unreadable=skip_unreadable,
+                    storage_location=settings.repository_url,
+                )  # fmt: skip
         finally:
             repo.close()
         typer.echo(
@@ -55,6 +58,12 @@ def catalog_rebuild(
             f"{report.jobs_updated} updated, {report.objects} object results, "
             f"orgs created: {', '.join(report.orgs_created) or 'none'}"
         )
+        for name in report.orgs_created:
+            err_console.print(
+                f"org {name} has no credentials yet (the repository keeps none): store them with "
+                f"`sfvault org update {name} --username USER --client-id ID` (secrets from --password-file, "
+                "SFVAULT_PASSWORD, ... or the prompt) before its next backup"
+            )
         for name, error in report.unreadable:
             err_console.print(f"[yellow]unreadable[/] {name}: {error}")
         if report.unreadable:

@@ -31,8 +31,15 @@ from engine.catalog.models import Job, Org, OrgSettings
 from engine.catalog.secrets import Sealer
 from engine.clock import Clock, SystemClock
 from engine.config import Settings
-from engine.errors import OrgExists
+from engine.errors import (
+    ConfigError,
+    JobAlreadyRunning,
+    OrgExists,
+    OrgMismatch,
+    SealedSecretUnreadable,
+)
 from engine.extract.client import SalesforceClient
+from engine.extract.rest import RestApi
 from engine.jobs.credentials import auth_kind, client_options, grant_from_record
 from engine.policy import (
     BackupSettings,
@@ -44,11 +51,13 @@ from engine.policy import (
     ReasonCode,
     ScheduleStatus,
     Subscription,
+    Verdict,
     daily_schedule,
     next_full_at,
     next_slot,
     org_zone,
     schedule_status,
+    stop_reasons,
 )
 from engine.policy.schedule import local_date
 from engine.sink.manifest import check_segment
@@ -81,8 +90,8 @@ class ConnectedOrg:
     api_max: int | None = None
 
 
-def check_org_fields(*, name: str, time_zone: str, plan: str | None) -> None:
-    """The local checks of a new org: a safe name, an IANA time zone, a known plan.
+def check_org_fields(*, name: str, time_zone: str | None, plan: str | None) -> None:
+    """The local checks of a new org: a safe name, an IANA time zone (if given), a known plan.
 
     Raises:
         InvalidObjectName: the name cannot name repository objects.
@@ -90,8 +99,50 @@ def check_org_fields(*, name: str, time_zone: str, plan: str | None) -> None:
         UnknownPlan: a plan this deployment does not know.
     """
     check_segment(name, "org name")
-    org_zone(time_zone)
+    if time_zone is not None:
+        org_zone(time_zone)
     Subscription.for_plan(plan)
+
+
+@dataclass(frozen=True)
+class _LoginAnswer:
+    """What one login tells about the org: its id, its API allowance and its time zone."""
+
+    sf_org_id: str | None
+    api_remaining: int | None
+    api_max: int | None
+    time_zone: str | None
+
+
+ORG_ZONE_SOQL = "SELECT TimeZoneSidKey FROM Organization LIMIT 1"
+
+
+def _log_in(rec: dict[str, str], settings: Settings, *, read_zone: bool) -> _LoginAnswer:
+    """One login, one ``/limits`` call and (``read_zone``) one query of the org's time zone.
+
+    The zone is ``Organization.TimeZoneSidKey`` (an IANA name): the org's default time zone,
+    the one its users see as "midnight" unless they chose their own.
+    """
+    grant = grant_from_record(rec)
+    with SalesforceClient.connect(grant, client_options(rec, settings)) as client:
+        sf_org_id = client.session.token.org_id
+        limits = client.limits().get("DailyApiRequests", {})
+        zone = None
+        if read_zone:
+            rows = list(RestApi(client).query_records(ORG_ZONE_SOQL, sobject="Organization"))
+            zone = str(rows[0].get("TimeZoneSidKey") or "") if rows else ""
+            zone = zone or "UTC"
+    return _LoginAnswer(
+        sf_org_id, _int_or_none(limits.get("Remaining")), _int_or_none(limits.get("Max")), zone
+    )
+
+
+def _connected(org: Org, answer: _LoginAnswer) -> ConnectedOrg:
+    return ConnectedOrg(
+        name=org.name, sf_org_id=org.sf_org_id, auth_kind=org.auth_kind, time_zone=org.time_zone,
+        storage_location=org.storage_location, connected_at=org.connected_at,
+        api_remaining=answer.api_remaining, api_max=answer.api_max,
+    )  # fmt: skip
 
 
 def connect_org(
@@ -100,7 +151,7 @@ def connect_org(
     *,
     name: str,
     record: Mapping[str, str],
-    time_zone: str = "UTC",
+    time_zone: str | None = None,
     storage_location: str | None = None,
     plan: str | None = None,
     purchased_seats: int | None = None,
@@ -116,7 +167,8 @@ def connect_org(
         sessions: the catalog's session factory; one short transaction is opened at the end.
         name: the org's short name (``[A-Za-z0-9][A-Za-z0-9._-]{0,127}``).
         record: the flat credentials record (:func:`engine.jobs.credentials.credentials_record`).
-        time_zone: IANA zone of the org's schedule.
+        time_zone: IANA zone of the org's schedule; None = the org's own
+            (``Organization.TimeZoneSidKey``, read at the login).
         storage_location: where backups go; None = ``settings.repository_url``.
         plan, purchased_seats, subscription_expires_at: the subscription.
         sealer: seals the credentials before they reach the catalog.
@@ -136,26 +188,116 @@ def connect_org(
         if corgs.find_org_by_name(s, name) is not None:
             raise OrgExists(name=name)
     # no session is open while Salesforce answers
-    with SalesforceClient.connect(grant, client_options(rec, settings)) as client:
-        sf_org_id = client.session.token.org_id
-        limits = client.limits().get("DailyApiRequests", {})
+    answer = _log_in(rec, settings, read_zone=time_zone is None)
+    zone = time_zone or answer.time_zone or "UTC"
+    org_zone(zone)  # the org's own TimeZoneSidKey is an IANA name; refuse anything else by name
     location = storage_location if storage_location is not None else settings.repository_url
     try:
         with transaction(sessions) as s:
             org = corgs.create_org(
                 s, name=name, instance_url=rec["instance_url"].rstrip("/"), auth_kind=auth_kind(grant),
-                credentials=rec, sealer=sealer, time_zone=time_zone, storage_location=location,
+                credentials=rec, sealer=sealer, time_zone=zone, storage_location=location,
                 plan=plan, purchased_seats=purchased_seats,
-                subscription_expires_at=subscription_expires_at, sf_org_id=sf_org_id, clock=clock,
+                subscription_expires_at=subscription_expires_at, sf_org_id=answer.sf_org_id, clock=clock,
             )  # fmt: skip
-            connected = ConnectedOrg(
-                name=org.name, sf_org_id=org.sf_org_id, auth_kind=org.auth_kind, time_zone=org.time_zone,
-                storage_location=org.storage_location, connected_at=org.connected_at,
-                api_remaining=_int_or_none(limits.get("Remaining")), api_max=_int_or_none(limits.get("Max")),
-            )  # fmt: skip
+            connected = _connected(org, answer)
     except IntegrityError as exc:  # a concurrent connect of the same name won the race
         raise OrgExists(name=name) from exc
     return connected
+
+
+CREDENTIAL_FIELDS = (
+    "instance_url", "login_url", "username", "password", "security_token", "client_id", "client_secret",
+    "refresh_token", "ca_file",
+)  # fmt: skip
+
+
+def _stored_record(org: Org, sealer: Sealer) -> dict[str, str]:
+    """The org's stored credentials, or only its instance URL when it has none (a rebuilt catalog)."""
+    if org.credentials_sealed is None:
+        return {"instance_url": org.instance_url or ""}
+    return corgs.read_credentials(org, sealer)
+
+
+def merge_credentials(stored: Mapping[str, str], changes: Mapping[str, str | None]) -> dict[str, str]:
+    """The stored record with ``changes`` applied: a value replaces, ``""`` removes, None keeps.
+
+    Raises:
+        ConfigError: an unknown field, or the result does not make a grant.
+    """
+    unknown = set(changes) - set(CREDENTIAL_FIELDS)
+    if unknown:
+        raise ConfigError(what=f"unknown credential fields: {', '.join(sorted(unknown))}")
+    rec = dict(stored)
+    for key, value in changes.items():
+        if value == "":
+            rec.pop(key, None)
+        elif value is not None:
+            rec[key] = value.rstrip("/") if key == "instance_url" else value
+    if not rec.get("instance_url"):
+        raise ConfigError(what="the org has no instance URL: give --instance-url")
+    grant_from_record(rec)
+    return rec
+
+
+def update_credentials(
+    settings: Settings,
+    sessions: sessionmaker[Session],
+    *,
+    name: str,
+    changes: Mapping[str, str | None],
+    sealer: Sealer,
+    clock: Clock | None = None,
+) -> ConnectedOrg:
+    """Change a connected org's credentials: checked against Salesforce first, saved only if they work.
+
+    ``changes`` holds :data:`CREDENTIAL_FIELDS` (:func:`merge_credentials`: a value replaces the
+    stored one, ``""`` removes it, None keeps it), so a new password alone is enough. An org
+    without stored credentials (recreated by ``sfvault catalog rebuild``) gets them here. The
+    org's settings, schedule, jobs and ``connected_at`` do not change.
+
+    Raises:
+        NotFound: no org of that name.
+        ConfigError: the merged fields do not make a grant.
+        SalesforceAuthError: Salesforce refused them; nothing is saved.
+        OrgMismatch: they log in to another Salesforce org than the connected one; nothing is saved.
+    """
+    clock = clock or SystemClock()
+    with transaction(sessions) as s:
+        org = corgs.get_org_by_name(s, name)
+        known_id = org.sf_org_id
+        try:
+            stored = _stored_record(org, sealer)
+        except SealedSecretUnreadable:  # a new catalog key: the stored ones are lost, start afresh
+            stored = {"instance_url": org.instance_url or ""}
+    rec = merge_credentials(stored, changes)
+    answer = _log_in(rec, settings, read_zone=False)  # no session is open while Salesforce answers
+    if known_id and answer.sf_org_id and known_id[:15] != answer.sf_org_id[:15]:
+        raise OrgMismatch(name=name, got=answer.sf_org_id, want=known_id)
+    with transaction(sessions) as s:
+        org = corgs.get_org_by_name(s, name)
+        corgs.set_credentials(org, rec, sealer)
+        corgs.update_org(
+            s, org, clock=clock, instance_url=rec["instance_url"],
+            auth_kind=auth_kind(grant_from_record(rec)),
+            sf_org_id=org.sf_org_id or answer.sf_org_id,
+        )  # fmt: skip
+        return _connected(org, answer)
+
+
+def disconnect_org(sessions: sessionmaker[Session], name: str) -> None:
+    """Remove an org from the catalog (its rows go; the repository keeps its snapshots).
+
+    Raises:
+        NotFound: no org of that name.
+        JobAlreadyRunning: a job of the org is queued or running (cancel it first).
+    """
+    with transaction(sessions) as s:
+        row = corgs.get_org_by_name(s, name)
+        running = cjobs.active_job(s, row.id)
+        if running is not None:
+            raise JobAlreadyRunning(org=name, job=running.id)
+        corgs.delete_org(s, row)
 
 
 def _int_or_none(value: object) -> int | None:
@@ -194,10 +336,11 @@ def job_fact(job: Job) -> JobFact:
 
 
 def org_facts_of(org: Org, jobs: tuple[JobFact, ...] = ()) -> OrgFacts:
-    """The org's facts for the schedule (the catalog keeps no user counts: billable users 0)."""
+    """The org's facts for the schedule, with the billable users as last counted (0 if never)."""
     return OrgFacts(
-        org=org.name, subscription=subscription_of(org), storage_location=org.storage_location, jobs=jobs
-    )
+        org=org.name, subscription=subscription_of(org), storage_location=org.storage_location, jobs=jobs,
+        billable_users=org.billable_users or 0,
+    )  # fmt: skip
 
 
 # --- the overview --------------------------------------------------------------------------
@@ -216,8 +359,22 @@ class LastJob:
 
 
 @dataclass(frozen=True)
+class StopReason:
+    """One reason protection is stopped now: its reason, its code and its message (the fix)."""
+
+    reason: ReasonCode
+    code: str | None
+    message: str
+
+
+@dataclass(frozen=True)
 class OrgTile:
-    """One tile of the backup overview."""
+    """One tile of the backup overview.
+
+    ``stops`` lists every reason protection is stopped at the moment (``schedule_stopped`` is the
+    first of them); ``protection_ends_at`` is the subscription's end when it comes before the
+    next slot would (no scheduled job is left, but it has not expired yet).
+    """
 
     name: str
     hidden: bool
@@ -225,6 +382,8 @@ class OrgTile:
     next_job_at: datetime | None
     schedule_stopped: ReasonCode | None
     schedule_stopped_code: str | None
+    stops: tuple[StopReason, ...] = ()
+    protection_ends_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -243,8 +402,8 @@ _LAST_JOB_COLUMNS = (
 )  # fmt: skip
 _TILE_COLUMNS = (
     Org.id, Org.name, Org.hidden, Org.time_zone, Org.connected_at, Org.storage_location, Org.plan,
-    Org.subscription_expires_at, Org.purchased_seats, OrgSettings.backup_enabled, OrgSettings.jobs_per_day,
-    OrgSettings.first_start_time,
+    Org.subscription_expires_at, Org.purchased_seats, Org.billable_users, OrgSettings.backup_enabled,
+    OrgSettings.jobs_per_day, OrgSettings.first_start_time,
 )  # fmt: skip
 StatusCache = dict[tuple[object, ...], ScheduleStatus]
 
@@ -289,12 +448,30 @@ def _tile(org: Any, last: Any, now: datetime, cache: StatusCache) -> OrgTile:
         sub = Subscription.for_plan(
             org.plan, expires_at=org.subscription_expires_at, purchased_seats=org.purchased_seats
         )
-        facts = OrgFacts(org=org.name, subscription=sub, storage_location=org.storage_location)
+        facts = OrgFacts(
+            org=org.name, subscription=sub, storage_location=org.storage_location,
+            billable_users=org.billable_users or 0,
+        )  # fmt: skip
     status = _status(bs, facts, now, cache)
+    stops = tuple(_stop(v) for v in stop_reasons(bs, facts, now))
+    expires = facts.subscription.expires_at
+    ends = (
+        expires if status.next_run is None and not stops and expires is not None and expires > now else None
+    )
     return OrgTile(
         name=org.name, hidden=org.hidden, last_job=_last(last), next_job_at=status.next_run,
-        schedule_stopped=status.stopped, schedule_stopped_code=status.error_code,
+        schedule_stopped=status.stopped, schedule_stopped_code=status.error_code, stops=stops,
+        protection_ends_at=ends,
     )  # fmt: skip
+
+
+def _stop(verdict: Verdict) -> StopReason:
+    assert verdict.reason is not None
+    err = verdict.error()
+    message = (
+        err.message if err is not None else f"backup is switched off for org {verdict.details.get('org')}"
+    )
+    return StopReason(verdict.reason, err.code if err is not None else None, message)
 
 
 def org_tiles(session: Session, *, hidden: bool | None, now: datetime) -> list[OrgTile]:

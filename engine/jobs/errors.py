@@ -44,7 +44,10 @@ class CredentialsMissing(JobError):
     code = "SFV-803"
     exit_code = 2
     http_status = 400
-    template = "org {org} has no stored credentials; connect it again with `sfvault org add`"
+    template = (
+        "org {org} has no stored credentials (a rebuilt catalog keeps none); "
+        "store them with `sfvault org update {org}`"
+    )
 
 
 class JobAbandoned(JobError):

@@ -363,7 +363,14 @@ class JobService:
         from engine.jobs.credentials import catalog_sealer
 
         sealer = self.sealer or catalog_sealer(self.settings)
-        return count_org_billable_users(self.settings, self.sessions, org, sealer=sealer)
+        count = count_org_billable_users(self.settings, self.sessions, org, sealer=sealer)
+        # kept for the overview: the tile shows "seats exceeded" without asking Salesforce per tile;
+        # its own transaction, so a refusal that follows (SFV-604) does not roll it back
+        with transaction(self.sessions) as s:
+            row = corgs.find_org_by_name(s, org)
+            if row is not None:
+                row.billable_users, row.billable_users_counted_at = count, self.clock.now()
+        return count
 
     def _queue(
         self,
@@ -493,6 +500,7 @@ def ensure_repository(settings: Settings) -> None:
 def _no_storage(org: str) -> NoStorageLocation:
     return NoStorageLocation(
         f"org {org} has no storage location configured; set one with "
+        f"`sfvault settings set {org} --storage-location URL` or "
         f'PATCH /v1/orgs/{org}/settings {{"storage_location": "azure://container/path"}} '
         "(admin), then back up again",
         org=org,

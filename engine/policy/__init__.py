@@ -31,6 +31,7 @@ from engine.policy.decision import (
     decide_scheduled_run,
     schedule_status,
     schedule_stop_reason,
+    stop_reasons,
 )
 from engine.policy.entitlements import (
     QuotaUsage,
@@ -118,4 +119,5 @@ __all__ = [
     "schedule_status",
     "schedule_stop_reason",
     "slot_times",
+    "stop_reasons",
 ]

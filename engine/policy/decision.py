@@ -21,7 +21,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from engine.errors import PolicyError
@@ -122,12 +122,38 @@ def schedule_status(settings: BackupSettings, facts: OrgFacts, now: datetime) ->
     from engine.policy.schedule import next_run
 
     stop = schedule_stop_reason(settings, facts, now)
+    # A subscription that ends before the next slot leaves no next run, but it has not expired
+    # yet: "expired" is shown from ``expires_at`` on, not before (issue 15, finding 21).
     at = next_run(settings, facts, now)
-    if stop is None and at is None:  # runs now, but the subscription ends before the next slot
-        sub = facts.subscription
-        assert sub.expires_at is not None
-        stop = Verdict.refused(
-            ReasonCode.SUBSCRIPTION_EXPIRED, org=facts.org, expired_at=sub.expires_at.isoformat()
-        )
     err = stop.error() if stop is not None else None
     return ScheduleStatus(at, stop.reason if stop else None, err.code if err else None)
+
+
+def stop_reasons(settings: BackupSettings, facts: OrgFacts, now: datetime) -> tuple[Verdict, ...]:
+    """Every reason the schedule is stopped at ``now``, not only the first one.
+
+    :func:`schedule_stop_reason` answers the first that applies (what a skipped slot records);
+    the org tile lists them all, so an operator who renews an expired subscription learns at
+    the same time that the seats are exceeded too. Each applies from its own moment on (an
+    expiry from ``expires_at``), never before.
+    """
+    out: list[Verdict] = []
+    if not settings.backup_enabled:
+        out.append(Verdict.refused(ReasonCode.BACKUP_DISABLED, org=facts.org))
+    if not facts.has_storage:
+        out.append(Verdict.refused(ReasonCode.NO_STORAGE_LOCATION, org=facts.org))
+    sub = facts.subscription
+    if sub.expired(now):
+        assert sub.expires_at is not None
+        expired_at = sub.expires_at.astimezone(UTC).isoformat()
+        out.append(Verdict.refused(ReasonCode.SUBSCRIPTION_EXPIRED, org=facts.org, expired_at=expired_at))
+    if facts.seats_exceeded:
+        out.append(
+            Verdict.refused(
+                ReasonCode.SEATS_EXCEEDED,
+                org=facts.org,
+                active=facts.billable_users,
+                seats=sub.purchased_seats,
+            )
+        )
+    return tuple(out)

@@ -33,6 +33,7 @@ from engine.policy import (
     may_export,
     quota_usage,
     schedule_status,
+    stop_reasons,
 )
 
 T0 = datetime(2025, 1, 1, tzinfo=UTC)
@@ -248,10 +249,13 @@ def test_subscription_expiry_at_the_exact_instant() -> None:
 
 
 def test_status_before_expiry_shows_no_next_run_when_it_ends_first() -> None:
+    """No slot is left before the expiry, but it has not expired yet: not "expired" (issue 15, 21)."""
     expires = datetime(2026, 6, 30, 22, tzinfo=UTC)
     f = facts(full(FULL_AT), sub=Subscription(expires_at=expires))
     status = schedule_status(s(), f, expires - timedelta(hours=1))
-    assert status.next_run is None and status.stopped is ReasonCode.SUBSCRIPTION_EXPIRED
+    assert status.next_run is None and status.stopped is None and status.error_code is None
+    assert stop_reasons(s(), f, expires - timedelta(microseconds=1)) == ()
+    assert [v.reason for v in stop_reasons(s(), f, expires)] == [ReasonCode.SUBSCRIPTION_EXPIRED]
     ok = schedule_status(s(), f, expires - timedelta(days=2))
     assert ok.next_run == datetime(2026, 6, 29, tzinfo=UTC) and ok.stopped is None and ok.error_code is None
 
