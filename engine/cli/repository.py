@@ -133,6 +133,10 @@ def prune(
         verb = "would remove" if dry_run else "removed"
         for info in report.snapshots_removed:
             typer.echo(f"{verb} snapshot {info.org}/{info.job_id}")
+        for obj, jobs in sorted(report.removed_by_object.items()):
+            typer.echo(f"{verb} {obj}: data of {len(jobs)} job(s) ({', '.join(jobs)})")
+        for cycle in report.kept_for_last_copy:
+            typer.echo(f"kept cycle {cycle}: it holds the newest good copy of some object")
         typer.echo(
             f"{verb} {len(report.snapshots_removed)} snapshot(s), {report.objects_removed} object(s) "
             f"({report.bytes_removed} bytes), {report.temp_files_removed} temporary file(s); "

@@ -56,6 +56,10 @@ class Kind(StrEnum):
     CHUNK = "chunks"
     SNAPSHOT = "snapshots"
     LOCK = "locks"
+    INDEX = "index"
+    """Keyless integrity index records (``engine.sink.index``)."""
+    QUARANTINE = "quarantine"
+    """Objects ``sfvault repair`` set aside (never deleted by sfvault)."""
 
 
 @dataclass(frozen=True)
@@ -64,7 +68,7 @@ class Handle:
 
     * ``CONFIG``: the name is ``"config"`` (the object is stored at the root as ``config``).
     * ``CHUNK``: the name is 64 lowercase hex characters; stored at ``chunks/<aa>/<name>``.
-    * ``SNAPSHOT``/``LOCK``: the name is ``<segment>/<segment>...`` with segments of
+    * ``SNAPSHOT``/``LOCK``/``INDEX``/``QUARANTINE``: the name is ``<segment>/<segment>...`` with segments of
       ``[A-Za-z0-9._-]`` (no ``..``); stored at ``snapshots/<name>`` / ``locks/<name>``.
     """
 

@@ -27,6 +27,7 @@ from uuid import uuid4
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+import structlog
 
 from engine.clock import Clock, SystemClock
 from engine.config import Settings
@@ -36,8 +37,10 @@ from engine.errors import (
     ObjectCorrupt,
     ObjectNotFound,
     ObjectTruncated,
+    PermanentError,
     RepositoryExists,
     RepositoryNotInitialized,
+    SfvaultError,
 )
 from engine.model import BlobRef, ChunkRef, Manifest, SnapshotInfo
 from engine.sink.backend import Backend, Handle, Kind
@@ -48,6 +51,8 @@ from engine.sink.crypto import DEFAULT_SEGMENT_SIZE, ContentType, DataKeys
 from engine.sink.keys import KekProvider
 from engine.sink.lock import DEFAULT_STALE_AFTER, RepoLock
 from engine.sink.manifest import MAX_MANIFEST_BYTES, decode, encode, manifest_handle, snapshot_info
+
+log = structlog.get_logger(__name__)
 
 CONFIG_FORMAT = "sfvault-repository"
 CONFIG_VERSION = 1
@@ -280,7 +285,50 @@ class Repository:
             lock.check()
         sealed = encode(manifest, self._keys)
         self.backend.put(h, io.BytesIO(sealed), len(sealed))
+        self._index_commit(manifest, sealed)
         return SnapshotInfo(org=manifest.org, job_id=manifest.job_id, name=h.name, sealed_bytes=len(sealed))
+
+    def _index_commit(self, manifest: Manifest, sealed: bytes) -> None:
+        """Write the snapshot's keyless index record (after the manifest: the manifest stays the
+        commit point) and the records of older snapshots that have none (repositories made before
+        the index). A failure here does not undo the commit: ``verify`` warns about a snapshot
+        missing from the index, and the next commit or ``repair`` writes its record."""
+        from engine.sink import index
+
+        try:
+            listed = {info.job_id: info.sealed_bytes for info in self.snapshots(manifest.org)}
+            index.write_record(self.backend, index.build_record(self._keys, manifest, sealed, listed))
+            self.backfill_index(manifest.org, listed)
+        except SfvaultError as err:
+            log.warning("index record not written", org=manifest.org, job=manifest.job_id, code=err.code)
+
+    def backfill_index(self, org: str, listed: dict[str, int] | None = None) -> list[str]:
+        """Write the index record of every readable snapshot of ``org`` that has none (and no
+        tombstone); returns their job ids. Unreadable manifests are left for ``repair``."""
+        from engine.sink import index
+
+        if listed is None:
+            listed = {info.job_id: info.sealed_bytes for info in self.snapshots(org)}
+        have = set()
+        for obj in self.backend.list(Kind.INDEX, f"{org}/"):
+            parts = index.split_name(obj.handle.name)
+            if parts is not None:
+                have.add(parts[1])
+        written = []
+        for job_id in sorted(set(listed) - have):
+            try:
+                sealed = self.read_manifest_bytes(org, job_id)
+                manifest = decode(sealed, self._keys, manifest_handle(org, job_id))
+            except PermanentError:
+                continue
+            index.write_record(self.backend, index.build_record(self._keys, manifest, sealed, listed))
+            written.append(job_id)
+        return written
+
+    @property
+    def keys(self) -> DataKeys:
+        """The data keys (for the index's macs and object tags; never logged or pickled)."""
+        return self._keys
 
     def _size_or_none(self, name: str) -> int | None:
         try:
@@ -300,8 +348,8 @@ class Repository:
                 out.append(info)
         return sorted(out, key=lambda s: (s.org, s.job_id))
 
-    def load_manifest(self, org: str, job_id: str) -> Manifest:
-        """Read, authenticate and parse one snapshot manifest."""
+    def read_manifest_bytes(self, org: str, job_id: str) -> bytes:
+        """The sealed bytes of one snapshot manifest (not yet authenticated)."""
         h = manifest_handle(org, job_id)
         size = self.backend.stat(h).size
         if size > MAX_MANIFEST_BYTES:
@@ -310,7 +358,11 @@ class Repository:
             sealed = fh.read(size + 1)
         if len(sealed) != size:
             raise ObjectTruncated(name=h.path, size=len(sealed), expected=size)
-        return decode(sealed, self._keys, h)
+        return sealed
+
+    def load_manifest(self, org: str, job_id: str) -> Manifest:
+        """Read, authenticate and parse one snapshot manifest."""
+        return decode(self.read_manifest_bytes(org, job_id), self._keys, manifest_handle(org, job_id))
 
     def manifests(self, org: str | None = None, *, newest_first: bool = False) -> Iterator[Manifest]:
         """Every committed manifest, one at a time (read lazily: stop early to read fewer).
