@@ -27,12 +27,12 @@ from pathlib import Path
 
 import structlog
 
-from engine.errors import ObjectNotFound
+from engine.errors import ObjectNotFound, PermanentError
 from engine.model import Manifest, SnapshotInfo
 from engine.sink.backend import Handle, Kind
 from engine.sink.index import record_handle, write_tombstone
 from engine.sink.lock import EXCLUSIVE, RepoLock
-from engine.sink.manifest import manifest_handle
+from engine.sink.manifest import decode, manifest_handle, snapshot_info
 from engine.sink.repository import Repository
 
 log = structlog.get_logger(__name__)
@@ -95,6 +95,24 @@ def _full_copies(members: list[tuple[SnapshotInfo, Manifest]]) -> set[str]:
     return out
 
 
+def _quarantined_references(repo: Repository) -> set[str]:
+    """What the readable manifests that ``repair`` set aside reference: kept, so that setting a
+    snapshot aside never costs the good data it points at (unreadable ones reference nothing
+    we can know)."""
+    out: set[str] = set()
+    for obj in repo.backend.list(Kind.QUARANTINE, f"{Kind.SNAPSHOT.value}/"):
+        info = snapshot_info(obj.handle.name.partition("/")[2], obj.size)
+        if info is None:
+            continue
+        try:
+            with repo.backend.get(obj.handle) as fh:
+                sealed = fh.read(obj.size + 1)
+            out |= decode(sealed, repo.keys, manifest_handle(info.org, info.job_id)).referenced_names()
+        except PermanentError:
+            continue
+    return out
+
+
 def _remove_snapshot(repo: Repository, info: SnapshotInfo) -> None:
     """Tombstone in the index, then the manifest, then its index record (a crash in between
     leaves a tombstone that tells verify the snapshot left on purpose)."""
@@ -150,6 +168,7 @@ def prune(
             else:
                 report.snapshots_kept.append(info)
                 referenced |= m.referenced_names()
+        referenced |= _quarantined_references(repo)
         by_name = {info.name: m for info, m in loaded}
         for info in report.snapshots_removed:
             for sf_object, entry in sorted(by_name[info.name].objects.items()):

@@ -168,10 +168,12 @@ def repair(
             if found is None:
                 continue
             h = Handle(Kind.CHUNK, name)
-            if _exists(repo, h):
-                report.actions.append(Action("set aside object", h.path, found.code, found.message))
-                if apply:
-                    set_aside(repo, h)
+            if not _exists(repo, h):
+                report.actions.append(Action("drop missing object", h.path, found.code, found.message))
+                continue
+            report.actions.append(Action("set aside object", h.path, found.code, found.message))
+            if apply:
+                set_aside(repo, h)
         _repair_index(repo, report, apply)
     finally:
         if apply:
@@ -238,6 +240,7 @@ def _repair_index(repo: Repository, report: RepairReport, apply: bool) -> None:
         report.actions.append(Action("rebuild index record", h.path, code, message))
         if apply:
             set_aside(repo, h)
+    _record_lost(repo, contents, report, apply)
     orgs = sorted({s.org for s in repo.snapshots()})
     for org in orgs:
         if apply:
@@ -253,6 +256,33 @@ def _repair_index(repo: Repository, report: RepairReport, apply: bool) -> None:
                 ):
                     path = index.record_handle(org, info.job_id).path
                     report.actions.append(Action("write index record", path, "", "snapshot is not indexed"))
+
+
+def _record_lost(repo: Repository, contents: index.IndexContents, report: RepairReport, apply: bool) -> None:
+    """Snapshots the index knows of whose manifest is gone (deleted by someone, not by prune): a
+    tombstone (reason ``lost``, redo ``*``) so the org's next job redoes every object in full, and
+    their record moves to quarantine. The manifest itself cannot be rebuilt (restore it from the
+    storage's soft delete or a second copy first if you can)."""
+    listed = {(s.org, s.job_id) for s in repo.snapshots()}
+    lost: dict[tuple[str, str], str] = {}
+    for key, rec in contents.records.items():
+        if key not in listed and key not in contents.gone:
+            lost[key] = index.record_handle(*key).path
+        for job_id in rec.snapshots:
+            other = (rec.org, job_id)
+            if other not in listed and other not in contents.gone and other not in contents.records:
+                lost.setdefault(other, index.record_handle(*key).path)
+    for (org, job_id), by in sorted(lost.items()):
+        path = manifest_handle(org, job_id).path
+        report.actions.append(Action("record lost snapshot", path, "SFV-314", f"missing, known from {by}"))
+        if not apply:
+            continue
+        index.write_tombstone(
+            repo.backend, repo.keys, org, job_id, reason="lost", at=repo.clock.now(), redo=["*"]
+        )
+        h = index.record_handle(org, job_id)
+        if _exists(repo, h):
+            set_aside(repo, h)
 
 
 def redo_after_repair(repo: Repository, org: str, manifests: list[Manifest], names: list[str]) -> list[str]:
