@@ -11,7 +11,7 @@ import typer
 
 from api.cli import serve, token_app
 from emulator.cli import app as emulator_app
-from engine.cli import catalog, exports, jobs, orgs, recovery, repair, repository
+from engine.cli import catalog, exports, jobs, keys, orgs, recovery, repair, repository
 
 app = typer.Typer(name="sfvault", help="Backup engine for Salesforce.", no_args_is_help=True)
 
@@ -28,6 +28,7 @@ app.command()(repository.init)
 app.command()(repository.verify)
 app.command()(repository.prune)
 app.command()(repair.repair)
+app.add_typer(keys.key_app, name="key")
 app.add_typer(catalog.catalog_app, name="catalog")
 app.add_typer(orgs.org_app, name="org")
 app.command()(jobs.backup)

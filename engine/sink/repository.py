@@ -41,6 +41,7 @@ from engine.errors import (
     RepositoryExists,
     RepositoryNotInitialized,
     SfvaultError,
+    WrongKey,
 )
 from engine.model import BlobRef, ChunkRef, Manifest, SnapshotInfo
 from engine.sink.backend import Backend, Handle, Kind
@@ -92,7 +93,7 @@ def read_config(backend: Backend) -> RepositoryConfig:
     try:
         size = backend.stat(CONFIG_HANDLE).size
     except ObjectNotFound:
-        raise RepositoryNotInitialized(url=backend.properties().location) from None
+        size = _restore_config(backend)
     if size > MAX_CONFIG_BYTES:
         raise ObjectCorrupt(name="config")
     with backend.get(CONFIG_HANDLE) as fh:
@@ -109,6 +110,35 @@ def read_config(backend: Backend) -> RepositoryConfig:
         return RepositoryConfig(doc)
     except (KeyError, ValueError, TypeError):
         raise ObjectCorrupt(name="config") from None
+
+
+def _restore_config(backend: Backend) -> int:
+    """Put ``config`` back from the key slot a rotation interrupted between deleting the old config
+    and putting the new one (``engine.sink.keyslots``); ``RepositoryNotInitialized`` if none."""
+    from engine.sink.keyslots import restore_config
+
+    doc = restore_config(backend)
+    if doc is None:
+        raise RepositoryNotInitialized(url=backend.properties().location)
+    body = json.dumps(doc, sort_keys=True, indent=2).encode()
+    backend.put(CONFIG_HANDLE, io.BytesIO(body), len(body))
+    log.warning("config restored from a key slot (an interrupted key rotation)")
+    return len(body)
+
+
+def _unwrap_from_slot(backend: Backend, config: RepositoryConfig, kek: KekProvider) -> bytes:
+    """The data keys wrapped by ``kek`` in its key slot (``keys/<key id>.json``); ``WrongKey``
+    when ``kek`` has none. The slot must name this repository."""
+    from engine.sink.keyslots import key_id, read_slot, slot_handle
+
+    try:
+        doc = read_slot(backend, slot_handle(key_id(kek.reference())))
+    except ObjectNotFound:
+        raise WrongKey(repo=config.repo_id) from None
+    slot = RepositoryConfig(doc)
+    if slot.repo_id != config.repo_id:
+        raise WrongKey(repo=config.repo_id)
+    return kek.unwrap(slot.wrapped_keys, _keys_aad(slot.repo_id), slot.kek, repo=slot.repo_id)
 
 
 class Repository:
@@ -197,7 +227,10 @@ class Repository:
     ) -> Repository:
         """Open a repository: ``RepositoryNotInitialized``, ``WrongKey`` or ``ObjectCorrupt`` (config)."""
         config = read_config(backend)
-        blob = kek.unwrap(config.wrapped_keys, _keys_aad(config.repo_id), config.kek, repo=config.repo_id)
+        try:
+            blob = kek.unwrap(config.wrapped_keys, _keys_aad(config.repo_id), config.kek, repo=config.repo_id)
+        except WrongKey:
+            blob = _unwrap_from_slot(backend, config, kek)
         keys = DataKeys.from_bytes(blob, config.repo_id)
         return cls(backend, config, keys, settings=settings, clock=clock)
 
