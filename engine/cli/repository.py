@@ -92,10 +92,12 @@ def verify(
             report = verify_keyless(backend)
             location = redact_url(settings.repository_url)
         else:
+            settings = load_settings(config)
             repository = open_repository_from(config)
             location = repository.location
             try:
-                report = run_verify(repository, read_data=read_data)
+                expected = catalog_snapshots(settings.catalog_url, settings.repository_url)
+                report = run_verify(repository, read_data=read_data, expected_jobs=expected)
             finally:
                 repository.close()
         typer.echo(
@@ -111,6 +113,34 @@ def verify(
         typer.echo("no errors found")
 
     run_cli(body)
+
+
+def catalog_snapshots(catalog_url: str, repository_url: str) -> list[tuple[str, str]]:
+    """``(org, job id)`` of every job the catalog recorded a snapshot of in this repository, for
+    verify's cross-check; none when no catalog exists yet (verify never creates one)."""
+    from sqlalchemy import or_, select
+    from sqlalchemy.engine import make_url
+
+    from engine.catalog.db import catalog_transaction
+    from engine.catalog.models import Job, Org
+    from engine.sink.manifest import snapshot_info
+
+    url = make_url(catalog_url)
+    if url.get_backend_name() == "sqlite" and not (url.database and Path(url.database).exists()):
+        return []
+    with catalog_transaction(catalog_url) as s:
+        rows = s.execute(
+            select(Org.name, Job.snapshot_ref)
+            .join(Job, Job.org_id == Org.id)
+            .where(Job.snapshot_ref.is_not(None))
+            .where(or_(Org.storage_location.is_(None), Org.storage_location == repository_url))
+        ).all()
+    out = []
+    for _org, ref in rows:
+        info = snapshot_info(str(ref), 0)
+        if info is not None:
+            out.append((info.org, info.job_id))
+    return out
 
 
 def prune(

@@ -45,7 +45,7 @@ import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from engine.errors import ObjectNotInBackup, ScratchFull, UnknownJob, UnknownOrg
+from engine.errors import JobPruned, ObjectNotInBackup, ScratchFull, UnknownJob, UnknownOrg
 from engine.model import BlobRef, ChunkRef, Manifest, ObjectAsOf
 
 IDS_SUFFIX = "#ids"
@@ -121,19 +121,39 @@ def object_as_of(chain: Sequence[Manifest], obj: str) -> ObjectAsOf:
     return ObjectAsOf(obj, "earlier_job", chain[newest].job_id, code)
 
 
+_GONE_WORDS = {"pruned": "removed by prune", "quarantined": "set aside by repair", "lost": "lost (repair)"}
+
+
+def _tombstones(source: ChunkSource, org: str) -> dict[str, tuple[str, str]]:
+    """The index tombstones of ``org`` when ``source`` is a repository (else none)."""
+    backend = getattr(source, "backend", None)
+    if backend is None:
+        return {}
+    from engine.sink.index import read_index
+
+    return {
+        job: (_GONE_WORDS[t.reason], t.at)
+        for (_org, job), t in read_index(backend, org).gone.items()
+        if t.reason in _GONE_WORDS
+    }
+
+
 @dataclass
 class Snapshots:
     """The committed manifests of one org, in commit order, with job and cycle look-ups."""
 
     org: str
     manifests: list[Manifest]
+    gone: dict[str, tuple[str, str]] = field(default_factory=dict)
+    """Job id → (why, when) of the org's snapshots that prune removed or repair set aside (the
+    repository's index tombstones), so that such a job is refused with :class:`JobPruned`."""
 
     @classmethod
     def load(cls, source: ChunkSource, org: str) -> Snapshots:
         ms = ordered(source.manifests(org))
         if not ms:
             raise UnknownOrg(org=org)
-        return cls(org, ms)
+        return cls(org, ms, _tombstones(source, org))
 
     def job(self, job_id: str | None) -> Manifest:
         """The manifest of ``job_id`` (the newest when None); :class:`UnknownJob` otherwise."""
@@ -142,6 +162,9 @@ class Snapshots:
         for m in self.manifests:
             if m.job_id == job_id:
                 return m
+        if job_id in self.gone:
+            why, at = self.gone[job_id]
+            raise JobPruned(org=self.org, job=job_id, reason=why, at=at, newest=self.manifests[-1].job_id)
         raise UnknownJob(org=self.org, job=job_id)
 
     def chain(self, job_id: str | None) -> list[Manifest]:

@@ -168,8 +168,12 @@ def verify(
 
     check_index(repo.backend, add, report, keys=repo.keys, hash_data=False)
     listed = {(s.org, s.job_id) for s in repo.snapshots()}
-    for org, job_id in sorted(set(expected_jobs) - listed):
+    gone = set(read_index(repo.backend).gone)  # pruned or set aside on purpose
+    already = {p.name for p in report.problems}
+    for org, job_id in sorted(set(expected_jobs) - listed - gone):
         path = manifest_handle(org, job_id).path
+        if path in already:
+            continue
         add(Problem.of(MissingObject(name=path, by="the catalog's job list"), path))
 
     for name in sorted(set(present) - set(refs)):

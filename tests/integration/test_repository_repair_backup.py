@@ -93,3 +93,23 @@ def test_repair_sets_a_damaged_manifest_aside_and_the_org_backs_up_again(
     with env.repo() as repo:
         modes = {e.mode for e in repo.load_manifest("acme", nxt.job_id).objects.values()}
     assert "incremental" in modes, "the redo in full went on after a job captured every object"
+
+
+def test_verify_cross_checks_the_catalog_for_a_manifest_deleted_with_its_index_record(
+    env: BackupEnv, tmp_path: Path
+) -> None:
+    """Someone with write access deletes the newest manifest and its index record: no record
+    names it any more, so only the catalog's job list can tell; ``verify`` reads it."""
+    from engine.sink import index
+
+    config = _config(env, tmp_path)
+    runner = CliRunner()
+    assert runner.invoke(app, ["verify", "--config", str(config)]).exit_code == 0
+    with env.repo() as repo:
+        newest = repo.snapshots("acme")[-1]
+        corrupt.delete(repo.backend, manifest_handle("acme", newest.job_id))
+        corrupt.delete(repo.backend, index.record_handle("acme", newest.job_id))
+    res = runner.invoke(app, ["verify", "--config", str(config)])
+    assert res.exit_code == 90, res.output
+    path = manifest_handle("acme", newest.job_id).path
+    assert f"error   SFV-314 {path}: {path} is referenced by the catalog's job list" in res.output

@@ -70,3 +70,21 @@ def test_the_dry_run_lists_per_object_and_neither_removes_nor_logs_removing(repo
     assert not [e for e in logs if "removing" in e["event"]], logs
     assert [s.job_id for s in repo.snapshots()] == ["j1", "j2"]
     assert report.removed_by_object == {f"{ORG}/{OBJECTS[0]}": ["j1"], f"{ORG}/{OBJECTS[1]}": ["j1"]}
+
+
+def test_a_pruned_job_is_refused_by_name_not_as_unknown(repo: Repository) -> None:
+    """Issue 15, finding 15: comparing a pruned job gave SFV-702 ("no committed job") with a fix
+    naming a command that lists no jobs; it is now SFV-714, naming prune and a job that works."""
+    from engine.diff.recovery import Snapshots
+    from engine.errors import JobPruned, UnknownJob
+
+    _full(repo, "j1", OBJECTS[:2], [], DAY)
+    _full(repo, "j2", OBJECTS[:2], [], DAY + timedelta(days=400))
+    prune(repo, keep_cycles=1)
+    snaps = Snapshots.load(repo, ORG)
+    with pytest.raises(JobPruned) as err:
+        snaps.job("j1")
+    assert err.value.code == "SFV-714"
+    assert "removed by prune" in err.value.message and "the newest is j2" in err.value.message
+    with pytest.raises(UnknownJob):
+        snaps.job("nope")
