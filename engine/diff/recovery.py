@@ -125,16 +125,13 @@ _GONE_WORDS = {"pruned": "removed by prune", "quarantined": "set aside by repair
 
 
 def _tombstones(source: ChunkSource, org: str) -> dict[str, tuple[str, str]]:
-    """The index tombstones of ``org`` when ``source`` is a repository (else none)."""
-    backend = getattr(source, "backend", None)
-    if backend is None:
+    """Why and when each snapshot of ``org`` left, when ``source`` knows it (a repository's
+    ``gone_snapshots``, read from its index tombstones)."""
+    gone = getattr(source, "gone_snapshots", None)
+    if gone is None:
         return {}
-    from engine.sink.index import read_index
-
     return {
-        job: (_GONE_WORDS[t.reason], t.at)
-        for (_org, job), t in read_index(backend, org).gone.items()
-        if t.reason in _GONE_WORDS
+        job: (_GONE_WORDS[reason], at) for job, (reason, at) in gone(org).items() if reason in _GONE_WORDS
     }
 
 

@@ -358,6 +358,13 @@ class Repository:
             written.append(job_id)
         return written
 
+    def gone_snapshots(self, org: str) -> dict[str, tuple[str, str]]:
+        """Job id → (reason, when) of the snapshots of ``org`` that left on purpose (index
+        tombstones: ``pruned``, ``quarantined``, ``rewritten``, ``lost``)."""
+        from engine.sink.index import read_index
+
+        return {job: (t.reason, t.at) for (_org, job), t in read_index(self.backend, org).gone.items()}
+
     @property
     def keys(self) -> DataKeys:
         """The data keys (for the index's macs and object tags; never logged or pickled)."""
