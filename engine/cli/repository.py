@@ -143,6 +143,24 @@ def catalog_snapshots(catalog_url: str, repository_url: str) -> list[tuple[str, 
     return out
 
 
+def _mark_pruned(catalog_url: str, names: list[str]) -> int:
+    """Stamp the catalog's jobs whose snapshots prune removed (none without a catalog)."""
+    from datetime import UTC, datetime
+
+    from sqlalchemy.engine import make_url
+
+    from engine.catalog.db import catalog_transaction
+    from engine.catalog.jobs import mark_pruned
+
+    url = make_url(catalog_url)
+    if not names or (
+        url.get_backend_name() == "sqlite" and not (url.database and Path(url.database).exists())
+    ):
+        return 0
+    with catalog_transaction(catalog_url) as s:
+        return mark_pruned(s, names, now=datetime.now(UTC))
+
+
 def prune(
     keep_cycles: int | None = typer.Option(
         None, "--keep-cycles", min=1, help="keep the newest N cycles per org"
@@ -155,11 +173,16 @@ def prune(
     def body() -> None:
         from engine.sink.prune import prune as run_prune
 
+        settings = load_settings(config)
         repository = open_repository_from(config)
         try:
             report = run_prune(repository, keep_cycles=keep_cycles, dry_run=dry_run)
         finally:
             repository.close()
+        if not dry_run:
+            marked = _mark_pruned(settings.catalog_url, [i.name for i in report.snapshots_removed])
+            if marked:
+                typer.echo(f"marked {marked} job(s) as pruned in the catalog")
         verb = "would remove" if dry_run else "removed"
         for info in report.snapshots_removed:
             typer.echo(f"{verb} snapshot {info.org}/{info.job_id}")

@@ -6,6 +6,8 @@ full but the last one (fault ``fail_job``, armed for exactly that many, checked 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -74,3 +76,45 @@ def test_a_full_missing_objects_joins_the_current_cycle_and_prune_keeps_the_old_
     with env.repo() as repo:
         m = repo.load_manifest("acme", third.job_id)
         assert {m.objects[o].mode for o in failed} == {"full"}
+
+
+def test_pruned_jobs_are_marked_and_refused_with_a_fix_that_works(env: BackupEnv, tmp_path: Path) -> None:
+    """Issue 15, finding 15: pruned jobs still showed as ``succeeded`` in ``sfvault jobs``,
+    comparing one gave SFV-702 with a fix naming a command that lists no jobs, and
+    ``prune --dry-run`` logged "removing ..."."""
+    from typer.testing import CliRunner
+
+    from engine.cli import app
+
+    old_jobs = [s.job_id for s in _snapshots(env)]
+    new_cycle = env.backup("acme", full=True)
+    assert new_cycle.state == "succeeded" and new_cycle.kind == "full", new_cycle.error_message
+    s = env.settings
+    config = tmp_path / "sfvault.toml"
+    config.write_text(
+        f'[sfvault]\nrepository_url = "{s.repository_url}"\nkey_file = "{s.key_file}"\n'
+        f'catalog_url = "{s.catalog_url}"\n'
+    )
+    runner = CliRunner(env={"COLUMNS": "250"})
+    dry = runner.invoke(app, ["prune", "--keep-cycles", "1", "--dry-run", "--config", str(config)])
+    assert dry.exit_code == 0, dry.output
+    assert "removing" not in dry.output
+    assert "would remove acme/Account: data of " in dry.output
+    assert [x.job_id for x in _snapshots(env)] == sorted([*old_jobs, new_cycle.job_id])
+    done = runner.invoke(app, ["prune", "--keep-cycles", "1", "--config", str(config)])
+    assert done.exit_code == 0, done.output
+    assert f"marked {len(old_jobs)} job(s) as pruned in the catalog" in done.output
+    listing = runner.invoke(app, ["jobs", "acme", "--config", str(config)])
+    assert listing.exit_code == 0, listing.output
+    assert listing.output.count("(pruned)") == len(old_jobs)
+    refused = runner.invoke(app, ["compare", "acme", "--job", old_jobs[-1], "--config", str(config)])
+    assert refused.exit_code == 4, refused.output
+    text = " ".join(refused.output.split())
+    assert "SFV-714" in text and "removed by prune" in text and f"the newest is {new_cycle.job_id}" in text
+    works = runner.invoke(app, ["data", "acme", "--job", new_cycle.job_id, "--config", str(config)])
+    assert works.exit_code == 0, works.output
+
+
+def _snapshots(env: BackupEnv) -> list[Any]:
+    with env.repo() as repo:
+        return list(repo.snapshots("acme"))
