@@ -245,13 +245,17 @@ def split_name(name: str) -> tuple[str, str, str] | None:
     return None
 
 
-def read_index(backend: Backend, org: str | None = None) -> IndexContents:
+def read_index(backend: Backend, org: str | None = None, *, tombstones_only: bool = False) -> IndexContents:
+    """Everything under ``index/`` (of ``org``, or all); ``tombstones_only`` reads just the
+    tombstones (what a job start and compare need: records can be large)."""
     out = IndexContents()
     for obj in backend.list(Kind.INDEX, f"{org}/" if org else ""):
         parts = split_name(obj.handle.name)
         if parts is None:
             continue
         o, job, what = parts
+        if tombstones_only and what != "gone":
+            continue
         try:
             doc = _read_json(backend, obj.handle, obj.size)
             if what == "record":

@@ -288,7 +288,7 @@ def _record_lost(repo: Repository, contents: index.IndexContents, report: Repair
 def redo_after_repair(repo: Repository, org: str, manifests: list[Manifest], names: list[str]) -> list[str]:
     """The objects of ``names`` to extract in full because repair set aside their newest data:
     named by a tombstone of ``org`` (``*`` = all) and captured by no manifest committed since."""
-    contents = index.read_index(repo.backend, org)
+    contents = index.read_index(repo.backend, org, tombstones_only=True)
     out: set[str] = set()
     for tomb in contents.gone.values():
         if tomb.reason == "pruned" or not tomb.authentic(repo.keys):

@@ -363,7 +363,10 @@ class Repository:
         tombstones: ``pruned``, ``quarantined``, ``rewritten``, ``lost``)."""
         from engine.sink.index import read_index
 
-        return {job: (t.reason, t.at) for (_org, job), t in read_index(self.backend, org).gone.items()}
+        return {
+            job: (t.reason, t.at)
+            for (_org, job), t in read_index(self.backend, org, tombstones_only=True).gone.items()
+        }
 
     @property
     def keys(self) -> DataKeys:

@@ -168,7 +168,7 @@ def verify(
 
     check_index(repo.backend, add, report, keys=repo.keys, hash_data=False)
     listed = {(s.org, s.job_id) for s in repo.snapshots()}
-    gone = set(read_index(repo.backend).gone)  # pruned or set aside on purpose
+    gone = set(read_index(repo.backend, tombstones_only=True).gone)  # pruned or set aside on purpose
     already = {p.name for p in report.problems}
     for org, job_id in sorted(set(expected_jobs) - listed - gone):
         path = manifest_handle(org, job_id).path
