@@ -284,7 +284,7 @@ def check_index(
         add(
             Problem(
                 path,
-                "warning",
+                "unindexed",
                 "NotIndexed",
                 f"{path} has no index record (`sfvault repair --apply` or the next backup writes it)",
                 "warning",

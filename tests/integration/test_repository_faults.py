@@ -255,3 +255,18 @@ def test_a_flipped_bit_in_a_manifest_no_longer_blocks_the_org(repo: Repository) 
                           kind="incremental", at=datetime.now(UTC) + timedelta(seconds=1)))  # fmt: skip
     manifests = needed_manifests(repo.manifests(ORG, newest_first=True), ["Account", "Lead"])
     assert redo_after_repair(repo, ORG, manifests, ["Account", "Lead"]) == []
+
+
+def test_a_repository_without_the_index_gets_it_from_repair_or_the_next_commit(repo: Repository) -> None:
+    """Repositories written before the index: ``verify`` warns, ``repair`` lists the records it
+    would write, and the next commit (or ``repair --apply``) writes them."""
+    for job in ("job-1", "job-2"):
+        repo.backend.delete(index.record_handle(ORG, job))
+    warned = [p for p in verify(repo).warnings if p.error == "NotIndexed"]
+    assert [p.name for p in warned] == [manifest_handle(ORG, j).path for j in ("job-1", "job-2")]
+    assert [a.what for a in repair(repo).actions] == ["write index record", "write index record"]
+    fresh = repo.write_chunk(table(10, 500_000), "Task")
+    repo.commit(_manifest("job-3", {"Task": ObjectEntry(chunks=[fresh], rows=10)}, kind="incremental",
+                          at=datetime(2026, 3, 6, tzinfo=UTC)))  # fmt: skip
+    assert set(index.read_index(repo.backend, ORG).records) == {(ORG, j) for j in ("job-1", "job-2", "job-3")}
+    assert verify(repo).problems == [] and verify_keyless(repo.backend).problems == []
