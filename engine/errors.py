@@ -653,6 +653,19 @@ class QueuedJobAbandoned(DiffError):
     template = "{kind} {id} was abandoned: its process stopped sending heartbeats (last at {heartbeat})"
 
 
+class JobPruned(DiffError):
+    """The job's snapshot was removed by ``sfvault prune`` (retention) or set aside by ``sfvault
+    repair``: its data can no longer be compared or exported."""
+
+    code = "SFV-714"
+    exit_code = 4
+    http_status = 410
+    template = (
+        "job {job} of org {org} was {reason} on {at}; compare or export a job that "
+        "`sfvault data {org} --job ID` accepts (the newest is {newest})"
+    )
+
+
 # --- the REST API (api/, issue 7) ------------------------------------------------------------
 
 

@@ -465,3 +465,16 @@ def close_dead_job(
     )
     session.expire_all()
     return cast(CursorResult[Any], result).rowcount == 1
+
+
+def mark_pruned(session: Session, snapshot_refs: list[str], *, now: datetime) -> int:
+    """Stamp ``pruned_at`` on the jobs whose snapshot prune removed; returns how many."""
+    if not snapshot_refs:
+        return 0
+    jobs = session.scalars(
+        select(Job).where(Job.snapshot_ref.in_(snapshot_refs), Job.pruned_at.is_(None))
+    ).all()
+    for job in jobs:
+        job.pruned_at = now
+    session.flush()
+    return len(jobs)

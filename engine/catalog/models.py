@@ -289,6 +289,8 @@ class Job(Base):
     # started with `sfvault backup --override-policy`; the refusal it passed, if any (migration 0005)
     policy_override: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     override_reason: Mapped[str | None] = mapped_column(Text)
+    # when `sfvault prune` removed the job's snapshot (migration 0009); the state stays as it ran
+    pruned_at: Mapped[datetime | None]
 
     objects: Mapped[list[JobObject]] = relationship(
         back_populates="job",

@@ -11,7 +11,7 @@ import typer
 
 from api.cli import serve, token_app
 from emulator.cli import app as emulator_app
-from engine.cli import catalog, exports, jobs, orgs, recovery, repository, settings
+from engine.cli import catalog, exports, jobs, keys, orgs, recovery, repair, repository, settings
 
 app = typer.Typer(name="sfvault", help="Backup engine for Salesforce.", no_args_is_help=True)
 
@@ -27,6 +27,8 @@ def version() -> None:
 app.command()(repository.init)
 app.command()(repository.verify)
 app.command()(repository.prune)
+app.command()(repair.repair)
+app.add_typer(keys.key_app, name="key")
 app.add_typer(catalog.catalog_app, name="catalog")
 app.add_typer(orgs.org_app, name="org")
 app.add_typer(settings.settings_app, name="settings")

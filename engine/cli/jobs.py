@@ -169,7 +169,8 @@ def jobs_list(
                 table.add_column(col)
             for j in rows:
                 table.add_row(
-                    j.id, j.kind, j.state, f"{j.started_at:%Y-%m-%d %H:%M:%S}" if j.started_at else "",
+                    j.id, j.kind, j.state if j.pruned_at is None else f"{j.state} (pruned)",
+                    f"{j.started_at:%Y-%m-%d %H:%M:%S}" if j.started_at else "",
                     f"{j.finished_at:%Y-%m-%d %H:%M:%S}" if j.finished_at else "", f"{j.records:,}",
                     f"{j.bytes:,}", j.error_code or "",
                 )  # fmt: skip

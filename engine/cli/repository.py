@@ -92,10 +92,12 @@ def verify(
             report = verify_keyless(backend)
             location = redact_url(settings.repository_url)
         else:
+            settings = load_settings(config)
             repository = open_repository_from(config)
             location = repository.location
             try:
-                report = run_verify(repository, read_data=read_data)
+                expected = catalog_snapshots(settings.catalog_url, settings.repository_url)
+                report = run_verify(repository, read_data=read_data, expected_jobs=expected)
             finally:
                 repository.close()
         typer.echo(
@@ -113,6 +115,52 @@ def verify(
     run_cli(body)
 
 
+def catalog_snapshots(catalog_url: str, repository_url: str) -> list[tuple[str, str]]:
+    """``(org, job id)`` of every job the catalog recorded a snapshot of in this repository, for
+    verify's cross-check; none when no catalog exists yet (verify never creates one)."""
+    from sqlalchemy import or_, select
+    from sqlalchemy.engine import make_url
+
+    from engine.catalog.db import catalog_transaction
+    from engine.catalog.models import Job, Org
+    from engine.sink.manifest import snapshot_info
+
+    url = make_url(catalog_url)
+    if url.get_backend_name() == "sqlite" and not (url.database and Path(url.database).exists()):
+        return []
+    with catalog_transaction(catalog_url) as s:
+        rows = s.execute(
+            select(Org.name, Job.snapshot_ref)
+            .join(Job, Job.org_id == Org.id)
+            .where(Job.snapshot_ref.is_not(None))
+            .where(or_(Org.storage_location.is_(None), Org.storage_location == repository_url))
+        ).all()
+    out = []
+    for _org, ref in rows:
+        info = snapshot_info(str(ref), 0)
+        if info is not None:
+            out.append((info.org, info.job_id))
+    return out
+
+
+def _mark_pruned(catalog_url: str, names: list[str]) -> int:
+    """Stamp the catalog's jobs whose snapshots prune removed (none without a catalog)."""
+    from datetime import UTC, datetime
+
+    from sqlalchemy.engine import make_url
+
+    from engine.catalog.db import catalog_transaction
+    from engine.catalog.jobs import mark_pruned
+
+    url = make_url(catalog_url)
+    if not names or (
+        url.get_backend_name() == "sqlite" and not (url.database and Path(url.database).exists())
+    ):
+        return 0
+    with catalog_transaction(catalog_url) as s:
+        return mark_pruned(s, names, now=datetime.now(UTC))
+
+
 def prune(
     keep_cycles: int | None = typer.Option(
         None, "--keep-cycles", min=1, help="keep the newest N cycles per org"
@@ -125,14 +173,23 @@ def prune(
     def body() -> None:
         from engine.sink.prune import prune as run_prune
 
+        settings = load_settings(config)
         repository = open_repository_from(config)
         try:
             report = run_prune(repository, keep_cycles=keep_cycles, dry_run=dry_run)
         finally:
             repository.close()
+        if not dry_run:
+            marked = _mark_pruned(settings.catalog_url, [i.name for i in report.snapshots_removed])
+            if marked:
+                typer.echo(f"marked {marked} job(s) as pruned in the catalog")
         verb = "would remove" if dry_run else "removed"
         for info in report.snapshots_removed:
             typer.echo(f"{verb} snapshot {info.org}/{info.job_id}")
+        for obj, jobs in sorted(report.removed_by_object.items()):
+            typer.echo(f"{verb} {obj}: data of {len(jobs)} job(s) ({', '.join(jobs)})")
+        for cycle in report.kept_for_last_copy:
+            typer.echo(f"kept cycle {cycle}: it holds the newest good copy of some object")
         typer.echo(
             f"{verb} {len(report.snapshots_removed)} snapshot(s), {report.objects_removed} object(s) "
             f"({report.bytes_removed} bytes), {report.temp_files_removed} temporary file(s); "

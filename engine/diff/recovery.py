@@ -45,7 +45,7 @@ import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from engine.errors import ObjectNotInBackup, ScratchFull, UnknownJob, UnknownOrg
+from engine.errors import JobPruned, ObjectNotInBackup, ScratchFull, UnknownJob, UnknownOrg
 from engine.model import BlobRef, ChunkRef, Manifest, ObjectAsOf
 
 IDS_SUFFIX = "#ids"
@@ -121,19 +121,36 @@ def object_as_of(chain: Sequence[Manifest], obj: str) -> ObjectAsOf:
     return ObjectAsOf(obj, "earlier_job", chain[newest].job_id, code)
 
 
+_GONE_WORDS = {"pruned": "removed by prune", "quarantined": "set aside by repair", "lost": "lost (repair)"}
+
+
+def _tombstones(source: ChunkSource, org: str) -> dict[str, tuple[str, str]]:
+    """Why and when each snapshot of ``org`` left, when ``source`` knows it (a repository's
+    ``gone_snapshots``, read from its index tombstones)."""
+    gone = getattr(source, "gone_snapshots", None)
+    if gone is None:
+        return {}
+    return {
+        job: (_GONE_WORDS[reason], at) for job, (reason, at) in gone(org).items() if reason in _GONE_WORDS
+    }
+
+
 @dataclass
 class Snapshots:
     """The committed manifests of one org, in commit order, with job and cycle look-ups."""
 
     org: str
     manifests: list[Manifest]
+    gone: dict[str, tuple[str, str]] = field(default_factory=dict)
+    """Job id → (why, when) of the org's snapshots that prune removed or repair set aside (the
+    repository's index tombstones), so that such a job is refused with :class:`JobPruned`."""
 
     @classmethod
     def load(cls, source: ChunkSource, org: str) -> Snapshots:
         ms = ordered(source.manifests(org))
         if not ms:
             raise UnknownOrg(org=org)
-        return cls(org, ms)
+        return cls(org, ms, _tombstones(source, org))
 
     def job(self, job_id: str | None) -> Manifest:
         """The manifest of ``job_id`` (the newest when None); :class:`UnknownJob` otherwise."""
@@ -142,6 +159,9 @@ class Snapshots:
         for m in self.manifests:
             if m.job_id == job_id:
                 return m
+        if job_id in self.gone:
+            why, at = self.gone[job_id]
+            raise JobPruned(org=self.org, job=job_id, reason=why, at=at, newest=self.manifests[-1].job_id)
         raise UnknownJob(org=self.org, job=job_id)
 
     def chain(self, job_id: str | None) -> list[Manifest]:

@@ -14,7 +14,7 @@ from engine.errors import SfvaultError
 from engine.extract.model import ObjectPlan
 from engine.jobs.file_access import files_not_visible
 from engine.jobs.jobrun import BackupResult, JobRun, ObjectReport
-from engine.jobs.planning import JobDecision
+from engine.jobs.planning import JobDecision, needed_manifests, partial_full
 from engine.model import (
     ChunkRef,
     Cursor,
@@ -94,6 +94,7 @@ def commit_job(
         if first_err is None or state == "succeeded"
         else ObjectError(first_err[0], f"{len(failed)} object(s) failed; first: {first_err[1]}")
     )
+    decision, cycle_id = _cycle_rule(run, repo, decision, cycle_id, failed)
     finished = run.clock.now()
     at = FrozenClock(current=finished)  # the manifest and the catalog rows share the commit instant
     usage = run.usage.snapshot()
@@ -113,6 +114,7 @@ def commit_job(
         snapshot_name = repo.commit(manifest, lock=lock).name
     with transaction(sessions) as s:
         job = cjobs.get_job(s, run.job_id)
+        job.kind, job.cycle_id = decision.kind, cycle_id  # a partial full joins the current cycle
         _record_results(s, job, run, objects, usage, org_id, at)
         cjobs.finish_job(
             s, job, state, snapshot_ref=snapshot_name, error_code=error.code if error else None,
@@ -185,6 +187,20 @@ def _object_entry(run: JobRun, name: str, decision: JobDecision) -> ObjectEntry:
         sweep_reason=ObjectWarning(because["code"], because["message"]) if because else None,
         log_deletions=run.delete_log.deleted.get(name),
     )
+
+
+def _cycle_rule(
+    run: JobRun, repo: Any, decision: JobDecision, cycle_id: str, failed: dict[str, tuple[str, str]]
+) -> tuple[JobDecision, str]:
+    """A full with failed objects that the current cycle holds commits as a partial job of that
+    cycle (:func:`engine.jobs.planning.partial_full`); the manifests are read only then."""
+    if decision.kind != "full" or not failed:
+        return decision, cycle_id
+    manifests = needed_manifests(repo.manifests(run.org_name, newest_first=True), list(failed))
+    joined = partial_full(decision, manifests, list(failed))
+    if joined is decision or joined.cycle_id is None:
+        return decision, cycle_id
+    return joined, joined.cycle_id
 
 
 def _job_record(

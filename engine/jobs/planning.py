@@ -427,3 +427,35 @@ def merge_cursor(
         truncated,
         frozenset(d for d in digests if d[1] >= floor),
     )
+
+
+def partial_full(
+    decision: JobDecision, manifests: Sequence[Manifest], failed: Collection[str]
+) -> JobDecision:
+    """The decision a full job commits under, given the objects that ``failed`` in it.
+
+    A cycle never begins with a full that lacks objects the previous cycle holds (issue 15,
+    finding 3): when an object failed in a full and the current cycle (the one the full would
+    replace) captured it, the full is recorded as a *partial* job of the current cycle instead, an
+    incremental whose objects were extracted in full (their entries say ``mode = full``); the
+    next job completes it (failed objects are redone in full) and a later full starts the next
+    cycle. ``manifests``: the org's manifests, or the prefix :func:`needed_manifests` read for
+    ``failed``. Anything else is returned unchanged. Pure.
+    """
+    if decision.kind != "full" or not failed:
+        return decision
+    started = cycle_start(manifests)
+    if started is None:
+        return decision
+    chain = cycle_chain(manifests, started[1])
+    if not any(captured(m, obj) for m in chain for obj in failed):
+        return decision
+    newest = cycle_position(chain[-1]) if chain else None
+    return replace(
+        decision,
+        kind="incremental",
+        cycle_id=started[1],
+        index_in_cycle=newest[1] + 1 if newest is not None else len(chain),
+        cycle_started_at=started[0],
+        fulls_beside=(),
+    )

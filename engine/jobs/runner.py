@@ -67,6 +67,7 @@ from engine.jobs.planning import (
     warned_at_last_capture,
 )
 from engine.model import Cursor, Manifest
+from engine.sink.repair import redo_after_repair
 
 __all__ = [
     "FILES_NOW_VISIBLE",
@@ -271,6 +272,9 @@ def _plan_and_execute(
         decision = decide(request, manifests, in_scope, failed_last=failed_last, now=run.lane_at,
                           options=run.options)  # fmt: skip
         decision = replace(decision, fulls_beside=run.fulls_beside)
+        # objects whose newest data `sfvault repair` set aside are extracted in full
+        redo = redo_after_repair(repo, run.org_name, manifests, list(decision.objects))
+        decision = redo_in_full(decision, redo, SET_ASIDE_BY_REPAIR)
         if not decision.objects:
             raise NoObjectsInScope(org=run.org_name, what="no object matched the scope and the selection")
         # one REST query when file objects are in scope; it runs while the objects are planned
@@ -290,6 +294,7 @@ def _plan_and_execute(
         base.close()
 
 
+SET_ASIDE_BY_REPAIR = "its newest snapshot was set aside by sfvault repair"
 FILES_NOW_VISIBLE = "files hidden from the last job (no Query All Files) are visible now"
 
 

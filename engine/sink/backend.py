@@ -56,6 +56,12 @@ class Kind(StrEnum):
     CHUNK = "chunks"
     SNAPSHOT = "snapshots"
     LOCK = "locks"
+    INDEX = "index"
+    """Keyless integrity index records (``engine.sink.index``)."""
+    QUARANTINE = "quarantine"
+    """Objects ``sfvault repair`` set aside (never deleted by sfvault)."""
+    KEY = "keys"
+    """Key slots: the data keys wrapped by further key-encryption keys (``engine.sink.keyslots``)."""
 
 
 @dataclass(frozen=True)
@@ -64,8 +70,8 @@ class Handle:
 
     * ``CONFIG``: the name is ``"config"`` (the object is stored at the root as ``config``).
     * ``CHUNK``: the name is 64 lowercase hex characters; stored at ``chunks/<aa>/<name>``.
-    * ``SNAPSHOT``/``LOCK``: the name is ``<segment>/<segment>...`` with segments of
-      ``[A-Za-z0-9._-]`` (no ``..``); stored at ``snapshots/<name>`` / ``locks/<name>``.
+    * ``SNAPSHOT``/``LOCK``/``INDEX``/``QUARANTINE``/``KEY``: the name is ``<segment>/<segment>...``
+      with segments of ``[A-Za-z0-9._-]`` (no ``..``); stored at ``<kind folder>/<name>``.
     """
 
     kind: Kind

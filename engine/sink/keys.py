@@ -132,6 +132,14 @@ class LocalKeyFile:
     def reference(self) -> dict[str, Any]:
         return {"provider": self.kind, "fingerprint": self.fingerprint}
 
+    def export_doc(self) -> dict[str, Any]:
+        """The key file's document (it holds the key: only for a key backup file, mode 0600)."""
+        return {
+            "format": KEY_FILE_FORMAT,
+            "version": KEY_FILE_VERSION,
+            "kek": base64.b64encode(self._kek.get_secret_value()).decode(),
+        }
+
     def wrap(self, plaintext: bytes, aad: bytes) -> bytes:
         nonce = os.urandom(12)
         return nonce + AESGCM(self._kek.get_secret_value()).encrypt(nonce, plaintext, aad)

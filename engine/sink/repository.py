@@ -27,6 +27,7 @@ from uuid import uuid4
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+import structlog
 
 from engine.clock import Clock, SystemClock
 from engine.config import Settings
@@ -36,8 +37,11 @@ from engine.errors import (
     ObjectCorrupt,
     ObjectNotFound,
     ObjectTruncated,
+    PermanentError,
     RepositoryExists,
     RepositoryNotInitialized,
+    SfvaultError,
+    WrongKey,
 )
 from engine.model import BlobRef, ChunkRef, Manifest, SnapshotInfo
 from engine.sink.backend import Backend, Handle, Kind
@@ -48,6 +52,8 @@ from engine.sink.crypto import DEFAULT_SEGMENT_SIZE, ContentType, DataKeys
 from engine.sink.keys import KekProvider
 from engine.sink.lock import DEFAULT_STALE_AFTER, RepoLock
 from engine.sink.manifest import MAX_MANIFEST_BYTES, decode, encode, manifest_handle, snapshot_info
+
+log = structlog.get_logger(__name__)
 
 CONFIG_FORMAT = "sfvault-repository"
 CONFIG_VERSION = 1
@@ -87,7 +93,7 @@ def read_config(backend: Backend) -> RepositoryConfig:
     try:
         size = backend.stat(CONFIG_HANDLE).size
     except ObjectNotFound:
-        raise RepositoryNotInitialized(url=backend.properties().location) from None
+        size = _restore_config(backend)
     if size > MAX_CONFIG_BYTES:
         raise ObjectCorrupt(name="config")
     with backend.get(CONFIG_HANDLE) as fh:
@@ -104,6 +110,35 @@ def read_config(backend: Backend) -> RepositoryConfig:
         return RepositoryConfig(doc)
     except (KeyError, ValueError, TypeError):
         raise ObjectCorrupt(name="config") from None
+
+
+def _restore_config(backend: Backend) -> int:
+    """Put ``config`` back from the key slot a rotation interrupted between deleting the old config
+    and putting the new one (``engine.sink.keyslots``); ``RepositoryNotInitialized`` if none."""
+    from engine.sink.keyslots import restore_config
+
+    doc = restore_config(backend)
+    if doc is None:
+        raise RepositoryNotInitialized(url=backend.properties().location)
+    body = json.dumps(doc, sort_keys=True, indent=2).encode()
+    backend.put(CONFIG_HANDLE, io.BytesIO(body), len(body))
+    log.warning("config restored from a key slot (an interrupted key rotation)")
+    return len(body)
+
+
+def _unwrap_from_slot(backend: Backend, config: RepositoryConfig, kek: KekProvider) -> bytes:
+    """The data keys wrapped by ``kek`` in its key slot (``keys/<key id>.json``); ``WrongKey``
+    when ``kek`` has none. The slot must name this repository."""
+    from engine.sink.keyslots import key_id, read_slot, slot_handle
+
+    try:
+        doc = read_slot(backend, slot_handle(key_id(kek.reference())))
+    except ObjectNotFound:
+        raise WrongKey(repo=config.repo_id) from None
+    slot = RepositoryConfig(doc)
+    if slot.repo_id != config.repo_id:
+        raise WrongKey(repo=config.repo_id)
+    return kek.unwrap(slot.wrapped_keys, _keys_aad(slot.repo_id), slot.kek, repo=slot.repo_id)
 
 
 class Repository:
@@ -192,7 +227,10 @@ class Repository:
     ) -> Repository:
         """Open a repository: ``RepositoryNotInitialized``, ``WrongKey`` or ``ObjectCorrupt`` (config)."""
         config = read_config(backend)
-        blob = kek.unwrap(config.wrapped_keys, _keys_aad(config.repo_id), config.kek, repo=config.repo_id)
+        try:
+            blob = kek.unwrap(config.wrapped_keys, _keys_aad(config.repo_id), config.kek, repo=config.repo_id)
+        except WrongKey:
+            blob = _unwrap_from_slot(backend, config, kek)
         keys = DataKeys.from_bytes(blob, config.repo_id)
         return cls(backend, config, keys, settings=settings, clock=clock)
 
@@ -280,7 +318,60 @@ class Repository:
             lock.check()
         sealed = encode(manifest, self._keys)
         self.backend.put(h, io.BytesIO(sealed), len(sealed))
+        self._index_commit(manifest, sealed)
         return SnapshotInfo(org=manifest.org, job_id=manifest.job_id, name=h.name, sealed_bytes=len(sealed))
+
+    def _index_commit(self, manifest: Manifest, sealed: bytes) -> None:
+        """Write the snapshot's keyless index record (after the manifest: the manifest stays the
+        commit point) and the records of older snapshots that have none (repositories made before
+        the index). A failure here does not undo the commit: ``verify`` warns about a snapshot
+        missing from the index, and the next commit or ``repair`` writes its record."""
+        from engine.sink import index
+
+        try:
+            listed = {info.job_id: info.sealed_bytes for info in self.snapshots(manifest.org)}
+            index.write_record(self.backend, index.build_record(self._keys, manifest, sealed, listed))
+            self.backfill_index(manifest.org, listed)
+        except SfvaultError as err:
+            log.warning("index record not written", org=manifest.org, job=manifest.job_id, code=err.code)
+
+    def backfill_index(self, org: str, listed: dict[str, int] | None = None) -> list[str]:
+        """Write the index record of every readable snapshot of ``org`` that has none (and no
+        tombstone); returns their job ids. Unreadable manifests are left for ``repair``."""
+        from engine.sink import index
+
+        if listed is None:
+            listed = {info.job_id: info.sealed_bytes for info in self.snapshots(org)}
+        have = set()
+        for obj in self.backend.list(Kind.INDEX, f"{org}/"):
+            parts = index.split_name(obj.handle.name)
+            if parts is not None:
+                have.add(parts[1])
+        written = []
+        for job_id in sorted(set(listed) - have):
+            try:
+                sealed = self.read_manifest_bytes(org, job_id)
+                manifest = decode(sealed, self._keys, manifest_handle(org, job_id))
+            except PermanentError:
+                continue
+            index.write_record(self.backend, index.build_record(self._keys, manifest, sealed, listed))
+            written.append(job_id)
+        return written
+
+    def gone_snapshots(self, org: str) -> dict[str, tuple[str, str]]:
+        """Job id → (reason, when) of the snapshots of ``org`` that left on purpose (index
+        tombstones: ``pruned``, ``quarantined``, ``rewritten``, ``lost``)."""
+        from engine.sink.index import read_index
+
+        return {
+            job: (t.reason, t.at)
+            for (_org, job), t in read_index(self.backend, org, tombstones_only=True).gone.items()
+        }
+
+    @property
+    def keys(self) -> DataKeys:
+        """The data keys (for the index's macs and object tags; never logged or pickled)."""
+        return self._keys
 
     def _size_or_none(self, name: str) -> int | None:
         try:
@@ -300,8 +391,8 @@ class Repository:
                 out.append(info)
         return sorted(out, key=lambda s: (s.org, s.job_id))
 
-    def load_manifest(self, org: str, job_id: str) -> Manifest:
-        """Read, authenticate and parse one snapshot manifest."""
+    def read_manifest_bytes(self, org: str, job_id: str) -> bytes:
+        """The sealed bytes of one snapshot manifest (not yet authenticated)."""
         h = manifest_handle(org, job_id)
         size = self.backend.stat(h).size
         if size > MAX_MANIFEST_BYTES:
@@ -310,7 +401,11 @@ class Repository:
             sealed = fh.read(size + 1)
         if len(sealed) != size:
             raise ObjectTruncated(name=h.path, size=len(sealed), expected=size)
-        return decode(sealed, self._keys, h)
+        return sealed
+
+    def load_manifest(self, org: str, job_id: str) -> Manifest:
+        """Read, authenticate and parse one snapshot manifest."""
+        return decode(self.read_manifest_bytes(org, job_id), self._keys, manifest_handle(org, job_id))
 
     def manifests(self, org: str | None = None, *, newest_first: bool = False) -> Iterator[Manifest]:
         """Every committed manifest, one at a time (read lazily: stop early to read fewer).

@@ -15,6 +15,7 @@ or damaged data are errors. The problem list is capped (``max_problems``).
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import BinaryIO, Literal, cast
 
@@ -30,8 +31,9 @@ from engine.errors import (
     SfvaultError,
 )
 from engine.sink.backend import Backend, Handle, Kind
-from engine.sink.crypto import HEADER_SIZE, OpeningReader, parse_header, plain_size_of
-from engine.sink.manifest import snapshot_info
+from engine.sink.crypto import HEADER_SIZE, DataKeys, OpeningReader, parse_header, plain_size_of
+from engine.sink.index import gone_handle, read_index, record_handle
+from engine.sink.manifest import manifest_handle, snapshot_info
 from engine.sink.repository import Repository, read_config
 
 Severity = Literal["error", "warning"]
@@ -98,8 +100,17 @@ class _Ref:
     by: str
 
 
-def verify(repo: Repository, *, read_data: bool = False, max_problems: int = 10_000) -> VerifyReport:
-    """Check the repository; never raises for damage it finds, it reports it."""
+def verify(
+    repo: Repository,
+    *,
+    read_data: bool = False,
+    max_problems: int = 10_000,
+    expected_jobs: Iterable[tuple[str, str]] = (),
+) -> VerifyReport:
+    """Check the repository; never raises for damage it finds, it reports it.
+
+    ``expected_jobs``: ``(org, job_id)`` of every snapshot the catalog says exists (not pruned,
+    not set aside): a missing one is ``MissingObject`` (the cross-check with the catalog)."""
     report = VerifyReport()
 
     def add(problem: Problem) -> None:
@@ -150,8 +161,20 @@ def verify(repo: Repository, *, read_data: bool = False, max_problems: int = 10_
             continue
         if read_data:
             problem = _read_one(repo, name, ref, report)
-            if problem is not None:
-                add(problem)
+        else:
+            problem = _check_header(repo.backend, name, size, report)
+        if problem is not None:
+            add(problem)
+
+    check_index(repo.backend, add, report, keys=repo.keys, hash_data=False)
+    listed = {(s.org, s.job_id) for s in repo.snapshots()}
+    gone = set(read_index(repo.backend, tombstones_only=True).gone)  # pruned or set aside on purpose
+    already = {p.name for p in report.problems}
+    for org, job_id in sorted(set(expected_jobs) - listed - gone):
+        path = manifest_handle(org, job_id).path
+        if path in already:
+            continue
+        add(Problem.of(MissingObject(name=path, by="the catalog's job list"), path))
 
     for name in sorted(set(present) - set(refs)):
         path = Handle(Kind.CHUNK, name).path
@@ -165,6 +188,148 @@ def verify(repo: Repository, *, read_data: bool = False, max_problems: int = 10_
             )
         )
     return report
+
+
+def _check_header(backend: Backend, name: str, size: int, report: VerifyReport) -> Problem | None:
+    """The cheap per-object check of plain ``verify``: the sealed header names this object (a
+    swapped or renamed object of the same size is caught here, without reading its data)."""
+    h = Handle(Kind.CHUNK, name)
+    try:
+        with backend.get(h, length=HEADER_SIZE) as fh:
+            raw = fh.read(HEADER_SIZE)
+        report.bytes_read += len(raw)
+        header = parse_header(raw, name=h.path, total_size=size)
+        if header.obj_id.hex() != name:
+            raise ChunkIdMismatch(name=h.path)
+        plain_size_of(header, size, h.path)
+    except PermanentError as err:
+        return Problem.of(err, h.path)
+    return None
+
+
+def _hash_object(backend: Backend, h: Handle, report: VerifyReport) -> str:
+    with backend.get(h) as fh:
+        hashing = _HashingReader(fh)
+        hashing.drain()
+    report.bytes_read += hashing.count
+    return hashing.sha.hexdigest()
+
+
+def check_index(
+    backend: Backend,
+    report_problem: Callable[[Problem], None],
+    report: VerifyReport,
+    *,
+    keys: DataKeys | None,
+    hash_data: bool,
+) -> None:
+    """The index pass (``engine.sink.index``): every snapshot the index knows of is there with its
+    recorded size and SHA-256 (a deleted or altered manifest is found without the key), and with
+    ``hash_data`` every object it references too (bit rot in chunks). With ``keys``, every record
+    must also carry a valid mac (a record rewritten by someone without the key). An object that
+    an earlier pass already reported is not reported again."""
+    already = {p.name for p in report.problems}
+
+    def add(problem: Problem) -> None:
+        if problem.name not in already:
+            already.add(problem.name)
+            report_problem(problem)
+
+    contents = read_index(backend)
+    for h, err in contents.damaged:
+        add(Problem.of(err, h.path))
+    if keys is not None:
+        forged = [record_handle(*k) for k, r in contents.records.items() if not r.authentic(keys)]
+        forged += [gone_handle(*k) for k, t in contents.gone.items() if not t.authentic(keys)]
+        for h in forged:
+            add(Problem.of(ObjectCorrupt(name=h.path), h.path))
+    manifests: dict[tuple[str, str], int] = {}
+    for obj in backend.list(Kind.SNAPSHOT):
+        info = snapshot_info(obj.handle.name, obj.size)
+        if info is not None:
+            manifests[(info.org, info.job_id)] = obj.size
+    hashed: set[str] = set()
+    for key, rec in sorted(contents.records.items()):
+        if key in contents.gone and contents.gone[key].reason != "rewritten":
+            continue  # prune or repair was interrupted between the manifest and its record
+        by = record_handle(*key).path
+        _check_indexed(
+            backend,
+            manifest_handle(*key),
+            manifests.get(key),
+            rec.manifest,
+            by,
+            add,
+            report,
+            hash_data=keys is None,
+        )
+        for name, expected in sorted(rec.objects.items()):
+            if keys is not None or name in hashed:  # with the key, the manifests' pass checks them
+                continue
+            hashed.add(name)
+            h = Handle(Kind.CHUNK, name)
+            size = _size_or_none(backend, h)
+            _check_indexed(backend, h, size, expected, by, add, report, hash_data=hash_data)
+    named: dict[tuple[str, str], str] = {}
+    for key, rec in contents.records.items():
+        for job_id in rec.snapshots:
+            named.setdefault((rec.org, job_id), record_handle(*key).path)
+    for key, by in sorted(named.items()):
+        if key in contents.records or key in contents.gone or key in manifests:
+            continue
+        path = manifest_handle(*key).path
+        add(Problem.of(MissingObject(name=path, by=by), path))
+    for key in sorted(set(manifests) - set(contents.records) - set(contents.gone)):
+        path = manifest_handle(*key).path
+        add(
+            Problem(
+                path,
+                "unindexed",
+                "NotIndexed",
+                f"{path} has no index record (`sfvault repair --apply` or the next backup writes it)",
+                "warning",
+            )
+        )
+
+
+def _size_or_none(backend: Backend, h: Handle) -> int | None:
+    try:
+        return backend.stat(h).size
+    except ObjectNotFound:
+        return None
+
+
+def _check_indexed(
+    backend: Backend,
+    h: Handle,
+    size: int | None,
+    expected: tuple[int, str],
+    by: str,
+    add: Callable[[Problem], None],
+    report: VerifyReport,
+    *,
+    hash_data: bool,
+) -> None:
+    want_size, want_sha = expected
+    if size is None:
+        add(Problem.of(MissingObject(name=h.path, by=by), h.path))
+        return
+    if size != want_size:
+        err: SfvaultError = (
+            ObjectTruncated(name=h.path, size=size, expected=want_size)
+            if size < want_size
+            else ObjectCorrupt(name=h.path)
+        )
+        add(Problem.of(err, h.path))
+        return
+    if hash_data and want_sha:
+        try:
+            digest = _hash_object(backend, h, report)
+        except ObjectNotFound:
+            add(Problem.of(MissingObject(name=h.path, by=by), h.path))
+            return
+        if digest != want_sha:
+            add(Problem.of(SealedChecksumMismatch(name=h.path, by=by), h.path))
 
 
 def _read_one(repo: Repository, name: str, ref: _Ref, report: VerifyReport) -> Problem | None:
@@ -199,8 +364,10 @@ def _read_one(repo: Repository, name: str, ref: _Ref, report: VerifyReport) -> P
     return None
 
 
-def verify_keyless(backend: Backend, *, max_problems: int = 10_000) -> VerifyReport:
-    """Check what can be checked without a key: config, and the header and size of every object."""
+def verify_keyless(backend: Backend, *, max_problems: int = 10_000, hash_data: bool = True) -> VerifyReport:
+    """Check what can be checked without a key: config, the header and size of every object, and
+    the keyless index (:func:`check_index`): every indexed snapshot and object present with its
+    recorded size and, with ``hash_data``, its SHA-256."""
     report = VerifyReport()
 
     def add(problem: Problem) -> None:
@@ -230,4 +397,5 @@ def verify_keyless(backend: Backend, *, max_problems: int = 10_000) -> VerifyRep
                 plain_size_of(header, obj.size, h.path)
             except PermanentError as err:
                 add(Problem.of(err, h.path))
+    check_index(backend, add, report, keys=None, hash_data=hash_data)
     return report

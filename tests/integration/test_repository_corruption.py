@@ -156,3 +156,50 @@ def test_the_keyless_pass_finds_swaps_and_truncation_but_needs_no_key(repo: Repo
         h2.path: "SFV-312",
         manifest_handle(ORG, "job-1").path: "SFV-311",
     }
+
+
+def test_plain_verify_finds_two_same_size_objects_swapped(repo: Repository) -> None:
+    """Issue 15, finding 6: plain ``verify`` checked sizes only, so two objects of one size
+    swapped went unnoticed; it now reads each object's header (the id must be its name)."""
+    import io
+
+    blobs = [repo.put_blob(bytes([i]) * 9000) for i in (7, 8)]  # two file bodies of one size
+    repo.commit(
+        Manifest(
+            org=ORG,
+            job_id="job-2",
+            created_at=datetime(2026, 3, 3, tzinfo=UTC),
+            kind="incremental",
+            cycle_id="c1",
+            objects={"Attachment": ObjectEntry(blobs=blobs)},
+        )
+    )
+    sizes = {r.name: r.sealed_bytes for r in blobs}
+    a, b = (r.name for r in blobs)
+    ha, hb = Handle(Kind.CHUNK, a), Handle(Kind.CHUNK, b)
+    body_a, body_b = corrupt.read_all(repo.backend, ha), corrupt.read_all(repo.backend, hb)
+    for h, body in ((ha, body_b), (hb, body_a)):
+        repo.backend.delete(h)
+        repo.backend.put(h, io.BytesIO(body), len(body))
+    assert sizes[a] == sizes[b], "the fixture's chunks must include two of one size"
+    assert codes(repo, read_data=False) == {ha.path: "SFV-313", hb.path: "SFV-313"}
+
+
+def test_every_mode_finds_a_deleted_manifest(repo: Repository) -> None:
+    """Issue 15, finding 6: a deleted manifest went unnoticed by every verify mode; the keyless
+    index remembers every snapshot, so each mode names it (``MissingObject``)."""
+    repo.commit(
+        Manifest(
+            org=ORG,
+            job_id="job-2",
+            created_at=datetime(2026, 3, 3, tzinfo=UTC),
+            kind="incremental",
+            cycle_id="c1",
+            objects={},
+        )
+    )
+    h = manifest_handle(ORG, "job-1")
+    corrupt.delete(repo.backend, h)
+    assert codes(repo, read_data=False) == {h.path: MissingObject.code}
+    assert codes(repo, read_data=True) == {h.path: MissingObject.code}
+    assert {p.name: p.code for p in verify_keyless(repo.backend).errors} == {h.path: MissingObject.code}

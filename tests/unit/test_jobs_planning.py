@@ -297,3 +297,32 @@ def test_planning_with_concurrently_committed_manifests(data: st.DataObject, len
             inc = None
         elif event == "fail_inc":
             inc = None
+
+
+def test_a_full_that_lacks_objects_of_the_current_cycle_joins_it_as_a_partial_job() -> None:
+    """Issue 15, finding 3: a full where objects failed that the current cycle holds does not
+    start a cycle; it commits as a partial (incremental) job of the current cycle, index n+1."""
+    from engine.jobs.planning import ObjectWork, partial_full
+    from engine.model import CyclePosition
+
+    day = datetime(2026, 1, 1, tzinfo=UTC)
+    cid = "20260101T000000Z-a"
+    full = Manifest(org="o", job_id=cid, created_at=day, kind="full", cycle_id=cid,
+                    objects={"A": ObjectEntry(), "B": ObjectEntry()},
+                    job=JobRecord(cycle=CyclePosition(day, 0)))  # fmt: skip
+    decision = JobDecision(kind="full", cycle_id=None,
+                           objects={"A": ObjectWork("A", "full"), "B": ObjectWork("B", "full")})  # fmt: skip
+    joined = partial_full(decision, [full], ["B"])
+    assert (joined.kind, joined.cycle_id, joined.index_in_cycle, joined.cycle_started_at) == (
+        "incremental",
+        "20260101T000000Z-a",
+        1,
+        day,
+    )
+    assert joined.position() == CyclePosition(day, 1)
+    assert partial_full(decision, [full], []) is decision  # nothing failed: a new cycle
+    assert partial_full(decision, [], ["B"]) is decision  # no cycle yet
+    failed_b = Manifest(org="o", job_id="x", created_at=day, kind="full", cycle_id="x",
+                        objects={"B": ObjectEntry(errors=[ObjectError("SFV-409", "m")])},
+                        job=JobRecord(cycle=CyclePosition(day, 0)))  # fmt: skip
+    assert partial_full(decision, [failed_b], ["B"]) is decision  # the cycle never held B
