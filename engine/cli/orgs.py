@@ -8,6 +8,7 @@ import typer
 
 from engine.cli.common import CONFIG_OPT
 from engine.config import load_settings
+from engine.console import run_cli
 
 org_app = typer.Typer(help="Connected Salesforce orgs.", no_args_is_help=True)
 
@@ -51,3 +52,5 @@ def org_add(
             f"encrypted; API allowance {org.api_remaining if org.api_remaining is not None else '?'}"
             f"/{org.api_max if org.api_max is not None else '?'} left today"
         )
+
+    run_cli(body)
