@@ -242,7 +242,7 @@ class RepositoryLocked(PermanentError):
     code = "SFV-330"
     exit_code = 73
     http_status = 409
-    template = "repository lock {name} is held by {holder} since {since}"
+    template = "the repository lock of {name} is held by {holder} since {since}"
 
 
 class RepositoryNotInitialized(PermanentError):
