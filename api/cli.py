@@ -24,8 +24,7 @@ def serve(
     import uvicorn
 
     from api.app import create_app
-    from engine.cli.common import checked_settings
-    from engine.console import run_cli
+    from engine.console import checked_settings, run_cli
 
     def body() -> None:
         # the folders it writes are checked before it listens: a bad one is SFV-102 now, not at the first job

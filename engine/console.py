@@ -14,7 +14,8 @@ import os
 import sys
 import traceback
 from collections.abc import Callable
-from typing import Any, TypeVar
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import typer
 from rich.console import Console
@@ -23,6 +24,9 @@ from typer.core import TyperGroup
 from typer.exceptions import TyperException
 
 from engine.errors import PathUnusable, SfvaultError, StorageFull, UnexpectedError
+
+if TYPE_CHECKING:
+    from engine.config import Settings
 
 err_console = Console(stderr=True, soft_wrap=True)  # one error, one line: grep-able in a log
 # Typer's own ends (its exit, its abort, usage errors: exit 2 with the usage line) are not errors of ours
@@ -127,6 +131,77 @@ class BoundaryGroup(TyperGroup):
             sys.exit(130)
         except Exception as err:
             sys.exit(report(err))
+
+
+def writable_dir(path: Path, what: str) -> None:
+    """Create ``path`` (a folder the command writes) or refuse with SFV-102 before any work starts."""
+    from engine.errors import PathUnusable
+
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise PathUnusable(path=str(path), what=f"{what}: {err.strerror or type(err).__name__}") from err
+    if not path.is_dir():
+        raise PathUnusable(path=str(path), what=f"{what}: not a folder")
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise PathUnusable(path=str(path), what=f"{what}: not writable by this user")
+    probe = path / f".sfvault-probe-{os.getpid()}"
+    try:  # os.access says yes on a read-only mount (and for root): try it
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as err:
+        raise PathUnusable(path=str(path), what=f"{what}: {err.strerror or type(err).__name__}") from err
+
+
+def writable_file(path: Path, what: str, *, folder: bool = False) -> None:
+    """Refuse before any work starts when ``path`` (a file the command will write) cannot be written:
+    a directory, a special file (``/dev/full``), or a folder where no file can be created (``/proc``,
+    a read-only mount, which root passes ``os.access`` on). Creates nothing that stays."""
+    import tempfile
+
+    from engine.errors import PathUnusable
+
+    if folder:
+        if path.exists() and not path.is_dir():
+            raise PathUnusable(path=str(path), what=f"{what}: exists and is not a folder")
+    elif path.is_dir():
+        raise PathUnusable(path=str(path), what=f"{what}: is a directory, give a file name")
+    elif path.exists() and not path.is_file():
+        raise PathUnusable(path=str(path), what=f"{what}: not a regular file")
+    parent = path.absolute() if folder and path.is_dir() else path.absolute().parent
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    try:
+        with tempfile.TemporaryFile(dir=parent):
+            pass
+    except OSError as err:
+        raise PathUnusable(path=str(path), what=f"{what}: no file can be written in {parent} "
+                           f"({err.strerror or type(err).__name__})") from err  # fmt: skip
+
+
+def checked_settings(config: Path | None, *, scratch: bool = True, exports: bool = False) -> Settings:
+    """The settings of a command that writes locally: the catalog's folder and, as asked, the
+    scratch and export folders are checked (created if missing) before work starts, so an unusable
+    one is SFV-102 up front rather than a failure half-way."""
+    from engine.config import load_settings
+
+    settings = load_settings(config)
+    folders = [(settings.scratch_dir, "scratch_dir")] if scratch else []
+    folders += [(settings.export_dir, "export_dir")] if exports else []
+    for folder, what in folders:
+        writable_dir(Path(folder), what)
+    db = sqlite_path(settings.catalog_url)
+    if db is not None:
+        writable_dir(db.parent, "catalog_url")
+    return settings
+
+
+def sqlite_path(url: str) -> Path | None:
+    """The file of a ``sqlite:///`` catalog URL, or None (PostgreSQL, in memory)."""
+    if not url.startswith("sqlite:///"):
+        return None
+    rest = url[len("sqlite:///") :].split("?", 1)[0]
+    return None if not rest or rest.startswith(":memory:") or rest.startswith("file:") else Path(rest)
 
 
 def print_json(value: Any) -> None:

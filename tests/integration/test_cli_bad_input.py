@@ -171,7 +171,7 @@ Case = Callable[[tuple[str, ...], Any, Home], "list[str] | None"]
 
 # commands that never open the catalog, the key, or the scratch and export folders: for them the
 # matching setting is not a bad input (they succeed, as they should)
-NO_CATALOG = {("init",), ("verify",), ("prune",)}
+NO_CATALOG: set[tuple[str, ...]] = {("init",), ("verify",), ("prune",)}
 NO_KEY = {
     ("catalog", "upgrade"),
     ("jobs",),
@@ -182,7 +182,11 @@ NO_KEY = {
     ("token", "revoke"),
 }
 NO_SCRATCH = NO_KEY | NO_CATALOG | {("org", "add"), ("catalog", "rebuild")}
-NOT_BAD_FOR = {"bad_catalog": NO_CATALOG, "bad_key": NO_KEY, "bad_scratch": NO_SCRATCH}
+NOT_BAD_FOR: dict[str, set[tuple[str, ...]]] = {
+    "bad_catalog": NO_CATALOG,
+    "bad_key": NO_KEY,
+    "bad_scratch": NO_SCRATCH,
+}
 
 
 def _config_case(key: str | None, path: str | None = None) -> Case:
