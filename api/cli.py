@@ -14,7 +14,9 @@ _CONFIG_OPT = typer.Option(None, "--config", help="config file (default ./sfvaul
 
 def serve(
     host: str | None = typer.Option(None, "--host", help="listen address (default: settings.api_host)"),
-    port: int | None = typer.Option(None, "--port", help="listen port (default: settings.api_port; 0 = any)"),
+    port: int | None = typer.Option(
+        None, "--port", min=0, max=65535, help="listen port (default: settings.api_port; 0 = any)"
+    ),
     no_scheduler: bool = typer.Option(False, "--no-scheduler", help="serve the API without the scheduler"),
     config: Path | None = _CONFIG_OPT,
 ) -> None:
@@ -22,11 +24,11 @@ def serve(
     import uvicorn
 
     from api.app import create_app
-    from engine.config import load_settings
-    from engine.console import run_cli
+    from engine.console import checked_settings, run_cli
 
     def body() -> None:
-        settings = load_settings(config)
+        # the folders it writes are checked before it listens: a bad one is SFV-102 now, not at the first job
+        settings = checked_settings(config, scratch=True, exports=True)
         app = create_app(settings, scheduler=False if no_scheduler else None)
         uvicorn.run(
             app,
@@ -62,18 +64,26 @@ def token_create(
 
 
 @token_app.command("list")
-def token_list(config: Path | None = _CONFIG_OPT) -> None:
-    """List tokens (id, name, role, created, last used, revoked)."""
+def token_list(
+    as_json: bool = typer.Option(False, "--json", help="print JSON for scripts"),
+    config: Path | None = _CONFIG_OPT,
+) -> None:
+    """List tokens (id, name, role, created, last used, revoked); never the tokens themselves."""
     from sqlalchemy import select
 
     from engine.catalog.db import catalog_transaction
     from engine.catalog.models import ApiToken
     from engine.config import load_settings
-    from engine.console import run_cli
+    from engine.console import print_json, run_cli
 
     def body() -> None:
         with catalog_transaction(load_settings(config).catalog_url) as s:
-            for t in s.scalars(select(ApiToken).order_by(ApiToken.id)):
+            rows = list(s.scalars(select(ApiToken).order_by(ApiToken.id)))
+            if as_json:
+                keys = ("id", "name", "role", "created_at", "last_used_at", "revoked_at")
+                print_json([{k: getattr(t, k) for k in keys} for t in rows])
+                return
+            for t in rows:
                 state = f"revoked {t.revoked_at:%Y-%m-%d}" if t.revoked_at else "live"
                 used = f"{t.last_used_at:%Y-%m-%d %H:%M}" if t.last_used_at else "never"
                 created = f"{t.created_at:%Y-%m-%d}"

@@ -45,10 +45,19 @@ def local_cluster(
     *,
     processes: bool = True,
     memory_limit: str | int = "auto",
+    quiet: bool = False,
     **kwargs: Any,
 ) -> Any:
-    """An embedded LocalCluster: ``n_workers`` processes (default: one per core), no dashboard."""
+    """An embedded LocalCluster: ``n_workers`` processes (default: one per core), no dashboard.
+
+    ``quiet`` (the CLI): the workers log only critical records, so a task that fails (an object
+    that fails, reported with its code in the job's result) prints no worker traceback.
+    """
+    import logging
+
     from distributed import LocalCluster
+
+    kwargs.setdefault("silence_logs", logging.CRITICAL if quiet else logging.WARNING)
 
     configure_dask()
     return LocalCluster(
@@ -68,15 +77,17 @@ def get_client(
     n_workers: int | None = None,
     threads_per_worker: int = DEFAULT_THREADS_PER_WORKER,
     processes: bool = True,
+    quiet: bool = False,
 ) -> Any:
     """A ``distributed.Client``: to ``scheduler`` / ``settings.scheduler_address`` if set, else to a
-    new embedded LocalCluster that closes with the client (``client.close()`` stops it)."""
+    new embedded LocalCluster that closes with the client (``client.close()`` stops it); ``quiet``:
+    see :func:`local_cluster`."""
     from distributed import Client
 
     address = scheduler or settings.scheduler_address
     if address:
         return Client(address)
-    cluster = local_cluster(n_workers, threads_per_worker, processes=processes)
+    cluster = local_cluster(n_workers, threads_per_worker, processes=processes, quiet=quiet)
     client = Client(cluster)
     setattr(client, "_sfvault_cluster", cluster)  # noqa: B010 (closed by close_client)
     return client

@@ -20,7 +20,7 @@ def main() -> None:
 
 @app.command()
 def serve(
-    port: Annotated[int, typer.Option(help="TCP port; 0 picks a free one.")] = 8765,
+    port: Annotated[int, typer.Option(min=0, max=65535, help="TCP port; 0 picks a free one.")] = 8765,
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     scale: Annotated[int, typer.Option(help="Records to generate, spread over the objects.")] = 200_000,
     seed: Annotated[int, typer.Option(help="Generator seed (same seed, same org).")] = 1,

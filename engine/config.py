@@ -108,16 +108,89 @@ class Settings(BaseSettings):
     job: JobSettings = Field(default_factory=JobSettings, description="backup job knobs ([sfvault.job])")
 
 
-def load_settings(path: Path | None = None, **overrides: Any) -> Settings:
+# settings that name a local path: a relative one in the file is relative to the file's folder
+_PATH_KEYS = ("key_file", "scratch_dir", "export_dir")
+
+
+def _read_file(path: Path, *, explicit: bool) -> dict[str, Any]:
+    """The ``[sfvault]`` table of ``path``; ``{}`` when the default ./sfvault.toml is absent.
+
+    Raises:
+        PathUnusable: a file named by ``--config`` / ``SFVAULT_CONFIG`` is missing or unreadable.
+        ConfigError: the file is not TOML, or ``sfvault`` is not a table.
+    """
+    from engine.errors import ConfigError, PathUnusable
+
+    if not path.exists() and not explicit:
+        return {}
+    if not path.exists():
+        raise PathUnusable(path=str(path), what="no such config file (give an existing --config, or "
+                           "create one with `sfvault init --config PATH`)")  # fmt: skip
+    if not path.is_file():
+        raise PathUnusable(path=str(path), what="not a regular file (give the sfvault.toml file)")
+    try:
+        with path.open("rb") as fh:
+            doc = tomllib.load(fh)
+    except OSError as err:
+        raise PathUnusable(path=str(path), what=err.strerror or type(err).__name__) from err
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
+        raise ConfigError(what=f"{path} is not valid TOML: {err}") from err
+    table = doc.get("sfvault", {})
+    if not isinstance(table, dict):
+        raise ConfigError(what=f"{path}: `sfvault` must be a table ([sfvault]), not {type(table).__name__}")
+    return resolve_paths(table, path.resolve().parent)
+
+
+def resolve_paths(values: dict[str, Any], base: Path) -> dict[str, Any]:
+    """Relative paths of the file, made absolute from ``base`` (the file's folder), so one config
+    names the same catalog, repository and key from any working folder (and on any Dask worker)."""
+    out = dict(values)
+    for key in _PATH_KEYS:
+        v = out.get(key)
+        if isinstance(v, str) and v and not Path(v).expanduser().is_absolute():
+            out[key] = str(base / v)
+    repo = out.get("repository_url")
+    if isinstance(repo, str) and repo and "://" not in repo and not Path(repo).expanduser().is_absolute():
+        out["repository_url"] = str(base / repo)
+    cat = out.get("catalog_url")
+    if isinstance(cat, str) and cat.startswith("sqlite:///"):
+        rest = cat[len("sqlite:///") :]
+        if rest and not rest.startswith(("/", ":memory:", "file:")):
+            out["catalog_url"] = f"sqlite:///{base / rest}"
+    return out
+
+
+def _validation_error(err: Any, path: Path | None) -> Exception:
+    """A pydantic ``ValidationError`` as one ConfigError naming each key and where it came from."""
+    from engine.errors import ConfigError
+
+    where = f" in {path}" if path is not None else ""
+    problems = []
+    for e in err.errors()[:5]:
+        key = ".".join(str(p) for p in e.get("loc", ())) or "sfvault"
+        problems.append(f"`{key}`: {e.get('msg', 'invalid')} (got {e.get('input')!r:.60})")
+    more = f" and {err.error_count() - 5} more" if err.error_count() > 5 else ""
+    listed = "; ".join(problems)
+    return ConfigError(what=f"invalid setting{where} (or its SFVAULT_* variable): {listed}{more}")
+
+
+def load_settings(path: Path | None = None, *, missing_ok: bool = False, **overrides: Any) -> Settings:
     """Read the config file (``--config``, ``SFVAULT_CONFIG`` or ./sfvault.toml if present).
 
-    Environment variables win over the file; explicit ``overrides`` win over both.
+    Environment variables win over the file; explicit ``overrides`` win over both. A file named
+    by ``--config`` or ``SFVAULT_CONFIG`` must exist; relative paths in the file are relative to
+    its folder. ``missing_ok`` (``sfvault init``, which writes it): a missing file is no error.
+
+    Raises:
+        PathUnusable: the named config file is missing, a directory or unreadable.
+        ConfigError: the file is not TOML, or a setting has the wrong type or range (named).
     """
-    path = path or Path(os.environ.get("SFVAULT_CONFIG", DEFAULT_CONFIG_PATH))
-    file_values: dict[str, Any] = {}
-    if path.exists():
-        with path.open("rb") as fh:
-            file_values = tomllib.load(fh).get("sfvault", {})
+    from pydantic import ValidationError
+    from pydantic_settings import SettingsError
+
+    explicit = path is not None or bool(os.environ.get("SFVAULT_CONFIG"))
+    path = path or Path(os.environ.get("SFVAULT_CONFIG") or DEFAULT_CONFIG_PATH)
+    file_values = _read_file(path, explicit=explicit and not missing_ok)
     env_keys = {k[len("SFVAULT_") :].lower() for k in os.environ if k.startswith("SFVAULT_")}
     values: dict[str, Any] = {}
     for key, value in file_values.items():
@@ -127,4 +200,11 @@ def load_settings(path: Path | None = None, **overrides: Any) -> Settings:
             value = {k: v for k, v in value.items() if f"{key}__{k}".lower() not in env_keys}
         values[key] = value
     values.update(overrides)
-    return Settings(**values)
+    try:
+        return Settings(**values)
+    except ValidationError as err:
+        raise _validation_error(err, path if file_values or explicit else None) from err
+    except SettingsError as err:  # an SFVAULT_* variable that does not parse (e.g. a list that is not JSON)
+        from engine.errors import ConfigError
+
+        raise ConfigError(what=f"an SFVAULT_* environment variable does not parse: {err}") from err

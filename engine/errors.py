@@ -67,6 +67,15 @@ class PermanentError(SfvaultError):
     template = "permanent failure: {what}"
 
 
+class UnexpectedError(SfvaultError):
+    """What the CLI's error boundary reports for an exception outside this tree (a defect):
+    one coded line instead of a traceback; ``--debug`` or ``SFVAULT_DEBUG=1`` shows the traceback."""
+
+    code = "SFV-003"
+    exit_code = 70
+    template = "unexpected {kind}: {what} (run again with --debug for the traceback, and report it)"
+
+
 # --- configuration and usage ---------------------------------------------------------------
 
 
@@ -75,6 +84,16 @@ class ConfigError(PermanentError):
     exit_code = 2
     http_status = 400
     template = "configuration error: {what}"
+
+
+class PathUnusable(ConfigError):
+    """A file or folder the command must read or write cannot be used (missing, a directory where a
+    file is needed, no permission, a read-only or special file system). Checked before work starts
+    where the command can; otherwise the error boundary maps the ``OSError`` to this code."""
+
+    code = "SFV-102"
+    exit_code = 74
+    template = "cannot use {path}: {what}"
 
 
 class NotFound(PermanentError):
@@ -223,7 +242,7 @@ class RepositoryLocked(PermanentError):
     code = "SFV-330"
     exit_code = 73
     http_status = 409
-    template = "repository lock {name} is held by {holder} since {since}"
+    template = "the repository lock of {name} is held by {holder} since {since}"
 
 
 class RepositoryNotInitialized(PermanentError):

@@ -48,6 +48,10 @@ def find_token(session: Session, token: str, *, clock: Clock | None = None) -> A
 
 def revoke_token(session: Session, token_id: int, *, clock: Clock | None = None) -> None:
     row = session.get(ApiToken, token_id)
-    if row is not None and row.revoked_at is None:
+    if row is None:
+        from engine.errors import NotFound
+
+        raise NotFound(kind="token", name=str(token_id))
+    if row.revoked_at is None:
         row.revoked_at = (clock or SystemClock()).now()
         session.flush()

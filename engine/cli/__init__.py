@@ -1,8 +1,10 @@
 """The ``sfvault`` command line: a thin Typer front end over the engine.
 
 This package is the only engine code that knows about the terminal. Each module holds one group of
-commands; this file is the table of every command. Every command maps ``SfvaultError`` to its exit
-code through :func:`engine.console.run_cli`.
+commands; this file is the table of every command. Every command, the mounted ``serve``, ``token``
+and ``emulator`` ones too, runs inside one error boundary (:class:`engine.console.BoundaryGroup`,
+the root group's class): an error is one coded line and its exit code, never a traceback
+(``--debug`` or ``SFVAULT_DEBUG=1`` adds it).
 """
 
 from __future__ import annotations
@@ -12,8 +14,22 @@ import typer
 from api.cli import serve, token_app
 from emulator.cli import app as emulator_app
 from engine.cli import catalog, exports, jobs, keys, orgs, recovery, repair, repository, settings
+from engine.console import BoundaryGroup, set_debug
 
-app = typer.Typer(name="sfvault", help="Backup engine for Salesforce.", no_args_is_help=True)
+app = typer.Typer(
+    name="sfvault", help="Backup engine for Salesforce.", no_args_is_help=True, cls=BoundaryGroup,
+    pretty_exceptions_enable=False,
+)  # fmt: skip
+
+
+@app.callback()
+def main(
+    debug: bool = typer.Option(
+        False, "--debug", envvar="SFVAULT_DEBUG", help="print the traceback below an error's coded line"
+    ),
+) -> None:
+    """Backup engine for Salesforce."""
+    set_debug(debug)
 
 
 @app.command()

@@ -9,11 +9,15 @@ from typing import TYPE_CHECKING
 import typer
 
 from engine.config import load_settings
+from engine.console import checked_settings, writable_dir, writable_file
+
+__all__ = ["CONFIG_OPT", "JSON_OPT", "checked_settings", "writable_dir", "writable_file"]
 
 if TYPE_CHECKING:
     from engine.model import ObjectAsOf
     from engine.sink.repository import Repository
 
+JSON_OPT = typer.Option(False, "--json", help="print JSON for scripts instead of a table")
 CONFIG_OPT = typer.Option(None, "--config", help="config file (default ./sfvault.toml or SFVAULT_CONFIG)")
 
 

@@ -7,8 +7,7 @@ from typing import TYPE_CHECKING
 
 import typer
 
-from engine.cli.common import CONFIG_OPT, as_of_text
-from engine.config import load_settings
+from engine.cli.common import CONFIG_OPT, as_of_text, checked_settings, writable_file
 from engine.console import err_console, run_cli
 
 if TYPE_CHECKING:
@@ -23,7 +22,9 @@ def _run_export(config: Path | None, request: ExportRequest, monthly_limit_gb: f
 
     from engine.jobs.exports import run_export
 
-    settings = load_settings(config)
+    if request.out is not None:
+        writable_file(request.out, "--out")
+    settings = checked_settings(config)
     limit = settings.export_monthly_limit_bytes if monthly_limit_gb is None else int(monthly_limit_gb * 10**9)
     with Progress(console=err_console, transient=True) as bar:
         task = bar.add_task("exporting", total=None)

@@ -7,11 +7,10 @@ from pathlib import Path
 from typing import Any
 
 import typer
-from rich.console import Console
 
-from engine.cli.common import CONFIG_OPT, as_of_cell, as_of_text
+from engine.cli.common import CONFIG_OPT, JSON_OPT, as_of_cell, as_of_text, checked_settings
 from engine.config import load_settings
-from engine.console import err_console, run_cli
+from engine.console import err_console, out_console, print_json, run_cli
 
 job_app = typer.Typer(help="One backup job.", no_args_is_help=True)
 
@@ -46,8 +45,8 @@ def backup(
         from engine.jobs.planning import BackupRequest
         from engine.jobs.service import JobService
 
-        settings = load_settings(config)
-        wanted = tuple(o.strip() for o in objects.split(",") if o.strip()) if objects else None
+        settings = checked_settings(config)
+        wanted = tuple(o.strip() for o in objects.split(",") if o.strip()) if objects is not None else None
         request = BackupRequest(org=name, full=full, objects=wanted)
         engine = make_engine(settings.catalog_url)
         try:
@@ -57,7 +56,7 @@ def backup(
             err_console.print(f"job {job.job_id} queued ({job.kind})")
             with service.heartbeat(job.job_id):
                 try:
-                    client_cm = dask_client(job.settings, scheduler=scheduler, n_workers=workers)
+                    client_cm = dask_client(job.settings, scheduler=scheduler, n_workers=workers, quiet=True)
                     with client_cm as client, _BackupBars() as bars:
                         result = service.run(job, client, on_progress=bars.update)
                 except BaseException as err:
@@ -132,7 +131,7 @@ def _print_result(result: object) -> None:
         calls = sum(v for k, v in o.calls.items() if k not in ("login", "versions"))
         table.add_row(name, o.mode, o.state, f"{o.records:,}", f"{o.deleted:,}", f"{o.bytes:,}",
                       f"{o.duration_s:.1f}", str(calls), o.error_code or "")  # fmt: skip
-    Console().print(table)
+    out_console().print(table)
     if result.state == "partial":
         failed = sorted(n for n, o in result.objects.items() if o.state == "failed")
         typer.echo(
@@ -149,6 +148,7 @@ def _print_result(result: object) -> None:
 def jobs_list(
     name: str = typer.Argument(..., help="org name"),
     limit: int = typer.Option(20, "--limit", min=1, help="newest N jobs"),
+    as_json: bool = JSON_OPT,
     config: Path | None = CONFIG_OPT,
 ) -> None:
     """The org's jobs, newest first."""
@@ -164,6 +164,9 @@ def jobs_list(
         with catalog_transaction(settings.catalog_url) as s:
             org = corgs.get_org_by_name(s, name)
             rows = cjobs.jobs_of_org(s, org.id, limit=limit)
+            if as_json:
+                print_json([_job_json(j) for j in rows])
+                return
             table = Table(title=f"jobs of {name}")
             for col in ("job", "kind", "state", "started", "finished", "records", "bytes", "error"):
                 table.add_column(col)
@@ -174,13 +177,15 @@ def jobs_list(
                     f"{j.finished_at:%Y-%m-%d %H:%M:%S}" if j.finished_at else "", f"{j.records:,}",
                     f"{j.bytes:,}", j.error_code or "",
                 )  # fmt: skip
-        Console().print(table)
+        out_console().print(table)
 
     run_cli(body)
 
 
 @job_app.command("show")
-def job_show(job_id: str = typer.Argument(...), config: Path | None = CONFIG_OPT) -> None:
+def job_show(
+    job_id: str = typer.Argument(...), as_json: bool = JSON_OPT, config: Path | None = CONFIG_OPT
+) -> None:
     """One job: its state and, per object, records, bytes, time, API calls and error code."""
 
     def body() -> None:
@@ -192,6 +197,13 @@ def job_show(job_id: str = typer.Argument(...), config: Path | None = CONFIG_OPT
         settings = load_settings(config)
         with catalog_transaction(settings.catalog_url) as s:
             j = cjobs.get_job(s, job_id, with_objects=True)
+            as_of = cjobs.objects_as_of(s, j)
+            if as_json:
+                print_json(_job_json(j) | {"objects": [
+                    _object_json(o) | {"as_of": as_of_cell(as_of.get(o.object_name)) or "this job"}
+                    for o in sorted(j.objects, key=lambda o: o.object_name)
+                ]})  # fmt: skip
+                return
             typer.echo(
                 f"job {j.id}: {j.kind} {j.state}; cycle {j.cycle_id}; started {j.started_at}; "
                 f"finished {j.finished_at}; {j.records:,} records, {j.bytes:,} bytes; "
@@ -199,7 +211,6 @@ def job_show(job_id: str = typer.Argument(...), config: Path | None = CONFIG_OPT
             )
             if j.error_code:
                 typer.echo(f"error {j.error_code}: {j.error_message}")
-            as_of = cjobs.objects_as_of(s, j)
             stale = [a for a in as_of.values() if not a.current]
             if stale:
                 typer.echo(f"{j.state}: {len(stale)} object(s) not backed up by this job; its recovery "
@@ -219,9 +230,22 @@ def job_show(job_id: str = typer.Argument(...), config: Path | None = CONFIG_OPT
             for o in sorted(j.objects, key=lambda o: o.object_name):
                 if o.warning_code:
                     typer.echo(f"warning {o.warning_code} on {o.object_name}: {o.warning_message}")
-        Console().print(table)
+        out_console().print(table)
 
     run_cli(body)
+
+
+def _job_json(j: Any) -> dict[str, Any]:
+    keys = ("id", "kind", "state", "cycle_id", "trigger", "started_at", "finished_at", "records", "bytes",
+            "snapshot_ref", "error_code", "error_message")  # fmt: skip
+    return {k: getattr(j, k, None) for k in keys}
+
+
+def _object_json(o: Any) -> dict[str, Any]:
+    keys = ("object_name", "state", "records", "bytes", "chunks", "duration_s", "rest_calls", "bulk2_jobs",
+            "bulk2_pages", "files_unavailable", "error_code", "error_message", "warning_code",
+            "warning_message")  # fmt: skip
+    return {k: getattr(o, k, None) for k in keys}
 
 
 @job_app.command("cancel")

@@ -57,10 +57,21 @@ SECRETS = (
 )
 
 
+SECRET_FILE_MAX_BYTES = 64 * 1024
+"""A secret file longer than this is not a secret file (``/dev/zero``, ``/dev/full`` never end)."""
+
+
 def _read_secret_file(path: Path, opt: str) -> str:
     """A secret file's text without its final line break (``-`` is standard input)."""
     try:
-        text = sys.stdin.read() if str(path) == "-" else path.read_text(encoding="utf-8")
+        if str(path) == "-":
+            data = sys.stdin.buffer.read(SECRET_FILE_MAX_BYTES + 1)
+        else:
+            with path.open("rb") as f:
+                data = f.read(SECRET_FILE_MAX_BYTES + 1)
+        if len(data) > SECRET_FILE_MAX_BYTES:
+            raise ConfigError(what=f"{opt} {path}: over {SECRET_FILE_MAX_BYTES} bytes, not a secret file")
+        text = data.decode("utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(what=f"{opt} {path}: cannot read it ({type(exc).__name__})") from None
     return text.rstrip("\r\n")

@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import typer
-from rich.console import Console
 
-from engine.cli.common import CONFIG_OPT, as_of_text, open_repository_from
-from engine.config import load_settings
-from engine.console import run_cli
+from engine.cli.common import (
+    CONFIG_OPT,
+    JSON_OPT,
+    as_of_text,
+    checked_settings,
+    open_repository_from,
+    writable_file,
+)
+from engine.console import err_console, out_console, print_json, run_cli
 
 if TYPE_CHECKING:
     from engine.diff.recovery import RecoveryPoints
@@ -20,7 +26,7 @@ if TYPE_CHECKING:
 def _recovery_points(config: Path | None, org: str) -> tuple[Repository, RecoveryPoints]:
     from engine.diff.recovery import RecoveryPoints
 
-    settings = load_settings(config)
+    settings = checked_settings(config)
     repo = open_repository_from(config)
     try:
         rp = RecoveryPoints(repo, org, scratch_root=settings.scratch_dir)
@@ -40,6 +46,7 @@ def data(
     max_changed: int | None = typer.Option(None, "--max-changed"),
     min_removed: int | None = typer.Option(None, "--min-removed"),
     max_removed: int | None = typer.Option(None, "--max-removed"),
+    as_json: bool = JSON_OPT,
     config: Path | None = CONFIG_OPT,
 ) -> None:
     """Per object at a job: records, backup size, added/changed/removed since the previous job, API use."""
@@ -63,6 +70,10 @@ def data(
         finally:
             rp.close()
             repo.close()
+        if as_json:
+            print_json({"org": name, "job": target.job_id, "kind": target.kind, "cycle_id": target.cycle_id,
+                        "objects": [asdict(s) for s in stats]})  # fmt: skip
+            return
         t = Table(title=f"{name} at job {target.job_id} ({target.kind}, cycle {target.cycle_id})")
         cols = ("object", "type", "records", "backup bytes", "added", "changed", "removed", "REST", "Bulk",
                 "as of")  # fmt: skip
@@ -72,7 +83,7 @@ def data(
             t.add_row(s.object, s.type, str(s.records), str(s.backup_bytes), str(s.added), str(s.changed),
                       str(s.removed), str(s.rest_calls), str(s.bulk_jobs),
                       "this job" if s.as_of == "this_job" else f"job {s.as_of_job}")  # fmt: skip
-        Console().print(t)
+        out_console().print(t)
         if stale:
             partial = "partial job: " if any(a.error_code for a in stale) else ""
             typer.echo(f"{partial}{len(stale)} object(s) not backed up by job {target.job_id}; "
@@ -92,6 +103,7 @@ def compare(
     with_modstamp: bool = typer.Option(
         False, "--with-systemmodstamp", help="count SystemModstamp-only changes"
     ),
+    as_json: bool = JSON_OPT,
     config: Path | None = CONFIG_OPT,
 ) -> None:
     """Compare two jobs of a cycle: added, removed and changed records per object."""
@@ -101,21 +113,30 @@ def compare(
     from engine.diff.compare import compare as do_compare
 
     def body() -> None:
+        if details is not None:
+            writable_file(details, "--details", folder=True)
         repo, rp = _recovery_points(config, name)
         try:
             names = [o.strip() for o in objects.split(",") if o.strip()] if objects else None
             c = do_compare(rp, job, against, objects=names,
                            ignore_fields=() if with_modstamp else DEFAULT_IGNORED)  # fmt: skip
+            if details is not None:
+                files = c.write_details(details)
+                err_console.print(f"wrote {len(files)} detail files to {details}")
+            if as_json:
+                print_json({"org": name, "job": c.job, "against": c.against, "objects": [
+                    {"object": o, "added": d.added, "changed": d.changed, "removed": d.removed,
+                     "records_now": d.records_new, "records_before": d.records_old,
+                     "columns_added": d.columns_added, "columns_removed": d.columns_removed}
+                    for o, d in sorted(c.objects.items())]})  # fmt: skip
+                return
             t = Table(title=f"{name}: job {c.job} against {c.against}")
             for col in ("object", "added", "changed", "removed", "records now", "records before"):
                 t.add_column(col, justify="left" if col == "object" else "right")
             for o, d in sorted(c.objects.items()):
                 counts = (d.added, d.changed, d.removed, d.records_new, d.records_old)
                 t.add_row(o, *(str(v) for v in counts))
-            Console().print(t)
-            if details is not None:
-                files = c.write_details(details)
-                typer.echo(f"wrote {len(files)} detail files to {details}")
+            out_console().print(t)
         finally:
             rp.close()
             repo.close()

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
-from engine.cli.common import CONFIG_OPT, config_path, open_repository_from
-from engine.config import load_settings
-from engine.console import run_cli
+from engine.cli.common import CONFIG_OPT, JSON_OPT, config_path, open_repository_from, writable_file
+from engine.config import load_settings, resolve_paths
+from engine.console import print_json, run_cli
+
+if TYPE_CHECKING:
+    from engine.config import Settings
 
 
 def init(
@@ -38,7 +42,9 @@ def init(
             overrides["repository_url"] = repo
         if key_file:
             overrides["key_file"] = key_file
-        settings = load_settings(config, **overrides)
+        settings = load_settings(config, missing_ok=True, **overrides)
+        path = config_path(config)
+        _check_init_paths(settings, path, key_file=not key_vault_key)
         backend = open_backend(settings.repository_url, settings)
         try:
             read_config(backend)
@@ -55,13 +61,15 @@ def init(
         typer.echo(f"created repository {created.repo_id} at {redact_url(settings.repository_url)}")
         if not key_vault_key:
             typer.echo(f"key file: {settings.key_file} (keep a copy elsewhere: nothing reads without it)")
-        path = config_path(config)
         if path.exists():
             typer.echo(f"{path} exists; left unchanged")
             return
         lines = ["[sfvault]"]
-        for key in ("repository_url", "key_file", "catalog_url", "scheduler_address"):
-            lines.append(f"{key} = {json.dumps(str(getattr(settings, key)))}")
+        # absolute paths: the same file names the same catalog, repository and key from any folder
+        keys = ("repository_url", "key_file", "catalog_url", "scheduler_address", "scratch_dir", "export_dir")
+        written = resolve_paths({k: str(getattr(settings, k)) for k in keys}, Path.cwd())
+        for key in keys:
+            lines.append(f"{key} = {json.dumps(written[key])}")
         if settings.azure_account_name:
             lines.append(f"azure_account_name = {json.dumps(settings.azure_account_name)}")
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -71,11 +79,25 @@ def init(
     run_cli(body)
 
 
+def _check_init_paths(settings: Settings, config: Path, *, key_file: bool) -> None:
+    """What ``init`` writes must be writable before it creates anything: the config file (when
+    absent), the key file (when absent) and a local repository's folder."""
+    if not config.exists():
+        writable_file(config, "--config")
+    if key_file and not Path(settings.key_file).exists():
+        writable_file(Path(settings.key_file), "--key-file")
+    url = settings.repository_url
+    local = url[len("file://") :] if url.startswith("file://") else url if "://" not in url else None
+    if local:
+        writable_file(Path(local), "--repo", folder=True)
+
+
 def verify(
     read_data: bool = typer.Option(
         False, "--read-data", help="download, decrypt and re-hash every referenced object"
     ),
     no_key: bool = typer.Option(False, "--no-key", help="keyless pass: object headers and sizes only"),
+    as_json: bool = JSON_OPT,
     config: Path | None = CONFIG_OPT,
 ) -> None:
     """Check the repository; lists each bad object with its error code; non-zero exit on errors."""
@@ -100,6 +122,13 @@ def verify(
                 report = run_verify(repository, read_data=read_data, expected_jobs=expected)
             finally:
                 repository.close()
+        if as_json:
+            from dataclasses import asdict
+
+            print_json(asdict(report) | {"ok": report.ok})
+            if not report.ok:
+                raise VerifyFailed(url=location, what=f"{len(report.errors)} error(s)")
+            return
         typer.echo(
             f"{report.snapshots} snapshots, {report.objects} objects ({report.referenced} referenced), "
             f"{report.bytes_read} bytes read"

@@ -89,6 +89,11 @@ def execute(
         names.plugin, grant, copts, run.settings, token=base.session.token, allowance=base.usage
     )
     run.dask.register_plugin(plugin, name=names.plugin)
+    try:
+        preflight_workers(run.dask, names.plugin)
+    except BaseException:
+        _unregister(run.dask, names.plugin)
+        raise
     Semaphore(max_leases=o.max_concurrent_bulk_jobs, name=names.semaphore)
     driver = Driver(run, base, plans, decision, sessions, lock, Event(names.cancel))
     try:
@@ -97,12 +102,44 @@ def execute(
         driver.loop()
     finally:
         driver.cancel_all()
-        try:
-            run.dask.unregister_worker_plugin(names.plugin)
-        except (KeyError, ValueError):
-            pass
+        _unregister(run.dask, names.plugin)
     run.usage = _total_usage(run)
     return commit_job(run, repo, lock, decision, cycle_id, plans, sessions, org_id, driver.failed)
+
+
+def _unregister(dask: Any, plugin: str) -> None:
+    try:
+        dask.unregister_worker_plugin(plugin)
+    except (KeyError, ValueError):
+        pass
+
+
+def _open_on_worker(plugin: str, dask_worker: Any = None) -> str | None:
+    """Run on each worker by :func:`preflight_workers`: open the job's repository (and so its key)
+    through the plugin, as the first task would; the opened repository stays for the tasks."""
+    from engine.jobs.worker import BackupWorkerPlugin
+
+    p = dask_worker.plugins[plugin] if dask_worker is not None else None
+    assert isinstance(p, BackupWorkerPlugin)
+    p.repository()
+    return None
+
+
+def preflight_workers(dask: Any, plugin: str) -> None:
+    """Every worker opens the repository and its key before any extraction (one config read and
+    one key unwrap per worker, which its first task would do anyway).
+
+    Raises:
+        WorkerPreflightFailed: a worker cannot; it names the first such worker and its error.
+    """
+    from engine.errors import SfvaultError
+    from engine.jobs.errors import WorkerPreflightFailed
+
+    answers = dask.run(_open_on_worker, plugin, on_error="return")
+    for worker, answer in sorted(answers.items()):
+        if isinstance(answer, BaseException):
+            what = str(answer) if isinstance(answer, SfvaultError) else f"{type(answer).__name__}: {answer}"
+            raise WorkerPreflightFailed(worker=worker, what=what)
 
 
 class Driver:

@@ -17,6 +17,8 @@ __all__ = [
     "JobCancelled",
     "JobError",
     "NoObjectsInScope",
+    "UnknownObjects",
+    "WorkerPreflightFailed",
 ]
 
 
@@ -73,3 +75,26 @@ class FilesNotVisible(JobError):
         "{object}: only files shared with the backup user were backed up ({why}); grant Query All "
         "Files (needs View All Data) to back up all files"
     )
+
+
+class UnknownObjects(NoObjectsInScope):
+    """A selection (``--objects``, the API's ``objects``) names objects the org's backup scope does
+    not hold: the job is refused before it writes anything, naming them, rather than backing up the
+    others and dropping these silently."""
+
+    code = "SFV-806"
+    template = (
+        "org {org} has no object {names} in its backup scope (misspelled, not in the org, excluded "
+        "or not queryable); known objects: `sfvault data {org}`"
+    )
+
+
+class WorkerPreflightFailed(JobError):
+    """Checked on every Dask worker before extraction starts: each opens the repository and its
+    key-encryption key as its tasks would. A worker that cannot (another working folder with a
+    relative path, a key file not mounted on that host) fails the job at once with this code
+    instead of failing object after object with SFV-301."""
+
+    code = "SFV-807"
+    exit_code = 77
+    template = "Dask worker {worker} cannot open the repository or its key: {what}"

@@ -35,7 +35,7 @@ from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from engine.config import JobSettings
-from engine.jobs.errors import FullBackupRequired
+from engine.jobs.errors import FullBackupRequired, NoObjectsInScope, UnknownObjects
 from engine.model import Cursor, CyclePosition, Manifest, ObjectMode, ObjectWarning
 from engine.policy.cycles import cycle_ended
 
@@ -138,6 +138,11 @@ class BackupRequest:
     org: str
     full: bool = False
     objects: tuple[str, ...] | None = None
+
+    def __post_init__(self) -> None:
+        """An empty selection is refused, never read as "every object" (``--objects ""``)."""
+        if self.objects is not None and not [o for o in self.objects if o.strip()]:
+            raise NoObjectsInScope(org=self.org, what="the selection of objects is empty")
 
 
 @dataclass(frozen=True)
@@ -318,6 +323,7 @@ def decide(
 
     Raises:
         FullBackupRequired: ``request.objects`` given and the org has no full backup.
+        UnknownObjects: ``request.objects`` names objects that are not in ``in_scope`` (all named).
     """
     # the newest cycle, unless its year (the scheduler's rule: engine.policy.cycles) is over at ``now``
     started = cycle_start(manifests)
@@ -326,6 +332,10 @@ def decide(
     if request.objects is not None:
         if cycle is None:
             raise FullBackupRequired(org=request.org)
+        known = {n.lower() for n in names}
+        unknown = [o for o in request.objects if o.lower() not in known]
+        if unknown:
+            raise UnknownObjects(org=request.org, names=", ".join(unknown))
         wanted = {o.lower() for o in request.objects}
         names = [n for n in names if n.lower() in wanted]
     if cycle is None or (request.full and request.objects is None):

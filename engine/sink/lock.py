@@ -198,9 +198,10 @@ class RepoLock:
             pass
 
     def _raise_locked(self, info: LockInfo) -> None:
-        raise RepositoryLocked(
-            name=f"locks/{info.name}", holder=info.describe(), since=info.acquired_at.isoformat()
-        )
+        # the error reaches API answers and job rows: the holder (a job description) and since, never
+        # the lock's path, host or pid, which go to the log only (issue 15, finding 22)
+        log.warning("repository locked", lock=f"locks/{info.name}", holder=info.describe())
+        raise RepositoryLocked(name=self.scope, holder=info.holder, since=info.acquired_at.isoformat())
 
     def _put(self) -> None:
         assert self.acquired_at is not None and self.refreshed_at is not None

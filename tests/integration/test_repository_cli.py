@@ -106,3 +106,25 @@ def test_init_and_verify_on_azurite(
     assert "AccountKey" not in cfg.read_text()  # secrets stay out of the config file
     ok = runner.invoke(app, ["verify", "--read-data", "--config", str(cfg)])
     assert ok.exit_code == 0 and "no errors found" in ok.output, ok.output
+
+
+def test_init_writes_absolute_paths_so_the_config_works_from_any_folder(
+    tmp_path: Path, runner: CliRunner, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 15, findings 8 and 12: ``init`` wrote ``kek.key`` and a relative SQLite URL, so the same
+    config named another (empty) catalog from another folder."""
+    monkeypatch.chdir(tmp_path)
+    res = runner.invoke(
+        app, ["init", "--repo", "data/repo", "--key-file", "kek.key", "--config", "sfvault.toml"]
+    )
+    assert res.exit_code == 0, res.output
+    doc = tomllib.loads((tmp_path / "sfvault.toml").read_text())["sfvault"]
+    for key in ("repository_url", "key_file", "scratch_dir", "export_dir"):
+        assert Path(doc[key]).is_absolute() and doc[key].startswith(str(tmp_path)), (key, doc[key])
+    assert doc["catalog_url"] == f"sqlite:///{tmp_path / 'sfvault-data' / 'catalog.db'}"
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    assert runner.invoke(app, ["verify", "--config", str(tmp_path / "sfvault.toml")]).exit_code == 0
+    missing = runner.invoke(app, ["verify", "--config", "sfvault.toml"])  # not in this folder: an error
+    assert missing.exit_code == 74 and "SFV-102" in missing.output

@@ -12,6 +12,7 @@ import pytest
 from pydantic import ValidationError
 
 from engine.config import JobSettings, load_settings
+from engine.errors import ConfigError
 from engine.jobs.planning import JobOptions
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "OPERATIONS.md"
@@ -56,8 +57,9 @@ def test_file_then_environment_then_caller(tmp_path: Path, monkeypatch: pytest.M
 def test_a_key_that_is_not_a_knob_is_refused(tmp_path: Path) -> None:
     cfg = tmp_path / "sfvault.toml"
     cfg.write_text("[sfvault.job]\npage_row = 1000\n")
-    with pytest.raises(ValidationError, match="page_row"):
+    with pytest.raises(ConfigError, match=r"`job\.page_row`.*") as err:  # a coded error naming key and file
         load_settings(cfg)
+    assert str(cfg) in str(err.value)
 
 
 def test_out_of_range_values_are_refused() -> None:

@@ -326,3 +326,30 @@ def test_a_full_that_lacks_objects_of_the_current_cycle_joins_it_as_a_partial_jo
                         objects={"B": ObjectEntry(errors=[ObjectError("SFV-409", "m")])},
                         job=JobRecord(cycle=CyclePosition(day, 0)))  # fmt: skip
     assert partial_full(decision, [failed_b], ["B"]) is decision  # the cycle never held B
+
+
+# --- selections (issue 15, findings 5 and 22) ------------------------------------------------------
+
+
+def test_unknown_objects_in_a_selection_are_refused_by_name() -> None:
+    """``--objects Account,Nope,Contcat`` used to back up Account alone and exit 0; the API's
+    back-up-now dropped ``NoSuchObj__c`` silently. Both now refuse the job, naming every unknown."""
+    from engine.jobs.errors import UnknownObjects
+
+    full = manifest("j1", T0, "full", "c1", {"Account": "full", "Contact": "full", "Organization": "full"})
+    with pytest.raises(UnknownObjects) as err:
+        decide(BackupRequest("acme", objects=("Account", "Nope", "Contcat")), [full], SCOPE, now=T0)
+    assert err.value.code == "SFV-806" and "Nope, Contcat" in err.value.message
+    with pytest.raises(UnknownObjects, match="NoSuchObj__c"):
+        decide(BackupRequest("acme", objects=("NoSuchObj__c",)), [full], SCOPE, now=T0)
+    ok = decide(BackupRequest("acme", objects=("account", "Contact")), [full], SCOPE, now=T0)
+    assert set(ok.objects) == {"Account", "Contact"}  # names match case-insensitively, as Salesforce's
+
+
+def test_an_empty_selection_is_refused_not_read_as_every_object() -> None:
+    from engine.jobs.errors import NoObjectsInScope
+
+    for empty in ((), ("",), (" ", "")):
+        with pytest.raises(NoObjectsInScope, match="empty"):
+            BackupRequest("acme", objects=empty)
+    assert BackupRequest("acme", objects=None).objects is None  # no selection: every object

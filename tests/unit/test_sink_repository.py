@@ -182,6 +182,12 @@ def test_one_writer_per_org_with_stale_lock_detection(repo: Repository, clock: F
     with pytest.raises(RepositoryLocked) as err:
         repo.lock(ORG, "job-2").acquire()
     assert "job-1 on worker-a" in str(err.value) and err.value.code == "SFV-330"
+    # what an API answer may carry: no lock path, host or pid (issue 15, finding 22)
+    import os
+    import socket
+
+    shown = f"{err.value} {err.value.details}"
+    assert "locks/" not in shown and socket.gethostname() not in shown and f"pid {os.getpid()}" not in shown
     with repo.lock("00Danother", "other org"):  # other orgs are independent
         pass
     with pytest.raises(RepositoryLocked):  # prune needs the whole repository
