@@ -632,6 +632,16 @@ class QueuedJobAbandoned(DiffError):
     template = "{kind} {id} was abandoned: its process stopped sending heartbeats (last at {heartbeat})"
 
 
+class ExportTargetInvalid(DiffError):
+    """The export's target path cannot hold the ZIP: a directory, a device or other special file,
+    or a folder where no file can be created (read-only, special file system)."""
+
+    code = "SFV-714"
+    exit_code = 73
+    http_status = 422
+    template = "cannot write the export archive to {path}: {why}"
+
+
 # --- the REST API (api/, issue 7) ------------------------------------------------------------
 
 
