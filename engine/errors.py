@@ -689,6 +689,15 @@ class ServiceShuttingDown(ApiError):
     template = "the service is shutting down and accepts no new jobs"
 
 
+class RequestTooLarge(ApiError):
+    """The request body is larger than the API accepts (no route needs more than a few KB)."""
+
+    code = "SFV-906"
+    exit_code = 2
+    http_status = 413
+    template = "the request body is larger than {limit} bytes"
+
+
 class JobNotCancellable(ApiError):
     """Only a queued or running backup job can be cancelled; this one has already finished."""
 
