@@ -432,3 +432,29 @@ def test_files_export_defaults_its_format_and_holds_the_bodies(env: DataEnv, rp:
             assert len(zf.read(row["path"])) == row["bytes"]
     live = rp.count("Attachment", env.inc_job)
     assert len({row["Id"] for row in index}) == live
+
+
+def test_the_password_is_handed_once_to_an_admin_who_queues_the_export(env: DataEnv) -> None:
+    """Issue 15, finding 18: API.md promised the password "again" but never gave it the first time."""
+    body = {"kind": "records", "format": "csv", "scope": "cycle", "objects": ["Account"]}
+    r = env.client.post(f"/v1/orgs/{ORG}/exports", json=body, headers=env.h(Role.ADMIN))
+    assert r.status_code == 202, r.text
+    assert r.headers["cache-control"] == "no-store"
+    created = r.json()
+    password = created["password"]
+    assert isinstance(password, str) and len(password) >= 20
+    done = _wait(env, f"/v1/exports/{created['id']}")
+    assert done["state"] == "succeeded", done["error"]
+    assert "password" not in done  # only the 202 answer carries it
+    again = env.client.get(f"/v1/exports/{created['id']}/password", headers=env.h(Role.ADMIN)).json()
+    assert again["password"] == password
+    dl = env.client.get(f"/v1/exports/{created['id']}/download", headers=env.h(Role.OPERATOR))
+    with pyzipper.AESZipFile(io.BytesIO(dl.content)) as zf:
+        zf.setpassword(password.encode())
+        assert zf.read("Account.csv").startswith(b"Id")
+
+    # an operator may queue exports but not see passwords: the 202 answer says null
+    r = env.client.post(f"/v1/orgs/{ORG}/exports", json=body, headers=env.h(Role.OPERATOR))
+    assert r.status_code == 202, r.text
+    assert r.json()["password"] is None
+    assert _wait(env, f"/v1/exports/{r.json()['id']}")["state"] == "succeeded"
