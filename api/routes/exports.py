@@ -14,7 +14,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Query, status
+from fastapi import APIRouter, Query, Request, status
 from fastapi import Path as PathParam
 from fastapi.responses import FileResponse
 from pydantic import BaseModel, Field, ValidationInfo, field_validator
@@ -22,6 +22,7 @@ from starlette.responses import Response
 
 from api.deps import Admin, Ctx, Operator, Viewer
 from api.errors import error_responses
+from api.paging import NEXT_HEADERS, Offset, page
 from api.routes.data import JOB_ID_EXAMPLE, ErrorInfo, ObjectName, OrgName, org_scope
 from api.schemas_asof import StaleObject, stale_objects
 from engine.catalog import exports as cexp
@@ -198,17 +199,23 @@ def start_export(
     "/v1/orgs/{org}/exports",
     response_model=list[ExportOut],
     summary="The export queue and job monitor of an org, newest first",
-    responses=error_responses(401, 403, 404, 422),
+    responses={200: {"headers": NEXT_HEADERS}, **error_responses(401, 403, 404, 422)},
 )
 def list_exports(
     org: OrgName,
     ctx: Ctx,
     _: Viewer,
+    request: Request,
+    response: Response,
     limit: Annotated[int, Query(ge=1, le=500, description="at most this many")] = 100,
+    offset: Offset = 0,
 ) -> list[ExportOut]:
+    """Newest first, ``limit`` at a time; ``X-Next-Offset`` and ``Link: rel="next"`` name the next page."""
     scope = org_scope(ctx, org)
     with ctx.tx() as s:
-        return [_out(row, scope.name) for row in cexp.list_exports(s, scope.id, limit=limit)]
+        rows = cexp.list_exports(s, scope.id, limit=limit + 1, offset=offset)
+        return [_out(row, scope.name) for row in page(rows, limit=limit, offset=offset, request=request,
+                                                      response=response)]  # fmt: skip
 
 
 @router.get(

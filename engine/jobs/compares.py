@@ -288,7 +288,8 @@ def _finished_order(row: Compare) -> tuple[datetime, datetime, str]:
 
 
 def compare_details(settings: Settings, compare_id: str, object_name: str, *, change: str | None = None,
-                    limit: int = 100, offset: int = 0) -> list[dict[str, Any]]:  # fmt: skip
+                    limit: int = 100, offset: int = 0,
+                    peek: bool = False) -> list[dict[str, Any]]:  # fmt: skip
     """One page of the records of ``object_name`` that a finished compare found, in Id order.
 
     Each row is ``{"id": Id, "change": "added" | "changed" | "removed", "fields": [{"field": f,
@@ -297,6 +298,7 @@ def compare_details(settings: Settings, compare_id: str, object_name: str, *, ch
     ``limit`` is capped at 1000. Raises :class:`NotFound` (unknown compare, or detail files
     removed), :class:`CompareNotReady` (not succeeded), :class:`ObjectNotInBackup` (an object the
     compare did not cover) and :class:`InvalidRequest` (bad ``change`` / ``limit`` / ``offset``).
+    ``peek`` reads one row more than ``limit``, so a caller knows whether a next page exists.
     """
     from engine.catalog import compares as ccmp
     from engine.catalog import orgs as corgs
@@ -325,7 +327,7 @@ def compare_details(settings: Settings, compare_id: str, object_name: str, *, ch
     try:
         page = con.execute(
             f"SELECT Id, change FROM read_parquet({lit(str(ids))}) {where} ORDER BY Id LIMIT ? OFFSET ?",
-            [limit, offset],
+            [limit + 1 if peek else limit, offset],
         ).fetchall()
         out = [{"id": rid, "change": ch, "fields": []} for rid, ch in page]
         changed = [r["id"] for r in out if r["change"] == "changed"]

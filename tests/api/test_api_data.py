@@ -257,6 +257,17 @@ def test_compare_summary_equals_the_engine(env: DataEnv, rp: RecoveryPoints) -> 
     ).json()["records"]
     total = d.added + d.changed + d.removed
     assert len(everything) == min(total, 1000)
+    # paging (issue 15, finding 19): next_offset chains the pages, null on the last one
+    walked: list[dict[str, Any]] = []
+    offset: int | None = 0
+    while offset is not None and len(walked) < 1000:
+        page_url = f"/v1/compares/{queued['id']}/objects/{obj}"
+        got = env.client.get(
+            page_url, params={"limit": 7, "offset": offset}, headers=env.h(Role.VIEWER)
+        ).json()
+        walked += got["records"]
+        offset = got["next_offset"]
+    assert walked[: len(everything)] == everything
     if total <= 1000:
         counts = {c: sum(1 for x in everything if x["change"] == c) for c in ("added", "changed", "removed")}
         assert counts == {"added": d.added, "changed": d.changed, "removed": d.removed}
@@ -458,3 +469,27 @@ def test_the_password_is_handed_once_to_an_admin_who_queues_the_export(env: Data
     assert r.status_code == 202, r.text
     assert r.json()["password"] is None
     assert _wait(env, f"/v1/exports/{r.json()['id']}")["state"] == "succeeded"
+
+
+def test_export_and_compare_lists_page_with_next_offset_and_link(env: DataEnv) -> None:
+    for _ in range(2):  # two more compares, so the list has pages of one
+        r = env.client.post(f"/v1/orgs/{ORG}/compares", json={}, headers=env.h(Role.OPERATOR))
+        assert _wait(env, f"/v1/compares/{r.json()['id']}")["state"] == "succeeded"
+    for url in (f"/v1/orgs/{ORG}/exports", f"/v1/orgs/{ORG}/compares"):
+        whole = env.client.get(url, headers=env.h(Role.VIEWER))
+        assert "X-Next-Offset" not in whole.headers and "Link" not in whole.headers
+        ids = [x["id"] for x in whole.json()]
+        assert len(ids) >= 2, url  # the exports of the tests above, the compares just made
+        walked: list[str] = []
+        params: dict[str, Any] = {"limit": 1}
+        while True:
+            r = env.client.get(url, params=params, headers=env.h(Role.VIEWER))
+            walked += [x["id"] for x in r.json()]
+            if "X-Next-Offset" not in r.headers:
+                break
+            assert (
+                r.headers["Link"].endswith('rel="next"')
+                and f"offset={r.headers['X-Next-Offset']}" in r.headers["Link"]
+            )
+            params = {"limit": 1, "offset": int(r.headers["X-Next-Offset"])}
+        assert walked == ids
