@@ -472,14 +472,17 @@ def test_the_password_is_handed_once_to_an_admin_who_queues_the_export(env: Data
 
 
 def test_export_and_compare_lists_page_with_next_offset_and_link(env: DataEnv) -> None:
-    for _ in range(2):  # two more compares, so the list has pages of one
+    body = {"kind": "records", "format": "csv", "scope": "cycle", "objects": ["Account"]}
+    for _ in range(2):  # two more compares and exports, so each list has pages of one
         r = env.client.post(f"/v1/orgs/{ORG}/compares", json={}, headers=env.h(Role.OPERATOR))
         assert _wait(env, f"/v1/compares/{r.json()['id']}")["state"] == "succeeded"
+        r = env.client.post(f"/v1/orgs/{ORG}/exports", json=body, headers=env.h(Role.OPERATOR))
+        assert _wait(env, f"/v1/exports/{r.json()['id']}")["state"] == "succeeded"
     for url in (f"/v1/orgs/{ORG}/exports", f"/v1/orgs/{ORG}/compares"):
         whole = env.client.get(url, headers=env.h(Role.VIEWER))
         assert "X-Next-Offset" not in whole.headers and "Link" not in whole.headers
         ids = [x["id"] for x in whole.json()]
-        assert len(ids) >= 2, url  # the exports of the tests above, the compares just made
+        assert len(ids) >= 2, url
         walked: list[str] = []
         params: dict[str, Any] = {"limit": 1}
         while True:
