@@ -19,6 +19,7 @@ from fastapi import FastAPI
 from api.background import DaskFactory, JobRunner
 from api.context import AppContext
 from api.errors import install_error_handlers
+from api.limits import MAX_BODY_BYTES, BodyLimit
 from api.routes import ROUTERS, TAGS
 from engine.catalog.db import make_engine, migrate, session_factory
 from engine.clock import Clock, SystemClock
@@ -50,9 +51,11 @@ def create_app(
     client_overrides: dict[str, Any] | None = None,
     job_options: JobOptions | None = None,
     scheduler: bool | None = None,
+    max_body_bytes: int = MAX_BODY_BYTES,
 ) -> FastAPI:
     """The application. ``scheduler=None`` follows ``settings.scheduler_enabled``; ``dask_factory``,
-    ``client_overrides`` and ``job_options`` let tests bring their own cluster and tuning."""
+    ``client_overrides`` and ``job_options`` let tests bring their own cluster and tuning.
+    Request bodies over ``max_body_bytes`` are refused with 413 (SFV-906) before any route runs."""
     settings = settings or load_settings()
     clock = clock or SystemClock()
     run_scheduler = settings.scheduler_enabled if scheduler is None else scheduler
@@ -104,6 +107,7 @@ def create_app(
         lifespan=lifespan,
     )
     install_error_handlers(app)
+    app.add_middleware(BodyLimit, max_bytes=max_body_bytes)
     for router in ROUTERS:
         app.include_router(router)
     return app

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from engine.clock import Clock
 from engine.config import Settings
-from engine.errors import ServiceShuttingDown
+from engine.errors import ServiceShuttingDown, SfvaultError
 from engine.jobs.planning import JobOptions
 from engine.jobs.runner import BackupResult, Progress
 from engine.jobs.service import Admitted, JobHeartbeat, JobService, org_settings
@@ -89,6 +89,9 @@ class JobRunner:
         def logged() -> T:
             try:
                 return fn()
+            except SfvaultError as err:  # a coded error is one line (its code says what to do)
+                log.error("background job %s failed: %s", name, err)
+                raise
             except BaseException:
                 log.exception("background job %s failed", name)
                 raise
@@ -178,11 +181,19 @@ class JobRunner:
         def run() -> BackupResult:
             with self._lock:
                 self._waiting.pop(job.job_id, None)
+            log.info("job start job=%s org=%s kind=%s trigger=%s", job.job_id, job.org, job.kind, job.trigger)
             try:
-                return service.run(
+                result = service.run(
                     job, self.dask(), options=self._job_options, client_overrides=self._client_overrides,
                     on_progress=on_progress, cancel=cancel, init_repository=True,
                 )  # fmt: skip
+                log.info("job end job=%s org=%s state=%s code=%s seconds=%.1f", job.job_id, job.org,
+                         result.state, result.error_code or "-", result.duration_s)  # fmt: skip
+                return result
+            except BaseException as err:
+                code = err.code if isinstance(err, SfvaultError) else "SFV-000"
+                log.info("job end job=%s org=%s state=failed code=%s", job.job_id, job.org, code)
+                raise
             finally:
                 beat.stop()
                 with self._lock:

@@ -69,7 +69,9 @@ def authenticate(request: Request, ctx: Ctx) -> Principal:
             raise Unauthenticated()
         if row.last_used_at is None or now - row.last_used_at > STAMP_EVERY:
             s.execute(update(ApiToken).where(ApiToken.id == row.id).values(last_used_at=now))
-        return Principal(token_id=row.id, name=row.name, role=Role(row.role))
+        principal = Principal(token_id=row.id, name=row.name, role=Role(row.role))
+    request.state.principal = principal  # the error handlers decide what an error may reveal
+    return principal
 
 
 class RoleRequirement:
@@ -92,3 +94,10 @@ def require(role: Role, action: str = "use this endpoint") -> RoleRequirement:
 Viewer = Annotated[Principal, Depends(require(Role.VIEWER, "read"))]
 Operator = Annotated[Principal, Depends(require(Role.OPERATOR, "start jobs, compares or exports"))]
 Admin = Annotated[Principal, Depends(require(Role.ADMIN, "administer orgs, settings and tokens"))]
+
+
+def storage_for(who: Principal, location: str | None) -> str | None:
+    """An org's ``storage_location`` as ``who`` may see it: operators and admins see it; a viewer
+    gets null (it names the storage account, container and path of the backups, which a
+    read-only dashboard user has no need of). The schemas say so in the field's description."""
+    return location if who.at_least(Role.OPERATOR) else None

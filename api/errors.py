@@ -9,6 +9,7 @@ without its text (it may hold data we must not leak) and is logged with a traceb
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -16,7 +17,9 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
+from engine.catalog.models import Role
 from engine.errors import InvalidRequest, RouteNotFound, SfvaultError
 
 log = logging.getLogger("sfvault.api")
@@ -35,9 +38,44 @@ def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
     return {status: {"model": ErrorBody} for status in statuses}
 
 
-def _json(status: int, code: str, message: str, details: dict[str, Any] | None = None) -> JSONResponse:
+def _json(status: int, code: str, message: str, details: dict[str, Any] | None = None, *,
+          headers: Mapping[str, str] | None = None) -> JSONResponse:  # fmt: skip
     body = {"code": code, "message": message, "details": details or {}}
-    return JSONResponse(status_code=status, content=body)
+    return JSONResponse(status_code=status, content=body, headers=dict(headers) if headers else None)
+
+
+METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+
+
+def allowed_methods(request: Request) -> list[str]:
+    """Every method some route of the app takes on the request's path (a path's methods are often
+    separate routes, so Starlette's own ``Allow`` would name only the first one's)."""
+    routes = request.app.router.routes
+    return [
+        m for m in METHODS
+        if any(route.matches({**request.scope, "method": m})[0] is Match.FULL for route in routes)
+    ]  # fmt: skip
+
+
+LOCATION_DETAILS = ("url", "path", "location", "storage_location", "repository", "file", "lock")
+"""Error details that name where data lives (a repository URL, a file path); a viewer's error
+answers carry ``HIDDEN`` instead, in the details and in the message."""
+HIDDEN = "(hidden: an operator or admin sees where)"
+
+
+def _is_viewer(request: Request) -> bool:
+    principal = getattr(request.state, "principal", None)
+    return principal is not None and not principal.at_least(Role.OPERATOR)
+
+
+def _redact_locations(message: str, details: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    out = dict(details)
+    for key in LOCATION_DETAILS:
+        value = out.get(key)
+        if isinstance(value, str) and value:
+            message = message.replace(value, HIDDEN)
+            out[key] = HIDDEN
+    return message, out
 
 
 def _field(loc: tuple[Any, ...] | list[Any]) -> str:
@@ -52,9 +90,12 @@ def _jsonable(value: Any) -> Any:
 
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(SfvaultError)
-    async def sfvault_error(_request: Request, err: SfvaultError) -> JSONResponse:
+    async def sfvault_error(request: Request, err: SfvaultError) -> JSONResponse:
         details = {k: _jsonable(v) for k, v in err.details.items()}
-        return _json(err.http_status, err.code, err.message, details)
+        message = err.message
+        if _is_viewer(request):
+            message, details = _redact_locations(message, details)
+        return _json(err.http_status, err.code, message, details)
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(_request: Request, err: RequestValidationError) -> JSONResponse:
@@ -70,8 +111,12 @@ def install_error_handlers(app: FastAPI) -> None:
             return _json(404, missing.code, missing.message)
         code = "SFV-904" if err.status_code == 404 else "SFV-900"
         if err.status_code == 405:
-            return _json(405, "SFV-900", f"method {request.method} is not allowed on {request.url.path}")
-        return _json(err.status_code, code, str(err.detail))
+            allow = ", ".join(allowed_methods(request))
+            body = _json(405, "SFV-900", f"method {request.method} is not allowed on {request.url.path}",
+                         {"allow": allow})  # fmt: skip
+            body.headers["Allow"] = allow  # RFC 9110 §15.5.6: a 405 names the methods the path takes
+            return body
+        return _json(err.status_code, code, str(err.detail), headers=err.headers)
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, err: Exception) -> JSONResponse:

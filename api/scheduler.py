@@ -28,8 +28,9 @@ A daemon thread calls :meth:`Scheduler.tick` every ``settings.scheduler_tick_sec
    (:func:`engine.jobs.permission_check.run_permission_check`).
 
 Then exports and compares left ``running`` by a dead process are closed and long-queued ones
-resubmitted (:meth:`api.background.JobRunner.recover_queued`), and the outbox is flushed once
-(:func:`engine.jobs.notify.flush_outbox`). A failing org is
+resubmitted (:meth:`api.background.JobRunner.recover_queued`), the alerts of jobs that ended
+failed, partial or skipped and of slots stopped are queued (:mod:`engine.jobs.alerts`), and the
+outbox is flushed once (:func:`engine.jobs.notify.flush_outbox`: mail and webhooks). A failing org is
 logged on one line and reported in :class:`TickReport`; it does not stop the other orgs. The
 failed step of that org is tried again :data:`FAILURE_BACKOFF` later (a due slot stays due
 until then), so an org whose login fails is not asked to log in on every tick. Orgs without
@@ -52,6 +53,7 @@ from api.context import AppContext
 from engine.catalog.models import Job, Org
 from engine.clock import Clock
 from engine.errors import SfvaultError
+from engine.jobs.alerts import STOP_CODES, enqueue_alerts, job_alerts, stopped_alert
 from engine.jobs.connect import backup_settings_of
 from engine.jobs.notify import flush_outbox
 from engine.jobs.permission_check import (
@@ -86,6 +88,7 @@ class TickReport:
     failures: list[OrgFailure] = field(default_factory=list)
     messages_sent: int = 0
     messages_failed: int = 0
+    alerts: int = 0
 
     def by_action(self, action: str) -> list[SlotOutcome]:
         return [o for o in self.slots if o.action == action]
@@ -169,6 +172,10 @@ class Scheduler:
                 self.ctx.runner.recover_queued(self.ctx.sessions, now=now)
             except Exception as exc:  # reported and logged; the next tick tries again
                 report.failures.append(self._failed("", "queued_recovery", exc))
+            try:  # jobs that ended failed / partial / skipped, slots stopped: mail and webhook
+                report.alerts = self._alerts(report, now)
+            except Exception as exc:  # reported and logged; the next tick raises them again
+                report.failures.append(self._failed("", "alerts", exc))
             try:
                 report.messages_sent, report.messages_failed = flush_outbox(
                     self.ctx.settings, self.ctx.sessions, clock=_TickClock(now, self.ctx.clock)
@@ -206,6 +213,16 @@ class Scheduler:
             "scheduler: org=%s step=%s code=%s error=%s", org or "-", step, code, message.replace("\n", " ")
         )
         return OrgFailure(org, step, code, message)
+
+    def _alerts(self, report: TickReport, now: datetime) -> int:
+        """Queue the alerts not raised yet (:mod:`engine.jobs.alerts`); returns how many."""
+        with self.ctx.tx() as s:
+            alerts = job_alerts(s, now)
+        stops = [o for o in report.by_action("stopped") if o.code in STOP_CODES]
+        alerts += [stopped_alert(o.org, o.code, now) for o in stops]
+        return enqueue_alerts(
+            self.ctx.settings, self.ctx.sessions, alerts, clock=_TickClock(now, self.ctx.clock)
+        )
 
     # --- backups ----------------------------------------------------------------------------
 

@@ -279,7 +279,9 @@ class OrgDetails(OrgTile):
     time_zone: str = Field(description="IANA zone of the schedule", examples=["Europe/Paris"])
     connected_at: datetime = Field(description="when it was connected", examples=["2026-11-25T10:00:00Z"])
     storage_location: str | None = Field(
-        description="where its backups go; none = not configured", examples=["azure://backups/acme"]
+        description="where its backups go; none = not configured, or hidden from a viewer token "
+        "(operators and admins see it)",
+        examples=["azure://backups/acme"],
     )
     plan: str | None = Field(description="subscription plan; none = no quota", examples=["standard"])
     purchased_seats: int | None = Field(description="seats bought; none = no limit", examples=[250])
@@ -320,7 +322,9 @@ class OrgSettingsOut(BaseModel):
     )
     permission_check_interval_days: int = Field(description="days between permission checks", examples=[30])
     storage_location: str | None = Field(
-        description="where the backups go; none = not configured", examples=["azure://backups/acme"]
+        description="where the backups go; none = not configured, or hidden from a viewer token "
+        "(operators and admins see it)",
+        examples=["azure://backups/acme"],
     )
     time_zone: str = Field(description="IANA zone of the schedule", examples=["Europe/Paris"])
     plan: str | None = Field(None, description="subscription plan; none = no quota", examples=["standard"])

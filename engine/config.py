@@ -99,6 +99,10 @@ class Settings(BaseSettings):
     max_concurrent_jobs: int = Field(default=4, ge=1, description="backup/compare/export jobs run at once")
     # notifications: permission-check reports go to these admins (outbox; SMTP when smtp_host is set)
     admin_emails: list[str] = Field(default_factory=list)
+    # alerts (jobs failed / partial / skipped, protection stopped): mail to admin_emails, and a
+    # webhook: the alert as JSON POSTed here, signed with HMAC-SHA256 of alert_webhook_secret
+    alert_webhook_url: str | None = None
+    alert_webhook_secret: SecretStr | None = None
     smtp_host: str | None = None
     smtp_port: int = Field(default=25, ge=1, le=65535)
     smtp_from: str = "sfvault@localhost"

@@ -685,6 +685,16 @@ class JobPruned(DiffError):
     )
 
 
+class ExportTargetInvalid(DiffError):
+    """The export's target path cannot hold the ZIP: a directory, a device or other special file,
+    or a folder where no file can be created (read-only, special file system)."""
+
+    code = "SFV-715"
+    exit_code = 73
+    http_status = 422
+    template = "cannot write the export archive to {path}: {why}"
+
+
 # --- the REST API (api/, issue 7) ------------------------------------------------------------
 
 
@@ -730,6 +740,15 @@ class ServiceShuttingDown(ApiError):
     exit_code = 75
     http_status = 503
     template = "the service is shutting down and accepts no new jobs"
+
+
+class RequestTooLarge(ApiError):
+    """The request body is larger than the API accepts (no route needs more than a few KB)."""
+
+    code = "SFV-906"
+    exit_code = 2
+    http_status = 413
+    template = "the request body is larger than {limit} bytes"
 
 
 class JobNotCancellable(ApiError):

@@ -13,12 +13,13 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Query, status
+from fastapi import APIRouter, Query, Request, Response, status
 from fastapi import Path as PathParam
 from pydantic import BaseModel, Field
 
 from api.deps import Ctx, Operator, Viewer
 from api.errors import error_responses
+from api.paging import NEXT_HEADERS, Offset, page
 from api.routes.data import JOB_ID_EXAMPLE, ErrorInfo, ObjectName, OrgName, org_scope
 from engine.catalog import compares as ccmp
 from engine.catalog import orgs as corgs
@@ -107,6 +108,9 @@ class RecordChanges(BaseModel):
     change: Change | None = Field(description="the filter applied (None: all kinds)", examples=[None])
     limit: int = Field(examples=[100])
     offset: int = Field(examples=[0])
+    next_offset: int | None = Field(
+        description="the offset of the next page; null on the last page", examples=[100]
+    )
     records: list[RecordChange]
 
 
@@ -150,17 +154,23 @@ def start_compare(org: OrgName, body: CompareRequest, ctx: Ctx, principal: Opera
     "/v1/orgs/{org}/compares",
     response_model=list[CompareOut],
     summary="The compare jobs of an org, newest first",
-    responses=error_responses(401, 403, 404, 422),
+    responses={200: {"headers": NEXT_HEADERS}, **error_responses(401, 403, 404, 422)},
 )
 def list_compares(
     org: OrgName,
     ctx: Ctx,
     _: Viewer,
+    request: Request,
+    response: Response,
     limit: Annotated[int, Query(ge=1, le=500, description="at most this many")] = 100,
+    offset: Offset = 0,
 ) -> list[CompareOut]:
+    """Newest first, ``limit`` at a time; ``X-Next-Offset`` and ``Link: rel="next"`` name the next page."""
     scope = org_scope(ctx, org)
     with ctx.tx() as s:
-        return [_out(row, scope.name) for row in ccmp.list_compares(s, scope.id, limit=limit)]
+        rows = ccmp.list_compares(s, scope.id, limit=limit + 1, offset=offset)
+        return [_out(row, scope.name) for row in page(rows, limit=limit, offset=offset, request=request,
+                                                      response=response)]  # fmt: skip
 
 
 @router.get(
@@ -197,8 +207,10 @@ def compare_object(
 ) -> RecordChanges:
     """A page of the records the compare found in ``object``, in Id order; 409 SFV-711
     until the compare has succeeded."""
-    rows = compare_details(ctx.settings, compare_id, object_name, change=change, limit=limit, offset=offset)
+    rows = compare_details(ctx.settings, compare_id, object_name, change=change, limit=limit, offset=offset,
+                           peek=True)  # fmt: skip
     return RecordChanges(
         compare=compare_id, object=object_name, change=change, limit=limit, offset=offset,
-        records=[RecordChange.model_validate(r) for r in rows],
+        next_offset=offset + limit if len(rows) > limit else None,
+        records=[RecordChange.model_validate(r) for r in rows[:limit]],
     )  # fmt: skip

@@ -3,9 +3,10 @@
 ``POST /v1/orgs/{org}/exports`` checks the rules (:func:`engine.jobs.exports.submit_export`: one
 export per org at a time, the monthly volume limit, the org, job and objects) and records a
 ``queued`` export; :func:`~engine.jobs.exports.run_queued_export` then runs on the job runner
-and writes the AES-encrypted ZIP under ``settings.export_dir``. Operators download it; only
-admins may see its password again (``GET /v1/exports/{id}/password``), which is never logged
-and answered with ``Cache-Control: no-store``.
+and writes the AES-encrypted ZIP under ``settings.export_dir``. Operators download it; the
+password is generated at submission and handed once, in the 202 answer, to a caller whose role
+may see passwords (admin); admins may show it again (``GET /v1/exports/{id}/password``). It is
+never logged, and both answers carry ``Cache-Control: no-store``.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Query, status
+from fastapi import APIRouter, Query, Request, status
 from fastapi import Path as PathParam
 from fastapi.responses import FileResponse
 from pydantic import BaseModel, Field, ValidationInfo, field_validator
@@ -21,11 +22,12 @@ from starlette.responses import Response
 
 from api.deps import Admin, Ctx, Operator, Viewer
 from api.errors import error_responses
+from api.paging import NEXT_HEADERS, Offset, page
 from api.routes.data import JOB_ID_EXAMPLE, ErrorInfo, ObjectName, OrgName, org_scope
 from api.schemas_asof import StaleObject, stale_objects
 from engine.catalog import exports as cexp
 from engine.catalog import orgs as corgs
-from engine.catalog.models import Export
+from engine.catalog.models import Export, Role
 from engine.diff.compare import FILE_OBJECTS
 from engine.jobs.exports import (
     ExportRequest,
@@ -130,6 +132,18 @@ class ExportOut(BaseModel):
     )
 
 
+class ExportCreated(ExportOut):
+    """The answer to the caller who queued the export: the export, and the ZIP's password once."""
+
+    password: str | None = Field(
+        description="the ZIP's AES password, handed once to the caller who queued the export if its "
+        "role may see passwords (admin); null for an operator, who asks an admin "
+        "(`GET /v1/exports/{id}/password`). Open the ZIP with 7-Zip (`7z x FILE.zip`), not `unzip` "
+        "(it does not know AES: 'unsupported compression method 99')",
+        examples=["k3H9vQ2pZx7mLw4aT8nR5cY6bJ1e"],
+    )
+
+
 class ExportPassword(BaseModel):
     password: str = Field(description="the ZIP's AES password", examples=["k3H9-vQ2p-Zx7m-Lw4a"])
 
@@ -151,16 +165,20 @@ def _out(row: Export, org: str) -> ExportOut:
 @router.post(
     "/v1/orgs/{org}/exports",
     status_code=status.HTTP_202_ACCEPTED,
-    response_model=ExportOut,
+    response_model=ExportCreated,
     summary="Queue an export",
     responses=error_responses(401, 403, 404, 409, 422, 429),
 )
-def start_export(org: OrgName, body: ExportCreate, ctx: Ctx, principal: Operator) -> ExportOut:
+def start_export(
+    org: OrgName, body: ExportCreate, ctx: Ctx, principal: Operator, response: Response
+) -> ExportCreated:
     """Queue a records or files export of the org; it runs in the background.
 
-    Refused before anything is recorded for an unknown org, job or object (404), while another
-    export of the org is queued or running (409 SFV-706) and when the monthly export volume would
-    be exceeded (429 SFV-707).
+    The ZIP's password is generated now and is in this answer (``password``) when the caller's
+    role may see passwords (admin), and nowhere else except ``GET /v1/exports/{id}/password``
+    (admins). Refused before anything is recorded for an unknown org, job or object (404), while
+    another export of the org is queued or running (409 SFV-706) and when the monthly export
+    volume would be exceeded (429 SFV-707).
     """
     scope = org_scope(ctx, org)
     request = ExportRequest(
@@ -169,26 +187,35 @@ def start_export(org: OrgName, body: ExportCreate, ctx: Ctx, principal: Operator
         created_by=principal.label,
     )  # fmt: skip
     export_id = submit_export(scope.settings, request, clock=ctx.clock)
+    password = show_password(ctx.settings, export_id) if principal.at_least(Role.ADMIN) else None
     ctx.runner.submit_queued("export", export_id, scope.settings)
+    response.headers["Cache-Control"] = "no-store"
     with ctx.tx() as s:
-        return _out(cexp.get_export(s, export_id), scope.name)
+        out = _out(cexp.get_export(s, export_id), scope.name)
+    return ExportCreated(**out.model_dump(), password=password)
 
 
 @router.get(
     "/v1/orgs/{org}/exports",
     response_model=list[ExportOut],
     summary="The export queue and job monitor of an org, newest first",
-    responses=error_responses(401, 403, 404, 422),
+    responses={200: {"headers": NEXT_HEADERS}, **error_responses(401, 403, 404, 422)},
 )
 def list_exports(
     org: OrgName,
     ctx: Ctx,
     _: Viewer,
+    request: Request,
+    response: Response,
     limit: Annotated[int, Query(ge=1, le=500, description="at most this many")] = 100,
+    offset: Offset = 0,
 ) -> list[ExportOut]:
+    """Newest first, ``limit`` at a time; ``X-Next-Offset`` and ``Link: rel="next"`` name the next page."""
     scope = org_scope(ctx, org)
     with ctx.tx() as s:
-        return [_out(row, scope.name) for row in cexp.list_exports(s, scope.id, limit=limit)]
+        rows = cexp.list_exports(s, scope.id, limit=limit + 1, offset=offset)
+        return [_out(row, scope.name) for row in page(rows, limit=limit, offset=offset, request=request,
+                                                      response=response)]  # fmt: skip
 
 
 @router.get(

@@ -14,7 +14,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Path, Query, Response
 from sqlalchemy.orm import Session
 
-from api.deps import Admin, Ctx, Operator, Viewer
+from api.deps import Admin, Ctx, Operator, Principal, Viewer, storage_for
 from api.errors import error_responses
 from api.schemas_orgs import (
     ORG_NAME_PATTERN,
@@ -61,19 +61,20 @@ def _last(j: conn.LastJob | None) -> LastJob | None:
     )  # fmt: skip
 
 
-def _details(v: conn.OrgView) -> OrgDetails:
+def _details(v: conn.OrgView, who: Principal) -> OrgDetails:
     o = v.org
     return OrgDetails(
         **_tile(v.tile).model_dump(),
         instance_url=o.instance_url, sf_org_id=o.sf_org_id, auth_kind=o.auth_kind, time_zone=o.time_zone,
-        connected_at=o.connected_at, storage_location=o.storage_location, plan=o.plan,
+        connected_at=o.connected_at, storage_location=storage_for(who, o.storage_location), plan=o.plan,
         purchased_seats=o.purchased_seats, subscription_expires_at=o.subscription_expires_at,
         next_incremental_at=v.next_incremental_at, next_full_at=v.next_full_at,
     )  # fmt: skip
 
 
-def settings_view(org: Org, now: datetime) -> OrgSettingsOut:
-    """An org's settings as ``GET /v1/orgs/{org}/settings`` answers them (``sfvault settings show``)."""
+def settings_view(org: Org, now: datetime, who: Principal | None = None) -> OrgSettingsOut:
+    """An org's settings as ``GET /v1/orgs/{org}/settings`` answers them to ``who`` (viewers do not
+    see the storage location); ``who=None`` is the local operator (``sfvault settings show``)."""
     st = org.settings
     day = conn.day_schedule(org, now)
     return OrgSettingsOut(
@@ -84,7 +85,8 @@ def settings_view(org: Org, now: datetime) -> OrgSettingsOut:
         permission_check_enabled=st.permission_check_enabled,
         permission_check_start=st.permission_check_start,
         permission_check_interval_days=st.permission_check_interval_days,
-        storage_location=org.storage_location, time_zone=org.time_zone, plan=org.plan,
+        storage_location=org.storage_location if who is None else storage_for(who, org.storage_location),
+        time_zone=org.time_zone, plan=org.plan,
         purchased_seats=org.purchased_seats, subscription_expires_at=org.subscription_expires_at,
         schedule_date=day.day, daily_schedule=[at.strftime("%H:%M") for at in day.starts],
         daily_schedule_at=day.starts,
@@ -101,8 +103,8 @@ def apply_settings(s: Session, org: Org, body: OrgSettingsPatch, clock: Clock) -
         corgs.update_settings(s, org, clock=clock, **settings)
 
 
-def _settings(org: Org, ctx: Ctx) -> OrgSettingsOut:
-    return settings_view(org, ctx.clock.now())
+def _settings(org: Org, ctx: Ctx, who: Principal) -> OrgSettingsOut:
+    return settings_view(org, ctx.clock.now(), who)
 
 
 def _tile_of(s: Session, ctx: Ctx, name: str) -> OrgTile:
@@ -164,9 +166,9 @@ def list_tiles(
     responses=error_responses(401, 404, 422),
     summary="An org's details: tile, time zone, storage, subscription, next incremental and full",
 )
-def details(org: OrgName, ctx: Ctx, _who: Viewer) -> OrgDetails:
+def details(org: OrgName, ctx: Ctx, who: Viewer) -> OrgDetails:
     with ctx.tx() as s:
-        return _details(conn.org_view(s, org, now=ctx.clock.now()))
+        return _details(conn.org_view(s, org, now=ctx.clock.now()), who)
 
 
 @router.post(
@@ -229,9 +231,9 @@ def update_credentials(org: OrgName, body: UpdateCredentials, ctx: Ctx, _who: Ad
     responses=error_responses(401, 404, 422),
     summary="Backup settings and the computed daily schedule in the org's time zone",
 )
-def get_settings(org: OrgName, ctx: Ctx, _who: Viewer) -> OrgSettingsOut:
+def get_settings(org: OrgName, ctx: Ctx, who: Viewer) -> OrgSettingsOut:
     with ctx.tx() as s:
-        return _settings(corgs.get_org_by_name(s, org), ctx)
+        return _settings(corgs.get_org_by_name(s, org), ctx, who)
 
 
 @router.patch(
@@ -240,9 +242,9 @@ def get_settings(org: OrgName, ctx: Ctx, _who: Viewer) -> OrgSettingsOut:
     responses=error_responses(401, 403, 404, 422),
     summary="Change settings (only the fields given); answers like GET",
 )
-def patch_settings(org: OrgName, body: OrgSettingsPatch, ctx: Ctx, _who: Admin) -> OrgSettingsOut:
+def patch_settings(org: OrgName, body: OrgSettingsPatch, ctx: Ctx, who: Admin) -> OrgSettingsOut:
     """Every field is checked before anything is written, and all changes are one transaction."""
     with ctx.tx() as s:
         row = corgs.get_org_by_name(s, org)
         apply_settings(s, row, body, ctx.clock)
-        return _settings(row, ctx)
+        return _settings(row, ctx, who)

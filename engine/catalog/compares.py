@@ -57,11 +57,15 @@ def get_compare(session: Session, compare_id: str) -> Compare:
     return row
 
 
-def list_compares(session: Session, org_id: int, *, limit: int = 100) -> list[Compare]:
+def list_compares(session: Session, org_id: int, *, limit: int = 100, offset: int = 0) -> list[Compare]:
     """The org's compares, newest first."""
     return list(
         session.scalars(
-            select(Compare).where(Compare.org_id == org_id).order_by(Compare.created_at.desc()).limit(limit)
+            select(Compare)
+            .where(Compare.org_id == org_id)
+            .order_by(Compare.created_at.desc(), Compare.id.desc())
+            .limit(limit)
+            .offset(offset)
         )
     )
 

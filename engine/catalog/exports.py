@@ -111,11 +111,15 @@ def set_export_progress(session: Session, export: Export, progress: float) -> Ex
     return export
 
 
-def list_exports(session: Session, org_id: int, *, limit: int = 100) -> list[Export]:
+def list_exports(session: Session, org_id: int, *, limit: int = 100, offset: int = 0) -> list[Export]:
     """The org's exports, newest first."""
     return list(
         session.scalars(
-            select(Export).where(Export.org_id == org_id).order_by(Export.created_at.desc()).limit(limit)
+            select(Export)
+            .where(Export.org_id == org_id)
+            .order_by(Export.created_at.desc(), Export.id.desc())
+            .limit(limit)
+            .offset(offset)
         )
     )
 

@@ -54,6 +54,8 @@ def move_queued(
         row.heartbeat_at = now
     elif target is not ExportState.QUEUED:
         row.finished_at = now
+    if target in (ExportState.FAILED, ExportState.CANCELLED) and isinstance(row, Export):
+        row.password_sealed = None  # sealed at submission; without an archive it opens nothing
     if progress is not None:
         row.progress = clamp_progress(progress)
     elif target is ExportState.SUCCEEDED:
@@ -148,6 +150,7 @@ def close_abandoned(
             finished_at=now,
             error_code=error_code,
             error_message=error_message[:2000],
+            **({"password_sealed": None} if model is Export else {}),
         )
         .execution_options(synchronize_session=False)
     )

@@ -164,6 +164,16 @@ def _comparable(t: pa.DataType) -> bool:
     return not pa.types.is_nested(t)
 
 
+def as_text(expr: str, kind: pa.DataType) -> str:
+    """SQL for a value as text, timestamps in ISO 8601 (``2026-11-25T10:00:00.000Z``, UTC): DuckDB's
+    own cast would give ``2026-11-25 10:00:00+00``, which the API must not answer (issue 15)."""
+    if pa.types.is_timestamp(kind):
+        utc = f"timezone('UTC', {expr})" if kind.tz is not None else expr
+        suffix = "Z" if kind.tz is not None else ""
+        return f"strftime({utc}, '%Y-%m-%dT%H:%M:%S.%g{suffix}')"
+    return f"CAST({expr} AS VARCHAR)"
+
+
 def _diff_object(rp: RecoveryPoints, obj: str, new: str | None, old: str | None,
                  ignore: Sequence[str]) -> ObjectDiff:  # fmt: skip
     d = ObjectDiff(obj)
@@ -216,8 +226,8 @@ def _diff_object(rp: RecoveryPoints, obj: str, new: str | None, old: str | None,
     if cols:
         pick = ", ".join(f"n.{q(c)} AS {q('n_' + c)}, o.{q(c)} AS {q('o_' + c)}" for c in cols)
         unions = "\nUNION ALL ".join(
-            f"SELECT Id, {lit(c)} AS field, CAST({q('o_' + c)} AS VARCHAR) AS old, "
-            f"CAST({q('n_' + c)} AS VARCHAR) AS new FROM j "
+            f"SELECT Id, {lit(c)} AS field, {as_text(q('o_' + c), so.field(c).type)} AS old, "
+            f"{as_text(q('n_' + c), sn.field(c).type)} AS new FROM j "
             f"WHERE {cmp[i].replace('n.' + q(c), q('n_' + c)).replace('o.' + q(c), q('o_' + c))}"
             for i, c in enumerate(cols)
         )

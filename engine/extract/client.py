@@ -42,6 +42,7 @@ from tenacity import (
 from engine.clock import Clock, SystemClock
 from engine.config import Settings
 from engine.errors import (
+    PathUnusable,
     SalesforceApiLimit,
     SalesforceAuthError,
     SalesforceRequestFailed,
@@ -156,7 +157,11 @@ class SalesforceClient:
         headers["Accept-Encoding"] = "gzip" if self.options.gzip else "identity"
         verify: ssl.SSLContext | bool = True
         if self.options.ca_file:
-            verify = ssl.create_default_context(cafile=self.options.ca_file)
+            try:
+                verify = ssl.create_default_context(cafile=self.options.ca_file)
+            except (OSError, ssl.SSLError) as exc:  # missing, unreadable, or not PEM: the org's ca_file
+                what = f"ca_file: {getattr(exc, 'strerror', None) or type(exc).__name__}"
+                raise PathUnusable(path=self.options.ca_file, what=what) from None
         self.http = httpx.Client(
             limits=limits,
             timeout=timeout,

@@ -156,6 +156,7 @@ def run_queued_compare(settings: Settings, compare_id: str, *, clock: Clock | No
                         if current.state != ExportState.RUNNING.value:  # closed as abandoned: stop here
                             raise abandoned_error("compare", current)
                         ccmp.set_compare_progress(s, current, (i + 1) / len(names))
+            older = _close_compare_succeeded(sessions, compare_id, summary, clock)
         except BaseException as exc:
             code, msg = (exc.code, exc.message) if isinstance(exc, SfvaultError) else ("SFV-000", repr(exc))
             shutil.rmtree(keep, ignore_errors=True)
@@ -168,16 +169,28 @@ def run_queued_compare(settings: Settings, compare_id: str, *, clock: Clock | No
             if gone is not None and isinstance(exc, Exception):  # closed as abandoned meanwhile
                 raise gone from exc
             raise
-        with transaction(sessions) as s:
-            row = ccmp.get_compare(s, compare_id)
-            if row.state != ExportState.RUNNING.value:  # stalled past the stale limit and closed
-                shutil.rmtree(keep, ignore_errors=True)
-                raise abandoned_error("compare", row)
-            ccmp.set_compare_state(s, row, ExportState.SUCCEEDED, summary=summary, clock=clock)
-            older = superseded_compares(s, row)
         for old in older:
             remove_details(settings, old)
     return summary
+
+
+def _close_compare_succeeded(
+    sessions: Any, compare_id: str, summary: dict[str, Any], clock: Clock
+) -> list[str]:
+    """A compare that finished: ``succeeded`` with its summary; returns the ids of the compares it
+    supersedes. Raises the abandoned error when it stalled past the stale limit and was closed
+    (the caller's failure path then removes its details)."""
+    from engine.catalog import compares as ccmp
+    from engine.catalog.db import transaction
+    from engine.catalog.models import ExportState
+    from engine.catalog.queued import abandoned_error
+
+    with transaction(sessions) as s:
+        row = ccmp.get_compare(s, compare_id)
+        if row.state != ExportState.RUNNING.value:  # stalled past the stale limit and closed
+            raise abandoned_error("compare", row)
+        ccmp.set_compare_state(s, row, ExportState.SUCCEEDED, summary=summary, clock=clock)
+        return superseded_compares(s, row)
 
 
 def remove_details(settings: Settings, compare_id: str) -> Path | None:
@@ -275,7 +288,8 @@ def _finished_order(row: Compare) -> tuple[datetime, datetime, str]:
 
 
 def compare_details(settings: Settings, compare_id: str, object_name: str, *, change: str | None = None,
-                    limit: int = 100, offset: int = 0) -> list[dict[str, Any]]:  # fmt: skip
+                    limit: int = 100, offset: int = 0,
+                    peek: bool = False) -> list[dict[str, Any]]:  # fmt: skip
     """One page of the records of ``object_name`` that a finished compare found, in Id order.
 
     Each row is ``{"id": Id, "change": "added" | "changed" | "removed", "fields": [{"field": f,
@@ -284,6 +298,7 @@ def compare_details(settings: Settings, compare_id: str, object_name: str, *, ch
     ``limit`` is capped at 1000. Raises :class:`NotFound` (unknown compare, or detail files
     removed), :class:`CompareNotReady` (not succeeded), :class:`ObjectNotInBackup` (an object the
     compare did not cover) and :class:`InvalidRequest` (bad ``change`` / ``limit`` / ``offset``).
+    ``peek`` reads one row more than ``limit``, so a caller knows whether a next page exists.
     """
     from engine.catalog import compares as ccmp
     from engine.catalog import orgs as corgs
@@ -312,7 +327,7 @@ def compare_details(settings: Settings, compare_id: str, object_name: str, *, ch
     try:
         page = con.execute(
             f"SELECT Id, change FROM read_parquet({lit(str(ids))}) {where} ORDER BY Id LIMIT ? OFFSET ?",
-            [limit, offset],
+            [limit + 1 if peek else limit, offset],
         ).fetchall()
         out = [{"id": rid, "change": ch, "fields": []} for rid, ch in page]
         changed = [r["id"] for r in out if r["change"] == "changed"]

@@ -25,7 +25,12 @@ Rules:
   *before* anything is written (:class:`ExportLimitExceeded`, SFV-707);
 * unknown org (:class:`UnknownOrg`), unknown job (:class:`UnknownJob`) and an object that is not in
   the backup (:class:`ObjectNotInBackup`) are refused at submission, and nothing is recorded;
-* the generated ZIP password is returned once and stored only sealed (``set_export_password``);
+* the ZIP is written to a temporary file in the target's folder and renamed onto the target once
+  complete (atomic: nobody sees half a ZIP at the target); a failure removes only that temporary
+  file, never a file the export did not create, and a target that cannot hold a file (a directory,
+  a special file, a read-only folder) ends the export ``failed`` with SFV-715;
+* the ZIP password is generated at submission and stored only sealed (``set_export_password``),
+  so the caller who queued the export can be handed it once; a failed export forgets it;
 * the objects whose data is not as of the exported job (the job is partial, or did not include
   them: as of an earlier job of the cycle, or absent) are recorded on the row at submission and
   again when the export succeeds (``Export.stale_objects``), so the API says so from the 202
@@ -39,6 +44,9 @@ cannot be pinned: the queued export then runs at the newest job of the org when 
 
 from __future__ import annotations
 
+import logging
+import os
+import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -48,6 +56,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from engine.clock import Clock, SystemClock
 from engine.config import Settings
+from engine.diff.archive import generate_password
 from engine.diff.compare import FILE_OBJECTS
 from engine.diff.export import (
     ExportProgress,
@@ -65,6 +74,7 @@ from engine.errors import (
     ExportAlreadyRunning,
     ExportLimitExceeded,
     ExportNotReady,
+    ExportTargetInvalid,
     NotFound,
     NotQueued,
     QueuedJobAbandoned,
@@ -75,6 +85,8 @@ from engine.model import ObjectAsOf
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session, sessionmaker
+
+log = logging.getLogger("sfvault.exports")
 
 DEFAULT_MONTHLY_LIMIT = 100 * 10**9
 """The default of ``Settings.export_monthly_limit_bytes`` (kept for callers of the old name)."""
@@ -172,6 +184,7 @@ def _submit(settings: Settings, request: ExportRequest, *, clock: Clock, repo: A
     from engine.catalog import orgs as corgs
     from engine.catalog.db import transaction
     from engine.catalog.models import Job
+    from engine.jobs.credentials import catalog_sealer
     from engine.jobs.queued import close_abandoned_rows
 
     limit = settings.export_monthly_limit_bytes if monthly_limit_bytes is None else monthly_limit_bytes
@@ -203,6 +216,8 @@ def _submit(settings: Settings, request: ExportRequest, *, clock: Clock, repo: A
                 created_by=request.created_by, clock=clock,
             )  # fmt: skip
             cexp.set_export_stale_objects(row, as_of)  # known at once: the 202 answer says so
+            # the password exists from the start, so the 202 answer can hand it to its creator once
+            cexp.set_export_password(row, generate_password(), catalog_sealer(settings, create=True))
             return row.id, target
 
 
@@ -249,6 +264,7 @@ def run_queued_export(settings: Settings, export_id: str, *, on_progress: Progre
     from engine.catalog.db import transaction
     from engine.catalog.models import Export, ExportState
     from engine.catalog.queued import Heartbeat, abandoned_error, claim_queued
+    from engine.jobs.credentials import catalog_sealer
 
     clock = clock or SystemClock()
     path = Path(out) if out is not None else queued_archive_path(settings, export_id)
@@ -262,7 +278,8 @@ def run_queued_export(settings: Settings, export_id: str, *, on_progress: Progre
             kind, fmt, scope = row.kind, row.format, row.scope
             objects = list(row.objects) or None
             target_job = row.job_id or job
-            row.location = str(path)
+            sealed = row.password_sealed is not None
+            password = cexp.read_export_password(row, catalog_sealer(settings)) if sealed else None
 
         def progress(p: ExportProgress) -> None:
             with transaction(sessions) as s:
@@ -274,8 +291,10 @@ def run_queued_export(settings: Settings, export_id: str, *, on_progress: Progre
                 on_progress(p)
 
         beat = Heartbeat(sessions, Export, export_id, clock=clock, every=settings.queued_heartbeat_seconds)
+        partial: Path | None = None
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
+            partial = _partial_beside(path)
+            _record_location(sessions, export_id, partial)  # a recovery removes this, never `path`
             with (
                 beat,
                 repository(settings, repo, clock) as r,
@@ -284,26 +303,26 @@ def run_queued_export(settings: Settings, export_id: str, *, on_progress: Progre
                 target = rp.snapshots.job(target_job).job_id
                 scope_: Scope = "changed" if scope == "changed" else "cycle"
                 if kind == "files":
-                    result = export_files(rp, path, scope=scope_, job=target, objects=objects,
-                                          progress=progress)  # fmt: skip
+                    result = export_files(rp, partial, scope=scope_, job=target, objects=objects,
+                                          password=password, progress=progress)  # fmt: skip
                 else:
                     fmt_: Format = "mysql" if fmt == "mysql" else "csv"
-                    result = export_records(rp, path, fmt=fmt_, scope=scope_, job=target, objects=objects,
-                                            progress=progress)  # fmt: skip
+                    result = export_records(rp, partial, fmt=fmt_, scope=scope_, job=target, objects=objects,
+                                            password=password, progress=progress)  # fmt: skip
+            _close_succeeded(settings, sessions, export_id, result, partial, path, clock)
         except BaseException as exc:
-            gone = _close_failed(sessions, export_id, exc, path, clock)
+            gone = _close_failed(sessions, export_id, exc, partial, clock)
             if gone is not None and isinstance(exc, Exception):  # closed as abandoned meanwhile
                 raise gone from exc
             raise
-        _close_succeeded(settings, sessions, export_id, result, path, clock)
     return _outcome(export_id, result, path)
 
 
-def _close_succeeded(
-    settings: Settings, sessions: Any, export_id: str, result: ExportResult, path: Path, clock: Clock
-) -> None:
-    """An export that finished: its password sealed, ``succeeded`` with its ZIP; the abandoned
-    error instead (its ZIP removed) when it stalled past the stale limit and was closed."""
+def _close_succeeded(settings: Settings, sessions: Any, export_id: str, result: ExportResult, partial: Path,
+                     path: Path, clock: Clock) -> None:  # fmt: skip
+    """An export that finished: its ZIP renamed from ``partial`` to ``path`` (one atomic step: a
+    reader never sees half a ZIP at ``path``), its password sealed, ``succeeded``; the abandoned
+    error instead when it stalled past the stale limit and was closed (the caller removes ``partial``)."""
     from engine.catalog import exports as cexp
     from engine.catalog.db import transaction
     from engine.catalog.models import ExportState
@@ -313,26 +332,37 @@ def _close_succeeded(
     with transaction(sessions) as s:
         row = cexp.get_export(s, export_id)
         if row.state != ExportState.RUNNING.value:  # stalled past the stale limit and closed
-            path.unlink(missing_ok=True)
             raise abandoned_error("export", row)
-        cexp.set_export_password(row, result.password, catalog_sealer(settings, create=True))
+        _check_target(path)  # it may have become a directory meanwhile
+        try:
+            os.replace(partial, path)
+        except OSError as exc:
+            raise ExportTargetInvalid(path=str(path), why=exc.strerror or type(exc).__name__) from exc
+        result.path = path
+        if row.password_sealed is None:
+            cexp.set_export_password(row, result.password, catalog_sealer(settings, create=True))
         cexp.set_export_stale_objects(row, result.as_of)
         cexp.set_export_state(s, row, ExportState.SUCCEEDED, size_bytes=result.size_bytes,
                               location=str(path), clock=clock)  # fmt: skip
 
 
 def _close_failed(
-    sessions: Any, export_id: str, exc: BaseException, path: Path, clock: Clock
+    sessions: Any, export_id: str, exc: BaseException, partial: Path | None, clock: Clock
 ) -> QueuedJobAbandoned | None:
-    """An export that raised: its partial ZIP removed, ``failed`` with the error's code; the
-    abandoned error instead when it was closed as abandoned meanwhile (then its row stays)."""
+    """An export that raised: its partial ZIP removed (only the temporary file this export made,
+    never the target it would have replaced), ``failed`` with the error's code; the abandoned
+    error instead when it was closed as abandoned meanwhile (then its row stays)."""
     from engine.catalog import exports as cexp
     from engine.catalog.db import transaction
     from engine.catalog.models import ExportState
     from engine.catalog.queued import abandoned_error
 
     code, msg = (exc.code, exc.message) if isinstance(exc, SfvaultError) else ("SFV-000", repr(exc))
-    path.unlink(missing_ok=True)
+    if partial is not None:
+        try:
+            partial.unlink(missing_ok=True)
+        except OSError:  # the row is closed whatever happens to the temporary file
+            log.warning("could not remove the partial export %s", partial, exc_info=True)
     with transaction(sessions) as s:
         row = cexp.get_export(s, export_id)
         gone = abandoned_error("export", row) if row.state != ExportState.RUNNING.value else None
@@ -341,6 +371,38 @@ def _close_failed(
             cexp.set_export_state(s, row, ExportState.FAILED, error_code=code,
                                   error_message=msg[:2000], clock=clock)  # fmt: skip
     return gone
+
+
+def _check_target(path: Path) -> None:
+    """Refuse a target that is not a regular file to be (a directory, a device, a FIFO)."""
+    if path.is_dir():
+        why = "it is a directory; give a file name such as DIR/export.zip"
+        raise ExportTargetInvalid(path=str(path), why=why)
+    if path.exists() and not path.is_file():
+        raise ExportTargetInvalid(path=str(path), why="it is not a regular file")
+
+
+def _partial_beside(path: Path) -> Path:
+    """A new temporary file in the target's folder (same file system, so the final rename is
+    atomic); raises :class:`ExportTargetInvalid` when the folder cannot hold it."""
+    _check_target(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent)
+    except OSError as exc:
+        raise ExportTargetInvalid(path=str(path), why=exc.strerror or type(exc).__name__) from exc
+    os.close(fd)
+    return Path(name)
+
+
+def _record_location(sessions: Any, export_id: str, partial: Path) -> None:
+    """While it runs, ``Export.location`` is the temporary file: the recovery of a dead process
+    removes that, never a file the export did not create."""
+    from engine.catalog import exports as cexp
+    from engine.catalog.db import transaction
+
+    with transaction(sessions) as s:
+        cexp.get_export(s, export_id).location = str(partial)
 
 
 def _outcome(export_id: str, result: ExportResult, path: Path) -> ExportOutcome:
@@ -359,8 +421,30 @@ def run_export(settings: Settings, request: ExportRequest, *, repo: Any = None,
     export_id, target = _submit(
         settings, request, clock=clock, repo=repo, monthly_limit_bytes=monthly_limit_bytes
     )
-    return run_queued_export(settings, export_id, on_progress=on_progress, clock=clock, repo=repo,
-                             out=request.out, job=target, **rp_options)  # fmt: skip
+    try:
+        return run_queued_export(settings, export_id, on_progress=on_progress, clock=clock, repo=repo,
+                                 out=request.out, job=target, **rp_options)  # fmt: skip
+    except BaseException as exc:
+        _fail_if_queued(settings, export_id, exc, clock)  # it failed before it was claimed
+        raise
+
+
+def _fail_if_queued(settings: Settings, export_id: str, exc: BaseException, clock: Clock) -> None:
+    """Close an export that is still ``queued`` as ``failed`` with ``exc``'s code: the synchronous
+    path must never leave a row that blocks the org's next export (SFV-706)."""
+    from engine.catalog import exports as cexp
+    from engine.catalog.db import transaction
+    from engine.catalog.models import ExportState
+
+    code, msg = (exc.code, exc.message) if isinstance(exc, SfvaultError) else ("SFV-000", repr(exc))
+    try:
+        with catalog_sessions(settings) as sessions, transaction(sessions) as s:
+            row = cexp.get_export(s, export_id)
+            if row.state == ExportState.QUEUED.value:
+                cexp.set_export_state(s, row, ExportState.FAILED, error_code=code,
+                                      error_message=msg[:2000], clock=clock)  # fmt: skip
+    except Exception:  # the original error is what the caller must see
+        log.warning("could not close export %s", export_id, exc_info=True)
 
 
 def export_archive_path(settings: Settings, export_id: str) -> Path:

@@ -1,4 +1,7 @@
-"""Deliver the notification outbox by SMTP.
+"""Deliver the notification outbox by SMTP, and alert webhooks by HTTP POST.
+
+Messages of kind ``webhook`` (:mod:`engine.jobs.alerts`) are POSTed to their recipient URL with
+an HMAC signature, whether or not SMTP is configured; every other message is mail.
 
 The outbox table is the record of every notification (permission-check reports today). When
 ``settings.smtp_host`` is empty nothing is sent and messages stay ``pending``: the outbox is
@@ -34,6 +37,8 @@ MAX_ATTEMPTS = 5
 """Failed deliveries after which a message is given up (state ``failed``)."""
 BATCH = 100
 SMTP_TIMEOUT_S = 15.0
+WEBHOOK_TIMEOUT_S = 15.0
+WEBHOOK_KIND = "webhook"
 
 
 def _email(settings: Settings, msg: OutboxMessage, clock: Clock) -> EmailMessage:
@@ -85,10 +90,16 @@ def flush_outbox(settings: Settings, sessions: sessionmaker[Session], *, clock: 
     Without ``smtp_host`` nothing happens and ``(0, 0)`` is returned. Each message is marked in
     its own transaction, so a crash mid-flush re-sends at most the message being sent.
     """
+    hooks_sent, hooks_failed = flush_webhooks(settings, sessions, clock=clock)
+    sent, failed = _flush_mail(settings, sessions, clock=clock)
+    return sent + hooks_sent, failed + hooks_failed
+
+
+def _flush_mail(settings: Settings, sessions: sessionmaker[Session], *, clock: Clock) -> tuple[int, int]:
     if not settings.smtp_host:
         return 0, 0
     with transaction(sessions) as s:
-        ids = [m.id for m in creports.pending_messages(s, limit=BATCH)]
+        ids = [m.id for m in creports.pending_messages(s, limit=BATCH) if m.kind != WEBHOOK_KIND]
     if not ids:
         return 0, 0
     sent = failed = 0
@@ -131,4 +142,41 @@ def flush_outbox(settings: Settings, sessions: sessionmaker[Session], *, clock: 
             smtp.quit()
         except (smtplib.SMTPException, OSError):
             smtp.close()
+    return sent, failed
+
+
+def flush_webhooks(settings: Settings, sessions: sessionmaker[Session], *, clock: Clock) -> tuple[int, int]:
+    """POST the pending webhook messages (kind ``webhook``) to their URL, signed
+    (:func:`engine.jobs.alerts.sign`); a 2xx answer marks one ``sent``, anything else counts a
+    failed attempt (given up after :data:`MAX_ATTEMPTS`). Returns ``(sent, failed attempts)``."""
+    import httpx
+
+    from engine.jobs.alerts import SIGNATURE_HEADER, sign
+
+    with transaction(sessions) as s:
+        ids = [m.id for m in creports.pending_messages(s, limit=BATCH) if m.kind == WEBHOOK_KIND]
+    secret = settings.alert_webhook_secret.get_secret_value() if settings.alert_webhook_secret else ""
+    sent = failed = 0
+    with httpx.Client(timeout=WEBHOOK_TIMEOUT_S, follow_redirects=False) as http:
+        for mid in ids:
+            with transaction(sessions) as s:
+                msg = s.get(OutboxMessage, mid)
+                if msg is None or msg.state != OutboxState.PENDING.value:
+                    continue
+                body = msg.body.encode()
+                headers = {
+                    "Content-Type": "application/json", "User-Agent": "sfvault-alerts",
+                    SIGNATURE_HEADER: sign(secret, body), "X-Sfvault-Delivery": str(msg.id),
+                }  # fmt: skip
+                try:
+                    answer = http.post(msg.recipient, content=body, headers=headers)
+                    answer.raise_for_status()
+                except httpx.HTTPError as exc:
+                    gave_up = _record_failure(s, msg, _failure(msg, exc), clock)
+                    failed += 1
+                    log.warning("webhook: message=%s attempt=%d gave_up=%s error=%s", msg.id, msg.attempts,
+                                gave_up, type(exc).__name__)  # fmt: skip
+                    continue
+                creports.mark_message(s, msg, sent=True, clock=clock)
+                sent += 1
     return sent, failed

@@ -257,6 +257,17 @@ def test_compare_summary_equals_the_engine(env: DataEnv, rp: RecoveryPoints) -> 
     ).json()["records"]
     total = d.added + d.changed + d.removed
     assert len(everything) == min(total, 1000)
+    # paging (issue 15, finding 19): next_offset chains the pages, null on the last one
+    walked: list[dict[str, Any]] = []
+    offset: int | None = 0
+    while offset is not None and len(walked) < 1000:
+        page_url = f"/v1/compares/{queued['id']}/objects/{obj}"
+        got = env.client.get(
+            page_url, params={"limit": 7, "offset": offset}, headers=env.h(Role.VIEWER)
+        ).json()
+        walked += got["records"]
+        offset = got["next_offset"]
+    assert walked[: len(everything)] == everything
     if total <= 1000:
         counts = {c: sum(1 for x in everything if x["change"] == c) for c in ("added", "changed", "removed")}
         assert counts == {"added": d.added, "changed": d.changed, "removed": d.removed}
@@ -432,3 +443,56 @@ def test_files_export_defaults_its_format_and_holds_the_bodies(env: DataEnv, rp:
             assert len(zf.read(row["path"])) == row["bytes"]
     live = rp.count("Attachment", env.inc_job)
     assert len({row["Id"] for row in index}) == live
+
+
+def test_the_password_is_handed_once_to_an_admin_who_queues_the_export(env: DataEnv) -> None:
+    """Issue 15, finding 18: API.md promised the password "again" but never gave it the first time."""
+    body = {"kind": "records", "format": "csv", "scope": "cycle", "objects": ["Account"]}
+    r = env.client.post(f"/v1/orgs/{ORG}/exports", json=body, headers=env.h(Role.ADMIN))
+    assert r.status_code == 202, r.text
+    assert r.headers["cache-control"] == "no-store"
+    created = r.json()
+    password = created["password"]
+    assert isinstance(password, str) and len(password) >= 20
+    done = _wait(env, f"/v1/exports/{created['id']}")
+    assert done["state"] == "succeeded", done["error"]
+    assert "password" not in done  # only the 202 answer carries it
+    again = env.client.get(f"/v1/exports/{created['id']}/password", headers=env.h(Role.ADMIN)).json()
+    assert again["password"] == password
+    dl = env.client.get(f"/v1/exports/{created['id']}/download", headers=env.h(Role.OPERATOR))
+    with pyzipper.AESZipFile(io.BytesIO(dl.content)) as zf:
+        zf.setpassword(password.encode())
+        assert zf.read("Account.csv").startswith(b"Id")
+
+    # an operator may queue exports but not see passwords: the 202 answer says null
+    r = env.client.post(f"/v1/orgs/{ORG}/exports", json=body, headers=env.h(Role.OPERATOR))
+    assert r.status_code == 202, r.text
+    assert r.json()["password"] is None
+    assert _wait(env, f"/v1/exports/{r.json()['id']}")["state"] == "succeeded"
+
+
+def test_export_and_compare_lists_page_with_next_offset_and_link(env: DataEnv) -> None:
+    body = {"kind": "records", "format": "csv", "scope": "cycle", "objects": ["Account"]}
+    for _ in range(2):  # two more compares and exports, so each list has pages of one
+        r = env.client.post(f"/v1/orgs/{ORG}/compares", json={}, headers=env.h(Role.OPERATOR))
+        assert _wait(env, f"/v1/compares/{r.json()['id']}")["state"] == "succeeded"
+        r = env.client.post(f"/v1/orgs/{ORG}/exports", json=body, headers=env.h(Role.OPERATOR))
+        assert _wait(env, f"/v1/exports/{r.json()['id']}")["state"] == "succeeded"
+    for url in (f"/v1/orgs/{ORG}/exports", f"/v1/orgs/{ORG}/compares"):
+        whole = env.client.get(url, headers=env.h(Role.VIEWER))
+        assert "X-Next-Offset" not in whole.headers and "Link" not in whole.headers
+        ids = [x["id"] for x in whole.json()]
+        assert len(ids) >= 2, url
+        walked: list[str] = []
+        params: dict[str, Any] = {"limit": 1}
+        while True:
+            r = env.client.get(url, params=params, headers=env.h(Role.VIEWER))
+            walked += [x["id"] for x in r.json()]
+            if "X-Next-Offset" not in r.headers:
+                break
+            assert (
+                r.headers["Link"].endswith('rel="next"')
+                and f"offset={r.headers['X-Next-Offset']}" in r.headers["Link"]
+            )
+            params = {"limit": 1, "offset": int(r.headers["X-Next-Offset"])}
+        assert walked == ids

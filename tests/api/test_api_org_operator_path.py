@@ -119,6 +119,12 @@ def test_patch_org_changes_the_credentials_only_after_they_log_in(
         == 403
     )
     assert client.patch("/v1/orgs/acme", json={}, headers=as_role(Role.ADMIN)).status_code == 422
+    # a CA file that does not exist is the caller's mistake: a coded 400, not a 500 (issue 15, finding 4)
+    admin = as_role(Role.ADMIN)
+    missing_ca = client.patch("/v1/orgs/acme", json={"ca_file": "/no/such/ca.pem"}, headers=admin)
+    assert (missing_ca.status_code, missing_ca.json()["code"]) == (400, "SFV-102"), missing_ca.text
+    with catalog() as s:
+        assert corgs.get_org_by_name(s, "acme").credentials_sealed == sealed
     ok = client.patch("/v1/orgs/acme", json={"password": password}, headers=as_role(Role.ADMIN))
     assert ok.status_code == 200, ok.text
     assert ok.json()["sf_org_id"] and password not in ok.text

@@ -284,7 +284,11 @@ def test_details_show_the_next_incremental_and_full(
         10,
         False,
     )
-    assert d["storage_location"] == "file:///backups"
+    assert d["storage_location"] is None  # hidden from a viewer (issue 15, finding 9)
+    assert (
+        client.get("/v1/orgs/new", headers=as_role(Role.OPERATOR)).json()["storage_location"]
+        == "file:///backups"
+    )
     assert d["last_job"] is None
     # no full backup yet: the next job (12:00 Paris slots 00:00 and 12:00 -> 00:00 tomorrow) is the full
     assert datetime.fromisoformat(d["next_job_at"]) == datetime(2026, 1, 15, 23, 0, tzinfo=UTC)
@@ -355,7 +359,10 @@ def test_settings_round_trip_with_the_schedule_in_the_org_time_zone(
     assert got["excluded_objects"] == ["AccountHistory", "Task"]
     assert (got["include_feed"], got["include_share"], got["backup_enabled"]) == (True, False, True)
     assert (got["storage_location"], got["permission_check_interval_days"]) == ("azure://backups/acme", 7)
-    assert client.get("/v1/orgs/acme/settings", headers=as_role(Role.VIEWER)).json() == got
+    assert client.get("/v1/orgs/acme/settings", headers=as_role(Role.VIEWER)).json() == {
+        **got,
+        "storage_location": None,  # hidden from a viewer (issue 15, finding 9)
+    }
 
     # a partial change keeps the rest; the tile follows the new schedule (13:00 Paris -> 13:30)
     r = client.patch("/v1/orgs/acme/settings", json={"backup_enabled": False}, headers=as_role(Role.ADMIN))

@@ -1,12 +1,15 @@
 """The OpenAPI contract, checked against the real app.
 
-1. Schemathesis generates requests for every operation of ``/openapi.json`` (admin token, a
-   bounded number of examples each) and checks that nothing answers 500 and that every response
+1. Schemathesis generates requests for every operation of ``/openapi.json`` with each role's
+   token (admin, operator, viewer; ``EXAMPLES_PER_OPERATION`` examples each, a few hundred cases
+   per role; ``SFVAULT_SCHEMATHESIS_EXAMPLES`` raises it, see ``benchmarks/schemathesis_roles.py``
+   for the 10,000-case run) and checks that nothing answers 500 and that every response
    conforms to the documented schema and content type. Reads and settings changes name the
    seeded org, job, compare and export so real rows are rendered; requests that would start
    work on Salesforce (back up now, permission check, compare, export, hide/show, cancel,
    disconnect) name an org or id that does not exist and fail fast with 404; connecting an org
-   (``POST /v1/orgs``, which logs in to Salesforce) is left to the e2e test.
+   and changing its credentials (``POST /v1/orgs``, ``PATCH /v1/orgs/{org}``, which log in to
+   Salesforce) are left to tests with an emulator (test_api_org_operator_path, the e2e test).
 2. Malformed input: for every query parameter and JSON body field whose schema can be violated
    (a number, a boolean, an enum, a bounded string, a list, an object), a wrong-typed value, and a
    number just outside its documented minimum or maximum, answers 422
@@ -15,6 +18,9 @@
 
 from __future__ import annotations
 
+import json
+import os
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,8 +41,10 @@ from engine.catalog.models import Role
 from tests.api.conftest import api_settings, bearer, make_tokens
 from tests.api.routes_of_app import Seeded, fill_path, path_values, seed_catalog
 
-EXAMPLES_PER_OPERATION = 12
-SALESFORCE_CONNECT = ("POST", "/v1/orgs")
+EXAMPLES_PER_OPERATION = int(os.environ.get("SFVAULT_SCHEMATHESIS_EXAMPLES", "12"))
+CASES: Counter[str] = Counter()
+"""Cases run per role (the benchmark reads the total from ``SFVAULT_SCHEMATHESIS_REPORT``)."""
+SALESFORCE_CONNECT = {("POST", "/v1/orgs"), ("PATCH", "/v1/orgs/{org}")}
 METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
 
 
@@ -46,6 +54,7 @@ class Service:
     app: Any
     admin: dict[str, str]
     seeded: Seeded
+    roles: dict[Role, dict[str, str]]
 
     def values(self, method: str) -> dict[str, str]:
         return path_values(self.seeded, method)
@@ -60,7 +69,11 @@ def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
     seeded = seed_catalog(cfg.catalog_url)
     app = create_app(cfg, scheduler=False)
     with TestClient(app, raise_server_exceptions=False) as client:
-        yield Service(client=client, app=app, admin=bearer(tokens[Role.ADMIN]), seeded=seeded)
+        yield Service(client=client, app=app, admin=bearer(tokens[Role.ADMIN]), seeded=seeded,
+                      roles={role: bearer(token) for role, token in tokens.items()})  # fmt: skip
+    report = os.environ.get("SFVAULT_SCHEMATHESIS_REPORT")
+    if report:
+        Path(report).write_text(json.dumps({"cases": dict(CASES), "total": sum(CASES.values())}))
 
 
 @pytest.fixture(scope="module")
@@ -71,14 +84,15 @@ def api_schema(service: Service) -> Any:
 def _operations() -> list[tuple[str, str]]:
     doc = create_app(api_settings(Path("/nonexistent")), scheduler=False).openapi()
     ops = [(m.upper(), p) for p, item in doc["paths"].items() for m in item if m.upper() in METHODS]
-    return [op for op in ops if op != SALESFORCE_CONNECT]
+    return [op for op in ops if op not in SALESFORCE_CONNECT]
 
 
 # schemathesis' own pytest integration (``from_fixture``) does not run under pytest 9, so each
 # operation is its own test id and drives hypothesis over the operation's strategy itself.
+@pytest.mark.parametrize("role", [Role.ADMIN, Role.OPERATOR, Role.VIEWER], ids=lambda r: r.value)
 @pytest.mark.parametrize(("method", "path"), _operations(), ids=lambda v: str(v))
 def test_no_500_and_responses_match_the_schema(
-    api_schema: Any, service: Service, method: str, path: str
+    api_schema: Any, service: Service, method: str, path: str, role: Role
 ) -> None:
     operation = api_schema[path][method]
     values = service.values(method)
@@ -94,8 +108,9 @@ def test_no_500_and_responses_match_the_schema(
     def check(case: Any) -> None:
         if case.path_parameters:
             case.path_parameters = {k: values.get(k, v) for k, v in case.path_parameters.items()}
+        CASES[role.value] += 1
         case.call_and_validate(
-            headers=service.admin,
+            headers=service.roles[role],
             checks=[not_a_server_error, response_schema_conformance, content_type_conformance],
         )
 

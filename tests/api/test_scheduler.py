@@ -10,6 +10,7 @@ backup on the emulator and a LocalCluster.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
@@ -244,6 +245,17 @@ def test_the_loop_thread_ticks_with_the_context_clock(tmp_path: Path) -> None:
 
 @pytest.mark.emulator
 @pytest.mark.cluster
+class _Lines(logging.Handler):
+    """Keeps the messages of one logger (caplog loses them once Dask configures logging)."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.INFO)
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(record.getMessage())
+
+
 def test_a_tick_starts_a_real_backup_that_finishes_with_its_slot(tmp_path: Path) -> None:
     from distributed import Client, LocalCluster
 
@@ -251,6 +263,9 @@ def test_a_tick_starts_a_real_backup_that_finishes_with_its_slot(tmp_path: Path)
     from tests.e2e.backup_env import TEST_OPTIONS, make_settings
     from tests.helpers.emulator_proc import poll_for, start_emulator
 
+    jobs_log, kept = logging.getLogger("sfvault.api.jobs"), _Lines()
+    jobs_log.addHandler(kept)
+    jobs_log.setLevel(logging.INFO)
     configure_dask()
     em = start_emulator(scale=1_500, seed=5, tls=False, timeout=300)
     try:
@@ -291,7 +306,12 @@ def test_a_tick_starts_a_real_backup_that_finishes_with_its_slot(tmp_path: Path)
 
                 job = poll_for(finished, timeout=240)
                 assert job.state == "succeeded"
-                assert (job.trigger, job.kind, job.scheduled_for) == ("scheduled", "full", slot)
+                # serve logs one structured line at the job's start and one at its end (issue 15)
+                start = f"job start job={outcome.job_id} org=live kind=full trigger=scheduled"
+                assert start in kept.lines
+                poll_for(lambda: any(m.startswith("job end") for m in kept.lines), timeout=60)
+                [end] = [m for m in kept.lines if m.startswith("job end")]
+                assert end.startswith(f"job end job={outcome.job_id} org=live state=succeeded code=- ")
                 assert job.records > 0
                 with c.tx() as s:
                     assert s.scalar(select(Org.name).where(Org.id == job.org_id)) == "live"
@@ -300,6 +320,7 @@ def test_a_tick_starts_a_real_backup_that_finishes_with_its_slot(tmp_path: Path)
                 c.engine.dispose()
     finally:
         em.stop()
+        jobs_log.removeHandler(kept)
 
 
 # --- the job service: heartbeats and the operator's override (issue 14) -------------------------

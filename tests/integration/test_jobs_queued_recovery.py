@@ -444,9 +444,11 @@ def test_an_export_whose_process_is_killed_is_closed_at_the_next_start(tmp_path:
         assert started.state == "running" and began is not None
         # the child's heartbeat thread beats while its export thread is held
         poll_for(lambda: (_export(world, export_id).heartbeat_at or T0) > began, timeout=30)
-        partial = queued_archive_path(st, export_id)
-        assert partial.is_file() and partial.stat().st_size > 0
-        assert _export(world, export_id).location == str(partial)
+        # the ZIP grows in a temporary file beside its final path (renamed into place at the end)
+        partial = Path(_export(world, export_id).location or "")
+        final = queued_archive_path(st, export_id)
+        assert partial.parent == final.parent and partial.name.startswith(f".{final.name}.")
+        assert partial.is_file() and partial.stat().st_size > 0 and not final.exists()
     finally:
         child.send_signal(signal.SIGKILL)
         child.wait(timeout=30)
