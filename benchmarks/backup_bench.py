@@ -132,10 +132,10 @@ def _restore_state(root: Path, saved: Path) -> None:
 def run_big_object(obj: str, rows: int, workers: int | None, *, base_scale: int = 2_000) -> dict[str, Any]:
     """A full backup of an org with one ``rows``-record object (production job options)."""
     from cluster import close_client, get_client
+    from devkit.backup_env import BackupEnv, make_settings
     from emulator.launcher import start_emulator
     from engine.jobs.planning import BackupRequest
     from engine.jobs.runner import run_backup
-    from tests.e2e.backup_env import BackupEnv, make_settings
 
     em = start_emulator(scale=base_scale, seed=1, profile="fast", tls=False, timeout=1800,
                         extra_args=["--object-rows", f"{obj}={rows}"])  # fmt: skip
@@ -163,10 +163,10 @@ def run_profile(
     profile: str, scale: int, churn: float, workers: int | None, file_bodies: bool = False
 ) -> dict[str, Any]:
     from cluster import close_client, get_client
+    from devkit.backup_env import BackupEnv, make_settings
     from emulator.launcher import start_emulator
     from engine.jobs.planning import BackupRequest, JobOptions
     from engine.jobs.runner import run_backup
-    from tests.e2e.backup_env import BackupEnv, make_settings
 
     em = start_emulator(scale=scale, seed=1, profile=profile, tls=True, timeout=900)
     out: dict[str, Any] = {"profile": em.admin("GET", "/profile"), "scale": scale, "file_bodies": file_bodies}
