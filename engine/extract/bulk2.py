@@ -245,21 +245,52 @@ def wait_for_job(
     started = clock.monotonic()
     attempt = 0
     info = job
+    wait = _Wait(clock, sleep, policy, pacing, job.id, started)
     try:
         first = pacing.pace.expected(pacing.records) if pacing is not None else None
         if first is not None and first >= policy.first:
-            sleep(min(first, policy.max_expected))  # no status call before the job should be done
+            # no status call before the job should be done
+            wait.until(started + min(first, policy.max_expected), informed=True)
         while True:
+            informed = pacing is not None and pacing.pace.expected(pacing.records) is not None
             info, at = _poll_once(api, info, attempt, clock, policy, pacing, started)
             if at is None:
                 if pacing is not None:
                     pacing.pace.observe(info)
                 return info
-            sleep(max(0.0, (at - clock.now()).total_seconds()))
+            wait.until(clock.monotonic() + max(0.0, (at - clock.now()).total_seconds()), informed=informed)
             attempt += 1
     finally:
         if pacing is not None:
             pacing.pace.release(job.id)
+
+
+@dataclass
+class _Wait:
+    """Sleeps until a poll is due. A sleep the pace cut short (another job completed, or the scout
+    ended) goes on to the same deadline, or to the job's expected end when the wait was set before
+    anything was known: a completion elsewhere never costs this job a status call by itself."""
+
+    clock: Clock
+    sleep: Callable[[float], None]
+    policy: PollPolicy
+    pacing: Pacing | None
+    job_id: str
+    started: float
+
+    def until(self, due: float, *, informed: bool) -> None:
+        while True:
+            left = due - self.clock.monotonic()
+            if left <= 0:
+                return
+            self.sleep(left)
+            if self.pacing is None:
+                return  # a plain sleep is not cut short
+            if not informed:
+                expected = self.pacing.pace.expected(self.pacing.records)
+                if expected is not None:
+                    informed = True
+                    due = min(due, max(self.clock.monotonic(), self.started + expected))
 
 
 def _poll_once(

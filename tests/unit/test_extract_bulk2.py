@@ -190,3 +190,25 @@ def test_poll_delay_stays_within_its_bounds(attempt: int, elapsed: float, expect
     assert TASK_POLICY.first <= d <= max(TASK_POLICY.max, TASK_POLICY.max_expected)
     if expected is not None and expected - elapsed >= TASK_POLICY.first:
         assert d == min(expected - elapsed, TASK_POLICY.max_expected)  # no poll before it should be done
+
+
+def test_other_jobs_completing_do_not_cost_a_waiting_job_status_calls() -> None:
+    """The pace's sleep is cut short whenever another job of the worker completes; a paced job
+    goes back to sleep until it should be done instead of polling at every wake-up."""
+    clock = FrozenClock()
+    pace = JobPace()
+    pace.observe(JobInfo("750a", "JobComplete", "Account", "query", "62.0", records_processed=60_000,
+                         processing_ms=20_000))  # fmt: skip
+    pace.observe(JobInfo("750b", "JobComplete", "Account", "query", "62.0", records_processed=1,
+                         processing_ms=1_000))  # fmt: skip
+    job = TimedJob(clock, 20.0, 60_000)
+    wakes: list[float] = []
+
+    def woken_every_second(s: float) -> None:  # another job completes every second
+        wakes.append(s)
+        clock.advance(timedelta(seconds=min(s, 1.0)))
+
+    wait_for_job(job, JobInfo("750x", "UploadComplete", "Account", "query", "62.0"), clock=clock,
+                 sleep=woken_every_second, policy=TASK_POLICY, pacing=Pacing(pace, 60_000))  # fmt: skip
+    assert len(wakes) >= 15  # it was woken often ...
+    assert job.polls <= 2  # ... and asked Salesforce about the job only when it should be done
