@@ -116,7 +116,8 @@ def make_router(org: Org) -> APIRouter:
         purges = body.get("purges", True)
         if not isinstance(purges, bool):
             raise _bad("purges must be true or false")
-        summary = await anyio.to_thread.run_sync(functools.partial(do_churn, store, percent, seed, purges=purges))
+        run = functools.partial(do_churn, store, percent, seed, purges=purges)
+        summary = await anyio.to_thread.run_sync(run)
         return _ok(summary)
 
     @router.post("/recycle-bin/empty")

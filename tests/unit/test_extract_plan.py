@@ -109,7 +109,9 @@ def test_bisect_halves_cover_parent(offs: list[int], target: int, data: st.DataO
 
 @settings(max_examples=100, deadline=None)
 @given(offsets, st.integers(1, 120))
-def test_counting_the_pieces_of_a_cut_together_gives_the_same_partitions(offs: list[int], target: int) -> None:
+def test_counting_the_pieces_of_a_cut_together_gives_the_same_partitions(
+    offs: list[int], target: int
+) -> None:
     """Decision 0019: the pieces of one cut are counted in one batch (a composite request holds
     five COUNT() queries), with the very same result as counting them one by one."""
     ids = make_ids(offs)
