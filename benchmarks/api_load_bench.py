@@ -1,7 +1,7 @@
 """API load benchmark: the overview tiles and job lists of ``sfvault serve`` under concurrent clients.
 
 For each catalog backend (SQLite file, and a real PostgreSQL server started by
-``tests/helpers/postgres.py``):
+``devkit/postgres.py``):
 
 1. seed the catalog: ``--orgs`` orgs with default settings and ``--jobs`` finished jobs spread
    over them and over the last months (every 10th job with per-object rows), in bulk inserts;
@@ -181,7 +181,7 @@ def _summarise(stats: Stats, elapsed: float) -> dict[str, Any]:
 
 
 def run_backend(backend: str, catalog_url: str, root: Path, args: argparse.Namespace) -> dict[str, Any]:
-    from tests.helpers.api_server import running_api_server, write_config
+    from devkit.api_server import running_api_server, write_config
 
     t0 = time.perf_counter()
     orgs, token = seed(catalog_url, args.orgs, args.jobs)
@@ -248,7 +248,7 @@ def main(argv: list[str] | None = None) -> int:
             if backend == "sqlite":
                 result["runs"].append(run_backend(backend, f"sqlite:///{root / 'catalog.db'}", root, args))
             else:
-                from tests.helpers.postgres import running_postgres
+                from devkit.postgres import running_postgres
 
                 with running_postgres() as pg:
                     url = pg.url(pg.create_database("bench"))

@@ -65,7 +65,7 @@ def _download(client: httpx.Client, url: str, *, gzip: bool = False) -> tuple[in
 
 def bench_downloads(scale: int, seed: int, rounds: int) -> dict[str, Any]:
     sys.path.insert(0, str(REPO_ROOT))
-    from tests.helpers.emulator_proc import start_emulator
+    from emulator.launcher import start_emulator
 
     t0 = time.perf_counter()
     em = start_emulator(scale=scale, seed=seed, tls=False, timeout=600)

@@ -175,7 +175,7 @@ class _Generated:
 
 def azurite_figures(size: int, work: Path) -> dict[str, float]:
     """Raw and sealed upload/download MB/s against a real Azurite."""
-    from tests.helpers.azurite import running_azurite
+    from devkit.azurite import running_azurite
 
     out: dict[str, float] = {"bytes": size}
     with running_azurite(work / "azurite") as az:

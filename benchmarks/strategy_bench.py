@@ -49,7 +49,7 @@ def _run(env: Any, org: str, strategy: str) -> dict[str, Any]:
 
 
 def main() -> None:
-    from tests.e2e.backup_env import backup_env
+    from devkit.backup_env import backup_env
 
     parser = argparse.ArgumentParser()
     parser.add_argument("--scale", type=int, default=200_000)

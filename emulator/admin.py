@@ -8,6 +8,7 @@ request log and usage counters, the profile's knobs, faults, and session expiry.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hmac
 from datetime import date, datetime, timedelta
 from datetime import time as dtime
@@ -112,7 +113,11 @@ def make_router(org: Org) -> APIRouter:
             seed = int(body.get("seed", 1))
         except (TypeError, ValueError):
             raise _bad("percent must be a number and seed an integer") from None
-        summary = await anyio.to_thread.run_sync(do_churn, store, percent, seed)
+        purges = body.get("purges", True)
+        if not isinstance(purges, bool):
+            raise _bad("purges must be true or false")
+        run = functools.partial(do_churn, store, percent, seed, purges=purges)
+        summary = await anyio.to_thread.run_sync(run)
         return _ok(summary)
 
     @router.post("/recycle-bin/empty")

@@ -72,12 +72,14 @@ def _clear_dangling_references(store: OrgStore, obj_name: str, first: int) -> No
             )
 
 
-def churn(store: OrgStore, percent: float, seed: int) -> ChurnSummary:
+def churn(store: OrgStore, percent: float, seed: int, *, purges: bool = True) -> ChurnSummary:
     """Change about ``percent`` % of the live rows of each churning object.
 
     Per object, with ``k = percent`` % of its live rows: ``k`` inserts, ``k`` updates (a fifth
     of them system-only SystemModstamp bumps), ``k/2`` soft deletes, undeletes of a quarter of
     the recycle bin's rows, purges of a fifth of it and ``k/10`` hard deletes of live rows.
+    With ``purges=False`` nothing is physically deleted (no purges, no hard deletes: the
+    recycle bin is not emptied), so the delete log keeps covering every window.
     """
     summary = ChurnSummary()
     schema = store.schema
@@ -117,7 +119,7 @@ def churn(store: OrgStore, percent: float, seed: int) -> ChurnSummary:
             if und:
                 store.undelete_many(name, und)
                 summary.undeleted[name] = len(und)
-            pur = _pick_ids(store, table, "IsDeleted", "purge", seed, max(0, binned // 5))
+            pur = _pick_ids(store, table, "IsDeleted", "purge", seed, max(0, binned // 5)) if purges else []
             if pur:
                 store.purge_many(name, pur)
                 summary.purged[name] = len(pur)
@@ -153,7 +155,7 @@ def churn(store: OrgStore, percent: float, seed: int) -> ChurnSummary:
         if dele and obj.deletable:
             store.delete_many(name, dele)
             summary.deleted[name] = len(dele)
-        hard = _pick_ids(store, table, live_where, "hard", seed, k // 10)
+        hard = _pick_ids(store, table, live_where, "hard", seed, k // 10) if purges else []
         if hard and obj.deletable:
             store.purge_many(name, hard)
             summary.purged[name] = summary.purged.get(name, 0) + len(hard)

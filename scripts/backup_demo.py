@@ -122,8 +122,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _check_ground_truth(console: Console, em: object, settings: Settings, objects: list[str]) -> None:
+    from devkit.groundtruth import compare_org
     from engine.sink.repository import open_repository
-    from tests.e2e.groundtruth import compare_org
 
     with console.status("comparing the newest snapshot with the emulator's rows ..."):
         repo = open_repository(settings)

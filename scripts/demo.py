@@ -26,7 +26,7 @@ sys.path.insert(0, str(REPO_ROOT))
 
 from simple_salesforce import Salesforce  # noqa: E402
 
-from tests.helpers.emulator_proc import salesforce_session, start_emulator  # noqa: E402
+from emulator.launcher import salesforce_session, start_emulator  # noqa: E402
 
 OBJECTS = ("Account", "Contact", "Lead", "Opportunity", "Case", "Task", "Event", "Invoice__c", "Shipment__c")
 SKIP_TYPES = ("address", "location", "base64")

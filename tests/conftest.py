@@ -65,7 +65,7 @@ def _clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
 @pytest.fixture(scope="session")
 def azurite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
     """A real Azurite blob service for the session (fails, never skips, when it is missing)."""
-    from tests.helpers.azurite import running_azurite
+    from devkit.azurite import running_azurite
 
     with running_azurite(tmp_path_factory.mktemp("azurite")) as service:
         yield service

@@ -5,6 +5,13 @@ Polling is split in two (STYLE rule 13): :func:`next_poll` is a pure function of
 :func:`wait_for_job` is the tiny loop that calls it, with the clock and ``sleep`` injected so
 unit tests never sleep.
 
+Polls are paced by what Salesforce reports about the jobs already finished (decision 0019): a
+:class:`JobPace` (one per worker and backup job) learns from each completed job's
+``totalProcessingTime`` and ``numberRecordsProcessed`` how long a job of ``n`` records takes, and
+a job whose record count is estimated is first polled when it should be done, then a little
+later each time (:func:`poll_delay`). Until the first job has finished, one job at a time
+("the scout") polls with the backoff; the others wait for what it learns.
+
 Result pages are read one locator at a time (``maxRecords`` bounds the memory of a page) and
 gzip-compressed on the wire. With API 58.0+ the ``resultPages`` resource lists page URLs up
 front so several can be downloaded at once (:meth:`Bulk2Api.iter_pages_parallel`).
@@ -17,6 +24,8 @@ object goes to REST), :class:`SalesforceJobFailed` otherwise.
 from __future__ import annotations
 
 import logging
+import statistics
+import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterator
@@ -58,11 +67,14 @@ class JobInfo:
     error_message: str | None = None
     created_date: datetime | None = None
     """When Salesforce created the job, by its own clock (the job reads the org after it)."""
+    processing_ms: int | None = None
+    """``totalProcessingTime`` (milliseconds), as Salesforce reports it; None when absent."""
 
     @staticmethod
     def from_json(d: dict[str, Any]) -> JobInfo:
         v = d.get("apiVersion")
         created = d.get("createdDate")
+        processing = d.get("totalProcessingTime")
         return JobInfo(
             id=str(d["id"]),
             state=str(d["state"]),
@@ -72,6 +84,7 @@ class JobInfo:
             records_processed=int(d.get("numberRecordsProcessed") or 0),
             error_message=d.get("errorMessage"),
             created_date=datetime.strptime(str(created), "%Y-%m-%dT%H:%M:%S.%f%z") if created else None,
+            processing_ms=int(processing) if isinstance(processing, int | float) else None,
         )
 
     @property
@@ -91,25 +104,128 @@ class PollPolicy:
     factor: float = 1.6
     max: float = 15.0
     timeout: float = 6 * 3600.0
+    late: float = 0.25
+    """Past its expected time, a job is polled again after this share of its age: a job that
+    takes longer than expected is seen complete at most this share of its age late."""
+    max_expected: float = 120.0
+    """The longest single wait for a job expected to take longer (the timeout still bounds it)."""
 
     def delay(self, attempt: int) -> float:
         return float(min(self.max, self.first * self.factor ** max(0, attempt)))
 
 
-def next_poll(state: str, attempt: int, now: datetime, policy: PollPolicy = PollPolicy()) -> datetime | None:
-    """When to poll a job again: None if ``state`` is terminal, else ``now + delay(attempt)``.
+def poll_delay(
+    attempt: int, elapsed: float, expected: float | None, policy: PollPolicy = PollPolicy()
+) -> float:
+    """Seconds until the next poll of a running job that is ``elapsed`` seconds old.
 
-    Pure. ``attempt`` counts the polls already made (0 after the create call).
+    Pure. Without an ``expected`` duration: the backoff ``policy.delay(attempt)``. With one: the
+    time left until then, and once it has passed, ``policy.late`` x ``elapsed`` (within
+    ``[first, max]``), so a job slower than expected costs a few polls, not one per backoff step.
+    """
+    if expected is None:
+        return policy.delay(attempt)
+    left = expected - elapsed
+    if left >= policy.first:
+        return min(left, policy.max_expected)
+    return min(policy.max, max(policy.first, policy.late * elapsed))
+
+
+def next_poll(
+    state: str,
+    attempt: int,
+    now: datetime,
+    policy: PollPolicy = PollPolicy(),
+    *,
+    elapsed: float = 0.0,
+    expected: float | None = None,
+) -> datetime | None:
+    """When to poll a job again: None if ``state`` is terminal, else ``now + poll_delay(...)``.
+
+    Pure. ``attempt`` counts the polls already made (0 after the create call); ``elapsed`` is the
+    job's age and ``expected`` its expected duration, when known (:class:`JobPace`).
     """
     if state in TERMINAL_STATES:
         return None
-    return now + timedelta(seconds=policy.delay(attempt))
+    return now + timedelta(seconds=poll_delay(attempt, elapsed, expected, policy))
+
+
+PACE_WINDOW = 32
+"""Completed jobs a :class:`JobPace` remembers (the newest)."""
+
+
+class JobPace:
+    """How long this org takes to process a query job of ``n`` records, learnt from the jobs already
+    completed: ``fixed + n x per_record``, where ``fixed`` is the shortest reported processing time
+    and ``per_record`` the median extra time per record of the others. Shared by the Bulk reads of
+    one worker (thread-safe); see the module docstring for the scout.
+    """
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._seen: deque[tuple[int, float]] = deque(maxlen=PACE_WINDOW)
+        self._scout: str | None = None
+
+    def observe(self, info: JobInfo) -> None:
+        """Learn from a JobComplete ``info`` (others, and infos without a processing time, are ignored)."""
+        if info.state != "JobComplete" or info.processing_ms is None:
+            return
+        with self._cond:
+            self._seen.append((max(0, info.records_processed), max(0.0, info.processing_ms / 1000.0)))
+            self._cond.notify_all()
+
+    def expected(self, records: int | None) -> float | None:
+        """Seconds a job of ``records`` records should take; None before any job completed."""
+        with self._cond:
+            seen = list(self._seen)
+        if not seen:
+            return None
+        quickest = min(range(len(seen)), key=lambda i: seen[i][1])
+        fixed = seen[quickest][1]
+        rates = [(t - fixed) / n for i, (n, t) in enumerate(seen) if n > 0 and i != quickest]
+        per_record = statistics.median(rates) if rates else 0.0
+        return fixed + per_record * max(0, records or 0)
+
+    def scout(self, job_id: str) -> bool:
+        """Whether ``job_id`` polls with the plain backoff while nothing is known: the first job to
+        ask is the scout until it ends (:meth:`release`); the others wait for what it learns."""
+        with self._cond:
+            if self._scout is None:
+                self._scout = job_id
+            return self._scout == job_id
+
+    def release(self, job_id: str) -> None:
+        with self._cond:
+            if self._scout == job_id:
+                self._scout = None
+                self._cond.notify_all()
+
+    def sleep(self, seconds: float) -> None:
+        """Sleep ``seconds``, or less when a job completes or the scout ends (then look again)."""
+        with self._cond:
+            self._cond.wait(timeout=max(0.0, seconds))
 
 
 class JobPoller(Protocol):
     def get_job(self, job_id: str) -> JobInfo: ...
 
     def abort_job(self, job_id: str) -> JobInfo: ...
+
+
+@dataclass(frozen=True)
+class Pacing:
+    """What paces one job's polls: the worker's :class:`JobPace` and the job's estimated records."""
+
+    pace: JobPace
+    records: int | None = None
+
+    def expected(self, job_id: str, policy: PollPolicy) -> float | None:
+        """The job's expected duration; ``policy.max`` for a job that is not the scout while
+        nothing is known (it is woken early when the scout learns something)."""
+        exp = self.pace.expected(self.records)
+        if exp is None and not self.pace.scout(job_id):
+            return float("inf")
+        return exp
 
 
 def wait_for_job(
@@ -119,8 +235,9 @@ def wait_for_job(
     clock: Clock,
     sleep: Callable[[float], None] = time.sleep,
     policy: PollPolicy = PollPolicy(),
+    pacing: Pacing | None = None,
 ) -> JobInfo:
-    """Poll until the job is terminal; the job as last seen.
+    """Poll until the job is terminal; the job as last seen (learnt by ``pacing``'s pace).
 
     Raises:
         SalesforceQueryTimeout: still running after ``policy.timeout`` (the job is aborted).
@@ -128,18 +245,75 @@ def wait_for_job(
     started = clock.monotonic()
     attempt = 0
     info = job
-    while True:
-        info = api.get_job(info.id)
-        at = next_poll(info.state, attempt, clock.now(), policy)
-        if at is None:
-            return info
-        if clock.monotonic() - started > policy.timeout:
-            api.abort_job(info.id)
-            raise SalesforceQueryTimeout(
-                object=info.object, what=f"job still {info.state} after {policy.timeout:.0f}s"
-            )
-        sleep(max(0.0, (at - clock.now()).total_seconds()))
-        attempt += 1
+    wait = _Wait(clock, sleep, policy, pacing, job.id, started)
+    try:
+        first = pacing.pace.expected(pacing.records) if pacing is not None else None
+        if first is not None and first >= policy.first:
+            # no status call before the job should be done
+            wait.until(started + min(first, policy.max_expected), informed=True)
+        while True:
+            informed = pacing is not None and pacing.pace.expected(pacing.records) is not None
+            info, at = _poll_once(api, info, attempt, clock, policy, pacing, started)
+            if at is None:
+                if pacing is not None:
+                    pacing.pace.observe(info)
+                return info
+            wait.until(clock.monotonic() + max(0.0, (at - clock.now()).total_seconds()), informed=informed)
+            attempt += 1
+    finally:
+        if pacing is not None:
+            pacing.pace.release(job.id)
+
+
+@dataclass
+class _Wait:
+    """Sleeps until a poll is due. A sleep the pace cut short (another job completed, or the scout
+    ended) goes on to the same deadline, or to the job's expected end when the wait was set before
+    anything was known: a completion elsewhere never costs this job a status call by itself."""
+
+    clock: Clock
+    sleep: Callable[[float], None]
+    policy: PollPolicy
+    pacing: Pacing | None
+    job_id: str
+    started: float
+
+    def until(self, due: float, *, informed: bool) -> None:
+        while True:
+            left = due - self.clock.monotonic()
+            if left <= 0:
+                return
+            self.sleep(left)
+            if self.pacing is None:
+                return  # a plain sleep is not cut short
+            if not informed:
+                expected = self.pacing.pace.expected(self.pacing.records)
+                if expected is not None:
+                    informed = True
+                    due = min(due, max(self.clock.monotonic(), self.started + expected))
+
+
+def _poll_once(
+    api: JobPoller, info: JobInfo, attempt: int, clock: Clock, policy: PollPolicy,
+    pacing: Pacing | None, started: float,
+) -> tuple[JobInfo, datetime | None]:  # fmt: skip
+    """One status call; the job and when to look again (None: terminal).
+
+    Raises:
+        SalesforceQueryTimeout: still running after ``policy.timeout`` (the job is aborted).
+    """
+    info = api.get_job(info.id)
+    elapsed = clock.monotonic() - started
+    expected = pacing.expected(info.id, policy) if pacing is not None else None
+    if expected == float("inf"):
+        expected = elapsed + policy.max
+    at = next_poll(info.state, attempt, clock.now(), policy, elapsed=elapsed, expected=expected)
+    if at is not None and elapsed > policy.timeout:
+        api.abort_job(info.id)
+        raise SalesforceQueryTimeout(
+            object=info.object, what=f"job still {info.state} after {policy.timeout:.0f}s"
+        )
+    return info, at
 
 
 class PageSize:
@@ -224,10 +398,11 @@ class Bulk2Api:
         self.client.request("DELETE", self._path(job_id), "bulk2_job")
 
     def wait(
-        self, job: JobInfo, *, sleep: Callable[[float], None] = time.sleep, policy: PollPolicy = PollPolicy()
-    ) -> JobInfo:
+        self, job: JobInfo, *, sleep: Callable[[float], None] = time.sleep, policy: PollPolicy = PollPolicy(),
+        pacing: Pacing | None = None,
+    ) -> JobInfo:  # fmt: skip
         """Poll until terminal and turn Failed/Aborted into typed errors."""
-        info = wait_for_job(self, job, clock=self.client.clock, sleep=sleep, policy=policy)
+        info = wait_for_job(self, job, clock=self.client.clock, sleep=sleep, policy=policy, pacing=pacing)
         if info.state != "JobComplete":
             raise classify_failed_job(info.object or job.object, info.state, info.error_message)
         return info
@@ -337,6 +512,7 @@ class Bulk2Api:
         on_complete: Callable[[], None] | None = None,
         on_created: Callable[[JobInfo], None] | None = None,
         size: PageSize | None = None,
+        pacing: Pacing | None = None,
     ) -> Iterator[ResultPage]:
         """Create a job, wait for it, yield its pages; delete the job afterwards.
 
@@ -344,6 +520,7 @@ class Bulk2Api:
         ``on_complete`` is called once the job is complete, before the first page is fetched (a Dask
         task that left its worker's thread pool while Salesforce processed the job rejoins there).
         ``on_created`` gets the new job's info (its ``created_date`` bounds when the job read the org).
+        ``pacing`` paces the status polls by the jobs already completed (:class:`JobPace`).
         """
         job = self.create_query_job(soql, operation=operation)
         if on_created is not None:
@@ -351,7 +528,7 @@ class Bulk2Api:
         failed = True
         done: JobInfo | None = None
         try:
-            done = self.wait(job, sleep=sleep, policy=policy)
+            done = self.wait(job, sleep=sleep, policy=policy, pacing=pacing)
             if on_complete is not None:
                 on_complete()
             if streams > 1:

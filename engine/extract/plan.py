@@ -27,6 +27,8 @@ from engine.extract import idmath
 from engine.extract.soql import Soql
 
 CountFn = Callable[[str | None, str | None], int]
+CountManyFn = Callable[[list[tuple[str | None, str | None]]], list[int]]
+"""Counts several Id ranges at once (one composite request holds five ``COUNT()`` queries)."""
 """``count(lo, hi)``: rows with ``lo <= Id < hi`` (15-character bounds; None = open)."""
 
 _END = idmath.MAX_VALUE + 1
@@ -85,6 +87,7 @@ def plan_partitions(
     target_rows: int,
     *,
     total: int | None = None,
+    count_many: CountManyFn | None = None,
 ) -> list[Partition]:
     """Cut ``sobject`` into contiguous Id ranges of at most about ``target_rows`` rows.
 
@@ -94,6 +97,8 @@ def plan_partitions(
         count: ``count(lo, hi)`` callback; called O(partitions) times.
         target_rows: wanted rows per partition (>= 1).
         total: the object's row count if already known (saves one ``count`` call).
+        count_many: counts the pieces of one cut together (fewer API calls); by default one
+            ``count`` call per piece.
 
     Returns:
         Partitions in Id order; see the module invariants.
@@ -118,8 +123,15 @@ def plan_partitions(
             return
         k = min(-(-rows // target_rows), hi - lo)  # ceil, and at most one piece per Id value
         cuts = [lo + (hi - lo) * j // k for j in range(k + 1)]  # same cut rule as idmath.split
-        for x, y in itertools.pairwise(cuts):
-            refine(x, y, count(_enc(x), _enc(y)))
+        ranges = list(itertools.pairwise(cuts))
+        counted = many([(_enc(x), _enc(y)) for x, y in ranges])
+        for (x, y), rows_xy in zip(ranges, counted, strict=True):
+            refine(x, y, rows_xy)
+
+    def one_by_one(ranges: list[tuple[str | None, str | None]]) -> list[int]:
+        return [count(lo, hi) for lo, hi in ranges]
+
+    many = count_many or one_by_one
 
     refine(a, b, n)
 

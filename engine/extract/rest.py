@@ -15,7 +15,7 @@ from urllib.parse import quote
 
 import httpx
 
-from engine.errors import SalesforceQueryError, SalesforceRequestFailed, SfvaultError
+from engine.errors import SalesforceQueryError, SalesforceRequestFailed, SfvaultError, TransientError
 from engine.extract.classify import classify
 from engine.extract.client import SalesforceClient
 from engine.extract.soql import Soql, id_literal
@@ -43,6 +43,8 @@ class QueryPage:
 LOST_LOCATOR = "INVALID_QUERY_LOCATOR"
 COMPOSITE_MAX = 25
 """Subrequests of one ``/composite`` request (Salesforce's limit; at most 5 of them queries)."""
+COMPOSITE_QUERIES_MAX = 5
+"""Query subrequests of one ``/composite`` request (Salesforce's limit)."""
 
 
 def _resume_after(soql: Soql | str, last_id: str | None) -> Soql | None:
@@ -173,6 +175,63 @@ class RestApi:
         for page in self.query_pages(soql, **kw):
             yield from page.records
 
+    def first_pages(
+        self, queries: Sequence[tuple[Soql, bool]], *, sobject: str = ""
+    ) -> list[dict[str, Any] | SfvaultError]:
+        """The first page of each ``(soql, include_deleted)`` query, up to
+        :data:`COMPOSITE_QUERIES_MAX` of them in one ``POST /composite`` (one API call).
+
+        Each query maps to its JSON page or to the typed error its subrequest answered.
+        """
+        if len(queries) > COMPOSITE_QUERIES_MAX:
+            raise ValueError(f"a composite request holds at most {COMPOSITE_QUERIES_MAX} queries")
+        prefix = f"/services/data/v{self.client.api_version}"
+        subrequests = [
+            {"method": "GET", "referenceId": f"q{i}",
+             "url": f"{prefix}/{'queryAll' if deleted else 'query'}?q={quote(str(q), safe='')}"}
+            for i, (q, deleted) in enumerate(queries)
+        ]  # fmt: skip
+        resp = self.client.request(
+            "POST", "composite", json={"allOrNone": False, "compositeRequest": subrequests}, sobject=sobject
+        )
+        answers = {str(a.get("referenceId")): a for a in resp.json().get("compositeResponse", [])}
+        out: list[dict[str, Any] | SfvaultError] = []
+        for i, (q, _) in enumerate(queries):
+            answer = answers.get(f"q{i}", {})
+            status = int(answer.get("httpStatusCode") or 0)
+            result = answer.get("body")
+            if status == 200 and isinstance(result, dict):
+                out.append(result)
+            else:
+                sub = httpx.Response(status or 500, json=result)
+                out.append(classify(sub, sobject=q.sobject) or SalesforceRequestFailed(
+                    status=status, sf_code="", what="composite subrequest without a query answer"
+                ))  # fmt: skip
+        return out
+
+    def count_many(self, queries: Sequence[tuple[Soql, bool]]) -> list[int]:
+        """``totalSize`` of each ``(COUNT() query, include_deleted)``, five per API call.
+
+        Raises:
+            SfvaultError: the first subrequest that failed (transient ones are asked again alone).
+        """
+        out: list[int] = []
+        for i in range(0, len(queries), COMPOSITE_QUERIES_MAX):
+            part = queries[i : i + COMPOSITE_QUERIES_MAX]
+            if len(part) == 1:
+                out.append(self.count(part[0][0], include_deleted=part[0][1]))
+                continue
+            for (q, deleted), page in zip(
+                part, self.first_pages(part, sobject=part[0][0].sobject), strict=True
+            ):
+                if isinstance(page, TransientError):
+                    out.append(self.count(q, include_deleted=deleted))
+                elif isinstance(page, SfvaultError):
+                    raise page
+                else:
+                    out.append(int(page.get("totalSize", 0)))
+        return out
+
     def count(self, soql: Soql, *, include_deleted: bool = False) -> int:
         """``SELECT COUNT() ...``'s ``totalSize`` (``soql`` must be a COUNT query)."""
         if soql.fields:
@@ -187,19 +246,22 @@ class RestApi:
         queries never carry it.
         """
         q = Soql(base.sobject, ("Id",), base.where)
-        lo = next(
-            self.query_records(q.with_order_by("Id").with_limit(1), include_deleted=include_deleted), None
-        )
-        if lo is None:
+        first = q.with_order_by("Id").with_limit(1)
+        last = q.with_order_by("Id", descending=True).with_limit(1)
+        ends: list[list[dict[str, Any]]] = []
+        pages = self.first_pages([(first, include_deleted), (last, include_deleted)], sobject=base.sobject)
+        for x, page in zip((first, last), pages, strict=True):
+            if isinstance(page, TransientError):  # asked again on its own, with retries
+                ends.append(list(self.query_records(x, include_deleted=include_deleted)))
+            elif isinstance(page, SfvaultError):
+                raise page
+            else:
+                ends.append(list(page.get("records", [])))
+        lo, hi = ends
+        if not lo:
             return None, None
-        hi = next(
-            self.query_records(
-                q.with_order_by("Id", descending=True).with_limit(1), include_deleted=include_deleted
-            ),
-            None,
-        )
-        assert hi is not None
-        return str(lo["Id"]), str(hi["Id"])
+        assert hi
+        return str(lo[0]["Id"]), str(hi[0]["Id"])
 
     def blob_path(self, sobject: str, record_id: str, field: str) -> str:
         return f"sobjects/{quote(sobject)}/{quote(record_id)}/{quote(field)}"

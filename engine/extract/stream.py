@@ -24,7 +24,7 @@ from typing import Literal
 import pyarrow as pa
 
 from engine.extract.bulk1 import Bulk1Api
-from engine.extract.bulk2 import DEFAULT_MAX_RECORDS, Bulk2Api, JobInfo, PageSize, PollPolicy
+from engine.extract.bulk2 import DEFAULT_MAX_RECORDS, Bulk2Api, JobInfo, JobPace, Pacing, PageSize, PollPolicy
 from engine.extract.client import SalesforceClient
 from engine.extract.csv_arrow import CsvPageParser
 from engine.extract.model import FieldSpec
@@ -78,6 +78,11 @@ class BulkOptions:
     per page for wide rows."""
     row_widths: dict[str, float] | None = None
     """Row widths learnt by earlier reads (shared by a worker's tasks), keyed by object and SELECT."""
+    pace: JobPace | None = None
+    """Paces the status polls by the jobs completed before (shared by a worker's tasks); its
+    ``sleep`` replaces ``sleep`` (a waiting job looks again as soon as another one completes)."""
+    expected_records: int | None = None
+    """The records the job is expected to return (the partition's estimate), for ``pace``."""
 
 
 def read_batches(
@@ -108,10 +113,12 @@ def read_batches(
     if b.max_bytes:
         key = f"{read.sobject}:{','.join(read.soql.fields)}:{int(read.all_rows)}"
         size = PageSize(b.max_bytes, key, b.row_widths)
+    pacing = Pacing(b.pace, b.expected_records) if b.pace is not None else None
+    sleep = b.pace.sleep if b.pace is not None and b.sleep is time.sleep else b.sleep
     pages = Bulk2Api(client).run_query(
         read.soql, operation="queryAll" if read.all_rows else "query", max_records=b.max_records,
-        streams=b.streams, sleep=b.sleep, policy=b.policy, on_complete=b.on_complete,
-        on_created=b.on_created, size=size,
+        streams=b.streams, sleep=sleep, policy=b.policy, on_complete=b.on_complete,
+        on_created=b.on_created, size=size, pacing=pacing,
     )  # fmt: skip
     for page in pages:
         data = page.data

@@ -96,7 +96,7 @@ class WindowSize:
     with_deleted: bool = False
 
 
-def _count_query(plan: ObjectPlan, cursor_field: str | None, window_start: datetime | None) -> Soql:
+def count_query(plan: ObjectPlan, cursor_field: str | None, window_start: datetime | None) -> Soql:
     q = live_rows(plan, Soql.count(plan.name))
     if window_start is not None and cursor_field:
         q = q.with_window(cursor_field, window_start)
@@ -139,9 +139,7 @@ def window_size(
                                               deletes=deletes)  # fmt: skip
             if rows is not None:
                 return WindowSize(rows, nothing_new, with_deleted=deletes), dict(c.usage.calls)
-        rows = rest.count(
-            _count_query(plan, cursor_field, window_start), include_deleted=reads_all_rows(plan)
-        )
+        rows = rest.count(count_query(plan, cursor_field, window_start), include_deleted=reads_all_rows(plan))
         return WindowSize(rows), dict(c.usage.calls)
     finally:
         c.close()
@@ -170,7 +168,7 @@ def split_window(
     c = _client_for(base)
     try:
         rest = RestApi(c)
-        base_q = _count_query(plan, cursor_field, window_start)
+        base_q = count_query(plan, cursor_field, window_start)
         all_rows = reads_all_rows(plan)
         total = rest.count(base_q, include_deleted=all_rows) if size.with_deleted else size.rows
         if total <= target_rows:
@@ -180,7 +178,10 @@ def split_window(
         def count(a: str | None, b: str | None) -> int:
             return rest.count(base_q.with_id_range(a, b), include_deleted=all_rows)
 
-        parts = plan_partitions(plan.name, lo, hi, count, target_rows, total=total)
+        def count_many(ranges: list[tuple[str | None, str | None]]) -> list[int]:
+            return rest.count_many([(base_q.with_id_range(a, b), all_rows) for a, b in ranges])
+
+        parts = plan_partitions(plan.name, lo, hi, count, target_rows, total=total, count_many=count_many)
         return parts, dict(c.usage.calls)
     finally:
         c.close()
@@ -249,6 +250,15 @@ def _probe_window(
         if d or t is None or not cursor.captured(i, t, h):
             return False, total
     return True, total
+
+
+def count_many(base: SalesforceClient, queries: list[tuple[Soql, bool]]) -> tuple[list[int], dict[str, int]]:
+    """``COUNT()`` of each ``(query, include_deleted)``, five per composite request; and the calls spent."""
+    c = _client_for(base)
+    try:
+        return RestApi(c).count_many(queries), dict(c.usage.calls)
+    finally:
+        c.close()
 
 
 def live_count(base: SalesforceClient, plan: ObjectPlan) -> tuple[int, dict[str, int]]:

@@ -22,9 +22,12 @@ from engine.errors import SalesforceApiLimit, SfvaultError
 from engine.extract.client import SalesforceClient
 from engine.extract.model import ObjectPlan
 from engine.extract.plan import Partition
+from engine.extract.rest import COMPOSITE_QUERIES_MAX
 from engine.jobs.discover import (
     WindowSize,
     add_calls,
+    count_many,
+    count_query,
     live_count,
     reads_all_rows,
     split_window,
@@ -34,6 +37,10 @@ from engine.jobs.jobrun import JobRun, err_fields
 from engine.jobs.machine import ApiLimitReached, CancelRequested, Event, ObjectCut, ObjectFailed
 from engine.jobs.planning import JobDecision, JobOptions, ObjectWork, partition_rows
 from engine.jobs.tasks import PartitionResult, PartitionTask
+
+COUNTS_PER_CALL = COMPOSITE_QUERIES_MAX
+"""Objects sized by one composite request of their ``COUNT()`` queries (Salesforce's limit of
+query subrequests): a 25-object full is sized with 5 API calls instead of 25."""
 
 PLANNING_THREADS = 16
 """Objects planned at once on the driver (each planning step is one to a few short REST calls,
@@ -89,35 +96,82 @@ class PartitionPlanner:
         small = min(o.target_rows, o.min_partition_rows)
         with ThreadPoolExecutor(max_workers=PLANNING_THREADS, thread_name_prefix="plan") as pool:
             steps: dict[Any, tuple[str, str]] = {}
+            counted: list[str] = []
             for name, work in decision.objects.items():
                 run.reports[name].started = time.monotonic()
-                steps[pool.submit(self.size_one, name, work)] = ("size", name)
+                if self.counts_only(work):
+                    counted.append(name)
+                else:
+                    steps[pool.submit(self.size_one, name, work)] = ("size", name)
+            for i in range(0, len(counted), COUNTS_PER_CALL):
+                group = counted[i : i + COUNTS_PER_CALL]
+                steps[pool.submit(self.size_group, group)] = ("sizes", ",".join(group))
             sizes: dict[str, WindowSize] = {}
             large: list[str] = []
             while steps:
                 done, _ = futures_wait(list(steps), return_when=FIRST_COMPLETED)
                 for fut in done:
                     step, name = steps.pop(fut)
+                    if step == "sizes":
+                        # a group that failed is sized again one object at a time (typed errors)
+                        if not self.stopped() and not fut.cancelled() and fut.exception() is not None:
+                            for one in name.split(","):
+                                steps[pool.submit(self.size_one, one, decision.objects[one])] = ("size", one)
+                            continue
+                        got_group = self.outcome(name.split(",")[0], fut)
+                        for one, got in (got_group or {}).items():
+                            self.sized(one, got, sizes, large, steps, pool, small)
+                        continue
                     got = self.outcome(name, fut)
                     if got is None:
                         continue
                     if step == "cut":
                         self.cut(name, got)
                         continue
-                    size, calls = got
-                    sizes[name] = size
-                    add_calls(run.reports[name].calls, calls.items())
-                    if size.rows is None or size.nothing_new or size.rows <= small:
-                        work = decision.objects[name]
-                        steps[pool.submit(self.split_one, name, work, size, small)] = ("cut", name)
-                    else:
-                        large.append(name)
-                if large and not any(step == "size" for step, _ in steps.values()):
+                    self.sized(name, got, sizes, large, steps, pool, small)
+                if large and not any(step in ("size", "sizes") for step, _ in steps.values()):
                     rows_per_partition = partition_rows(sum(z.rows or 0 for z in sizes.values()), o)
                     for name in large:
                         steps[pool.submit(self.split_one, name, decision.objects[name], sizes[name],
                                           rows_per_partition)] = ("cut", name)  # fmt: skip
                     large = []
+
+    def sized(
+        self, name: str, got: tuple[WindowSize, dict[str, int]], sizes: dict[str, WindowSize],
+        large: list[str], steps: dict[Any, tuple[str, str]], pool: ThreadPoolExecutor, small: int,
+    ) -> None:  # fmt: skip
+        """Record one object's size; cut it at once when it is small, else wait for the job's total."""
+        size, calls = got
+        sizes[name] = size
+        add_calls(self.run.reports[name].calls, calls.items())
+        if size.rows is None or size.nothing_new or size.rows <= small:
+            work = self.decision.objects[name]
+            steps[pool.submit(self.split_one, name, work, size, small)] = ("cut", name)
+        else:
+            large.append(name)
+
+    def counts_only(self, work: ObjectWork) -> bool:
+        """Whether sizing the object is one ``COUNT()`` (a full, or a sweep), so that it can share a
+        composite request with four others (:meth:`size_group`)."""
+        plan = self.plans[work.name]
+        probes = work.mode == "incremental" and not work.sweep and work.cursor is not None
+        return plan.path != "rest" and not probes
+
+    def size_group(self, names: list[str]) -> dict[str, tuple[WindowSize, dict[str, int]]]:
+        """The sizes of up to :data:`COUNTS_PER_CALL` objects from one composite request of their
+        ``COUNT()`` queries (one API call, charged to the first object)."""
+        base, o = self.base, self.options
+        base.check_reserve()
+        queries = []
+        for name in names:
+            plan, work = self.plans[name], self.decision.objects[name]
+            window = work.window_start(o.cursor_lag)
+            queries.append((count_query(plan, plan.spec.cursor_field, window), reads_all_rows(plan)))
+        rows, calls = count_many(base, queries)
+        return {
+            name: (WindowSize(n), calls if i == 0 else {})
+            for i, (name, n) in enumerate(zip(names, rows, strict=True))
+        }
 
     def size_one(self, name: str, work: ObjectWork) -> tuple[WindowSize, dict[str, int]]:
         base, plans, o = self.base, self.plans, self.options
@@ -176,7 +230,9 @@ class PartitionPlanner:
         run, plans, o, job_id = self.run, self.plans, self.options, self.run.job_id
         plugin_name, sem_name, cancel_name = self.names.plugin, self.names.semaphore, self.names.cancel
         plan = plans[name]
-        rest_data = work.mode == "incremental" and o.rest_limit > 0 and part.estimated_rows <= o.rest_limit
+        # a window (or a whole small object, in a full) of at most rest_limit rows is one or a few REST
+        # pages: one call each, against a Bulk job's create, poll, page and delete
+        rest_data = o.rest_limit > 0 and part.estimated_rows <= o.rest_limit
         return PartitionTask(
             org=run.org_name, job_id=job_id, plugin=plugin_name, sobject=name, fields=plan.fields,
             path=plan.path, partition=part, mode=work.mode, cursor_field=plan.spec.cursor_field,

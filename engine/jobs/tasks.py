@@ -48,7 +48,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from engine.errors import SalesforceNotFound, SalesforceRequestFailed
-from engine.extract.bulk2 import JobInfo, PollPolicy
+from engine.extract.bulk2 import JobInfo, JobPace, PollPolicy
 from engine.extract.client import SalesforceClient
 from engine.extract.cursor import Cursor as ExtractCursor
 from engine.extract.cursor import CursorTracker, utc_datetimes
@@ -187,6 +187,8 @@ class _Extractor:
         """Whether a REST query was read since :meth:`start_window` (no Salesforce time known)."""
         self.row_widths: dict[str, float] | None = None
         """Result row widths learnt by the worker's earlier reads (set by :func:`extract_partition`)."""
+        self.job_pace: JobPace | None = None
+        """The worker's pace of Bulk jobs (set by :func:`extract_partition`): paces status polls."""
         self._cancel: Any = None
         if task.cancel_event:
             from distributed import Event
@@ -254,6 +256,7 @@ class _Extractor:
                     max_records=t.page_rows, streams=t.result_streams, on_complete=slot.rejoin,
                     on_created=self._created, max_bytes=t.page_bytes, row_widths=self.row_widths,
                     policy=PollPolicy(first=t.poll_first, factor=1.3, max=t.poll_max),
+                    pace=self.job_pace, expected_records=t.partition.estimated_rows or None,
                 )  # fmt: skip
                 for batch in read_batches(self.client, read, options):
                     self.check_cancel()
@@ -357,6 +360,7 @@ def extract_partition(task: PartitionTask) -> PartitionResult:
     try:
         ex = _Extractor(task, client, blob_client)
         ex.row_widths = plugin.row_widths
+        ex.job_pace = plugin.job_pace
         if task.window == "boundary":
             result.boundary_check = True
             _extract_boundary(ex, repo, result)

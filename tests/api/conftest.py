@@ -80,7 +80,7 @@ def as_role(tokens: dict[Role, str]) -> Callable[[Role], dict[str, str]]:
 def api_emulator() -> Iterator[EmulatorProcess]:
     """A small emulated org shared by the API tests that only read from it (scale 3,000).
 
-    Tests that churn an org or run backups start their own (see tests/e2e/backup_env.py).
+    Tests that churn an org or run backups start their own (see devkit/backup_env.py).
     """
     em = start_emulator(scale=3_000, seed=11, tls=False, timeout=300)
     try:

@@ -25,6 +25,7 @@ from fastapi.testclient import TestClient
 
 from api.app import create_app
 from api.context import AppContext
+from devkit.backup_env import backup_env
 from engine.catalog import orgs as corgs
 from engine.catalog.db import make_engine, session_factory, transaction
 from engine.catalog.models import Role
@@ -33,7 +34,6 @@ from engine.diff.compare import StatsFilter, compare, job_stats
 from engine.diff.recovery import RecoveryPoints
 from engine.sink.repository import open_repository
 from tests.api.conftest import bearer, make_tokens
-from tests.e2e.backup_env import backup_env
 from tests.helpers.emulator_proc import poll_for
 
 pytestmark = [pytest.mark.emulator, pytest.mark.cluster]

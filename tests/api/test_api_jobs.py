@@ -28,6 +28,7 @@ from openpyxl import load_workbook
 
 from api.app import create_app
 from api.reports import OBJECT_COLUMNS, OBJECTS_SHEET, troubleshooting_link
+from devkit.backup_env import TEST_OPTIONS
 from engine.catalog import jobs as cjobs
 from engine.catalog import orgs as corgs
 from engine.catalog.db import make_engine, session_factory, transaction
@@ -39,7 +40,6 @@ from engine.config import Settings
 from engine.jobs.credentials import catalog_sealer, credentials_record
 from engine.sink.repository import open_backend, read_config
 from tests.api.conftest import api_settings, bearer, make_tokens
-from tests.e2e.backup_env import TEST_OPTIONS
 from tests.helpers.emulator_proc import EmulatorProcess, poll_for, start_emulator
 
 T0 = datetime(2026, 11, 1, 0, 0, tzinfo=UTC)

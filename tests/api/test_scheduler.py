@@ -260,7 +260,7 @@ def test_a_tick_starts_a_real_backup_that_finishes_with_its_slot(tmp_path: Path)
     from distributed import Client, LocalCluster
 
     from cluster import configure_dask
-    from tests.e2e.backup_env import TEST_OPTIONS, make_settings
+    from devkit.backup_env import TEST_OPTIONS, make_settings
     from tests.helpers.emulator_proc import poll_for, start_emulator
 
     jobs_log, kept = logging.getLogger("sfvault.api.jobs"), _Lines()

@@ -8,12 +8,12 @@ from uuid import uuid4
 
 import pytest
 
+from devkit.azurite import Azurite
 from engine.sink.backend import Backend
 from engine.sink.backends.azure import AzureBackend
 from engine.sink.backends.local import LocalBackend
 from engine.sink.backends.memory import MemoryBackend
 from engine.sink.wrappers import FaultyBackend, MetricsBackend, RetryingBackend, stack_backend
-from tests.helpers.azurite import Azurite
 
 BACKENDS = [
     pytest.param("memory", id="memory"),

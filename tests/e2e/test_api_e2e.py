@@ -24,7 +24,7 @@ import httpx
 import pytest
 
 from api.reports import OBJECT_COLUMNS, OBJECTS_SHEET
-from tests.helpers.api_server import ApiServer, create_token, running_api_server, write_config
+from devkit.api_server import ApiServer, create_token, running_api_server, write_config
 from tests.helpers.emulator_proc import EmulatorProcess, poll_for, start_emulator
 
 pytestmark = [pytest.mark.emulator, pytest.mark.cluster, pytest.mark.slow]

@@ -4,7 +4,7 @@ Salesforce archives Tasks and Events older than a year (``IsArchived``). ``query
 rows and only ``queryAll`` returns them (SALESFORCE_API.md), so a backup that reads activities with
 ``query`` misses them in its full and, at the next Id sweep, drops every activity archived since
 as if it had been hard-deleted. The engine reads their live rows with ``queryAll ... IsDeleted =
-false``; the ground truth (:mod:`tests.e2e.groundtruth`) counts archived rows as live.
+false``; the ground truth (:mod:`devkit.groundtruth`) counts archived rows as live.
 """
 
 from __future__ import annotations
@@ -15,9 +15,9 @@ from dataclasses import replace
 import httpx
 import pytest
 
+from devkit.backup_env import TEST_OPTIONS, BackupEnv, backup_env
+from devkit.groundtruth import compare_org
 from engine.jobs.state import object_state
-from tests.e2e.backup_env import TEST_OPTIONS, BackupEnv, backup_env
-from tests.e2e.groundtruth import compare_org
 
 pytestmark = pytest.mark.emulator
 

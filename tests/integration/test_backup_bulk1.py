@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 
+from devkit.backup_env import TEST_OPTIONS, BackupEnv, backup_env
+from devkit.groundtruth import compare_org
 from engine.jobs.state import object_state
-from tests.e2e.backup_env import TEST_OPTIONS, BackupEnv, backup_env
-from tests.e2e.groundtruth import compare_org
 
 pytestmark = pytest.mark.emulator
 

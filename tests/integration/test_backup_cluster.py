@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
+from devkit.backup_env import BackupEnv, make_settings
+from devkit.groundtruth import compare_org
 from engine.config import Settings
-from tests.e2e.backup_env import BackupEnv, make_settings
-from tests.e2e.groundtruth import compare_org
 from tests.helpers.emulator_proc import poll_for, start_emulator
 
 pytestmark = [pytest.mark.emulator, pytest.mark.cluster]

@@ -13,14 +13,14 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
+from devkit.backup_env import BackupEnv, backup_env
+from devkit.groundtruth import compare_org
 from engine.catalog import jobs as cjobs
 from engine.catalog import orgs as corgs
 from engine.catalog.db import make_engine, session_factory, transaction
 from engine.jobs.planning import BackupRequest
 from engine.jobs.runner import BackupResult, run_backup
 from engine.sink.verify import verify
-from tests.e2e.backup_env import BackupEnv, backup_env
-from tests.e2e.groundtruth import compare_org
 from tests.helpers.emulator_proc import poll_for
 
 pytestmark = [pytest.mark.emulator, pytest.mark.cluster]

@@ -26,11 +26,11 @@ import httpx
 import pytest
 from simple_salesforce import Salesforce
 
+from devkit.backup_env import TEST_OPTIONS, BackupEnv, backup_env
 from engine.extract.cursor import Cursor
 from engine.jobs.runner import BackupResult
 from engine.jobs.state import object_state
 from engine.jobs.tasks import BLOB_SUFFIX
-from tests.e2e.backup_env import TEST_OPTIONS, BackupEnv, backup_env
 from tests.helpers.emulator_proc import salesforce_session
 
 pytestmark = pytest.mark.emulator

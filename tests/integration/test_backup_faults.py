@@ -14,12 +14,12 @@ from typing import Any
 
 import pytest
 
+from devkit.backup_env import BackupEnv, backup_env
+from devkit.groundtruth import compare_org
 from engine.catalog import jobs as cjobs
 from engine.catalog.db import make_engine, session_factory, transaction
 from engine.jobs.runner import Progress
 from engine.sink.verify import verify
-from tests.e2e.backup_env import BackupEnv, backup_env
-from tests.e2e.groundtruth import compare_org
 
 pytestmark = pytest.mark.emulator
 

@@ -5,7 +5,7 @@ Records purged from the recycle bin or hard-deleted never come back from ``query
 Each incremental now asks the delete log (``/sobjects/{O}/deleted``) for its window and sweeps the
 objects whose window the log no longer covers, so the newest job equals the org every time: its
 Id set as simple-salesforce's ``query_all`` reads it (``queryAll ... IsDeleted = false``, so
-archived activities count), and every record's version and content (:mod:`tests.e2e.groundtruth`).
+archived activities count), and every record's version and content (:mod:`devkit.groundtruth`).
 """
 
 from __future__ import annotations
@@ -17,10 +17,10 @@ from typing import Any
 import pytest
 from simple_salesforce import Salesforce
 
+from devkit.backup_env import TEST_OPTIONS, BackupEnv, backup_env
+from devkit.groundtruth import compare_org
 from engine.jobs.planning import JobOptions
 from engine.jobs.state import object_state
-from tests.e2e.backup_env import TEST_OPTIONS, BackupEnv, backup_env
-from tests.e2e.groundtruth import compare_org
 from tests.helpers.emulator_proc import salesforce_session
 
 pytestmark = pytest.mark.emulator

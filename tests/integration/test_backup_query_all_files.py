@@ -21,6 +21,7 @@ from typer.testing import CliRunner
 
 from api.app import create_app
 from api.reports import OBJECT_COLUMNS, OBJECTS_SHEET, SUMMARY_SHEET, troubleshooting_link
+from devkit.backup_env import BackupEnv, backup_env
 from engine.catalog import jobs as cjobs
 from engine.catalog.db import make_engine, session_factory, transaction
 from engine.catalog.models import Role
@@ -29,7 +30,6 @@ from engine.jobs.errors import FilesNotVisible
 from engine.jobs.runner import FILES_NOW_VISIBLE
 from engine.jobs.state import object_state
 from tests.api.conftest import bearer, make_tokens
-from tests.e2e.backup_env import BackupEnv, backup_env
 from tests.helpers import files_visibility
 from tests.helpers.files_visibility import QAF, live_ids, visible_ids
 

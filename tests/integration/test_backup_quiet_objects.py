@@ -14,14 +14,14 @@ from pathlib import Path
 
 import pytest
 
+from devkit.backup_env import TEST_OPTIONS, BackupEnv, backup_env
+from devkit.groundtruth import compare_org
 from engine.config import load_settings
 from engine.extract.client import SalesforceClient
 from engine.extract.rest import RestApi
 from engine.jobs.credentials import client_options, credentials_record, grant_from_record
 from engine.jobs.planning import BackupRequest
 from engine.jobs.runner import run_backup
-from tests.e2e.backup_env import TEST_OPTIONS, BackupEnv, backup_env
-from tests.e2e.groundtruth import compare_org
 
 pytestmark = pytest.mark.emulator
 

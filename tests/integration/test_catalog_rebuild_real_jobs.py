@@ -19,12 +19,12 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from devkit.backup_env import BackupEnv, backup_env
 from engine.catalog.db import make_engine, migrate, session_factory, transaction
 from engine.catalog.models import ApiUsage, Job, JobError, JobObject, Org
 from engine.catalog.rebuild import rebuild_catalog
 from engine.jobs.planning import BackupRequest
 from engine.jobs.runner import BackupResult, run_backup
-from tests.e2e.backup_env import BackupEnv, backup_env
 
 pytestmark = [pytest.mark.emulator, pytest.mark.cluster]
 

@@ -16,11 +16,11 @@ import pytest
 from sqlalchemy import select
 from typer.testing import CliRunner
 
+from devkit.backup_env import BackupEnv, backup_env
 from engine.catalog.db import make_engine, session_factory, transaction
 from engine.catalog.models import Job
 from engine.cli import app
 from engine.jobs.errors import NoObjectsInScope, UnknownObjects, WorkerPreflightFailed
-from tests.e2e.backup_env import BackupEnv, backup_env
 
 pytestmark = pytest.mark.emulator
 ROOT = Path(__file__).resolve().parents[2]
@@ -138,7 +138,8 @@ def test_a_failed_object_prints_no_worker_traceback(env: BackupEnv, cfg: Path) -
         environ = {k: v for k, v in os.environ.items() if not k.startswith("SFVAULT_")}
         res = subprocess.run(
             [sys.executable, "-m", "engine.cli", *argv], cwd=ROOT, text=True, capture_output=True,
-            stdin=subprocess.DEVNULL, env=environ | {"PYTHONPATH": str(ROOT)},
+            stdin=subprocess.DEVNULL,  # every object through Bulk, where the fault is (decision 0019)
+            env=environ | {"PYTHONPATH": str(ROOT), "SFVAULT_JOB__REST_MAX_ROWS": "0"},
         )  # fmt: skip
     finally:
         env.em.admin("DELETE", "/faults")

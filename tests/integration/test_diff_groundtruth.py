@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from devkit.groundtruth import CONTENT_FIELDS, emulator_digest, snapshot_digest
 from engine.catalog import orgs as corgs
 from engine.catalog.db import make_engine, migrate, session_factory, transaction
 from engine.config import Settings
@@ -27,7 +28,6 @@ from engine.jobs.runner import run_backup
 from engine.sink.backends import open_backend
 from engine.sink.keys import LocalKeyFile
 from engine.sink.repository import Repository, open_repository
-from tests.e2e.groundtruth import CONTENT_FIELDS, emulator_digest, snapshot_digest
 from tests.helpers.emulator_proc import EmulatorProcess, EmulatorStartError, start_emulator
 
 ORG = "acme"

@@ -169,3 +169,24 @@ def test_churn_hard_deletes_are_logged_and_move_the_log_forward(em: EmulatorProc
     for obj in soft_only:
         body = _get(em, obj, before, _now(em) + timedelta(minutes=1)).json()
         assert len(body["deletedRecords"]) >= summary["deleted"][obj] - summary["undeleted"].get(obj, 0)
+
+
+def test_churn_without_purges_deletes_nothing_physically_and_the_log_covers_its_window(
+    em: EmulatorProcess,
+) -> None:
+    """The benchmark's no-purge churn (issue 14): updates, inserts and soft deletes only, the
+    recycle bin kept, so every object's delete log still serves a window opened before it."""
+    em.admin("POST", "/clock", json={"advance": 120})
+    before = _now(em).replace(second=0, microsecond=0) - timedelta(minutes=1)
+    summary = em.admin("POST", "/churn", json={"percent": 10, "seed": 4, "purges": False})
+    assert not any(summary["purged"].values()), summary
+    deleted = {o: n for o, n in summary["deleted"].items() if n}
+    assert {"Contact", "Task"} <= set(deleted), summary
+    em.admin("POST", "/clock", json={"advance": 120})
+    for obj, n in deleted.items():
+        resp = _get(em, obj, before, _now(em) + timedelta(minutes=1))
+        assert resp.status_code == 200, (obj, resp.text)
+        assert len(resp.json()["deletedRecords"]) >= n, obj
+    with pytest.raises(httpx.HTTPStatusError) as bad:
+        em.admin("POST", "/churn", json={"percent": 1, "purges": "no"})
+    assert bad.value.response.status_code == 400

@@ -411,7 +411,7 @@ run_queued_export(settings, sys.argv[2], on_progress=hold)
 
 @pytest.mark.emulator
 def test_an_export_whose_process_is_killed_is_closed_at_the_next_start(tmp_path: Path) -> None:
-    from tests.e2e.backup_env import backup_env
+    from devkit.backup_env import backup_env
 
     with backup_env(tmp_path / "env", scale=2_000, seed=13, processes=False, n_workers=1) as be:
         be.add_org(ORG)

@@ -23,11 +23,11 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
+from devkit.backup_env import BackupEnv, backup_env
 from engine.catalog import orgs as corgs
 from engine.catalog.db import catalog_transaction
 from engine.cli import app
 from engine.config import Settings
-from tests.e2e.backup_env import BackupEnv, backup_env
 
 pytestmark = [pytest.mark.emulator, pytest.mark.cluster]
 

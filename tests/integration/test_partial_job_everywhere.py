@@ -28,6 +28,7 @@ from typer.testing import CliRunner
 
 from api.app import create_app
 from api.reports import OBJECTS_SHEET, SUMMARY_SHEET
+from devkit.backup_env import BackupEnv, backup_env
 from engine.catalog.models import Role
 from engine.cli import app
 from engine.config import Settings
@@ -35,7 +36,6 @@ from engine.diff.archive import open_archive
 from engine.diff.recovery import RecoveryPoints
 from engine.sink.repository import open_repository
 from tests.api.conftest import bearer, make_tokens
-from tests.e2e.backup_env import BackupEnv, backup_env
 from tests.helpers.emulator_proc import poll_for
 
 pytestmark = [pytest.mark.emulator, pytest.mark.cluster]

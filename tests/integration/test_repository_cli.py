@@ -93,7 +93,7 @@ def test_init_and_verify_on_azurite(
 ) -> None:
     from uuid import uuid4
 
-    from tests.helpers.azurite import Azurite
+    from devkit.azurite import Azurite
 
     assert isinstance(azurite, Azurite)
     monkeypatch.setenv("SFVAULT_AZURE_CONNECTION_STRING", azurite.connection_string)

@@ -10,6 +10,7 @@ from uuid import uuid4
 import pyarrow as pa
 import pytest
 
+from devkit.azurite import Azurite
 from engine.errors import (
     IntegrityError,
     MissingObject,
@@ -27,7 +28,6 @@ from engine.sink.manifest import manifest_handle
 from engine.sink.repository import Repository
 from engine.sink.verify import verify, verify_keyless
 from tests.helpers import corrupt
-from tests.helpers.azurite import Azurite
 
 ORG = "00D000000000042AAA"
 

@@ -20,6 +20,7 @@ from uuid import uuid4
 import pyarrow as pa
 import pytest
 
+from devkit.azurite import Azurite
 from engine.errors import SfvaultError, WrongKey
 from engine.model import ChunkRef, Manifest, ObjectEntry
 from engine.sink import index
@@ -34,7 +35,6 @@ from engine.sink.repair import repair
 from engine.sink.repository import Repository
 from engine.sink.verify import verify, verify_keyless
 from tests.helpers import corrupt
-from tests.helpers.azurite import Azurite
 
 ORG = "00D000000000077AAA"
 MODES = ("verify", "verify --no-key", "verify --read-data", "repair")

@@ -13,6 +13,7 @@ from uuid import uuid4
 import pyarrow as pa
 import pytest
 
+from devkit.azurite import Azurite
 from engine.model import Manifest, ObjectEntry
 from engine.sink.backend import Backend, Handle, Kind
 from engine.sink.backends.azure import AzureBackend
@@ -21,7 +22,6 @@ from engine.sink.keys import LocalKeyFile
 from engine.sink.repository import Repository
 from engine.sink.verify import verify
 from engine.sink.wrappers import stack_backend
-from tests.helpers.azurite import Azurite
 
 MiB = 1024 * 1024
 SIZE = 200 * MiB + 123

@@ -1,7 +1,7 @@
 """Repair, then back up: one flipped bit in one manifest no longer blocks the org (issue 15, finding 2).
 
 A private emulated org, a local encrypted repository, a SQLite catalog and a process-based
-LocalCluster (``tests.e2e.backup_env``). The org's newest manifest gets one flipped bit: the next
+LocalCluster (``devkit.backup_env``). The org's newest manifest gets one flipped bit: the next
 backup and prune fail with SFV-311 (the regression); ``sfvault repair`` lists what it would do and
 changes nothing, ``sfvault repair --apply`` sets the manifest aside (kept under ``quarantine/``),
 and the next backup succeeds, extracts every object in full (its newest data was set aside) and
@@ -16,14 +16,14 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from devkit.backup_env import BackupEnv, backup_env
+from devkit.groundtruth import compare_org
 from engine.cli import app
 from engine.errors import SfvaultError
 from engine.sink.backend import Kind
 from engine.sink.manifest import manifest_handle
 from engine.sink.prune import prune
 from engine.sink.verify import verify, verify_keyless
-from tests.e2e.backup_env import BackupEnv, backup_env
-from tests.e2e.groundtruth import compare_org
 from tests.helpers import corrupt
 
 pytestmark = [pytest.mark.emulator, pytest.mark.cluster]

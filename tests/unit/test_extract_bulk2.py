@@ -10,7 +10,16 @@ from hypothesis import strategies as st
 
 from engine.clock import FrozenClock
 from engine.errors import SalesforceBulkUnsupported, SalesforceJobFailed, SalesforceQueryTimeout
-from engine.extract.bulk2 import TERMINAL_STATES, JobInfo, PollPolicy, next_poll, wait_for_job
+from engine.extract.bulk2 import (
+    TERMINAL_STATES,
+    JobInfo,
+    JobPace,
+    Pacing,
+    PollPolicy,
+    next_poll,
+    poll_delay,
+    wait_for_job,
+)
 from engine.extract.classify import classify_failed_job
 
 POLICY = PollPolicy(first=0.5, factor=2.0, max=8.0, timeout=100.0)
@@ -82,3 +91,124 @@ def test_failed_jobs_are_typed() -> None:
     assert isinstance(unsupported, SalesforceBulkUnsupported)
     assert isinstance(classify_failed_job("Account", "Failed", "InternalServerError"), SalesforceJobFailed)
     assert isinstance(classify_failed_job("Account", "Aborted", None), SalesforceJobFailed)
+
+
+# --- polls paced by what Salesforce reports (decision 0019) ------------------------------------
+
+TASK_POLICY = PollPolicy(first=0.2, factor=1.3, max=5.0, timeout=3600.0)
+"""The policy the partition tasks use (JobOptions.poll_first / poll_max, factor 1.3)."""
+
+
+class TimedJob:
+    """A job that Salesforce completes ``takes`` seconds after its creation, ``records`` records."""
+
+    def __init__(self, clock: FrozenClock, takes: float, records: int) -> None:
+        self.clock = clock
+        self.done_at = clock.monotonic() + takes
+        self.takes = takes
+        self.records = records
+        self.polls = 0
+
+    def get_job(self, job_id: str) -> JobInfo:
+        self.polls += 1
+        if self.clock.monotonic() >= self.done_at:
+            return JobInfo(job_id, "JobComplete", "Account", "query", "62.0", records_processed=self.records,
+                           processing_ms=int(self.takes * 1000))  # fmt: skip
+        return JobInfo(job_id, "InProgress", "Account", "query", "62.0")
+
+    def abort_job(self, job_id: str) -> JobInfo:
+        return JobInfo(job_id, "Aborted", "Account", "query", "62.0")
+
+
+def _wait(clock: FrozenClock, job: TimedJob, pacing: Pacing | None) -> float:
+    """Wait for ``job``; the seconds between its completion and when the loop saw it."""
+    wait_for_job(job, JobInfo("750x", "UploadComplete", "Account", "query", "62.0"), clock=clock,
+                 sleep=lambda s: clock.advance(timedelta(seconds=s)), policy=TASK_POLICY,
+                 pacing=pacing)  # fmt: skip
+    return clock.monotonic() - job.done_at
+
+
+def test_a_paced_job_is_polled_about_when_it_should_be_done() -> None:
+    """Issue 16: a 20 s job took 17 status calls with the backoff alone; once the pace knows
+    how long this org takes per record, a job of the same size takes at most 2, and is seen
+    complete no later than the backoff would see it."""
+    clock = FrozenClock()
+    unpaced = TimedJob(clock, 20.0, 60_000)
+    late_unpaced = _wait(clock, unpaced, None)
+    assert unpaced.polls >= 10
+    pace = JobPace()
+    pace.observe(JobInfo("750a", "JobComplete", "Account", "query", "62.0", records_processed=60_000,
+                         processing_ms=20_000))  # fmt: skip
+    pace.observe(JobInfo("750b", "JobComplete", "Account", "query", "62.0", records_processed=1,
+                         processing_ms=1_000))  # fmt: skip
+    paced = TimedJob(clock, 20.0, 60_000)
+    late = _wait(clock, paced, Pacing(pace, 60_000))
+    assert paced.polls <= 2
+    assert 0 <= late <= max(late_unpaced, TASK_POLICY.first)
+
+
+def test_a_job_slower_than_expected_costs_a_few_polls_and_is_seen_late_by_a_bounded_share() -> None:
+    clock = FrozenClock()
+    pace = JobPace()
+    pace.observe(JobInfo("750a", "JobComplete", "Account", "query", "62.0", records_processed=10_000,
+                         processing_ms=5_000))  # fmt: skip
+    slow = TimedJob(clock, 40.0, 10_000)  # eight times slower than the pace says
+    late = _wait(clock, slow, Pacing(pace, 10_000))
+    assert slow.polls <= 12
+    assert late <= TASK_POLICY.max
+
+
+def test_the_pace_learns_completed_jobs_only_and_grows_with_records() -> None:
+    pace = JobPace()
+    assert pace.expected(1000) is None
+    pace.observe(JobInfo("750a", "Failed", "Account", "query", "62.0", processing_ms=100))
+    pace.observe(JobInfo("750b", "JobComplete", "Account", "query", "62.0"))  # no processing time
+    assert pace.expected(1000) is None
+    pace.observe(JobInfo("750c", "JobComplete", "Account", "query", "62.0", records_processed=0,
+                         processing_ms=500))  # fmt: skip
+    pace.observe(JobInfo("750d", "JobComplete", "Account", "query", "62.0", records_processed=100_000,
+                         processing_ms=10_500))  # fmt: skip
+    small, large = pace.expected(0), pace.expected(100_000)
+    assert small == pytest.approx(0.5) and large == pytest.approx(10.5)
+
+
+def test_while_nothing_is_known_one_scout_polls_and_the_others_wait_for_it() -> None:
+    pace = JobPace()
+    scout, other = Pacing(pace, 1000), Pacing(pace, 1000)
+    assert scout.expected("750a", TASK_POLICY) is None  # the first to ask polls with the backoff
+    assert other.expected("750b", TASK_POLICY) == float("inf")  # the others wait (policy.max)
+    pace.release("750a")
+    assert other.expected("750b", TASK_POLICY) is None  # the next one takes over
+    pace.observe(JobInfo("750a", "JobComplete", "Account", "query", "62.0", records_processed=1000,
+                         processing_ms=2_000))  # fmt: skip
+    assert scout.expected("750c", TASK_POLICY) == pytest.approx(2.0)
+
+
+@given(st.integers(0, 30), st.floats(0, 3600), st.one_of(st.none(), st.floats(0, 3600)))
+def test_poll_delay_stays_within_its_bounds(attempt: int, elapsed: float, expected: float | None) -> None:
+    d = poll_delay(attempt, elapsed, expected, TASK_POLICY)
+    assert TASK_POLICY.first <= d <= max(TASK_POLICY.max, TASK_POLICY.max_expected)
+    if expected is not None and expected - elapsed >= TASK_POLICY.first:
+        assert d == min(expected - elapsed, TASK_POLICY.max_expected)  # no poll before it should be done
+
+
+def test_other_jobs_completing_do_not_cost_a_waiting_job_status_calls() -> None:
+    """The pace's sleep is cut short whenever another job of the worker completes; a paced job
+    goes back to sleep until it should be done instead of polling at every wake-up."""
+    clock = FrozenClock()
+    pace = JobPace()
+    pace.observe(JobInfo("750a", "JobComplete", "Account", "query", "62.0", records_processed=60_000,
+                         processing_ms=20_000))  # fmt: skip
+    pace.observe(JobInfo("750b", "JobComplete", "Account", "query", "62.0", records_processed=1,
+                         processing_ms=1_000))  # fmt: skip
+    job = TimedJob(clock, 20.0, 60_000)
+    wakes: list[float] = []
+
+    def woken_every_second(s: float) -> None:  # another job completes every second
+        wakes.append(s)
+        clock.advance(timedelta(seconds=min(s, 1.0)))
+
+    wait_for_job(job, JobInfo("750x", "UploadComplete", "Account", "query", "62.0"), clock=clock,
+                 sleep=woken_every_second, policy=TASK_POLICY, pacing=Pacing(pace, 60_000))  # fmt: skip
+    assert len(wakes) >= 15  # it was woken often ...
+    assert job.polls <= 2  # ... and asked Salesforce about the job only when it should be done

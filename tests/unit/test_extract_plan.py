@@ -105,3 +105,25 @@ def test_bisect_halves_cover_parent(offs: list[int], target: int, data: st.DataO
             break
         q = bisect(q)[0]
     assert not can_bisect(q) or q.depth > 90
+
+
+@settings(max_examples=100, deadline=None)
+@given(offsets, st.integers(1, 120))
+def test_counting_the_pieces_of_a_cut_together_gives_the_same_partitions(
+    offs: list[int], target: int
+) -> None:
+    """Decision 0019: the pieces of one cut are counted in one batch (a composite request holds
+    five COUNT() queries), with the very same result as counting them one by one."""
+    ids = make_ids(offs)
+    lo, hi = idmath.to18(ids[0]), idmath.to18(ids[-1])
+    one_by_one = plan_partitions("Account", lo, hi, ExactCounter(ids), target)
+    counter = ExactCounter(ids)
+    batches: list[int] = []
+
+    def count_many(ranges: list[tuple[str | None, str | None]]) -> list[int]:
+        batches.append(len(ranges))
+        return [counter(a, b) for a, b in ranges]
+
+    together = plan_partitions("Account", lo, hi, ExactCounter(ids), target, count_many=count_many)
+    assert together == one_by_one
+    assert sum(batches) == counter.calls and len(batches) <= counter.calls

@@ -42,7 +42,7 @@ def test_partition_rows_stays_within_its_bounds(
 
 def test_partition_rows_for_the_orgs_the_issue_names() -> None:
     o = JobOptions()
-    assert partition_rows(2_000_000, o) == 62_500, "a 2M-record org: 32 partitions"
+    assert partition_rows(2_000_000, o) == 125_000, "a 2M-record org: 16 partitions (decision 0019)"
     assert partition_rows(100_000_000, o) == 250_000, "a large org: the 250k cap"
     assert partition_rows(40_000, o) == 50_000, "an incremental window: one partition per object"
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from emulator.launcher import EmulatorProcess, start_emulator
 from engine.catalog import orgs as corgs
 from engine.catalog.db import make_engine, migrate, session_factory, transaction
 from engine.config import Settings
@@ -22,7 +23,6 @@ from engine.jobs.runner import BackupResult, ProgressFn, run_backup
 from engine.sink.backends import open_backend
 from engine.sink.keys import LocalKeyFile
 from engine.sink.repository import Repository, open_repository
-from tests.helpers.emulator_proc import EmulatorProcess, start_emulator
 
 TEST_OPTIONS = JobOptions(id_sweep_every=1, poll_first=0.02, poll_max=0.2, target_rows=4000, page_rows=5000)
 

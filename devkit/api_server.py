@@ -26,7 +26,7 @@ from typing import Any
 
 import httpx
 
-from tests.helpers.postgres import free_port
+from devkit.postgres import free_port
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 # the installed console script (what operators run); `python -m engine.cli` as a fallback

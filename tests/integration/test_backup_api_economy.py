@@ -1,0 +1,78 @@
+"""API economy of a full backup (issue 16, decision 0019), counted on the emulator's request log.
+
+A full asks Salesforce for each thing once and in as few calls as it can: the objects are sized by
+``COUNT()`` queries five to a composite request (and the pieces of a cut, and an object's Id
+bounds, likewise), a small object is read through one REST page instead of a Bulk job (create,
+polls, a page, delete), and a Bulk job's status is polled when what Salesforce reported of the
+jobs already complete says it should be done, not on every step of a backoff. The snapshot stays
+equal to the org.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterator
+
+import pytest
+
+from devkit.backup_env import TEST_OPTIONS, BackupEnv, backup_env
+from devkit.groundtruth import compare_org
+
+pytestmark = pytest.mark.emulator
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BackupEnv]:
+    with backup_env(tmp_path_factory.mktemp("backup-economy"), scale=20_000) as e:
+        e.add_org("acme")
+        yield e
+
+
+def _kinds(env: BackupEnv, since: int) -> Counter[str]:
+    """Salesforce calls after ``since``: ``query`` (one REST query page), ``composite``, ``create``,
+    ``poll``, ``page`` and ``delete`` (Bulk 2.0), ``other``."""
+    out: Counter[str] = Counter()
+    for r in env.em.admin("GET", "/requests", params={"since": since})["requests"]:
+        path, method = str(r["path"]), str(r["method"])
+        if r.get("category") == "admin" or not path.startswith("/services/data/v"):
+            continue
+        tail = path.split("/", 4)[4] if path.count("/") >= 4 else ""
+        if tail.startswith(("query", "queryAll")):
+            out["query"] += 1
+        elif tail.startswith("composite"):
+            out["composite"] += 1
+        elif tail.startswith("jobs/query"):
+            parts = tail.rstrip("/").split("/")
+            if len(parts) == 2:
+                out["create"] += 1
+            elif parts[-1] == "results":
+                out["page"] += 1
+            else:
+                out[{"GET": "poll", "DELETE": "delete"}.get(method, "other")] += 1
+        else:
+            out["other"] += 1
+    return out
+
+
+def test_a_full_asks_once_in_few_calls_and_stays_exact(env: BackupEnv) -> None:
+    since = int(env.em.admin("GET", "/requests", params={"limit": 1})["last_seq"])
+    full = env.backup("acme", options=TEST_OPTIONS)
+    assert full.state == "succeeded", full.error_message
+    calls = _kinds(env, since)
+    objects = full.objects
+    small = [n for n, o in objects.items() if o.records <= TEST_OPTIONS.rest_limit]
+    bulk = [n for n, o in objects.items() if o.bulk_jobs > 0]
+    assert small and bulk, (small, bulk)
+    # a small object is one REST page, never a Bulk job
+    assert [n for n in small if objects[n].bulk_jobs] == []
+    # sizing: COUNT()s five to a composite request, not one query per object; the REST query pages
+    # left are the small objects' data (one page each at this scale) and the sweeps' Ids
+    assert calls["composite"] >= len(objects) // 5
+    assert calls["query"] <= 2 * len(small) + len(objects), calls
+    # polls: about one per Bulk job once a job has completed on each worker (the scouts poll
+    # with the backoff until then)
+    jobs = calls["create"]
+    assert jobs == sum(o.bulk_jobs for o in objects.values())
+    assert calls["poll"] <= 2 * jobs + 40, calls
+    with env.repo() as repo:
+        assert {k: v for k, v in compare_org(env.em, repo, "acme", sorted(objects)).items() if v} == {}
