@@ -76,6 +76,7 @@ def seed(catalog_url: str, n_orgs: int, n_jobs: int) -> tuple[list[str], str]:
                     "id": job_id,
                     "org_id": org_id,
                     "kind": "full" if k % 30 == 0 else "incremental",
+                    "lane": "full" if k % 30 == 0 else "incremental",
                     "trigger": "scheduled",
                     "state": state,
                     "cancel_requested": False,
