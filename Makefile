@@ -28,7 +28,7 @@ system-deps:
 deps: venv system-deps
 
 lint: venv
-	$(VENV)/bin/ruff check engine api cluster emulator benchmarks tests scripts
+	$(VENV)/bin/ruff check engine api cluster emulator benchmarks tests scripts devkit
 	$(VENV)/bin/mypy
 	$(VENV)/bin/lint-imports
 

@@ -28,7 +28,7 @@ import httpx
 
 from devkit.postgres import free_port
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+REPO_ROOT = Path(__file__).resolve().parents[1]
 # the installed console script (what operators run); `python -m engine.cli` as a fallback
 _SCRIPT = Path(sys.executable).parent / "sfvault"
 CLI = [str(_SCRIPT)] if _SCRIPT.exists() else [sys.executable, "-m", "engine.cli"]

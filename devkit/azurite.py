@@ -18,7 +18,7 @@ from pathlib import Path
 
 from engine.sink.backends.azure import azurite_connection_string
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]
 AZURITE_BIN = ROOT / "node_modules" / ".bin" / "azurite-blob"
 START_TIMEOUT = 30.0
 

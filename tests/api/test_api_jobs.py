@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import io
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -303,7 +303,10 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
             ) as cluster,
             Client(cluster) as dask,
         ):
-            app = create_app(settings, dask_factory=lambda: dask, job_options=TEST_OPTIONS, scheduler=False)
+            # every object through Bulk: the tests' faults sit on Bulk routes (small objects of a full
+            # would otherwise be read through REST, decision 0019)
+            options = replace(TEST_OPTIONS, rest_max_rows=0)
+            app = create_app(settings, dask_factory=lambda: dask, job_options=options, scheduler=False)
             with TestClient(app, raise_server_exceptions=False) as client:
                 yield Live(client, tokens, settings, em, org_repo)
     finally:

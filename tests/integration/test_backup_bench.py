@@ -25,6 +25,8 @@ def test_backup_benchmark_tiny(tmp_path: Path) -> None:
     assert len(runs) == FIGURE_RUNS and run["sfvault_incremental"] in runs
     records = run["sfvault_incremental"]["records"]
     assert records > 0 and {(r["state"], r["records"]) for r in runs} == {("succeeded", records)}
-    assert run["sfvault_full"]["result_bytes"] > 0 and run["sfvault_full"]["bytes_received"] > 0
+    # result_bytes counts Bulk result files only: the tiny org's objects may all be read through
+    # REST pages (small objects of a full, decision 0019), so only the wire bytes must be there
+    assert run["sfvault_full"]["bytes_received"] > 0
     assert run["incremental_mean_over_sweep_cycle_vs_full_time"] > 0
     assert all(v < 1024**3 for v in run["peak_rss_per_worker"].values())

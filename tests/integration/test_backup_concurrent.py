@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 
 import pytest
 
@@ -45,9 +46,12 @@ def _fired(env: BackupEnv, fault_id: int) -> int:
 
 
 def _new_cycle_full(env: BackupEnv) -> BackupResult:
-    """A full of a new cycle whose client waits as long as the hold may last (no retry escapes it)."""
+    """A full of a new cycle whose client waits as long as the hold may last (no retry escapes it).
+    Every object through Bulk (``rest_max_rows=0``): the hold sits on a Bulk route, and small objects
+    of a full would otherwise be read through REST (decision 0019)."""
     return run_backup(env.settings, env.dask, "acme", BackupRequest(org="acme", full=True),
-                      options=env.options, client_overrides={"timeout_seconds": 3600.0})  # fmt: skip
+                      options=replace(env.options, rest_max_rows=0),
+                      client_overrides={"timeout_seconds": 3600.0})  # fmt: skip
 
 
 def test_an_incremental_runs_to_success_while_a_new_cycles_full_runs(env: BackupEnv) -> None:
