@@ -51,7 +51,7 @@ from engine.jobs.machine import (
 from engine.jobs.partitioning import JobNames, PartitionPlanner
 from engine.jobs.planning import JobDecision, merge_cursor
 from engine.jobs.tasks import PartitionResult, PartitionTask, extract_partition
-from engine.jobs.worker import BackupWorkerPlugin
+from engine.jobs.worker import BackupWorkerPlugin, preflight_workers
 
 CANCEL_POLL_S = 2.0
 """How often the loop reads the catalog's ``cancel_requested`` (a cancel from another process)."""
@@ -112,34 +112,6 @@ def _unregister(dask: Any, plugin: str) -> None:
         dask.unregister_worker_plugin(plugin)
     except (KeyError, ValueError):
         pass
-
-
-def _open_on_worker(plugin: str, dask_worker: Any = None) -> str | None:
-    """Run on each worker by :func:`preflight_workers`: open the job's repository (and so its key)
-    through the plugin, as the first task would; the opened repository stays for the tasks."""
-    from engine.jobs.worker import BackupWorkerPlugin
-
-    p = dask_worker.plugins[plugin] if dask_worker is not None else None
-    assert isinstance(p, BackupWorkerPlugin)
-    p.repository()
-    return None
-
-
-def preflight_workers(dask: Any, plugin: str) -> None:
-    """Every worker opens the repository and its key before any extraction (one config read and
-    one key unwrap per worker, which its first task would do anyway).
-
-    Raises:
-        WorkerPreflightFailed: a worker cannot; it names the first such worker and its error.
-    """
-    from engine.errors import SfvaultError
-    from engine.jobs.errors import WorkerPreflightFailed
-
-    answers = dask.run(_open_on_worker, plugin, on_error="return")
-    for worker, answer in sorted(answers.items()):
-        if isinstance(answer, BaseException):
-            what = str(answer) if isinstance(answer, SfvaultError) else f"{type(answer).__name__}: {answer}"
-            raise WorkerPreflightFailed(worker=worker, what=what)
 
 
 class Driver:

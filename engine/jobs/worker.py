@@ -176,3 +176,29 @@ def plugin_of(name: str) -> BackupWorkerPlugin:
     plugin = get_worker().plugins[name]
     assert isinstance(plugin, BackupWorkerPlugin)
     return plugin
+
+
+def _open_on_worker(plugin: str, dask_worker: Any = None) -> str | None:
+    """Run on each worker by :func:`preflight_workers`: open the job's repository (and so its key)
+    through the plugin, as the first task would; the opened repository stays for the tasks."""
+    p = dask_worker.plugins[plugin] if dask_worker is not None else None
+    assert isinstance(p, BackupWorkerPlugin)
+    p.repository()
+    return None
+
+
+def preflight_workers(dask: Any, plugin: str) -> None:
+    """Every worker opens the repository and its key before any extraction (one config read and
+    one key unwrap per worker, which its first task would do anyway).
+
+    Raises:
+        WorkerPreflightFailed: a worker cannot; it names the first such worker and its error.
+    """
+    from engine.errors import SfvaultError
+    from engine.jobs.errors import WorkerPreflightFailed
+
+    answers = dask.run(_open_on_worker, plugin, on_error="return")
+    for worker, answer in sorted(answers.items()):
+        if isinstance(answer, BaseException):
+            what = str(answer) if isinstance(answer, SfvaultError) else f"{type(answer).__name__}: {answer}"
+            raise WorkerPreflightFailed(worker=worker, what=what)

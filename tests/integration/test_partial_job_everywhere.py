@@ -91,7 +91,8 @@ def _partial_first_full_by_cli(be: BackupEnv, config: Path, org: str) -> tuple[s
     (job id, failed object, what the command printed)."""
     be.add_org(org)
     with _one_bulk_job_fails(be):
-        res = CliRunner(env={"COLUMNS": "250"}).invoke(
+        # every object through Bulk, where the fault is (a full reads small objects through REST)
+        res = CliRunner(env={"COLUMNS": "250", "SFVAULT_JOB__REST_MAX_ROWS": "0"}).invoke(
             app, ["backup", org, "--scheduler", be.dask.scheduler.address, "--config", str(config)]
         )
     assert res.exit_code == 3, res.output  # partial
