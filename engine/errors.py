@@ -498,7 +498,10 @@ class NoStorageLocation(PolicyError):
     """The org has no storage location configured, so there is nowhere to write a backup."""
 
     code = "SFV-605"
-    template = "org {org} has no storage location configured; configure one before backing up"
+    template = (
+        "org {org} has no storage location configured; set one with "
+        "`sfvault settings set {org} --storage-location URL`, then back up again"
+    )
 
 
 class FullBackupRequired(PolicyError):
