@@ -277,14 +277,16 @@ def _counts(objects: list[JobObjectOut]) -> ObjectCounts:
     status_code=202,
     response_model=JobOut,
     summary="Back up now",
-    responses=error_responses(401, 403, 404, 409, 422, 429),
+    responses=error_responses(400, 401, 403, 404, 409, 422, 429),
 )
 def back_up_now(org: OrgName, body: BackupNow, ctx: Ctx, who: Operator) -> JobOut:
     """Start a backup of the org: every object in scope, or the chosen `objects` (only once the
     org has a full backup). Answers 202 with the `queued` job at once, before it logs in or plans;
     follow it with `GET /v1/jobs/{job_id}`.
 
-    Refusals: 404 SFV-101 unknown org; 409 SFV-605 no storage location (set `storage_location`
+    Refusals: 404 SFV-101 unknown org; 400 SFV-806 `objects` names objects outside the org's
+    scope (every one named; checked against the objects of the current cycle, and by one
+    describeGlobal only for names the catalog does not know); 409 SFV-605 no storage location (set `storage_location`
     with `PATCH /v1/orgs/{org}/settings`); 403 SFV-603 subscription expired; 403 SFV-604 seats
     exceeded; 409 SFV-606 objects chosen before the first full; 409 SFV-601 a job of the org's
     lane is already queued or running (an incremental runs beside a new cycle's full, a second

@@ -244,7 +244,8 @@ class JobService:
     ) -> Admitted:
         """Check the "back up now" policy, write the queued row, answer at once.
 
-        Raises the policy's typed errors (SFV-601 ... SFV-607), :class:`CredentialsMissing`;
+        Raises the policy's typed errors (SFV-601 ... SFV-607), :class:`CredentialsMissing`,
+        :class:`~engine.jobs.errors.UnknownObjects` for a selection naming objects outside the scope;
         ``override`` passes the refusals outside :data:`NEVER_OVERRIDDEN` and records it.
         """
         request = request or BackupRequest(org=org)
@@ -256,6 +257,8 @@ class JobService:
             raise _no_storage(org)  # before the seats count logs in to Salesforce
         close_dead_jobs(self.sessions, self.settings, now=now, org_id=org_id)
         billable = self._billable_users(org)
+        if request.objects is not None:
+            self._check_selection(org, request.objects)
         passed: SfvaultError | None = None
         try:
             with transaction(self.sessions) as s:
@@ -350,6 +353,12 @@ class JobService:
             return SlotOutcome(name, slot, "skipped", job_id=job_id, kind=kind, code=err.code)
         admitted = Admitted(job_id, name, kind, request, "scheduled", job_settings)
         return SlotOutcome(name, slot, "started", job_id=job_id, kind=kind, admitted=admitted)
+
+    def _check_selection(self, org: str, objects: tuple[str, ...]) -> None:
+        """SFV-806 now, naming every unknown object, rather than from the job after a 202."""
+        from engine.jobs.selection import check_selection
+
+        check_selection(self.settings, self.sessions, org, objects, sealer=self.sealer)
 
     def _billable_users(self, org: str) -> int:
         """Billable users counted in the org (one login and a COUNT query) when it has purchased

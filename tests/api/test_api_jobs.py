@@ -38,6 +38,7 @@ from engine.catalog.usage import usage_of_job
 from engine.clock import FrozenClock
 from engine.config import Settings
 from engine.jobs.credentials import catalog_sealer, credentials_record
+from engine.jobs.selection import check_selection
 from engine.sink.repository import open_backend, read_config
 from tests.api.conftest import api_settings, bearer, make_tokens
 from tests.helpers.emulator_proc import EmulatorProcess, poll_for, start_emulator
@@ -411,6 +412,43 @@ def test_back_up_now_end_to_end(live: Live) -> None:
     assert chosen["requested_objects"] == ["Account"] and chosen["kind"] == "incremental"
     listed = c.get("/v1/orgs/acme/jobs", headers=live.h(Role.VIEWER)).json()["items"]
     assert [j["id"] for j in listed] == [chosen["id"], job_id]
+
+
+@pytest.mark.emulator
+@pytest.mark.cluster
+def test_unknown_objects_in_a_selection_are_refused_at_request_time(live: Live) -> None:
+    """Issue 15 finding 22: a selection naming unknown objects used to answer 202 and fail later
+    with SFV-806. Now 400 SFV-806 names every one, no job row is written, and names the catalog's
+    cycle knows cost no Salesforce call (decision 0029)."""
+    c, h = live.client, live.h()
+    listed = c.get("/v1/orgs/acme/jobs", headers=h).json()["items"]
+    if not any(j["kind"] == "full" and j["state"] in ("succeeded", "partial") for j in listed):
+        resp = c.post("/v1/orgs/acme/backups", headers=h, json={})
+        assert resp.status_code == 202, resp.text
+        assert live.wait_finished(resp.json()["id"])["state"] in ("succeeded", "partial")
+        listed = c.get("/v1/orgs/acme/jobs", headers=h).json()["items"]
+    before = live.em.admin("GET", "/requests", params={"limit": 1})["last_seq"]
+
+    resp = c.post("/v1/orgs/acme/backups", headers=h,
+                  json={"objects": ["Account", "NoSuchObj__c", "Contcat"]})  # fmt: skip
+    assert resp.status_code == 400, resp.text
+    body = resp.json()
+    assert body["code"] == "SFV-806"
+    assert "NoSuchObj__c" in body["message"] and "Contcat" in body["message"]
+    assert "Account" not in body["details"]["names"]
+    assert c.get("/v1/orgs/acme/jobs", headers=h).json()["items"] == listed, "no job row was written"
+    asked = [r["path"] for r in live.em.admin("GET", "/requests", params={"since": before})["requests"]]
+    assert any(p.rstrip("/").endswith("/sobjects") for p in asked), asked  # one describeGlobal for the two
+
+    # names the cycle already holds (any case) pass the check without a call to Salesforce
+    before = live.em.admin("GET", "/requests", params={"limit": 1})["last_seq"]
+    engine, sessions = _catalog(live.settings)
+    try:
+        check_selection(live.settings, sessions, "acme", ["contact", "Account"])
+    finally:
+        engine.dispose()
+    asked = live.em.admin("GET", "/requests", params={"since": before})["requests"]
+    assert [r["path"] for r in asked if not r["path"].startswith("/__emulator")] == []
 
 
 @pytest.mark.emulator
