@@ -15,7 +15,7 @@ however many orgs there are.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -158,6 +158,7 @@ def connect_org(
     subscription_expires_at: datetime | None = None,
     sealer: Sealer,
     clock: Clock | None = None,
+    before_save: Callable[[], None] | None = None,
 ) -> ConnectedOrg:
     """Check the credentials against Salesforce, then store the org with them sealed.
 
@@ -173,6 +174,8 @@ def connect_org(
         plan, purchased_seats, subscription_expires_at: the subscription.
         sealer: seals the credentials before they reach the catalog.
         clock: the time source (``connected_at``).
+        before_save: run once everything is checked, just before the org is saved (``sfvault org
+            add`` writes the catalog's new secrets key here, so a refused add leaves none).
 
     Raises:
         InvalidObjectName, UnknownTimeZone, UnknownPlan: from :func:`check_org_fields`.
@@ -192,6 +195,11 @@ def connect_org(
     zone = time_zone or answer.time_zone or "UTC"
     org_zone(zone)  # the org's own TimeZoneSidKey is an IANA name; refuse anything else by name
     location = storage_location if storage_location is not None else settings.repository_url
+    with transaction(sessions) as s:
+        if corgs.find_org_by_name(s, name) is not None:  # taken while Salesforce answered
+            raise OrgExists(name=name)
+    if before_save is not None:
+        before_save()
     try:
         with transaction(sessions) as s:
             org = corgs.create_org(
