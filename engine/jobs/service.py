@@ -309,7 +309,11 @@ class JobService:
             name, seats = row.name, row.purchased_seats
             if s.scalar(select(Job.id).where(Job.org_id == org_id, Job.scheduled_for == slot)) is not None:
                 return SlotOutcome(name, slot, "already_handled")
-        billable = self._billable_users(name) if seats is not None else 0
+        count_failed: SfvaultError | None = None
+        try:
+            billable = self._billable_users(name) if seats is not None else 0
+        except SfvaultError as exc:  # Salesforce refused the login (SFV-402) ...: a skipped, alerted slot
+            billable, count_failed = 0, exc
         for _attempt in range(2):  # a lane taken by an admission of the same instant: decide again
             try:
                 with transaction(self.sessions) as s:
@@ -329,6 +333,8 @@ class JobService:
                         return SlotOutcome(name, slot, "stopped", code=err.code if err else None)
                     if decision.runs and row.credentials_sealed is None:
                         err = CredentialsMissing(org=name)
+                    elif decision.runs and count_failed is not None:
+                        err = count_failed
                     request = BackupRequest(org=name, full=kind == "full")
                     if err is None:
                         job = self._queue(s, row, kind, request, "scheduled", now, slot=slot)
