@@ -22,7 +22,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Response
 from fastapi import Path as PathParam
 from pydantic import BaseModel, Field, StringConstraints
-from sqlalchemy import select
+from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session
 
 from api.deps import Ctx, Operator, Viewer
@@ -35,6 +35,7 @@ from engine.catalog.models import Job, JobObject, JobState, Org
 from engine.catalog.usage import usage_of_job
 from engine.errors import (
     InvalidJobTransition,
+    InvalidRequest,
     JobNotCancellable,
 )
 from engine.jobs.planning import BackupRequest
@@ -114,6 +115,12 @@ class JobList(BaseModel):
     offset: int = Field(examples=[0])
     next_offset: int | None = Field(
         description="the offset of the next page; null on the last page", examples=[50]
+    )
+    next_after: str | None = Field(
+        None,
+        description="keyset paging: pass it as `after` for the next page (stable while new jobs "
+        "arrive); null on the last page",
+        examples=["20261125T000000Z-ab12cd34ef56"],
     )
 
 
@@ -284,14 +291,14 @@ def back_up_now(org: OrgName, body: BackupNow, ctx: Ctx, who: Operator) -> JobOu
     org has a full backup). Answers 202 with the `queued` job at once, before it logs in or plans;
     follow it with `GET /v1/jobs/{job_id}`.
 
-    Refusals: 404 SFV-101 unknown org; 400 SFV-806 `objects` names objects outside the org's
-    scope (every one named; checked against the objects of the current cycle, and by one
-    describeGlobal only for names the catalog does not know); 409 SFV-605 no storage location (set `storage_location`
-    with `PATCH /v1/orgs/{org}/settings`); 403 SFV-603 subscription expired; 403 SFV-604 seats
-    exceeded; 409 SFV-606 objects chosen before the first full; 409 SFV-601 a job of the org's
-    lane is already queued or running (an incremental runs beside a new cycle's full, a second
-    full never); 429 SFV-602 the plan's jobs per 24 hours are used up. "Data
-    backup off" stops only the schedule: an explicit back up now still runs.
+    Refusals: 404 SFV-101 unknown org; 400 SFV-806 `objects` names objects outside the org's scope
+    (every one named; checked against the objects of the current cycle, and by one describeGlobal
+    only for names the catalog does not know); 409 SFV-605 no storage location (set
+    `storage_location` with `PATCH /v1/orgs/{org}/settings`); 403 SFV-603 subscription expired; 403
+    SFV-604 seats exceeded; 409 SFV-606 objects chosen before the first full; 409 SFV-601 a job of
+    the org's lane is already queued or running (an incremental runs beside a new cycle's full, a
+    second full never); 429 SFV-602 the plan's jobs per 24 hours are used up. "Data backup off"
+    stops only the schedule: an explicit back up now still runs.
     """
     request = BackupRequest(
         org=org, full=body.full, objects=tuple(sorted(set(body.objects))) if body.objects else None
@@ -319,11 +326,29 @@ def list_jobs(
     ] = None,
     limit: Annotated[int, Query(ge=1, le=500, description="page size", examples=[50])] = 50,
     offset: Annotated[int, Query(ge=0, le=10_000_000, description="jobs to skip", examples=[0])] = 0,
+    after: Annotated[
+        str | None,
+        Query(
+            max_length=128,
+            description="keyset paging: the previous page's `next_after` (the jobs after that one); "
+            "`offset` then counts from there",
+            examples=["20261125T000000Z-ab12cd34ef56"],
+        ),
+    ] = None,
 ) -> JobList:
     """The org's backup jobs by creation time, newest first, one page at a time (one query on
-    the ``(org_id, created_at)`` index; the org is looked up separately only for an empty page)."""
+    the ``(org_id, created_at)`` index; the org is looked up separately only for an empty page).
+    ``after`` pages by key: a page does not shift when new jobs arrive meanwhile."""
     with ctx.tx() as s:
         stmt = select(Job).join(Org, Org.id == Job.org_id).where(Org.name == org)
+        if after is not None:
+            of_org = select(Job).join(Org, Org.id == Job.org_id).where(Org.name == org)
+            last = s.scalar(of_org.where(Job.id == after))
+            if last is None:
+                corgs.get_org_by_name(s, org)  # 404 SFV-101 for an unknown org
+                raise InvalidRequest(what=f"query.after: org {org} has no job {after}")
+            stmt = stmt.where(or_(Job.created_at < last.created_at,
+                                  and_(Job.created_at == last.created_at, Job.id < last.id)))  # fmt: skip
         if state:
             stmt = stmt.where(Job.state.in_([st.value for st in state]))
         stmt = stmt.order_by(Job.created_at.desc(), Job.id.desc()).limit(limit + 1).offset(offset)
@@ -331,9 +356,10 @@ def list_jobs(
         if not rows:
             corgs.get_org_by_name(s, org)  # 404 SFV-101 for an unknown org
         items = [_job_out(j, org) for j in rows[:limit]]
+    more = len(rows) > limit
     return JobList(
         org=org, items=items, limit=limit, offset=offset,
-        next_offset=offset + limit if len(rows) > limit else None,
+        next_offset=offset + limit if more else None, next_after=items[-1].id if more else None,
     )  # fmt: skip
 
 

@@ -482,8 +482,11 @@ def _stop(verdict: Verdict) -> StopReason:
     return StopReason(verdict.reason, err.code if err is not None else None, message)
 
 
-def org_tiles(session: Session, *, hidden: bool | None, now: datetime) -> list[OrgTile]:
-    """The overview tiles by name (``hidden=None``: every org), in two queries.
+def org_tiles(
+    session: Session, *, hidden: bool | None, now: datetime, limit: int | None = None, offset: int = 0
+) -> list[OrgTile]:
+    """The overview tiles by name (``hidden=None``: every org), in two queries; ``limit`` and
+    ``offset`` cut one page of them (by name) in the database.
 
     Both read plain columns, not ORM objects, and the newest job of each org is one indexed
     lookup per org (``ix_jobs_org_created``) inside a single statement, so the list stays fast
@@ -503,6 +506,9 @@ def org_tiles(session: Session, *, hidden: bool | None, now: datetime) -> list[O
     if hidden is not None:
         orgs_q = orgs_q.where(Org.hidden == hidden)
         newest_ids = newest_ids.where(Org.hidden == hidden)
+    if limit is not None or offset:
+        orgs_q = orgs_q.limit(limit).offset(offset)
+        newest_ids = newest_ids.order_by(Org.name).limit(limit).offset(offset)
     rows = session.execute(orgs_q).all()
     last = {
         row.org_id: row for row in session.execute(select(*_LAST_JOB_COLUMNS).where(Job.id.in_(newest_ids)))

@@ -129,6 +129,28 @@ def test_job_list_newest_first_with_paging_and_states(
     assert job["started_at"] and job["finished_at"]
 
 
+def test_job_list_pages_by_key_while_new_jobs_arrive(
+    api_client: TestClient, settings: Settings, as_role: Headers
+) -> None:
+    """Issue 15 (keyset paging): with offsets, a job created between two page reads shifts the
+    next page (a job seen twice); ``after=<next_after>`` pages from the last job seen."""
+    add_org(settings, "acme", storage_location="/r")
+    ids = [add_job(settings, "acme", "succeeded", T0 + timedelta(hours=i)) for i in range(5)]
+    h = as_role(Role.VIEWER)
+    first = api_client.get("/v1/orgs/acme/jobs?limit=2", headers=h).json()
+    assert [j["id"] for j in first["items"]] == [ids[4], ids[3]] and first["next_after"] == ids[3]
+    add_job(settings, "acme", "succeeded", T0 + timedelta(hours=9))  # arrives between the reads
+    seen = [j["id"] for j in first["items"]]
+    after: str | None = first["next_after"]
+    while after is not None:
+        page = api_client.get(f"/v1/orgs/acme/jobs?limit=2&after={after}", headers=h).json()
+        seen += [j["id"] for j in page["items"]]
+        after = page["next_after"]
+    assert seen == ids[::-1], "each job once, none skipped"
+    unknown = api_client.get("/v1/orgs/acme/jobs?after=nope", headers=h)
+    assert (unknown.status_code, unknown.json()["code"]) == (422, "SFV-903")
+
+
 @pytest.mark.parametrize(
     ("query", "field"),
     [("limit=0", "query.limit"), ("limit=501", "query.limit"), ("offset=-1", "query.offset"),
