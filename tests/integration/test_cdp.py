@@ -11,6 +11,7 @@ state row for row, field for field, on every field a change event carries. No sl
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
 import threading
@@ -215,23 +216,135 @@ def test_recovery_points_equal_the_org_at_each_instant(env: BackupEnv, tmp_path:
     assert "recovery_point" in listed.stdout
 
 
-def test_expired_replay_id_stops_with_a_coded_error(env: BackupEnv, tmp_path: Path) -> None:
+def _segment_keys(env: BackupEnv, obj: str) -> list[tuple[bytes, str]]:
+    """(replay id, record Id) of every change row of the committed segments, in commit order."""
+    with env.repo() as repo:
+        out: list[tuple[bytes, str]] = []
+        for s in SegmentStore(repo).segments(ORG, obj):
+            if s.chunk is not None:
+                t = repo.read_chunk(s.chunk)
+                out += list(zip(t["__replay_id"].to_pylist(), t["Id"].to_pylist(), strict=True))
+        return out
+
+
+def _contiguous(env: BackupEnv, obj: str) -> None:
+    """Committed segments follow each other: each starts after the previous one ended."""
+    with env.repo() as repo:
+        segs = [s for s in SegmentStore(repo).segments(ORG, obj) if s.events]
+    for a, b in itertools.pairwise(segs):
+        assert int(b.first_replay_id, 16) > int(a.last_replay_id, 16), (a.last_replay_id, b.first_replay_id)
+
+
+def test_dropped_stream_reconnects_without_loss_or_duplicate(env: BackupEnv) -> None:
+    opts = CdpOptions(segment_events=20, retry_wait_max=0)
+    started: list[TopicSubscriber] = []
     client, rest_client = connect_pubsub(env.settings, ORG)
+    results: list[Any] = []
+    drops = int(env.em.admin("GET", "/pubsub")["drop_generation"])
+    with env.repo() as repo:
+        t = threading.Thread(
+            target=lambda: results.extend(
+                run_subscribers(repo, ORG, OBJECTS, client, opts, on_start=started.append)
+            )
+        )
+        t.start()
+        try:
+            poll_for(
+                lambda: len(started) == len(OBJECTS) and all(s.since is not None for s in started), timeout=60
+            )
+            env.churn(2, 301)
+            poll_for(lambda: _committed(env, "Account") > 0, timeout=60)
+            assert env.em.admin("POST", "/pubsub/streams/drop")["drop_generation"] == drops + 1
+            env.churn(2, 302)
+            _caught_up(env)
+        finally:
+            opts.stop.set()
+            t.join(timeout=120)
+            client.close()
+            rest_client.close()
+    assert all(r.error is None for r in results), [r.error for r in results]
+    assert sum(r.reconnects for r in results) >= 1
+    for obj in OBJECTS:
+        keys = _segment_keys(env, obj)
+        assert len(keys) == len(set(keys))
+        _contiguous(env, obj)
+
+
+def test_subscriber_killed_mid_stream_resumes_without_loss_or_duplicate(
+    env: BackupEnv, tmp_path: Path
+) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    cfg = _config(env, tmp_path)
+    ids = [
+        str(r[0]) for r in env.em.sql("SELECT Id FROM sf_account WHERE NOT IsDeleted ORDER BY Id LIMIT 150")
+    ]
+    with _rest(env) as rest:  # a backlog of events (one per REST update) received after the checkpoint
+        for n, rid in enumerate(ids):
+            assert (
+                rest.patch(f"{V}/sobjects/Account/{rid}", json={"Phone": f"555-{n:04d}"}).status_code == 204
+            )
+    before = _committed(env, "Account")
+    assert _bus_events(env, "Account") > before + 100
+    root = Path(__file__).resolve().parents[2]
+    run = [sys.executable, "-m", "engine.cli", "cdp", "run", ORG, "--objects", "Account",
+           "--segment-events", "10", "--config", str(cfg)]  # fmt: skip
+    envv = {k: v for k, v in os.environ.items() if not k.startswith("SFVAULT_")} | {"PYTHONPATH": str(root)}
+    proc = subprocess.Popen(run, env=envv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
-        with env.repo() as repo:
-            before = SegmentStore(repo).checkpoint(ORG, "Account")
-        assert before is not None  # the previous test committed segments
-        with _rest(env) as rest:
-            rid = str(env.em.sql("SELECT Id FROM sf_account WHERE NOT IsDeleted ORDER BY Id LIMIT 1")[0][0])
-            assert rest.patch(f"{V}/sobjects/Account/{rid}", json={"Phone": "555-0100"}).status_code == 204
-        env.em.admin("POST", "/pubsub/settings", json={"retention_hours": 1})
-        env.em.admin("POST", "/clock", json={"advance": 7200})
-        opts = CdpOptions(until_idle=0.5, retry_wait_max=0)
-        with env.repo() as repo:
-            [res] = run_subscribers(repo, ORG, ["Account"], client, opts)
-            after = SegmentStore(repo).checkpoint(ORG, "Account")
+        poll_for(lambda: _committed(env, "Account") > before, timeout=120)
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=60)
     finally:
-        client.close()
-        rest_client.close()
-    assert isinstance(res.error, ReplayIdExpired) and res.error.code == "SFV-452"
+        if proc.poll() is None:
+            proc.kill()
+    killed_at = _committed(env, "Account")
+    assert killed_at > before
+    res = CliRunner().invoke(app, ["cdp", "run", ORG, "--objects", "Account", "--until-idle", "1", "--json",
+                                   "--config", str(cfg)])  # fmt: skip
+    assert res.exit_code == 0, res.output
+    assert _committed(env, "Account") == _bus_events(env, "Account")  # nothing lost
+    keys = _segment_keys(env, "Account")
+    assert len(keys) == len(set(keys))  # nothing twice
+    _contiguous(env, "Account")
+
+
+def test_expired_replay_id_stops_with_a_coded_error_and_a_catch_up_job(
+    env: BackupEnv, tmp_path: Path
+) -> None:
+    """An outage longer than the retention: `cdp run` fails with SFV-452, writes a restart segment at
+    the tip and runs the catch-up incremental backup of the object; the next run resumes there."""
+    from engine.catalog import jobs as cjobs
+    from engine.catalog import orgs as corgs
+    from engine.catalog.db import make_engine, session_factory, transaction
+
+    cfg = _config(env, tmp_path)
+    with env.repo() as repo:
+        before = SegmentStore(repo).checkpoint(ORG, "Account")
+    assert before is not None and before.restart is None  # the earlier tests committed segments
+    with _rest(env) as rest:
+        rid = str(env.em.sql("SELECT Id FROM sf_account WHERE NOT IsDeleted ORDER BY Id LIMIT 1")[0][0])
+        assert rest.patch(f"{V}/sobjects/Account/{rid}", json={"Phone": "555-0100"}).status_code == 204
+    env.em.admin("POST", "/pubsub/settings", json={"retention_hours": 1})
+    env.em.admin("POST", "/clock", json={"advance": 7200})  # the event above is now past the retention
+    runner = CliRunner()
+    args = ["cdp", "run", ORG, "--objects", "Account", "--until-idle", "0.5", "--config", str(cfg)]
+    res = runner.invoke(app, args)
+    assert res.exit_code == ReplayIdExpired.exit_code, res.output
+    assert "SFV-452" in res.output and "catch-up job" in res.output
+    with env.repo() as repo:
+        after = SegmentStore(repo).checkpoint(ORG, "Account")
     assert after is not None and after.restart == "SFV-452" and after.events == 0
+    engine = make_engine(env.settings.catalog_url)
+    try:
+        with transaction(session_factory(engine)) as s:
+            newest = cjobs.jobs_of_org(s, corgs.get_org_by_name(s, ORG).id)[0]
+            assert newest.kind == "incremental" and newest.state == "succeeded"
+            assert newest.requested_objects == ["Account"]
+    finally:
+        engine.dispose()
+    again = runner.invoke(app, args)  # a new chain: resumes after the restart segment's tip
+    assert again.exit_code == 0, again.output
