@@ -19,15 +19,16 @@ from times of day).
 from __future__ import annotations
 
 import io
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 import fastavro
 import pyarrow as pa
 
-FULL_ROW = ("CREATE", "UNDELETE")
-"""Change types that carry every non-null field (null = null)."""
+FULL_ROW = ("CREATE", "UNDELETE", "GAP_CREATE", "GAP_UPDATE", "GAP_UNDELETE")
+"""Change row types that carry every field (null = null); a gap row is the record re-read."""
+DELETES = ("DELETE", "GAP_DELETE")
 GAP_TYPES = ("GAP_CREATE", "GAP_UPDATE", "GAP_DELETE", "GAP_UNDELETE", "GAP_OVERFLOW")
 
 META = pa.schema([
@@ -162,15 +163,30 @@ class ChangeEvent:
     nulled: list[str]
     values: dict[str, Any]
     schema_id: str
+    refetched: list[dict[str, Any]] = field(default_factory=list)
+    """A gap event's records as re-read through REST (column -> value, ``Id`` included; a record
+    that is gone has only ``Id``): its change rows, typed like the layout's columns."""
 
     def rows(self) -> list[dict[str, Any]]:
-        """One change row per record id (the identical change of several records)."""
+        """One change row per record id (the identical change of several records); a gap event's
+        rows are its re-read records (GAP_DELETE for one that is gone)."""
+        if self.change_type in GAP_TYPES:
+            return [self._gap_row(r) for r in self.refetched]
         base = {
             "__change_type": self.change_type, "__replay_id": self.replay_id, "__commit_ts": self.commit_ts,
             "__commit_number": self.commit_number, "__transaction_key": self.transaction_key,
             "__seq": self.sequence, "__touched": self.touched, "__nulled": self.nulled, **self.values,
         }  # fmt: skip
         return [{"Id": rid, **base} for rid in self.record_ids]
+
+    def _gap_row(self, record: dict[str, Any]) -> dict[str, Any]:
+        gone = len(record) == 1
+        return {
+            "__change_type": "GAP_DELETE" if gone else self.change_type, "__replay_id": self.replay_id,
+            "__commit_ts": self.commit_ts, "__commit_number": self.commit_number,
+            "__transaction_key": self.transaction_key, "__seq": self.sequence, "__touched": [],
+            "__nulled": [], **record,
+        }  # fmt: skip
 
 
 def decode_event(layout: EventLayout, payload: bytes, replay_id: bytes, schema_id: str) -> ChangeEvent:
@@ -201,5 +217,5 @@ def rows_table(events: list[ChangeEvent], layouts: dict[str, EventLayout]) -> pa
                 seen.add(f.name)
                 fields.append(f)
     schema = pa.schema(fields)
-    rows = [r for e in events if e.change_type not in GAP_TYPES for r in e.rows()]
+    rows = [r for e in events for r in e.rows()]
     return pa.Table.from_pylist(rows, schema=schema)

@@ -52,12 +52,13 @@ def run(
         client, rest = connect_pubsub(settings, name, endpoint=endpoint)
         repo = open_repository(settings)
         try:
-            results = run_subscribers(repo, name, names, client, opts)
+            results = run_subscribers(repo, name, names, client, opts, rest=rest)
         finally:
             repo.close()
             client.close()
             rest.close()
         rows = [{"object": r.object, "events": r.events, "segments": r.segments, "reconnects": r.reconnects,
+                 "gap_records_refetched": r.gap_records, "rest_calls": rest.usage.snapshot().get("calls", {}),
                  "last_replay_id": r.last_replay_id,
                  "error": getattr(r.error, "code", None) if r.error else None} for r in results]  # fmt: skip
         if as_json:

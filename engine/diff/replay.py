@@ -5,9 +5,10 @@ change rows of the committed segments (Parquet files, columns of :mod:`engine.cd
 window ``[start, at]`` of commit timestamps, where ``start`` is no later than the moment the job
 began to read the object. Per record, in commit order (``__commit_number``, ``__seq``):
 
-* the last CREATE / UNDELETE / DELETE decides whether the record lives: DELETE removes it;
-  CREATE and UNDELETE (which carry every non-null field) give the row its values, every field they
-  leave null is null; without one the record's row is the snapshot's;
+* the last CREATE / UNDELETE / DELETE (or gap row: a GAP_* event's record re-read through REST,
+  GAP_DELETE when it was gone) decides whether the record lives: a delete removes it; the others
+  carry every field and give the row its values, every field they leave null is null; without
+  one the record's row is the snapshot's;
 * then every UPDATE after it sets, per field, the value of the last UPDATE that changed or nulled
   the field (``__touched``); fields no event touched keep their value.
 
@@ -33,7 +34,6 @@ import pyarrow.parquet as pq
 
 from engine.diff.recovery import lit, q
 
-LIFECYCLE = ("CREATE", "UNDELETE", "DELETE")
 META_PREFIX = "__"
 
 
@@ -84,7 +84,8 @@ def replay(
         SELECT Id, __change_type, __commit_ts, __commit_number, __seq,
                __touched{", " + casts if casts else ""}
         FROM read_parquet({files}, union_by_name = true) ev
-        WHERE {window} AND __change_type IN ('CREATE', 'UPDATE', 'DELETE', 'UNDELETE')
+        WHERE {window} AND __change_type IN ('CREATE', 'UPDATE', 'DELETE', 'UNDELETE', 'GAP_CREATE',
+                                             'GAP_UPDATE', 'GAP_DELETE', 'GAP_UNDELETE')
     """)
     con.execute("""
         CREATE OR REPLACE TEMP TABLE life AS
@@ -147,12 +148,14 @@ def _final(con: duckdb.DuckDBPyConnection, base_sql: str, schema: pa.Schema, fie
                 SELECT * FROM {base_sql}
                 UNION ALL BY NAME
                 SELECT l.Id FROM life l
-                WHERE l.__change_type IN ('CREATE', 'UNDELETE') AND l.Id NOT IN (SELECT Id FROM {base_sql})
+                WHERE l.__change_type NOT IN ('DELETE', 'GAP_DELETE')
+                  AND l.Id NOT IN (SELECT Id FROM {base_sql})
             ),
             r AS (
                 SELECT {", ".join(row_cols)}
-                FROM b LEFT JOIN (SELECT * FROM life WHERE __change_type <> 'DELETE') l ON l.Id = b.Id
-                WHERE b.Id NOT IN (SELECT Id FROM life WHERE __change_type = 'DELETE')
+                FROM b LEFT JOIN (SELECT * FROM life WHERE __change_type NOT IN ('DELETE', 'GAP_DELETE')) l
+                  ON l.Id = b.Id
+                WHERE b.Id NOT IN (SELECT Id FROM life WHERE __change_type IN ('DELETE', 'GAP_DELETE'))
             ),
             x AS (SELECT {", ".join(final_cols)} FROM r LEFT JOIN upd u ON u.Id = r.Id)
             SELECT {cast_cols} FROM x ORDER BY Id

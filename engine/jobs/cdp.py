@@ -23,9 +23,10 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
+import pyarrow as pa
 from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_random_exponential
 
 from engine.cdc.decode import GAP_TYPES, ChangeEvent, EventLayout, decode_event, rows_table
@@ -74,13 +75,17 @@ class TopicResult:
     reconnects: int = 0
     last_replay_id: str | None = None
     error: BaseException | None = None
+    gap_records: int = 0
+    """Records of GAP_* events re-read through REST (one API call each)."""
 
 
 class TopicSubscriber:
     """Subscribes to one object's change events and commits them in segments."""
 
     def __init__(self, org: str, obj: str, client: PubSubClient, store: SegmentStore, options: CdpOptions,
-                 *, clock: Clock | None = None) -> None:  # fmt: skip
+                 *, clock: Clock | None = None, rest: Any = None) -> None:  # fmt: skip
+        self.rest = rest
+        """A logged-in ``SalesforceClient``: GAP_* events re-read their records through it."""
         self.org, self.obj, self.topic = org, obj, topic_of(obj)
         self.client, self.store, self.options = client, store, options
         self.clock = clock or SystemClock()
@@ -153,7 +158,13 @@ class TopicSubscriber:
         sid = ev.event.schema_id
         if sid not in self.layouts:
             self.layouts[sid] = EventLayout(self.client.schema(sid))
-        return decode_event(self.layouts[sid], ev.event.payload, bytes(ev.replay_id), sid)
+        event = decode_event(self.layouts[sid], ev.event.payload, bytes(ev.replay_id), sid)
+        if event.change_type in GAP_TYPES and event.change_type != "GAP_OVERFLOW" and self.rest is not None:
+            event.refetched = [
+                refetch(self.rest, self.obj, rid, self.layouts[sid]) for rid in event.record_ids
+            ]
+            self.result.gap_records += len(event.refetched)
+        return event
 
     # --- sealing ----------------------------------------------------------------------------
 
@@ -210,6 +221,40 @@ class TopicSubscriber:
             sub.close()
 
 
+# --- gap events --------------------------------------------------------------------------------
+
+
+def _typed(value: Any, t: pa.DataType) -> Any:
+    """A REST JSON value as the change row column of type ``t`` holds it (epoch ms for datetimes
+    and times, like the Avro payloads)."""
+    if value is None or isinstance(value, dict):
+        return None
+    if pa.types.is_integer(t) and isinstance(value, str):
+        if "T" in value:
+            return int(datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp() * 1000)
+        h, m, rest = value.rstrip("Z").split(":")
+        return (int(h) * 3600 + int(m) * 60) * 1000 + round(float(rest) * 1000)
+    if pa.types.is_date(t):
+        return date.fromisoformat(str(value)[:10])
+    if pa.types.is_string(t):
+        return str(value) if not isinstance(value, bool) else str(value).lower()
+    return value
+
+
+def refetch(rest: Any, obj: str, record_id: str, layout: EventLayout) -> dict[str, Any]:
+    """Re-read one record of a GAP_* event through REST (``GET sobjects/<obj>/<id>``, counted in the
+    client's usage as ``rest``): the layout's columns, or only ``Id`` when the record is gone."""
+    from engine.errors import SalesforceNotFound
+
+    try:
+        rec = rest.get_json(f"{rest.data_path}/sobjects/{obj}/{record_id}")
+    except SalesforceNotFound:
+        return {"Id": record_id}
+    if rec.get("IsDeleted"):
+        return {"Id": record_id}
+    return {"Id": record_id, **{f.name: _typed(rec.get(f.name), f.type) for f in layout.columns}}
+
+
 # --- many objects ------------------------------------------------------------------------------
 
 
@@ -245,10 +290,12 @@ def connect_pubsub(settings: Settings, org: str, *, endpoint: str | None = None)
 def run_subscribers(
     repo: Any, org: str, objects: list[str], client: PubSubClient, options: CdpOptions,
     *, clock: Clock | None = None, on_start: Callable[[TopicSubscriber], None] | None = None,
+    rest: Any = None,
 ) -> list[TopicResult]:  # fmt: skip
-    """One thread per object; returns when every subscriber stopped (their errors in the results)."""
+    """One thread per object; returns when every subscriber stopped (their errors in the results).
+    ``rest``: the org's logged-in REST client, for re-reading the records of gap events."""
     store = SegmentStore(repo)
-    subs = [TopicSubscriber(org, o, client, store, options, clock=clock) for o in objects]
+    subs = [TopicSubscriber(org, o, client, store, options, clock=clock, rest=rest) for o in objects]
     for s in subs:
         client.get_topic(s.topic)  # NOT_FOUND (CDC not enabled for the object) fails here, at once
     threads = [threading.Thread(target=s.run, name=f"sfvault-cdp-{s.obj}", daemon=True) for s in subs]

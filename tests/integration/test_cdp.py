@@ -25,9 +25,12 @@ from typing import Any
 
 import httpx
 import pytest
+from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
+from api.app import create_app
 from devkit.backup_env import BackupEnv, backup_env
+from engine.catalog.models import Role
 from engine.cdc.decode import EventLayout
 from engine.cli import app
 from engine.diff.archive import open_archive
@@ -131,6 +134,34 @@ def _ours(env: BackupEnv, job_id: str, obj: str) -> Any:
     return table
 
 
+def _assert_recovery_point(
+    env: BackupEnv, cfg: Path, at: datetime, truth: dict[str, dict[str, tuple[Any, ...]]],
+    cols: dict[str, list[str]], objects: list[str] = OBJECTS,
+) -> str:  # fmt: skip
+    """`sfvault recovery-point` at ``at`` equals ``truth`` row for row, field for field (every field
+    a change event carries that the backup reads); returns the recovery point's job id."""
+    args = ["recovery-point", ORG, "--at", at.isoformat(), "--objects", ",".join(objects), "--json"]
+    res = CliRunner().invoke(app, [*args, "--config", str(cfg)])
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.stdout)
+    assert all(out["objects"][o]["events"] > 0 for o in objects), out  # events were replayed
+    for obj in objects:
+        have = _columns(env, obj)
+        table = _ours(env, out["job"], obj)
+        names = [c for c in cols[obj] if c in have]
+        kept = [j for j, c in enumerate(names) if c in table.column_names]  # fields the backup reads
+        names = [names[j] for j in kept]
+        ours = {r["Id"]: tuple(_norm(r[c]) for c in names) for r in table.to_pylist()}
+        want = {i: tuple(v[j] for j in kept) for i, v in truth[obj].items()}
+        assert set(ours) == set(want), (obj, at, sorted(set(ours) ^ set(want))[:10])
+        assert len(names) > 10
+        diff = {(i, names[j], ours[i][j], want[i][j]) for i in want for j in range(len(names))
+                if ours[i][j] != want[i][j]}  # fmt: skip
+        shown = sorted(diff, key=lambda d: (d[1], d[0]))[:: max(1, len(diff) // 8)]
+        assert not diff, (obj, at, len(diff), shown, sorted({d[1] for d in diff}))
+    return str(out["job"])
+
+
 def _churn_round(env: BackupEnv, rest: httpx.Client, k: int) -> None:
     """REST updates (a compound component, a nulled field), a REST delete, then admin churn."""
     ids = [str(r[0]) for r in env.em.sql(
@@ -190,31 +221,7 @@ def test_recovery_points_equal_the_org_at_each_instant(env: BackupEnv, tmp_path:
     cfg = _config(env, tmp_path)
     runner = CliRunner()
     for at, truth in instants:
-        args = ["recovery-point", ORG, "--at", at.isoformat(), "--objects", ",".join(OBJECTS), "--json"]
-        res = runner.invoke(app, [*args, "--config", str(cfg)])
-        assert res.exit_code == 0, res.output
-        out = json.loads(res.stdout)
-        job_id = out["job"]
-        assert all(out["objects"][o]["events"] > 0 for o in OBJECTS), out  # events were replayed
-        for obj in OBJECTS:
-            have = _columns(env, obj)
-            table = _ours(env, job_id, obj)
-            names = [c for c in cols[obj] if c in have]
-            kept = [j for j, c in enumerate(names) if c in table.column_names]  # fields the backup reads
-            names = [names[j] for j in kept]
-            ours = {r["Id"]: tuple(_norm(r[c]) for c in names) for r in table.to_pylist()}
-            want = {i: tuple(v[j] for j in kept) for i, v in truth[obj].items()}
-            assert set(ours) == set(want), (obj, at, sorted(set(ours) ^ set(want))[:10])
-            assert len(names) > 10
-            diff = {(i, names[j], ours[i][j], want[i][j]) for i in want for j in range(len(names))
-                    if ours[i][j] != want[i][j]}  # fmt: skip
-            assert not diff, (
-                obj,
-                at,
-                len(diff),
-                sorted(diff, key=lambda d: (d[1], d[0]))[:: max(1, len(diff) // 8)],
-                sorted({d[1] for d in diff}),
-            )
+        job_id = _assert_recovery_point(env, cfg, at, truth, cols)
     listed = runner.invoke(app, ["jobs", ORG, "--json", "--config", str(cfg)])
     assert listed.exit_code == 0, listed.output
     assert "recovery_point" in listed.stdout
@@ -330,6 +337,80 @@ def test_subscriber_killed_mid_stream_resumes_without_loss_or_duplicate(
     keys = _segment_keys(env, "Account")
     assert len(keys) == len(set(keys))  # nothing twice
     _contiguous(env, "Account")
+
+
+def test_gap_events_re_read_their_records_through_rest(env: BackupEnv, tmp_path: Path) -> None:
+    """GAP_UPDATE and GAP_DELETE (injected by the emulator's admin route) re-read the named records
+    through REST (one counted API call each) into gap rows, which the recovery point applies."""
+    cfg = _config(env, tmp_path)
+    ids = [
+        str(r[0])
+        for r in env.em.sql("SELECT Id FROM sf_account WHERE NOT IsDeleted ORDER BY Id DESC LIMIT 2")
+    ]
+    with _rest(env) as rest:
+        assert (
+            rest.patch(f"{V}/sobjects/Account/{ids[0]}", json={"Description": "after the gap"}).status_code
+            == 204
+        )
+        assert rest.delete(f"{V}/sobjects/Account/{ids[1]}").status_code == 204
+    for change, rid in (("GAP_UPDATE", ids[0]), ("GAP_DELETE", ids[1])):
+        env.em.admin(
+            "POST", "/pubsub/gap", json={"entity": "Account", "changeType": change, "recordIds": [rid]}
+        )
+    res = CliRunner().invoke(app, ["cdp", "run", ORG, "--objects", "Account", "--until-idle", "1", "--json",
+                                   "--config", str(cfg)])  # fmt: skip
+    assert res.exit_code == 0, res.output
+    [report] = json.loads(res.stdout)["objects"]
+    assert report["gap_records_refetched"] == 2 and report["rest_calls"].get("rest", 0) >= 2, report
+    with env.repo() as repo:
+        segs = SegmentStore(repo).segments(ORG, "Account")
+        gaps = [g for s in segs for g in s.gaps]
+        rows = [r for s in segs if s.chunk and s.gaps for r in repo.read_chunk(s.chunk).to_pylist()]
+    assert {(g["change_type"], g["record_ids"][0]) for g in gaps} >= {
+        ("GAP_UPDATE", ids[0]),
+        ("GAP_DELETE", ids[1]),
+    }
+    by_type = {(r["__change_type"], r["Id"]): r for r in rows}
+    assert by_type[("GAP_UPDATE", ids[0])]["Description"] == "after the gap"
+    assert ("GAP_DELETE", ids[1]) in by_type
+    cols = {"Account": _carried_columns(env, "Account")}
+    at = datetime.fromisoformat(env.em.admin("GET", "/clock")["now"])
+    at = at if at.tzinfo else at.replace(tzinfo=UTC)
+    _assert_recovery_point(
+        env, cfg, at, {"Account": _truth(env, "Account", cols["Account"])}, cols, ["Account"]
+    )
+    # the same through the API (operator); a viewer is refused
+    tokens = _tokens(env)
+    body = {"at": at.isoformat(), "objects": ["Account"]}
+    with TestClient(create_app(env.settings, scheduler=False), raise_server_exceptions=False) as api:
+        url = f"/v1/orgs/{ORG}/recovery-points"
+        denied = api.post(url, json=body, headers=_bearer(tokens[Role.VIEWER]))
+        assert denied.status_code == 403, denied.text
+        made = api.post(url, json=body, headers=_bearer(tokens[Role.OPERATOR]))
+        assert made.status_code == 201, made.text
+        job = api.get(f"/v1/jobs/{made.json()['job']}", headers=_bearer(tokens[Role.VIEWER]))
+        assert job.status_code == 200 and job.json()["kind"] == "recovery_point", job.text
+        early = {"at": "2000-01-01T00:00:00Z", "objects": ["Account"]}
+        refused = api.post(url, json=early, headers=_bearer(tokens[Role.OPERATOR]))
+        assert refused.status_code == 409 and refused.json()["code"] == "SFV-456", refused.text
+
+
+def _tokens(env: BackupEnv) -> dict[Role, str]:
+    from engine.catalog.db import make_engine, session_factory, transaction
+    from engine.catalog.tokens import create_token
+
+    engine = make_engine(env.settings.catalog_url)
+    try:
+        with transaction(session_factory(engine)) as s:
+            return {
+                r: create_token(s, name=f"cdp-{r.value}", role=r)[1] for r in (Role.VIEWER, Role.OPERATOR)
+            }
+    finally:
+        engine.dispose()
+
+
+def _bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
 
 
 def test_expired_replay_id_stops_with_a_coded_error_and_a_catch_up_job(
