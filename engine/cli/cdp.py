@@ -29,6 +29,9 @@ def run(
     until_idle: float | None = typer.Option(None, "--until-idle", help="stop after SECONDS without events"),
     max_events: int | None = typer.Option(None, "--max-events", help="stop after N events per object"),
     segment_events: int = typer.Option(1000, "--segment-events", help="seal a segment every N events"),
+    segment_age: float = typer.Option(
+        5.0, "--segment-age", help="seal a segment when its oldest event waited SECONDS"
+    ),
     endpoint: str | None = typer.Option(None, "--pubsub-endpoint", help="host:port of the Pub/Sub API"),
     catch_up: bool = typer.Option(
         True, "--catch-up/--no-catch-up", help="run a catch-up incremental backup when a replay id expired"
@@ -47,8 +50,10 @@ def run(
         if until_idle is not None and max_events is not None:
             raise ConfigError(what="give --until-idle or --max-events, not both")
         settings = checked_settings(config)
-        opts = CdpOptions(segment_events=segment_events, until_idle=until_idle, max_events=max_events,
-                          retry_wait_max=settings.retry_wait_max or 0.0)  # fmt: skip
+        if segment_events < 1 or segment_age <= 0:
+            raise ConfigError(what="--segment-events must be at least 1 and --segment-age above 0")
+        opts = CdpOptions(segment_events=segment_events, segment_age_s=segment_age, until_idle=until_idle,
+                          max_events=max_events, retry_wait_max=settings.retry_wait_max or 0.0)  # fmt: skip
         client, rest = connect_pubsub(settings, name, endpoint=endpoint)
         repo = open_repository(settings)
         try:

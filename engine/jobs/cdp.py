@@ -8,8 +8,9 @@ own thread with its own Subscribe stream (decision 0026):
    instant the first response arrives: ``since``);
 2. buffer decoded events and top ``num_requested`` up (100 at a time, as the published clients
    do); seal a segment (chunk, then manifest: the commit point) when the buffer holds
-   ``segment_events`` events, or a keep-alive arrives with events buffered, or the stop condition
-   is met; a crash loses only uncommitted events, which the next run receives again;
+   ``segment_events`` events, or its oldest event waited ``segment_age_s`` (a watchdog thread), or
+   a keep-alive arrives with events buffered, or the stop condition is met; a crash loses only
+   uncommitted events, which the next run receives again;
 3. transient stream failures (SFV-451) resubscribe from the last committed replay id with the
    tenacity backoff; an expired replay id stops with :class:`ReplayIdExpired` (SFV-452) after
    writing a *restart* segment at the current tip, so the next run starts a new chain, and the
@@ -53,6 +54,9 @@ class CdpOptions:
 
     Attributes:
         segment_events: seal a segment when this many events are buffered.
+        segment_age_s: seal a segment when its oldest buffered event waited this long (a watchdog
+            thread does it, so a quiet stream does not hold events back until the next
+            keep-alive): the bound on the recovery-point objective beyond delivery.
         until_idle: stop once no event arrived for this many seconds (measured at keep-alives).
         max_events: stop once this many events were committed (per object).
         retry_attempts / retry_wait_max: the reconnect backoff (tenacity).
@@ -60,6 +64,7 @@ class CdpOptions:
     """
 
     segment_events: int = 1000
+    segment_age_s: float = 5.0
     until_idle: float | None = None
     max_events: int | None = None
     retry_attempts: int = 8
@@ -95,6 +100,9 @@ class TopicSubscriber:
         self.buffer: list[ChangeEvent] = []
         self.since: datetime | None = self.checkpoint.since if self.checkpoint else None
         self._last_event_at = time.monotonic()
+        self._first_buffered = 0.0
+        self._lock = threading.RLock()
+        self._seal_error: BaseException | None = None
 
     # --- the loop ---------------------------------------------------------------------------
 
@@ -106,14 +114,38 @@ class TopicSubscriber:
             wait=wait_random_exponential(multiplier=0.2, max=o.retry_wait_max),
             stop=stop_after_attempt(o.retry_attempts), before_sleep=self._before_retry,
         )  # fmt: skip
+        done = threading.Event()
+        watchdog = threading.Thread(target=self._seal_when_old, args=(done,), daemon=True,
+                                    name=f"sfvault-cdp-age-{self.obj}")  # fmt: skip
+        watchdog.start()
         try:
             retryer(self._stream_once)
         except BaseException as err:
             self.result.error = err
+        finally:
+            done.set()
+            watchdog.join()
         return self.result
 
+    def _seal_when_old(self, done: threading.Event) -> None:
+        """Seal the buffer once its oldest event waited ``segment_age_s``; a failure stops the
+        stream at its next response (the events stay uncommitted: the next run receives them)."""
+        age = self.options.segment_age_s
+        while not done.wait(max(age / 4, 0.01)):
+            with self._lock:
+                if (
+                    self.buffer
+                    and time.monotonic() - self._first_buffered >= age
+                    and self._seal_error is None
+                ):
+                    try:
+                        self.seal()
+                    except BaseException as err:  # handed to the stream thread, which raises it
+                        self._seal_error = err
+
     def _before_retry(self, state: Any) -> None:
-        self.buffer.clear()  # uncommitted: received again after the last committed replay id
+        with self._lock:
+            self.buffer.clear()  # uncommitted: received again after the last committed replay id
         self.result.reconnects += 1
         log.warning(
             "%s %s: stream failed, resubscribing: %s", self.org, self.topic, state.outcome.exception()
@@ -128,22 +160,31 @@ class TopicSubscriber:
             for resp in sub.responses():
                 if self.since is None:
                     self.since = self.clock.now()  # a new chain: complete from here
-                for ev in resp.events:
-                    self.buffer.append(self._decode(ev))
-                    self._last_event_at = time.monotonic()
                 owed -= len(resp.events)
                 if owed <= 0 or (resp.pending_num_requested == 0 and resp.events):
                     sub.request(BATCH)
                     owed = BATCH
-                if len(self.buffer) >= self.options.segment_events or (not resp.events and self.buffer):
-                    self.seal()
-                if self._should_stop(resp):
-                    self.seal()
-                    return
+                with self._lock:
+                    if self._seal_error is not None:
+                        raise self._seal_error
+                    self._take(resp)
+                    if self._should_stop(resp):
+                        self.seal()
+                        return
         except ReplayRefused:
             raise self._expired() from None
         finally:
             sub.close()
+
+    def _take(self, resp: Any) -> None:
+        """Buffer a response's events; seal at ``segment_events``, or at a keep-alive."""
+        for ev in resp.events:
+            if not self.buffer:
+                self._first_buffered = time.monotonic()
+            self.buffer.append(self._decode(ev))
+            self._last_event_at = time.monotonic()
+        if len(self.buffer) >= self.options.segment_events or (not resp.events and self.buffer):
+            self.seal()
 
     def _should_stop(self, resp: Any) -> bool:
         o = self.options
