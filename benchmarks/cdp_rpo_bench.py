@@ -94,6 +94,7 @@ def run(changes: int, writers: int, segment_events: int, segment_age: float, sca
         churn_s = time.monotonic() - started
         while len(store.lat_ms) < changes and time.monotonic() - started < churn_s + 120:
             time.sleep(0.1)
+        em.admin("POST", "/pubsub/settings", json={"keepalive_s": 0.1})  # the streams see the stop
         opts.stop.set()
         result = {
             "bench": "cdp_rpo", "changes": changes, "durable": len(store.lat_ms), "writers": writers,
@@ -101,7 +102,6 @@ def run(changes: int, writers: int, segment_events: int, segment_age: float, sca
             "churn_changes_per_s": round(changes / churn_s, 1), "p50_ms": _pct(store.lat_ms, 50),
             "p99_ms": _pct(store.lat_ms, 99), "max_ms": _pct(store.lat_ms, 100),
         }  # fmt: skip
-        em.admin("POST", "/pubsub/settings", json={"keepalive_s": 0.1})  # let the streams see the stop
         for t in threads:
             t.join(timeout=30)
         repo.close()

@@ -608,6 +608,42 @@ class UnknownPlan(InvalidPolicySetting):
     template = "unknown subscription plan {plan!r}; known plans: {known}"
 
 
+class CdpSettingRefused(InvalidPolicySetting):
+    """A continuous data protection setting cannot be applied (decision 0026)."""
+
+    code = "SFV-620"
+    template = "continuous data protection of {org}: {what}"
+
+
+class CdpFileObjectRefused(CdpSettingRefused):
+    """File objects carry their bodies outside change events: they cannot be protected by them."""
+
+    code = "SFV-621"
+    template = (
+        "continuous data protection of {org}: {object} is a file object (its bodies are not in change "
+        "events); back it up with scheduled jobs"
+    )
+
+
+class CdpObjectNotEnabled(CdpSettingRefused):
+    """The org does not publish change events for the object (Setup > Change Data Capture)."""
+
+    code = "SFV-622"
+    template = (
+        "continuous data protection of {org}: Change Data Capture is not enabled for {object} in the "
+        "org (select it in Setup > Change Data Capture): {what}"
+    )
+
+
+class CdpDisabled(CdpSettingRefused):
+    """``sfvault cdp run`` without ``--objects`` for an org whose protection is off."""
+
+    code = "SFV-623"
+    template = (
+        "continuous data protection of {org} is off: enable it with `sfvault cdp enable {org} --objects A,B`"
+    )
+
+
 # --- recovery points, compare and exports (engine/diff, issue 6) ----------------------------
 
 

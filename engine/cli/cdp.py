@@ -25,7 +25,9 @@ def _objects(text: str | None) -> list[str]:
 @cdp_app.command("run")
 def run(
     name: str = typer.Argument(..., help="org name"),
-    objects: str | None = typer.Option(None, "--objects", help="protected objects, comma separated"),
+    objects: str | None = typer.Option(
+        None, "--objects", help="objects, comma separated (default: the org's protected objects)"
+    ),
     until_idle: float | None = typer.Option(None, "--until-idle", help="stop after SECONDS without events"),
     max_events: int | None = typer.Option(None, "--max-events", help="stop after N events per object"),
     segment_events: int = typer.Option(1000, "--segment-events", help="seal a segment every N events"),
@@ -46,10 +48,15 @@ def run(
         from engine.jobs.cdp import CdpOptions, connect_pubsub, run_subscribers
         from engine.sink.repository import open_repository
 
-        names = _objects(objects)
+        settings = checked_settings(config)
+        if objects is None:
+            from engine.jobs.cdp import protected_objects
+
+            names = protected_objects(settings, name)
+        else:
+            names = _objects(objects)
         if until_idle is not None and max_events is not None:
             raise ConfigError(what="give --until-idle or --max-events, not both")
-        settings = checked_settings(config)
         if segment_events < 1 or segment_age <= 0:
             raise ConfigError(what="--segment-events must be at least 1 and --segment-age above 0")
         opts = CdpOptions(segment_events=segment_events, segment_age_s=segment_age, until_idle=until_idle,
@@ -78,6 +85,39 @@ def run(
         for res in results:
             if res.error is not None:
                 raise res.error
+
+    run_cli(body)
+
+
+@cdp_app.command("enable")
+def enable(
+    name: str = typer.Argument(..., help="org name"),
+    objects: str = typer.Option(..., "--objects", help="objects to protect, comma separated"),
+    endpoint: str | None = typer.Option(None, "--pubsub-endpoint", help="host:port of the Pub/Sub API"),
+    config: Path | None = CONFIG_OPT,
+) -> None:
+    """Protect these objects (refused: file objects, SFV-621; objects without Change Data Capture
+    in the org, SFV-622, which is asked)."""
+
+    def body() -> None:
+        from engine.jobs.cdp import set_protection
+
+        names = [o.strip() for o in objects.split(",") if o.strip()]
+        done = set_protection(checked_settings(config), name, names, endpoint=endpoint)
+        typer.echo(f"continuous data protection of {name}: on for {', '.join(done)}")
+
+    run_cli(body)
+
+
+@cdp_app.command("disable")
+def disable(name: str = typer.Argument(..., help="org name"), config: Path | None = CONFIG_OPT) -> None:
+    """Turn continuous data protection of the org off (its segments stay)."""
+
+    def body() -> None:
+        from engine.jobs.cdp import set_protection
+
+        set_protection(checked_settings(config), name, None)
+        typer.echo(f"continuous data protection of {name}: off")
 
     run_cli(body)
 

@@ -353,3 +353,69 @@ def run_subscribers(
         for t in threads:
             t.join()
     return [s.result for s in subs]
+
+
+# --- settings ----------------------------------------------------------------------------------
+
+FILE_OBJECTS = frozenset({
+    "Attachment", "Document", "ContentVersion", "ContentDocument", "ContentDocumentLink", "ContentNote",
+    "StaticResource", "MailMergeTemplate",
+})  # fmt: skip
+"""Objects whose bodies change events do not carry: refused for protection (SFV-621)."""
+
+
+def set_protection(settings: Settings, org: str, objects: list[str] | None, *, endpoint: str | None = None,
+                   clock: Clock | None = None) -> list[str]:  # fmt: skip
+    """Turn continuous data protection of ``org`` on for ``objects`` (checked: no file object,
+    SFV-621; Change Data Capture enabled for each in the org, SFV-622, asked through ``GetTopic``),
+    or off (``objects=None``). Returns the protected objects."""
+    from engine.catalog import orgs as corgs
+    from engine.catalog.db import make_engine, migrate, session_factory, transaction
+    from engine.errors import CdcTopicNotFound, CdpFileObjectRefused, CdpObjectNotEnabled, CdpSettingRefused
+
+    names = list(dict.fromkeys(objects or []))
+    if objects is not None:
+        if not names:
+            raise CdpSettingRefused(org=org, what="give at least one object")
+        for o in names:
+            if o in FILE_OBJECTS:
+                raise CdpFileObjectRefused(org=org, object=o)
+        client, rest = connect_pubsub(settings, org, endpoint=endpoint)
+        try:
+            for o in names:
+                try:
+                    client.get_topic(topic_of(o))
+                except CdcTopicNotFound as err:
+                    raise CdpObjectNotEnabled(org=org, object=o, what=err.message) from None
+        finally:
+            client.close()
+            rest.close()
+    engine = make_engine(settings.catalog_url)
+    try:
+        migrate(engine)
+        with transaction(session_factory(engine)) as s:
+            st = corgs.get_org_by_name(s, org).settings
+            st.cdp_enabled = objects is not None
+            st.cdp_objects = names if objects is not None else list(st.cdp_objects or [])
+            st.updated_at = (clock or SystemClock()).now()
+            return list(st.cdp_objects) if st.cdp_enabled else []
+    finally:
+        engine.dispose()
+
+
+def protected_objects(settings: Settings, org: str) -> list[str]:
+    """The objects ``org`` protects; :class:`engine.errors.CdpDisabled` when protection is off."""
+    from engine.catalog import orgs as corgs
+    from engine.catalog.db import make_engine, migrate, session_factory, transaction
+    from engine.errors import CdpDisabled
+
+    engine = make_engine(settings.catalog_url)
+    try:
+        migrate(engine)
+        with transaction(session_factory(engine)) as s:
+            st = corgs.get_org_by_name(s, org).settings
+            if not st.cdp_enabled or not st.cdp_objects:
+                raise CdpDisabled(org=org)
+            return list(st.cdp_objects)
+    finally:
+        engine.dispose()

@@ -413,6 +413,34 @@ def _bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
 
+def test_protection_settings_refuse_file_objects_and_objects_without_cdc(
+    env: BackupEnv, tmp_path: Path
+) -> None:
+    """`cdp enable` refuses a file object (SFV-621) and an object the org publishes no change events
+    for (SFV-622, asked through GetTopic); `cdp run` without --objects runs the protected objects,
+    and refuses when protection is off (SFV-623)."""
+    cfg = _config(env, tmp_path)
+    runner = CliRunner()
+
+    def cdp(*args: str) -> Any:
+        return runner.invoke(app, ["cdp", *args, "--config", str(cfg)])
+
+    res = cdp("enable", ORG, "--objects", "Account,Attachment")
+    assert res.exit_code == 2 and "SFV-621" in res.output, res.output
+    res = cdp("enable", ORG, "--objects", "Account,Lead")  # Lead: offered, not selected in the org
+    assert res.exit_code == 2 and "SFV-622" in res.output, res.output
+    res = cdp("run", ORG, "--until-idle", "0.5")
+    assert res.exit_code == 2 and "SFV-623" in res.output, res.output
+    res = cdp("enable", ORG, "--objects", "Account,Contact")
+    assert res.exit_code == 0, res.output
+    res = cdp("run", ORG, "--until-idle", "0.5", "--json")
+    assert res.exit_code == 0, res.output
+    assert [o["object"] for o in json.loads(res.stdout)["objects"]] == ["Account", "Contact"]
+    assert cdp("disable", ORG).exit_code == 0
+    res = cdp("run", ORG, "--until-idle", "0.5")
+    assert res.exit_code == 2 and "SFV-623" in res.output, res.output
+
+
 def test_expired_replay_id_stops_with_a_coded_error_and_a_catch_up_job(
     env: BackupEnv, tmp_path: Path
 ) -> None:
