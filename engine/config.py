@@ -75,6 +75,8 @@ class Settings(BaseSettings):
     retry_wait_max: float = Field(default=60.0, ge=0)
     scratch_dir: Path = Field(default=DEFAULT_DATA_DIR / "scratch")
     salesforce_api_version: str = Field(default="62.0", pattern=r"^\d+\.\d$")
+    # continuous data protection (decision 0026): the Pub/Sub API endpoint (host:port, TLS)
+    pubsub_endpoint: str = "api.pubsub.salesforce.com:7443"
     # a job stops starting new work when fewer API calls (or daily Bulk 2.0 query jobs) are left
     salesforce_api_reserve: int = Field(default=1000, ge=0)
     salesforce_bulk_jobs_reserve: int = Field(default=50, ge=0)

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
-SnapshotKind = Literal["full", "incremental"]
+SnapshotKind = Literal["full", "incremental", "recovery_point"]
 ObjectMode = Literal["full", "incremental"]
 Trigger = Literal["manual", "scheduled"]
 
@@ -454,6 +454,10 @@ class JobRecord:
     usage: JobUsage = field(default_factory=JobUsage)
     org: OrgFacts | None = None
     fulls_beside: tuple[str, ...] = ()
+    recovery_point: dict[str, Any] | None = None
+    """A ``recovery_point`` job (decision 0026): ``at`` (the instant), and per object the backup
+    job it starts from (``base_job``), the replay window's start and the change events applied
+    (``events``, ``segments``). Written only when set."""
 
     def to_dict(self) -> dict[str, Any]:
         doc: dict[str, Any] = {
@@ -470,6 +474,8 @@ class JobRecord:
         }
         if self.fulls_beside:
             doc["fulls_beside"] = list(self.fulls_beside)
+        if self.recovery_point is not None:
+            doc["recovery_point"] = self.recovery_point
         return doc
 
     @classmethod
@@ -490,6 +496,7 @@ class JobRecord:
             usage=JobUsage.from_dict(data.get("usage") or {}),
             org=OrgFacts.from_dict(org) if org else None,
             fulls_beside=tuple(str(j) for j in data.get("fulls_beside") or ()),
+            recovery_point=data.get("recovery_point"),
         )
 
 
@@ -526,7 +533,7 @@ class Manifest:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Manifest:
         kind = data["kind"]
-        if kind not in ("full", "incremental"):
+        if kind not in ("full", "incremental", "recovery_point"):
             raise ValueError(f"unknown snapshot kind {kind!r}")
         return cls(
             org=str(data["org"]),
@@ -612,10 +619,12 @@ class ObjectAsOf:
 
 
 class JobKind(enum.StrEnum):
-    """Full (opens a cycle) or incremental."""
+    """Full (opens a cycle), incremental, or a recovery point at a requested time (decision 0026:
+    a snapshot plus committed change events, materialised as a job of its own cycle)."""
 
     FULL = "full"
     INCREMENTAL = "incremental"
+    RECOVERY_POINT = "recovery_point"
 
 
 def lane_of(kind: str, requested_objects: Collection[str] | None) -> JobKind:

@@ -232,6 +232,9 @@ class OrgSettings(Base):
     permission_check_enabled: Mapped[bool] = mapped_column(Boolean, default=True)
     permission_check_start: Mapped[datetime | None]
     permission_check_interval_days: Mapped[int] = mapped_column(Integer, default=30)
+    # continuous data protection (decision 0026, migration 0010): on/off and the protected objects
+    cdp_enabled: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    cdp_objects: Mapped[list[str]] = mapped_column(default=list, server_default="[]")
     updated_at: Mapped[datetime]
 
     org: Mapped[Org] = relationship(back_populates="settings")

@@ -213,6 +213,8 @@ def needed_manifests(newest_first: Iterable[Manifest], objects: Collection[str])
     floor: str | None = None
     """The oldest id second a full named beside a manifest read may list at."""
     for m in newest_first:
+        if m.kind == "recovery_point":
+            continue  # a recovery point is data as of a past instant, never a job's base (decision 0026)
         second = id_second(m.job_id)
         if enough_at is not None and second != enough_at and (floor is None or second < floor):
             break
