@@ -314,13 +314,14 @@ class SalesforceClient:
                 log.info("session expired, refreshing", extra={"kind": self.session.kind})
                 self.session.refresh(stale_generation=generation)
                 continue
-            self.usage.count(kind)
             if resp.status_code >= 400:
                 _read(resp)
                 resp.close()
+                self.usage.count("refused" if classify.is_allowance_spent(resp) else kind)
                 err = classify.classify(resp, sobject=sobject)
                 assert err is not None
                 raise err
+            self.usage.count(kind)
             return resp
         raise AssertionError("unreachable")
 
