@@ -132,9 +132,20 @@ class JobObjectOut(BaseModel):
     records: int = Field(description="records extracted", examples=[1200])
     bytes: int = Field(description="sealed bytes written", examples=[482133])
     duration_s: float = Field(description="extraction time in seconds", examples=[3.2])
+    api_calls: int = Field(
+        default=0,
+        description="calls made for the object that count against DailyApiRequests "
+        "(rest_calls + bulk2_calls + bulk1_calls)",
+        examples=[7],
+    )
     rest_calls: int = Field(description="REST API calls made for the object", examples=[4])
+    bulk2_calls: int = Field(default=0, description="Bulk API 2.0 calls made for the object", examples=[3])
+    bulk1_calls: int = Field(default=0, description="Bulk API 1.0 calls made for the object", examples=[0])
     bulk2_jobs: int = Field(description="Bulk API 2.0 query jobs (0 where Bulk was not used)", examples=[1])
     bulk2_pages: int = Field(description="Bulk API 2.0 result pages read", examples=[1])
+    bulk1_batches: int = Field(
+        default=0, description="Bulk API 1.0 batches, PK chunks included (not calls)", examples=[0]
+    )
     partitions: int | None = Field(default=None, description="Id-range partitions (live only)", examples=[4])
     partitions_done: int | None = Field(
         default=None, description="partitions finished (live only)", examples=[2]
@@ -222,17 +233,20 @@ def _org_name(s: Session, org_id: int) -> str:
 def _object_row(o: JobObject) -> JobObjectOut:
     return JobObjectOut(
         name=o.object_name, state=o.state, records=o.records, bytes=o.bytes, duration_s=o.duration_s,
-        rest_calls=o.rest_calls, bulk2_jobs=o.bulk2_jobs, bulk2_pages=o.bulk2_pages,
-        error_code=o.error_code, error_message=o.error_message, files_unavailable=o.files_unavailable,
-        warning_code=o.warning_code, warning_message=o.warning_message,
+        api_calls=o.rest_calls + o.bulk2_calls + o.bulk1_calls, rest_calls=o.rest_calls,
+        bulk2_calls=o.bulk2_calls, bulk1_calls=o.bulk1_calls, bulk2_jobs=o.bulk2_jobs,
+        bulk2_pages=o.bulk2_pages, bulk1_batches=o.bulk1_batches, error_code=o.error_code,
+        error_message=o.error_message, files_unavailable=o.files_unavailable, warning_code=o.warning_code,
+        warning_message=o.warning_message,
     )  # fmt: skip
 
 
 def _report_row(o: JobObject, as_of: ObjectAsOf | None) -> ReportObject:
     return ReportObject(
         name=o.object_name, state=o.state, records=o.records, bytes=o.bytes, chunks=o.chunks,
-        duration_s=o.duration_s, rest_calls=o.rest_calls, bulk2_jobs=o.bulk2_jobs,
-        bulk2_pages=o.bulk2_pages, error_code=o.error_code, error_message=o.error_message,
+        duration_s=o.duration_s, rest_calls=o.rest_calls, bulk2_calls=o.bulk2_calls,
+        bulk1_calls=o.bulk1_calls, bulk2_jobs=o.bulk2_jobs, bulk2_pages=o.bulk2_pages,
+        bulk1_batches=o.bulk1_batches, error_code=o.error_code, error_message=o.error_message,
         files_unavailable=o.files_unavailable, warning_code=o.warning_code, warning_message=o.warning_message,
         as_of=as_of.as_of if as_of else None, as_of_job=as_of.as_of_job if as_of else None,
     )  # fmt: skip
@@ -250,7 +264,9 @@ def _objects_of(job: Job, live: dict[str, dict[str, Any]] | None) -> list[JobObj
             continue
         rows[name] = JobObjectOut(
             name=name, state=state, records=int(p.get("records") or 0), bytes=int(p.get("bytes") or 0),
-            duration_s=row.duration_s if row else 0.0, rest_calls=row.rest_calls if row else 0,
+            duration_s=row.duration_s if row else 0.0, api_calls=row.api_calls if row else 0,
+            rest_calls=row.rest_calls if row else 0, bulk2_calls=row.bulk2_calls if row else 0,
+            bulk1_calls=row.bulk1_calls if row else 0, bulk1_batches=row.bulk1_batches if row else 0,
             bulk2_jobs=row.bulk2_jobs if row else 0, bulk2_pages=row.bulk2_pages if row else 0,
             partitions=p.get("partitions"), partitions_done=p.get("partitions_done"),
             error_code=p.get("error_code"), error_message=p.get("error_message"),
@@ -438,7 +454,8 @@ def job_report(job_id: JobId, ctx: Ctx, _who: Viewer) -> Response:
             org=org, job_id=job.id, kind=job.kind, trigger=job.trigger, state=job.state,
             created_at=job.created_at, started_at=job.started_at, finished_at=job.finished_at,
             records=job.records, bytes=job.bytes, metadata_items=job.metadata_items,
-            rest_calls=usage.rest_calls, bulk2_jobs=usage.bulk2_jobs, bulk2_pages=usage.bulk2_pages,
+            rest_calls=usage.rest_calls, bulk2_calls=usage.bulk2_calls, bulk1_calls=usage.bulk1_calls,
+            bulk2_jobs=usage.bulk2_jobs, bulk2_pages=usage.bulk2_pages, bulk1_batches=usage.bulk1_batches,
             error_code=job.error_code, error_message=job.error_message,
         )  # fmt: skip
     body = build_report(info, objects)
