@@ -26,7 +26,7 @@ import logging
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta
+from datetime import datetime
 
 import pyarrow as pa
 
@@ -42,16 +42,12 @@ from engine.extract import replication
 from engine.extract.client import SalesforceClient
 from engine.extract.model import ObjectPlan
 from engine.extract.usage import ApiUsage
-from engine.jobs.planning import JobDecision, ObjectWork
+from engine.jobs.planning import CLOCK_SLACK, JobDecision, ObjectWork
 from engine.model import ChunkRef
 
 log = logging.getLogger(__name__)
 
 THREADS = 16
-CLOCK_SLACK = timedelta(minutes=1)
-"""An object read in full or swept records its next window as starting this long before the
-job's start minute by our clock: an org clock behind ours by up to this much leaves no gap (an
-overlap only lists deletions again, which is harmless)."""
 """Objects asked at once (one short REST call each, mostly waiting on the network)."""
 
 
