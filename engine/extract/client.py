@@ -302,6 +302,7 @@ class SalesforceClient:
             except httpx.TransportError as e:
                 raise classify.classify_transport(e) from None
             self.usage.observe_header(resp.headers.get("Sforce-Limit-Info"))
+            self.usage.observe_date(resp.headers.get("Date"))
             if resp.status_code == 401 and classify.is_invalid_session(_read(resp)):
                 resp.close()
                 if refreshed:

@@ -17,6 +17,8 @@ from __future__ import annotations
 import re
 import threading
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 from typing import Any, Literal
 
 CallKind = Literal[
@@ -59,6 +61,9 @@ class ApiUsage:
     org_used: int | None = None
     org_max: int | None = None
     limits: dict[str, tuple[int, int]] = field(default_factory=dict)
+    org_time: datetime | None = None
+    """The org's clock as its latest answer's ``Date`` header said it (second resolution; None
+    before any answer that carried one): where a job's delete-log window ends (decision 0031)."""
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     def count(self, kind: CallKind, n: int = 1) -> None:
@@ -79,6 +84,19 @@ class ApiUsage:
         if parsed is not None:
             with self._lock:
                 self.org_used, self.org_max = parsed
+
+    def observe_date(self, value: str | None) -> None:
+        """Record an answer's ``Date`` header (the org's time); called for every response."""
+        if not value:
+            return
+        try:
+            at = parsedate_to_datetime(value)
+        except (TypeError, ValueError):
+            return
+        if at.tzinfo is None:
+            return
+        with self._lock:
+            self.org_time = at.astimezone(UTC)
 
     def observe_limits(self, body: dict[str, Any]) -> None:
         """Record a ``/limits`` answer (every entry with integer ``Max``/``Remaining``)."""

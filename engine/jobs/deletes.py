@@ -15,9 +15,11 @@ replicateable, or any other refusal of the call. Objects already swept (the peri
 and objects read in full need no call.
 
 Every object records where the next window starts: the log's ``latestDateCovered`` (the org's
-own time) when it answered, else a minute before the job's start minute (a full read or a sweep
-reflects every deletion before the job started; deletions after that are asked for by the next
-job: an overlap, which is harmless, never a gap while the org's clock is within a minute of ours).
+own time) when it answered, else a minute before the job's start minute by the org's clock (a full
+read or a sweep reflects every deletion before the job started; deletions after that are asked for
+by the next job: an overlap, which is harmless, never a gap). ``now`` is the org's time as its
+answers' ``Date`` header gave it (``ApiUsage.org_time``); the window ends at the first whole
+minute after it (:func:`engine.extract.replication.window_end`, decision 0031).
 """
 
 from __future__ import annotations
@@ -78,7 +80,8 @@ def _why_not(plan: ObjectPlan, work: ObjectWork, now: datetime) -> SfvaultError 
     if win is None:
         start = work.cursor.deletes_through
         return ReplicationWindowNotCovered(
-            object=plan.name, start=start.isoformat() if start else "(not recorded)", end=now.isoformat(),
+            object=plan.name, start=start.isoformat() if start else "(not recorded)",
+            end=replication.window_end(now).isoformat(),
             what="no recorded start" if start is None else "older than the delete log's 15 days",
         )  # fmt: skip
     return win

@@ -283,7 +283,9 @@ def _plan_and_execute(
         cycle_id = _start_row(run, sessions, decision)
         # the delete log of each incremental object (one call each); where it cannot serve the
         # window the object is swept in this job (decision 0010)
-        decision, run.delete_log = replicate_deletes(base, repo, disc.plans, decision, run.clock.now())
+        # up to the job's start by the org's clock (the Date of its answers; ours without one)
+        org_now = base.usage.org_time or run.clock.now()
+        decision, run.delete_log = replicate_deletes(base, repo, disc.plans, decision, org_now)
         calls = {n: dict(c) for n, c in disc.usage.items()}
         for name, spent in run.delete_log.calls.items():
             add_calls(calls.setdefault(name, {}), spent.items())
