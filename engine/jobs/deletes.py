@@ -25,10 +25,11 @@ minute after it (:func:`engine.extract.replication.window_end`, decision 0031).
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import datetime
+from typing import Any
 
 import pyarrow as pa
 
@@ -44,6 +45,7 @@ from engine.extract import replication
 from engine.extract.client import SalesforceClient
 from engine.extract.model import ObjectPlan
 from engine.extract.usage import ApiUsage
+from engine.jobs.discover import add_calls
 from engine.jobs.planning import CLOCK_SLACK, JobDecision, ObjectWork
 from engine.model import ChunkRef
 
@@ -67,7 +69,9 @@ class DeleteLog:
     calls: dict[str, dict[str, int]] = field(default_factory=dict)
 
 
-def _asks(work: ObjectWork) -> bool:
+def asks_the_log(work: ObjectWork) -> bool:
+    """Whether the job asks the delete log for ``work``'s object (an incremental read by its
+    cursor that does not already sweep)."""
     return work.mode == "incremental" and not work.sweep and work.cursor is not None
 
 
@@ -131,7 +135,7 @@ def replicate_deletes(
     asks: dict[str, tuple[datetime, datetime]] = {}
     for name, work in objects.items():
         out.through[name] = start_minute
-        if not _asks(work):
+        if not asks_the_log(work):
             continue
         got = _why_not(plans[name], work, now)
         if isinstance(got, SfvaultError):
@@ -162,3 +166,32 @@ def replicate_deletes(
 def _sweep(work: ObjectWork, err: SfvaultError, out: DeleteLog) -> ObjectWork:
     out.swept[work.name] = {"code": err.code, "message": err.message}
     return replace(work, sweep=True, reason=f"Ids swept: {err.message}")
+
+
+def work_after_the_log(
+    decision: JobDecision, deletes: Future[tuple[JobDecision, DeleteLog]] | None
+) -> Callable[[str], ObjectWork]:
+    """How planning learns an object's work: at once, or, for an object that asks the delete log,
+    once the log answered (it may be swept instead). Sizing never waits for the log."""
+
+    def work_of(name: str) -> ObjectWork:
+        work = decision.objects[name]
+        if deletes is None or not asks_the_log(work):
+            return work
+        return deletes.result()[0].objects[name]
+
+    return work_of
+
+
+def learnt(
+    deletes: Future[tuple[JobDecision, DeleteLog]], reports: Mapping[str, Any]
+) -> tuple[JobDecision, DeleteLog]:
+    """The decision the delete log's answers left (objects swept) and what was learnt; the calls
+    and sweep reasons go to the objects' reports (``ObjectReport``). Raises what stops the job
+    (the org's API allowance, refused credentials)."""
+    decision, log_ = deletes.result()
+    for name, spent in log_.calls.items():
+        add_calls(reports[name].calls, spent.items())
+    for name in log_.swept:
+        reports[name].reason = decision.objects[name].reason
+    return decision, log_

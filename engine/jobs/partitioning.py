@@ -77,6 +77,7 @@ class PartitionPlanner:
         *,
         feed: Feed,
         stopped: Callable[[], bool],
+        work_of: Callable[[str], ObjectWork] | None = None,
     ) -> None:
         self.run = run
         self.base = base
@@ -86,6 +87,9 @@ class PartitionPlanner:
         self.names = names
         self.feed = feed
         self.stopped = stopped
+        self.work_of = work_of or (lambda name: decision.objects[name])
+        """An object's work as cut: for one that asks the delete log, once it answered (it may
+        sweep); sizing never waits for it."""
 
     def plan(self) -> None:
         """Size, cut and hand over every object (returns when each is cut, failed, or the job stopped)."""
@@ -191,6 +195,7 @@ class PartitionPlanner:
         base, plans, o = self.base, self.plans, self.options
         base.check_reserve()
         plan = plans[name]
+        work = self.work_of(name)
         parts, calls = split_window(
             base, plan, size, target_rows=rows_per_partition, cursor_field=plan.spec.cursor_field,
             window_start=work.window_start(o.cursor_lag),
@@ -280,11 +285,11 @@ class PartitionPlanner:
         return None
 
     def cut(self, name: str, got: tuple[list[Partition], dict[str, int], list[Partition], bool]) -> None:
-        run, decision, tasks_for = self.run, self.decision, self.tasks_for
+        run, tasks_for = self.run, self.tasks_for
         parts, calls, sweep, rest_sweep = got
         rep = run.reports[name]
         add_calls(rep.calls, calls.items())
-        work = decision.objects[name]
+        work = self.work_of(name)  # answered by now (split_one waited for it)
         tasks = [t for p in parts for t in tasks_for(name, work, p)]
         # the sweep reads after the window's data (an Id inserted between the two reads must not
         # look deleted): the machine submits its tasks once the data tasks are done
