@@ -104,9 +104,10 @@ class JobOptions:
     4 REST pages vs 0.19 s through one Bulk job), so REST stops paying beyond one page. 0 = always
     Bulk. Capped at a quarter of :attr:`target_rows` (see :attr:`rest_limit`)."""
 
-    sweep_rest_rows: int = 10_000
+    sweep_rest_rows: int = 8_000
     """An object's Id sweep of at most this many Ids reads REST pages (2,000 Ids a call, at most
-    5 calls) instead of a Bulk job: no job to create, queue, poll and delete (decision 0031)."""
+    4 calls, no more than the cheapest Bulk job's create, poll, page and delete) instead of a Bulk
+    job: nothing to queue in the org (decision 0031)."""
     sweep_partition_rows: int = 500_000
     """Ids per Bulk job of a larger object's sweep: a large object is swept by several Bulk jobs
     over Id ranges, processed by the org at once (decision 0031)."""
