@@ -48,6 +48,8 @@ class JobSettings(BaseModel):
     poll_first: float | None = Field(default=None, gt=0)
     poll_max: float | None = Field(default=None, gt=0)
     rest_max_rows: int | None = Field(default=None, ge=0)
+    sweep_rest_rows: int | None = Field(default=None, ge=0)
+    sweep_partition_rows: int | None = Field(default=None, ge=1)
     boundary_check_min_rows: int | None = None
     extraction_strategy: Literal["bulk2", "bulk1", "auto"] | None = None
 

@@ -304,6 +304,7 @@ class SalesforceClient:
                 self.usage.count(kind)  # it may have reached Salesforce: counted (the figure errs high)
                 raise classify.classify_transport(e) from None
             self.usage.observe_header(resp.headers.get("Sforce-Limit-Info"))
+            self.usage.observe_date(resp.headers.get("Date"))
             if resp.status_code == 401 and classify.is_invalid_session(_read(resp)):
                 self.usage.count("refused")  # no session, no call against the allowance
                 resp.close()

@@ -28,6 +28,8 @@ from __future__ import annotations
 import re
 import threading
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 from typing import Any, Literal
 
 from engine.model import API_OF_KIND, BULK1_BATCHES, ApiCalls, api_calls_of
@@ -78,6 +80,9 @@ class ApiUsage:
     org_used: int | None = None
     org_max: int | None = None
     limits: dict[str, tuple[int, int]] = field(default_factory=dict)
+    org_time: datetime | None = None
+    """The org's clock as its latest answer's ``Date`` header said it (second resolution; None
+    before any answer that carried one): where a job's delete-log window ends (decision 0031)."""
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
     parent: ApiUsage | None = field(default=None, repr=False, compare=False)
     """Where the org figures seen here are reported too (the counters of the client this one's
@@ -107,6 +112,19 @@ class ApiUsage:
         parsed = parse_limit_info(value)
         if parsed is not None:
             self.observe_org(*parsed)
+
+    def observe_date(self, value: str | None) -> None:
+        """Record an answer's ``Date`` header (the org's time); called for every response."""
+        if not value:
+            return
+        try:
+            at = parsedate_to_datetime(value)
+        except (TypeError, ValueError):
+            return
+        if at.tzinfo is None:
+            return
+        with self._lock:
+            self.org_time = at.astimezone(UTC)
 
     def observe_limits(self, body: dict[str, Any]) -> None:
         """Record a ``/limits`` answer (every entry with integer ``Max``/``Remaining``)."""

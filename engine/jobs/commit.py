@@ -172,7 +172,6 @@ def _object_entry(run: JobRun, name: str, decision: JobDecision) -> ObjectEntry:
     if closing is not None and name in run.delete_log.through:  # the next delete-log window's start
         closing = {**closing, "deletes_through": run.delete_log.through[name].isoformat()}
     because = run.delete_log.swept.get(name)
-    window_tasks = [r for r in results if not r.boundary_check]
     return ObjectEntry(
         chunks=chunks,
         rows=rep.records,
@@ -183,7 +182,7 @@ def _object_entry(run: JobRun, name: str, decision: JobDecision) -> ObjectEntry:
         deleted_ids_chunks=dels,
         duration_seconds=rep.duration_s,
         mode=mode,
-        swept=bool(window_tasks) and all(r.swept for r in window_tasks),
+        swept=decision.objects[name].sweep and any(r.swept for r in results),
         warning=ObjectWarning(rep.warning_code, rep.warning_message or "") if rep.warning_code else None,
         files_unavailable=rep.files_unavailable,
         sweep_reason=ObjectWarning(because["code"], because["message"]) if because else None,

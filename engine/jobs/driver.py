@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import time
+from concurrent.futures import Future
 from dataclasses import replace
 from typing import Any
 
@@ -26,6 +27,7 @@ from engine.extract.rest import RestApi
 from engine.extract.soql import Soql
 from engine.extract.usage import ApiUsage
 from engine.jobs.commit import commit_job, object_result
+from engine.jobs.deletes import DeleteLog, learnt, work_after_the_log
 from engine.jobs.discover import add_calls, live_rows, reads_all_rows
 from engine.jobs.errors import JobCancelled, JobError
 from engine.jobs.jobrun import BackupResult, JobRun, ObjectReport, calls_of, err_fields
@@ -76,8 +78,15 @@ def execute(
     org_id: int,
     grant: Any,
     copts: Any,
+    *,
+    deletes: Future[tuple[JobDecision, DeleteLog]] | None = None,
 ) -> BackupResult:
-    """Plan, run and commit the job's partitions (``run.job_id`` is recorded and running)."""
+    """Plan, run and commit the job's partitions (``run.job_id`` is recorded and running).
+
+    ``deletes``: the delete log's answers (:func:`engine.jobs.deletes.replicate_deletes`), asked
+    while the objects are sized; an object that asks the log is cut once its answer is in (it may
+    be swept), and the job commits under the decision it returns.
+    """
     from distributed import Event, Semaphore
 
     o = run.options
@@ -98,8 +107,13 @@ def execute(
         raise
     Semaphore(max_leases=o.max_concurrent_bulk_jobs, name=names.semaphore)
     driver = Driver(run, base, plans, decision, sessions, lock, Event(names.cancel))
+    work_of = work_after_the_log(decision, deletes)
     try:
-        PartitionPlanner(run, base, plans, decision, names, feed=driver.feed, stopped=driver.stopped).plan()
+        PartitionPlanner(run, base, plans, decision, names, feed=driver.feed, stopped=driver.stopped,
+                         work_of=work_of).plan()  # fmt: skip
+        if deletes is not None:
+            decision, run.delete_log = learnt(deletes, run.reports)
+            driver.decision = decision
         run.emit("planned")
         driver.loop()
     finally:
