@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +25,13 @@ from engine.sink.keys import LocalKeyFile
 from engine.sink.repository import Repository, open_repository
 
 TEST_OPTIONS = JobOptions(id_sweep_every=1, poll_first=0.02, poll_max=0.2, target_rows=4000, page_rows=5000)
+
+
+def bulk_only(options: JobOptions = TEST_OPTIONS) -> JobOptions:
+    """``options`` with every read through Bulk (``rest_max_rows=0``), for tests whose injected
+    faults or holds sit on Bulk routes: since decision 0019 the small objects of a full, small
+    incremental windows and small Id sweeps go through REST and would never reach them."""
+    return replace(options, rest_max_rows=0)
 
 
 @dataclass

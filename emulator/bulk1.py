@@ -39,8 +39,7 @@ import shutil
 import threading
 import time
 import zlib
-from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -55,9 +54,10 @@ from fastapi.responses import StreamingResponse
 
 from emulator import auth
 from emulator import ids as idmod
+from emulator.asyncjobs import AsyncJobManager, result_failure
 from emulator.context import MAX_API_VERSION, MIN_API_VERSION
 from emulator.limits import categorize
-from emulator.profiles import Randomness, Throttle
+from emulator.profiles import Throttle
 
 if TYPE_CHECKING:
     from emulator.context import Org
@@ -85,6 +85,10 @@ ARROW_BATCH_ROWS = 64 * 1024
 WAIT_MAX_S = 600.0
 BATCH_QUOTA = "Exceeded max number of batches allowed in 24 hour period"
 QUERY_FAILED = "InvalidBatch : Failed to process query"
+QUERY_TIMEOUT = (
+    f"{QUERY_FAILED}: QUERY_TIMEOUT: Your query request was running for too long."
+    " (Retried more than 15 times)"
+)
 
 
 class AsyncApiError(Exception):
@@ -403,30 +407,14 @@ def split_result_files(offsets: np.ndarray, rows: int, limit: int) -> list[tuple
     return out
 
 
-class Bulk1Manager:
+class Bulk1Manager(AsyncJobManager[Job]):
     """Bulk API 1.0 jobs of one org: create, batches (run in a thread pool), results, close, abort."""
 
     def __init__(self, org: Org, directory: Path) -> None:
-        self.org = org
-        self.directory = directory
-        directory.mkdir(parents=True, exist_ok=True)
-        self._jobs: dict[str, Job] = {}
-        self._lock = threading.Lock()
-        self._counter = 0
         # Bulk 2.0 numbers its 750 ids from the same clock base; start half a million higher
-        self._id_base = (int(time.time()) % 1_000_000) * 1_000_000 + 500_000
-        self._pool = ThreadPoolExecutor(max_workers=32, thread_name_prefix="bulk1-batch")
-        self._materialise = threading.Semaphore(4)
-        self._run_cond = threading.Condition()
-        self._running = 0
-        self.random = Randomness(org.profile.seed)
+        super().__init__(org, directory, workers=32, thread_prefix="bulk1-batch", id_offset=500_000)
         self.result_file_bytes = RESULT_FILE_BYTES
         self.batches_created = 0
-
-    def _next_id(self, prefix: str) -> str:
-        with self._lock:
-            self._counter += 1
-            return idmod.make_id(prefix, self._id_base + self._counter)
 
     # -- jobs -------------------------------------------------------------------------------------
 
@@ -479,10 +467,7 @@ class Bulk1Manager:
         return job
 
     def job(self, job_id: str) -> Job:
-        with self._lock:
-            job = self._jobs.get(job_id)
-            if job is None and len(job_id) == 15:
-                job = next((j for k, j in self._jobs.items() if k[:15] == job_id), None)
+        job = self._find(job_id)
         if job is None:
             raise invalid_job(job_id)
         return job
@@ -559,11 +544,6 @@ class Bulk1Manager:
         self._set(batch, state, message)
         batch.done.set()
 
-    @property
-    def unshaped(self) -> bool:
-        p = self.org.profile
-        return p.queue_delay_max_s <= 0 and p.job_bytes_per_s <= 0 and p.max_running_jobs <= 0
-
     def settle(self, job: Job) -> None:
         """Under an unshaped profile, wait until every batch of ``job`` has finished (the first
         poll then sees them done, as with Bulk 2.0). Chunk batches are added before the batch they
@@ -601,20 +581,6 @@ class Bulk1Manager:
             self._finish(batch, "Failed", f"InternalServerError : {type(exc).__name__}: {exc}")
         finally:
             batch.done.set()
-
-    def _acquire_slot(self, job: Job) -> None:
-        with self._run_cond:
-            while True:
-                cap = self.org.profile.max_running_jobs
-                if job.abort.is_set() or cap <= 0 or self._running < cap:
-                    self._running += 1
-                    return
-                self._run_cond.wait(0.5)
-
-    def _release_slot(self) -> None:
-        with self._run_cond:
-            self._running -= 1
-            self._run_cond.notify_all()
 
     def _translate(self, job: Job, soql: str) -> Translated:
         """The batch's SOQL, checked as Bulk API checks it; raises ``_BatchFailed``."""
@@ -712,18 +678,10 @@ class Bulk1Manager:
                 self._write_json(job, batch, t)
             else:
                 self._write_csv(batch, t)
-        if batch.forced_error is not None:
+        failure = result_failure(batch.forced_error, batch.rows, profile.query_timeout_rows, QUERY_TIMEOUT)
+        if failure is not None:
             self._drop(batch)
-            self._finish(batch, "Failed", batch.forced_error)
-            return
-        if profile.query_timeout_rows and batch.rows > profile.query_timeout_rows:
-            self._drop(batch)
-            self._finish(
-                batch,
-                "Failed",
-                f"{QUERY_FAILED}: QUERY_TIMEOUT: Your query request was running for"
-                " too long. (Retried more than 15 times)",
-            )
+            self._finish(batch, "Failed", failure)
             return
         if profile.job_bytes_per_s > 0:
             size = self._result_bytes(batch)
@@ -781,10 +739,6 @@ class Bulk1Manager:
         if batch.directory is not None:
             shutil.rmtree(batch.directory, ignore_errors=True)
 
-    def all(self) -> list[Job]:
-        with self._lock:
-            return list(self._jobs.values())
-
     def counts(self) -> dict[str, int]:
         """Batches by state over every job (for the admin API and tests)."""
         out: dict[str, int] = {}
@@ -792,12 +746,6 @@ class Bulk1Manager:
             for b in job.batch_list():
                 out[b.state] = out.get(b.state, 0) + 1
         return out
-
-    def shutdown(self) -> None:
-        for job in self.all():
-            job.abort.set()
-        self._pool.shutdown(wait=False, cancel_futures=True)
-        shutil.rmtree(self.directory, ignore_errors=True)
 
 
 class _BatchFailed(Exception):
@@ -871,6 +819,10 @@ def _version(version: str) -> str:
     return version
 
 
+JobAnswer = Callable[[Job, bool], Awaitable[Response]]
+"""What a call on one job answers, given the job and whether to answer in JSON."""
+
+
 def make_router(org: Org) -> APIRouter:
     router = APIRouter()
     base = "/services/async/{version}"
@@ -905,91 +857,81 @@ def make_router(org: Org) -> APIRouter:
         except AsyncApiError as exc:
             return error_response(exc, as_json)
 
-    @router.get(base + "/job/{job_id}")
-    async def get_job(request: Request, version: str, job_id: str) -> Response:
+    async def on_job(
+        request: Request, version: str, job_id: str, answer: JobAnswer, *, in_job_format: bool = True
+    ) -> Response:
+        """A call on one job: session and version checked, the job found, then ``answer(job,
+        as_json)``. Job calls answer in the request's format, batch calls (``in_job_format``) in the
+        job's once it is found; an :class:`AsyncApiError` becomes the error in that format."""
         as_json = request_is_json(request)
         try:
             enter(request, version)
             job = manager.job(job_id)
-            await anyio.to_thread.run_sync(manager.settle, job)
-            return render(job.info(as_json), "jobInfo", as_json)
+            if in_job_format:
+                as_json = job.json
+            return await answer(job, as_json)
         except AsyncApiError as exc:
             return error_response(exc, as_json)
+
+    @router.get(base + "/job/{job_id}")
+    async def get_job(request: Request, version: str, job_id: str) -> Response:
+        async def answer(job: Job, as_json: bool) -> Response:
+            await anyio.to_thread.run_sync(manager.settle, job)
+            return render(job.info(as_json), "jobInfo", as_json)
+
+        return await on_job(request, version, job_id, answer, in_job_format=False)
 
     @router.post(base + "/job/{job_id}")
     async def update_job(request: Request, version: str, job_id: str) -> Response:
-        as_json = request_is_json(request)
-        try:
-            enter(request, version)
-            job = manager.job(job_id)
+        async def answer(job: Job, as_json: bool) -> Response:
             payload = parse_job_body(await request.body(), as_json)
             manager.set_state(job, payload.get("state"))
             return render(job.info(as_json), "jobInfo", as_json)
-        except AsyncApiError as exc:
-            return error_response(exc, as_json)
+
+        return await on_job(request, version, job_id, answer, in_job_format=False)
 
     @router.post(base + "/job/{job_id}/batch")
     async def create_batch(request: Request, version: str, job_id: str) -> Response:
-        as_json = request_is_json(request)
-        try:
-            enter(request, version)
-            job = manager.job(job_id)
-            as_json = job.json
+        async def answer(job: Job, as_json: bool) -> Response:
             fault = org.faults.take("POST", request.url.path, ("fail_job",))
             soql = (await request.body()).decode("utf-8", "replace")
             batch = manager.add_batch(job, soql, None if fault is None else fault.message)
             return render(batch.info(as_json), "batchInfo", as_json, 201)
-        except AsyncApiError as exc:
-            return error_response(exc, as_json)
+
+        return await on_job(request, version, job_id, answer)
 
     @router.get(base + "/job/{job_id}/batch")
     async def list_batches(request: Request, version: str, job_id: str) -> Response:
-        as_json = request_is_json(request)
-        try:
-            enter(request, version)
-            job = manager.job(job_id)
-            as_json = job.json
+        async def answer(job: Job, as_json: bool) -> Response:
             await anyio.to_thread.run_sync(manager.settle, job)
             infos = [b.info(as_json) for b in job.batch_list()]
             if as_json:
                 return json_response({"batchInfo": infos})
             inner = "".join(f"<batchInfo>{_xml_items(list(i.items()))}</batchInfo>" for i in infos)
             return xml_response(_xml_wrap("batchInfoList", inner))
-        except AsyncApiError as exc:
-            return error_response(exc, as_json)
+
+        return await on_job(request, version, job_id, answer)
 
     @router.get(base + "/job/{job_id}/batch/{batch_id}")
     async def get_batch(request: Request, version: str, job_id: str, batch_id: str) -> Response:
-        as_json = request_is_json(request)
-        try:
-            enter(request, version)
-            job = manager.job(job_id)
-            as_json = job.json
+        async def answer(job: Job, as_json: bool) -> Response:
             batch = manager.batch(job, batch_id)
             await anyio.to_thread.run_sync(manager.settle, job)
             return render(batch.info(as_json), "batchInfo", as_json)
-        except AsyncApiError as exc:
-            return error_response(exc, as_json)
+
+        return await on_job(request, version, job_id, answer)
 
     @router.get(base + "/job/{job_id}/batch/{batch_id}/request")
     async def batch_request(request: Request, version: str, job_id: str, batch_id: str) -> Response:
-        as_json = request_is_json(request)
-        try:
-            enter(request, version)
-            job = manager.job(job_id)
-            as_json = job.json
+        async def answer(job: Job, as_json: bool) -> Response:
             batch = manager.batch(job, batch_id)
             return Response(batch.soql.encode(), headers={"Content-Type": "text/plain; charset=UTF-8"})
-        except AsyncApiError as exc:
-            return error_response(exc, as_json)
+
+        return await on_job(request, version, job_id, answer)
 
     @router.get(base + "/job/{job_id}/batch/{batch_id}/result")
     async def result_list(request: Request, version: str, job_id: str, batch_id: str) -> Response:
-        as_json = request_is_json(request)
-        try:
-            enter(request, version)
-            job = manager.job(job_id)
-            as_json = job.json
+        async def answer(job: Job, as_json: bool) -> Response:
             batch = manager.batch(job, batch_id)
             await anyio.to_thread.run_sync(manager.settle, job)
             if batch.state != "Completed":
@@ -999,34 +941,30 @@ def make_router(org: Org) -> APIRouter:
                 return json_response(ids)
             inner = "".join(f"<result>{i}</result>" for i in ids)
             return xml_response(_xml_wrap("result-list", inner))
-        except AsyncApiError as exc:
-            return error_response(exc, as_json)
+
+        return await on_job(request, version, job_id, answer)
 
     @router.get(base + "/job/{job_id}/batch/{batch_id}/result/{result_id}")
-    def result(request: Request, version: str, job_id: str, batch_id: str, result_id: str) -> Response:
-        as_json = request_is_json(request)
-        try:
-            enter(request, version)
-            job = manager.job(job_id)
-            as_json = job.json
+    async def result(request: Request, version: str, job_id: str, batch_id: str, result_id: str) -> Response:
+        async def answer(job: Job, as_json: bool) -> Response:
             batch = manager.batch(job, batch_id)
             if batch.state != "Completed":
                 raise AsyncApiError(400, "InvalidBatch", "Batch not completed")
             found = next((r for r in batch.results if r.id == result_id or r.id[:15] == result_id), None)
             if found is None:
                 raise AsyncApiError(400, "InvalidBatch", f"Invalid result id: {result_id}")
-        except AsyncApiError as exc:
-            return error_response(exc, as_json)
-        gzip = "gzip" in request.headers.get("accept-encoding", "").lower()
-        cut = org.faults.take("GET", request.url.path, ("cut",)) is not None
-        headers = {"Content-Type": JSON_TYPE if job.json else CSV_TYPE}
-        if gzip:
-            headers["Content-Encoding"] = "gzip"
-            headers["Vary"] = "Accept-Encoding"
-        body = stream_result(
-            batch, found, job.json, Throttle(org.profile.stream_bytes_per_s), gzip=gzip, cut=cut
-        )
-        return StreamingResponse(body, headers=headers)
+            gzip = "gzip" in request.headers.get("accept-encoding", "").lower()
+            cut = org.faults.take("GET", request.url.path, ("cut",)) is not None
+            headers = {"Content-Type": JSON_TYPE if job.json else CSV_TYPE}
+            if gzip:
+                headers["Content-Encoding"] = "gzip"
+                headers["Vary"] = "Accept-Encoding"
+            body = stream_result(
+                batch, found, job.json, Throttle(org.profile.stream_bytes_per_s), gzip=gzip, cut=cut
+            )
+            return StreamingResponse(body, headers=headers)
+
+        return await on_job(request, version, job_id, answer)
 
     @router.api_route(
         "/services/async/{rest:path}", methods=["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD"]

@@ -26,7 +26,6 @@ import threading
 import time
 import zlib
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import partial
@@ -40,9 +39,9 @@ import pyarrow.csv as pacsv
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse, StreamingResponse
 
-from emulator import ids as idmod
+from emulator.asyncjobs import AsyncJobManager, result_failure
 from emulator.context import ApiError, not_found
-from emulator.profiles import Randomness, Throttle
+from emulator.profiles import Throttle
 
 if TYPE_CHECKING:
     from emulator.context import Org
@@ -62,6 +61,7 @@ JOB_RETENTION_S = 7 * 24 * 3600.0
 """Terminal jobs are deleted 7 days after they finished, as Salesforce does."""
 RESULT_DISK_BUDGET = 50 * 1024**3
 """Result files beyond this total are dropped, oldest finished job first (its results then 404)."""
+QUERY_TIMEOUT = "Your query request was running for too long. (QUERY_TIMEOUT: retried more than 15 times)"
 
 
 def fmt_job_time(dt: datetime) -> str:
@@ -203,22 +203,11 @@ class _Aborted(Exception):
     pass
 
 
-class JobManager:
+class JobManager(AsyncJobManager[QueryJob]):
     """Query jobs of one org: create, run (in a thread pool), page results, list, abort, delete."""
 
     def __init__(self, org: Org, directory: Path) -> None:
-        self.org = org
-        self.directory = directory
-        directory.mkdir(parents=True, exist_ok=True)
-        self._jobs: dict[str, QueryJob] = {}
-        self._lock = threading.Lock()
-        self._run_cond = threading.Condition()
-        self._running = 0
-        self._counter = 0
-        self._id_base = (int(time.time()) % 1_000_000) * 1_000_000
-        self._pool = ThreadPoolExecutor(max_workers=64, thread_name_prefix="bulk2-job")
-        self._materialise = threading.Semaphore(4)
-        self.random = Randomness(org.profile.seed)
+        super().__init__(org, directory, workers=64, thread_prefix="bulk2-job")
         self.created_total = 0
 
     # -- lifecycle --------------------------------------------------------------------------------
@@ -273,9 +262,8 @@ class JobManager:
             )
         self._evict()
         now = self.org.store.clock.now()
+        job_id = self._next_id("750")
         with self._lock:
-            self._counter += 1
-            job_id = idmod.make_id("750", self._id_base + self._counter)
             job = QueryJob(
                 id=job_id,
                 operation=operation,
@@ -316,7 +304,7 @@ class JobManager:
                 delay = self.random.uniform(profile.queue_delay_min_s, profile.queue_delay_max_s)
                 if job.abort.wait(delay):
                     return
-            self._acquire_run_slot(job)
+            self._acquire_slot(job)
             try:
                 if job.abort.is_set():
                     return
@@ -324,18 +312,12 @@ class JobManager:
                 t0 = time.monotonic()
                 with self._materialise:
                     self._materialise_result(job)
-                if job.forced_error is not None:
+                failure = result_failure(
+                    job.forced_error, job.rows, profile.query_timeout_rows, QUERY_TIMEOUT
+                )
+                if failure is not None:
                     self._drop_files(job)
-                    self._set_state(job, "Failed", job.forced_error)
-                    return
-                if profile.query_timeout_rows and job.rows > profile.query_timeout_rows:
-                    self._drop_files(job)
-                    self._set_state(
-                        job,
-                        "Failed",
-                        "Your query request was running for too long. (QUERY_TIMEOUT: retried "
-                        "more than 15 times)",
-                    )
+                    self._set_state(job, "Failed", failure)
                     return
                 if profile.job_bytes_per_s > 0:
                     remaining = job.result_bytes / profile.job_bytes_per_s - (time.monotonic() - t0)
@@ -345,7 +327,7 @@ class JobManager:
                 self.org.limits.add_result_bytes(job.result_bytes)
                 self._set_state(job, "JobComplete")
             finally:
-                self._release_run_slot()
+                self._release_slot()
         except _Aborted:
             return
         except Exception as exc:  # a failed job is data for the client, not a crash of the server
@@ -353,25 +335,6 @@ class JobManager:
             self._set_state(job, "Failed", f"InternalServerError: {type(exc).__name__}: {exc}")
         finally:
             job.done.set()
-
-    def _acquire_run_slot(self, job: QueryJob) -> None:
-        with self._run_cond:
-            while True:
-                cap = self.org.profile.max_running_jobs
-                if job.abort.is_set() or cap <= 0 or self._running < cap:
-                    self._running += 1
-                    return
-                self._run_cond.wait(0.5)
-
-    def _release_run_slot(self) -> None:
-        with self._run_cond:
-            self._running -= 1
-            self._run_cond.notify_all()
-
-    @property
-    def running(self) -> int:
-        with self._run_cond:
-            return self._running
 
     def _materialise_result(self, job: QueryJob) -> None:
         t = job.translated
@@ -393,10 +356,7 @@ class JobManager:
     # -- lookups ----------------------------------------------------------------------------------
 
     def get(self, job_id: str) -> QueryJob:
-        with self._lock:
-            job = self._jobs.get(job_id)
-            if job is None and len(job_id) == 15:
-                job = next((j for k, j in self._jobs.items() if k[:15] == job_id), None)
+        job = self._find(job_id)
         if job is None:
             raise not_found()
         return job
@@ -404,9 +364,7 @@ class JobManager:
     def poll(self, job_id: str) -> QueryJob:
         """The job for a status call; under an unshaped profile, wait until it has finished."""
         job = self.get(job_id)
-        p = self.org.profile
-        unshaped = p.queue_delay_max_s <= 0 and p.job_bytes_per_s <= 0 and p.max_running_jobs <= 0
-        if unshaped and job.state not in TERMINAL:
+        if self.unshaped and job.state not in TERMINAL:
             job.done.wait(600)
         return job
 
@@ -458,21 +416,11 @@ class JobManager:
         if job.directory is not None:
             shutil.rmtree(job.directory, ignore_errors=True)
 
-    def all(self) -> list[QueryJob]:
-        with self._lock:
-            return list(self._jobs.values())
-
     def counts(self) -> dict[str, int]:
         out: dict[str, int] = {}
         for job in self.all():
             out[job.state] = out.get(job.state, 0) + 1
         return out
-
-    def shutdown(self) -> None:
-        for job in self.all():
-            job.abort.set()
-        self._pool.shutdown(wait=False, cancel_futures=True)
-        shutil.rmtree(self.directory, ignore_errors=True)
 
 
 # --- HTTP ----------------------------------------------------------------------------------------

@@ -175,80 +175,37 @@ def as_text(expr: str, kind: pa.DataType) -> str:
     return f"CAST({expr} AS VARCHAR)"
 
 
+FIELDS_SCHEMA = pa.schema(
+    [("Id", pa.string()), ("field", pa.string()), ("old", pa.string()), ("new", pa.string())]
+)
+"""The columns of an :class:`ObjectDiff`'s ``fields_file``."""
+
+
 def _diff_object(rp: RecoveryPoints, obj: str, new: str | None, old: str | None,
                  ignore: Sequence[str]) -> ObjectDiff:  # fmt: skip
     d = ObjectDiff(obj)
-    con = rp.con
     if new is None and old is None:
         return d
     tag = f"{obj}-{new or 'none'}-{old or 'none'}".replace("/", "_")
     d.ids_file = rp.scratch.file(f"cmp-{tag}.ids.parquet")
     d.fields_file = rp.scratch.file(f"cmp-{tag}.fields.parquet")
     if new is None or old is None:
-        side = new if new is not None else old
-        change = "added" if new is not None else "removed"
-        run(
-            con,
-            f"COPY (SELECT Id, {lit(change)} AS change FROM {rp.relation(obj, side)} ORDER BY Id) "
-            f"TO {lit(str(d.ids_file))} (FORMAT parquet)",
-        )
-        empty = pa.schema(
-            [("Id", pa.string()), ("field", pa.string()), ("old", pa.string()), ("new", pa.string())]
-        )
-        pq.write_table(empty.empty_table(), d.fields_file)
-        n = rp.count(obj, side)
-        d.records_new, d.records_old = (n, 0) if new is not None else (0, n)
-        d.added, d.removed = (n, 0) if new is not None else (0, n)
-        return d
+        return _one_sided(rp, d, new, old)
     sn, so = rp.schema(obj, new), rp.schema(obj, old)
     d.columns_added = [c for c in sn.names if c not in so.names]
     d.columns_removed = [c for c in so.names if c not in sn.names]
     skip = {*ignore, "Id"}
     cols = [c for c in sn.names if c in so.names and c not in skip and _comparable(sn.field(c).type)]
-    cmp: list[str] = []
-    for c in cols:
-        if sn.field(c).type == so.field(c).type:
-            cmp.append(f"n.{q(c)} IS DISTINCT FROM o.{q(c)}")
-        else:
-            cmp.append(f"CAST(n.{q(c)} AS VARCHAR) IS DISTINCT FROM CAST(o.{q(c)} AS VARCHAR)")
-    any_diff = " OR ".join(cmp) if cmp else "false"
+    cmp = [_differs(c, sn, so) for c in cols]
     cand = rp.candidates(obj, new, old)
     rn, ro = rp.relation(obj, new, ids=cand), rp.relation(obj, old, ids=cand)
-    run(con, f"""
-        COPY (
-            SELECT coalesce(n.Id, o.Id) AS Id,
-                   CASE WHEN o.Id IS NULL THEN 'added' WHEN n.Id IS NULL THEN 'removed'
-                        ELSE 'changed' END AS change
-            FROM {rn} n FULL OUTER JOIN {ro} o ON n.Id = o.Id
-            WHERE o.Id IS NULL OR n.Id IS NULL OR ({any_diff})
-            ORDER BY 1
-        ) TO {lit(str(d.ids_file))} (FORMAT parquet, COMPRESSION zstd)
-    """)  # fmt: skip
+    _write_changed_ids(rp, rn, ro, cmp, d.ids_file)
     if cols:
-        pick = ", ".join(f"n.{q(c)} AS {q('n_' + c)}, o.{q(c)} AS {q('o_' + c)}" for c in cols)
-        unions = "\nUNION ALL ".join(
-            f"SELECT Id, {lit(c)} AS field, {as_text(q('o_' + c), so.field(c).type)} AS old, "
-            f"{as_text(q('n_' + c), sn.field(c).type)} AS new FROM j "
-            f"WHERE {cmp[i].replace('n.' + q(c), q('n_' + c)).replace('o.' + q(c), q('o_' + c))}"
-            for i, c in enumerate(cols)
-        )
-        run(con, f"""
-            COPY (
-                WITH ch AS (SELECT Id FROM read_parquet({lit(str(d.ids_file))}) WHERE change = 'changed'),
-                j AS MATERIALIZED (
-                    SELECT n.Id AS Id, {pick}
-                    FROM {rn} n JOIN ch ON ch.Id = n.Id JOIN {ro} o ON o.Id = n.Id
-                )
-                SELECT * FROM ({unions}) ORDER BY Id, field
-            ) TO {lit(str(d.fields_file))} (FORMAT parquet, COMPRESSION zstd)
-        """)  # fmt: skip
+        _write_field_changes(rp, rn, ro, cols, cmp, (sn, so), d.ids_file, d.fields_file)
     else:
-        empty = pa.schema(
-            [("Id", pa.string()), ("field", pa.string()), ("old", pa.string()), ("new", pa.string())]
-        )
-        pq.write_table(empty.empty_table(), d.fields_file)
+        pq.write_table(FIELDS_SCHEMA.empty_table(), d.fields_file)
     row = run(
-        con,
+        rp.con,
         f"SELECT count(*) FILTER (WHERE change = 'added'), count(*) FILTER (WHERE change = 'removed'), "
         f"count(*) FILTER (WHERE change = 'changed') FROM read_parquet({lit(str(d.ids_file))})",
     )[0]
@@ -257,6 +214,70 @@ def _diff_object(rp: RecoveryPoints, obj: str, new: str | None, old: str | None,
     d.records_old = rp.count(obj, old)
     d.records_new = d.records_old + d.added - d.removed
     return d
+
+
+def _one_sided(rp: RecoveryPoints, d: ObjectDiff, new: str | None, old: str | None) -> ObjectDiff:
+    """An object in one of the two jobs only: every record of it is added (or removed)."""
+    assert d.ids_file is not None and d.fields_file is not None
+    side = new if new is not None else old
+    change = "added" if new is not None else "removed"
+    run(
+        rp.con,
+        f"COPY (SELECT Id, {lit(change)} AS change FROM {rp.relation(d.object, side)} ORDER BY Id) "
+        f"TO {lit(str(d.ids_file))} (FORMAT parquet)",
+    )
+    pq.write_table(FIELDS_SCHEMA.empty_table(), d.fields_file)
+    n = rp.count(d.object, side)
+    d.records_new, d.records_old = (n, 0) if new is not None else (0, n)
+    d.added, d.removed = (n, 0) if new is not None else (0, n)
+    return d
+
+
+def _differs(c: str, sn: pa.Schema, so: pa.Schema) -> str:
+    """SQL that is true where column ``c`` differs between ``n`` (new) and ``o`` (old); compared as
+    text when its type changed between the two jobs."""
+    if sn.field(c).type == so.field(c).type:
+        return f"n.{q(c)} IS DISTINCT FROM o.{q(c)}"
+    return f"CAST(n.{q(c)} AS VARCHAR) IS DISTINCT FROM CAST(o.{q(c)} AS VARCHAR)"
+
+
+def _write_changed_ids(rp: RecoveryPoints, rn: str, ro: str, cmp: list[str], ids_file: Path) -> None:
+    """``Id, change`` of every record added, removed or with a compared column changed, by Id."""
+    any_diff = " OR ".join(cmp) if cmp else "false"
+    run(rp.con, f"""
+        COPY (
+            SELECT coalesce(n.Id, o.Id) AS Id,
+                   CASE WHEN o.Id IS NULL THEN 'added' WHEN n.Id IS NULL THEN 'removed'
+                        ELSE 'changed' END AS change
+            FROM {rn} n FULL OUTER JOIN {ro} o ON n.Id = o.Id
+            WHERE o.Id IS NULL OR n.Id IS NULL OR ({any_diff})
+            ORDER BY 1
+        ) TO {lit(str(ids_file))} (FORMAT parquet, COMPRESSION zstd)
+    """)  # fmt: skip
+
+
+def _write_field_changes(rp: RecoveryPoints, rn: str, ro: str, cols: list[str], cmp: list[str],
+                         schemas: tuple[pa.Schema, pa.Schema], ids_file: Path,
+                         fields_file: Path) -> None:  # fmt: skip
+    """``Id, field, old, new`` (as text) of every changed column of every changed record."""
+    sn, so = schemas
+    pick = ", ".join(f"n.{q(c)} AS {q('n_' + c)}, o.{q(c)} AS {q('o_' + c)}" for c in cols)
+    unions = "\nUNION ALL ".join(
+        f"SELECT Id, {lit(c)} AS field, {as_text(q('o_' + c), so.field(c).type)} AS old, "
+        f"{as_text(q('n_' + c), sn.field(c).type)} AS new FROM j "
+        f"WHERE {cmp[i].replace('n.' + q(c), q('n_' + c)).replace('o.' + q(c), q('o_' + c))}"
+        for i, c in enumerate(cols)
+    )
+    run(rp.con, f"""
+        COPY (
+            WITH ch AS (SELECT Id FROM read_parquet({lit(str(ids_file))}) WHERE change = 'changed'),
+            j AS MATERIALIZED (
+                SELECT n.Id AS Id, {pick}
+                FROM {rn} n JOIN ch ON ch.Id = n.Id JOIN {ro} o ON o.Id = n.Id
+            )
+            SELECT * FROM ({unions}) ORDER BY Id, field
+        ) TO {lit(str(fields_file))} (FORMAT parquet, COMPRESSION zstd)
+    """)  # fmt: skip
 
 
 def resolve_pair(rp: RecoveryPoints, job: str | None, against: str | None) -> tuple[str, str]:

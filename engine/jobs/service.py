@@ -315,43 +315,51 @@ class JobService:
         except SfvaultError as exc:  # Salesforce refused the login (SFV-402) ...: a skipped, alerted slot
             billable, count_failed = 0, exc
         for _attempt in range(2):  # a lane taken by an admission of the same instant: decide again
-            try:
-                with transaction(self.sessions) as s:
-                    row = s.scalar(select(Org).options(selectinload(Org.settings)).where(Org.id == org_id))
-                    if row is None:
-                        return SlotOutcome(name, slot, "stopped", code="SFV-101")
-                    jobs = policy_jobs(s, org_id, now)
-                    facts = replace(org_facts_of(row, jobs), billable_users=billable)
-                    decision = decide_scheduled_run(backup_settings_of(row), facts, now)
-                    kind = (decision.plan.kind if decision.plan else plan_backup(jobs, now).kind).value
-                    err: SfvaultError | None = decision.error()
-                    if not decision.runs and err is None:
-                        err = PolicyError(what=str(decision.reason))
-                    if not decision.runs and not decision.record_skip:
-                        log.info("scheduler: org=%s slot=%s stopped code=%s", name, slot.isoformat(),
-                                 err.code if err else None)  # fmt: skip
-                        return SlotOutcome(name, slot, "stopped", code=err.code if err else None)
-                    if decision.runs and row.credentials_sealed is None:
-                        err = CredentialsMissing(org=name)
-                    elif decision.runs and count_failed is not None:
-                        err = count_failed
-                    request = BackupRequest(org=name, full=kind == "full")
-                    if err is None:
-                        job = self._queue(s, row, kind, request, "scheduled", now, slot=slot)
-                    else:
-                        job = cjobs.record_skipped_job(s, row, kind=kind, reason_code=err.code,
-                                                       reason=err.message, clock=_At(now))  # fmt: skip
-                        job.scheduled_for = slot
-                        s.flush()
-                    job_id, job_settings = job.id, org_settings(self.settings, row.storage_location)
-            except IntegrityError:  # this slot recorded first by another tick, or the lane taken
-                with transaction(self.sessions) as s:
-                    if s.scalar(select(Job.id).where(Job.org_id == org_id, Job.scheduled_for == slot)):
-                        return SlotOutcome(name, slot, "already_handled")
-                continue
-            break
-        else:
-            return SlotOutcome(name, slot, "stopped", code=JobAlreadyRunning.code)
+            outcome = self._decide_slot(org_id, name, slot, now, billable, count_failed)
+            if outcome is not None:
+                return outcome
+        return SlotOutcome(name, slot, "stopped", code=JobAlreadyRunning.code)
+
+    def _decide_slot(self, org_id: int, name: str, slot: datetime, now: datetime, billable: int,
+                     count_failed: SfvaultError | None) -> SlotOutcome | None:  # fmt: skip
+        """One decision of a due slot, in one transaction: a queued job, a skipped job, a stop, or
+        ``already_handled``. None when the transaction lost the org's lane to an admission of the
+        same instant (decide again). ``count_failed``: Salesforce refused the seat count's login, so a
+        slot that would run is recorded skipped with that error (and alerted)."""
+        try:
+            with transaction(self.sessions) as s:
+                row = s.scalar(select(Org).options(selectinload(Org.settings)).where(Org.id == org_id))
+                if row is None:
+                    return SlotOutcome(name, slot, "stopped", code="SFV-101")
+                jobs = policy_jobs(s, org_id, now)
+                facts = replace(org_facts_of(row, jobs), billable_users=billable)
+                decision = decide_scheduled_run(backup_settings_of(row), facts, now)
+                kind = (decision.plan.kind if decision.plan else plan_backup(jobs, now).kind).value
+                err: SfvaultError | None = decision.error()
+                if not decision.runs and err is None:
+                    err = PolicyError(what=str(decision.reason))
+                if not decision.runs and not decision.record_skip:
+                    log.info("scheduler: org=%s slot=%s stopped code=%s", name, slot.isoformat(),
+                             err.code if err else None)  # fmt: skip
+                    return SlotOutcome(name, slot, "stopped", code=err.code if err else None)
+                if decision.runs and row.credentials_sealed is None:
+                    err = CredentialsMissing(org=name)
+                elif decision.runs and count_failed is not None:
+                    err = count_failed
+                request = BackupRequest(org=name, full=kind == "full")
+                if err is None:
+                    job = self._queue(s, row, kind, request, "scheduled", now, slot=slot)
+                else:
+                    job = cjobs.record_skipped_job(s, row, kind=kind, reason_code=err.code,
+                                                   reason=err.message, clock=_At(now))  # fmt: skip
+                    job.scheduled_for = slot
+                    s.flush()
+                job_id, job_settings = job.id, org_settings(self.settings, row.storage_location)
+        except IntegrityError:  # this slot recorded first by another tick, or the lane taken
+            with transaction(self.sessions) as s:
+                if s.scalar(select(Job.id).where(Job.org_id == org_id, Job.scheduled_for == slot)):
+                    return SlotOutcome(name, slot, "already_handled")
+            return None
         if err is not None:
             log.info(
                 "scheduler: org=%s slot=%s skipped job=%s code=%s", name, slot.isoformat(), job_id, err.code

@@ -54,6 +54,10 @@ class Problem:
         return cls(name=name, code=err.code, error=type(err).__name__, message=err.message, severity=severity)
 
 
+AddProblem = Callable[[Problem], None]
+"""Where a pass reports a finding (the report's collector, capped at ``max_problems``)."""
+
+
 @dataclass
 class VerifyReport:
     snapshots: int = 0
@@ -112,6 +116,20 @@ def verify(
     ``expected_jobs``: ``(org, job_id)`` of every snapshot the catalog says exists (not pruned,
     not set aside): a missing one is ``MissingObject`` (the cross-check with the catalog)."""
     report = VerifyReport()
+    add = _collector(report, max_problems)
+    present = {obj.handle.name: obj.size for obj in repo.backend.list(Kind.CHUNK)}
+    report.objects = len(present)
+    refs = _referenced_objects(repo, add, report)
+    report.referenced = len(refs)
+    _check_referenced(repo, refs, present, add, report, read_data=read_data)
+    check_index(repo.backend, add, report, keys=repo.keys, hash_data=False)
+    _check_expected_jobs(repo, expected_jobs, add, report)
+    _report_orphans(present, refs, add)
+    return report
+
+
+def _collector(report: VerifyReport, max_problems: int) -> AddProblem:
+    """``add(problem)``: append to ``report`` up to ``max_problems``, then mark it truncated."""
 
     def add(problem: Problem) -> None:
         if len(report.problems) >= max_problems:
@@ -119,12 +137,14 @@ def verify(
             return
         report.problems.append(problem)
 
-    backend = repo.backend
-    present = {obj.handle.name: obj.size for obj in backend.list(Kind.CHUNK)}
-    report.objects = len(present)
+    return add
 
+
+def _referenced_objects(repo: Repository, add: AddProblem, report: VerifyReport) -> dict[str, _Ref]:
+    """Every object the snapshot manifests reference (the first manifest to name it is its ``by``);
+    counts the snapshots and reports names that are no manifest's and manifests that do not load."""
     refs: dict[str, _Ref] = {}
-    for obj in backend.list(Kind.SNAPSHOT):
+    for obj in repo.backend.list(Kind.SNAPSHOT):
         info = snapshot_info(obj.handle.name, obj.size)
         if info is None:
             add(
@@ -144,8 +164,20 @@ def verify(
             for blob in entry.blobs:
                 refs.setdefault(blob.name, _Ref(blob.sealed_bytes, blob.sha256, by))
     _segment_refs(repo, refs, add)
-    report.referenced = len(refs)
+    return refs
 
+
+def _check_referenced(
+    repo: Repository,
+    refs: dict[str, _Ref],
+    present: dict[str, int],
+    add: AddProblem,
+    report: VerifyReport,
+    *,
+    read_data: bool,
+) -> None:
+    """Every referenced object is present with its recorded size, then its header is checked (or,
+    with ``read_data``, all of it is read, hashed and opened)."""
     for name, ref in sorted(refs.items()):
         path = Handle(Kind.CHUNK, name).path
         size = present.get(name)
@@ -153,12 +185,7 @@ def verify(
             add(Problem.of(MissingObject(name=path, by=ref.by), path))
             continue
         if size != ref.sealed_bytes:
-            err: SfvaultError = (
-                ObjectTruncated(name=path, size=size, expected=ref.sealed_bytes)
-                if size < ref.sealed_bytes
-                else ObjectCorrupt(name=path)
-            )
-            add(Problem.of(err, path))
+            add(Problem.of(_wrong_size(path, size, ref.sealed_bytes), path))
             continue
         if read_data:
             problem = _read_one(repo, name, ref, report)
@@ -167,7 +194,19 @@ def verify(
         if problem is not None:
             add(problem)
 
-    check_index(repo.backend, add, report, keys=repo.keys, hash_data=False)
+
+def _wrong_size(path: str, size: int, expected: int) -> SfvaultError:
+    """An object of another size than recorded: truncated if shorter, corrupt if longer."""
+    if size < expected:
+        return ObjectTruncated(name=path, size=size, expected=expected)
+    return ObjectCorrupt(name=path)
+
+
+def _check_expected_jobs(
+    repo: Repository, expected_jobs: Iterable[tuple[str, str]], add: AddProblem, report: VerifyReport
+) -> None:
+    """The cross-check with the catalog: a job it lists whose manifest is neither in the repository
+    nor pruned or set aside on purpose is ``MissingObject`` (once, if an earlier pass named it)."""
     listed = {(s.org, s.job_id) for s in repo.snapshots()}
     gone = set(read_index(repo.backend, tombstones_only=True).gone)  # pruned or set aside on purpose
     already = {p.name for p in report.problems}
@@ -177,6 +216,9 @@ def verify(
             continue
         add(Problem.of(MissingObject(name=path, by="the catalog's job list"), path))
 
+
+def _report_orphans(present: dict[str, int], refs: dict[str, _Ref], add: AddProblem) -> None:
+    """Objects no snapshot references are warnings: ``prune`` removes them."""
     for name in sorted(set(present) - set(refs)):
         path = Handle(Kind.CHUNK, name).path
         add(
@@ -188,7 +230,6 @@ def verify(
                 "warning",
             )
         )
-    return report
 
 
 def _segment_refs(repo: Repository, refs: dict[str, _Ref], add: Callable[[Problem], None]) -> None:
@@ -334,12 +375,7 @@ def _check_indexed(
         add(Problem.of(MissingObject(name=h.path, by=by), h.path))
         return
     if size != want_size:
-        err: SfvaultError = (
-            ObjectTruncated(name=h.path, size=size, expected=want_size)
-            if size < want_size
-            else ObjectCorrupt(name=h.path)
-        )
-        add(Problem.of(err, h.path))
+        add(Problem.of(_wrong_size(h.path, size, want_size), h.path))
         return
     if hash_data and want_sha:
         try:
@@ -388,13 +424,7 @@ def verify_keyless(backend: Backend, *, max_problems: int = 10_000, hash_data: b
     the keyless index (:func:`check_index`): every indexed snapshot and object present with its
     recorded size and, with ``hash_data``, its SHA-256."""
     report = VerifyReport()
-
-    def add(problem: Problem) -> None:
-        if len(report.problems) >= max_problems:
-            report.truncated = True
-            return
-        report.problems.append(problem)
-
+    add = _collector(report, max_problems)
     try:
         read_config(backend)
     except PermanentError as err:

@@ -7,7 +7,9 @@ lifespan included); the end-to-end test starts `sfvault serve` under uvicorn ins
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
@@ -16,10 +18,14 @@ from api.app import create_app
 from engine.catalog.db import make_engine, migrate, session_factory, transaction
 from engine.catalog.models import Role
 from engine.catalog.tokens import create_token
+from engine.clock import FrozenClock
 from engine.config import Settings
 from tests.helpers.emulator_proc import EmulatorProcess, start_emulator
 
 ROLES = (Role.ADMIN, Role.OPERATOR, Role.VIEWER)
+NOW = datetime(2026, 1, 15, 12, 0, tzinfo=UTC)  # 13:00 in Paris (winter time, UTC+1)
+"""The time of the ``clock`` fixture, and so of the ``client`` app."""
+Headers = Callable[[Role], dict[str, str]]
 
 
 def api_settings(root: Path, catalog_url: str | None = None, **overrides: object) -> Settings:
@@ -68,6 +74,29 @@ def api_client(settings: Settings, tokens: dict[Role, str]) -> Iterator[TestClie
     """The app with its lifespan running; no scheduler, no Dask cluster until a backup asks."""
     with TestClient(create_app(settings, scheduler=False), raise_server_exceptions=False) as client:
         yield client
+
+
+@pytest.fixture
+def clock() -> FrozenClock:
+    return FrozenClock(NOW)
+
+
+@pytest.fixture
+def client(settings: Settings, tokens: dict[Role, str], clock: FrozenClock) -> Iterator[TestClient]:
+    """The app on a frozen clock (``tokens`` first: it creates and migrates the catalog)."""
+    with TestClient(create_app(settings, clock=clock, scheduler=False), raise_server_exceptions=False) as c:
+        yield c
+
+
+@pytest.fixture
+def catalog(settings: Settings, tokens: dict[Role, str]) -> Iterator[Callable[[], Any]]:
+    """``with catalog() as s:`` one transaction on the service's catalog."""
+    engine = make_engine(settings.catalog_url)
+    try:
+        factory = session_factory(engine)
+        yield lambda: transaction(factory)
+    finally:
+        engine.dispose()
 
 
 @pytest.fixture

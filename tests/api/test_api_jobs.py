@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import io
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -28,7 +28,7 @@ from openpyxl import load_workbook
 
 from api.app import create_app
 from api.reports import OBJECT_COLUMNS, OBJECTS_SHEET, troubleshooting_link
-from devkit.backup_env import TEST_OPTIONS
+from devkit.backup_env import TEST_OPTIONS, bulk_only
 from engine.catalog import jobs as cjobs
 from engine.catalog import orgs as corgs
 from engine.catalog.db import make_engine, session_factory, transaction
@@ -326,9 +326,7 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
             ) as cluster,
             Client(cluster) as dask,
         ):
-            # every object through Bulk: the tests' faults sit on Bulk routes (small objects of a full
-            # would otherwise be read through REST, decision 0019)
-            options = replace(TEST_OPTIONS, rest_max_rows=0)
+            options = bulk_only(TEST_OPTIONS)  # the tests' faults sit on Bulk routes
             app = create_app(settings, dask_factory=lambda: dask, job_options=options, scheduler=False)
             with TestClient(app, raise_server_exceptions=False) as client:
                 yield Live(client, tokens, settings, em, org_repo)

@@ -9,7 +9,7 @@ through Typer's runner against the same catalog.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -18,9 +18,7 @@ import pytest
 from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
-from api.app import create_app
 from engine.catalog import orgs as corgs
-from engine.catalog.db import make_engine, session_factory, transaction
 from engine.catalog.models import Role
 from engine.cli import app
 from engine.clock import FrozenClock
@@ -28,32 +26,8 @@ from engine.config import Settings
 from engine.jobs.connect import backup_settings_of
 from engine.jobs.credentials import catalog_sealer, credentials_record
 from engine.policy import next_slot
-from tests.api.conftest import connect_payload
+from tests.api.conftest import NOW, Headers, connect_payload
 from tests.helpers.emulator_proc import EmulatorProcess
-
-NOW = datetime(2026, 1, 15, 12, 0, tzinfo=UTC)
-Headers = Callable[[Role], dict[str, str]]
-
-
-@pytest.fixture
-def clock() -> FrozenClock:
-    return FrozenClock(NOW)
-
-
-@pytest.fixture
-def client(settings: Settings, tokens: dict[Role, str], clock: FrozenClock) -> Iterator[TestClient]:
-    with TestClient(create_app(settings, clock=clock, scheduler=False), raise_server_exceptions=False) as c:
-        yield c
-
-
-@pytest.fixture
-def catalog(settings: Settings, tokens: dict[Role, str]) -> Iterator[Callable[[], Any]]:
-    engine = make_engine(settings.catalog_url)
-    try:
-        factory = session_factory(engine)
-        yield lambda: transaction(factory)
-    finally:
-        engine.dispose()
 
 
 @pytest.fixture

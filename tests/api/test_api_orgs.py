@@ -7,7 +7,7 @@ app on a frozen clock so the computed schedules are exact.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -17,41 +17,13 @@ from fastapi.testclient import TestClient
 from sqlalchemy import event, func, select
 from sqlalchemy.orm import Session
 
-from api.app import create_app
 from engine.catalog import jobs as cjobs
 from engine.catalog import orgs as corgs
-from engine.catalog.db import make_engine, session_factory, transaction
 from engine.catalog.models import Job, JobKind, JobState, Org, Role
 from engine.clock import FrozenClock
 from engine.config import Settings
-from tests.api.conftest import connect_payload
+from tests.api.conftest import NOW, Headers, connect_payload
 from tests.helpers.emulator_proc import EmulatorProcess
-
-NOW = datetime(2026, 1, 15, 12, 0, tzinfo=UTC)  # 13:00 in Paris (winter time, UTC+1)
-Headers = Callable[[Role], dict[str, str]]
-
-
-@pytest.fixture
-def clock() -> FrozenClock:
-    return FrozenClock(NOW)
-
-
-@pytest.fixture
-def client(settings: Settings, tokens: dict[Role, str], clock: FrozenClock) -> Iterator[TestClient]:
-    """The app on a frozen clock (``tokens`` first: it creates and migrates the catalog)."""
-    with TestClient(create_app(settings, clock=clock, scheduler=False), raise_server_exceptions=False) as c:
-        yield c
-
-
-@pytest.fixture
-def catalog(settings: Settings, tokens: dict[Role, str]) -> Iterator[Callable[[], Any]]:
-    """``with catalog() as s:`` one transaction on the service's catalog."""
-    engine = make_engine(settings.catalog_url)
-    factory = session_factory(engine)
-    try:
-        yield lambda: transaction(factory)
-    finally:
-        engine.dispose()
 
 
 def add_org(s: Session, name: str, *, at: datetime = NOW - timedelta(days=30), **kw: Any) -> Org:

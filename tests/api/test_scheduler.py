@@ -506,3 +506,24 @@ def test_a_slot_decided_beside_an_admission_of_the_same_instant_is_skipped_not_d
     outcome = ctx.jobs.admit_slot(org_id, now.replace(second=0, microsecond=0), now)
     assert (outcome.action, outcome.code) == ("skipped", JobAlreadyRunning.code)
     assert _active(ctx, "race-slot") == [manual.job_id]
+
+
+def test_a_slot_that_loses_the_lane_twice_stops_without_a_row(
+    ctx: AppContext, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Both decisions of the slot saw the org's jobs before an admission of the same instant wrote
+    its row: the slot stops with SFV-601 and records nothing (the next tick decides again)."""
+    from engine.jobs import service
+    from engine.jobs.planning import BackupRequest
+
+    _org_with_credentials(ctx, "race-twice")
+    assert isinstance(ctx.clock, FrozenClock)
+    ctx.clock.advance(timedelta(hours=1))
+    manual = ctx.jobs.admit("race-twice", BackupRequest("race-twice", full=True))
+    monkeypatch.setattr(service, "policy_jobs", _FactsReadBeforeTheOtherRowWasWritten(stale=2))
+    with ctx.tx() as s:
+        org_id = corgs.get_org_by_name(s, "race-twice").id
+    now = ctx.clock.now()
+    outcome = ctx.jobs.admit_slot(org_id, now.replace(second=0, microsecond=0), now)
+    assert (outcome.action, outcome.code, outcome.job_id) == ("stopped", JobAlreadyRunning.code, None)
+    assert [j.id for j in slots_of(ctx, "race-twice")] == [manual.job_id]

@@ -7,8 +7,12 @@ imports :mod:`emulator.launcher` directly.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
+
+import httpx
+import pytest
 
 from emulator.launcher import (
     ADMIN_HEADER,
@@ -28,10 +32,39 @@ __all__ = [
     "REPO_ROOT",
     "EmulatorProcess",
     "EmulatorStartError",
+    "bearer_client",
     "poll_for",
+    "running_emulator",
     "salesforce_session",
     "start_emulator",
 ]
+
+
+@contextmanager
+def running_emulator(**kwargs: Any) -> Iterator[EmulatorProcess]:
+    """:func:`start_emulator` for a fixture: an emulator that cannot start fails the test (never
+    a skip), and the process stops at the end."""
+    try:
+        em = start_emulator(**kwargs)
+    except EmulatorStartError as exc:
+        pytest.fail(f"the Salesforce emulator could not start: {exc}", pytrace=False)
+    try:
+        yield em
+    finally:
+        em.stop()
+
+
+@contextmanager
+def bearer_client(em: EmulatorProcess, token: str | None = None) -> Iterator[httpx.Client]:
+    """An httpx client on the instance URL that sends a Bearer token (a fresh one by default)."""
+    with httpx.Client(
+        base_url=em.url,
+        verify=em.verify,
+        trust_env=False,
+        timeout=120,
+        headers={"Authorization": f"Bearer {token if token is not None else em.token()}"},
+    ) as client:
+        yield client
 
 
 def poll_for(pred: Callable[[], Any], timeout: float = 30.0, interval: float = 0.05) -> Any:

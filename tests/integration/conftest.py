@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from tests.helpers.emulator_proc import EmulatorProcess, EmulatorStartError, start_emulator
+from tests.helpers.emulator_proc import EmulatorProcess, bearer_client, running_emulator
 
 # Task holds ~21% of the records: 500k gives ~105k Task rows for the 100k+ Bulk download test.
 EMULATOR_SCALE = int(os.environ.get("SFVAULT_TEST_EMULATOR_SCALE", "500000"))
@@ -23,14 +23,19 @@ EMULATOR_SEED = 1
 @pytest.fixture(scope="session")
 def emulator() -> Iterator[EmulatorProcess]:
     """A running emulator (fast profile, TLS) with a generated org."""
-    try:
-        em = start_emulator(scale=EMULATOR_SCALE, seed=EMULATOR_SEED, tls=True, timeout=300)
-    except EmulatorStartError as exc:
-        pytest.fail(f"the Salesforce emulator could not start: {exc}", pytrace=False)
-    try:
+    with running_emulator(scale=EMULATOR_SCALE, seed=EMULATOR_SEED, tls=True, timeout=300) as em:
         yield em
-    finally:
-        em.stop()
+
+
+@pytest.fixture(scope="module")
+def org(request: pytest.FixtureRequest) -> Iterator[EmulatorProcess]:
+    """A small org of the module's own (scale 3,000, TLS, the module's ``ORG_SEED``), for tests
+    that change the org or need one apart from the session's."""
+    seed = getattr(request.module, "ORG_SEED", None)
+    if not isinstance(seed, int):
+        pytest.fail(f"{request.module.__name__} uses the `org` fixture without an ORG_SEED", pytrace=False)
+    with running_emulator(scale=3_000, seed=seed, tls=True, timeout=300) as em:
+        yield em
 
 
 @pytest.fixture()
@@ -42,13 +47,5 @@ def token(emulator: EmulatorProcess) -> str:
 @pytest.fixture()
 def api(emulator: EmulatorProcess, token: str) -> Any:
     """An httpx client on the instance URL that sends the Bearer token."""
-    import httpx
-
-    with httpx.Client(
-        base_url=emulator.url,
-        verify=emulator.verify,
-        trust_env=False,
-        timeout=120,
-        headers={"Authorization": f"Bearer {token}"},
-    ) as client:
+    with bearer_client(emulator, token) as client:
         yield client

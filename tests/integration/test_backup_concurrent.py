@@ -10,11 +10,10 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import replace
 
 import pytest
 
-from devkit.backup_env import BackupEnv, backup_env
+from devkit.backup_env import BackupEnv, backup_env, bulk_only
 from devkit.groundtruth import compare_org
 from engine.catalog import jobs as cjobs
 from engine.catalog import orgs as corgs
@@ -47,10 +46,9 @@ def _fired(env: BackupEnv, fault_id: int) -> int:
 
 def _new_cycle_full(env: BackupEnv) -> BackupResult:
     """A full of a new cycle whose client waits as long as the hold may last (no retry escapes it).
-    Every object through Bulk (``rest_max_rows=0``): the hold sits on a Bulk route, and small objects
-    of a full would otherwise be read through REST (decision 0019)."""
+    Every object through Bulk (:func:`~devkit.backup_env.bulk_only`): the hold sits on a Bulk route."""
     return run_backup(env.settings, env.dask, "acme", BackupRequest(org="acme", full=True),
-                      options=replace(env.options, rest_max_rows=0),
+                      options=bulk_only(env.options),
                       client_overrides={"timeout_seconds": 3600.0})  # fmt: skip
 
 

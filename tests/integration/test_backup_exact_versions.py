@@ -26,7 +26,7 @@ import httpx
 import pytest
 from simple_salesforce import Salesforce
 
-from devkit.backup_env import TEST_OPTIONS, BackupEnv, backup_env
+from devkit.backup_env import TEST_OPTIONS, BackupEnv, backup_env, bulk_only
 from engine.extract.cursor import Cursor
 from engine.jobs.runner import BackupResult
 from engine.jobs.state import object_state
@@ -179,8 +179,8 @@ def test_a_boundary_read_lag_after_its_timestamps_is_checked_by_id(env: BackupEn
     """Boundary rows that a Bulk job read at least ``lag`` after their timestamp (by Salesforce's
     clock: the job's createdDate) are settled; the next boundary task checks them by Id and
     timestamp only, and still captures a row committed late inside the boundary."""
-    bulk = replace(TEST_OPTIONS, rest_max_rows=0)  # one task per window, read through Bulk
-    options = replace(SPLIT, rest_max_rows=0)
+    bulk = bulk_only(TEST_OPTIONS)  # one task per window, read through Bulk
+    options = bulk_only(SPLIT)
     _succeeded(env.backup("acme", options=bulk))
     ids = _some_ids(env, "Account", 3)
     at = _frozen(env)

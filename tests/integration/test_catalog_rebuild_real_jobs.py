@@ -12,7 +12,6 @@ what the runner wrote.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +19,7 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from devkit.backup_env import BackupEnv, backup_env
+from devkit.backup_env import BackupEnv, backup_env, bulk_only
 from engine.catalog.db import make_engine, migrate, session_factory, transaction
 from engine.catalog.models import ApiUsage, Job, JobError, JobObject, Org
 from engine.catalog.rebuild import rebuild_catalog
@@ -111,10 +110,9 @@ def test_rebuild_of_a_repository_written_by_real_jobs_equals_the_original_catalo
     env.churn(3, 6)
     env.em.admin("POST", "/faults", json={"path_regex": r"/jobs/query$", "kind": "fail_job", "count": 1,
                                           "message": FAILURE})  # fmt: skip
-    try:
-        # every object through Bulk, where the fault is (small objects would go through REST)
+    try:  # every object through Bulk, where the fault is
         partial = env.backup("acme", full=True, objects=("Opportunity", "Account", "Contact"),
-                             options=replace(env.options, rest_max_rows=0))
+                             options=bulk_only(env.options))  # fmt: skip
     finally:
         env.em.admin("DELETE", "/faults")
     assert partial.state == "partial", partial.error_message

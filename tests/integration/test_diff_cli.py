@@ -11,13 +11,12 @@ import pyarrow as pa
 import pytest
 from typer.testing import CliRunner
 
-from engine.catalog import orgs as corgs
-from engine.catalog.db import make_engine, migrate, session_factory, transaction
 from engine.cli import app
 from engine.config import load_settings
 from engine.diff.archive import open_archive
 from engine.errors import ExportLimitExceeded, JobNotInCycle, ObjectNotInBackup, UnknownJob, UnknownOrg
 from engine.sink.repository import open_repository
+from tests.helpers.catalog_org import add_catalog_org
 from tests.helpers.diff_snapshots import ChainWriter, ObjectChange, RandomOrg
 
 ORG = "acme"
@@ -44,11 +43,7 @@ def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Path, list[str
     monkeypatch.setenv("SFVAULT_CATALOG_URL", f"sqlite:///{tmp_path / 'catalog.db'}")
     monkeypatch.setenv("SFVAULT_SCRATCH_DIR", str(tmp_path / "scratch"))
     settings = load_settings(cfg)
-    engine = make_engine(settings.catalog_url)
-    migrate(engine)
-    with transaction(session_factory(engine)) as s:
-        corgs.create_org(s, name=ORG, instance_url=None)
-    engine.dispose()
+    add_catalog_org(settings, ORG)
     repo = open_repository(settings)
     org = RandomOrg(21)
     org.seed_rows(40)

@@ -28,7 +28,7 @@ from engine.jobs.runner import run_backup
 from engine.sink.backends import open_backend
 from engine.sink.keys import LocalKeyFile
 from engine.sink.repository import Repository, open_repository
-from tests.helpers.emulator_proc import EmulatorProcess, EmulatorStartError, start_emulator
+from tests.helpers.emulator_proc import EmulatorProcess, running_emulator
 
 ORG = "acme"
 # what churn edits (emulator/churn.py UPDATE_FIELDS, else Name) plus the audit fields an edit moves
@@ -40,14 +40,8 @@ pytestmark = [pytest.mark.emulator]
 
 @pytest.fixture(scope="module")
 def small_emulator() -> Iterator[EmulatorProcess]:
-    try:
-        em = start_emulator(scale=3000, seed=3, tls=True, timeout=300)
-    except EmulatorStartError as exc:
-        pytest.fail(f"the Salesforce emulator could not start: {exc}", pytrace=False)
-    try:
+    with running_emulator(scale=3000, seed=3, tls=True, timeout=300) as em:
         yield em
-    finally:
-        em.stop()
 
 
 @pytest.fixture

@@ -11,13 +11,7 @@ from datetime import datetime
 import httpx
 import pytest
 
-from tests.helpers.emulator_proc import (
-    REPO_ROOT,
-    EmulatorProcess,
-    EmulatorStartError,
-    poll_for,
-    start_emulator,
-)
+from tests.helpers.emulator_proc import REPO_ROOT, EmulatorProcess, poll_for, running_emulator
 
 pytestmark = pytest.mark.emulator
 
@@ -129,22 +123,16 @@ def test_churn_command_and_change_log(emulator: EmulatorProcess) -> None:
 
 @pytest.fixture(scope="module")
 def realistic() -> Iterator[EmulatorProcess]:
-    try:
-        em = start_emulator(
-            scale=3000,
-            profile="realistic",
-            tls=False,
-            extra_args=[
-                "--max-running-jobs", "2", "--queue-delay-min", "0", "--queue-delay-max", "0",
-                "--job-mbps", "0.02", "--latency-ms", "0", "--error-rate", "0", "--timeout-rate", "0",
-            ],
-        )  # fmt: skip
-    except EmulatorStartError as exc:
-        pytest.fail(f"the realistic-profile emulator could not start: {exc}", pytrace=False)
-    try:
+    with running_emulator(
+        scale=3000,
+        profile="realistic",
+        tls=False,
+        extra_args=[
+            "--max-running-jobs", "2", "--queue-delay-min", "0", "--queue-delay-max", "0",
+            "--job-mbps", "0.02", "--latency-ms", "0", "--error-rate", "0", "--timeout-rate", "0",
+        ],
+    ) as em:  # fmt: skip
         yield em
-    finally:
-        em.stop()
 
 
 def _client(em: EmulatorProcess) -> httpx.Client:

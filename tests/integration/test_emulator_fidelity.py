@@ -17,31 +17,19 @@ import httpx
 import pytest
 from simple_salesforce import Salesforce
 
-from tests.helpers.emulator_proc import EmulatorProcess, EmulatorStartError, poll_for, start_emulator
+from tests.helpers.emulator_proc import EmulatorProcess, bearer_client, poll_for
 
 pytestmark = pytest.mark.emulator
 
 V = "/services/data/v62.0"
-
-
-@pytest.fixture(scope="module")
-def org() -> Iterator[EmulatorProcess]:
-    try:
-        em = start_emulator(scale=3_000, seed=16, tls=True, timeout=300)
-    except EmulatorStartError as exc:
-        pytest.fail(f"the Salesforce emulator could not start: {exc}", pytrace=False)
-    try:
-        yield em
-    finally:
-        em.stop()
+ORG_SEED = 16
+"""The seed of this module's own org (the ``org`` fixture of tests/integration/conftest.py)."""
 
 
 @pytest.fixture()
 def api(org: EmulatorProcess) -> Iterator[httpx.Client]:
-    with httpx.Client(
-        base_url=org.url, verify=org.verify, trust_env=False, timeout=120,
-        headers={"Authorization": f"Bearer {org.token()}"},
-    ) as client:  # fmt: skip
+    """On the module's own org (``org``, seeded by ``ORG_SEED``), not the session's."""
+    with bearer_client(org) as client:
         yield client
 
 

@@ -22,11 +22,13 @@ from engine.extract.auth import SessionIdGrant
 from engine.extract.client import ClientOptions, SalesforceClient
 from engine.extract.rest import RestApi
 from engine.jobs.permission_check import read_permission_rows
-from tests.helpers.emulator_proc import EmulatorProcess, EmulatorStartError, start_emulator
+from tests.helpers.emulator_proc import EmulatorProcess, bearer_client
 
 pytestmark = pytest.mark.emulator
 
 V = "/services/data/v62.0"
+ORG_SEED = 17
+"""The seed of this module's own org (the ``org`` fixture of tests/integration/conftest.py)."""
 NOT_PERMISSIONABLE = {
     "AccountHistory", "ContentDocument", "EventLogFile", "FieldPermissions", "ObjectPermissions",
     "Organization", "PermissionSet", "PermissionSetAssignment", "Profile", "StaticResource", "User",
@@ -35,24 +37,10 @@ NOT_PERMISSIONABLE = {
 """The emulator's queryable objects without object permissions that a full backs up."""
 
 
-@pytest.fixture(scope="module")
-def org() -> Iterator[EmulatorProcess]:
-    try:
-        em = start_emulator(scale=3_000, seed=17, tls=True, timeout=300)
-    except EmulatorStartError as exc:
-        pytest.fail(f"the Salesforce emulator could not start: {exc}", pytrace=False)
-    try:
-        yield em
-    finally:
-        em.stop()
-
-
 @pytest.fixture()
 def api(org: EmulatorProcess) -> Iterator[httpx.Client]:
-    with httpx.Client(
-        base_url=org.url, verify=org.verify, trust_env=False, timeout=120,
-        headers={"Authorization": f"Bearer {org.token()}"},
-    ) as client:  # fmt: skip
+    """On the module's own org (``org``, seeded by ``ORG_SEED``), not the session's."""
+    with bearer_client(org) as client:
         yield client
 
 

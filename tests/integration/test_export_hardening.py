@@ -11,8 +11,6 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from engine.catalog import orgs as corgs
-from engine.catalog.db import make_engine, migrate, session_factory, transaction
 from engine.cli import app
 from engine.config import Settings, load_settings
 from engine.diff.archive import open_archive
@@ -20,26 +18,15 @@ from engine.diff.export import ExportProgress
 from engine.errors import ExportTargetInvalid, PathUnusable
 from engine.jobs.exports import ExportRequest, run_export
 from engine.sink.repository import open_repository
-from tests.helpers.diff_snapshots import ChainWriter, RandomOrg, new_repository
-from tests.integration.test_export_rules import ORG, _exports
+from tests.helpers.catalog_org import add_catalog_org, exports_of, org_with_a_full
+from tests.helpers.diff_snapshots import ChainWriter, RandomOrg
+
+ORG = "acme"
 
 
 @pytest.fixture
 def setup(tmp_path: Path) -> tuple[Settings, Any]:
-    settings = Settings(
-        catalog_url=f"sqlite:///{tmp_path / 'catalog.db'}",
-        key_file=tmp_path / "keys" / "repo.key",
-        scratch_dir=tmp_path / "scratch",
-    )
-    engine = make_engine(settings.catalog_url)
-    migrate(engine)
-    with transaction(session_factory(engine)) as s:
-        corgs.create_org(s, name=ORG, instance_url=None)
-    engine.dispose()
-    repo = new_repository(tmp_path)
-    org = RandomOrg(5)
-    org.seed_rows(20)
-    ChainWriter(repo, ORG).commit("full", {"Account": org.full()})
+    settings, repo, _, _ = org_with_a_full(tmp_path, ORG, seed=5, rows=20)
     return settings, repo
 
 
@@ -48,7 +35,7 @@ def _export(settings: Settings, repo: Any, out: Path, **kw: Any) -> Any:
 
 
 def _states(settings: Settings) -> list[tuple[str, str | None]]:
-    return [(r.state, r.error_code) for r in _exports(settings)]
+    return [(r.state, r.error_code) for r in exports_of(settings, ORG)]
 
 
 def test_out_on_a_directory_fails_the_row_with_a_code_and_does_not_wedge(tmp_path: Path, setup: Any) -> None:
@@ -110,7 +97,7 @@ def test_the_zip_is_written_beside_the_target_and_renamed_into_place(tmp_path: P
     assert os.listdir(target.parent) == ["a.zip"]
     with open_archive(target, out.password) as zf:
         assert "Account.csv" in zf.namelist()
-    assert _exports(settings)[0].location == str(target)
+    assert exports_of(settings, ORG)[0].location == str(target)
 
 
 def test_cli_export_to_a_directory_prints_a_coded_error_without_traceback(
@@ -124,11 +111,7 @@ def test_cli_export_to_a_directory_prints_a_coded_error_without_traceback(
     monkeypatch.setenv("SFVAULT_CATALOG_URL", f"sqlite:///{tmp_path / 'catalog.db'}")
     monkeypatch.setenv("SFVAULT_SCRATCH_DIR", str(tmp_path / "scratch"))
     settings = load_settings(cfg)
-    engine = make_engine(settings.catalog_url)
-    migrate(engine)
-    with transaction(session_factory(engine)) as s:
-        corgs.create_org(s, name=ORG, instance_url=None)
-    engine.dispose()
+    add_catalog_org(settings, ORG)
     repo = open_repository(settings)
     org = RandomOrg(7)
     org.seed_rows(10)

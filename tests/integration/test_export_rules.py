@@ -9,35 +9,21 @@ import pytest
 
 from engine.catalog import exports as cexp
 from engine.catalog import orgs as corgs
-from engine.catalog.db import make_engine, migrate, session_factory, transaction
+from engine.catalog.db import make_engine, session_factory, transaction
 from engine.clock import FrozenClock
 from engine.config import Settings
 from engine.diff.archive import open_archive
 from engine.diff.export import ExportProgress
 from engine.errors import ExportAlreadyRunning, ExportLimitExceeded, ObjectNotInBackup, UnknownJob, UnknownOrg
 from engine.jobs.exports import ExportRequest, run_export, show_password
-from tests.helpers.diff_snapshots import ChainWriter, RandomOrg, new_repository
+from tests.helpers.catalog_org import exports_of, org_with_a_full
 
 ORG = "acme"
 
 
 @pytest.fixture
 def setup(tmp_path: Path) -> tuple[Settings, Any]:
-    settings = Settings(
-        catalog_url=f"sqlite:///{tmp_path / 'catalog.db'}",
-        key_file=tmp_path / "keys" / "repo.key",
-        scratch_dir=tmp_path / "scratch",
-    )
-    engine = make_engine(settings.catalog_url)
-    migrate(engine)
-    with transaction(session_factory(engine)) as s:
-        corgs.create_org(s, name=ORG, instance_url=None)
-    engine.dispose()
-    repo = new_repository(tmp_path)
-    org = RandomOrg(3)
-    org.seed_rows(30)
-    w = ChainWriter(repo, ORG)
-    w.commit("full", {"Account": org.full()})
+    settings, repo, org, w = org_with_a_full(tmp_path, ORG, seed=3, rows=30)
     since = org.now
     org.churn(4)
     w.commit("incremental", {"Account": org.incremental(since, sweep=True)})
@@ -45,20 +31,7 @@ def setup(tmp_path: Path) -> tuple[Settings, Any]:
 
 
 def _exports(settings: Settings) -> list[Any]:
-    engine = make_engine(settings.catalog_url)
-    try:
-        with transaction(session_factory(engine)) as s:
-            org = corgs.get_org_by_name(s, ORG)
-            from sqlalchemy import select
-
-            from engine.catalog.models import Export
-
-            rows = list(s.scalars(select(Export).where(Export.org_id == org.id)))
-            for r in rows:
-                s.expunge(r)
-            return rows
-    finally:
-        engine.dispose()
+    return list(exports_of(settings, ORG))
 
 
 def test_export_is_recorded_with_size_state_and_sealed_password(tmp_path: Path, setup: tuple) -> None:

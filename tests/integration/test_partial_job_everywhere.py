@@ -17,7 +17,7 @@ import io
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +28,7 @@ from typer.testing import CliRunner
 
 from api.app import create_app
 from api.reports import OBJECTS_SHEET, SUMMARY_SHEET
-from devkit.backup_env import BackupEnv, backup_env
+from devkit.backup_env import BackupEnv, backup_env, bulk_only
 from engine.catalog.models import Role
 from engine.cli import app
 from engine.config import Settings
@@ -77,7 +77,7 @@ def _one_bulk_job_fails(be: BackupEnv) -> Iterator[None]:
 def _partial_incremental(be: BackupEnv, org: str) -> tuple[str, str, str]:
     """An incremental of ``org`` in which one object fails; (job id, failed object, its code)."""
     with _one_bulk_job_fails(be):
-        res = be.backup(org, options=replace(be.options, rest_max_rows=0))  # every window through Bulk
+        res = be.backup(org, options=bulk_only(be.options))  # where the fault is
     assert res.state == "partial", (res.state, res.error_message)
     failed = [n for n, o in res.objects.items() if o.state == "failed"]
     assert len(failed) == 1, failed

@@ -121,6 +121,18 @@ def test_a_deleted_chunk_that_a_snapshot_references(repo: Repository) -> None:
         repo.read_chunk(ref)  # type: ignore[arg-type]
 
 
+def test_the_problem_list_is_capped_and_says_so(repo: Repository) -> None:
+    """``max_problems`` caps the list of every pass and marks the report truncated."""
+    for i in range(3):
+        corrupt.delete(repo.backend, chunk(repo, i)[0])
+    full = verify(repo, read_data=False)
+    assert [p.code for p in full.problems] == [MissingObject.code] * 3 and not full.truncated
+    capped = verify(repo, read_data=False, max_problems=2)
+    assert capped.problems == full.problems[:2] and capped.truncated
+    keyless = verify_keyless(repo.backend, max_problems=1)
+    assert len(keyless.problems) == 1 and keyless.truncated
+
+
 def test_a_swapped_key(repo: Repository, tmp_path: Path) -> None:
     with pytest.raises(WrongKey) as err:
         Repository.open(repo.backend, LocalKeyFile.create(tmp_path / "another.key"))

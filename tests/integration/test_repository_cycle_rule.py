@@ -6,13 +6,12 @@ full but the last one (fault ``fail_job``, armed for exactly that many, checked 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from devkit.backup_env import BackupEnv, backup_env
+from devkit.backup_env import BackupEnv, backup_env, bulk_only
 from devkit.groundtruth import compare_org
 from engine.catalog import jobs as cjobs
 from engine.catalog.db import make_engine, session_factory, transaction
@@ -31,8 +30,8 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BackupEnv]:
 def test_a_full_missing_objects_joins_the_current_cycle_and_prune_keeps_the_old_copies(
     env: BackupEnv,
 ) -> None:
-    bulk_only = replace(env.options, rest_max_rows=0)  # every object through Bulk, where the fault is
-    first = env.backup("acme", options=bulk_only)
+    bulk = bulk_only(env.options)  # where the fault is
+    first = env.backup("acme", options=bulk)
     assert first.state == "succeeded", first.error_message
     bulk_jobs = sum(o.bulk_jobs for o in first.objects.values())
     assert bulk_jobs >= 3
@@ -45,7 +44,7 @@ def test_a_full_missing_objects_joins_the_current_cycle_and_prune_keeps_the_old_
     }
     env.em.admin("POST", "/faults", json=fault)
     try:
-        second = env.backup("acme", full=True, options=bulk_only)
+        second = env.backup("acme", full=True, options=bulk)
     finally:
         env.em.admin("DELETE", "/faults")
     assert env.em.admin("GET", "/faults")["fired_total"] == fired + bulk_jobs - 1

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 import pytest
@@ -141,3 +142,36 @@ def test_object_types() -> None:
         "share",
         "files",
     ]
+
+
+def test_columns_and_objects_that_exist_in_one_job_only(tmp_path: Path) -> None:
+    """A column added, removed or retyped between two jobs is compared as text; an object in one of
+    the jobs only has every record added (or removed)."""
+    ts = pa.timestamp("ms", "UTC")
+    at = pa.array([datetime(2026, 1, 1, tzinfo=UTC)] * 3, ts)
+    ids = ["001000000000001AAA", "001000000000002AAA", "001000000000003AAA"]
+    old = pa.table({"Id": ids, "Name": ["a", "b", "c"], "Amount": pa.array([1, 2, 3], pa.int64()),
+                    "Gone__c": ["x", "y", "z"], "SystemModstamp": at})  # fmt: skip
+    new = pa.table({"Id": [*ids[:2], "001000000000004AAA"], "Name": ["a", "B", "d"],
+                    "Amount": ["1", "20", "4"], "New__c": ["p", "q", "r"], "SystemModstamp": at})  # fmt: skip
+    leads = pa.table({"Id": ["00Q000000000001AAA"], "SystemModstamp": at[:1]})
+    repo = new_repository(tmp_path)
+    w = ChainWriter(repo, ORG)
+    j1 = w.commit("full", {"Account": ObjectChange(rows=old)}).job_id
+    j2 = w.commit("incremental", {"Account": ObjectChange(rows=new, mode="full"),
+                                  "Lead": ObjectChange(rows=leads, mode="full")}).job_id  # fmt: skip
+    with RecoveryPoints(repo, ORG, scratch_root=tmp_path / "s") as rp:
+        c = compare(rp, j2, j1)
+        a = c.objects["Account"]
+        assert (a.columns_added, a.columns_removed) == (["New__c"], ["Gone__c"])
+        added = new["Id"][2].as_py()
+        assert [a.ids(k) for k in ("added", "removed", "changed")] == [[added], [ids[2]], [ids[1]]]
+        assert sorted(a.field_changes()) == [(ids[1], "Amount", "2", "20"), (ids[1], "Name", "b", "B")]
+        assert (a.records_old, a.records_new, a.added, a.removed, a.changed) == (3, 3, 1, 1, 1)
+        lead = c.objects["Lead"]
+        assert (lead.added, lead.records_old, lead.records_new) == (1, 0, 1)
+        assert lead.ids("added") == [leads["Id"][0].as_py()]
+        assert list(lead.field_changes()) == []
+        back = compare(rp, j1, j2).objects["Lead"]  # the older job first: Lead is not in it
+        assert (back.removed, back.records_old, back.records_new) == (1, 1, 0)
+        assert back.ids("removed") == lead.ids("added")
