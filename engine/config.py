@@ -50,6 +50,7 @@ class JobSettings(BaseModel):
     rest_max_rows: int | None = Field(default=None, ge=0)
     boundary_check_min_rows: int | None = None
     extraction_strategy: Literal["bulk2", "bulk1", "auto"] | None = None
+    pk_chunking_min_rows: int | None = Field(default=None, ge=1)
 
     def overrides(self) -> dict[str, Any]:
         """The knobs the operator set, by name."""
