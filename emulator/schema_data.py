@@ -60,7 +60,7 @@ def field_from_data(d: dict[str, Any]) -> FieldDef:
     unknown = set(d) - set(FIELD_KEYS)
     if unknown:
         raise ValueError(f"field {d.get('name')!r}: unknown keys {sorted(unknown)}")
-    kw = {FIELD_KEYS[k]: tuple(v) if isinstance(v, list) else v for k, v in d.items()}
+    kw: dict[str, Any] = {FIELD_KEYS[k]: tuple(v) if isinstance(v, list) else v for k, v in d.items()}
     return FieldDef(**kw)
 
 

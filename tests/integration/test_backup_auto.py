@@ -16,9 +16,11 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from typer.testing import CliRunner
 
 from devkit.backup_env import TEST_OPTIONS, BackupEnv, backup_env
 from devkit.groundtruth import compare_org
+from engine.cli import app
 
 pytestmark = pytest.mark.emulator
 
@@ -39,7 +41,15 @@ def _used(env: BackupEnv) -> dict[str, int]:
     return {**limits["by_category"], **{k: v for k, v in limits["used"].items()}}
 
 
-def test_a_full_and_an_incremental_through_auto_equal_the_org(env: BackupEnv) -> None:
+def _job_show(env: BackupEnv, job_id: str, config: Path) -> str:
+    keys = ("repository_url", "key_file", "catalog_url", "scratch_dir")
+    config.write_text("[sfvault]\n" + "".join(f'{k} = "{getattr(env.settings, k)}"\n' for k in keys))
+    shown = CliRunner(env={"COLUMNS": "250"}).invoke(app, ["job", "show", job_id, "--config", str(config)])
+    assert shown.exit_code == 0, shown.output
+    return shown.output
+
+
+def test_a_full_and_an_incremental_through_auto_equal_the_org(env: BackupEnv, tmp_path: Path) -> None:
     before = _used(env)
     full = env.backup("auto", options=AUTO)
     after = _used(env)
@@ -64,6 +74,13 @@ def test_a_full_and_an_incremental_through_auto_equal_the_org(env: BackupEnv) ->
         assert {n: e.extraction for n, e in manifest.objects.items()} == choices
         assert manifest.job.not_backed_up, "the org's objects that scope left out are listed"
         assert all(o.name not in manifest.objects for o in manifest.job.not_backed_up)
+
+    # sfvault job show names each object's path and reason, and the objects scope left out
+    shown = _job_show(env, full.job_id, tmp_path / "sfvault.toml")
+    task_rows = full.objects["Task"].extraction.rows  # type: ignore[union-attr]
+    assert f"read through bulk1 (pk_chunking, {task_rows:,} rows): Task" in shown
+    assert "read through rest (bulk_unsupported): Attachment" in shown
+    assert "object(s) of the org not backed up:" in shown
 
     env.churn(3, 11)
     inc = env.backup("auto", options=AUTO)

@@ -49,7 +49,9 @@ def test_the_wide_org_has_a_real_orgs_shape() -> None:
     entries = {e["name"]: e for e in describe_global(schema, "62.0")["sobjects"]}
     assert len(entries) == len(base) + 300
     kinds = Counter(e["associateEntityType"] for e in entries.values())
-    assert kinds["History"] >= 20 and kinds["Share"] >= 10 and kinds["Feed"] >= 5 and kinds["ChangeEvent"] >= 10
+    assert (
+        min(kinds["History"] // 20, kinds["Share"] // 10, kinds["Feed"] // 5, kinds["ChangeEvent"] // 10) >= 1
+    )
     for e in entries.values():
         if e["associateEntityType"] == "ChangeEvent":
             assert not e["queryable"] and not e["retrieveable"] and not e["replicateable"]
