@@ -18,7 +18,7 @@ from fastapi import FastAPI
 
 from api.background import DaskFactory, JobRunner
 from api.context import AppContext
-from api.errors import install_error_handlers
+from api.errors import document_edge_responses, install_error_handlers
 from api.limits import MAX_BODY_BYTES, BodyLimit
 from api.routes import ROUTERS, TAGS
 from engine.catalog.db import make_engine, migrate, session_factory
@@ -110,4 +110,12 @@ def create_app(
     app.add_middleware(BodyLimit, max_bytes=max_body_bytes)
     for router in ROUTERS:
         app.include_router(router)
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            app.openapi_schema = document_edge_responses(generate())
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
     return app

@@ -25,10 +25,13 @@ def serve(
 
     from api.app import create_app
     from engine.console import checked_settings, run_cli
+    from engine.jobs.credentials import check_key_files
 
     def body() -> None:
         # the folders it writes are checked before it listens: a bad one is SFV-102 now, not at the first job
         settings = checked_settings(config, scratch=True, exports=True)
+        # and the key files: one that exists but cannot be read is SFV-30x now, not at the first job
+        check_key_files(settings)
         app = create_app(settings, scheduler=False if no_scheduler else None)
         uvicorn.run(
             app,

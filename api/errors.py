@@ -122,3 +122,42 @@ def install_error_handlers(app: FastAPI) -> None:
     async def unexpected(request: Request, err: Exception) -> JSONResponse:
         log.exception("unexpected error on %s %s", request.method, request.url.path)
         return _json(500, "SFV-000", "internal error; the service log has the details")
+
+
+EDGE_RESPONSES: dict[str, dict[str, Any]] = {
+    "MethodNotAllowed": {
+        "description": "The path does not take this method (SFV-900); `Allow` names the ones it takes.",
+        "headers": {
+            "Allow": {
+                "description": "the methods the path takes, comma separated",
+                "schema": {"type": "string", "examples": ["GET, PATCH"]},
+            }
+        },
+    },
+    "RequestTooLarge": {
+        "description": "The request body is larger than the API accepts (SFV-906); "
+        "`details.limit_bytes` gives the limit.",
+    },
+}
+"""Answers every operation can get before it runs: 405 from the router, 413 from the body limit."""
+
+
+def document_edge_responses(doc: dict[str, Any]) -> dict[str, Any]:
+    """Add the 405 and 413 answers (and the error body's schema) to an OpenAPI document: both come
+    from outside the routes (the router, the body-limit middleware), so FastAPI does not list them,
+    and clients and schemathesis would see undocumented statuses."""
+    components = doc.setdefault("components", {})
+    schemas = components.setdefault("schemas", {})
+    schemas.setdefault("ErrorBody", ErrorBody.model_json_schema(ref_template="#/components/schemas/{model}"))
+    content = {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}}
+    responses = components.setdefault("responses", {})
+    for name, spec in EDGE_RESPONSES.items():
+        responses[name] = {**spec, "content": content}
+    for item in doc.get("paths", {}).values():
+        for method, op in item.items():
+            if method.upper() not in METHODS:
+                continue
+            answers = op.setdefault("responses", {})
+            answers.setdefault("405", {"$ref": "#/components/responses/MethodNotAllowed"})
+            answers.setdefault("413", {"$ref": "#/components/responses/RequestTooLarge"})
+    return doc

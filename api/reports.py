@@ -1,8 +1,9 @@
 """The job report as an XLSX workbook (PRODUCT.md "Job reports"; issue 7 "Jobs").
 
 Two sheets: **Summary** (org, job, kind, trigger, state, times, totals and API usage) and
-**Objects** (one row per object: state, records, size, chunks, duration, REST calls, Bulk API 2.0
-jobs and result pages, file bodies unavailable, error code and message, warning code and message;
+**Objects** (one row per object: state, records, size, chunks, duration, API calls and their split
+into REST, Bulk API 2.0 and Bulk API 1.0 calls, Bulk API 2.0 jobs and result pages, Bulk API 1.0
+batches, file bodies unavailable, error code and message, warning code and message;
 a warning, e.g. SFV-805 "only files shared with the backup user were backed up", is on an object
 that succeeded; then which job the object's data in the job's recovery point is as of: ``this
 job``, ``earlier job`` with that job's id when the object failed here, or ``absent``). A partial
@@ -47,9 +48,13 @@ OBJECT_COLUMNS = (
     "Size (bytes)",
     "Chunks",
     "Duration (s)",
+    "API calls",
     "REST calls",
+    "Bulk 2.0 calls",
+    "Bulk 1.0 calls",
     "Bulk 2.0 jobs",
     "Bulk 2.0 result pages",
+    "Bulk 1.0 batches",
     "Files unavailable",
     "Error code",
     "Error message",
@@ -86,6 +91,14 @@ class ReportObject:
     as_of: str | None = None
     """this_job, earlier_job or absent (None: the job committed nothing)."""
     as_of_job: str | None = None
+    bulk2_calls: int = 0
+    bulk1_calls: int = 0
+    bulk1_batches: int = 0
+
+    @property
+    def api_calls(self) -> int:
+        """The object's calls against ``DailyApiRequests`` (``engine.model.api_calls_of``)."""
+        return self.rest_calls + self.bulk2_calls + self.bulk1_calls
 
 
 @dataclass(frozen=True)
@@ -108,6 +121,15 @@ class ReportJob:
     bulk2_pages: int
     error_code: str | None = None
     error_message: str | None = None
+    bulk2_calls: int = 0
+    bulk1_calls: int = 0
+    bulk1_batches: int = 0
+
+    @property
+    def api_calls(self) -> int:
+        """The job's calls against ``DailyApiRequests``: the CLI's, ``/usage``'s and the Data
+        view's figure (decision 0027)."""
+        return self.rest_calls + self.bulk2_calls + self.bulk1_calls
 
 
 def github_slug(heading: str) -> str:
@@ -182,9 +204,13 @@ def _summary(ws: Worksheet, job: ReportJob, objects: Sequence[ReportObject]) -> 
         ("Records", job.records),
         ("Size (bytes)", job.bytes),
         ("Metadata items", job.metadata_items),
+        ("API calls", job.api_calls),
         ("REST calls", job.rest_calls),
+        ("Bulk 2.0 calls", job.bulk2_calls),
+        ("Bulk 1.0 calls", job.bulk1_calls),
         ("Bulk 2.0 jobs", job.bulk2_jobs),
         ("Bulk 2.0 result pages", job.bulk2_pages),
+        ("Bulk 1.0 batches", job.bulk1_batches),
         ("Error code", job.error_code),
         ("Error message", job.error_message),
     ]
@@ -211,14 +237,15 @@ def _objects(ws: Worksheet, objects: Sequence[ReportObject]) -> None:
     for o in sorted(objects, key=lambda o: o.name):
         ws.append(
             [
-                o.name, o.state, o.records, o.bytes, o.chunks, round(o.duration_s, 3), o.rest_calls,
-                o.bulk2_jobs, o.bulk2_pages, o.files_unavailable, o.error_code, o.error_message,
+                o.name, o.state, o.records, o.bytes, o.chunks, round(o.duration_s, 3), o.api_calls,
+                o.rest_calls, o.bulk2_calls, o.bulk1_calls, o.bulk2_jobs, o.bulk2_pages, o.bulk1_batches,
+                o.files_unavailable, o.error_code, o.error_message,
                 o.warning_code, o.warning_message, AS_OF_TEXT.get(o.as_of or ""), o.as_of_job,
             ]
         )  # fmt: skip
         _link(ws.cell(row=ws.max_row, column=ERROR_CODE_COLUMN), o.error_code)
         _link(ws.cell(row=ws.max_row, column=WARNING_CODE_COLUMN), o.warning_code)
-    _fit(ws, (32, 11, 12, 14, 8, 12, 11, 13, 20, 17, 12, 60, 14, 60, 12, 34))
+    _fit(ws, (32, 11, 12, 14, 8, 12, 10, 11, 14, 14, 13, 20, 16, 17, 12, 60, 14, 60, 12, 34))
 
 
 def build_report(job: ReportJob, objects: Sequence[ReportObject]) -> bytes:

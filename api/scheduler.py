@@ -112,6 +112,8 @@ class Scheduler:
     def __init__(self, ctx: AppContext) -> None:
         self.ctx = ctx
         self._last_tick: dict[int, datetime] = {}
+        self._alert_scan: datetime | None = None
+        """When the last alert scan that queued its alerts ran: the next one looks from there."""
         self._retry_at: dict[tuple[int, str], datetime] = {}
         self._tick_lock = threading.Lock()
         self._stop = threading.Event()
@@ -217,12 +219,14 @@ class Scheduler:
     def _alerts(self, report: TickReport, now: datetime) -> int:
         """Queue the alerts not raised yet (:mod:`engine.jobs.alerts`); returns how many."""
         with self.ctx.tx() as s:
-            alerts = job_alerts(s, now)
+            alerts = job_alerts(s, now, since=self._alert_scan)
         stops = [o for o in report.by_action("stopped") if o.code in STOP_CODES]
         alerts += [stopped_alert(o.org, o.code, now) for o in stops]
-        return enqueue_alerts(
+        new = enqueue_alerts(
             self.ctx.settings, self.ctx.sessions, alerts, clock=_TickClock(now, self.ctx.clock)
         )
+        self._alert_scan = max(now, self._alert_scan or now)  # the next scan starts here
+        return new
 
     # --- backups ----------------------------------------------------------------------------
 

@@ -231,5 +231,6 @@ def create_app(store: OrgStore, config: EmulatorConfig, *, org: Org | None = Non
     app.include_router(rest.make_router(org))
     app.include_router(composite.make_router(org))
     app.add_middleware(SalesforceMiddleware, org=org)
-    app.add_middleware(WireMiddleware)  # outermost: sees the path first and the headers last
+    # outermost: sees the path first and the headers last; ``Date`` is the org's time
+    app.add_middleware(WireMiddleware, clock=store.clock.now)
     return app

@@ -10,13 +10,17 @@ Salesforce does and Starlette does not:
   ``http.response.start`` are rewritten here (:func:`canonical_name`). The server must then
   write names as it is given them: uvicorn's ``httptools`` protocol lowercases them again, its
   ``h11`` protocol keeps them, so :mod:`emulator.server` runs uvicorn with ``http="h11"`` and
-  without its own (lowercase) ``date`` header; this layer adds ``Date`` instead.
+  without its own (lowercase) ``date`` header; this layer adds ``Date`` instead, read from the
+  org's clock when it is given one: Salesforce's ``Date`` is its own server time, and the
+  emulated org's time is its controllable clock (a client may read the org's time from it).
 * **A doubled leading slash.** ``GET //services/data/v62.0/...`` (an instance URL stored with a
   trailing slash) is served as ``/services/data/v62.0/...``, as Salesforce serves it.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from datetime import datetime
 from email.utils import formatdate
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -71,8 +75,10 @@ def collapse_leading_slashes(path: str) -> str:
 class WireMiddleware:
     """Canonical header names (and a ``Date``) on every response; ``//`` paths served as ``/``."""
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, clock: Callable[[], datetime] | None = None) -> None:
         self.app = app
+        self.clock = clock
+        """The org's clock for ``Date`` (None: the machine's)."""
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -90,7 +96,8 @@ class WireMiddleware:
             if message["type"] == "http.response.start":
                 headers = [(canonical_name(k), v) for k, v in message.get("headers", [])]
                 if not any(k == b"Date" for k, _ in headers):
-                    headers.insert(0, (b"Date", formatdate(usegmt=True).encode()))
+                    at = self.clock().timestamp() if self.clock is not None else None
+                    headers.insert(0, (b"Date", formatdate(at, usegmt=True).encode()))
                 message = {**message, "headers": headers}
             await send(message)
 

@@ -48,6 +48,8 @@ class JobSettings(BaseModel):
     poll_first: float | None = Field(default=None, gt=0)
     poll_max: float | None = Field(default=None, gt=0)
     rest_max_rows: int | None = Field(default=None, ge=0)
+    sweep_rest_rows: int | None = Field(default=None, ge=0)
+    sweep_partition_rows: int | None = Field(default=None, ge=1)
     boundary_check_min_rows: int | None = None
     extraction_strategy: Literal["bulk2", "bulk1", "auto"] | None = None
     pk_chunking_min_rows: int | None = Field(default=None, ge=1)
@@ -76,6 +78,8 @@ class Settings(BaseSettings):
     retry_wait_max: float = Field(default=60.0, ge=0)
     scratch_dir: Path = Field(default=DEFAULT_DATA_DIR / "scratch")
     salesforce_api_version: str = Field(default="62.0", pattern=r"^\d+\.\d$")
+    # continuous data protection (decision 0026): the Pub/Sub API endpoint (host:port, TLS)
+    pubsub_endpoint: str = "api.pubsub.salesforce.com:7443"
     # a job stops starting new work when fewer API calls (or daily Bulk 2.0 query jobs) are left
     salesforce_api_reserve: int = Field(default=1000, ge=0)
     salesforce_bulk_jobs_reserve: int = Field(default=50, ge=0)

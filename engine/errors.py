@@ -381,6 +381,74 @@ class ReplicationNotSupported(ReplicationError):
     template = "{object} does not support the replication API: {what}"
 
 
+# --- change data capture (Pub/Sub API) -----------------------------------------------------
+
+
+class CdcError(SalesforceError):
+    """Continuous data protection: the Pub/Sub API stream of change events."""
+
+    code = "SFV-450"
+    template = "change data capture: {what}"
+
+
+class CdcStreamTransient(TransientError, CdcError):
+    """The stream failed in a way a resubscription may cure (UNAVAILABLE, INTERNAL, a dropped
+    stream, DEADLINE_EXCEEDED): the subscriber reconnects with backoff from its last committed
+    replay id."""
+
+    code = "SFV-451"
+    template = "the Pub/Sub stream of {topic} failed ({status}): {what}"
+
+
+class ReplayIdExpired(PermanentError, CdcError):
+    """Salesforce no longer holds the replay id the subscriber must resume from (INVALID_ARGUMENT,
+    ``...replayid.corrupted``): the outage lasted longer than the retention (72 hours), or the
+    org's event bus was reset."""
+
+    code = "SFV-452"
+    template = (
+        "{org} {topic}: the last committed replay id {replay_id} is no longer retained by Salesforce "
+        "(changes since {since} are not in the stream); {action}"
+    )
+
+
+class CdcAllocationExhausted(PermanentError, CdcError):
+    """RESOURCE_EXHAUSTED: the org's daily event delivery allocation is spent."""
+
+    code = "SFV-453"
+    exit_code = 75
+    template = (
+        "{org} {topic}: the org's daily change event delivery allocation is spent; the subscriber "
+        "stops (scheduled backups go on): {what}"
+    )
+
+
+class CdcTopicNotFound(PermanentError, CdcError):
+    """NOT_FOUND: the object is not selected for Change Data Capture in the org (Setup > Change
+    Data Capture), or the topic name is wrong."""
+
+    code = "SFV-454"
+    template = "{org}: no change event topic {topic} (is Change Data Capture enabled for the object?): {what}"
+
+
+class CdcAuthError(PermanentError, CdcError):
+    """UNAUTHENTICATED twice in a row (a fresh session did not help)."""
+
+    code = "SFV-455"
+    exit_code = 77
+    template = "{org}: the Pub/Sub API refused the session: {what}"
+
+
+class RecoveryPointUnavailable(PermanentError, CdcError):
+    """A recovery point at T needs a snapshot of the object committed at or before T, and change
+    events up to T that the subscriber has committed."""
+
+    code = "SFV-456"
+    exit_code = 4
+    http_status = 409
+    template = "{org}: no recovery point of {object} at {at}: {what}"
+
+
 # --- catalog -------------------------------------------------------------------------------
 
 
@@ -498,7 +566,10 @@ class NoStorageLocation(PolicyError):
     """The org has no storage location configured, so there is nowhere to write a backup."""
 
     code = "SFV-605"
-    template = "org {org} has no storage location configured; configure one before backing up"
+    template = (
+        "org {org} has no storage location configured; set one with "
+        "`sfvault settings set {org} --storage-location URL`, then back up again"
+    )
 
 
 class FullBackupRequired(PolicyError):
@@ -538,6 +609,42 @@ class UnknownPlan(InvalidPolicySetting):
 
     code = "SFV-610"
     template = "unknown subscription plan {plan!r}; known plans: {known}"
+
+
+class CdpSettingRefused(InvalidPolicySetting):
+    """A continuous data protection setting cannot be applied (decision 0026)."""
+
+    code = "SFV-620"
+    template = "continuous data protection of {org}: {what}"
+
+
+class CdpFileObjectRefused(CdpSettingRefused):
+    """File objects carry their bodies outside change events: they cannot be protected by them."""
+
+    code = "SFV-621"
+    template = (
+        "continuous data protection of {org}: {object} is a file object (its bodies are not in change "
+        "events); back it up with scheduled jobs"
+    )
+
+
+class CdpObjectNotEnabled(CdpSettingRefused):
+    """The org does not publish change events for the object (Setup > Change Data Capture)."""
+
+    code = "SFV-622"
+    template = (
+        "continuous data protection of {org}: Change Data Capture is not enabled for {object} in the "
+        "org (select it in Setup > Change Data Capture): {what}"
+    )
+
+
+class CdpDisabled(CdpSettingRefused):
+    """``sfvault cdp run`` without ``--objects`` for an org whose protection is off."""
+
+    code = "SFV-623"
+    template = (
+        "continuous data protection of {org} is off: enable it with `sfvault cdp enable {org} --objects A,B`"
+    )
 
 
 # --- recovery points, compare and exports (engine/diff, issue 6) ----------------------------

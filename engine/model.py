@@ -8,12 +8,12 @@ manifest format version covers all of them, so a field added here is a format ch
 from __future__ import annotations
 
 import enum
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Literal, get_args
 
-SnapshotKind = Literal["full", "incremental"]
+SnapshotKind = Literal["full", "incremental", "recovery_point"]
 ObjectMode = Literal["full", "incremental"]
 Trigger = Literal["manual", "scheduled"]
 ExtractionPath = Literal["bulk2", "bulk1", "rest"]
@@ -434,13 +434,67 @@ class CyclePosition:
         return cls(started_at=datetime.fromisoformat(data["started_at"]), index=int(data["index"]))
 
 
+# --- API calls: one meaning (decision 0027; engine.extract.usage counts them) ---------------
+
+API_OF_KIND: dict[str, Literal["rest", "bulk2", "bulk1"]] = {
+    "rest": "rest",
+    "blob": "rest",
+    "bulk2_job": "bulk2",
+    "bulk2_results_page": "bulk2",
+    "bulk1_job": "bulk1",
+    "bulk1_results": "bulk1",
+}
+"""The API each counted kind belongs to; a kind not listed here is not an allowance call."""
+BULK1_BATCHES = "bulk1_batches"
+"""The key of the Bulk API 1.0 batch counter in ``calls`` (an allocation, not an HTTP request)."""
+
+
+@dataclass(frozen=True)
+class ApiCalls:
+    """A job's (or an object's) calls against ``DailyApiRequests`` by API, and its Bulk API 1.0
+    batches (``DailyBulkApiBatches``). :attr:`total` is *the* "API calls" figure."""
+
+    rest: int = 0
+    bulk2: int = 0
+    bulk1: int = 0
+    bulk1_batches: int = 0
+
+    @property
+    def total(self) -> int:
+        """Calls that count against the org's ``DailyApiRequests`` (batches are not calls)."""
+        return self.rest + self.bulk2 + self.bulk1
+
+    def __add__(self, other: ApiCalls) -> ApiCalls:
+        return ApiCalls(
+            self.rest + other.rest, self.bulk2 + other.bulk2, self.bulk1 + other.bulk1,
+            self.bulk1_batches + other.bulk1_batches,
+        )  # fmt: skip
+
+
+def api_calls_of(usage: Mapping[str, Any]) -> ApiCalls:
+    """The one definition of "API calls", from a usage record: either a calls-by-kind mapping
+    (``{"rest": 4, "bulk2_job": 3, ...}``, e.g. a manifest entry's ``api_calls``) or a usage
+    snapshot with such a mapping under ``calls``. Keys that are no request kind (``login``,
+    ``versions``, ``refused``, and the catalog's ``bulk2_jobs_created`` / ``bulk2_pages``
+    copies in manifests) are left out."""
+    raw = usage.get("calls")
+    calls: Mapping[str, Any] = raw if isinstance(raw, Mapping) else usage
+    by_api = {"rest": 0, "bulk2": 0, "bulk1": 0}
+    for kind, n in calls.items():
+        api = API_OF_KIND.get(str(kind))
+        if api is not None:
+            by_api[api] += int(n)
+    return ApiCalls(**by_api, bulk1_batches=int(calls.get(BULK1_BATCHES, 0)))
+
+
 @dataclass(frozen=True)
 class JobUsage:
     """The Salesforce API usage of a whole job (``engine.extract.usage.ApiUsage.snapshot``)."""
 
     calls: dict[str, int] = field(default_factory=dict)
     api_calls: int = 0
-    """Calls that count against the org's ``DailyApiRequests``."""
+    """Calls that count against the org's ``DailyApiRequests`` (as written; readers use
+    :meth:`calls_by_api`, which recomputes it from ``calls``)."""
     bytes_received: int = 0
     result_bytes: int = 0
     org_used: int | None = None
@@ -458,6 +512,10 @@ class JobUsage:
             "org_max": self.org_max,
             "limits": {k: list(v) for k, v in sorted(self.limits.items())},
         }
+
+    def calls_by_api(self) -> ApiCalls:
+        """The job's API calls by API and their total (:func:`api_calls_of`)."""
+        return api_calls_of(self.calls)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> JobUsage:
@@ -536,6 +594,10 @@ class JobRecord:
     org: OrgFacts | None = None
     fulls_beside: tuple[str, ...] = ()
     not_backed_up: tuple[ObjectSkipped, ...] = ()
+    recovery_point: dict[str, Any] | None = None
+    """A ``recovery_point`` job (decision 0026): ``at`` (the instant), and per object the backup
+    job it starts from (``base_job``), the replay window's start and the change events applied
+    (``events``, ``segments``). Written only when set."""
 
     def to_dict(self) -> dict[str, Any]:
         doc: dict[str, Any] = {
@@ -554,6 +616,8 @@ class JobRecord:
             doc["fulls_beside"] = list(self.fulls_beside)
         if self.not_backed_up:
             doc["not_backed_up"] = [o.to_dict() for o in self.not_backed_up]
+        if self.recovery_point is not None:
+            doc["recovery_point"] = self.recovery_point
         return doc
 
     @classmethod
@@ -575,6 +639,7 @@ class JobRecord:
             org=OrgFacts.from_dict(org) if org else None,
             fulls_beside=tuple(str(j) for j in data.get("fulls_beside") or ()),
             not_backed_up=tuple(ObjectSkipped.from_dict(o) for o in data.get("not_backed_up") or ()),
+            recovery_point=data.get("recovery_point"),
         )
 
 
@@ -611,7 +676,7 @@ class Manifest:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Manifest:
         kind = data["kind"]
-        if kind not in ("full", "incremental"):
+        if kind not in ("full", "incremental", "recovery_point"):
             raise ValueError(f"unknown snapshot kind {kind!r}")
         return cls(
             org=str(data["org"]),
@@ -697,10 +762,12 @@ class ObjectAsOf:
 
 
 class JobKind(enum.StrEnum):
-    """Full (opens a cycle) or incremental."""
+    """Full (opens a cycle), incremental, or a recovery point at a requested time (decision 0026:
+    a snapshot plus committed change events, materialised as a job of its own cycle)."""
 
     FULL = "full"
     INCREMENTAL = "incremental"
+    RECOVERY_POINT = "recovery_point"
 
 
 def lane_of(kind: str, requested_objects: Collection[str] | None) -> JobKind:

@@ -6,7 +6,7 @@ from typing import Any
 
 from fastapi import APIRouter
 
-from api.routes import compares, data, exports, jobs, orgs, permissions, system, usage
+from api.routes import compares, data, exports, jobs, orgs, permissions, recovery_points, system, usage
 
 ROUTERS: list[APIRouter] = [
     system.router,
@@ -15,6 +15,7 @@ ROUTERS: list[APIRouter] = [
     usage.router,
     data.router,
     compares.router,
+    recovery_points.router,
     exports.router,
     permissions.router,
 ]

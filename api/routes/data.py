@@ -30,6 +30,7 @@ from api.context import AppContext
 from api.deps import Ctx, Viewer
 from api.errors import error_responses
 from api.schemas_asof import AsOfName, StaleObject, stale_objects
+from api.schemas_calls import ApiCallsOut
 from engine.catalog import orgs as corgs
 from engine.config import Settings
 from engine.diff.compare import ObjectStats, StatsFilter, job_stats
@@ -91,8 +92,16 @@ class ObjectStatsOut(BaseModel):
     added: int = Field(description="records added since the previous job of the cycle", examples=[12])
     changed: int = Field(description="records changed since the previous job", examples=[40])
     removed: int = Field(description="records deleted (or archived) since the previous job", examples=[3])
+    api_calls: int = Field(
+        description="the job's calls for the object that count against DailyApiRequests "
+        "(rest_calls + bulk2_calls + bulk1_calls)",
+        examples=[7],
+    )
     rest_calls: int = Field(description="REST API calls the job made for the object", examples=[4])
+    bulk2_calls: int = Field(description="Bulk API 2.0 calls (create, polls, pages, delete)", examples=[3])
+    bulk1_calls: int = Field(description="Bulk API 1.0 calls", examples=[0])
     bulk_jobs: int = Field(description="Bulk API 2.0 query jobs (0 where Bulk was not used)", examples=[1])
+    bulk1_batches: int = Field(description="Bulk API 1.0 batches, PK chunks included", examples=[0])
     captured: bool = Field(
         description="false when the job did not capture the object (its state comes from earlier jobs)",
         examples=[True],
@@ -115,8 +124,12 @@ class DataTotals(BaseModel):
     added: int = Field(examples=[120])
     changed: int = Field(examples=[431])
     removed: int = Field(examples=[17])
+    api_calls: int = Field(examples=[402])
     rest_calls: int = Field(examples=[63])
+    bulk2_calls: int = Field(examples=[331])
+    bulk1_calls: int = Field(examples=[0])
     bulk_jobs: int = Field(examples=[9])
+    bulk1_batches: int = Field(examples=[0])
 
 
 class DataStats(BaseModel):
@@ -132,6 +145,10 @@ class DataStats(BaseModel):
     )
     objects: list[ObjectStatsOut] = Field(description="objects that pass the filters, by name")
     totals: DataTotals = Field(description="sums over `objects`")
+    usage: ApiCallsOut = Field(
+        description="the whole job's API calls (the CLI's, the job report's and /usage's figure; the "
+        "objects' calls do not add up to it: the job's own discovery calls are no object's)"
+    )
     stale_objects: list[StaleObject] = Field(
         description="objects the job did not back up (a partial job, or one limited to chosen "
         "objects): as of an earlier job of the cycle, or absent (no job of the cycle backed them up, "
@@ -259,6 +276,7 @@ def data_stats(
             ) as rp:  # fmt: skip
                 stats = job_stats(rp, target.job_id)
             cache.put(key, stats)
+        calls = target.job.usage.calls_by_api()
     finally:
         repo.close()
     objects = [ObjectStatsOut(**s.to_dict()) for s in stats if filters.keep(s)]
@@ -266,5 +284,5 @@ def data_stats(
     return DataStats(
         org=scope.name, job=target.job_id, kind=target.kind, cycle=target.cycle_id,
         previous_job=previous.job_id if previous is not None else None, objects=objects, totals=totals,
-        stale_objects=stale,
+        usage=ApiCallsOut.of(calls), stale_objects=stale,
     )  # fmt: skip

@@ -22,7 +22,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Response
 from fastapi import Path as PathParam
 from pydantic import BaseModel, Field, StringConstraints
-from sqlalchemy import select
+from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session
 
 from api.deps import Ctx, Operator, Viewer
@@ -35,6 +35,7 @@ from engine.catalog.models import Job, JobObject, JobState, Org
 from engine.catalog.usage import usage_of_job
 from engine.errors import (
     InvalidJobTransition,
+    InvalidRequest,
     JobNotCancellable,
 )
 from engine.jobs.planning import BackupRequest
@@ -115,6 +116,12 @@ class JobList(BaseModel):
     next_offset: int | None = Field(
         description="the offset of the next page; null on the last page", examples=[50]
     )
+    next_after: str | None = Field(
+        None,
+        description="keyset paging: pass it as `after` for the next page (stable while new jobs "
+        "arrive); null on the last page",
+        examples=["20261125T000000Z-ab12cd34ef56"],
+    )
 
 
 class JobObjectOut(BaseModel):
@@ -125,9 +132,20 @@ class JobObjectOut(BaseModel):
     records: int = Field(description="records extracted", examples=[1200])
     bytes: int = Field(description="sealed bytes written", examples=[482133])
     duration_s: float = Field(description="extraction time in seconds", examples=[3.2])
+    api_calls: int = Field(
+        default=0,
+        description="calls made for the object that count against DailyApiRequests "
+        "(rest_calls + bulk2_calls + bulk1_calls)",
+        examples=[7],
+    )
     rest_calls: int = Field(description="REST API calls made for the object", examples=[4])
+    bulk2_calls: int = Field(default=0, description="Bulk API 2.0 calls made for the object", examples=[3])
+    bulk1_calls: int = Field(default=0, description="Bulk API 1.0 calls made for the object", examples=[0])
     bulk2_jobs: int = Field(description="Bulk API 2.0 query jobs (0 where Bulk was not used)", examples=[1])
     bulk2_pages: int = Field(description="Bulk API 2.0 result pages read", examples=[1])
+    bulk1_batches: int = Field(
+        default=0, description="Bulk API 1.0 batches, PK chunks included (not calls)", examples=[0]
+    )
     partitions: int | None = Field(default=None, description="Id-range partitions (live only)", examples=[4])
     partitions_done: int | None = Field(
         default=None, description="partitions finished (live only)", examples=[2]
@@ -215,17 +233,20 @@ def _org_name(s: Session, org_id: int) -> str:
 def _object_row(o: JobObject) -> JobObjectOut:
     return JobObjectOut(
         name=o.object_name, state=o.state, records=o.records, bytes=o.bytes, duration_s=o.duration_s,
-        rest_calls=o.rest_calls, bulk2_jobs=o.bulk2_jobs, bulk2_pages=o.bulk2_pages,
-        error_code=o.error_code, error_message=o.error_message, files_unavailable=o.files_unavailable,
-        warning_code=o.warning_code, warning_message=o.warning_message,
+        api_calls=o.rest_calls + o.bulk2_calls + o.bulk1_calls, rest_calls=o.rest_calls,
+        bulk2_calls=o.bulk2_calls, bulk1_calls=o.bulk1_calls, bulk2_jobs=o.bulk2_jobs,
+        bulk2_pages=o.bulk2_pages, bulk1_batches=o.bulk1_batches, error_code=o.error_code,
+        error_message=o.error_message, files_unavailable=o.files_unavailable, warning_code=o.warning_code,
+        warning_message=o.warning_message,
     )  # fmt: skip
 
 
 def _report_row(o: JobObject, as_of: ObjectAsOf | None) -> ReportObject:
     return ReportObject(
         name=o.object_name, state=o.state, records=o.records, bytes=o.bytes, chunks=o.chunks,
-        duration_s=o.duration_s, rest_calls=o.rest_calls, bulk2_jobs=o.bulk2_jobs,
-        bulk2_pages=o.bulk2_pages, error_code=o.error_code, error_message=o.error_message,
+        duration_s=o.duration_s, rest_calls=o.rest_calls, bulk2_calls=o.bulk2_calls,
+        bulk1_calls=o.bulk1_calls, bulk2_jobs=o.bulk2_jobs, bulk2_pages=o.bulk2_pages,
+        bulk1_batches=o.bulk1_batches, error_code=o.error_code, error_message=o.error_message,
         files_unavailable=o.files_unavailable, warning_code=o.warning_code, warning_message=o.warning_message,
         as_of=as_of.as_of if as_of else None, as_of_job=as_of.as_of_job if as_of else None,
     )  # fmt: skip
@@ -243,7 +264,9 @@ def _objects_of(job: Job, live: dict[str, dict[str, Any]] | None) -> list[JobObj
             continue
         rows[name] = JobObjectOut(
             name=name, state=state, records=int(p.get("records") or 0), bytes=int(p.get("bytes") or 0),
-            duration_s=row.duration_s if row else 0.0, rest_calls=row.rest_calls if row else 0,
+            duration_s=row.duration_s if row else 0.0, api_calls=row.api_calls if row else 0,
+            rest_calls=row.rest_calls if row else 0, bulk2_calls=row.bulk2_calls if row else 0,
+            bulk1_calls=row.bulk1_calls if row else 0, bulk1_batches=row.bulk1_batches if row else 0,
             bulk2_jobs=row.bulk2_jobs if row else 0, bulk2_pages=row.bulk2_pages if row else 0,
             partitions=p.get("partitions"), partitions_done=p.get("partitions_done"),
             error_code=p.get("error_code"), error_message=p.get("error_message"),
@@ -277,19 +300,21 @@ def _counts(objects: list[JobObjectOut]) -> ObjectCounts:
     status_code=202,
     response_model=JobOut,
     summary="Back up now",
-    responses=error_responses(401, 403, 404, 409, 422, 429),
+    responses=error_responses(400, 401, 403, 404, 409, 422, 429),
 )
 def back_up_now(org: OrgName, body: BackupNow, ctx: Ctx, who: Operator) -> JobOut:
     """Start a backup of the org: every object in scope, or the chosen `objects` (only once the
     org has a full backup). Answers 202 with the `queued` job at once, before it logs in or plans;
     follow it with `GET /v1/jobs/{job_id}`.
 
-    Refusals: 404 SFV-101 unknown org; 409 SFV-605 no storage location (set `storage_location`
-    with `PATCH /v1/orgs/{org}/settings`); 403 SFV-603 subscription expired; 403 SFV-604 seats
-    exceeded; 409 SFV-606 objects chosen before the first full; 409 SFV-601 a job of the org's
-    lane is already queued or running (an incremental runs beside a new cycle's full, a second
-    full never); 429 SFV-602 the plan's jobs per 24 hours are used up. "Data
-    backup off" stops only the schedule: an explicit back up now still runs.
+    Refusals: 404 SFV-101 unknown org; 400 SFV-806 `objects` names objects outside the org's scope
+    (every one named; checked against the objects of the current cycle, and by one describeGlobal
+    only for names the catalog does not know); 409 SFV-605 no storage location (set
+    `storage_location` with `PATCH /v1/orgs/{org}/settings`); 403 SFV-603 subscription expired; 403
+    SFV-604 seats exceeded; 409 SFV-606 objects chosen before the first full; 409 SFV-601 a job of
+    the org's lane is already queued or running (an incremental runs beside a new cycle's full, a
+    second full never); 429 SFV-602 the plan's jobs per 24 hours are used up. "Data backup off"
+    stops only the schedule: an explicit back up now still runs.
     """
     request = BackupRequest(
         org=org, full=body.full, objects=tuple(sorted(set(body.objects))) if body.objects else None
@@ -317,11 +342,29 @@ def list_jobs(
     ] = None,
     limit: Annotated[int, Query(ge=1, le=500, description="page size", examples=[50])] = 50,
     offset: Annotated[int, Query(ge=0, le=10_000_000, description="jobs to skip", examples=[0])] = 0,
+    after: Annotated[
+        str | None,
+        Query(
+            max_length=128,
+            description="keyset paging: the previous page's `next_after` (the jobs after that one); "
+            "`offset` then counts from there",
+            examples=["20261125T000000Z-ab12cd34ef56"],
+        ),
+    ] = None,
 ) -> JobList:
     """The org's backup jobs by creation time, newest first, one page at a time (one query on
-    the ``(org_id, created_at)`` index; the org is looked up separately only for an empty page)."""
+    the ``(org_id, created_at)`` index; the org is looked up separately only for an empty page).
+    ``after`` pages by key: a page does not shift when new jobs arrive meanwhile."""
     with ctx.tx() as s:
         stmt = select(Job).join(Org, Org.id == Job.org_id).where(Org.name == org)
+        if after is not None:
+            of_org = select(Job).join(Org, Org.id == Job.org_id).where(Org.name == org)
+            last = s.scalar(of_org.where(Job.id == after))
+            if last is None:
+                corgs.get_org_by_name(s, org)  # 404 SFV-101 for an unknown org
+                raise InvalidRequest(what=f"query.after: org {org} has no job {after}")
+            stmt = stmt.where(or_(Job.created_at < last.created_at,
+                                  and_(Job.created_at == last.created_at, Job.id < last.id)))  # fmt: skip
         if state:
             stmt = stmt.where(Job.state.in_([st.value for st in state]))
         stmt = stmt.order_by(Job.created_at.desc(), Job.id.desc()).limit(limit + 1).offset(offset)
@@ -329,9 +372,10 @@ def list_jobs(
         if not rows:
             corgs.get_org_by_name(s, org)  # 404 SFV-101 for an unknown org
         items = [_job_out(j, org) for j in rows[:limit]]
+    more = len(rows) > limit
     return JobList(
         org=org, items=items, limit=limit, offset=offset,
-        next_offset=offset + limit if len(rows) > limit else None,
+        next_offset=offset + limit if more else None, next_after=items[-1].id if more else None,
     )  # fmt: skip
 
 
@@ -410,7 +454,8 @@ def job_report(job_id: JobId, ctx: Ctx, _who: Viewer) -> Response:
             org=org, job_id=job.id, kind=job.kind, trigger=job.trigger, state=job.state,
             created_at=job.created_at, started_at=job.started_at, finished_at=job.finished_at,
             records=job.records, bytes=job.bytes, metadata_items=job.metadata_items,
-            rest_calls=usage.rest_calls, bulk2_jobs=usage.bulk2_jobs, bulk2_pages=usage.bulk2_pages,
+            rest_calls=usage.rest_calls, bulk2_calls=usage.bulk2_calls, bulk1_calls=usage.bulk1_calls,
+            bulk2_jobs=usage.bulk2_jobs, bulk2_pages=usage.bulk2_pages, bulk1_batches=usage.bulk1_batches,
             error_code=job.error_code, error_message=job.error_message,
         )  # fmt: skip
     body = build_report(info, objects)

@@ -11,11 +11,12 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Path, Query, Response
+from fastapi import APIRouter, Path, Query, Request, Response
 from sqlalchemy.orm import Session
 
 from api.deps import Admin, Ctx, Operator, Principal, Viewer, storage_for
 from api.errors import error_responses
+from api.paging import NEXT_HEADERS, Offset, page
 from api.schemas_orgs import (
     ORG_NAME_PATTERN,
     Connected,
@@ -144,20 +145,26 @@ def _connected(org: conn.ConnectedOrg) -> Connected:
 @router.get(
     "/v1/orgs",
     response_model=list[OrgTile],
-    responses=error_responses(401, 422),
+    responses={200: {"headers": NEXT_HEADERS}, **error_responses(401, 422)},
     summary="The overview tiles: last job, next job start, hidden flag",
 )
 def list_tiles(
     ctx: Ctx,
     _who: Viewer,
+    request: Request,
+    response: Response,
     hidden: Annotated[
         Literal["false", "true", "all"],
         Query(description="false: the visible tiles; true: the hidden section; all: both"),
     ] = "false",
+    limit: Annotated[int, Query(ge=1, le=1000, description="page size", examples=[100])] = 1000,
+    offset: Offset = 0,
 ) -> list[OrgTile]:
+    """The tiles by org name, one page at a time (``X-Next-Offset`` and ``Link`` name the next)."""
     which = None if hidden == "all" else hidden == "true"
     with ctx.tx() as s:
-        return [_tile(t) for t in conn.org_tiles(s, hidden=which, now=ctx.clock.now())]
+        tiles = conn.org_tiles(s, hidden=which, now=ctx.clock.now(), limit=limit + 1, offset=offset)
+    return [_tile(t) for t in page(tiles, limit=limit, offset=offset, request=request, response=response)]
 
 
 @router.get(

@@ -13,12 +13,13 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request, Response
 from fastapi import Path as PathParam
 from pydantic import BaseModel, Field
 
 from api.deps import Admin, Ctx, Viewer
 from api.errors import error_responses
+from api.paging import NEXT_HEADERS, Offset, page
 from engine.catalog import orgs as corgs
 from engine.catalog.models import JobTrigger
 from engine.jobs.permission_check import StoredReport, latest_report, report_summaries, run_permission_check
@@ -131,18 +132,25 @@ def check_now(org: OrgName, ctx: Ctx, _: Admin) -> PermissionReportOut:
 @router.get(
     "/v1/orgs/{org}/permission-checks",
     summary="The org's permission reports, newest first",
-    responses=error_responses(401, 403, 404, 422),
+    responses={200: {"headers": NEXT_HEADERS}, **error_responses(401, 403, 404, 422)},
 )
 def list_checks(
     org: OrgName,
     ctx: Ctx,
     _: Viewer,
+    request: Request,
+    response: Response,
     limit: Annotated[int, Query(ge=1, le=500, description="at most this many reports")] = 100,
+    offset: Offset = 0,
 ) -> list[PermissionSummary]:
-    """Summaries (counts of what is missing), newest first; an empty list before the first check."""
+    """Summaries (counts of what is missing), newest first, one page at a time (``X-Next-Offset``
+    and ``Link`` name the next); an empty list before the first check."""
     with ctx.tx() as s:
-        rows = report_summaries(s, org, limit=limit)
-    return [PermissionSummary.model_validate(r, from_attributes=True) for r in rows]
+        rows = report_summaries(s, org, limit=limit + 1, offset=offset)
+    return [
+        PermissionSummary.model_validate(r, from_attributes=True)
+        for r in page(rows, limit=limit, offset=offset, request=request, response=response)
+    ]
 
 
 @router.get(

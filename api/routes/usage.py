@@ -1,12 +1,15 @@
 """Salesforce API usage: per job, and per day for an org with its remaining daily allowance.
 
 The numbers come from the catalog's append-only usage ledger (:mod:`engine.catalog.usage`),
-which every backup job writes when it finishes: REST calls, Bulk API 2.0 query jobs and result
-pages, and the org's daily allowance (``DailyApiRequests``) as last seen. Days are UTC days.
+which every backup job writes when it finishes: its API calls by API (``api_calls``, the requests
+that count against the org's ``DailyApiRequests``, is their sum: the same figure as the CLI, the
+job report and the Data view, decision 0027), Bulk API 2.0 query jobs and result pages, Bulk API
+1.0 batches, and the org's daily allowance as last seen. Days are UTC days.
 """
 
 from __future__ import annotations
 
+from dataclasses import fields
 from datetime import date, datetime, timedelta
 from typing import Annotated, NoReturn
 
@@ -18,10 +21,11 @@ from sqlalchemy import select
 
 from api.deps import Ctx, Viewer
 from api.errors import error_responses
+from api.schemas_calls import ApiCallsOut
 from engine.catalog import jobs as cjobs
 from engine.catalog import orgs as corgs
 from engine.catalog.models import ApiUsage
-from engine.catalog.usage import DailyUsage, usage_by_day, usage_of_job
+from engine.catalog.usage import DailyUsage, UsageTotals, usage_by_day, usage_of_job
 
 router = APIRouter(tags=["usage"])
 
@@ -37,25 +41,37 @@ MAX_DAYS = 366
 """The longest range one request may ask for."""
 
 
-class JobUsage(BaseModel):
+class Counters(ApiCallsOut):
+    """API calls by API (``api_calls`` is their sum), and Bulk jobs, pages and batches."""
+
+    bulk2_jobs: int = Field(
+        description="Bulk API 2.0 query jobs created (DailyBulkV2QueryJobs; 0 where Bulk 2.0 was not used)",
+        examples=[9],
+    )
+    bulk2_pages: int = Field(
+        description="Bulk API 2.0 result pages read (also in bulk2_calls)", examples=[14]
+    )
+
+    @classmethod
+    def of_totals(cls, t: UsageTotals) -> dict[str, int]:
+        return {
+            "api_calls": t.api_calls, "rest_calls": t.rest_calls, "bulk2_calls": t.bulk2_calls,
+            "bulk1_calls": t.bulk1_calls, "bulk1_batches": t.bulk1_batches, "bulk2_jobs": t.bulk2_jobs,
+            "bulk2_pages": t.bulk2_pages,
+        }  # fmt: skip
+
+
+class JobUsage(Counters):
     """The Salesforce API calls one backup job made."""
 
     job: str = Field(examples=["20261125T000000Z-ab12cd34ef56"])
     org: str = Field(examples=["acme-prod"])
-    rest_calls: int = Field(description="REST API calls (describe, counts, queries, logins)", examples=[63])
-    bulk2_jobs: int = Field(
-        description="Bulk API 2.0 query jobs created (0 where Bulk was not used)", examples=[9]
-    )
-    bulk2_pages: int = Field(description="Bulk API 2.0 result pages read", examples=[14])
 
 
-class DayUsage(BaseModel):
+class DayUsage(Counters):
     """One UTC day of an org's API usage."""
 
     day: date = Field(examples=["2026-11-25"])
-    rest_calls: int = Field(examples=[63])
-    bulk2_jobs: int = Field(examples=[9])
-    bulk2_pages: int = Field(examples=[14])
     remaining: int | None = Field(
         description="the daily allowance left, as last seen that day (null if never seen)", examples=[14937]
     )
@@ -70,12 +86,8 @@ class Allowance(BaseModel):
     recorded_at: datetime = Field(description="when it was seen", examples=["2026-11-25T00:04:41Z"])
 
 
-class UsageTotalsOut(BaseModel):
+class UsageTotalsOut(Counters):
     """Sums over the days of the range."""
-
-    rest_calls: int = Field(examples=[1890])
-    bulk2_jobs: int = Field(examples=[270])
-    bulk2_pages: int = Field(examples=[420])
 
 
 class OrgUsage(BaseModel):
@@ -96,15 +108,13 @@ class OrgUsage(BaseModel):
     responses=error_responses(401, 404, 422),
 )
 def job_usage(job_id: JobId, ctx: Ctx, _who: Viewer) -> JobUsage:
-    """REST calls, Bulk API 2.0 jobs and result pages of the job (zero until it finishes)."""
+    """The job's API calls (`api_calls`: what counted against the org's DailyApiRequests) by API,
+    its Bulk API 2.0 jobs and result pages and Bulk API 1.0 batches (zero until it finishes)."""
     with ctx.tx() as s:
         job = cjobs.get_job(s, job_id)
         org = corgs.get_org(s, job.org_id).name
         totals = usage_of_job(s, job.id)
-    return JobUsage(
-        job=job_id, org=org, rest_calls=totals.rest_calls, bulk2_jobs=totals.bulk2_jobs,
-        bulk2_pages=totals.bulk2_pages,
-    )  # fmt: skip
+    return JobUsage(job=job_id, org=org, **Counters.of_totals(totals))
 
 
 @router.get(
@@ -125,7 +135,7 @@ def org_usage(
         date | None, Query(description="last UTC day (default: today)", examples=["2026-11-25"])
     ] = None,
 ) -> OrgUsage:
-    """Per UTC day in `[since, until]`: REST calls, Bulk API 2.0 jobs and result pages, and the
+    """Per UTC day in `[since, until]`: API calls by API, Bulk jobs, pages and batches, and the
     allowance as last seen that day; plus the org's latest allowance. `since` after `until`, or a
     range longer than 366 days, answers 422 naming `query.since`."""
     last = until or ctx.clock.now().date()
@@ -144,10 +154,8 @@ def org_usage(
             .limit(1)
         ).first()
     out = [_day(d) for d in days]
-    totals = UsageTotalsOut(
-        rest_calls=sum(d.rest_calls for d in days), bulk2_jobs=sum(d.bulk2_jobs for d in days),
-        bulk2_pages=sum(d.bulk2_pages for d in days),
-    )  # fmt: skip
+    summed = UsageTotals(*(sum(getattr(d, f.name) for d in days) for f in fields(UsageTotals)))
+    totals = UsageTotalsOut(**Counters.of_totals(summed))
     allowance = None
     if latest is not None and latest[0] is not None:
         allowance = Allowance(remaining=latest[0], daily_limit=latest[1], recorded_at=latest[2])
@@ -160,7 +168,4 @@ def _refuse(field: tuple[str, str], message: str) -> NoReturn:
 
 
 def _day(d: DailyUsage) -> DayUsage:
-    return DayUsage(
-        day=d.day, rest_calls=d.rest_calls, bulk2_jobs=d.bulk2_jobs, bulk2_pages=d.bulk2_pages,
-        remaining=d.remaining, daily_limit=d.daily_limit,
-    )  # fmt: skip
+    return DayUsage(day=d.day, remaining=d.remaining, daily_limit=d.daily_limit, **Counters.of_totals(d))

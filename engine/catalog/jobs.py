@@ -52,6 +52,11 @@ class ObjectResult:
     rest_calls: int = 0
     bulk2_jobs: int = 0
     bulk2_pages: int = 0
+    bulk2_calls: int = 0
+    bulk1_calls: int = 0
+    bulk1_batches: int = 0
+    """Calls by API (``engine.model.api_calls_of``; their sum is the object's "API calls"),
+    Bulk 2.0 jobs and result pages, and Bulk 1.0 batches (not calls)."""
     error_code: str | None = None
     error_message: str | None = None
     files_unavailable: int = 0
@@ -181,6 +186,8 @@ def record_object_result(session: Session, job: Job, result: ObjectResult) -> Jo
         result.duration_s,
     )
     row.rest_calls, row.bulk2_jobs, row.bulk2_pages = result.rest_calls, result.bulk2_jobs, result.bulk2_pages
+    row.bulk2_calls, row.bulk1_calls = result.bulk2_calls, result.bulk1_calls
+    row.bulk1_batches = result.bulk1_batches
     row.error_code, row.error_message = result.error_code, result.error_message
     row.files_unavailable = result.files_unavailable
     row.warning_code, row.warning_message = result.warning_code, result.warning_message

@@ -232,6 +232,9 @@ class OrgSettings(Base):
     permission_check_enabled: Mapped[bool] = mapped_column(Boolean, default=True)
     permission_check_start: Mapped[datetime | None]
     permission_check_interval_days: Mapped[int] = mapped_column(Integer, default=30)
+    # continuous data protection (decision 0026, migration 0010): on/off and the protected objects
+    cdp_enabled: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    cdp_objects: Mapped[list[str]] = mapped_column(default=list, server_default="[]")
     updated_at: Mapped[datetime]
 
     org: Mapped[Org] = relationship(back_populates="settings")
@@ -327,6 +330,11 @@ class JobObject(Base):
     rest_calls: Mapped[int] = mapped_column(Integer, default=0)
     bulk2_jobs: Mapped[int] = mapped_column(Integer, default=0)
     bulk2_pages: Mapped[int] = mapped_column(Integer, default=0)
+    # API calls by API (migration 0011, decision 0027): REST calls are ``rest_calls``; the total
+    # that counts against DailyApiRequests is rest_calls + bulk2_calls + bulk1_calls
+    bulk2_calls: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    bulk1_calls: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    bulk1_batches: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     error_code: Mapped[str | None] = mapped_column(String(16))
     error_message: Mapped[str | None] = mapped_column(Text)
     # file bodies answered 403/404, and a warning on an object that succeeded (migration 0004)
@@ -442,6 +450,9 @@ class ApiUsage(Base):
     """An append-only ledger of Salesforce API calls.
 
     One row per report (a job, or a part of it): per-job totals are the sum over ``job_id``,
+    per API (``rest_calls``, ``bulk2_calls``, ``bulk1_calls``; their sum is the job's "API calls",
+    decision 0027; ``bulk2_jobs``, ``bulk2_pages`` and ``bulk1_batches`` count jobs, pages and
+    batches, not calls),
     per-day totals the sum over ``(org_id, day)``; ``remaining`` / ``daily_limit`` are the
     org's allowance as last read (``Sforce-Limit-Info`` or ``/limits``). Appending instead of
     updating counters means concurrent writers never lose an increment.
@@ -461,6 +472,9 @@ class ApiUsage(Base):
     rest_calls: Mapped[int] = mapped_column(Integer, default=0)
     bulk2_jobs: Mapped[int] = mapped_column(Integer, default=0)
     bulk2_pages: Mapped[int] = mapped_column(Integer, default=0)
+    bulk2_calls: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    bulk1_calls: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    bulk1_batches: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     remaining: Mapped[int | None] = mapped_column(Integer)
     daily_limit: Mapped[int | None] = mapped_column(Integer)
     recorded_at: Mapped[datetime]

@@ -45,10 +45,10 @@ from engine.catalog.models import (
     Org,
 )
 from engine.catalog.orgs import create_org, find_org_by_name
-from engine.catalog.usage import record_api_usage
+from engine.catalog.usage import calls_columns, record_api_usage
 from engine.clock import Clock, FrozenClock, SystemClock
 from engine.errors import CatalogRebuildFailed, SfvaultError
-from engine.model import Manifest, ObjectEntry, OrgFacts, SnapshotInfo, lane_of
+from engine.model import API_OF_KIND, Manifest, ObjectEntry, OrgFacts, SnapshotInfo, api_calls_of, lane_of
 
 # How the API-call counters of a manifest entry map onto the catalog's columns: the runner
 # writes ``rest``, ``bulk2_jobs_created`` and ``bulk2_pages`` (``bulk2_job`` counts HTTP calls
@@ -80,8 +80,14 @@ class RebuildReport:
 
 
 def _api_calls(entry: ObjectEntry) -> dict[str, int]:
+    """The object's call columns: by API as :func:`engine.model.api_calls_of` counts them (the
+    runner's kinds), else the catalog's own names (manifests written by hand or earlier)."""
     calls = entry.api_calls
-    return {col: next((int(calls[k]) for k in keys if k in calls), 0) for col, keys in API_CALL_KEYS.items()}
+    legacy = {col: next((int(calls[k]) for k in keys if k in calls), 0)
+              for col, keys in API_CALL_KEYS.items()}  # fmt: skip
+    if not any(k in API_OF_KIND for k in calls):
+        return legacy
+    return {**legacy, **calls_columns(api_calls_of(calls))}
 
 
 def _as_utc(value: datetime | None) -> datetime | None:
@@ -201,7 +207,7 @@ def _record_usage(session: Session, manifest: Manifest, job: Job, org: Org) -> N
         session,
         org_id=org.id,
         job_id=job.id,
-        rest_calls=usage.calls.get("rest", 0),
+        **calls_columns(usage.calls_by_api()),
         bulk2_jobs=sum(_api_calls(e)["bulk2_jobs"] for e in manifest.objects.values()),
         bulk2_pages=usage.calls.get("bulk2_results_page", 0),
         remaining=(usage.org_max or 0) - (usage.org_used or 0) if known else None,

@@ -1,8 +1,14 @@
-"""Salesforce API usage: an append-only ledger, summed per job and per day (UTC)."""
+"""Salesforce API usage: an append-only ledger, summed per job and per day (UTC).
+
+"API calls" means what :func:`engine.model.api_calls_of` computes (decision 0027): the requests
+that count against the org's ``DailyApiRequests``, by API (REST, Bulk API 2.0, Bulk API 1.0);
+:attr:`UsageTotals.api_calls` is their sum. Bulk 2.0 jobs, result pages and Bulk 1.0 batches are
+counted beside them (they are not calls).
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import date
 
 from sqlalchemy import func, select
@@ -10,6 +16,7 @@ from sqlalchemy.orm import Session
 
 from engine.catalog.models import ApiUsage
 from engine.clock import Clock, SystemClock
+from engine.model import ApiCalls
 
 
 @dataclass(frozen=True)
@@ -17,16 +24,36 @@ class UsageTotals:
     rest_calls: int = 0
     bulk2_jobs: int = 0
     bulk2_pages: int = 0
+    bulk2_calls: int = 0
+    bulk1_calls: int = 0
+    bulk1_batches: int = 0
+
+    @property
+    def api_calls(self) -> int:
+        """Calls that count against ``DailyApiRequests`` (REST + Bulk 2.0 + Bulk 1.0)."""
+        return self.rest_calls + self.bulk2_calls + self.bulk1_calls
 
 
 @dataclass(frozen=True)
-class DailyUsage:
-    day: date
-    rest_calls: int
-    bulk2_jobs: int
-    bulk2_pages: int
-    remaining: int | None
-    daily_limit: int | None
+class DailyUsage(UsageTotals):
+    day: date = date.min
+    remaining: int | None = None
+    daily_limit: int | None = None
+
+
+def calls_columns(calls: ApiCalls) -> dict[str, int]:
+    """The ledger's (and ``job_objects``') call columns of ``calls``."""
+    return {
+        "rest_calls": calls.rest, "bulk2_calls": calls.bulk2, "bulk1_calls": calls.bulk1,
+        "bulk1_batches": calls.bulk1_batches,
+    }  # fmt: skip
+
+
+_SUMMED = (
+    ApiUsage.rest_calls, ApiUsage.bulk2_jobs, ApiUsage.bulk2_pages, ApiUsage.bulk2_calls,
+    ApiUsage.bulk1_calls, ApiUsage.bulk1_batches,
+)  # fmt: skip
+"""The ledger's counters, in :class:`UsageTotals`' field order."""
 
 
 def record_api_usage(
@@ -35,19 +62,26 @@ def record_api_usage(
     org_id: int,
     job_id: str | None = None,
     rest_calls: int = 0,
+    bulk2_calls: int = 0,
+    bulk1_calls: int = 0,
+    bulk1_batches: int = 0,
     bulk2_jobs: int = 0,
     bulk2_pages: int = 0,
     remaining: int | None = None,
     daily_limit: int | None = None,
     clock: Clock | None = None,
 ) -> ApiUsage:
-    """Append calls made (and the allowance last seen) to the ledger; ``day`` is the UTC day."""
+    """Append calls made by API (and the allowance last seen) to the ledger; ``day`` is the UTC
+    day. Jobs pass :func:`calls_columns` of :func:`engine.model.api_calls_of`."""
     now = (clock or SystemClock()).now()
     row = ApiUsage(
         org_id=org_id,
         job_id=job_id,
         day=now.date(),
         rest_calls=rest_calls,
+        bulk2_calls=bulk2_calls,
+        bulk1_calls=bulk1_calls,
+        bulk1_batches=bulk1_batches,
         bulk2_jobs=bulk2_jobs,
         bulk2_pages=bulk2_pages,
         remaining=remaining,
@@ -60,25 +94,16 @@ def record_api_usage(
 
 
 def usage_of_job(session: Session, job_id: str) -> UsageTotals:
-    rest, jobs, pages = session.execute(
-        select(
-            func.coalesce(func.sum(ApiUsage.rest_calls), 0),
-            func.coalesce(func.sum(ApiUsage.bulk2_jobs), 0),
-            func.coalesce(func.sum(ApiUsage.bulk2_pages), 0),
-        ).where(ApiUsage.job_id == job_id)
+    sums = session.execute(
+        select(*(func.coalesce(func.sum(c), 0) for c in _SUMMED)).where(ApiUsage.job_id == job_id)
     ).one()
-    return UsageTotals(int(rest), int(jobs), int(pages))
+    return UsageTotals(*(int(v) for v in sums))
 
 
 def usage_by_day(session: Session, org_id: int, *, since: date, until: date) -> list[DailyUsage]:
     """Per UTC day in ``[since, until]``: calls summed, and the allowance as last recorded."""
     sums = session.execute(
-        select(
-            ApiUsage.day,
-            func.sum(ApiUsage.rest_calls),
-            func.sum(ApiUsage.bulk2_jobs),
-            func.sum(ApiUsage.bulk2_pages),
-        )
+        select(ApiUsage.day, *(func.sum(c) for c in _SUMMED))
         .where(ApiUsage.org_id == org_id, ApiUsage.day >= since, ApiUsage.day <= until)
         .group_by(ApiUsage.day)
         .order_by(ApiUsage.day)
@@ -106,4 +131,9 @@ def usage_by_day(session: Session, org_id: int, *, since: date, until: date) -> 
             select(ranked.c.day, ranked.c.remaining, ranked.c.daily_limit).where(ranked.c.rn == 1)
         )
     }
-    return [DailyUsage(d, int(r), int(j), int(p), *last.get(d, (None, None))) for d, r, j, p in sums]
+    out = []
+    for d, *counts in sums:
+        remaining, limit = last.get(d, (None, None))
+        totals = dict(zip((f.name for f in fields(UsageTotals)), (int(v) for v in counts), strict=True))
+        out.append(DailyUsage(**totals, day=d, remaining=remaining, daily_limit=limit))
+    return out

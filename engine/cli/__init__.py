@@ -13,7 +13,7 @@ import typer
 
 from api.cli import serve, token_app
 from emulator.cli import app as emulator_app
-from engine.cli import catalog, exports, jobs, keys, orgs, recovery, repair, repository, settings
+from engine.cli import catalog, cdp, exports, jobs, keys, orgs, recovery, repair, repository, settings
 from engine.console import BoundaryGroup, set_debug
 
 app = typer.Typer(
@@ -54,6 +54,8 @@ app.add_typer(jobs.job_app, name="job")
 app.command()(recovery.data)
 app.command()(recovery.compare)
 app.add_typer(exports.export_app, name="export")
+app.add_typer(cdp.cdp_app, name="cdp")
+app.command("recovery-point")(cdp.recovery_point)
 app.command("serve")(serve)
 app.add_typer(token_app, name="token")
 app.add_typer(emulator_app, name="emulator", help="Run and drive the Salesforce org emulator.")

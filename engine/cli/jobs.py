@@ -11,6 +11,7 @@ import typer
 from engine.cli.common import CONFIG_OPT, JSON_OPT, as_of_cell, as_of_text, checked_settings
 from engine.config import load_settings
 from engine.console import err_console, out_console, print_json, run_cli
+from engine.model import ApiCalls, api_calls_of
 
 job_app = typer.Typer(help="One backup job.", no_args_is_help=True)
 
@@ -128,7 +129,7 @@ def _print_result(result: object) -> None:
         numeric = col in ("records", "deleted", "bytes", "seconds", "API calls")
         table.add_column(col, justify="right" if numeric else "left")
     for name, o in sorted(result.objects.items()):
-        calls = sum(v for k, v in o.calls.items() if k not in ("login", "versions"))
+        calls = api_calls_of(o.calls).total
         table.add_row(name, o.mode, o.state, f"{o.records:,}", f"{o.deleted:,}", f"{o.bytes:,}",
                       f"{o.duration_s:.1f}", str(calls), o.error_code or "")  # fmt: skip
     out_console().print(table)
@@ -141,8 +142,16 @@ def _print_result(result: object) -> None:
     rate = result.records / result.duration_s if result.duration_s else 0.0
     typer.echo(
         f"{result.records:,} records, {result.bytes:,} bytes in {result.duration_s:.1f}s "
-        f"({rate:,.0f} records/s), {result.api_calls} API calls; snapshot {result.snapshot or 'none'}"
+        f"({rate:,.0f} records/s), {calls_text(result.calls_by_api)}; snapshot {result.snapshot or 'none'}"
     )
+
+
+def calls_text(calls: ApiCalls) -> str:
+    """``N API calls (REST a, Bulk 2.0 b, Bulk 1.0 c[; d Bulk 1.0 batches])``: the one meaning of
+    "API calls" (decision 0027), the same figure as the job report, /usage and the Data view."""
+    batches = f"; {calls.bulk1_batches:,} Bulk 1.0 batches" if calls.bulk1_batches else ""
+    return (f"{calls.total:,} API calls (REST {calls.rest:,}, Bulk 2.0 {calls.bulk2:,}, "
+            f"Bulk 1.0 {calls.bulk1:,}{batches})")  # fmt: skip
 
 
 def jobs_list(
@@ -193,15 +202,17 @@ def job_show(
 
         from engine.catalog import jobs as cjobs
         from engine.catalog.db import catalog_transaction
+        from engine.catalog.usage import usage_of_job
 
         settings = load_settings(config)
         with catalog_transaction(settings.catalog_url) as s:
             j = cjobs.get_job(s, job_id, with_objects=True)
             as_of = cjobs.objects_as_of(s, j)
+            usage = usage_of_job(s, j.id)
             record = _job_manifest(settings, s, j)
             if as_json:
                 paths = _paths_json(record)
-                print_json(_job_json(j) | {"objects": [
+                print_json(_job_json(j) | {"usage": _usage_json(usage), "objects": [
                     _object_json(o) | {"as_of": as_of_cell(as_of.get(o.object_name)) or "this job"}
                     | paths.get(o.object_name, {})
                     for o in sorted(j.objects, key=lambda o: o.object_name)
@@ -212,6 +223,8 @@ def job_show(
                 f"finished {j.finished_at}; {j.records:,} records, {j.bytes:,} bytes; "
                 f"snapshot {j.snapshot_ref or 'none'}"
             )
+            typer.echo(calls_text(ApiCalls(usage.rest_calls, usage.bulk2_calls, usage.bulk1_calls,
+                                           usage.bulk1_batches)))  # fmt: skip
             if j.error_code:
                 typer.echo(f"error {j.error_code}: {j.error_message}")
             stale = [a for a in as_of.values() if not a.current]
@@ -221,13 +234,15 @@ def job_show(
                 for a in stale:
                     typer.echo(f"  {a.object}: {as_of_text(a, j.id)}")
             table = Table()
-            for col in ("object", "state", "records", "bytes", "chunks", "seconds", "REST", "Bulk jobs",
-                        "Bulk pages", "files n/a", "error / warning", "data as of"):  # fmt: skip
+            for col in ("object", "state", "records", "bytes", "chunks", "seconds", "API calls", "REST",
+                        "Bulk 2.0", "Bulk 1.0", "Bulk jobs", "Bulk pages", "Bulk 1.0 batches", "files n/a",
+                        "error / warning", "data as of"):  # fmt: skip
                 table.add_column(col)
             for o in sorted(j.objects, key=lambda o: o.object_name):
                 table.add_row(o.object_name, o.state, f"{o.records:,}", f"{o.bytes:,}", str(o.chunks),
-                              f"{o.duration_s:.1f}", str(o.rest_calls), str(o.bulk2_jobs),
-                              str(o.bulk2_pages), str(o.files_unavailable or ""),
+                              f"{o.duration_s:.1f}", str(o.rest_calls + o.bulk2_calls + o.bulk1_calls),
+                              str(o.rest_calls), str(o.bulk2_calls), str(o.bulk1_calls), str(o.bulk2_jobs),
+                              str(o.bulk2_pages), str(o.bulk1_batches), str(o.files_unavailable or ""),
                               o.error_code or o.warning_code or "",
                               as_of_cell(as_of.get(o.object_name)))  # fmt: skip
             for o in sorted(j.objects, key=lambda o: o.object_name):
@@ -301,10 +316,17 @@ def _job_json(j: Any) -> dict[str, Any]:
 
 
 def _object_json(o: Any) -> dict[str, Any]:
-    keys = ("object_name", "state", "records", "bytes", "chunks", "duration_s", "rest_calls", "bulk2_jobs",
-            "bulk2_pages", "files_unavailable", "error_code", "error_message", "warning_code",
-            "warning_message")  # fmt: skip
-    return {k: getattr(o, k, None) for k in keys}
+    keys = ("object_name", "state", "records", "bytes", "chunks", "duration_s", "rest_calls", "bulk2_calls",
+            "bulk1_calls", "bulk2_jobs", "bulk2_pages", "bulk1_batches", "files_unavailable", "error_code",
+            "error_message", "warning_code", "warning_message")  # fmt: skip
+    calls = o.rest_calls + o.bulk2_calls + o.bulk1_calls
+    return {k: getattr(o, k, None) for k in keys} | {"api_calls": calls}
+
+
+def _usage_json(u: Any) -> dict[str, int]:
+    """The job's row sums of the usage ledger, with ``api_calls`` (their allowance total)."""
+    keys = ("rest_calls", "bulk2_calls", "bulk1_calls", "bulk2_jobs", "bulk2_pages", "bulk1_batches")
+    return {"api_calls": int(u.api_calls)} | {k: int(getattr(u, k)) for k in keys}
 
 
 @job_app.command("cancel")

@@ -169,7 +169,7 @@ def org_add(
     def body() -> None:
         from engine.catalog.db import open_catalog
         from engine.jobs.connect import connect_org
-        from engine.jobs.credentials import catalog_sealer, credentials_record
+        from engine.jobs.credentials import credentials_record, new_catalog_sealer
 
         settings = load_settings(config)
         ask = {"password", "security_token"} if username else set()
@@ -194,10 +194,11 @@ def org_add(
             instance_url=instance_url, username=username, client_id=client_id, login_url=login_url,
             ca_file=ca_file, **secrets,
         )  # fmt: skip
+        sealer, write_key = new_catalog_sealer(settings)  # the key file is written only when it is saved
         with open_catalog(settings.catalog_url) as sessions:
             org = connect_org(
-                settings, sessions, name=name, record=record, time_zone=time_zone,
-                sealer=catalog_sealer(settings, create=True),
+                settings, sessions, name=name, record=record, time_zone=time_zone, sealer=sealer,
+                before_save=write_key,
             )  # fmt: skip
         typer.echo(
             f"connected org {name} ({org.sf_org_id or 'org id unknown'}, time zone {org.time_zone}); "

@@ -52,7 +52,8 @@ def data(
     """Per object at a job: records, backup size, added/changed/removed since the previous job, API use."""
     from rich.table import Table
 
-    from engine.diff.compare import OBJECT_TYPES, StatsFilter, job_stats
+    from engine.cli.jobs import calls_text
+    from engine.diff.compare import OBJECT_TYPES, StatsFilter, job_calls, job_stats
     from engine.errors import ConfigError
 
     def body() -> None:
@@ -66,24 +67,28 @@ def data(
         try:
             stats = job_stats(rp, job, filter=f)
             target = rp.snapshots.job(job)
+            calls = job_calls(rp, target.job_id)
             stale = [a for a in rp.snapshots.as_of(target.job_id) if not a.current]
         finally:
             rp.close()
             repo.close()
         if as_json:
             print_json({"org": name, "job": target.job_id, "kind": target.kind, "cycle_id": target.cycle_id,
+                        "usage": asdict(calls) | {"api_calls": calls.total},
                         "objects": [asdict(s) for s in stats]})  # fmt: skip
             return
         t = Table(title=f"{name} at job {target.job_id} ({target.kind}, cycle {target.cycle_id})")
-        cols = ("object", "type", "records", "backup bytes", "added", "changed", "removed", "REST", "Bulk",
-                "as of")  # fmt: skip
+        cols = ("object", "type", "records", "backup bytes", "added", "changed", "removed", "API calls",
+                "REST", "Bulk 2.0", "Bulk 1.0", "Bulk jobs", "Bulk 1.0 batches", "as of")  # fmt: skip
         for col in cols:
             t.add_column(col, justify="left" if col in ("object", "type", "as of") else "right")
         for s in stats:
             t.add_row(s.object, s.type, str(s.records), str(s.backup_bytes), str(s.added), str(s.changed),
-                      str(s.removed), str(s.rest_calls), str(s.bulk_jobs),
+                      str(s.removed), str(s.api_calls), str(s.rest_calls), str(s.bulk2_calls),
+                      str(s.bulk1_calls), str(s.bulk_jobs), str(s.bulk1_batches),
                       "this job" if s.as_of == "this_job" else f"job {s.as_of_job}")  # fmt: skip
         out_console().print(t)
+        typer.echo(f"job {target.job_id}: {calls_text(calls)}")
         if stale:
             partial = "partial job: " if any(a.error_code for a in stale) else ""
             typer.echo(f"{partial}{len(stale)} object(s) not backed up by job {target.job_id}; "

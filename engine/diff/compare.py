@@ -46,6 +46,7 @@ from engine.diff.recovery import (
     run,
 )
 from engine.errors import JobNotInCycle, NoPreviousJob, ObjectNotInBackup
+from engine.model import ApiCalls, api_calls_of
 
 DEFAULT_IGNORED = ("SystemModstamp",)
 FILE_OBJECTS = frozenset({"Attachment", "Document", "StaticResource", "ContentVersion", "MailMergeTemplate"})
@@ -314,6 +315,12 @@ class ObjectStats:
     """this_job, or earlier_job when the job did not capture the object (see ``as_of_job``)."""
     as_of_job: str | None = None
     """The newest job of the cycle that captured the object (the records are as of that job)."""
+    api_calls: int = 0
+    """The job's calls for the object against ``DailyApiRequests`` (:func:`engine.model.api_calls_of`:
+    ``rest_calls`` + ``bulk2_calls`` + ``bulk1_calls``)."""
+    bulk2_calls: int = 0
+    bulk1_calls: int = 0
+    bulk1_batches: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -349,7 +356,8 @@ def job_stats(rp: RecoveryPoints, job: str | None = None, *, filter: StatsFilter
     """Per object at ``job``: records, backup size, added/changed/removed since the previous job, API use.
 
     ``backup_bytes`` is the sealed size the job stored for the object (data, deletion and sweep
-    chunks); ``rest_calls`` / ``bulk_jobs`` come from the manifest (0 where Bulk was not used).
+    chunks); the API calls (by API, :func:`engine.model.api_calls_of`) and ``bulk_jobs`` come from
+    the manifest (0 where the job did not capture the object).
     The first job of a cycle counts every record as added.
     """
     f = filter or StatsFilter()
@@ -360,6 +368,7 @@ def job_stats(rp: RecoveryPoints, job: str | None = None, *, filter: StatsFilter
     for obj in rp.snapshots.objects(target.job_id):
         entry = target.objects.get(obj)
         calls = entry.api_calls if entry is not None else {}
+        by_api = api_calls_of(calls)
         base_prev = base_index(chain[:-1], obj) if prev is not None else None
         d = _diff_object(rp, obj, target.job_id, prev.job_id if base_prev is not None and prev else None,
                          ignore_fields)  # fmt: skip
@@ -368,13 +377,22 @@ def job_stats(rp: RecoveryPoints, job: str | None = None, *, filter: StatsFilter
             job=target.job_id, object=obj, type=object_type(obj), records=d.records_new,
             backup_bytes=entry.bytes if entry is not None else 0,
             added=d.added, changed=d.changed, removed=d.removed,
-            rest_calls=int(calls.get("rest", 0)),
+            rest_calls=by_api.rest if by_api.total else int(calls.get("rest_calls", 0)),
             bulk_jobs=int(calls.get("bulk2_jobs_created", calls.get("bulk2_jobs", 0))),
             captured=captured(target, obj), as_of=a.as_of, as_of_job=a.as_of_job,
+            api_calls=by_api.total, bulk2_calls=by_api.bulk2, bulk1_calls=by_api.bulk1,
+            bulk1_batches=by_api.bulk1_batches,
         )  # fmt: skip
         if f.keep(s):
             out.append(s)
     return out
+
+
+def job_calls(rp: RecoveryPoints, job: str | None = None) -> ApiCalls:
+    """The job's API calls by API, from its manifest's usage record (the same figure the CLI,
+    the job report and ``/usage`` show; objects' calls do not add up to it, the job's own
+    discovery calls are not any object's)."""
+    return rp.snapshots.job(job).job.usage.calls_by_api()
 
 
 def blob_columns(schema: pa.Schema) -> list[str]:

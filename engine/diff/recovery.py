@@ -154,8 +154,9 @@ class Snapshots:
 
     def job(self, job_id: str | None) -> Manifest:
         """The manifest of ``job_id`` (the newest when None); :class:`UnknownJob` otherwise."""
-        if job_id is None:
-            return self.manifests[-1]
+        if job_id is None:  # the newest backup job (a recovery point is the state of a past instant)
+            backups = [m for m in self.manifests if m.kind != "recovery_point"]
+            return (backups or self.manifests)[-1]
         for m in self.manifests:
             if m.job_id == job_id:
                 return m

@@ -111,6 +111,7 @@ class Bulk1Api:
             "POST", self._path("job", job_id, "batch"), "bulk1_job", content=soql.encode(),
             headers={"Content-Type": "text/csv; charset=UTF-8"}, sobject=sobject,
         )  # fmt: skip
+        self.client.usage.add_batches(1)  # DailyBulkApiBatches, whatever becomes of the batch
         return _batch(_fields(ElementTree.fromstring(resp.content)))
 
     def set_state(self, job_id: str, state: Literal["Closed", "Aborted"]) -> None:
@@ -144,11 +145,22 @@ class Bulk1Api:
                 or a chunk timed out.
             SalesforceJobFailed / SalesforceBulkUnsupported: a batch Failed.
         """
+        listed: list[BatchInfo] = []
+        try:
+            return self._wait(job, submitted, sleep=sleep, policy=policy, listed=listed)
+        finally:  # the PK chunks Salesforce added beside the submitted batch count as batches too
+            self.client.usage.add_batches(sum(1 for b in listed if b.id != submitted))
+
+    def _wait(
+        self, job: JobInfo, submitted: str, *, sleep: Callable[[float], None], policy: PollPolicy,
+        listed: list[BatchInfo],
+    ) -> list[BatchInfo]:  # fmt: skip
+        """:meth:`wait`'s loop; ``listed`` is left holding the last batch list read."""
         clock = self.client.clock
         started = clock.monotonic()
         attempt = 0
         while True:
-            listed = self.batches(job.id)
+            listed[:] = self.batches(job.id)
             chunks = [b for b in listed if b.id != submitted] or [b for b in listed if b.id == submitted]
             pending = any(b.state in PENDING for b in listed) or not chunks
             at = next_poll("InProgress" if pending else "JobComplete", attempt, clock.now(), policy)

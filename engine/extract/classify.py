@@ -91,6 +91,12 @@ def is_invalid_session(resp: httpx.Response) -> bool:
     return resp.status_code == 401 and parse_error_body(resp).code in SESSION_CODES
 
 
+def is_allowance_spent(resp: httpx.Response) -> bool:
+    """``REQUEST_LIMIT_EXCEEDED``: Salesforce refused the request because the org's daily API
+    allowance is spent, so the request itself did not count against it."""
+    return resp.status_code >= 400 and parse_error_body(resp).code == "REQUEST_LIMIT_EXCEEDED"
+
+
 def classify(resp: httpx.Response, *, sobject: str = "") -> SfvaultError | None:
     """The typed error for an unsuccessful response, or None for a success (< 400)."""
     status = resp.status_code

@@ -186,6 +186,8 @@ class SalesforceClient:
         """
         c = copy.copy(self)
         c.usage = usage or ApiUsage()
+        if c.usage is not self.usage and c.usage.parent is None:
+            c.usage.parent = self.usage  # the allowance it sees is the job's too
         c._owns_http = False
         if timeout_seconds is not None:
             c._timeout = httpx.Timeout(timeout_seconds, connect=self.options.connect_timeout_seconds)
@@ -296,13 +298,15 @@ class SalesforceClient:
                 req = self.http.build_request(
                     method, url, params=params, json=json, content=content, headers=h
                 )
-            self.usage.count(kind)
             try:
                 resp = self.http.send(req, stream=stream)
             except httpx.TransportError as e:
+                self.usage.count(kind)  # it may have reached Salesforce: counted (the figure errs high)
                 raise classify.classify_transport(e) from None
             self.usage.observe_header(resp.headers.get("Sforce-Limit-Info"))
+            self.usage.observe_date(resp.headers.get("Date"))
             if resp.status_code == 401 and classify.is_invalid_session(_read(resp)):
+                self.usage.count("refused")  # no session, no call against the allowance
                 resp.close()
                 if refreshed:
                     raise SalesforceAuthError(
@@ -314,9 +318,11 @@ class SalesforceClient:
             if resp.status_code >= 400:
                 _read(resp)
                 resp.close()
+                self.usage.count("refused" if classify.is_allowance_spent(resp) else kind)
                 err = classify.classify(resp, sobject=sobject)
                 assert err is not None
                 raise err
+            self.usage.count(kind)
             return resp
         raise AssertionError("unreachable")
 

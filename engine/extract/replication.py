@@ -15,6 +15,11 @@ it rests on (SALESFORCE_API.md §2.5, the getDeleted() rules of the SOAP API gui
 * more than 600,000 Ids: ``EXCEEDED_ID_LIMIT``;
 * ``latestDateCovered`` (at most ``end``) is where the next window must start.
 
+A job asks for ``[where the previous window ended, the first whole minute after the job's start
+by the org's clock)`` (:func:`window`): exactly its own window, read to the minute as Salesforce
+reads it; the next job starts where the answer says this one stopped, so the windows chain
+without a hole (decision 0031).
+
 The window rules are pure functions (hypothesis-tested); :func:`get_deleted` is the one call.
 """
 
@@ -37,9 +42,12 @@ RETENTION = timedelta(days=15)
 """How far back the delete log answers at most (Salesforce: 15 days)."""
 MAX_IDS = 600_000
 """More deleted Ids than this in one window: EXCEEDED_ID_LIMIT."""
-END_AHEAD = timedelta(days=1)
-"""How far past our clock a window's ``end`` is set: the org answers up to its own current time
-(``latestDateCovered``), so an org clock ahead of ours by less than this loses nothing."""
+MIN_SPAN = timedelta(minutes=2)
+"""The shortest window asked: Salesforce wants ``start`` to precede ``end`` by more than a minute
+(getDeleted() rules, API 50+), both read to the minute. A shorter one starts earlier: an overlap
+only lists deletions again."""
+DATE_RESOLUTION = timedelta(seconds=1)
+"""The org's time is read from the ``Date`` header of its answers, to the second."""
 
 
 def minute(ts: datetime) -> datetime:
@@ -48,25 +56,41 @@ def minute(ts: datetime) -> datetime:
     return aware.astimezone(UTC).replace(second=0, microsecond=0)
 
 
+def ceil_minute(ts: datetime) -> datetime:
+    """The first whole minute at or after ``ts`` (UTC)."""
+    down = minute(ts)
+    return down if down == ts.astimezone(UTC) else down + timedelta(minutes=1)
+
+
+def window_end(org_now: datetime) -> datetime:
+    """The ``end`` a job asks the delete log for: the job's own window end, the first whole minute
+    after the job started by the org's clock (``org_now``, read to the second). Salesforce reads
+    ``end`` to the minute, so this is the earliest end that lists every deletion before the job
+    started; what is deleted from then on belongs to the next job's window, which starts at the
+    answer's ``latestDateCovered`` (at most this end). Pure."""
+    return ceil_minute(org_now + DATE_RESOLUTION)
+
+
 def window(
-    start: datetime | None, now: datetime, *, retention: timedelta = RETENTION
+    start: datetime | None, org_now: datetime, *, retention: timedelta = RETENTION
 ) -> tuple[datetime, datetime] | None:
     """The delete window ``(start, end)`` a job asks for, or None when none can be served.
 
-    ``start`` is where the previous job's window ended (its ``latestDateCovered``); ``end`` is
-    :data:`END_AHEAD` past ``now``, so that deletions up to the job's start, within its current
-    minute too and whatever the org's clock says, are listed: the answer covers up to the org's
-    current time and says where it stopped. None: no recorded start, a
-    start older than ``retention`` (the log no longer holds it), or a start not before the end
-    (a clock far ahead of ``now``). Pure.
+    ``start`` is where the previous job's window ended (its ``latestDateCovered``, or just before
+    the start of the job that last swept or fully read the object); ``end`` is
+    :func:`window_end` of ``org_now``, the job's start by the org's clock. A window shorter than
+    :data:`MIN_SPAN` (or a start after the end: a start recorded by a clock ahead of the org's)
+    starts :data:`MIN_SPAN` before the end instead: earlier, never later, so nothing between the
+    previous window and this one is skipped. None: no recorded start, or a start older than
+    ``retention`` (the log no longer holds it). Pure.
     """
     if start is None:
         return None
     lo = minute(start)
-    hi = minute(now) + END_AHEAD
-    if lo >= hi or lo < minute(now) - retention:
+    hi = window_end(org_now)
+    if lo < minute(org_now) - retention:
         return None
-    return lo, hi
+    return min(lo, hi - MIN_SPAN), hi
 
 
 def covers(start: datetime, earliest_available: datetime | None) -> bool:

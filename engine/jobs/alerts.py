@@ -16,8 +16,10 @@ Each alert becomes outbox rows (the table every notification goes through), one 
   next flush tries again (at most ``MAX_ATTEMPTS``).
 
 An alert is raised once: its key (``job:<id>`` or ``stopped:<org>:<code>:<UTC day>``) is kept in
-the outbox rows' ``payload.alert``, and the scheduler only looks at jobs that ended within
-:data:`LOOKBACK` of its tick.
+the outbox rows' ``payload.alert``. The scheduler looks at the jobs that *ended* since its last
+alert scan (less :data:`SCAN_OVERLAP`, for rows committed late); its first scan looks back
+:data:`LOOKBACK`. A job that ran for days (a full of a large org) is alerted when it ends, and a
+scheduler that could not tick for days catches up (decision 0029).
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from engine.catalog import reports as creports
@@ -44,8 +46,11 @@ MAIL_KIND = "job_alert"
 WEBHOOK_KIND = "webhook"
 ALERT_STATES = ("failed", "partial", "skipped")
 LOOKBACK = timedelta(days=2)
-"""Jobs that ended this long before a tick are not alerted any more (a new service does not
-alert a history it never saw)."""
+"""How far a service's first alert scan looks back (a new service does not alert a history it
+never saw); later scans start at the previous one."""
+SCAN_OVERLAP = timedelta(hours=1)
+"""How far before the previous scan a scan starts: a job's end stamped before that scan but
+committed after it is still seen (the alert keys keep it from being sent twice)."""
 SIGNATURE_HEADER = "X-Sfvault-Signature"
 STOP_CODES = (SubscriptionExpired.code, SeatsExceeded.code, NoStorageLocation.code)
 """The schedule stops that are alerted: those the operator did not choose (backup switched off
@@ -79,11 +84,16 @@ def sign(secret: str, body: bytes) -> str:
     return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
 
 
-def job_alerts(session: Session, now: datetime) -> list[Alert]:
-    """Alerts for the jobs that ended failed, partial or skipped within :data:`LOOKBACK`."""
+def job_alerts(session: Session, now: datetime, since: datetime | None = None) -> list[Alert]:
+    """Alerts for the jobs that ended failed, partial or skipped since ``since`` (the previous
+    scan; None = a first scan, :data:`LOOKBACK` before ``now``), less :data:`SCAN_OVERLAP`.
+    A job is placed by its end (``finished_at``; ``created_at`` for a row without one), never by
+    its start, so a job that ran longer than the window is still alerted."""
+    start = (since if since is not None else now - LOOKBACK) - SCAN_OVERLAP
+    ended = func.coalesce(Job.finished_at, Job.created_at)
     rows = session.execute(
         select(Job, Org.name).join(Org, Org.id == Job.org_id)
-        .where(Job.state.in_(ALERT_STATES), Job.created_at >= now - LOOKBACK)
+        .where(Job.state.in_(ALERT_STATES), ended >= start)
     ).all()  # fmt: skip
     out = []
     for job, org in rows:
@@ -102,10 +112,10 @@ def stopped_alert(org: str, code: str | None, now: datetime) -> Alert:
     )
 
 
-def _raised(session: Session, now: datetime) -> set[str]:
+def _raised(session: Session, since: datetime) -> set[str]:
     rows = session.scalars(
         select(OutboxMessage.payload).where(
-            OutboxMessage.kind.in_((MAIL_KIND, WEBHOOK_KIND)), OutboxMessage.created_at >= now - 2 * LOOKBACK
+            OutboxMessage.kind.in_((MAIL_KIND, WEBHOOK_KIND)), OutboxMessage.created_at >= since
         )
     )
     return {str(p["alert"]) for p in rows if isinstance(p, dict) and "alert" in p}
@@ -118,9 +128,11 @@ def enqueue_alerts(settings: Settings, sessions: sessionmaker[Session], alerts: 
     if not settings.admin_emails and not settings.alert_webhook_url:
         return 0
     now = clock.now()
+    alerts = list(alerts)
     new = 0
     with transaction(sessions) as s:
-        seen = _raised(s, now)
+        # an alert's rows were written after what it reports happened: look back as far as that
+        seen = _raised(s, min((a.at for a in alerts), default=now) - SCAN_OVERLAP)
         org_ids = dict(s.execute(select(Org.name, Org.id)).tuples().all())
         for alert in alerts:
             if alert.key in seen:

@@ -28,6 +28,7 @@ from engine.model import (
     ObjectWarning,
     OrgFacts,
     Trigger,
+    api_calls_of,
 )
 
 
@@ -44,6 +45,7 @@ def _file_warnings(run: JobRun) -> dict[str, tuple[str, str]]:
 
 def object_result(rep: ObjectReport, *, chunks: int) -> Any:
     from engine.catalog.jobs import ObjectResult
+    from engine.catalog.usage import calls_columns
 
     return ObjectResult(
         object_name=rep.name,
@@ -52,7 +54,7 @@ def object_result(rep: ObjectReport, *, chunks: int) -> Any:
         bytes=rep.bytes,
         chunks=chunks,
         duration_s=rep.duration_s,
-        rest_calls=rep.calls.get("rest", 0),
+        **calls_columns(api_calls_of(rep.calls)),
         bulk2_jobs=rep.bulk_jobs,
         bulk2_pages=rep.calls.get("bulk2_results_page", 0),
         error_code=rep.error_code,
@@ -172,7 +174,6 @@ def _object_entry(run: JobRun, name: str, decision: JobDecision) -> ObjectEntry:
     if closing is not None and name in run.delete_log.through:  # the next delete-log window's start
         closing = {**closing, "deletes_through": run.delete_log.through[name].isoformat()}
     because = run.delete_log.swept.get(name)
-    window_tasks = [r for r in results if not r.boundary_check]
     return ObjectEntry(
         chunks=chunks,
         rows=rep.records,
@@ -183,7 +184,7 @@ def _object_entry(run: JobRun, name: str, decision: JobDecision) -> ObjectEntry:
         deleted_ids_chunks=dels,
         duration_seconds=rep.duration_s,
         mode=mode,
-        swept=bool(window_tasks) and all(r.swept for r in window_tasks),
+        swept=decision.objects[name].sweep and any(r.swept for r in results),
         warning=ObjectWarning(rep.warning_code, rep.warning_message or "") if rep.warning_code else None,
         files_unavailable=rep.files_unavailable,
         sweep_reason=ObjectWarning(because["code"], because["message"]) if because else None,
@@ -251,7 +252,7 @@ def _record_results(
 ) -> None:
     """The per-object results, their errors and the job's API usage, in the catalog."""
     from engine.catalog import jobs as cjobs
-    from engine.catalog.usage import record_api_usage
+    from engine.catalog.usage import calls_columns, record_api_usage
 
     for name, rep in run.reports.items():
         cjobs.record_object_result(s, job, object_result(rep, chunks=len(objects[name].chunks)))
@@ -260,7 +261,7 @@ def _record_results(
                                 object_name=name, clock=at)  # fmt: skip
     calls = usage.get("calls", {})
     record_api_usage(
-        s, org_id=org_id, job_id=run.job_id, rest_calls=int(calls.get("rest", 0)),
+        s, org_id=org_id, job_id=run.job_id, **calls_columns(api_calls_of(usage)),
         bulk2_jobs=sum(r.bulk_jobs for r in run.reports.values()),
         bulk2_pages=int(calls.get("bulk2_results_page", 0)),
         remaining=(usage["org_max"] - usage["org_used"]) if usage.get("org_max") is not None

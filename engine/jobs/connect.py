@@ -15,7 +15,7 @@ however many orgs there are.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -158,6 +158,7 @@ def connect_org(
     subscription_expires_at: datetime | None = None,
     sealer: Sealer,
     clock: Clock | None = None,
+    before_save: Callable[[], None] | None = None,
 ) -> ConnectedOrg:
     """Check the credentials against Salesforce, then store the org with them sealed.
 
@@ -173,6 +174,8 @@ def connect_org(
         plan, purchased_seats, subscription_expires_at: the subscription.
         sealer: seals the credentials before they reach the catalog.
         clock: the time source (``connected_at``).
+        before_save: run once everything is checked, just before the org is saved (``sfvault org
+            add`` writes the catalog's new secrets key here, so a refused add leaves none).
 
     Raises:
         InvalidObjectName, UnknownTimeZone, UnknownPlan: from :func:`check_org_fields`.
@@ -192,6 +195,11 @@ def connect_org(
     zone = time_zone or answer.time_zone or "UTC"
     org_zone(zone)  # the org's own TimeZoneSidKey is an IANA name; refuse anything else by name
     location = storage_location if storage_location is not None else settings.repository_url
+    with transaction(sessions) as s:
+        if corgs.find_org_by_name(s, name) is not None:  # taken while Salesforce answered
+            raise OrgExists(name=name)
+    if before_save is not None:
+        before_save()
     try:
         with transaction(sessions) as s:
             org = corgs.create_org(
@@ -474,8 +482,11 @@ def _stop(verdict: Verdict) -> StopReason:
     return StopReason(verdict.reason, err.code if err is not None else None, message)
 
 
-def org_tiles(session: Session, *, hidden: bool | None, now: datetime) -> list[OrgTile]:
-    """The overview tiles by name (``hidden=None``: every org), in two queries.
+def org_tiles(
+    session: Session, *, hidden: bool | None, now: datetime, limit: int | None = None, offset: int = 0
+) -> list[OrgTile]:
+    """The overview tiles by name (``hidden=None``: every org), in two queries; ``limit`` and
+    ``offset`` cut one page of them (by name) in the database.
 
     Both read plain columns, not ORM objects, and the newest job of each org is one indexed
     lookup per org (``ix_jobs_org_created``) inside a single statement, so the list stays fast
@@ -495,6 +506,9 @@ def org_tiles(session: Session, *, hidden: bool | None, now: datetime) -> list[O
     if hidden is not None:
         orgs_q = orgs_q.where(Org.hidden == hidden)
         newest_ids = newest_ids.where(Org.hidden == hidden)
+    if limit is not None or offset:
+        orgs_q = orgs_q.limit(limit).offset(offset)
+        newest_ids = newest_ids.order_by(Org.name).limit(limit).offset(offset)
     rows = session.execute(orgs_q).all()
     last = {
         row.org_id: row for row in session.execute(select(*_LAST_JOB_COLUMNS).where(Job.id.in_(newest_ids)))

@@ -1,14 +1,15 @@
 """Org credentials: the sealer that protects them in the catalog, and the grant built from them.
 
 The catalog stores credentials only sealed (``engine.catalog.secrets``). The 32-byte sealing key
-lives in ``catalog-secrets.key`` next to the repository's key file (mode 0600, created on the
-first ``sfvault org add``); like the key file it never enters the repository, the catalog or a
-Dask task (decision 0002).
+lives in ``catalog-secrets.key`` next to the repository's key file (mode 0600, created when the
+first org is saved, or by the service's first start); like the key file it never enters the
+repository, the catalog or a Dask task (decision 0002).
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -17,7 +18,7 @@ from pydantic import SecretStr, TypeAdapter
 
 from engine.catalog.secrets import AesGcmSealer
 from engine.config import Settings
-from engine.errors import ConfigError, KeyFileInsecure, KeyFileInvalid
+from engine.errors import ConfigError, KeyFileInsecure, KeyFileInvalid, PathUnusable
 from engine.extract.auth import (
     ClientCredentialsGrant,
     Credentials,
@@ -41,18 +42,69 @@ def catalog_sealer(settings: Settings, *, create: bool = False) -> AesGcmSealer:
     path = secrets_key_path(settings)
     if not path.exists():
         if not create:
-            raise ConfigError(what=f"secrets key {path} is missing; connect the org again (sfvault org add)")
+            raise ConfigError(
+                what=f"secrets key {path} is missing, so no stored credentials open; restore it from "
+                "your backup, or store each org's credentials again with `sfvault org update ORG`"
+            )
         path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "wb") as fh:
             fh.write(os.urandom(32))
-    st = path.stat()
-    if os.name == "posix" and st.st_mode & 0o077:
-        raise KeyFileInsecure(path=str(path))
-    key = path.read_bytes()
+    try:
+        st = path.stat()
+        if os.name == "posix" and st.st_mode & 0o077:
+            raise KeyFileInsecure(path=str(path))
+        key = path.read_bytes()
+    except OSError as err:  # a directory, no permission: the key cannot be read
+        raise KeyFileInvalid(path=str(path), what=err.strerror or type(err).__name__) from None
     if len(key) != 32:
         raise KeyFileInvalid(path=str(path), what="not 32 bytes")
     return AesGcmSealer(key)
+
+
+def new_catalog_sealer(settings: Settings) -> tuple[AesGcmSealer, Callable[[], None]]:
+    """The sealer of a catalog whose secrets key may not exist yet, and the step that writes it.
+
+    With a key file: its sealer and a no-op. Without: a sealer over a fresh key held in memory and
+    a function that creates the key file (0600; refused if one appeared meanwhile). ``sfvault org
+    add`` calls it only once the org is checked against Salesforce and about to be saved, so a
+    refused org add leaves no key file behind (decision 0029).
+    """
+    path = secrets_key_path(settings)
+    if path.exists():
+        return catalog_sealer(settings), lambda: None
+    key = os.urandom(32)
+
+    def write() -> None:
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            raise ConfigError(what=f"secrets key {path} appeared while the org was connected; "
+                              "connect it again") from None  # fmt: skip
+        except OSError as err:
+            raise PathUnusable(path=str(path), what=err.strerror or type(err).__name__) from None
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(key)
+
+    return AesGcmSealer(key), write
+
+
+def check_key_files(settings: Settings) -> None:
+    """Open the key files a service will need, before it listens: the repository's key file and
+    the catalog's secrets key, when they exist (a first start creates them when they are needed).
+
+    Raises:
+        KeyFileInvalid, KeyFileInsecure: a key file exists but cannot be read, is not a key, or
+            is readable by other users (SFV-305, SFV-303).
+    """
+    from engine.sink.keys import LocalKeyFile
+
+    key_file = Path(settings.key_file).expanduser()
+    if os.path.lexists(key_file):
+        LocalKeyFile.load(key_file)
+    if os.path.lexists(secrets_key_path(settings)):
+        catalog_sealer(settings)
 
 
 def credentials_record(

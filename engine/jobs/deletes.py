@@ -15,18 +15,21 @@ replicateable, or any other refusal of the call. Objects already swept (the peri
 and objects read in full need no call.
 
 Every object records where the next window starts: the log's ``latestDateCovered`` (the org's
-own time) when it answered, else a minute before the job's start minute (a full read or a sweep
-reflects every deletion before the job started; deletions after that are asked for by the next
-job: an overlap, which is harmless, never a gap while the org's clock is within a minute of ours).
+own time) when it answered, else a minute before the job's start minute by the org's clock (a full
+read or a sweep reflects every deletion before the job started; deletions after that are asked for
+by the next job: an overlap, which is harmless, never a gap). ``now`` is the org's time as its
+answers' ``Date`` header gave it (``ApiUsage.org_time``); the window ends at the first whole
+minute after it (:func:`engine.extract.replication.window_end`, decision 0031).
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta
+from datetime import datetime
+from typing import Any
 
 import pyarrow as pa
 
@@ -42,16 +45,13 @@ from engine.extract import replication
 from engine.extract.client import SalesforceClient
 from engine.extract.model import ObjectPlan
 from engine.extract.usage import ApiUsage
-from engine.jobs.planning import JobDecision, ObjectWork
+from engine.jobs.discover import add_calls
+from engine.jobs.planning import CLOCK_SLACK, JobDecision, ObjectWork
 from engine.model import ChunkRef
 
 log = logging.getLogger(__name__)
 
 THREADS = 16
-CLOCK_SLACK = timedelta(minutes=1)
-"""An object read in full or swept records its next window as starting this long before the
-job's start minute by our clock: an org clock behind ours by up to this much leaves no gap (an
-overlap only lists deletions again, which is harmless)."""
 """Objects asked at once (one short REST call each, mostly waiting on the network)."""
 
 
@@ -69,7 +69,9 @@ class DeleteLog:
     calls: dict[str, dict[str, int]] = field(default_factory=dict)
 
 
-def _asks(work: ObjectWork) -> bool:
+def asks_the_log(work: ObjectWork) -> bool:
+    """Whether the job asks the delete log for ``work``'s object (an incremental read by its
+    cursor that does not already sweep)."""
     return work.mode == "incremental" and not work.sweep and work.cursor is not None
 
 
@@ -82,7 +84,8 @@ def _why_not(plan: ObjectPlan, work: ObjectWork, now: datetime) -> SfvaultError 
     if win is None:
         start = work.cursor.deletes_through
         return ReplicationWindowNotCovered(
-            object=plan.name, start=start.isoformat() if start else "(not recorded)", end=now.isoformat(),
+            object=plan.name, start=start.isoformat() if start else "(not recorded)",
+            end=replication.window_end(now).isoformat(),
             what="no recorded start" if start is None else "older than the delete log's 15 days",
         )  # fmt: skip
     return win
@@ -132,7 +135,7 @@ def replicate_deletes(
     asks: dict[str, tuple[datetime, datetime]] = {}
     for name, work in objects.items():
         out.through[name] = start_minute
-        if not _asks(work):
+        if not asks_the_log(work):
             continue
         got = _why_not(plans[name], work, now)
         if isinstance(got, SfvaultError):
@@ -163,3 +166,32 @@ def replicate_deletes(
 def _sweep(work: ObjectWork, err: SfvaultError, out: DeleteLog) -> ObjectWork:
     out.swept[work.name] = {"code": err.code, "message": err.message}
     return replace(work, sweep=True, reason=f"Ids swept: {err.message}")
+
+
+def work_after_the_log(
+    decision: JobDecision, deletes: Future[tuple[JobDecision, DeleteLog]] | None
+) -> Callable[[str], ObjectWork]:
+    """How planning learns an object's work: at once, or, for an object that asks the delete log,
+    once the log answered (it may be swept instead). Sizing never waits for the log."""
+
+    def work_of(name: str) -> ObjectWork:
+        work = decision.objects[name]
+        if deletes is None or not asks_the_log(work):
+            return work
+        return deletes.result()[0].objects[name]
+
+    return work_of
+
+
+def learnt(
+    deletes: Future[tuple[JobDecision, DeleteLog]], reports: Mapping[str, Any]
+) -> tuple[JobDecision, DeleteLog]:
+    """The decision the delete log's answers left (objects swept) and what was learnt; the calls
+    and sweep reasons go to the objects' reports (``ObjectReport``). Raises what stops the job
+    (the org's API allowance, refused credentials)."""
+    decision, log_ = deletes.result()
+    for name, spent in log_.calls.items():
+        add_calls(reports[name].calls, spent.items())
+    for name in log_.swept:
+        reports[name].reason = decision.objects[name].reason
+    return decision, log_

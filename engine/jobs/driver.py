@@ -13,7 +13,9 @@ The loop also watches what the machine cannot: the caller's cancel Event, the ca
 
 from __future__ import annotations
 
+import logging
 import time
+from concurrent.futures import Future
 from dataclasses import replace
 from typing import Any
 
@@ -25,6 +27,7 @@ from engine.extract.rest import RestApi
 from engine.extract.soql import Soql
 from engine.extract.usage import ApiUsage
 from engine.jobs.commit import commit_job, object_result
+from engine.jobs.deletes import DeleteLog, learnt, work_after_the_log
 from engine.jobs.discover import add_calls, live_rows, reads_all_rows
 from engine.jobs.errors import JobCancelled, JobError
 from engine.jobs.jobrun import BackupResult, JobRun, ObjectReport, calls_of, err_fields
@@ -53,6 +56,7 @@ from engine.jobs.planning import JobDecision, merge_cursor
 from engine.jobs.tasks import PartitionResult, PartitionTask, extract_partition
 from engine.jobs.worker import BackupWorkerPlugin, preflight_workers
 
+log = logging.getLogger(__name__)
 CANCEL_POLL_S = 2.0
 """How often the loop reads the catalog's ``cancel_requested`` (a cancel from another process)."""
 WAIT_S = 0.5
@@ -74,8 +78,15 @@ def execute(
     org_id: int,
     grant: Any,
     copts: Any,
+    *,
+    deletes: Future[tuple[JobDecision, DeleteLog]] | None = None,
 ) -> BackupResult:
-    """Plan, run and commit the job's partitions (``run.job_id`` is recorded and running)."""
+    """Plan, run and commit the job's partitions (``run.job_id`` is recorded and running).
+
+    ``deletes``: the delete log's answers (:func:`engine.jobs.deletes.replicate_deletes`), asked
+    while the objects are sized; an object that asks the log is cut once its answer is in (it may
+    be swept), and the job commits under the decision it returns.
+    """
     from distributed import Event, Semaphore
 
     o = run.options
@@ -96,13 +107,19 @@ def execute(
         raise
     Semaphore(max_leases=o.max_concurrent_bulk_jobs, name=names.semaphore)
     driver = Driver(run, base, plans, decision, sessions, lock, Event(names.cancel))
+    work_of = work_after_the_log(decision, deletes)
     try:
-        PartitionPlanner(run, base, plans, decision, names, feed=driver.feed, stopped=driver.stopped).plan()
+        PartitionPlanner(run, base, plans, decision, names, feed=driver.feed, stopped=driver.stopped,
+                         work_of=work_of).plan()  # fmt: skip
+        if deletes is not None:
+            decision, run.delete_log = learnt(deletes, run.reports)
+            driver.decision = decision
         run.emit("planned")
         driver.loop()
     finally:
         driver.cancel_all()
         _unregister(run.dask, names.plugin)
+    _read_allowance_after_bulk1(run, base)
     run.usage = _total_usage(run)
     return commit_job(run, repo, lock, decision, cycle_id, plans, sessions, org_id, driver.failed)
 
@@ -333,6 +350,18 @@ def _event_of(pid: int, fut: Any) -> JobEvent:
     return PartitionFailed(pid, *err_fields(exc))
 
 
+def _read_allowance_after_bulk1(run: JobRun, base: SalesforceClient) -> None:
+    """Bulk API 1.0 answers carry no ``Sforce-Limit-Info``, so after a job that used it the last
+    allowance seen is older than its last calls: one ``/limits`` read (one REST call, counted
+    like the others) makes the allowance the job records the one left at its end."""
+    if not any(rep.calls.get("bulk1_job") for rep in run.reports.values()):
+        return
+    try:
+        base.limits()
+    except SfvaultError as err:  # the job's data is in; only the allowance it reports is older
+        log.warning("the allowance left after the job could not be read", extra={"code": err.code})
+
+
 def _total_usage(run: JobRun) -> ApiUsage:
     """The job's API usage: the driver's calls, each object's calls, the tasks' bytes and org view."""
     total = ApiUsage()
@@ -344,8 +373,7 @@ def _total_usage(run: JobRun) -> ApiUsage:
         for r in results:
             total.bytes_received += int(r.usage.get("bytes_received", 0))
             total.result_bytes += int(r.usage.get("result_bytes", 0))
-            if r.usage.get("org_used") is not None:
-                total.org_used, total.org_max = r.usage["org_used"], r.usage["org_max"]
+            total.observe_org(r.usage.get("org_used"), r.usage.get("org_max"))  # the newest: the most used
     return total
 
 

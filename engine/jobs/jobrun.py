@@ -14,7 +14,7 @@ from typing import Any, Literal
 from engine.clock import Clock
 from engine.config import Settings
 from engine.errors import SfvaultError
-from engine.extract.usage import ApiUsage
+from engine.extract.usage import ApiCalls, ApiUsage, api_calls_of
 from engine.jobs.deletes import DeleteLog
 from engine.jobs.planning import BackupRequest, JobOptions
 from engine.jobs.tasks import PartitionResult
@@ -76,8 +76,14 @@ class BackupResult:
         return sum(o.bytes for o in self.objects.values() if o.state == "succeeded")
 
     @property
+    def calls_by_api(self) -> ApiCalls:
+        """The job's API calls by API (:func:`engine.model.api_calls_of`, the one definition)."""
+        return api_calls_of(self.usage)
+
+    @property
     def api_calls(self) -> int:
-        return int(self.usage.get("api_calls", 0))
+        """Calls that counted against the org's ``DailyApiRequests``."""
+        return self.calls_by_api.total
 
 
 @dataclass(frozen=True)

@@ -8,8 +8,9 @@ Salesforce or touches Dask, so every rule is tested by feeding events (``tests/u
 
 Objects::
 
-    planning --ObjectCut(no parts)--> succeeded
+    planning --ObjectCut(no parts, nothing then)--> succeeded
     planning --ObjectCut(parts)--> running --last PartitionDone--> succeeded
+    running --last PartitionDone, ``then`` parts left--> running (the ``then`` parts submitted)
     planning | running --ObjectFailed / PartitionFailed / WorkerLost / timeout too deep--> failed
     planning | running --ApiLimitReached--> failed (every object not finished, with the limit's error)
     planning | running --CancelRequested--> cancelled
@@ -48,10 +49,13 @@ PartitionState = Literal["running", "bisecting", "done", "split", "ended"]
 
 @dataclass(frozen=True)
 class ObjectCut(Generic[T]):
-    """Planning cut ``obj`` into ``parts`` (none: nothing new in its window, the object succeeds)."""
+    """Planning cut ``obj`` into ``parts`` (none: nothing new in its window), and ``then``: parts
+    submitted only once every one of ``parts`` is done (an Id sweep, which must read after the
+    object's data: decision 0031). With neither, the object succeeds."""
 
     obj: str
     parts: tuple[T, ...]
+    then: tuple[T, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -236,6 +240,8 @@ class JobMachine(Generic[T, R]):
         """Each object's state (see the module docstring)."""
         self.parts: dict[int, _Part[T]] = {}
         """Every partition ever made, by pid."""
+        self.then: dict[str, tuple[T, ...]] = {}
+        """Parts of an object submitted once its current ones are done (:class:`ObjectCut`)."""
         self.stopped: Stop | None = None
         """Set once the job stopped (API limit or cancel)."""
         self.committed = False
@@ -271,7 +277,7 @@ class JobMachine(Generic[T, R]):
     def _handle(self, event: Event[T, R]) -> list[Instruction[T, R]]:
         match event:
             case ObjectCut():
-                return self._cut(event.obj, event.parts)
+                return self._cut(event.obj, event.parts, event.then)
             case ObjectFailed():
                 return self._fail(event.obj, event.code, event.message)
             case PartitionDone():
@@ -291,13 +297,17 @@ class JobMachine(Generic[T, R]):
 
     # -- objects
 
-    def _cut(self, obj: str, parts: tuple[T, ...]) -> list[Instruction[T, R]]:
+    def _cut(self, obj: str, parts: tuple[T, ...], then: tuple[T, ...]) -> list[Instruction[T, R]]:
         if self.stopped is not None or self.objects.get(obj) != "planning":
             return []
+        if not parts:
+            parts, then = then, ()
         if not parts:
             self.objects[obj] = "succeeded"
             return [FinishObject(obj)]
         self.objects[obj] = "running"
+        if then:
+            self.then[obj] = then
         return [self._submit(obj, part, 0) for part in parts]
 
     def _submit(self, obj: str, part: T, depth: int) -> Submit[T]:
@@ -310,6 +320,7 @@ class JobMachine(Generic[T, R]):
         if self.stopped is not None or self.objects.get(obj) not in ("planning", "running"):
             return []
         self.objects[obj] = "failed"
+        self.then.pop(obj, None)
         return [*self._end_parts(obj), FailObject(obj, code, message)]
 
     def _end_with(self, p: _Part[T], code: str, message: str) -> list[Instruction[T, R]]:
@@ -339,7 +350,9 @@ class JobMachine(Generic[T, R]):
             return []
         p.state = "done"
         out: list[Instruction[T, R]] = [KeepResult(pid, p.obj, result)]
-        if not self.open_parts(p.obj):
+        if not self.open_parts(p.obj) and p.obj in self.then:
+            out += [self._submit(p.obj, part, 0) for part in self.then.pop(p.obj)]
+        elif not self.open_parts(p.obj):
             self.objects[p.obj] = "succeeded"
             out.append(FinishObject(p.obj))
         return out

@@ -74,6 +74,64 @@ def _failure(msg: OutboxMessage, exc: BaseException) -> str:
     return str(NotificationFailed(id=msg.id, recipient=msg.recipient, what=what))
 
 
+def redact_webhook_url(url: str) -> str:
+    """A webhook URL fit for errors and logs: scheme, host and port only. Receivers put their token
+    in the path (Slack's ``/services/T.../B.../XXXX``), the query (``?token=``) or the userinfo, so
+    all three go."""
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+        port = f":{parts.port}" if parts.port else ""
+    except ValueError:
+        return "(webhook URL)"
+    return f"{parts.scheme}://{host}{port}/(redacted)" if host else "(webhook URL)"
+
+
+def _secret_parts(url: str) -> list[str]:
+    """The parts of ``url`` that may hold a token, longest first (whole URL, path+query, ...)."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    candidates = [url, parts.path + ("?" + parts.query if parts.query else ""), parts.query, parts.path,
+                  parts.netloc.rpartition("@")[0]]  # fmt: skip
+    return sorted({c for c in candidates if c and c != "/"}, key=len, reverse=True)
+
+
+def scrub(text: str, url: str) -> str:
+    """``text`` with every part of the webhook ``url`` that may hold its token replaced."""
+    for part in _secret_parts(url):
+        text = text.replace(part, redact_webhook_url(url) if part == url else "(redacted)")
+    return text
+
+
+def _webhook_failure(msg: OutboxMessage, exc: BaseException) -> str:
+    """The ``last_error`` of a failed delivery: the status or the error, never the URL's token."""
+    import httpx
+
+    if isinstance(exc, httpx.HTTPStatusError):
+        what = f"HTTP {exc.response.status_code} {exc.response.reason_phrase}"
+    else:
+        what = scrub(f"{type(exc).__name__}: {exc}", msg.recipient)[:500]
+    return str(NotificationFailed(id=msg.id, recipient=redact_webhook_url(msg.recipient), what=what))
+
+
+class _ScrubUrls(logging.Filter):
+    """Redacts the webhook URLs in the records of a logger (httpx logs each request's URL)."""
+
+    def __init__(self, urls: list[str]) -> None:
+        super().__init__()
+        self.urls = urls
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        text = record.getMessage()
+        for url in self.urls:
+            text = scrub(text, url)
+        record.msg, record.args = text, None
+        return True
+
+
 def _record_failure(session: Session, msg: OutboxMessage, error: str, clock: Clock) -> bool:
     """Count the failed attempt; True when the message is given up now."""
     creports.mark_message(session, msg, sent=False, error=error, clock=clock)
@@ -148,14 +206,31 @@ def _flush_mail(settings: Settings, sessions: sessionmaker[Session], *, clock: C
 def flush_webhooks(settings: Settings, sessions: sessionmaker[Session], *, clock: Clock) -> tuple[int, int]:
     """POST the pending webhook messages (kind ``webhook``) to their URL, signed
     (:func:`engine.jobs.alerts.sign`); a 2xx answer marks one ``sent``, anything else counts a
-    failed attempt (given up after :data:`MAX_ATTEMPTS`). Returns ``(sent, failed attempts)``."""
+    failed attempt (given up after :data:`MAX_ATTEMPTS`). Returns ``(sent, failed attempts)``.
+
+    The URL is a secret (receivers put their token in it): ``last_error`` and the log lines of this
+    flush (httpx logs every request's URL) show it redacted (:func:`redact_webhook_url`)."""
+    with transaction(sessions) as s:
+        ids = [m.id for m in creports.pending_messages(s, limit=BATCH) if m.kind == WEBHOOK_KIND]
+    secret = settings.alert_webhook_secret.get_secret_value() if settings.alert_webhook_secret else ""
+    urls = [u for u in {settings.alert_webhook_url} if u]
+    scrubber = _ScrubUrls(urls)
+    loggers = [logging.getLogger(name) for name in ("httpx", "httpcore")]
+    for logger in loggers:
+        logger.addFilter(scrubber)
+    try:
+        return _post_webhooks(sessions, ids, secret, scrubber, clock)
+    finally:
+        for logger in loggers:
+            logger.removeFilter(scrubber)
+
+
+def _post_webhooks(sessions: sessionmaker[Session], ids: list[int], secret: str, scrubber: _ScrubUrls,
+                   clock: Clock) -> tuple[int, int]:  # fmt: skip
     import httpx
 
     from engine.jobs.alerts import SIGNATURE_HEADER, sign
 
-    with transaction(sessions) as s:
-        ids = [m.id for m in creports.pending_messages(s, limit=BATCH) if m.kind == WEBHOOK_KIND]
-    secret = settings.alert_webhook_secret.get_secret_value() if settings.alert_webhook_secret else ""
     sent = failed = 0
     with httpx.Client(timeout=WEBHOOK_TIMEOUT_S, follow_redirects=False) as http:
         for mid in ids:
@@ -163,6 +238,8 @@ def flush_webhooks(settings: Settings, sessions: sessionmaker[Session], *, clock
                 msg = s.get(OutboxMessage, mid)
                 if msg is None or msg.state != OutboxState.PENDING.value:
                     continue
+                if msg.recipient not in scrubber.urls:  # queued under a URL changed since
+                    scrubber.urls.append(msg.recipient)
                 body = msg.body.encode()
                 headers = {
                     "Content-Type": "application/json", "User-Agent": "sfvault-alerts",
@@ -172,7 +249,7 @@ def flush_webhooks(settings: Settings, sessions: sessionmaker[Session], *, clock
                     answer = http.post(msg.recipient, content=body, headers=headers)
                     answer.raise_for_status()
                 except httpx.HTTPError as exc:
-                    gave_up = _record_failure(s, msg, _failure(msg, exc), clock)
+                    gave_up = _record_failure(s, msg, _webhook_failure(msg, exc), clock)
                     failed += 1
                     log.warning("webhook: message=%s attempt=%d gave_up=%s error=%s", msg.id, msg.attempts,
                                 gave_up, type(exc).__name__)  # fmt: skip

@@ -79,6 +79,7 @@ class PartitionPlanner:
         *,
         feed: Feed,
         stopped: Callable[[], bool],
+        work_of: Callable[[str], ObjectWork] | None = None,
     ) -> None:
         self.run = run
         self.base = base
@@ -88,6 +89,9 @@ class PartitionPlanner:
         self.names = names
         self.feed = feed
         self.stopped = stopped
+        self.work_of = work_of or (lambda name: decision.objects[name])
+        """An object's work as cut: for one that asks the delete log, once it answered (it may
+        sweep); sizing never waits for it."""
 
     def plan(self) -> None:
         """Size, cut and hand over every object (returns when each is cut, failed, or the job stopped)."""
@@ -169,7 +173,7 @@ class PartitionPlanner:
         """Whether sizing the object is one ``COUNT()`` (a full, or a sweep), so that it can share a
         composite request with four others (:meth:`size_group`)."""
         plan = self.plans[work.name]
-        probes = work.mode == "incremental" and not work.sweep and work.cursor is not None
+        probes = work.mode == "incremental" and work.cursor is not None
         return plan.path != "rest" and not probes
 
     def size_group(self, names: list[str]) -> dict[str, tuple[WindowSize, dict[str, int]]]:
@@ -194,32 +198,48 @@ class PartitionPlanner:
         plan = plans[name]
         return window_size(
             base, plan, cursor_field=plan.spec.cursor_field, window_start=work.window_start(o.cursor_lag),
-            skip_unchanged=work.cursor if work.mode == "incremental" and not work.sweep else None,
+            skip_unchanged=work.cursor if work.mode == "incremental" else None,
             deletes=plan.spec.has_is_deleted,
         )  # fmt: skip
 
     def split_one(
         self, name: str, work: ObjectWork, size: WindowSize, rows_per_partition: int
-    ) -> tuple[list[Partition], dict[str, int], bool]:
+    ) -> tuple[list[Partition], dict[str, int], list[Partition], bool]:
+        """The window's partitions, the calls spent, and for a swept object its sweep's partitions
+        and whether they go through REST (:meth:`sweep_parts`)."""
         base, plans, o = self.base, self.plans, self.options
         base.check_reserve()
         plan = plans[name]
+        work = self.work_of(name)
         parts, calls = split_window(
             base, plan, size, target_rows=rows_per_partition, cursor_field=plan.spec.cursor_field,
             window_start=work.window_start(o.cursor_lag),
         )  # fmt: skip
         calls = dict(calls)
-        rest_sweep = False
-        if work.sweep and len(parts) == 1 and plan.path == "bulk2" and o.rest_limit > 0:
-            # a small object is swept with one or a few REST pages instead of a Bulk job
-            rows, more = live_count(base, plan)
-            add_calls(calls, more.items())
-            rest_sweep = rows <= o.rest_limit
-        return parts, calls, rest_sweep
+        if not work.sweep:
+            return parts, calls, [], False
+        sweep, rest_sweep = self.sweep_parts(plan, calls)
+        return parts, calls, sweep, rest_sweep
 
-    def tasks_for(
-        self, name: str, work: ObjectWork, part: Partition, *, rest_sweep: bool = False
-    ) -> list[PartitionTask]:
+    def sweep_parts(self, plan: ObjectPlan, calls: dict[str, int]) -> tuple[list[Partition], bool]:
+        """The Id sweep of one object, Ids only, as its own partitions (decision 0031): one
+        ``COUNT()`` of its live rows; up to :attr:`JobOptions.sweep_rest_rows` Ids, one task of
+        REST pages (2,000 Ids a call, no Bulk job to queue); more, Bulk jobs over Id ranges of
+        about :attr:`JobOptions.sweep_partition_rows` Ids each, run in parallel."""
+        o, base = self.options, self.base
+        if plan.path == "rest":
+            return [Partition(plan.name, None, None, "000000000000000", None, 0)], True
+        rows, more = live_count(base, plan)
+        add_calls(calls, more.items())
+        whole = Partition(plan.name, None, None, "000000000000000", None, rows)
+        if rows <= o.sweep_rest_rows:
+            return [whole], True
+        parts, more = split_window(base, plan, WindowSize(rows), target_rows=o.sweep_partition_rows,
+                                   cursor_field=None, window_start=None)  # fmt: skip
+        add_calls(calls, more.items())
+        return parts, False
+
+    def tasks_for(self, name: str, work: ObjectWork, part: Partition) -> list[PartitionTask]:
         """The partition's task; or two, when its cursor boundary is checked on its own: one reads
         what is newer than the cursor, the other checks the boundary by Id (``_extract_boundary``)."""
         plans, o, task_for = self.plans, self.options, self.task_for
@@ -231,17 +251,18 @@ class PartitionPlanner:
             and 0 <= o.boundary_check_min_rows < len(cur.seen)
         )  # fmt: skip
         if not split or cur is None:
-            return [task_for(name, work, part, rest_sweep=rest_sweep)]
+            return [task_for(name, work, part)]
         newer = replace(part, estimated_rows=max(0, part.estimated_rows - len(cur.seen)))
         return [
-            task_for(name, work, newer, rest_sweep=rest_sweep, window="after_boundary"),
-            replace(task_for(name, work, part, window="boundary"), sweep=False, rest_data=False),
+            task_for(name, work, newer, window="after_boundary"),
+            replace(task_for(name, work, part, window="boundary"), rest_data=False),
         ]
 
     def task_for(
         self, name: str, work: ObjectWork, part: Partition, *, rest_sweep: bool = False,
-        window: Literal["all", "after_boundary", "boundary"] = "all",
+        window: Literal["all", "after_boundary", "boundary", "ids"] = "all",
     ) -> PartitionTask:  # fmt: skip
+        """The task of one partition; ``window="ids"``: of the object's Id sweep (Ids only)."""
         run, plans, o, job_id = self.run, self.plans, self.options, self.run.job_id
         plugin_name, sem_name, cancel_name = self.names.plugin, self.names.semaphore, self.names.cancel
         plan = plans[name]
@@ -253,7 +274,8 @@ class PartitionPlanner:
             path=plan.path, partition=part, mode=work.mode, cursor_field=plan.spec.cursor_field,
             cursor=work.cursor if work.mode == "incremental" else None, lag=o.cursor_lag,
             deletes=plan.spec.has_is_deleted and plan.spec.cursor_field is not None,
-            sweep=work.sweep, blob_fields=plan.blob_fields if o.file_bodies else (), page_rows=o.page_rows,
+            sweep=window == "ids", blob_fields=plan.blob_fields if o.file_bodies else (),
+            page_rows=o.page_rows,
             result_streams=o.result_streams, chunk_target_bytes=o.chunk_target_bytes,
             chunk_buffer_bytes=o.chunk_buffer_bytes, page_bytes=o.page_bytes, semaphore=sem_name,
             max_concurrent=o.max_concurrent_bulk_jobs, cancel_event=cancel_name,
@@ -286,14 +308,17 @@ class PartitionPlanner:
             self.feed(ObjectFailed(name, *err_fields(err)))
         return None
 
-    def cut(self, name: str, got: tuple[list[Partition], dict[str, int], bool]) -> None:
-        run, decision, tasks_for = self.run, self.decision, self.tasks_for
-        parts, calls, rest_sweep = got
+    def cut(self, name: str, got: tuple[list[Partition], dict[str, int], list[Partition], bool]) -> None:
+        run, tasks_for = self.run, self.tasks_for
+        parts, calls, sweep, rest_sweep = got
         rep = run.reports[name]
         add_calls(rep.calls, calls.items())
-        work = decision.objects[name]
-        tasks = [t for p in parts for t in tasks_for(name, work, p, rest_sweep=rest_sweep)]
-        rep.partitions = len(tasks)
+        work = self.work_of(name)  # answered by now (split_one waited for it)
+        tasks = [t for p in parts for t in tasks_for(name, work, p)]
+        # the sweep reads after the window's data (an Id inserted between the two reads must not
+        # look deleted): the machine submits its tasks once the data tasks are done
+        then = [self.task_for(name, work, p, rest_sweep=rest_sweep, window="ids") for p in sweep]
+        rep.partitions = len(tasks) + len(then)
         rep.state = "running"
-        # no task (nothing new in the incremental window): the object succeeds, its cursor stays
-        self.feed(ObjectCut(name, tuple(tasks)))
+        # no task (nothing new in the incremental window, no sweep): the object succeeds, its cursor stays
+        self.feed(ObjectCut(name, tuple(tasks), tuple(then)))

@@ -366,14 +366,17 @@ def latest_report(session: Session, org_name: str) -> StoredReport:
     return _stored(row, org_name)
 
 
-def report_summaries(session: Session, org_name: str, *, limit: int = 100) -> list[ReportSummary]:
-    """The org's reports, newest first, with the counts of what is missing."""
+def report_summaries(
+    session: Session, org_name: str, *, limit: int = 100, offset: int = 0
+) -> list[ReportSummary]:
+    """The org's reports, newest first, with the counts of what is missing (one page)."""
     org = corgs.get_org_by_name(session, org_name)
     rows = session.scalars(
         select(PermissionReport)
         .where(PermissionReport.org_id == org.id)
         .order_by(PermissionReport.created_at.desc(), PermissionReport.id.desc())
         .limit(limit)
+        .offset(offset)
     )
     return [_summary(_stored(r, org_name)) for r in rows]
 

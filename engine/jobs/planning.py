@@ -35,9 +35,15 @@ from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from engine.config import JobSettings
+from engine.extract.replication import minute
 from engine.jobs.errors import FullBackupRequired, NoObjectsInScope, UnknownObjects
 from engine.model import Cursor, CyclePosition, Manifest, ObjectMode, ObjectWarning
 from engine.policy.cycles import cycle_ended
+
+CLOCK_SLACK = timedelta(minutes=1)
+"""An object read in full or swept records its next delete-log window as starting this long before
+the job's start minute by our clock: an org clock behind ours by up to this much leaves no gap (an
+overlap only lists deletions again, which is harmless). Decision 0010."""
 
 
 @dataclass(frozen=True)
@@ -97,6 +103,14 @@ class JobOptions:
     several times the CPU of the same rows in a Bulk CSV (measured: 8k Contact rows, 1.1 s over
     4 REST pages vs 0.19 s through one Bulk job), so REST stops paying beyond one page. 0 = always
     Bulk. Capped at a quarter of :attr:`target_rows` (see :attr:`rest_limit`)."""
+
+    sweep_rest_rows: int = 8_000
+    """An object's Id sweep of at most this many Ids reads REST pages (2,000 Ids a call, at most
+    4 calls, no more than the cheapest Bulk job's create, poll, page and delete) instead of a Bulk
+    job: nothing to queue in the org (decision 0031)."""
+    sweep_partition_rows: int = 500_000
+    """Ids per Bulk job of a larger object's sweep: a large object is swept by several Bulk jobs
+    over Id ranges, processed by the org at once (decision 0031)."""
 
     extraction_strategy: Literal["bulk2", "bulk1", "auto"] = "bulk2"
     """How Bulk reads run (decisions 0018, 0028): ``bulk2`` one Bulk API 2.0 query job per Id-range
@@ -217,6 +231,8 @@ def needed_manifests(newest_first: Iterable[Manifest], objects: Collection[str])
     floor: str | None = None
     """The oldest id second a full named beside a manifest read may list at."""
     for m in newest_first:
+        if m.kind == "recovery_point":
+            continue  # a recovery point is data as of a past instant, never a job's base (decision 0026)
         second = id_second(m.job_id)
         if enough_at is not None and second != enough_at and (floor is None or second < floor):
             break
@@ -225,7 +241,7 @@ def needed_manifests(newest_first: Iterable[Manifest], objects: Collection[str])
             floor = min(floor or id_second(beside), id_second(beside))
         if enough_at is not None:
             continue
-        pending = {o for o in pending if not captured(m, o)}
+        pending = {o for o in pending if not settles_deletes(m, o)}
         if m.kind == "full" or (not pending and cycle_position(ordered(out)[-1]) is not None):
             # the listing is ordered to the second only: read the rest of this second too
             enough_at = second
@@ -285,6 +301,40 @@ def job_kind(
 
 def cycle_chain(manifests: Sequence[Manifest], cycle_id: str) -> list[Manifest]:
     return [m for m in ordered(manifests) if m.cycle_id == cycle_id]
+
+
+def settles_deletes(manifest: Manifest, obj: str) -> bool:
+    """Whether ``manifest`` tells where ``obj``'s next delete-log window starts
+    (:func:`delete_log_start`): it captured ``obj`` and recorded ``deletes_through``, or swept it,
+    or read it in full. A capture by a job written before decision 0010 records none, so the
+    reading goes on to the job that last swept or fully read the object."""
+    if not captured(manifest, obj):
+        return False
+    entry = manifest.objects[obj]
+    cur = entry.cursor
+    recorded = cur is not None and cur.deletes_through is not None
+    return recorded or entry.swept or object_mode(manifest, obj) == "full"
+
+
+def delete_log_start(chain: Sequence[Manifest], obj: str) -> datetime | None:
+    """Where ``obj``'s next delete-log window starts (``Cursor.deletes_through``), from ``chain``.
+
+    The newest capture's recorded start. A capture written before decision 0010 recorded none:
+    then hard deletes were caught only by sweeps, so the backup last reflected every deletion at
+    the newest job that swept the object or read it in full, and the window starts just before
+    that job's start (:data:`CLOCK_SLACK`, as :mod:`engine.jobs.deletes` records it), when the job
+    recorded its start (``JobRecord.started_at``). None: not known (the object is swept). Pure.
+    """
+    for m in reversed(ordered(chain)):
+        if not captured(m, obj):
+            continue
+        entry = m.objects[obj]
+        if entry.cursor is not None and entry.cursor.deletes_through is not None:
+            return entry.cursor.deletes_through
+        if entry.swept or object_mode(m, obj) == "full":
+            started = m.job.started_at
+            return None if started is None else minute(started) - CLOCK_SLACK
+    return None
 
 
 def captured(manifest: Manifest, obj: str) -> bool:
@@ -370,6 +420,8 @@ def decide(
         elif cur is None or cur.last is None or cur.field != cursor_field:
             work[n] = ObjectWork(n, "full", reason="no cursor in this cycle yet")
         else:
+            if cur.deletes_through is None:  # the first incremental after jobs written before 0010
+                cur = replace(cur, deletes_through=delete_log_start(chain, n))
             work[n] = ObjectWork(n, "incremental", cursor=cur, sweep=sweep)
     return JobDecision(
         kind="incremental",

@@ -44,7 +44,7 @@ from engine.extract.client import SalesforceClient
 from engine.extract.scope import ScopeRules
 from engine.jobs.credentials import catalog_sealer, client_options, grant_from_record
 from engine.jobs.deletes import replicate_deletes
-from engine.jobs.discover import add_calls, discover, not_backed_up
+from engine.jobs.discover import discover, not_backed_up
 from engine.jobs.driver import execute
 from engine.jobs.errors import (
     CredentialsMissing,
@@ -259,6 +259,7 @@ def _plan_and_execute(
     copts = client_options(record, run.settings, **(client_overrides or {}))
     base = SalesforceClient.connect(grant, copts, usage=run.usage)
     side = ThreadPoolExecutor(max_workers=1, thread_name_prefix="limits")
+    log_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="delete-log")
     try:
         # the org allowance the workers start from, read while the objects are described
         allowance_read = side.submit(_read_allowance, base)
@@ -282,16 +283,17 @@ def _plan_and_execute(
         run.warnings_read = side.submit(file_warnings, base, list(decision.objects), now=run.clock.now())
         decision = _refetch_files_now_visible(run, manifests, decision)
         cycle_id = _start_row(run, sessions, decision)
-        # the delete log of each incremental object (one call each); where it cannot serve the
-        # window the object is swept in this job (decision 0010)
-        decision, run.delete_log = replicate_deletes(base, repo, disc.plans, decision, run.clock.now())
+        # the delete log of each incremental object (one call each), asked while the objects are
+        # sized; where it cannot serve the window the object is swept in this job (decision 0010),
+        # up to the job's start by the org's clock (the Date of its answers; ours without one)
+        org_now = base.usage.org_time or run.clock.now()
+        deletes = log_pool.submit(replicate_deletes, base, repo, disc.plans, decision, org_now)
         calls = {n: dict(c) for n, c in disc.usage.items()}
-        for name, spent in run.delete_log.calls.items():
-            add_calls(calls.setdefault(name, {}), spent.items())
         return execute(run, repo, lock, base, disc.plans, calls, decision, cycle_id,
-                       sessions, org_id, grant, copts)  # fmt: skip
+                       sessions, org_id, grant, copts, deletes=deletes)  # fmt: skip
     finally:
         side.shutdown(wait=True)
+        log_pool.shutdown(wait=True)
         base.close()
 
 

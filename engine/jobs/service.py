@@ -244,7 +244,8 @@ class JobService:
     ) -> Admitted:
         """Check the "back up now" policy, write the queued row, answer at once.
 
-        Raises the policy's typed errors (SFV-601 ... SFV-607), :class:`CredentialsMissing`;
+        Raises the policy's typed errors (SFV-601 ... SFV-607), :class:`CredentialsMissing`,
+        :class:`~engine.jobs.errors.UnknownObjects` for a selection naming objects outside the scope;
         ``override`` passes the refusals outside :data:`NEVER_OVERRIDDEN` and records it.
         """
         request = request or BackupRequest(org=org)
@@ -256,6 +257,8 @@ class JobService:
             raise _no_storage(org)  # before the seats count logs in to Salesforce
         close_dead_jobs(self.sessions, self.settings, now=now, org_id=org_id)
         billable = self._billable_users(org)
+        if request.objects is not None:
+            self._check_selection(org, request.objects)
         passed: SfvaultError | None = None
         try:
             with transaction(self.sessions) as s:
@@ -306,7 +309,11 @@ class JobService:
             name, seats = row.name, row.purchased_seats
             if s.scalar(select(Job.id).where(Job.org_id == org_id, Job.scheduled_for == slot)) is not None:
                 return SlotOutcome(name, slot, "already_handled")
-        billable = self._billable_users(name) if seats is not None else 0
+        count_failed: SfvaultError | None = None
+        try:
+            billable = self._billable_users(name) if seats is not None else 0
+        except SfvaultError as exc:  # Salesforce refused the login (SFV-402) ...: a skipped, alerted slot
+            billable, count_failed = 0, exc
         for _attempt in range(2):  # a lane taken by an admission of the same instant: decide again
             try:
                 with transaction(self.sessions) as s:
@@ -326,6 +333,8 @@ class JobService:
                         return SlotOutcome(name, slot, "stopped", code=err.code if err else None)
                     if decision.runs and row.credentials_sealed is None:
                         err = CredentialsMissing(org=name)
+                    elif decision.runs and count_failed is not None:
+                        err = count_failed
                     request = BackupRequest(org=name, full=kind == "full")
                     if err is None:
                         job = self._queue(s, row, kind, request, "scheduled", now, slot=slot)
@@ -350,6 +359,12 @@ class JobService:
             return SlotOutcome(name, slot, "skipped", job_id=job_id, kind=kind, code=err.code)
         admitted = Admitted(job_id, name, kind, request, "scheduled", job_settings)
         return SlotOutcome(name, slot, "started", job_id=job_id, kind=kind, admitted=admitted)
+
+    def _check_selection(self, org: str, objects: tuple[str, ...]) -> None:
+        """SFV-806 now, naming every unknown object, rather than from the job after a 202."""
+        from engine.jobs.selection import check_selection
+
+        check_selection(self.settings, self.sessions, org, objects, sealer=self.sealer)
 
     def _billable_users(self, org: str) -> int:
         """Billable users counted in the org (one login and a COUNT query) when it has purchased

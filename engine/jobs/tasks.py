@@ -112,11 +112,12 @@ class PartitionTask:
     archived: bool = False
     """The object's live rows include archived ones that ``query`` hides (Task, Event): live rows
     are read with ``queryAll ... IsDeleted = false`` (:meth:`_Extractor.live_batches`)."""
-    window: Literal["all", "after_boundary", "boundary"] = "all"
+    window: Literal["all", "after_boundary", "boundary", "ids"] = "all"
     """Which part of an incremental window the task reads: all of it (``cursor - lag`` on), only
     what is newer than the cursor, or the cursor's boundary ``[last - lag, last]`` (a task of its
-    own when the boundary is large, see :func:`_extract_boundary`). The last two together read the
-    same rows as the first."""
+    own when the boundary is large, see :func:`_extract_boundary`). The two middle ones together
+    read the same rows as the first. ``ids``: no window, the object's Id sweep over the partition's
+    range only (``SELECT Id``; decision 0031), run after the object's data tasks."""
 
     @property
     def window_start(self) -> datetime | None:
@@ -135,7 +136,7 @@ class PartitionTask:
 
     @property
     def key(self) -> str:
-        return f"{self.mode}:{self.partition.key}"
+        return f"{'ids' if self.window == 'ids' else self.mode}:{self.partition.key}"
 
 
 @dataclass
@@ -256,7 +257,9 @@ class _Extractor:
                     max_records=t.page_rows, streams=t.result_streams, on_complete=slot.rejoin,
                     on_created=self._created, max_bytes=t.page_bytes, row_widths=self.row_widths,
                     policy=PollPolicy(first=t.poll_first, factor=1.3, max=t.poll_max),
-                    pace=self.job_pace, expected_records=t.partition.estimated_rows or None,
+                    pace=self.job_pace,
+                    # an Id-only job is paced from the quickest job seen, not at the wide rows' rate
+                    expected_records=None if t.window == "ids" else (t.partition.estimated_rows or None),
                 )  # fmt: skip
                 for batch in read_batches(self.client, read, options):
                     self.check_cancel()
@@ -364,6 +367,8 @@ def extract_partition(task: PartitionTask) -> PartitionResult:
         if task.window == "boundary":
             result.boundary_check = True
             _extract_boundary(ex, repo, result)
+        elif task.window == "ids":
+            _extract_sweep(ex, repo, result)
         else:
             _extract_data(ex, repo, result)
             if (
@@ -373,8 +378,6 @@ def extract_partition(task: PartitionTask) -> PartitionResult:
                 and not _deletes_with_data(task)
             ):
                 _extract_deletes(ex, repo, result)
-            if task.sweep:
-                _extract_sweep(ex, repo, result)
         result.bulk_jobs = ex.bulk_jobs
     finally:
         if blob_client is not None:

@@ -3,8 +3,12 @@
 Rules (PRODUCT.md "Backup cycles and jobs"):
 
 * **A cycle** begins with its first full job that commits (state succeeded or partial) and
-  lasts one calendar year from that job's start (same UTC date and time a year later; a
-  29 February start ends on 28 February). Its id is recorded on every job planned into it.
+  lasts one calendar year from that job's commit (same UTC date and time a year later; a
+  29 February start ends on 28 February): the catalog's ``finished_at`` of the full job, the
+  same instant as its manifest's ``created_at``, which the runner counts from
+  (:meth:`engine.model.Manifest.cycle_position`). A full of a large org runs for hours, so
+  counting from its start here would end the scheduler's year hours before the runner's.
+  Its id is recorded on every job planned into it.
 * **Kind.** With no committed full the job is a full and opens a new cycle. Within a cycle
   every job is incremental. From the instant the cycle ends, the next job is the full of
   a new cycle (it opens the cycle only once it commits; a failed one is simply tried again).
@@ -57,7 +61,8 @@ class Cycle:
     Attributes:
         id: the cycle id its jobs carry.
         full_job_id: the committed full job that opened it.
-        started_at: when that full job started; the cycle covers ``[started_at, ends_at)``.
+        started_at: when that full job committed (:func:`opened_at`); the cycle covers
+            ``[started_at, ends_at)``.
     """
 
     id: str
@@ -78,6 +83,13 @@ def cycle_key(job: JobFact) -> str:
     return job.cycle_id or job.id
 
 
+def opened_at(full: JobFact) -> datetime:
+    """The instant a committed full job opened its cycle: its commit (``finished_at``), the
+    instant the runner counts the cycle's year from too (the manifest's ``created_at``); its
+    start for a row that records no end."""
+    return full.finished_at or full.began_at
+
+
 def cycles(jobs: Iterable[JobFact]) -> list[Cycle]:
     """Every opened cycle, oldest first: one per cycle id that has a committed full job."""
     first_full: dict[str, JobFact] = {}
@@ -87,7 +99,7 @@ def cycles(jobs: Iterable[JobFact]) -> list[Cycle]:
             seen = first_full.get(key)
             if seen is None or utc(job.began_at) < utc(seen.began_at):
                 first_full[key] = job
-    found = [Cycle(key, j.id, j.began_at) for key, j in first_full.items()]
+    found = [Cycle(key, j.id, opened_at(j)) for key, j in first_full.items()]
     return sorted(found, key=lambda c: (utc(c.started_at), c.id))
 
 

@@ -62,6 +62,8 @@ class Kind(StrEnum):
     """Objects ``sfvault repair`` set aside (never deleted by sfvault)."""
     KEY = "keys"
     """Key slots: the data keys wrapped by further key-encryption keys (``engine.sink.keyslots``)."""
+    SEGMENT = "segments"
+    """Sealed manifests of change event segments (``engine.sink.segments``, decision 0026)."""
 
 
 @dataclass(frozen=True)

@@ -110,6 +110,8 @@ class LocalKeyFile:
             raise KeyFileMissing(path=str(path)) from None
         except OSError as err:
             raise KeyFileInvalid(path=str(path), what=err.strerror or type(err).__name__) from None
+        except UnicodeDecodeError:
+            raise KeyFileInvalid(path=str(path), what="not text (a binary file)") from None
         if os.name == "posix" and st.st_mode & (stat.S_IRWXG | stat.S_IRWXO):
             raise KeyFileInsecure(path=str(path))
         try:

@@ -34,6 +34,7 @@ from engine.sink.index import record_handle, write_tombstone
 from engine.sink.lock import EXCLUSIVE, RepoLock
 from engine.sink.manifest import decode, manifest_handle, snapshot_info
 from engine.sink.repository import Repository
+from engine.sink.segments import SegmentStore
 
 log = structlog.get_logger(__name__)
 
@@ -68,7 +69,8 @@ def expired_snapshots(manifests: list[tuple[SnapshotInfo, Manifest]], keep_cycle
         raise ValueError("keep_cycles must be at least 1")
     by_org: dict[str, dict[str, list[tuple[SnapshotInfo, Manifest]]]] = defaultdict(lambda: defaultdict(list))
     for info, m in manifests:
-        by_org[m.org][m.cycle_id].append((info, m))
+        if m.kind != "recovery_point":  # a recovery point is no cycle: kept until removed by hand
+            by_org[m.org][m.cycle_id].append((info, m))
     expired: set[str] = set()
     for cycles in by_org.values():
         ordered = sorted(cycles.items(), key=lambda kv: (_cycle_start(m for _, m in kv[1]), kv[0]))
@@ -139,7 +141,8 @@ def expired_snapshots_by_age(manifests: list[tuple[SnapshotInfo, Manifest]], kee
     """What ``keep_cycles`` alone would expire (before the newest-copy rule)."""
     by_org: dict[str, dict[str, list[tuple[SnapshotInfo, Manifest]]]] = defaultdict(lambda: defaultdict(list))
     for info, m in manifests:
-        by_org[m.org][m.cycle_id].append((info, m))
+        if m.kind != "recovery_point":
+            by_org[m.org][m.cycle_id].append((info, m))
     out: set[str] = set()
     for cycles in by_org.values():
         ordered = sorted(cycles.items(), key=lambda kv: (_cycle_start(m for _, m in kv[1]), kv[0]))
@@ -169,6 +172,7 @@ def prune(
                 report.snapshots_kept.append(info)
                 referenced |= m.referenced_names()
         referenced |= _quarantined_references(repo)
+        referenced |= SegmentStore(repo).referenced_names()  # change event segments (decision 0026)
         by_name = {info.name: m for info, m in loaded}
         for info in report.snapshots_removed:
             for sf_object, entry in sorted(by_name[info.name].objects.items()):

@@ -143,6 +143,7 @@ def verify(
                 refs.setdefault(chunk.name, _Ref(chunk.sealed_bytes, chunk.sha256, by))
             for blob in entry.blobs:
                 refs.setdefault(blob.name, _Ref(blob.sealed_bytes, blob.sha256, by))
+    _segment_refs(repo, refs, add)
     report.referenced = len(refs)
 
     for name, ref in sorted(refs.items()):
@@ -188,6 +189,24 @@ def verify(
             )
         )
     return report
+
+
+def _segment_refs(repo: Repository, refs: dict[str, _Ref], add: Callable[[Problem], None]) -> None:
+    """The chunks of committed change event segments (decision 0026) are referenced too; an
+    unreadable segment manifest is a problem of its own."""
+    from engine.sink.segments import SUFFIX, SegmentStore
+
+    store = SegmentStore(repo)
+    for obj in repo.backend.list(Kind.SEGMENT):
+        if not obj.handle.name.endswith(SUFFIX):
+            continue
+        try:
+            seg = store.load(obj.handle)
+        except PermanentError as load_err:
+            add(Problem.of(load_err, obj.handle.path))
+            continue
+        if seg.chunk is not None:
+            refs.setdefault(seg.chunk.name, _Ref(seg.chunk.sealed_bytes, seg.chunk.sha256, obj.handle.path))
 
 
 def _check_header(backend: Backend, name: str, size: int, report: VerifyReport) -> Problem | None:

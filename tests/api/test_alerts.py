@@ -27,12 +27,14 @@ from engine.catalog import jobs as cjobs
 from engine.catalog import orgs as corgs
 from engine.catalog.models import OutboxMessage
 from engine.clock import FrozenClock
-from engine.errors import SubscriptionExpired
+from engine.errors import SalesforceAuthError, SubscriptionExpired
 from engine.jobs.alerts import SIGNATURE_HEADER
+from engine.jobs.credentials import credentials_record
 from engine.jobs.errors import CredentialsMissing
 from tests.api.conftest import api_settings
 from tests.api.test_notify import Inbox, free_port
 from tests.api.test_scheduler import CONNECTED, add_org, init_repository, make_ctx
+from tests.helpers.emulator_proc import EmulatorProcess, poll_for
 
 pytest_plugins = ["tests.catalog_fixtures"]
 
@@ -191,3 +193,113 @@ def test_a_webhook_that_fails_is_tried_again_at_the_next_tick(ctx: AppContext, r
     assert len(receiver.posts) == 2 and receiver.posts[0][1] == receiver.posts[1][1]
     with ctx.tx() as s:
         assert s.scalars(select(OutboxMessage.state).where(OutboxMessage.kind == "webhook")).all() == ["sent"]
+
+
+def _org_refused_by_salesforce(ctx: AppContext, em: EmulatorProcess, name: str, **org_fields: Any) -> None:
+    """An org whose stored password Salesforce refuses (it was changed in the org)."""
+    i = em.info
+    rec = credentials_record(
+        instance_url=i["instance_url"], username=i["username"], password="changed-in-salesforce",
+        security_token=i["security_token"], client_id=i["client_id"], client_secret=i["client_secret"],
+        login_url=i["login_url"], ca_file=i.get("ca_file"),
+    )  # fmt: skip
+    with ctx.tx() as s:
+        org = corgs.create_org(
+            s, name=name, instance_url=i["instance_url"], credentials=rec, sealer=ctx.sealer, time_zone="UTC",
+            storage_location=ctx.settings.repository_url, clock=FrozenClock(CONNECTED), **org_fields,
+        )  # fmt: skip
+        corgs.update_settings(s, org, permission_check_enabled=False)
+
+
+@pytest.mark.emulator
+@pytest.mark.parametrize("seats", [None, 1000], ids=["login-in-the-job", "login-at-admission"])
+def test_a_scheduled_job_whose_credentials_salesforce_refuses_is_alerted(
+    ctx: AppContext,
+    receiver: Receiver,
+    api_emulator: EmulatorProcess,
+    seats: int | None,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Issue 15: the "cannot log in" alert with credentials Salesforce refuses (SFV-402), not only
+    missing ones (SFV-803). With purchased seats the admission itself logs in (to count users)."""
+    caplog.set_level(logging.INFO)
+    _org_refused_by_salesforce(ctx, api_emulator, "refused", purchased_seats=seats)
+    assert isinstance(ctx.clock, FrozenClock)
+    ctx.clock.advance(SLOT - CONNECTED)  # the job service and the runner stamp the tick's time
+    sched = Scheduler(ctx)
+    first = sched.tick(SLOT + timedelta(seconds=5))
+    [outcome] = first.slots
+
+    def ended() -> Any:
+        with ctx.tx() as s:
+            job = cjobs.get_job(s, outcome.job_id) if outcome.job_id else None
+            return job is not None and job.state not in ("queued", "running")
+
+    poll_for(ended, timeout=120)
+    sched.tick(SLOT + timedelta(minutes=1))
+    [hook] = _verified(receiver.posts)
+    assert hook["org"] == "refused" and hook["code"] == SalesforceAuthError.code, hook
+    assert hook["event"] in ("job_failed", "job_skipped") and hook["job"] == outcome.job_id
+    assert "Traceback" not in caplog.text
+
+
+def test_a_webhook_url_with_a_token_never_shows_in_last_error_or_logs(
+    ctx: AppContext, receiver: Receiver, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Issue 15: a webhook URL carries its token (in the path, like Slack's, or the query); a failed
+    delivery kept it in the outbox's ``last_error`` and httpx logged it. Both show it redacted."""
+    caplog.set_level(logging.DEBUG)
+    path_token, query_token = "T0KEN-IN-THE-PATH-8f3a", "QUERY-S3CRET-77c1"
+    url = f"{receiver.url}/{path_token}?token={query_token}"
+    ctx.settings = ctx.settings.model_copy(update={"alert_webhook_url": url})
+    receiver.statuses = [503]
+    add_org(ctx, "nocreds")
+    report = Scheduler(ctx).tick(SLOT + timedelta(seconds=5))
+    assert report.messages_failed == 1 and len(receiver.posts) == 1
+    with ctx.tx() as s:
+        [hook] = s.scalars(select(OutboxMessage).where(OutboxMessage.kind == "webhook")).all()
+        error = hook.last_error or ""
+    assert "503" in error and "SFV-916" in error, error
+    for secret in (path_token, query_token):
+        assert secret not in error, error
+        assert secret not in caplog.text, [r.getMessage() for r in caplog.records if secret in r.getMessage()]
+
+
+def _ended_job(
+    ctx: AppContext, org: str, *, created: datetime, finished: datetime, state: str = "failed"
+) -> str:
+    with ctx.tx() as s:
+        row = corgs.get_org_by_name(s, org)
+        job = cjobs.create_job(s, row, kind="full", trigger="manual", clock=FrozenClock(created))
+        cjobs.start_job(s, job, clock=FrozenClock(created))
+        cjobs.finish_job(
+            s, job, state, error_code="SFV-409", error_message="ended", clock=FrozenClock(finished)
+        )
+        return job.id
+
+
+def test_a_job_that_ran_longer_than_the_lookback_is_alerted_when_it_ends(
+    ctx: AppContext, receiver: Receiver
+) -> None:
+    """Issue 15: alerts looked only at jobs *created* in the last 2 days, so a full of a large org
+    that ran for 3 days and failed was never alerted. Jobs are placed by their end."""
+    add_org(ctx, "acme", backup_enabled=False)
+    now = SLOT + timedelta(days=10)
+    job = _ended_job(ctx, "acme", created=now - timedelta(days=3), finished=now - timedelta(minutes=2))
+    Scheduler(ctx).tick(now)
+    assert [h["job"] for h in _verified(receiver.posts)] == [job]
+
+
+def test_the_alert_window_follows_the_last_scan(ctx: AppContext, receiver: Receiver) -> None:
+    """A scheduler that could not tick for 4 days (a stalled host) alerts the jobs that ended
+    meanwhile, not only those of the last 2 days; each once."""
+    add_org(ctx, "acme", backup_enabled=False)
+    sched = Scheduler(ctx)
+    t0 = SLOT + timedelta(days=10)
+    sched.tick(t0)
+    assert receiver.posts == []
+    during = _ended_job(ctx, "acme", created=t0 + timedelta(hours=20), finished=t0 + timedelta(days=1))
+    sched.tick(t0 + timedelta(days=4))
+    assert [h["job"] for h in _verified(receiver.posts)] == [during]
+    sched.tick(t0 + timedelta(days=4, minutes=1))
+    assert len(receiver.posts) == 1

@@ -30,7 +30,7 @@ from engine.catalog import orgs as corgs
 from engine.catalog.db import make_engine, session_factory, transaction
 from engine.catalog.models import Role
 from engine.config import Settings
-from engine.diff.compare import StatsFilter, compare, job_stats
+from engine.diff.compare import StatsFilter, compare, job_calls, job_stats
 from engine.diff.recovery import RecoveryPoints
 from engine.sink.repository import open_repository
 from tests.api.conftest import bearer, make_tokens
@@ -102,8 +102,9 @@ def rp(env: DataEnv, tmp_path: Path) -> Iterator[RecoveryPoints]:
 
 
 def _stats(rows: list[Any]) -> list[dict[str, Any]]:
-    keep = ("object", "type", "records", "backup_bytes", "added", "changed", "removed", "rest_calls",
-            "bulk_jobs", "captured", "as_of", "as_of_job")  # fmt: skip
+    keep = ("object", "type", "records", "backup_bytes", "added", "changed", "removed", "api_calls",
+            "rest_calls", "bulk2_calls", "bulk1_calls", "bulk_jobs", "bulk1_batches", "captured", "as_of",
+            "as_of_job")  # fmt: skip
     return [{k: (r[k] if isinstance(r, dict) else getattr(r, k)) for k in keep} for r in rows]
 
 
@@ -130,6 +131,13 @@ def test_statistics_of_the_newest_job_equal_the_engine(env: DataEnv, rp: Recover
     assert sum(o["bulk_jobs"] for o in body["objects"]) + sum(o["rest_calls"] for o in body["objects"]) > 0
     assert body["totals"]["records"] == sum(s.records for s in reference)
     assert body["totals"]["changed"] == sum(s.changed for s in reference)
+    # an object's API calls are its calls by API; the job's are its manifest's (decision 0027)
+    for o in body["objects"]:
+        assert o["api_calls"] == o["rest_calls"] + o["bulk2_calls"] + o["bulk1_calls"], o
+    calls = job_calls(rp, env.inc_job)
+    assert body["usage"] == {"api_calls": calls.total, "rest_calls": calls.rest, "bulk2_calls": calls.bulk2,
+                             "bulk1_calls": calls.bulk1, "bulk1_batches": calls.bulk1_batches}  # fmt: skip
+    assert calls.total >= body["totals"]["api_calls"] > 0  # discovery calls are no object's
 
 
 def test_statistics_of_the_full_job_count_everything_as_added(env: DataEnv) -> None:

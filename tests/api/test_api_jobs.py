@@ -38,6 +38,7 @@ from engine.catalog.usage import usage_of_job
 from engine.clock import FrozenClock
 from engine.config import Settings
 from engine.jobs.credentials import catalog_sealer, credentials_record
+from engine.jobs.selection import check_selection
 from engine.sink.repository import open_backend, read_config
 from tests.api.conftest import api_settings, bearer, make_tokens
 from tests.helpers.emulator_proc import EmulatorProcess, poll_for, start_emulator
@@ -126,6 +127,28 @@ def test_job_list_newest_first_with_paging_and_states(
     job = everything["items"][-1]
     assert (job["org"], job["kind"], job["trigger"], job["state"]) == ("acme", "full", "manual", "succeeded")
     assert job["started_at"] and job["finished_at"]
+
+
+def test_job_list_pages_by_key_while_new_jobs_arrive(
+    api_client: TestClient, settings: Settings, as_role: Headers
+) -> None:
+    """Issue 15 (keyset paging): with offsets, a job created between two page reads shifts the
+    next page (a job seen twice); ``after=<next_after>`` pages from the last job seen."""
+    add_org(settings, "acme", storage_location="/r")
+    ids = [add_job(settings, "acme", "succeeded", T0 + timedelta(hours=i)) for i in range(5)]
+    h = as_role(Role.VIEWER)
+    first = api_client.get("/v1/orgs/acme/jobs?limit=2", headers=h).json()
+    assert [j["id"] for j in first["items"]] == [ids[4], ids[3]] and first["next_after"] == ids[3]
+    add_job(settings, "acme", "succeeded", T0 + timedelta(hours=9))  # arrives between the reads
+    seen = [j["id"] for j in first["items"]]
+    after: str | None = first["next_after"]
+    while after is not None:
+        page = api_client.get(f"/v1/orgs/acme/jobs?limit=2&after={after}", headers=h).json()
+        seen += [j["id"] for j in page["items"]]
+        after = page["next_after"]
+    assert seen == ids[::-1], "each job once, none skipped"
+    unknown = api_client.get("/v1/orgs/acme/jobs?after=nope", headers=h)
+    assert (unknown.status_code, unknown.json()["code"]) == (422, "SFV-903")
 
 
 @pytest.mark.parametrize(
@@ -411,6 +434,43 @@ def test_back_up_now_end_to_end(live: Live) -> None:
     assert chosen["requested_objects"] == ["Account"] and chosen["kind"] == "incremental"
     listed = c.get("/v1/orgs/acme/jobs", headers=live.h(Role.VIEWER)).json()["items"]
     assert [j["id"] for j in listed] == [chosen["id"], job_id]
+
+
+@pytest.mark.emulator
+@pytest.mark.cluster
+def test_unknown_objects_in_a_selection_are_refused_at_request_time(live: Live) -> None:
+    """Issue 15 finding 22: a selection naming unknown objects used to answer 202 and fail later
+    with SFV-806. Now 400 SFV-806 names every one, no job row is written, and names the catalog's
+    cycle knows cost no Salesforce call (decision 0029)."""
+    c, h = live.client, live.h()
+    listed = c.get("/v1/orgs/acme/jobs", headers=h).json()["items"]
+    if not any(j["kind"] == "full" and j["state"] in ("succeeded", "partial") for j in listed):
+        resp = c.post("/v1/orgs/acme/backups", headers=h, json={})
+        assert resp.status_code == 202, resp.text
+        assert live.wait_finished(resp.json()["id"])["state"] in ("succeeded", "partial")
+        listed = c.get("/v1/orgs/acme/jobs", headers=h).json()["items"]
+    before = live.em.admin("GET", "/requests", params={"limit": 1})["last_seq"]
+
+    resp = c.post("/v1/orgs/acme/backups", headers=h,
+                  json={"objects": ["Account", "NoSuchObj__c", "Contcat"]})  # fmt: skip
+    assert resp.status_code == 400, resp.text
+    body = resp.json()
+    assert body["code"] == "SFV-806"
+    assert "NoSuchObj__c" in body["message"] and "Contcat" in body["message"]
+    assert "Account" not in body["details"]["names"]
+    assert c.get("/v1/orgs/acme/jobs", headers=h).json()["items"] == listed, "no job row was written"
+    asked = [r["path"] for r in live.em.admin("GET", "/requests", params={"since": before})["requests"]]
+    assert any(p.rstrip("/").endswith("/sobjects") for p in asked), asked  # one describeGlobal for the two
+
+    # names the cycle already holds (any case) pass the check without a call to Salesforce
+    before = live.em.admin("GET", "/requests", params={"limit": 1})["last_seq"]
+    engine, sessions = _catalog(live.settings)
+    try:
+        check_selection(live.settings, sessions, "acme", ["contact", "Account"])
+    finally:
+        engine.dispose()
+    asked = live.em.admin("GET", "/requests", params={"since": before})["requests"]
+    assert [r["path"] for r in asked if not r["path"].startswith("/__emulator")] == []
 
 
 @pytest.mark.emulator

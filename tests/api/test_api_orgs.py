@@ -245,6 +245,29 @@ def test_the_tile_list_costs_the_same_queries_for_3_and_40_orgs(
     assert few <= 4, statements  # the token, the orgs, their newest jobs
 
 
+def test_the_tiles_come_in_pages_by_name(
+    client: TestClient, as_role: Headers, catalog: Callable[[], Any]
+) -> None:
+    """Issue 15 ("paging cursors on every list"): the overview used to answer every org at once."""
+    with catalog() as s:
+        for i in range(7):
+            org = add_org(s, f"org{i:02d}")
+            add_job(s, org, JobState.SUCCEEDED, at=NOW - timedelta(hours=i + 1))
+    seen: list[str] = []
+    url: str | None = "/v1/orgs?hidden=all&limit=3"
+    while url is not None:
+        r = client.get(url, headers=as_role(Role.VIEWER))
+        assert r.status_code == 200, r.text
+        page = r.json()
+        assert len(page) <= 3 and all(t["last_job"] is not None for t in page)
+        seen += [t["name"] for t in page]
+        nxt = r.headers.get("X-Next-Offset")
+        assert (nxt is None) == ("Link" not in r.headers)
+        url = f"/v1/orgs?hidden=all&limit=3&offset={nxt}" if nxt is not None else None
+    assert seen == [f"org{i:02d}" for i in range(7)]
+    assert client.get("/v1/orgs?limit=0", headers=as_role(Role.VIEWER)).status_code == 422
+
+
 def test_hide_and_show_move_the_tile(
     client: TestClient, as_role: Headers, catalog: Callable[[], Any]
 ) -> None:

@@ -41,7 +41,7 @@ OBJECTS = (
     ObjectResult("Account", records=1200, bytes=48213, chunks=2, duration_s=3.25, rest_calls=4, bulk2_jobs=1,
                  bulk2_pages=2),
     ObjectResult("Contact", records=2400, bytes=91000, chunks=3, duration_s=4.5, rest_calls=5, bulk2_jobs=2,
-                 bulk2_pages=3),
+                 bulk2_pages=3, bulk2_calls=9, bulk1_calls=4, bulk1_batches=2),
     ObjectResult("Case", state="failed", records=0, bytes=0, duration_s=1.0, rest_calls=3, bulk2_jobs=1,
                  error_code="SFV-403", error_message="the org's daily API allowance is used up"),
     ObjectResult("Lead", state="failed", rest_calls=1, error_code="SFV-999",
@@ -67,8 +67,9 @@ def seed_job(settings: Settings, org: str = "acme", *, cycle_id: str | None = No
                 if res.error_code:
                     cjobs.add_job_error(s, job, code=res.error_code, message=res.error_message or "",
                                         object_name=res.object_name, clock=clock)  # fmt: skip
-            record_api_usage(s, org_id=row.id, job_id=job.id, rest_calls=13, bulk2_jobs=4, bulk2_pages=5,
-                             remaining=14_000, daily_limit=15_000, clock=clock)  # fmt: skip
+            record_api_usage(s, org_id=row.id, job_id=job.id, rest_calls=13, bulk2_calls=20, bulk1_calls=6,
+                             bulk1_batches=3, bulk2_jobs=4, bulk2_pages=5, remaining=14_000,
+                             daily_limit=15_000, clock=clock)  # fmt: skip
             cjobs.finish_job(s, job, "partial", snapshot_ref="snap-1", metadata_items=7, error_code="SFV-403",
                              error_message="2 object(s) failed", clock=clock)  # fmt: skip
             return job.id
@@ -96,8 +97,9 @@ def test_report_rows_match_the_catalog(
         "Org": "acme", "Job": job_id, "Kind": "full", "Trigger": "manual", "State": "partial",
         "Start (UTC)": T0.replace(tzinfo=None), "End (UTC)": (T0 + timedelta(minutes=5)).replace(tzinfo=None),
         "Duration (s)": 300, "Objects": 4, "Objects succeeded": 2, "Objects failed": 2,
-        "Records": 3600, "Size (bytes)": 48213 + 91000, "Metadata items": 7, "REST calls": 13,
-        "Bulk 2.0 jobs": 4, "Bulk 2.0 result pages": 5, "Error code": "SFV-403",
+        "Records": 3600, "Size (bytes)": 48213 + 91000, "Metadata items": 7, "API calls": 13 + 20 + 6,
+        "REST calls": 13, "Bulk 2.0 calls": 20, "Bulk 1.0 calls": 6, "Bulk 2.0 jobs": 4,
+        "Bulk 2.0 result pages": 5, "Bulk 1.0 batches": 3, "Error code": "SFV-403",
     }  # fmt: skip
     assert {k: summary[k].value for k in expect} == expect
     assert summary["Error code"].hyperlink.target == troubleshooting_link("SFV-403")
@@ -111,9 +113,11 @@ def test_report_rows_match_the_catalog(
     for o in OBJECTS:
         row = [c.value for c in by_name[o.object_name]]
         assert row == [
-            o.object_name, o.state, o.records, o.bytes, o.chunks, o.duration_s, o.rest_calls, o.bulk2_jobs,
-            o.bulk2_pages, o.files_unavailable, o.error_code, o.error_message, o.warning_code,
-            o.warning_message, "absent" if o.error_code else "this job", None if o.error_code else job_id,
+            o.object_name, o.state, o.records, o.bytes, o.chunks, o.duration_s,
+            o.rest_calls + o.bulk2_calls + o.bulk1_calls, o.rest_calls, o.bulk2_calls, o.bulk1_calls,
+            o.bulk2_jobs, o.bulk2_pages, o.bulk1_batches, o.files_unavailable, o.error_code, o.error_message,
+            o.warning_code, o.warning_message, "absent" if o.error_code else "this job",
+            None if o.error_code else job_id,
         ]  # fmt: skip
         link = by_name[o.object_name][code_col].hyperlink
         if o.error_code is None:

@@ -47,13 +47,22 @@ def ledger(settings: Settings) -> dict[str, str]:
                 job = cjobs.create_job(s, org, kind="incremental", clock=clock)
                 cjobs.start_job(s, job, clock=clock)  # one job of a lane at a time: each ran and ended
                 cjobs.finish_job(s, job, "succeeded", clock=clock)
-                record_api_usage(s, org_id=org.id, job_id=job.id, rest_calls=rest, bulk2_jobs=bulk,
-                                 bulk2_pages=pages, remaining=remaining, daily_limit=1000,
-                                 clock=clock)  # fmt: skip
+                record_api_usage(s, org_id=org.id, job_id=job.id, rest_calls=rest, bulk2_calls=3 * bulk,
+                                 bulk1_calls=pages, bulk1_batches=1, bulk2_jobs=bulk, bulk2_pages=pages,
+                                 remaining=remaining, daily_limit=1000, clock=clock)  # fmt: skip
                 jobs[f"{org.name}-{at:%m%dT%H}"] = job.id
     finally:
         engine.dispose()
     return jobs
+
+
+def _counts(rest: int, bulk: int, pages: int, batches: int) -> dict[str, int]:
+    """What the ledger fixture recorded for ``rest`` REST calls, ``bulk`` Bulk 2.0 jobs and
+    ``pages`` pages (3 Bulk 2.0 calls per job, one Bulk 1.0 call per page, one batch per row)."""
+    return {
+        "api_calls": rest + 3 * bulk + pages, "rest_calls": rest, "bulk2_calls": 3 * bulk,
+        "bulk1_calls": pages, "bulk1_batches": batches, "bulk2_jobs": bulk, "bulk2_pages": pages,
+    }  # fmt: skip
 
 
 @pytest.fixture
@@ -69,7 +78,9 @@ def test_job_usage(
     job = ledger["acme-1125T06"]
     resp = client.get(f"/v1/jobs/{job}/usage", headers=as_role(Role.VIEWER))
     assert resp.status_code == 200, resp.text
-    assert resp.json() == {"job": job, "org": "acme", "rest_calls": 40, "bulk2_jobs": 4, "bulk2_pages": 5}
+    assert resp.json() == {"job": job, "org": "acme", **_counts(40, 4, 5, 1)}
+    # REST + Bulk 2.0 + Bulk 1.0 calls; not jobs, pages, batches
+    assert resp.json()["api_calls"] == 40 + 12 + 5
 
 
 def test_org_usage_defaults_to_the_last_30_days(
@@ -80,14 +91,11 @@ def test_org_usage_defaults_to_the_last_30_days(
     body = resp.json()
     assert (body["since"], body["until"]) == ("2026-10-27", "2026-11-25")
     assert body["days"] == [
-        {"day": "2026-11-01", "rest_calls": 10, "bulk2_jobs": 1, "bulk2_pages": 2, "remaining": 900,
-         "daily_limit": 1000},
-        {"day": "2026-11-24", "rest_calls": 20, "bulk2_jobs": 2, "bulk2_pages": 3, "remaining": 800,
-         "daily_limit": 1000},
-        {"day": "2026-11-25", "rest_calls": 70, "bulk2_jobs": 7, "bulk2_pages": 9, "remaining": 600,
-         "daily_limit": 1000},
+        {"day": "2026-11-01", **_counts(10, 1, 2, 1), "remaining": 900, "daily_limit": 1000},
+        {"day": "2026-11-24", **_counts(20, 2, 3, 1), "remaining": 800, "daily_limit": 1000},
+        {"day": "2026-11-25", **_counts(70, 7, 9, 2), "remaining": 600, "daily_limit": 1000},
     ]  # fmt: skip
-    assert body["totals"] == {"rest_calls": 100, "bulk2_jobs": 10, "bulk2_pages": 14}
+    assert body["totals"] == _counts(100, 10, 14, 4)
     assert body["allowance"]["remaining"] == 600 and body["allowance"]["daily_limit"] == 1000
 
 
@@ -116,7 +124,7 @@ def test_org_without_usage(
         engine.dispose()
     body = client.get("/v1/orgs/fresh/usage", headers=as_role(Role.VIEWER)).json()
     assert body["days"] == [] and body["allowance"] is None
-    assert body["totals"] == {"rest_calls": 0, "bulk2_jobs": 0, "bulk2_pages": 0}
+    assert body["totals"] == _counts(0, 0, 0, 0)
 
 
 @pytest.mark.parametrize(

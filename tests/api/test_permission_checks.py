@@ -213,6 +213,38 @@ def test_unknown_org_no_report_and_roles(
 # --- checks from the scheduler's tick -------------------------------------------------------------
 
 
+def test_the_report_list_comes_in_pages(
+    api_client: TestClient, settings: Settings, as_role: Callable[[Role], dict[str, str]]
+) -> None:
+    """Issue 15 ("paging cursors on every list"): the list stopped at ``limit`` with no next page."""
+    from engine.catalog.reports import add_permission_report
+
+    add_org(settings, "paged", None)
+    engine = make_engine(settings.catalog_url)
+    try:
+        with transaction(session_factory(engine)) as s:
+            org_id = corgs.get_org_by_name(s, "paged").id
+            clock = FrozenClock(datetime(2026, 1, 1, tzinfo=UTC))
+            ids = []
+            for _ in range(5):
+                clock.advance(timedelta(days=1))
+                ids.append(add_permission_report(s, org_id=org_id, fields=[], objects=[], user_permissions=[],
+                                                 clock=clock).id)  # fmt: skip
+    finally:
+        engine.dispose()
+    seen: list[int] = []
+    url: str | None = "/v1/orgs/paged/permission-checks?limit=2"
+    while url is not None:
+        r = api_client.get(url, headers=as_role(Role.VIEWER))
+        assert r.status_code == 200, r.text
+        assert len(r.json()) <= 2
+        seen += [row["id"] for row in r.json()]
+        nxt = r.headers.get("X-Next-Offset")
+        assert (nxt is None) == ("Link" not in r.headers)
+        url = f"/v1/orgs/paged/permission-checks?limit=2&offset={nxt}" if nxt is not None else None
+    assert seen == ids[::-1], "newest first, each once"
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

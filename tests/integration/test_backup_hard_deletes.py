@@ -158,3 +158,29 @@ def test_a_window_the_delete_log_no_longer_covers_is_swept_in_the_same_job(env: 
     assert swept == {o for o, d in log.items() if d["source"] == "sweep"}
     assert gone not in _backup_ids(env, "Lead") and soft not in _backup_ids(env, "Opportunity")
     _assert_equal_to_org(env, ["Lead", "Contact", "Opportunity"])
+
+
+def test_a_sweep_reads_ids_only_in_parallel_ranges_after_the_objects_data(env: BackupEnv) -> None:
+    """Decision 0031: a swept object's Ids are read by tasks of their own, Ids only, REST for a
+    small object and Bulk jobs over Id ranges for a large one (here every sweep through Bulk, in
+    ranges of 400 Ids), run after the object's data: the backup still equals the org. Before,
+    one task read an object's window and then all of its Ids in one query."""
+    opts = replace(DEFAULTS, id_sweep_every=1, sweep_rest_rows=0, sweep_partition_rows=400)
+    env.churn(2.0, seed=44)
+    inc = env.backup("acme", options=opts)
+    assert (inc.kind, inc.state) == ("incremental", "succeeded")
+    with env.repo() as repo:
+        m = next(iter(repo.manifests("acme", newest_first=True)))
+    ranges: dict[str, int] = {}
+    for name, entry in m.objects.items():
+        if entry.mode == "incremental":
+            assert entry.swept, name  # the periodic sweep (every job here)
+            ranges[name] = sum(1 for c in entry.deleted_ids_chunks if c.object == name + "#ids")
+    live = {n: len(_backup_ids(env, n)) for n in ranges}
+    large = {n: k for n, k in live.items() if k > 2 * 400 and inc.objects[n].bulk_jobs > 0}
+    assert large, live
+    for name, n in large.items():
+        # one sweep task (and chunk) per Id range of at most ~400 Ids, each a Bulk job of its own
+        assert ranges[name] >= 2, (name, ranges[name], n)
+        assert inc.objects[name].bulk_jobs >= ranges[name], (name, inc.objects[name].bulk_jobs)
+    _assert_equal_to_org(env, sorted(_backed_up(env)))

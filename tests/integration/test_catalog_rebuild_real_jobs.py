@@ -35,11 +35,15 @@ JOB_COLUMNS = (
     "scheduled_for",
 )  # fmt: skip
 OBJECT_COLUMNS = (
-    "object_name", "state", "records", "bytes", "chunks", "duration_s", "rest_calls", "bulk2_jobs",
-    "bulk2_pages", "error_code", "error_message", "files_unavailable", "warning_code", "warning_message",
+    "object_name", "state", "records", "bytes", "chunks", "duration_s", "rest_calls", "bulk2_calls",
+    "bulk1_calls", "bulk2_jobs", "bulk2_pages", "bulk1_batches", "error_code", "error_message",
+    "files_unavailable", "warning_code", "warning_message",
 )  # fmt: skip
 ORG_COLUMNS = ("name", "instance_url", "sf_org_id", "time_zone")
-USAGE_COLUMNS = ("day", "rest_calls", "bulk2_jobs", "bulk2_pages", "remaining", "daily_limit", "recorded_at")
+USAGE_COLUMNS = (
+    "day", "rest_calls", "bulk2_calls", "bulk1_calls", "bulk2_jobs", "bulk2_pages", "bulk1_batches",
+    "remaining", "daily_limit", "recorded_at",
+)  # fmt: skip
 FAILURE = "UNKNOWN_EXCEPTION: the job could not be processed"  # not a timeout: no bisecting
 
 

@@ -342,6 +342,29 @@ def test_session_expiry_mid_stream_is_refreshed_once(client: SalesforceClient, a
     assert client.session.generation == 2 and client.usage.calls["login"] == 2
 
 
+def test_requests_salesforce_refused_are_not_api_calls(client: SalesforceClient, admin: Admin) -> None:
+    """A request refused for an expired session (then resent) or for a spent allowance did not count
+    against DailyApiRequests; the job's "API calls" leave it out (decision 0027)."""
+    rest = RestApi(client)
+
+    def org_used() -> int:
+        return int(admin.call("GET", "/limits")["used"].get("DailyApiRequests", 0))
+
+    used, calls, refused = org_used(), client.usage.api_calls, client.usage.calls.get("refused", 0)
+    assert admin.call("POST", "/sessions/expire")["expired"] >= 1
+    assert rest.count(Soql.count("Account")) > 0  # 401 INVALID_SESSION_ID, a login, the same request again
+    assert org_used() - used == client.usage.api_calls - calls == 1
+    assert client.usage.calls["refused"] - refused == 1
+    state = admin.call("GET", "/limits")
+    admin.call("POST", "/limits", {"name": "DailyApiRequests", "used": state["max"]["DailyApiRequests"]})
+    try:
+        with pytest.raises(SalesforceRequestLimitExceeded):
+            rest.count(Soql.count("Account"))
+        assert client.usage.api_calls - calls == 1 and client.usage.calls["refused"] - refused == 2
+    finally:
+        admin.call("POST", "/limits", {"name": "DailyApiRequests", "used": state["used"]["DailyApiRequests"]})
+
+
 def test_injected_5xx_and_cut_streams_are_retried(client: SalesforceClient, admin: Admin) -> None:
     rest, bulk = RestApi(client), Bulk2Api(client)
     admin.fault(path_regex=r"/query$", status=503, error_code="SERVER_UNAVAILABLE", count=2)
@@ -375,11 +398,12 @@ def test_request_limit_exceeded_is_typed(client: SalesforceClient, admin: Admin)
             client.check_reserve(refresh=True)
         assert type(reserve.value) is SalesforceApiLimit and reserve.value.details["remaining"] <= 50
         admin.call("POST", "/limits", {"name": "DailyApiRequests", "used": limit})
-        before = client.usage.calls["rest"]
+        before, refused = client.usage.calls["rest"], client.usage.calls.get("refused", 0)
         with pytest.raises(SalesforceRequestLimitExceeded) as e:
             rest.count(Soql.count("Account"))
         assert e.value.details["sf_code"] == "REQUEST_LIMIT_EXCEEDED"
-        assert client.usage.calls["rest"] == before + 1  # not retried
+        # sent once (not retried), and refused: not an API call (decision 0027)
+        assert (client.usage.calls["rest"], client.usage.calls["refused"]) == (before, refused + 1)
     finally:
         admin.call("POST", "/limits", {"name": "DailyApiRequests", "used": used})
 

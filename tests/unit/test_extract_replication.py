@@ -1,4 +1,4 @@
-"""The delete-log window rules (pure) and the cursor's ``deletes_through`` (decision 0010)."""
+"""The delete-log window rules (pure) and the cursor's ``deletes_through`` (decisions 0010, 0031)."""
 
 from __future__ import annotations
 
@@ -40,16 +40,64 @@ def test_a_window_covers_every_instant_from_its_start_to_now(now: datetime, back
         assert replication.minute(start) < replication.minute(now) - replication.RETENTION
         return
     lo, hi = win
-    assert lo == replication.minute(start) and lo <= start  # nothing between start and lo is lost
-    assert lo < hi and hi > now  # deletions up to now, in its current minute too, are asked for
-    assert hi - now <= replication.END_AHEAD
-    assert lo.second == hi.second == 0
+    assert lo <= replication.minute(start) and lo <= start  # nothing between start and lo is lost
+    assert hi - lo >= replication.MIN_SPAN  # more than a minute apart, as Salesforce wants
+    assert hi >= now + replication.DATE_RESOLUTION  # every deletion before the job started
+    assert lo.second == hi.second == 0 and lo.microsecond == hi.microsecond == 0
+
+
+@given(instants, st.timedeltas(min_value=timedelta(0), max_value=timedelta(days=3)))
+def test_the_window_ends_at_the_jobs_own_end_not_a_day_ahead(now: datetime, ahead: timedelta) -> None:
+    """The end is the first whole minute after the job's start by the org's clock (read to the
+    second from its ``Date``): exactly the job's window (weak point of session 7: a day ahead)."""
+    lo, hi = replication.window(now - timedelta(hours=1), now) or (None, None)
+    assert hi is not None and lo is not None
+    assert hi == replication.ceil_minute(now + replication.DATE_RESOLUTION)
+    assert now + replication.DATE_RESOLUTION <= hi < now + replication.DATE_RESOLUTION + timedelta(minutes=1)
+    # a start recorded ahead of the org's clock never makes a window that starts after its end
+    got = replication.window(now + ahead, now)
+    assert got is not None and got[0] <= got[1] - replication.MIN_SPAN and got[1] == hi
 
 
 @given(instants)
-def test_no_recorded_start_or_a_start_in_the_future_is_no_window(now: datetime) -> None:
+def test_no_recorded_start_is_no_window(now: datetime) -> None:
     assert replication.window(None, now) is None
-    assert replication.window(now + replication.END_AHEAD + timedelta(minutes=1), now) is None
+
+
+@given(
+    first=instants,
+    gaps=st.lists(
+        st.timedeltas(min_value=timedelta(0), max_value=timedelta(hours=30)), min_size=1, max_size=8
+    ),
+    deletions=st.lists(st.timedeltas(min_value=timedelta(0), max_value=timedelta(days=8)), max_size=30),
+    lag=st.timedeltas(min_value=timedelta(0), max_value=timedelta(minutes=3)),
+)
+def test_jobs_chain_their_windows_without_a_hole(
+    first: datetime, gaps: list[timedelta], deletions: list[timedelta], lag: timedelta
+) -> None:
+    """Jobs at random instants each ask :func:`window` from where the previous answer stopped; a
+    log modelled on Salesforce's answers up to its present, read to the millisecond, and says it
+    covered up to ``min(end, its current minute - lag)`` (deletions still in flight). Every
+    deletion is listed by a job, and every deletion before a job's start whose minute the log had
+    covered by then is listed by that job or an earlier one: the windows meet without a hole."""
+    deleted = sorted({first + d for d in deletions})
+    listed: set[datetime] = set()
+    through = replication.minute(first) - timedelta(minutes=1)  # a full just before the first deletion
+    at = first
+    for gap in gaps:
+        at += gap + timedelta(seconds=1)
+        win = replication.window(through, at)
+        if win is None:  # older than 15 days: the object is swept (everything before it is exact)
+            listed |= {d for d in deleted if d < at}
+            through = replication.minute(at) - timedelta(minutes=1)
+            continue
+        lo, hi = win
+        listed |= {d for d in deleted if lo <= d < min(hi, at)}
+        covered = min(hi, replication.minute(at) - lag)
+        through = replication.next_start(lo, hi, covered)
+        assert through <= at  # the next job never starts after this one's start
+        assert all(d in listed for d in deleted if d < through), "a hole between two windows"
+    assert all(d in listed for d in deleted if d < through)
 
 
 @given(instants, spans, st.one_of(st.none(), instants))
@@ -108,4 +156,4 @@ def test_objects_the_log_cannot_serve_are_swept_without_a_call() -> None:
     assert isinstance(_why_not(_plan(), _work(None), now), ReplicationWindowNotCovered)
     assert isinstance(_why_not(_plan(), _work(now - timedelta(days=16)), now), ReplicationWindowNotCovered)
     win = _why_not(_plan(), _work(now - timedelta(hours=1)), now)
-    assert win == (datetime(2026, 1, 10, 11, 30, tzinfo=UTC), datetime(2026, 1, 11, 12, 30, tzinfo=UTC))
+    assert win == (datetime(2026, 1, 10, 11, 30, tzinfo=UTC), datetime(2026, 1, 10, 12, 31, tzinfo=UTC))

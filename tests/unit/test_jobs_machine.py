@@ -52,6 +52,25 @@ def test_a_job_of_two_objects_runs_to_its_commit() -> None:
     assert m.handle(PartitionDone(0, 20)) == []
 
 
+def test_the_then_parts_of_an_object_run_only_after_its_first_ones() -> None:
+    """An Id sweep is cut as ``then`` parts: they read after the object's data (decision 0031)."""
+    m: Machine = JobMachine(["A", "B"], max_bisect_depth=1)
+    assert m.handle(ObjectCut("A", ("a1", "a2"), ("s1", "s2"))) == [
+        Submit(0, "A", "a1", 0),
+        Submit(1, "A", "a2", 0),
+    ]
+    assert m.handle(PartitionDone(0, 1)) == [KeepResult(0, "A", 1)]
+    assert m.handle(PartitionDone(1, 2)) == [
+        KeepResult(1, "A", 2),
+        Submit(2, "A", "s1", 0),
+        Submit(3, "A", "s2", 0),
+    ]
+    assert m.handle(ObjectCut("B", (), ("t",))) == [Submit(4, "B", "t", 0)]  # nothing new: the sweep at once
+    m.handle(PartitionDone(2, 3))
+    assert m.handle(PartitionDone(3, 4)) == [KeepResult(3, "A", 4), FinishObject("A")]
+    assert m.handle(PartitionDone(4, 5)) == [KeepResult(4, "B", 5), FinishObject("B"), Commit()]
+
+
 def test_a_timeout_is_bisected_until_the_depth_bound_then_fails_the_object() -> None:
     m: Machine = JobMachine(["A"], max_bisect_depth=1)
     m.handle(ObjectCut("A", ("a",)))
@@ -124,9 +143,12 @@ class JobRun(RuleBasedStateMachine):
         self.ended: dict[str, str] = {}  # object -> "succeeded" | "failed", from the instructions
         self.stop: Stop | None = None
         self.committed = False
+        self.then_cut: dict[str, int] = {}  # object -> parts cut to run after its first ones
+        self.then_submitted: dict[str, int] = {}
 
     @initialize(n=st.integers(1, 4), max_depth=st.integers(0, 3))
     def start(self, n: int, max_depth: int) -> None:
+        self.part_name: dict[int, str] = {}
         self.objects = [f"O{i}" for i in range(n)]
         self.max_depth = max_depth
         self.m = JobMachine(self.objects, max_bisect_depth=max_depth)
@@ -159,7 +181,17 @@ class JobRun(RuleBasedStateMachine):
                 assert ins.depth <= self.max_depth, "bisected deeper than max_bisect_depth"
                 if isinstance(event, PartitionBisected):
                     assert ins.depth == self.depth[event.pid] + 1
+                if ".then" in ins.part and not isinstance(event, PartitionBisected | ObjectCut):
+                    first = [p for p in self.parts_of(ins.obj) if ".then" not in self.part_name[p]]
+                    assert all(p in self.kept | self.split for p in first), (
+                        "a then part before the first ones"
+                    )
+                    self.then_submitted[ins.obj] = self.then_submitted.get(ins.obj, 0) + 1
+                elif ".then" in ins.part and isinstance(event, ObjectCut):  # no first parts: at once
+                    assert not event.parts
+                    self.then_submitted[ins.obj] = self.then_submitted.get(ins.obj, 0) + 1
                 self.part_obj[ins.pid], self.depth[ins.pid] = ins.obj, ins.depth
+                self.part_name[ins.pid] = ins.part
             case KeepResult():
                 assert isinstance(event, PartitionDone) and event.pid == ins.pid
                 assert ins.pid not in self.kept | self.cancelled | self.split | self.bisecting
@@ -175,6 +207,9 @@ class JobRun(RuleBasedStateMachine):
             case FinishObject():
                 assert ins.obj not in self.ended, "an object ended twice"
                 assert all(p in self.kept | self.split for p in self.parts_of(ins.obj)), "finished early"
+                assert self.then_submitted.get(ins.obj, 0) == self.then_cut.get(ins.obj, 0), (
+                    "then parts skipped"
+                )
                 self.ended[ins.obj] = "succeeded"
             case FailObject():
                 assert ins.obj not in self.ended, "an object ended twice"
@@ -206,15 +241,20 @@ class JobRun(RuleBasedStateMachine):
         return sorted(set(self.part_obj) - set(self.open_pids()) - self.bisecting)
 
     @precondition(lambda self: not self.m.finished)
-    @rule(data=st.data(), how=st.sampled_from([2, 1, 3, 0, "fails"]))
-    def planned(self, data: st.DataObject, how: int | str) -> None:
-        """Planning cuts an object (maybe again: ignored) into ``how`` partitions, or fails it."""
+    @rule(data=st.data(), how=st.sampled_from([2, 1, 3, 0, "fails"]), then=st.sampled_from([0, 0, 1, 2]))
+    def planned(self, data: st.DataObject, how: int | str, then: int) -> None:
+        """Planning cuts an object (maybe again: ignored) into ``how`` partitions and ``then``
+        partitions to run after them (an Id sweep after the data), or fails it."""
         obj = data.draw(st.sampled_from(self.objects))
         if how == "fails":
             self.feed(ObjectFailed(obj, "SFV-404", "planning"))
         else:
             assert isinstance(how, int)
-            self.feed(ObjectCut(obj, tuple(f"{obj}.{i}" for i in range(how))))
+            accepted = self.m.stopped is None and self.m.objects[obj] == "planning"
+            if accepted:
+                self.then_cut[obj] = then
+            parts = tuple(f"{obj}.{i}" for i in range(how))
+            self.feed(ObjectCut(obj, parts, tuple(f"{obj}.then{i}" for i in range(then))))
 
     @precondition(lambda self: bool(self.open_pids()))
     @rule(

@@ -32,7 +32,8 @@ def manifest(
     objects: dict[str, ObjectEntry] = {}
     for name, mode in objs.items():
         last = at - timedelta(minutes=1)
-        cursor = Cursor("SystemModstamp", last, frozenset({("001x", last)}))
+        # where its delete-log window ends, as every job since decision 0010 records it
+        cursor = Cursor("SystemModstamp", last, frozenset({("001x", last)}), deletes_through=last)
         objects[name] = ObjectEntry(rows=1, cursor=cursor, mode=mode)  # type: ignore[arg-type]
     for name in failed:
         objects[name] = ObjectEntry(errors=[ObjectError("SFV-403", "limit")])
@@ -353,3 +354,72 @@ def test_an_empty_selection_is_refused_not_read_as_every_object() -> None:
         with pytest.raises(NoObjectsInScope, match="empty"):
             BackupRequest("acme", objects=empty)
     assert BackupRequest("acme", objects=None).objects is None  # no selection: every object
+
+
+# --- the delete log's start after an upgrade (decision 0010, weak point (d) of session 7) --------
+
+
+def _pre_0010(
+    job: str, at: datetime, kind: str, started: datetime | None, *, swept: bool = False
+) -> Manifest:
+    """A manifest as a job written before decision 0010 commits it: no ``deletes_through``."""
+    m = manifest(job, at, kind, "j0", {"Account": "full" if kind == "full" else "incremental"})
+    acc = m.objects["Account"]
+    assert acc.cursor is not None
+    m.objects["Account"] = replace(acc, swept=swept, cursor=replace(acc.cursor, deletes_through=None))
+    m.job = JobRecord(started_at=started)
+    return m
+
+
+def test_the_first_incremental_after_an_upgrade_asks_the_log_from_the_last_exact_job() -> None:
+    """No incremental recorded where its delete window ends: the log starts just before the full
+    (the last job whose backup held every deletion), instead of sweeping every object."""
+    full = _pre_0010("j0", T0 + timedelta(hours=2), "full", T0 + timedelta(seconds=30))
+    inc = _pre_0010("j1", T0 + timedelta(days=1), "incremental", T0 + timedelta(days=1, minutes=-5))
+    at = T0 + timedelta(days=2)
+    everything = decide(BackupRequest("acme"), [full, inc], SCOPE, now=at)
+    cur = everything.objects["Account"].cursor
+    assert cur is not None and cur.deletes_through == T0 - timedelta(minutes=1)
+    needed = needed_manifests(iter([inc, full]), SCOPE)
+    assert [m.job_id for m in needed] == ["j1", "j0"]
+    assert decide(BackupRequest("acme"), needed, SCOPE, now=at) == everything
+
+
+@settings(max_examples=80)
+@given(
+    jobs=st.lists(
+        st.tuples(st.integers(1, 48), st.booleans(), st.booleans(), st.booleans()), min_size=1, max_size=10
+    ),
+    recorded_from=st.integers(0, 11),
+)
+def test_the_delete_log_starts_where_the_backup_last_held_every_deletion(
+    jobs: list[tuple[int, bool, bool, bool]], recorded_from: int
+) -> None:
+    """Random chains of incrementals after a full, the first ``recorded_from`` of them written
+    before decision 0010 (no ``deletes_through``), some swept, some without a recorded start:
+    the window starts at the newest recorded ``deletes_through``, else a minute before the start
+    minute of the newest job that swept or fully read the object (None when that job recorded no
+    start), and the newest manifests that :func:`needed_manifests` reads decide the same."""
+    full_start = T0 + timedelta(seconds=17)
+    history = [_pre_0010("j00", T0 + timedelta(minutes=30), "full", full_start)]
+    expected: datetime | None = T0 - timedelta(minutes=1)
+    at = T0 + timedelta(hours=1)
+    for i, (hours, swept, knows_start, _) in enumerate(jobs, start=1):
+        at += timedelta(hours=hours)
+        started = at - timedelta(minutes=3, seconds=i) if knows_start else None
+        m = _pre_0010(f"j{i:02d}", at, "incremental", started, swept=swept)
+        if i > recorded_from:  # written by this version: it records where its window ends
+            through = at - timedelta(minutes=7)
+            acc = m.objects["Account"]
+            assert acc.cursor is not None
+            m.objects["Account"] = replace(acc, cursor=replace(acc.cursor, deletes_through=through))
+            expected = through
+        elif swept:
+            expected = None if started is None else started.replace(second=0) - timedelta(minutes=1)
+        history.append(m)
+    now = at + timedelta(hours=1)
+    everything = decide(BackupRequest("acme"), history, SCOPE, now=now)
+    cur = everything.objects["Account"].cursor
+    assert cur is not None and cur.deletes_through == expected
+    needed = needed_manifests(iter(sorted(history, key=lambda m: m.job_id, reverse=True)), SCOPE)
+    assert decide(BackupRequest("acme"), needed, SCOPE, now=now) == everything

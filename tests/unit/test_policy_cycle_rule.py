@@ -64,3 +64,38 @@ def test_the_two_never_disagree_near_the_boundary(start: datetime, offset: timed
     now = add_year(start) + offset
     predicted, decided = _both(start, now)
     assert predicted == decided == ("full" if cycle_ended(start, now) else "incremental")
+
+
+def _both_with_duration(started: datetime, committed: datetime, now: datetime) -> tuple[str, str]:
+    """Like :func:`_both`, for a full job that started at ``started`` and committed at
+    ``committed``, as the catalog row and the manifest record them (the commit instant is the
+    catalog's ``finished_at`` and the manifest's ``created_at``, the same instant)."""
+    from engine.model import JobRecord
+
+    fact = JobFact(id="full-1", kind=JobKind.FULL, state=JobState.SUCCEEDED, created_at=started,
+                   cycle_id="full-1", started_at=started, finished_at=committed)  # fmt: skip
+    full = Manifest(org="acme", job_id="full-1", created_at=committed, kind="full", cycle_id="full-1",
+                    objects={"Account": ObjectEntry(rows=1, mode="full")},
+                    job=JobRecord(started_at=started, finished_at=committed))  # fmt: skip
+    predicted = plan_backup([fact], now).kind.value
+    decided = decide(BackupRequest("acme"), [full], SCOPE, now=now).kind
+    return predicted, decided
+
+
+@given(
+    start=st.datetimes(
+        min_value=datetime(2024, 1, 1), max_value=datetime(2040, 12, 31), timezones=st.just(UTC)
+    ),
+    duration=st.timedeltas(min_value=timedelta(0), max_value=timedelta(days=2)),
+    offset=st.timedeltas(min_value=timedelta(days=-3), max_value=timedelta(days=3)),
+)
+def test_a_full_that_ran_for_hours_ends_its_cycle_at_one_instant_for_both(
+    start: datetime, duration: timedelta, offset: timedelta
+) -> None:
+    """A full of a large org runs for hours: the scheduler (catalog) and the runner (manifests)
+    count its cycle's year from the same instant of it, the commit (weak point carried from
+    session 6: the scheduler counted from the job's start, the runner from its commit)."""
+    committed = start + duration
+    now = add_year(committed) + offset
+    predicted, decided = _both_with_duration(start, committed, now)
+    assert predicted == decided == ("full" if cycle_ended(committed, now) else "incremental")

@@ -251,7 +251,7 @@ class AzureBackend:
         start = base + (kind.value if kind is not Kind.CONFIG else "config")
         if kind is Kind.CHUNK and len(prefix) >= 2:
             start += f"/{prefix[:2]}/{prefix}"
-        elif kind in (Kind.SNAPSHOT, Kind.LOCK, Kind.INDEX, Kind.QUARANTINE, Kind.KEY):
+        elif kind in (Kind.SNAPSHOT, Kind.LOCK, Kind.INDEX, Kind.QUARANTINE, Kind.KEY, Kind.SEGMENT):
             start += f"/{prefix}"
 
         async def collect() -> list[tuple[str, int]]:
