@@ -13,7 +13,6 @@ The loop also watches what the machine cannot: the caller's cancel Event, the ca
 
 from __future__ import annotations
 
-import logging
 import time
 from concurrent.futures import Future
 from dataclasses import replace
@@ -28,7 +27,7 @@ from engine.extract.soql import Soql
 from engine.extract.usage import ApiUsage
 from engine.jobs.commit import commit_job, object_result
 from engine.jobs.deletes import DeleteLog, learnt, work_after_the_log
-from engine.jobs.discover import add_calls, live_rows, reads_all_rows
+from engine.jobs.discover import add_calls, live_rows, read_allowance_after_bulk1, reads_all_rows
 from engine.jobs.errors import JobCancelled, JobError
 from engine.jobs.jobrun import BackupResult, JobRun, ObjectReport, calls_of, err_fields
 from engine.jobs.machine import (
@@ -56,7 +55,6 @@ from engine.jobs.planning import JobDecision, merge_cursor
 from engine.jobs.tasks import PartitionResult, PartitionTask, extract_partition
 from engine.jobs.worker import BackupWorkerPlugin, preflight_workers
 
-log = logging.getLogger(__name__)
 CANCEL_POLL_S = 2.0
 """How often the loop reads the catalog's ``cancel_requested`` (a cancel from another process)."""
 WAIT_S = 0.5
@@ -119,7 +117,7 @@ def execute(
     finally:
         driver.cancel_all()
         _unregister(run.dask, names.plugin)
-    _read_allowance_after_bulk1(run, base)
+    read_allowance_after_bulk1(run.reports.values(), base)
     run.usage = _total_usage(run)
     return commit_job(run, repo, lock, decision, cycle_id, plans, sessions, org_id, driver.failed)
 
@@ -348,18 +346,6 @@ def _event_of(pid: int, fut: Any) -> JobEvent:
     if isinstance(exc, KilledWorker):
         return WorkerLost(pid, *err_fields(exc))
     return PartitionFailed(pid, *err_fields(exc))
-
-
-def _read_allowance_after_bulk1(run: JobRun, base: SalesforceClient) -> None:
-    """Bulk API 1.0 answers carry no ``Sforce-Limit-Info``, so after a job that used it the last
-    allowance seen is older than its last calls: one ``/limits`` read (one REST call, counted
-    like the others) makes the allowance the job records the one left at its end."""
-    if not any(rep.calls.get("bulk1_job") for rep in run.reports.values()):
-        return
-    try:
-        base.limits()
-    except SfvaultError as err:  # the job's data is in; only the allowance it reports is older
-        log.warning("the allowance left after the job could not be read", extra={"code": err.code})
 
 
 def _total_usage(run: JobRun) -> ApiUsage:
