@@ -1,21 +1,27 @@
-"""Extraction strategies side by side: full backups through ``bulk2`` and ``bulk1``, same emulator.
+"""Extraction strategies side by side: full backups through ``bulk2``, ``bulk1`` and ``auto``, same emulator.
 
-Two catalog orgs point at one emulated org; each round backs up one with ``extraction_strategy =
-"bulk2"`` and the other with ``"bulk1"`` (production ``JobOptions``, records only, no Id sweep),
-twice, and prints per run: records, seconds, records/s, API calls (and per million records, from
-the emulator's exact per-category counters), Bulk 1.0 batches and Bulk 2.0 jobs used, and the
-calls by kind. A first, small comparison for issue 16 (the 2M / 5M benchmark is not this).
+One catalog org per strategy points at one emulated org; each round backs up every org once with
+its ``extraction_strategy`` (production ``JobOptions``, records only, no Id sweep), ``--rounds``
+times, and prints per run: records, seconds, records/s, API calls (and per million records, from
+the emulator's exact per-category counters), Bulk 1.0 batches and Bulk 2.0 jobs used, the calls
+by kind, the strategy each object went through (``auto``'s choices) and the machine's load
+(``os.getloadavg``: the figures of one run compare with each other, not across runs).
+``--big-object-rows N`` gives ``--big-object`` (Task) N records on top of ``--scale``: where
+PK chunking should pay.
 
     .venv/bin/python -m benchmarks.strategy_bench [--scale 200000] [--profile fast|realistic]
+        [--strategies bulk2,bulk1,auto] [--big-object Task --big-object-rows 500000] [--rounds 2]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import tempfile
 import time
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +35,7 @@ def _run(env: Any, org: str, strategy: str) -> dict[str, Any]:
 
     options = JobOptions(file_bodies=False, id_sweep_every=0, extraction_strategy=strategy)  # type: ignore[arg-type]
     before = env.em.admin("GET", "/limits")
+    load = os.getloadavg()[0]
     t0 = time.monotonic()
     res = env.backup(org, full=True, options=options)
     seconds = time.monotonic() - t0
@@ -39,11 +46,13 @@ def _run(env: Any, org: str, strategy: str) -> dict[str, Any]:
         for k in ("DailyBulkApiBatches", "DailyBulkV2QueryJobs")
     }
     calls = sum(kinds.values())
+    paths = Counter(f"{x.path}:{x.reason}" for x in (r.extraction for r in res.objects.values()) if x)
     return {
         "strategy": strategy, "state": res.state, "records": res.records, "seconds": round(seconds, 1),
         "records_per_s": int(res.records / seconds), "api_calls": calls,
         "calls_per_million": round(calls / max(1, res.records) * 1e6),
         "bulk1_batches": used["DailyBulkApiBatches"], "bulk2_jobs": used["DailyBulkV2QueryJobs"],
+        "paths": dict(paths), "load_1m_before": round(load, 2), "load_1m_after": round(os.getloadavg()[0], 2),
         "by_kind": {k: v for k, v in kinds.items() if v},
     }  # fmt: skip
 
@@ -54,14 +63,24 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--scale", type=int, default=200_000)
     parser.add_argument("--profile", default="fast", choices=("fast", "realistic"))
+    parser.add_argument("--strategies", default="bulk2,bulk1,auto")
+    parser.add_argument("--big-object", default="Task")
+    parser.add_argument("--big-object-rows", type=int, default=0, help="0: as --scale")
+    parser.add_argument("--rounds", type=int, default=2)
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory(prefix="sfvault-strategy-") as tmp:
-        extra = ["--profile", args.profile] if args.profile != "fast" else None
-        with backup_env(Path(tmp), scale=args.scale, extra_args=extra) as env:
-            env.add_org("via2")
-            env.add_org("via1")
-            for org, strategy in (("via2", "bulk2"), ("via1", "bulk1")) * 2:
-                print(args.profile, json.dumps(_run(env, org, strategy)), flush=True)
+    strategies = [s for s in args.strategies.split(",") if s]
+    extra = ["--profile", args.profile] if args.profile != "fast" else []
+    if args.big_object_rows > 0:
+        extra += ["--object-rows", f"{args.big_object}={args.big_object_rows}"]
+    with (
+        tempfile.TemporaryDirectory(prefix="sfvault-strategy-") as tmp,
+        backup_env(Path(tmp), scale=args.scale, extra_args=extra or None) as env,
+    ):
+        for s in strategies:
+            env.add_org(f"via-{s}")
+        for _ in range(args.rounds):
+            for s in strategies:
+                print(args.profile, json.dumps(_run(env, f"via-{s}", s)), flush=True)
 
 
 if __name__ == "__main__":

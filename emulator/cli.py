@@ -62,6 +62,14 @@ def serve(
         list[str] | None,
         typer.Option("--object-rows", help="NAME=ROWS: rows of one generated object (repeatable)."),
     ] = None,
+    schema_file: Annotated[
+        Path | None,
+        typer.Option("--schema-file", help="A schema description (JSON) adding objects and their rows."),
+    ] = None,
+    wide_org: Annotated[
+        int,
+        typer.Option("--wide-org", help="Add N objects of a real org's shape (schema_data.wide_org)."),
+    ] = 0,
 ) -> None:
     """Serve an emulated org; prints credentials and one JSON line once it accepts requests."""
     from emulator.server import ServeOptions
@@ -100,8 +108,20 @@ def serve(
             start_time=_parse_time(start_time),
             object_rows=_parse_object_rows(object_rows or []),
             pubsub_port=pubsub_port,
+            schema_description=_description(schema_file, wide_org, seed),
         )
     )
+
+
+def _description(path: Path | None, wide: int, seed: int) -> dict[str, Any] | None:
+    """The schema description to load: ``--schema-file``, else ``--wide-org``'s, else none."""
+    from emulator.schema_data import read_description, wide_org
+
+    if path is not None and wide:
+        raise typer.BadParameter("--schema-file and --wide-org exclude each other")
+    if path is not None:
+        return read_description(path)
+    return wide_org(wide, seed) if wide else None
 
 
 def _parse_object_rows(items: list[str]) -> dict[str, int]:

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import csv
 import io
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -203,6 +204,8 @@ class _Ctx:
     file_body_bytes: int
     ranges: dict[str, tuple[int, int]]  # object -> (first counter, count)
     active_users: tuple[int, int]
+    described: frozenset[str] = frozenset()
+    """Objects added by a schema description (:mod:`emulator.schema_data`): values by field type."""
 
 
 class _Exprs:
@@ -695,6 +698,45 @@ def _values_for(ctx: _Ctx, obj: ObjectDef) -> dict[str, str]:
     return v
 
 
+def _typed_values(ctx: _Ctx, obj: ObjectDef) -> dict[str, str]:
+    """Column name -> SQL expression by field type, for an object a description added (its fields
+    are data, so its values are too)."""
+    e = _Exprs(ctx, obj.name)
+    v: dict[str, str] = {}
+    for f in obj.column_fields:
+        k, t = f.name, f.type
+        if t == "reference":
+            targets = [x for x in f.reference_to if x in ctx.ranges and x in ctx.store.schema]
+            if k == "OwnerId" or targets == ["User"]:
+                v[k] = e.user(k)
+            elif targets:
+                v[k] = e.ref(targets[0], k, 0.0 if not f.nillable else 20.0)
+        elif t in ("string", "textarea", "email", "phone", "url"):
+            v[k] = {"email": e.email(k), "phone": e.phone(k)}.get(
+                t,
+                e.text(
+                    k, f"'{obj.name.removesuffix('__c')} ' || CAST(i AS VARCHAR)", 0 if k == "Name" else 15
+                ),
+            )
+            if f.length and t != "textarea":
+                v[k] = f"left({v[k]}, {f.length})"
+        elif t in ("picklist", "multipicklist") and f.picklist_values:
+            v[k] = e.pick(k, f.picklist_values)
+        elif t in ("double", "currency", "percent"):
+            v[k] = e.number(k, 0, 10_000 if t != "percent" else 100, min(f.scale, 4), 15)
+        elif t == "int":
+            v[k] = e.u(k, 1000)
+        elif t == "date":
+            v[k] = e.date_expr(k, 15)
+        elif t == "datetime" and k not in ("CreatedDate", "LastModifiedDate", "SystemModstamp"):
+            v[k] = e.ts_expr(k, 15)
+        elif t == "time":
+            v[k] = e.time_expr(k, 15)
+        elif t == "boolean" and k != "IsDeleted":
+            v[k] = e.pct(k, 50)
+    return v
+
+
 def _size_expr(ctx: _Ctx, e: _Exprs, *, counter: str = "i", obj_name: str | None = None) -> str:
     fbb = max(1, ctx.file_body_bytes)
     key = f"{obj_name or e.obj}.size"
@@ -709,7 +751,7 @@ def insert_generated(
         return
     store = ctx.store
     mid, audit = _audit_sql(ctx, obj, first, count, fresh=fresh)
-    values = _values_for(ctx, obj)
+    values = _typed_values(ctx, obj) if obj.name in ctx.described else _values_for(ctx, obj)
     e = _Exprs(ctx, obj.name)
     exprs: dict[str, str] = {"Id": f"sf_id('{obj.key_prefix}', i)"}
     for f in obj.column_fields:
@@ -815,10 +857,10 @@ def _duck(obj: ObjectDef, name: str) -> str:
     return DUCK_TYPES[fd.type]
 
 
-def _counts(store: OrgStore, scale: int) -> dict[str, int]:
+def _counts(store: OrgStore, scale: int, described: Collection[str] = ()) -> dict[str, int]:
     weights = {k: w for k, w in WEIGHTS.items() if k in store.schema}
     for name, obj in store.schema.items():
-        if obj.custom and name not in weights:
+        if obj.custom and name not in weights and name not in described:
             weights[name] = EXTRA_CUSTOM_WEIGHT
     total = sum(weights.values())
     counts = {k: max(1, round(scale * w / total)) for k, w in weights.items()}
@@ -835,11 +877,15 @@ def generate(
     *,
     file_body_bytes: int = 4096,
     object_rows: dict[str, int] | None = None,
+    described_rows: dict[str, int] | None = None,
 ) -> dict[str, int]:
     """Fill an empty org with about ``scale`` records; returns the rows per object.
 
     ``object_rows`` sets the rows of some generated objects outright (``{"Task": 5_000_000}``: one
     very large object for memory benchmarks), whatever their share of ``scale``.
+    ``described_rows`` are the rows of the objects a schema description added (their values by
+    field type, :func:`_typed_values`), written after the others, in the description's order; the
+    other objects' rows are the same as without them.
 
     Deterministic: the same (scale, seed, file_body_bytes) and clock time give the same
     :meth:`OrgStore.digest`.
@@ -854,7 +900,8 @@ def generate(
     store.set_meta("file_body_bytes", str(file_body_bytes))
     now = store.clock.now()
     now_us = _epoch_us(now)
-    counts = _counts(store, scale)
+    described = dict(described_rows or {})
+    counts = _counts(store, scale, described)
     for name, rows in (object_rows or {}).items():
         obj = store.schema.get(name)
         if obj is None or name not in counts:
@@ -869,6 +916,7 @@ def generate(
         file_body_bytes=file_body_bytes,
         ranges={},
         active_users=(1, max(1, int(n_users * 0.8))),
+        described=frozenset(described),
     )
     _setup_objects(ctx, n_users, now)
     order = [
@@ -909,6 +957,11 @@ def generate(
         insert_generated(ctx, obj, first, count, deleted_pct=deleted)
     _static_resources(ctx)
     _event_log_files(ctx, now)
+    for name, rows in described.items():
+        obj = store.schema[name]
+        first = store.reserve_counters(obj, rows)
+        ctx.ranges[name] = (first, rows)
+        insert_generated(ctx, obj, first, rows, deleted_pct=0.0)
     return {k: v for k, v in store.counts(include_deleted=True).items() if v}
 
 

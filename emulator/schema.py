@@ -143,6 +143,7 @@ class ObjectDef:
     associate_parent_entity: str | None = None
     feed_enabled: bool = False
     searchable: bool = True
+    custom_setting: bool = False
     _by_name: dict[str, FieldDef] = field(default_factory=dict, compare=False, repr=False, hash=False)
 
     def __post_init__(self) -> None:
@@ -1173,8 +1174,9 @@ def _custom_objects(count: int) -> list[ObjectDef]:
     return out
 
 
-def build_schema(custom_objects: int = 2) -> dict[str, ObjectDef]:
-    """The org's objects by canonical name: the standard objects plus ``custom_objects`` custom ones.
+def build_schema(custom_objects: int = 2, extra: list[ObjectDef] | None = None) -> dict[str, ObjectDef]:
+    """The org's objects by canonical name: the standard objects plus ``custom_objects`` custom ones,
+    then ``extra`` (objects loaded from a description, :mod:`emulator.schema_data`).
 
     ``Invoice__c`` and ``Shipment__c`` come first; more custom objects are ``Custom_<i>__c``.
     Task/Event ``WhatId`` may point at ``Invoice__c``, so ``custom_objects`` must be >= 1.
@@ -1182,7 +1184,14 @@ def build_schema(custom_objects: int = 2) -> dict[str, ObjectDef]:
     if custom_objects < 1:
         raise ValueError("the schema needs at least one custom object (Invoice__c)")
     objects = _standard_objects() + _custom_objects(custom_objects)
-    return {o.name: o for o in objects}
+    out = {o.name: o for o in objects}
+    for o in extra or ():
+        if find_object(out, o.name) is not None:
+            raise ValueError(f"{o.name}: the description defines an object the org already has")
+        if o.key_prefix is not None and any(x.key_prefix == o.key_prefix for x in out.values()):
+            raise ValueError(f"{o.name}: key prefix {o.key_prefix} is taken")
+        out[o.name] = o
+    return out
 
 
 def find_object(schema: dict[str, ObjectDef], name: str) -> ObjectDef | None:
@@ -1231,7 +1240,7 @@ def _global_entry(obj: ObjectDef, api_version: str) -> dict[str, Any]:
         "associateParentEntity": obj.associate_parent_entity,
         "createable": obj.createable,
         "custom": obj.custom,
-        "customSetting": False,
+        "customSetting": obj.custom_setting,
         "deepCloneable": False,
         "deletable": obj.deletable,
         "deprecatedAndHidden": False,

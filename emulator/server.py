@@ -48,6 +48,8 @@ class ServeOptions:
     """Rows of these objects instead of their share of ``scale`` (e.g. one 5M-row object)."""
     pubsub_port: int = 0
     """Port of the Pub/Sub API (gRPC); 0 picks a free one. The ready line says which."""
+    schema_description: dict[str, Any] | None = None
+    """Objects added to the org, and their rows (:mod:`emulator.schema_data`)."""
 
 
 def _load_or_make_credentials(data_dir: Path | None, username: str) -> Credentials:
@@ -68,16 +70,22 @@ def open_store(opts: ServeOptions, log: Callable[[str], None]) -> Any:
     from emulator.clock import EmulatorClock
     from emulator.generator import generate
     from emulator.schema import build_schema
+    from emulator.schema_data import load_description
     from emulator.store import OrgStore
 
-    schema = build_schema(opts.custom_objects)
+    extra, described_rows = load_description(opts.schema_description or {})
+    schema = build_schema(opts.custom_objects, extra)
     clock = EmulatorClock(opts.start_time) if opts.start_time is not None else None
     store = OrgStore(opts.data_dir, schema=schema, clock=clock)
     if store.get_meta("generated") is None:
         t0 = time.perf_counter()
+        if opts.schema_description:  # a store reopened without options reads its objects back
+            store.set_meta("schema_description", json.dumps(opts.schema_description))
+            store.set_meta("custom_objects", str(opts.custom_objects))
         counts = generate(
-            store, opts.scale, opts.seed, file_body_bytes=opts.file_body_bytes, object_rows=opts.object_rows
-        )
+            store, opts.scale, opts.seed, file_body_bytes=opts.file_body_bytes, object_rows=opts.object_rows,
+            described_rows=described_rows,
+        )  # fmt: skip
         total = sum(counts.values())
         dt = time.perf_counter() - t0
         store.set_meta("generated", json.dumps({"scale": opts.scale, "seed": opts.seed}))

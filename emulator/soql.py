@@ -259,6 +259,8 @@ _RESERVED = frozenset({
     "like", "limit", "not", "null", "nulls", "or", "order", "select", "where", "with", "offset", "by",
     "for", "using", "typeof", "true", "false",
 })  # fmt: skip
+_OBJECT_KEYWORDS = frozenset({"group", "order"})
+"""Keywords that are also standard objects' names (Group, Order): an object name after FROM."""
 _AGGREGATES = frozenset({"count", "count_distinct", "min", "max", "sum", "avg"})
 _UNSUPPORTED_CLAUSES = {
     "having": "HAVING",
@@ -334,7 +336,7 @@ class _Parser:
         select = self.parse_select_list()
         self.expect_kw("from")
         obj_tok = self.tok
-        if obj_tok.kind != "ident" or self._kw(obj_tok) in _RESERVED:
+        if obj_tok.kind != "ident" or self._kw(obj_tok) in _RESERVED - _OBJECT_KEYWORDS:
             raise self.error()
         self.advance()
         alias = None

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import json
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -193,7 +194,10 @@ class OrgStore:
         self._con.execute("CREATE TABLE IF NOT EXISTS _meta (key VARCHAR, value VARCHAR)")
         meta = dict(self._con.execute("SELECT key, value FROM _meta").fetchall())
         if schema is None:
-            schema = build_schema(int(meta.get("custom_objects", "2")))
+            from emulator.schema_data import load_description
+
+            described = json.loads(meta["schema_description"]) if meta.get("schema_description") else {}
+            schema = build_schema(int(meta.get("custom_objects", "2")), load_description(described)[0])
         self.schema = schema
         for macro in idmod.id_sql_macros():
             self._con.execute(macro)

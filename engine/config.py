@@ -52,6 +52,7 @@ class JobSettings(BaseModel):
     sweep_partition_rows: int | None = Field(default=None, ge=1)
     boundary_check_min_rows: int | None = None
     extraction_strategy: Literal["bulk2", "bulk1", "auto"] | None = None
+    pk_chunking_min_rows: int | None = Field(default=None, ge=1)
 
     def overrides(self) -> dict[str, Any]:
         """The knobs the operator set, by name."""

@@ -11,11 +11,33 @@ import enum
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 SnapshotKind = Literal["full", "incremental", "recovery_point"]
 ObjectMode = Literal["full", "incremental"]
 Trigger = Literal["manual", "scheduled"]
+ExtractionPath = Literal["bulk2", "bulk1", "rest"]
+ExtractionReason = Literal[
+    "configured", "bulk_unsupported", "small", "incremental_window", "pk_chunking", "id_ranges"
+]
+"""Why a job read an object through its path (:class:`ExtractionChoice`, decision 0028):
+``configured`` the org's ``extraction_strategy`` names the path; ``bulk_unsupported`` Bulk API
+cannot query the object (REST ``queryAll``); ``small`` the object (or window) fits a REST page or
+two; ``incremental_window`` an incremental window reads a slice of the object, which PK chunking
+(it chunks the whole table) would not serve cheaply; ``pk_chunking`` a large object read by one
+Bulk API 1.0 job, PK-chunked; ``id_ranges`` Bulk API 2.0 query jobs over Id ranges."""
+SkipReason = Literal[
+    "excluded",
+    "not_selected",
+    "not_queryable",
+    "not_retrieveable",
+    "event",
+    "query_restricted",
+    "feed_off",
+    "share_off",
+    "history_off",
+]
+"""Why an object of the org's describeGlobal is not in a job (:class:`ObjectSkipped`)."""
 
 
 def _dt_to_str(value: datetime) -> str:
@@ -236,6 +258,59 @@ class ObjectWarning:
         return cls(code=str(data["code"]), message=str(data["message"]))
 
 
+@dataclass(frozen=True)
+class ExtractionChoice:
+    """How a job read one object, and why (``extraction_strategy = auto`` decides per object by
+    its size and what it supports; decision 0028).
+
+    Attributes:
+        path: ``bulk2`` (Bulk API 2.0 jobs over Id ranges), ``bulk1`` (Bulk API 1.0, PK chunking)
+            or ``rest`` (query paging).
+        reason: the rule that chose it.
+        rows: the object's (or window's) row count the choice was made on; None when not counted.
+    """
+
+    path: ExtractionPath
+    reason: ExtractionReason
+    rows: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"path": self.path, "reason": self.reason, "rows": self.rows}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ExtractionChoice:
+        path, reason = data["path"], data["reason"]
+        if path not in ("bulk2", "bulk1", "rest"):
+            raise ValueError(f"unknown extraction path {path!r}")
+        if reason not in EXTRACTION_REASONS:
+            raise ValueError(f"unknown extraction reason {reason!r}")
+        rows = data.get("rows")
+        return cls(path=path, reason=reason, rows=None if rows is None else int(rows))
+
+
+EXTRACTION_REASONS: tuple[str, ...] = get_args(ExtractionReason)
+SKIP_REASONS: tuple[str, ...] = get_args(SkipReason)
+
+
+@dataclass(frozen=True)
+class ObjectSkipped:
+    """An object of the org that a job did not back up, with its typed reason and the words."""
+
+    name: str
+    reason: SkipReason
+    message: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "reason": self.reason, "message": self.message}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ObjectSkipped:
+        reason = data["reason"]
+        if reason not in SKIP_REASONS:
+            raise ValueError(f"unknown skip reason {reason!r}")
+        return cls(name=str(data["name"]), reason=reason, message=str(data.get("message") or ""))
+
+
 @dataclass
 class ObjectEntry:
     """What one job captured of one Salesforce object, and how.
@@ -272,6 +347,8 @@ class ObjectEntry:
     delete log could not serve its window (SFV-420..423, decision 0010)."""
     log_deletions: int | None = None
     """Deletions the delete log listed for the object's window (None: the log was not asked)."""
+    extraction: ExtractionChoice | None = None
+    """Through which API the job read the object and why (None: not recorded, or not planned)."""
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -291,6 +368,7 @@ class ObjectEntry:
             # decision 0010's keys only when set: documents without them read back the same
             **({"sweep_reason": self.sweep_reason.to_dict()} if self.sweep_reason else {}),
             **({} if self.log_deletions is None else {"log_deletions": self.log_deletions}),
+            **({"extraction": self.extraction.to_dict()} if self.extraction else {}),
         }
 
     @classmethod
@@ -314,6 +392,7 @@ class ObjectEntry:
             files_unavailable=int(data.get("files_unavailable", 0)),
             sweep_reason=ObjectWarning.from_dict(data["sweep_reason"]) if data.get("sweep_reason") else None,
             log_deletions=None if data.get("log_deletions") is None else int(data["log_deletions"]),
+            extraction=ExtractionChoice.from_dict(data["extraction"]) if data.get("extraction") else None,
         )
 
     @property
@@ -499,6 +578,8 @@ class JobRecord:
             lock (``YYYYmmddTHHMMSSZ``; its id, made later, sorts after it). Such a full may
             commit after this job although its id sorts before it, so a planner reading the
             manifests newest first reads back past them (decision 0016). Written only when set.
+        not_backed_up: the objects of the org's describeGlobal the job left out, each with its
+            typed reason (decision 0028); every other object has an entry. Written only when set.
     """
 
     trigger: Trigger | None = None
@@ -512,6 +593,7 @@ class JobRecord:
     usage: JobUsage = field(default_factory=JobUsage)
     org: OrgFacts | None = None
     fulls_beside: tuple[str, ...] = ()
+    not_backed_up: tuple[ObjectSkipped, ...] = ()
     recovery_point: dict[str, Any] | None = None
     """A ``recovery_point`` job (decision 0026): ``at`` (the instant), and per object the backup
     job it starts from (``base_job``), the replay window's start and the change events applied
@@ -532,6 +614,8 @@ class JobRecord:
         }
         if self.fulls_beside:
             doc["fulls_beside"] = list(self.fulls_beside)
+        if self.not_backed_up:
+            doc["not_backed_up"] = [o.to_dict() for o in self.not_backed_up]
         if self.recovery_point is not None:
             doc["recovery_point"] = self.recovery_point
         return doc
@@ -554,6 +638,7 @@ class JobRecord:
             usage=JobUsage.from_dict(data.get("usage") or {}),
             org=OrgFacts.from_dict(org) if org else None,
             fulls_beside=tuple(str(j) for j in data.get("fulls_beside") or ()),
+            not_backed_up=tuple(ObjectSkipped.from_dict(o) for o in data.get("not_backed_up") or ()),
             recovery_point=data.get("recovery_point"),
         )
 

@@ -209,11 +209,14 @@ def job_show(
             j = cjobs.get_job(s, job_id, with_objects=True)
             as_of = cjobs.objects_as_of(s, j)
             usage = usage_of_job(s, j.id)
+            record = _job_manifest(settings, s, j)
             if as_json:
+                paths = _paths_json(record)
                 print_json(_job_json(j) | {"usage": _usage_json(usage), "objects": [
                     _object_json(o) | {"as_of": as_of_cell(as_of.get(o.object_name)) or "this job"}
+                    | paths.get(o.object_name, {})
                     for o in sorted(j.objects, key=lambda o: o.object_name)
-                ]})  # fmt: skip
+                ]} | _skipped_json(record))  # fmt: skip
                 return
             typer.echo(
                 f"job {j.id}: {j.kind} {j.state}; cycle {j.cycle_id}; started {j.started_at}; "
@@ -246,8 +249,64 @@ def job_show(
                 if o.warning_code:
                     typer.echo(f"warning {o.warning_code} on {o.object_name}: {o.warning_message}")
         out_console().print(table)
+        for line in _manifest_lines(record):
+            typer.echo(line)
 
     run_cli(body)
+
+
+def _job_manifest(settings: Any, s: Any, j: Any) -> Any:
+    """The job's manifest (how each object was read, what scope left out), or None when the job
+    committed none, was pruned, or the repository cannot be read from here."""
+    from engine.catalog.models import Org
+    from engine.errors import SfvaultError
+    from engine.sink.repository import open_repository
+
+    org = s.get(Org, j.org_id)
+    if j.snapshot_ref is None or getattr(j, "pruned_at", None) is not None or org is None:
+        return None
+    try:
+        repo = open_repository(settings)
+        try:
+            return repo.load_manifest(org.name, j.id)
+        finally:
+            repo.close()
+    except (SfvaultError, OSError):
+        return None
+
+
+def _paths_json(manifest: Any) -> dict[str, dict[str, Any]]:
+    if manifest is None:
+        return {}
+    return {
+        name: {"extraction": e.extraction.to_dict()}
+        for name, e in manifest.objects.items()
+        if e.extraction is not None
+    }
+
+
+def _skipped_json(manifest: Any) -> dict[str, Any]:
+    if manifest is None or manifest.job is None:
+        return {}
+    return {"not_backed_up": [o.to_dict() for o in manifest.job.not_backed_up]}
+
+
+def _manifest_lines(manifest: Any) -> list[str]:
+    """``read through`` lines (the API of each object and why, decision 0028) and the objects of
+    the org that scope left out, with their reasons."""
+    if manifest is None:
+        return []
+    lines = []
+    for name, e in sorted(manifest.objects.items()):
+        if e.extraction is not None:
+            x = e.extraction
+            rows = "" if x.rows is None else f", {x.rows:,} rows"
+            lines.append(f"read through {x.path} ({x.reason}{rows}): {name}")
+    skipped = manifest.job.not_backed_up if manifest.job is not None else ()
+    if skipped:
+        lines.append(f"{len(skipped)} object(s) of the org not backed up:")
+        lines.extend(f"  {o.name}: {o.reason} ({o.message})" for o in skipped)
+    return lines
 
 
 def _job_json(j: Any) -> dict[str, Any]:

@@ -17,7 +17,9 @@ Calls are counted as ``bulk1_job`` (job, batch and result-list calls) and ``bulk
 from __future__ import annotations
 
 import time
+from collections import deque
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
@@ -176,6 +178,37 @@ class Bulk1Api:
             raise classify_failed_job(job.object, "Failed", failed.state_message or failed.state)
         return chunks
 
+    def _results(self, job_id: str, chunks: list[BatchInfo], prefetch: int) -> Iterator[bytes]:
+        """The result files of ``chunks`` in order, ``prefetch`` of them downloading ahead."""
+
+        def files_of(chunk: BatchInfo) -> list[bytes]:
+            out = [self.result(job_id, chunk.id, rid) for rid in self.result_ids(job_id, chunk.id)]
+            return [data for data in out if data.strip() != NO_RECORDS]
+
+        if prefetch <= 0:
+            for chunk in chunks:
+                yield from files_of(chunk)
+            return
+        pool = ThreadPoolExecutor(max_workers=prefetch, thread_name_prefix="bulk1-results")
+        try:
+            ahead: deque[Future[list[bytes]]] = deque()
+            pending = iter(chunks)
+            for chunk in pending:
+                ahead.append(pool.submit(files_of, chunk))
+                if len(ahead) > prefetch:
+                    break
+            while ahead:
+                files = ahead.popleft().result()
+                nxt = next(pending, None)
+                if nxt is not None:
+                    ahead.append(pool.submit(files_of, nxt))
+                while files:
+                    yield files.pop(0)
+        finally:
+            for fut in ahead:
+                fut.cancel()
+            pool.shutdown(wait=True)
+
     def run_query(
         self,
         soql: Soql,
@@ -186,9 +219,14 @@ class Bulk1Api:
         policy: PollPolicy = PollPolicy(),
         on_created: Callable[[JobInfo], None] | None = None,
         on_complete: Callable[[], None] | None = None,
+        prefetch: int = 0,
     ) -> Iterator[bytes]:
         """Create the job, run ``soql`` as one PK-chunked batch, yield every result file (CSV
-        with its header row); files of ``Records not found for this query`` are skipped."""
+        with its header row); files of ``Records not found for this query`` are skipped.
+
+        ``prefetch`` result files download while the caller parses the one yielded (one job
+        read by one task: its downloads and Salesforce's answers overlap the parsing); memory
+        holds up to ``prefetch + 1`` files of at most ``chunk_size`` rows."""
         job = self.create_job(soql.sobject, operation, chunk_size)
         if on_created is not None:
             on_created(job)
@@ -200,12 +238,7 @@ class Bulk1Api:
             done = True
             if on_complete is not None:
                 on_complete()
-            for chunk in chunks:
-                for rid in self.result_ids(job.id, chunk.id):
-                    data = self.result(job.id, chunk.id, rid)
-                    if data.strip() != NO_RECORDS:
-                        yield data
-                    del data
+            yield from self._results(job.id, chunks, prefetch)
         finally:
             if not done:
                 try:

@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
+from engine.model import SkipReason
+
 ExtractPath = Literal["bulk2", "rest"]
 
 # Describe ``type`` values of compound fields: never selected, their components are.
@@ -188,3 +190,5 @@ class ScopeDecision:
     included: bool
     reason: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
+    code: SkipReason | None = None
+    """The typed reason of an object left out (``engine.model.ObjectSkipped``)."""

@@ -115,24 +115,24 @@ def decide(spec: ObjectSpec, rules: ScopeRules) -> ScopeDecision:
     """Whether ``spec`` (a describeGlobal entry is enough) is in scope; see the module rules."""
     name = spec.name
     if name.lower() in _lower(rules.excluded):
-        return ScopeDecision(name, False, "excluded by the org settings")
+        return ScopeDecision(name, False, "excluded by the org settings", code="excluded")
     if rules.only is not None and name.lower() not in _lower(rules.only):
-        return ScopeDecision(name, False, "not selected for this job")
+        return ScopeDecision(name, False, "not selected for this job", code="not_selected")
     if not spec.queryable:
-        return ScopeDecision(name, False, "not queryable")
+        return ScopeDecision(name, False, "not queryable", code="not_queryable")
     if not spec.retrieveable:
-        return ScopeDecision(name, False, "not retrieveable")
+        return ScopeDecision(name, False, "not retrieveable", code="not_retrieveable")
     kind = _kind(spec)
     if kind == "ChangeEvent" or name.endswith("__e") or name.endswith("__ChangeEvent"):
-        return ScopeDecision(name, False, "change or platform event (not stored data)")
+        return ScopeDecision(name, False, "change or platform event (not stored data)", code="event")
     if name in rules.query_restricted:
-        return ScopeDecision(name, False, "cannot be queried without a filter")
+        return ScopeDecision(name, False, "cannot be queried without a filter", code="query_restricted")
     if kind == "Feed" and not rules.include_feed:
-        return ScopeDecision(name, False, "Feed objects are switched off")
+        return ScopeDecision(name, False, "Feed objects are switched off", code="feed_off")
     if kind == "Share" and not rules.include_share:
-        return ScopeDecision(name, False, "Share objects are switched off")
+        return ScopeDecision(name, False, "Share objects are switched off", code="share_off")
     if kind == "History" and not rules.include_history:
-        return ScopeDecision(name, False, "History objects are switched off")
+        return ScopeDecision(name, False, "History objects are switched off", code="history_off")
     return ScopeDecision(name, True)
 
 

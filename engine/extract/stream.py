@@ -104,6 +104,7 @@ def read_batches(
         files = Bulk1Api(client).run_query(
             read.soql, operation="queryAll" if read.all_rows else "query", chunk_size=b.max_records,
             sleep=b.sleep, policy=b.policy, on_created=b.on_created, on_complete=b.on_complete,
+            prefetch=b.streams,  # the next chunk's file downloads while this one is parsed
         )  # fmt: skip
         for data in files:
             yield from parser.iter_batches(data)

@@ -24,6 +24,7 @@ from engine.model import (
     Manifest,
     ObjectEntry,
     ObjectError,
+    ObjectSkipped,
     ObjectWarning,
     OrgFacts,
     Trigger,
@@ -103,7 +104,7 @@ def commit_job(
     snapshot_name: str | None = None
     if ok:
         with transaction(sessions) as s:
-            record = _job_record(s, run.job_id, org_id, decision, finished, error, usage)
+            record = _job_record(s, run.job_id, org_id, decision, finished, error, usage, run.not_backed_up)
         manifest = Manifest(
             org=run.org_name,
             job_id=run.job_id,
@@ -155,6 +156,7 @@ def _object_entry(run: JobRun, name: str, decision: JobDecision) -> ObjectEntry:
         return ObjectEntry(
             rows=rep.records, bytes=rep.bytes, api_calls=_object_calls(rep), duration_seconds=rep.duration_s,
             mode=mode, errors=[ObjectError(rep.error_code or "SFV-000", rep.error_message or "")],
+            extraction=rep.extraction,
         )  # fmt: skip
     results = run.results[name]
     chunks: list[ChunkRef] = []
@@ -187,6 +189,7 @@ def _object_entry(run: JobRun, name: str, decision: JobDecision) -> ObjectEntry:
         files_unavailable=rep.files_unavailable,
         sweep_reason=ObjectWarning(because["code"], because["message"]) if because else None,
         log_deletions=run.delete_log.deleted.get(name),
+        extraction=rep.extraction,
     )
 
 
@@ -212,6 +215,7 @@ def _job_record(
     finished: datetime,
     error: ObjectError | None,
     usage: dict[str, Any],
+    not_backed_up: tuple[ObjectSkipped, ...] = (),
 ) -> JobRecord:
     """The job as the catalog has it (trigger, times, requested objects, org) plus what the runner
     decided (cycle position), finished at ``finished``."""
@@ -233,6 +237,7 @@ def _job_record(
         usage=JobUsage.from_dict(usage),
         org=OrgFacts(org.instance_url, org.sf_org_id, org.time_zone) if org is not None else None,
         fulls_beside=decision.fulls_beside if decision.kind == "incremental" else (),
+        not_backed_up=not_backed_up,
     )
 
 

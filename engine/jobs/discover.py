@@ -28,6 +28,7 @@ from engine.extract.rest import COMPOSITE_MAX, RestApi
 from engine.extract.scope import ScopeRules, plan_object, select_objects
 from engine.extract.soql import Soql
 from engine.extract.usage import ApiUsage
+from engine.model import ObjectSkipped
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +39,16 @@ class Discovery:
     decisions: list[ScopeDecision] = field(default_factory=list)
     usage: dict[str, dict[str, int]] = field(default_factory=dict)
     """REST calls spent per object on describe (and, later, on planning)."""
+
+
+def not_backed_up(decisions: list[ScopeDecision]) -> tuple[ObjectSkipped, ...]:
+    """The objects scope left out, with their typed reasons; not the ones a job's selection left
+    out (``requested_objects`` says which were asked for)."""
+    return tuple(
+        ObjectSkipped(d.name, d.code, d.reason)
+        for d in decisions
+        if not d.included and d.code is not None and d.code != "not_selected"
+    )
 
 
 def _client_for(base: SalesforceClient) -> SalesforceClient:

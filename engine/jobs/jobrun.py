@@ -18,6 +18,7 @@ from engine.extract.usage import ApiCalls, ApiUsage, api_calls_of
 from engine.jobs.deletes import DeleteLog
 from engine.jobs.planning import BackupRequest, JobOptions
 from engine.jobs.tasks import PartitionResult
+from engine.model import ExtractionChoice, ObjectSkipped
 
 
 @dataclass
@@ -43,6 +44,13 @@ class ObjectReport:
     warning_code: str | None = None
     """A warning on an object that succeeded (SFV-805: only files shared with the user)."""
     warning_message: str | None = None
+    extraction: ExtractionChoice | None = None
+    """Through which API the object is read and why, once it is sized (decision 0028)."""
+
+    @property
+    def path(self) -> str:
+        """``bulk2``, ``bulk1`` or ``rest``; empty before the object is sized."""
+        return self.extraction.path if self.extraction is not None else ""
 
 
 @dataclass
@@ -142,6 +150,8 @@ class JobRun:
         self.lane_at = self.clock.now()
         """The instant the lane was decided; the cycle rule is asked at it again by ``decide``."""
         self.fulls_beside: tuple[str, ...] = ()
+        self.not_backed_up: tuple[ObjectSkipped, ...] = ()
+        """The org's objects that scope left out, with their typed reasons (``JobRecord.not_backed_up``)."""
         """New-cycle fulls in flight when this incremental took its lane (``JobRecord.fulls_beside``)."""
 
     def emit(self, kind: str, obj: str | None = None) -> None:

@@ -36,7 +36,9 @@ from engine.jobs.discover import (
 from engine.jobs.jobrun import JobRun, err_fields
 from engine.jobs.machine import ApiLimitReached, CancelRequested, Event, ObjectCut, ObjectFailed
 from engine.jobs.planning import JobDecision, JobOptions, ObjectWork, partition_rows
+from engine.jobs.strategy import choose_extraction
 from engine.jobs.tasks import PartitionResult, PartitionTask
+from engine.model import ExtractionChoice
 
 COUNTS_PER_CALL = COMPOSITE_QUERIES_MAX
 """Objects sized by one composite request of their ``COUNT()`` queries (Salesforce's limit of
@@ -147,12 +149,25 @@ class PartitionPlanner:
         """Record one object's size; cut it at once when it is small, else wait for the job's total."""
         size, calls = got
         sizes[name] = size
-        add_calls(self.run.reports[name].calls, calls.items())
+        rep, work = self.run.reports[name], self.decision.objects[name]
+        add_calls(rep.calls, calls.items())
+        rep.extraction = self.choose(name, work, size)
         if size.rows is None or size.nothing_new or size.rows <= small:
-            work = self.decision.objects[name]
             steps[pool.submit(self.split_one, name, work, size, small)] = ("cut", name)
+        elif rep.extraction.reason == "pk_chunking":
+            # one Bulk API 1.0 job over the whole object: Salesforce cuts it (PK chunking)
+            steps[pool.submit(self.split_one, name, work, size, size.rows)] = ("cut", name)
         else:
             large.append(name)
+
+    def choose(self, name: str, work: ObjectWork, size: WindowSize) -> ExtractionChoice:
+        """Through which API the object is read, and why (:func:`choose_extraction`)."""
+        o = self.options
+        return choose_extraction(
+            strategy=o.extraction_strategy, bulk_capable=self.plans[name].path != "rest",
+            full=work.mode == "full", rows=None if size.nothing_new else size.rows, rest_limit=o.rest_limit,
+            pk_chunking_min_rows=o.pk_chunking_min_rows,
+        )  # fmt: skip
 
     def counts_only(self, work: ObjectWork) -> bool:
         """Whether sizing the object is one ``COUNT()`` (a full, or a sweep), so that it can share a
@@ -266,8 +281,17 @@ class PartitionPlanner:
             max_concurrent=o.max_concurrent_bulk_jobs, cancel_event=cancel_name,
             poll_first=o.poll_first, poll_max=o.poll_max, blob_threads=o.blob_threads,
             rest_data=rest_data, rest_sweep=rest_sweep, window=window, archived=reads_all_rows(plan),
-            strategy="bulk1" if o.extraction_strategy == "bulk1" else "bulk2",
+            strategy=self.bulk_api(name),
         )  # fmt: skip
+
+    def bulk_api(self, name: str) -> Literal["bulk2", "bulk1"]:
+        """The Bulk API of the object's Bulk reads: the one its :class:`ExtractionChoice` names
+        (a REST choice still names one: a task of a Bulk-capable object may read through Bulk,
+        such as an Id sweep); else the configured strategy (``auto``: Bulk API 2.0)."""
+        choice = self.run.reports[name].extraction
+        if choice is not None and choice.path in ("bulk2", "bulk1"):
+            return "bulk1" if choice.path == "bulk1" else "bulk2"
+        return "bulk1" if self.options.extraction_strategy == "bulk1" else "bulk2"
 
     def outcome(self, name: str, fut: Any) -> Any:
         """The planning step's result, or None when it stopped the job or failed the object."""

@@ -113,11 +113,15 @@ class JobOptions:
     over Id ranges, processed by the org at once (decision 0031)."""
 
     extraction_strategy: Literal["bulk2", "bulk1", "auto"] = "bulk2"
-    """How Bulk reads run (decision 0018): ``bulk2`` one Bulk API 2.0 query job per Id-range
+    """How Bulk reads run (decisions 0018, 0028): ``bulk2`` one Bulk API 2.0 query job per Id-range
     partition; ``bulk1`` one Bulk API 1.0 job per partition, PK-chunked by ``page_rows`` Ids (each
     chunk's result file is a page: the same chunks and cursors, and one batch per chunk against
-    ``DailyBulkApiBatches``); ``auto`` is ``bulk2`` until the benchmark of issue 16 says when
-    ``bulk1`` is faster."""
+    ``DailyBulkApiBatches``); ``auto`` decides per object by its size and what it supports
+    (:mod:`engine.jobs.strategy`) and records why in the job's entry of the object."""
+    pk_chunking_min_rows: int = 1_000_000
+    """``auto`` reads an object of at least this many rows, in a full, with one Bulk API 1.0 job
+    PK-chunked by Salesforce (``page_rows`` Ids a chunk) instead of Bulk API 2.0 Id ranges
+    (decision 0028's measurements)."""
     boundary_check_min_rows: int = 2_000
     """An incremental whose cursor boundary holds more rows than this (rows at the previous
     job's last timestamps, such as a mass update just before it) checks that boundary in a task

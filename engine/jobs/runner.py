@@ -44,7 +44,7 @@ from engine.extract.client import SalesforceClient
 from engine.extract.scope import ScopeRules
 from engine.jobs.credentials import catalog_sealer, client_options, grant_from_record
 from engine.jobs.deletes import replicate_deletes
-from engine.jobs.discover import discover
+from engine.jobs.discover import discover, not_backed_up
 from engine.jobs.driver import execute
 from engine.jobs.errors import (
     CredentialsMissing,
@@ -264,6 +264,7 @@ def _plan_and_execute(
         # the org allowance the workers start from, read while the objects are described
         allowance_read = side.submit(_read_allowance, base)
         disc = discover(base, rules)
+        run.not_backed_up = not_backed_up(disc.decisions)
         allowance_read.result()
         in_scope = {n: p.spec.cursor_field for n, p in disc.plans.items()}
         manifests = needed_manifests(repo.manifests(run.org_name, newest_first=True), in_scope)

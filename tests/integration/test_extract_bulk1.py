@@ -93,3 +93,17 @@ def test_the_daily_batch_allowance_is_kept_in_reserve(client: SalesforceClient, 
             Bulk1Api(client).add_batch(job.id, "SELECT Id FROM Account")
     finally:
         admin.call("POST", "/limits", {"name": "DailyBulkApiBatches", "used": was})
+
+
+@pytest.mark.parametrize("prefetch", [1, 3])
+def test_result_files_downloaded_ahead_come_in_chunk_order_and_equal_one_at_a_time(
+    client: SalesforceClient, prefetch: int
+) -> None:
+    """One PK-chunked job read by one task downloads the next chunks' files while it parses
+    (decision 0028); the files and their order are those of a read one file at a time."""
+    soql = Soql.select("Contact", ["Id", "LastName"])
+    api = Bulk1Api(client)
+    one = list(api.run_query(soql, chunk_size=1_000, policy=FAST_POLL, prefetch=0))
+    ahead = list(api.run_query(soql, chunk_size=1_000, policy=FAST_POLL, prefetch=prefetch))
+    assert len(one) > prefetch + 1
+    assert ahead == one

@@ -186,3 +186,16 @@ def test_token_soup_only_raises_soql_error(tokens: list[str]) -> None:
             "INVALID_QUERY_FILTER_OPERATOR",
             "NUMBER_OUTSIDE_VALID_RANGE",
         }
+
+
+@pytest.mark.parametrize("obj", ["Group", "Order", "group"])
+def test_objects_named_like_soql_keywords_are_queried(obj: str) -> None:
+    """Salesforce has standard objects called Group and Order and runs ``SELECT COUNT() FROM Group``;
+    the parser read the name as the keyword (MALFORMED_QUERY), which a backup of an org describing
+    them met on its first COUNT()."""
+    q = parse(f"SELECT COUNT() FROM {obj}")
+    assert q.object == obj
+    q = parse(f"SELECT Id FROM {obj} WHERE Id > '0' ORDER BY Id LIMIT 5")
+    assert q.object == obj and q.limit == 5 and q.alias is None
+    with pytest.raises(SoqlError):
+        parse("SELECT Id FROM WHERE Id > '0'")
