@@ -15,13 +15,15 @@ from pathlib import Path
 
 import pytest
 
-from devkit.backup_env import TEST_OPTIONS, BackupEnv, backup_env
+from devkit.backup_env import TEST_OPTIONS, BackupEnv, backup_env, bulk_only
 from devkit.groundtruth import compare_org
 from engine.jobs.state import object_state
 
 pytestmark = pytest.mark.emulator
 
-BULK1 = replace(TEST_OPTIONS, extraction_strategy="bulk1")
+# every read through Bulk: the incremental's small windows (and Id sweeps) would otherwise go
+# through REST, and the second half would test no Bulk API 1.0 at all
+BULK1 = bulk_only(replace(TEST_OPTIONS, extraction_strategy="bulk1"))
 
 
 @pytest.fixture(scope="module")
