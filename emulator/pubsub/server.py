@@ -25,9 +25,9 @@ from typing import TYPE_CHECKING, Any
 
 import grpc
 
-from emulator.pubsub import pubsub_api_pb2 as pb
-from emulator.pubsub import pubsub_api_pb2_grpc as pb_grpc
 from emulator.pubsub.bus import EventBus, ReplayIdError, Topic, TopicError, encode_replay
+from salesforce_pubsub import pubsub_api_pb2 as pb
+from salesforce_pubsub import pubsub_api_pb2_grpc as pb_grpc
 
 if TYPE_CHECKING:
     from emulator.context import Org

@@ -7,11 +7,8 @@ gRPC failures are converted here, where they enter, into the typed errors of
 :mod:`engine.errors` (SFV-451..455): transient statuses are :class:`CdcStreamTransient`, which the
 subscriber retries with tenacity; the rest are permanent.
 
-The generated stubs beside this file are copies of ``emulator/pubsub/``'s (same serialized
-descriptor, so both load in one process); regenerate both from the one ``.proto`` with
-``python -m grpc_tools.protoc -I. --python_out=. --pyi_out=. --grpc_python_out=.
-emulator/pubsub/pubsub_api.proto`` and copy the three files here, changing only the import line of
-``pubsub_api_pb2_grpc.py`` to ``from engine.cdc import pubsub_api_pb2 ...``.
+The generated stubs live in the top-level package ``salesforce_pubsub``, shared with the
+emulator's server (one copy; the command that regenerates them is in its ``.proto``).
 """
 
 from __future__ import annotations
@@ -24,8 +21,6 @@ from typing import Any
 
 import grpc
 
-from engine.cdc import pubsub_api_pb2 as pb
-from engine.cdc import pubsub_api_pb2_grpc as pb_grpc
 from engine.errors import (
     CdcAllocationExhausted,
     CdcAuthError,
@@ -34,6 +29,8 @@ from engine.errors import (
     CdcTopicNotFound,
     SfvaultError,
 )
+from salesforce_pubsub import pubsub_api_pb2 as pb
+from salesforce_pubsub import pubsub_api_pb2_grpc as pb_grpc
 
 REPLAY_CODE = "replayid"
 """Salesforce's trailer ``error-code`` of a refused replay id contains this

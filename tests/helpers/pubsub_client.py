@@ -19,8 +19,8 @@ from typing import Any
 import fastavro
 import grpc
 
-from emulator.pubsub import pubsub_api_pb2 as pb
-from emulator.pubsub import pubsub_api_pb2_grpc as pb_grpc
+from salesforce_pubsub import pubsub_api_pb2 as pb
+from salesforce_pubsub import pubsub_api_pb2_grpc as pb_grpc
 from tests.helpers.emulator_proc import EmulatorProcess
 
 STREAM_DEADLINE_S = 120.0

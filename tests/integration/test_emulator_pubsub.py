@@ -17,7 +17,7 @@ import grpc
 import httpx
 import pytest
 
-from emulator.pubsub import pubsub_api_pb2 as pb
+from salesforce_pubsub import pubsub_api_pb2 as pb
 from tests.helpers.emulator_proc import EmulatorProcess, start_emulator
 from tests.helpers.pubsub_client import (
     PubSubClient,

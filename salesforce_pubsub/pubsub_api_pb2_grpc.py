@@ -3,7 +3,7 @@
 import grpc
 import warnings
 
-from engine.cdc import pubsub_api_pb2 as emulator_dot_pubsub_dot_pubsub__api__pb2
+from salesforce_pubsub import pubsub_api_pb2 as salesforce__pubsub_dot_pubsub__api__pb2
 
 GRPC_GENERATED_VERSION = '1.85.4'
 GRPC_VERSION = grpc.__version__
@@ -18,7 +18,7 @@ except ImportError:
 if _version_not_supported:
     raise RuntimeError(
         f'The grpc package installed is at version {GRPC_VERSION},'
-        + ' but the generated code in emulator/pubsub/pubsub_api_pb2_grpc.py depends on'
+        + ' but the generated code in salesforce_pubsub/pubsub_api_pb2_grpc.py depends on'
         + f' grpcio>={GRPC_GENERATED_VERSION}.'
         + f' Please upgrade your grpc module to grpcio>={GRPC_GENERATED_VERSION}'
         + f' or downgrade your generated code using grpcio-tools<={GRPC_VERSION}.'
@@ -37,33 +37,33 @@ class PubSubStub:
         """
         self.Subscribe = channel.stream_stream(
                 '/eventbus.v1.PubSub/Subscribe',
-                request_serializer=emulator_dot_pubsub_dot_pubsub__api__pb2.FetchRequest.SerializeToString,
-                response_deserializer=emulator_dot_pubsub_dot_pubsub__api__pb2.FetchResponse.FromString,
+                request_serializer=salesforce__pubsub_dot_pubsub__api__pb2.FetchRequest.SerializeToString,
+                response_deserializer=salesforce__pubsub_dot_pubsub__api__pb2.FetchResponse.FromString,
                 _registered_method=True)
         self.GetSchema = channel.unary_unary(
                 '/eventbus.v1.PubSub/GetSchema',
-                request_serializer=emulator_dot_pubsub_dot_pubsub__api__pb2.SchemaRequest.SerializeToString,
-                response_deserializer=emulator_dot_pubsub_dot_pubsub__api__pb2.SchemaInfo.FromString,
+                request_serializer=salesforce__pubsub_dot_pubsub__api__pb2.SchemaRequest.SerializeToString,
+                response_deserializer=salesforce__pubsub_dot_pubsub__api__pb2.SchemaInfo.FromString,
                 _registered_method=True)
         self.GetTopic = channel.unary_unary(
                 '/eventbus.v1.PubSub/GetTopic',
-                request_serializer=emulator_dot_pubsub_dot_pubsub__api__pb2.TopicRequest.SerializeToString,
-                response_deserializer=emulator_dot_pubsub_dot_pubsub__api__pb2.TopicInfo.FromString,
+                request_serializer=salesforce__pubsub_dot_pubsub__api__pb2.TopicRequest.SerializeToString,
+                response_deserializer=salesforce__pubsub_dot_pubsub__api__pb2.TopicInfo.FromString,
                 _registered_method=True)
         self.Publish = channel.unary_unary(
                 '/eventbus.v1.PubSub/Publish',
-                request_serializer=emulator_dot_pubsub_dot_pubsub__api__pb2.PublishRequest.SerializeToString,
-                response_deserializer=emulator_dot_pubsub_dot_pubsub__api__pb2.PublishResponse.FromString,
+                request_serializer=salesforce__pubsub_dot_pubsub__api__pb2.PublishRequest.SerializeToString,
+                response_deserializer=salesforce__pubsub_dot_pubsub__api__pb2.PublishResponse.FromString,
                 _registered_method=True)
         self.PublishStream = channel.stream_stream(
                 '/eventbus.v1.PubSub/PublishStream',
-                request_serializer=emulator_dot_pubsub_dot_pubsub__api__pb2.PublishRequest.SerializeToString,
-                response_deserializer=emulator_dot_pubsub_dot_pubsub__api__pb2.PublishResponse.FromString,
+                request_serializer=salesforce__pubsub_dot_pubsub__api__pb2.PublishRequest.SerializeToString,
+                response_deserializer=salesforce__pubsub_dot_pubsub__api__pb2.PublishResponse.FromString,
                 _registered_method=True)
         self.ManagedSubscribe = channel.stream_stream(
                 '/eventbus.v1.PubSub/ManagedSubscribe',
-                request_serializer=emulator_dot_pubsub_dot_pubsub__api__pb2.ManagedFetchRequest.SerializeToString,
-                response_deserializer=emulator_dot_pubsub_dot_pubsub__api__pb2.ManagedFetchResponse.FromString,
+                request_serializer=salesforce__pubsub_dot_pubsub__api__pb2.ManagedFetchRequest.SerializeToString,
+                response_deserializer=salesforce__pubsub_dot_pubsub__api__pb2.ManagedFetchResponse.FromString,
                 _registered_method=True)
 
 
@@ -112,33 +112,33 @@ def add_PubSubServicer_to_server(servicer, server):
     rpc_method_handlers = {
             'Subscribe': grpc.stream_stream_rpc_method_handler(
                     servicer.Subscribe,
-                    request_deserializer=emulator_dot_pubsub_dot_pubsub__api__pb2.FetchRequest.FromString,
-                    response_serializer=emulator_dot_pubsub_dot_pubsub__api__pb2.FetchResponse.SerializeToString,
+                    request_deserializer=salesforce__pubsub_dot_pubsub__api__pb2.FetchRequest.FromString,
+                    response_serializer=salesforce__pubsub_dot_pubsub__api__pb2.FetchResponse.SerializeToString,
             ),
             'GetSchema': grpc.unary_unary_rpc_method_handler(
                     servicer.GetSchema,
-                    request_deserializer=emulator_dot_pubsub_dot_pubsub__api__pb2.SchemaRequest.FromString,
-                    response_serializer=emulator_dot_pubsub_dot_pubsub__api__pb2.SchemaInfo.SerializeToString,
+                    request_deserializer=salesforce__pubsub_dot_pubsub__api__pb2.SchemaRequest.FromString,
+                    response_serializer=salesforce__pubsub_dot_pubsub__api__pb2.SchemaInfo.SerializeToString,
             ),
             'GetTopic': grpc.unary_unary_rpc_method_handler(
                     servicer.GetTopic,
-                    request_deserializer=emulator_dot_pubsub_dot_pubsub__api__pb2.TopicRequest.FromString,
-                    response_serializer=emulator_dot_pubsub_dot_pubsub__api__pb2.TopicInfo.SerializeToString,
+                    request_deserializer=salesforce__pubsub_dot_pubsub__api__pb2.TopicRequest.FromString,
+                    response_serializer=salesforce__pubsub_dot_pubsub__api__pb2.TopicInfo.SerializeToString,
             ),
             'Publish': grpc.unary_unary_rpc_method_handler(
                     servicer.Publish,
-                    request_deserializer=emulator_dot_pubsub_dot_pubsub__api__pb2.PublishRequest.FromString,
-                    response_serializer=emulator_dot_pubsub_dot_pubsub__api__pb2.PublishResponse.SerializeToString,
+                    request_deserializer=salesforce__pubsub_dot_pubsub__api__pb2.PublishRequest.FromString,
+                    response_serializer=salesforce__pubsub_dot_pubsub__api__pb2.PublishResponse.SerializeToString,
             ),
             'PublishStream': grpc.stream_stream_rpc_method_handler(
                     servicer.PublishStream,
-                    request_deserializer=emulator_dot_pubsub_dot_pubsub__api__pb2.PublishRequest.FromString,
-                    response_serializer=emulator_dot_pubsub_dot_pubsub__api__pb2.PublishResponse.SerializeToString,
+                    request_deserializer=salesforce__pubsub_dot_pubsub__api__pb2.PublishRequest.FromString,
+                    response_serializer=salesforce__pubsub_dot_pubsub__api__pb2.PublishResponse.SerializeToString,
             ),
             'ManagedSubscribe': grpc.stream_stream_rpc_method_handler(
                     servicer.ManagedSubscribe,
-                    request_deserializer=emulator_dot_pubsub_dot_pubsub__api__pb2.ManagedFetchRequest.FromString,
-                    response_serializer=emulator_dot_pubsub_dot_pubsub__api__pb2.ManagedFetchResponse.SerializeToString,
+                    request_deserializer=salesforce__pubsub_dot_pubsub__api__pb2.ManagedFetchRequest.FromString,
+                    response_serializer=salesforce__pubsub_dot_pubsub__api__pb2.ManagedFetchResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -167,8 +167,8 @@ class PubSub:
             request_iterator,
             target,
             '/eventbus.v1.PubSub/Subscribe',
-            emulator_dot_pubsub_dot_pubsub__api__pb2.FetchRequest.SerializeToString,
-            emulator_dot_pubsub_dot_pubsub__api__pb2.FetchResponse.FromString,
+            salesforce__pubsub_dot_pubsub__api__pb2.FetchRequest.SerializeToString,
+            salesforce__pubsub_dot_pubsub__api__pb2.FetchResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -194,8 +194,8 @@ class PubSub:
             request,
             target,
             '/eventbus.v1.PubSub/GetSchema',
-            emulator_dot_pubsub_dot_pubsub__api__pb2.SchemaRequest.SerializeToString,
-            emulator_dot_pubsub_dot_pubsub__api__pb2.SchemaInfo.FromString,
+            salesforce__pubsub_dot_pubsub__api__pb2.SchemaRequest.SerializeToString,
+            salesforce__pubsub_dot_pubsub__api__pb2.SchemaInfo.FromString,
             options,
             channel_credentials,
             insecure,
@@ -221,8 +221,8 @@ class PubSub:
             request,
             target,
             '/eventbus.v1.PubSub/GetTopic',
-            emulator_dot_pubsub_dot_pubsub__api__pb2.TopicRequest.SerializeToString,
-            emulator_dot_pubsub_dot_pubsub__api__pb2.TopicInfo.FromString,
+            salesforce__pubsub_dot_pubsub__api__pb2.TopicRequest.SerializeToString,
+            salesforce__pubsub_dot_pubsub__api__pb2.TopicInfo.FromString,
             options,
             channel_credentials,
             insecure,
@@ -248,8 +248,8 @@ class PubSub:
             request,
             target,
             '/eventbus.v1.PubSub/Publish',
-            emulator_dot_pubsub_dot_pubsub__api__pb2.PublishRequest.SerializeToString,
-            emulator_dot_pubsub_dot_pubsub__api__pb2.PublishResponse.FromString,
+            salesforce__pubsub_dot_pubsub__api__pb2.PublishRequest.SerializeToString,
+            salesforce__pubsub_dot_pubsub__api__pb2.PublishResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -275,8 +275,8 @@ class PubSub:
             request_iterator,
             target,
             '/eventbus.v1.PubSub/PublishStream',
-            emulator_dot_pubsub_dot_pubsub__api__pb2.PublishRequest.SerializeToString,
-            emulator_dot_pubsub_dot_pubsub__api__pb2.PublishResponse.FromString,
+            salesforce__pubsub_dot_pubsub__api__pb2.PublishRequest.SerializeToString,
+            salesforce__pubsub_dot_pubsub__api__pb2.PublishResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -302,8 +302,8 @@ class PubSub:
             request_iterator,
             target,
             '/eventbus.v1.PubSub/ManagedSubscribe',
-            emulator_dot_pubsub_dot_pubsub__api__pb2.ManagedFetchRequest.SerializeToString,
-            emulator_dot_pubsub_dot_pubsub__api__pb2.ManagedFetchResponse.FromString,
+            salesforce__pubsub_dot_pubsub__api__pb2.ManagedFetchRequest.SerializeToString,
+            salesforce__pubsub_dot_pubsub__api__pb2.ManagedFetchResponse.FromString,
             options,
             channel_credentials,
             insecure,
