@@ -233,7 +233,12 @@ def run_big_object(obj: str, rows: int, workers: int | None, *, base_scale: int 
 
 
 def run_profile(
-    profile: str, scale: int, churn: float, workers: int | None, file_bodies: bool = False
+    profile: str,
+    scale: int,
+    churn: float,
+    workers: int | None,
+    file_bodies: bool = False,
+    option_overrides: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     from cluster import close_client, get_client
     from devkit.backup_env import BackupEnv, make_settings
@@ -244,7 +249,7 @@ def run_profile(
     em = start_emulator(scale=scale, seed=1, profile=profile, tls=True, timeout=900)
     out: dict[str, Any] = {"profile": em.admin("GET", "/profile"), "scale": scale, "file_bodies": file_bodies}
     # incrementals between sweeps, then one that also sweeps the Ids (hard deletes); both reported
-    options = JobOptions(file_bodies=file_bodies, id_sweep_every=0)
+    options = JobOptions(**{"file_bodies": file_bodies, "id_sweep_every": 0, **(option_overrides or {})})
     try:
         with tempfile.TemporaryDirectory(prefix="sfvault-bench-") as tmp:
             root = Path(tmp)
@@ -395,13 +400,20 @@ def main(argv: list[str] | None = None) -> int:
         "--big-object-rows", type=int, default=None,
         help="records of the big object (default 5,000,000; 0 skips; --tiny skips unless given)",
     )  # fmt: skip
+    parser.add_argument(
+        "--job-option", action="append", default=[], metavar="NAME=VALUE",
+        help="a JobOptions knob of every measured job, e.g. page_bytes=8388608 (repeatable)",
+    )  # fmt: skip
     args = parser.parse_args(argv)
+    job_options = _job_options(args.job_option)
     scale = 3_000 if args.tiny else args.scale
     big_rows = args.big_object_rows if args.big_object_rows is not None else (0 if args.tiny else 5_000_000)
     result: dict[str, Any] = {"scenario": "backup", "tiny": args.tiny, "argv": argv or sys.argv[1:]}
+    result["job_options"] = job_options
     result["runs"] = []
     for profile in [p.strip() for p in args.profiles.split(",") if p.strip()]:
-        result["runs"].append(run_profile(profile, scale, args.churn, args.workers, args.file_bodies))
+        result["runs"].append(run_profile(profile, scale, args.churn, args.workers, args.file_bodies,
+                                          job_options))  # fmt: skip
     if big_rows > 0:
         result["big_object"] = run_big_object(args.big_object, big_rows, args.workers)
     result["targets"] = targets(result)
@@ -414,6 +426,23 @@ def main(argv: list[str] | None = None) -> int:
     ok = all(r["sfvault_full"]["state"] == "succeeded" for r in result["runs"])
     big = result.get("big_object")
     return 0 if ok and (big is None or big["sfvault_full"]["state"] == "succeeded") else 1
+
+
+def _job_options(pairs: list[str]) -> dict[str, Any]:
+    """``["page_bytes=8388608", "partition_spread=2"]`` -> JobOptions keyword arguments, each
+    value converted to the type of the knob's default."""
+    from engine.jobs.planning import JobOptions
+
+    defaults = JobOptions()
+    out: dict[str, Any] = {}
+    for pair in pairs:
+        name, sep, raw = pair.partition("=")
+        if not sep or not hasattr(defaults, name):
+            raise SystemExit(f"--job-option: expected NAME=VALUE with a JobOptions knob, got {pair!r}")
+        default = getattr(defaults, name)
+        kind = type(default) if default is not None else int
+        out[name] = raw.lower() in ("1", "true", "yes") if kind is bool else kind(raw)
+    return out
 
 
 def targets(result: dict[str, Any]) -> list[dict[str, Any]]:

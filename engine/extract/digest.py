@@ -20,8 +20,25 @@ import pyarrow.compute as pc
 DIGEST_BYTES = 8
 
 
+def _text(col: pa.Array | pa.ChunkedArray) -> pa.Array | pa.ChunkedArray:
+    """Arrow's cast of ``col`` to string.
+
+    A ``timestamp[tz=UTC]`` column is cast without its zone and given the ``Z`` that Arrow's cast
+    appends for UTC: the same text, but Arrow formats a zoned timestamp through a time-zone
+    lookup per value, 7-25x slower than a naive one (measured, pyarrow 26), and the digests of a
+    full's boundary rows were half of a worker's CPU.
+    """
+    if pa.types.is_string(col.type):
+        return col
+    t = col.type
+    if pa.types.is_timestamp(t) and t.tz == "UTC":
+        naive = pc.cast(pc.cast(col, pa.timestamp(t.unit)), pa.string())
+        return pc.binary_join_element_wise(naive, "Z", "")
+    return pc.cast(col, pa.string())
+
+
 def _cells(col: pa.Array | pa.ChunkedArray) -> pa.Array | pa.ChunkedArray:
-    text = col if pa.types.is_string(col.type) else pc.cast(col, pa.string())
+    text = _text(col)
     length = pc.cast(pc.binary_length(text), pa.string())
     return pc.fill_null(pc.binary_join_element_wise(length, text, ":"), "-")
 

@@ -6,6 +6,7 @@ Step 6 of :mod:`engine.jobs.runner`, after every partition task ended (see :mod:
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from datetime import datetime
 from typing import Any, cast
 
@@ -17,7 +18,6 @@ from engine.jobs.jobrun import BackupResult, JobRun, ObjectReport
 from engine.jobs.planning import JobDecision, needed_manifests, partial_full
 from engine.model import (
     ChunkRef,
-    Cursor,
     CyclePosition,
     JobRecord,
     JobUsage,
@@ -172,13 +172,13 @@ def _object_entry(run: JobRun, name: str, decision: JobDecision) -> ObjectEntry:
     chunks.sort(key=lambda c: (c.min_id or "", c.name))
     closing = run.cursors.get(name)
     if closing is not None and name in run.delete_log.through:  # the next delete-log window's start
-        closing = {**closing, "deletes_through": run.delete_log.through[name].isoformat()}
+        closing = replace(closing, deletes_through=run.delete_log.through[name])
     because = run.delete_log.swept.get(name)
     return ObjectEntry(
         chunks=chunks,
         rows=rep.records,
         bytes=sum(c.sealed_bytes for c in chunks) + sum(c.sealed_bytes for c in dels),
-        cursor=Cursor.from_dict(closing) if closing is not None else None,
+        cursor=closing,
         api_calls=_object_calls(rep),
         blobs=sorted(blobs.values(), key=lambda b: b.name),
         deleted_ids_chunks=dels,

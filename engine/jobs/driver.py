@@ -290,7 +290,7 @@ class Driver:
                 ((r.cursor_last, r.cursor_seen, r.cursor_truncated) for r in run.results[name]),
                 o.cursor_lag,
                 work.cursor if work.mode == "incremental" else None,
-            ).to_dict()
+            )
         rep.state = "succeeded"
         rep.finished = time.monotonic()
         rep.duration_s = rep.finished - (rep.started or rep.finished)

@@ -18,7 +18,7 @@ from engine.extract.usage import ApiCalls, ApiUsage, api_calls_of
 from engine.jobs.deletes import DeleteLog
 from engine.jobs.planning import BackupRequest, JobOptions
 from engine.jobs.tasks import PartitionResult
-from engine.model import ExtractionChoice, ObjectSkipped
+from engine.model import Cursor, ExtractionChoice, ObjectSkipped
 
 
 @dataclass
@@ -137,8 +137,9 @@ class JobRun:
         self.usage = ApiUsage()
         self.reports: dict[str, ObjectReport] = {}
         self.results: dict[str, list[PartitionResult]] = {}
-        self.cursors: dict[str, dict[str, Any]] = {}
-        """Closing cursors (``to_dict``) of the objects that succeeded, merged as each finishes."""
+        self.cursors: dict[str, Cursor] = {}
+        """Closing cursors of the objects that succeeded, merged as each finishes (kept as they are:
+        a cursor's boundary can hold ~100k entries, so no plain-data round trip before the commit)."""
         self.delete_log = DeleteLog()
         """The delete log's answers (deletion chunks, where each object's next window starts)."""
         self.started = time.monotonic()
