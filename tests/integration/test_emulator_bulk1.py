@@ -107,7 +107,7 @@ def _settled(raw: httpx.Client, job: str) -> list[dict[str, str]] | None:
 def _wait_batch(raw: httpx.Client, job: str, batch: str) -> dict[str, str]:
     """Poll one batch, as a client does, until it is no longer Queued or InProgress."""
     url = f"{ASYNC}/job/{job}/batch/{batch}"
-    return poll_for(  # type: ignore[no-any-return]
+    return poll_for(
         lambda: (i := _xml(raw.get(url)))["state"] not in ("Queued", "InProgress") and i, timeout=300
     )
 
