@@ -20,8 +20,9 @@ them), one new batch per range with ``Id >= lo AND Id < hi`` (the last open-ende
 query's WHERE, and the submitted batch ends ``NotProcessed``. ``parent=X`` ranges over X's Ids
 and filters the object's reference field to X (``AccountId`` of ``AccountHistory``).
 
-Shaping follows Bulk 2.0's: under ``fast`` every status call waits until the job's batches have
-finished, so the first poll sees them done; ``realistic`` adds the queue delay, the cap on
+Status calls (job, batch, batch list, result list) answer at once with the state so far, as
+Salesforce does, under every profile: a client polls until its batches are done. ``fast`` adds no
+shaping; ``realistic`` adds the queue delay, the cap on
 running work (``max_running_jobs`` batches at once), processing time proportional to the result
 size, the ``QUERY_TIMEOUT`` failure above ``query_timeout_rows`` and the bandwidth cap of every
 result download; latency and random 5xx come from the app middleware as for every API call.
@@ -47,7 +48,6 @@ from typing import TYPE_CHECKING, Any
 from xml.etree import ElementTree
 from xml.sax.saxutils import escape
 
-import anyio.to_thread
 import numpy as np
 from fastapi import APIRouter, FastAPI, Request, Response
 from fastapi.responses import StreamingResponse
@@ -57,7 +57,7 @@ from emulator import ids as idmod
 from emulator.asyncjobs import AsyncJobManager, result_failure
 from emulator.context import MAX_API_VERSION, MIN_API_VERSION
 from emulator.limits import categorize
-from emulator.profiles import Throttle
+from emulator.profiles import HOLD_MAX_S, Fault, Throttle
 
 if TYPE_CHECKING:
     from emulator.context import Org
@@ -82,7 +82,6 @@ RESULT_FILE_BYTES = 1_000_000_000
 NO_RECORDS = b"Records not found for this query"
 READ_CHUNK = 1 << 20
 ARROW_BATCH_ROWS = 64 * 1024
-WAIT_MAX_S = 600.0
 BATCH_QUOTA = "Exceeded max number of batches allowed in 24 hour period"
 QUERY_FAILED = "InvalidBatch : Failed to process query"
 QUERY_TIMEOUT = (
@@ -275,6 +274,8 @@ class Batch:
     offsets: np.ndarray | None = None
     results: list[ResultFile] = field(default_factory=list)
     forced_error: str | None = None
+    hold: Fault | None = None
+    """A ``hold_job`` fault armed on the batch's create: the batch stays Queued until it is released."""
     pk_split: bool = False
     """True for a batch that PK chunking splits (it ends NotProcessed), False for a chunk."""
     done: threading.Event = field(default_factory=threading.Event)
@@ -493,7 +494,9 @@ class Bulk1Manager(AsyncJobManager[Job]):
 
     # -- batches ----------------------------------------------------------------------------------
 
-    def add_batch(self, job: Job, soql: str, forced_error: str | None = None) -> Batch:
+    def add_batch(
+        self, job: Job, soql: str, forced_error: str | None = None, hold: Fault | None = None
+    ) -> Batch:
         if not soql.strip():
             raise AsyncApiError(400, "InvalidBatch", "Empty request: a query batch needs a SOQL statement")
         with job.lock:
@@ -502,6 +505,7 @@ class Bulk1Manager(AsyncJobManager[Job]):
         if not self.org.limits.try_consume("DailyBulkApiBatches"):
             raise AsyncApiError(400, "ExceededQuota", BATCH_QUOTA)
         batch = self._new_batch(job, soql, pk_split=job.pk is not None, forced_error=forced_error)
+        batch.hold = hold
         self._pool.submit(self._run, job, batch)
         return batch
 
@@ -544,22 +548,11 @@ class Bulk1Manager(AsyncJobManager[Job]):
         self._set(batch, state, message)
         batch.done.set()
 
-    def settle(self, job: Job) -> None:
-        """Under an unshaped profile, wait until every batch of ``job`` has finished (the first
-        poll then sees them done, as with Bulk 2.0). Chunk batches are added before the batch they
-        split ends, so a settled job has all of them."""
-        if not self.unshaped:
-            return
-        deadline = time.monotonic() + WAIT_MAX_S
-        while True:
-            pending = [b for b in job.batch_list() if not b.done.is_set()]
-            if not pending or time.monotonic() > deadline:
-                return
-            pending[0].done.wait(max(0.0, deadline - time.monotonic()))
-
     def _run(self, job: Job, batch: Batch) -> None:
         try:
             profile = self.org.profile
+            if batch.hold is not None:
+                batch.hold.released.wait(batch.hold.delay_s or HOLD_MAX_S)
             if profile.queue_delay_max_s > 0:
                 delay = self.random.uniform(profile.queue_delay_min_s, profile.queue_delay_max_s)
                 if job.abort.wait(delay):
@@ -876,7 +869,6 @@ def make_router(org: Org) -> APIRouter:
     @router.get(base + "/job/{job_id}")
     async def get_job(request: Request, version: str, job_id: str) -> Response:
         async def answer(job: Job, as_json: bool) -> Response:
-            await anyio.to_thread.run_sync(manager.settle, job)
             return render(job.info(as_json), "jobInfo", as_json)
 
         return await on_job(request, version, job_id, answer, in_job_format=False)
@@ -894,8 +886,9 @@ def make_router(org: Org) -> APIRouter:
     async def create_batch(request: Request, version: str, job_id: str) -> Response:
         async def answer(job: Job, as_json: bool) -> Response:
             fault = org.faults.take("POST", request.url.path, ("fail_job",))
+            hold = org.faults.take("POST", request.url.path, ("hold_job",))
             soql = (await request.body()).decode("utf-8", "replace")
-            batch = manager.add_batch(job, soql, None if fault is None else fault.message)
+            batch = manager.add_batch(job, soql, None if fault is None else fault.message, hold)
             return render(batch.info(as_json), "batchInfo", as_json, 201)
 
         return await on_job(request, version, job_id, answer)
@@ -903,7 +896,6 @@ def make_router(org: Org) -> APIRouter:
     @router.get(base + "/job/{job_id}/batch")
     async def list_batches(request: Request, version: str, job_id: str) -> Response:
         async def answer(job: Job, as_json: bool) -> Response:
-            await anyio.to_thread.run_sync(manager.settle, job)
             infos = [b.info(as_json) for b in job.batch_list()]
             if as_json:
                 return json_response({"batchInfo": infos})
@@ -916,7 +908,6 @@ def make_router(org: Org) -> APIRouter:
     async def get_batch(request: Request, version: str, job_id: str, batch_id: str) -> Response:
         async def answer(job: Job, as_json: bool) -> Response:
             batch = manager.batch(job, batch_id)
-            await anyio.to_thread.run_sync(manager.settle, job)
             return render(batch.info(as_json), "batchInfo", as_json)
 
         return await on_job(request, version, job_id, answer)
@@ -933,7 +924,6 @@ def make_router(org: Org) -> APIRouter:
     async def result_list(request: Request, version: str, job_id: str, batch_id: str) -> Response:
         async def answer(job: Job, as_json: bool) -> Response:
             batch = manager.batch(job, batch_id)
-            await anyio.to_thread.run_sync(manager.settle, job)
             if batch.state != "Completed":
                 raise AsyncApiError(400, "InvalidBatch", "Batch not completed")
             ids = [r.id for r in batch.results]

@@ -122,7 +122,9 @@ class Fault:
     that this create request makes ends ``Failed`` with ``message`` as its ``errorMessage``) or
     ``hold`` (stall until released with ``POST /__admin/faults/{id}/release``, or ``delay_s``
     seconds when given, else :data:`HOLD_MAX_S`; then handle the request normally: a test
-    parks a client at a known step and lets it go on an event, with no sleep).
+    parks a client at a known step and lets it go on an event, with no sleep) or ``hold_job``
+    (the Bulk API work this create request makes stays ``Queued`` until the fault is released, or
+    as long as ``hold`` would stall: a test sees a job or batch still pending, with no sleep).
     """
 
     path_regex: str
@@ -160,7 +162,7 @@ class Fault:
         }
 
 
-FAULT_KINDS = ("error", "cut", "delay", "fail_job", "hold")
+FAULT_KINDS = ("error", "cut", "delay", "fail_job", "hold", "hold_job")
 HOLD_MAX_S = 300.0
 """A ``hold`` fault without ``delay_s`` lets its request go after this long at the latest."""
 

@@ -92,6 +92,26 @@ def _create_xml_job(raw: httpx.Client, obj: str, operation: str = "query", **hea
     return _xml(resp)["id"]
 
 
+def _batch_infos(raw: httpx.Client, job: str) -> list[dict[str, str]]:
+    listed = ET.fromstring(raw.get(f"{ASYNC}/job/{job}/batch").content)
+    return [{c.tag.replace(NS, ""): c.text or "" for c in b} for b in listed]
+
+
+def _settled(raw: httpx.Client, job: str) -> list[dict[str, str]] | None:
+    """The job's batch list once no batch is Queued or InProgress (a PK-chunked one has its chunks)."""
+    infos = _batch_infos(raw, job)
+    pending = any(i["state"] in ("Queued", "InProgress") for i in infos)
+    return None if pending or not infos else infos
+
+
+def _wait_batch(raw: httpx.Client, job: str, batch: str) -> dict[str, str]:
+    """Poll one batch, as a client does, until it is no longer Queued or InProgress."""
+    url = f"{ASYNC}/job/{job}/batch/{batch}"
+    return poll_for(
+        lambda: (i := _xml(raw.get(url)))["state"] not in ("Queued", "InProgress") and i, timeout=300
+    )
+
+
 def test_salesforce_bulk_pk_chunked_query_gets_exactly_the_rest_rows(
     emulator: EmulatorProcess, bulk: SalesforceBulk
 ) -> None:
@@ -173,7 +193,14 @@ def test_json_job_wire_shapes(raw: httpx.Client) -> None:
         f"{ASYNC}/job/{job['id']}/batch", content=b"SELECT Id FROM Account LIMIT 3", headers=headers
     )
     assert batch.status_code == 201 and batch.json()["state"] == "Queued"
-    listed = raw.get(f"{ASYNC}/job/{job['id']}/batch", headers=headers).json()
+    listed = poll_for(  # a status call answers at once: poll until the batch is done, as clients do
+        lambda: (
+            (x := raw.get(f"{ASYNC}/job/{job['id']}/batch", headers=headers).json())
+            and all(b["state"] not in ("Queued", "InProgress") for b in x["batchInfo"])
+            and x
+        ),
+        timeout=300,
+    )
     assert [b["state"] for b in listed["batchInfo"]] == ["Completed"]
     result_ids = raw.get(f"{ASYNC}/job/{job['id']}/batch/{batch.json()['id']}/result", headers=headers).json()
     assert len(result_ids) == 1 and result_ids[0].startswith("752")
@@ -247,7 +274,7 @@ def test_empty_result_and_pk_chunking_on_the_parent(raw: httpx.Client, emulator:
     batch = _xml(
         raw.post(f"{ASYNC}/job/{job}/batch", content=b"SELECT Id FROM Account WHERE Name = 'no such'")
     )["id"]
-    assert _xml(raw.get(f"{ASYNC}/job/{job}/batch/{batch}"))["state"] == "Completed"
+    _wait_batch(raw, job, batch)
     result = ET.fromstring(raw.get(f"{ASYNC}/job/{job}/batch/{batch}/result").content)
     rid = result.find(f"{NS}result")
     assert result.tag == f"{NS}result-list" and rid is not None
@@ -259,8 +286,7 @@ def test_empty_result_and_pk_chunking_on_the_parent(raw: httpx.Client, emulator:
     )
     soql = "SELECT Id, AccountId, Field FROM AccountHistory"
     original = _xml(raw.post(f"{ASYNC}/job/{job}/batch", content=soql.encode()))["id"]
-    listed = ET.fromstring(raw.get(f"{ASYNC}/job/{job}/batch").content)
-    infos = [{c.tag.replace(NS, ""): c.text for c in b} for b in listed]
+    infos = poll_for(lambda: _settled(raw, job), timeout=300)
     assert infos[0]["id"] == original and infos[0]["state"] == "NotProcessed"
     accounts = emulator.sql("SELECT count(*) FROM sf_account")[0][0]
     assert len(infos) - 1 == math.ceil(accounts / 500)
@@ -311,3 +337,30 @@ def test_requests_are_counted_and_the_realistic_shaping_applies(
     grew = {k: after.get(k, 0) - before.get(k, 0) for k in after if k.startswith("bulk1_")}
     assert grew["bulk1_create"] == 1 and grew["bulk1_batch_create"] == 1
     assert grew["bulk1_result_list"] == 1 and grew["bulk1_results"] == 1 and grew["bulk1_batch"] >= 2
+
+
+def test_status_calls_answer_at_once_while_a_batch_is_still_processing(
+    emulator: EmulatorProcess, raw: httpx.Client
+) -> None:
+    """Salesforce answers a status call with the state so far; it never waits for the work (a
+    status call that waited for a large job's batches ran into the client's read timeout). The
+    batch is held Queued by a ``hold_job`` fault, so the state it must report is known, with no
+    sleep; the profile stays ``fast``."""
+    assert emulator.admin("GET", "/profile")["queue_delay_max_s"] == 0
+    job = _create_xml_job(raw, "Account")
+    hold = emulator.admin(
+        "POST", "/faults", json={"path_regex": rf"/job/{job}/batch$", "method": "POST", "kind": "hold_job"}
+    )
+    try:
+        batch = _xml(raw.post(f"{ASYNC}/job/{job}/batch", content=SOQL.encode()))["id"]
+        assert _xml(raw.get(f"{ASYNC}/job/{job}/batch/{batch}"))["state"] == "Queued"
+        assert [i["state"] for i in _batch_infos(raw, job)] == ["Queued"]
+        info = _xml(raw.get(f"{ASYNC}/job/{job}"))
+        counts = (info["numberBatchesQueued"], info["numberBatchesCompleted"])
+        assert info["state"] == "Open" and counts == ("1", "0")
+        not_yet = raw.get(f"{ASYNC}/job/{job}/batch/{batch}/result")
+        assert not_yet.status_code == 400 and _xml(not_yet)["exceptionCode"] == "InvalidBatch"
+    finally:
+        emulator.admin("POST", f"/faults/{hold['id']}/release")
+    assert _wait_batch(raw, job, batch)["state"] == "Completed"
+    assert _xml(raw.get(f"{ASYNC}/job/{job}"))["numberBatchesCompleted"] == "1"
