@@ -235,10 +235,13 @@ class TopicSubscriber:
         if sid not in self.layouts:
             self.layouts[sid] = EventLayout(self.client.schema(sid))
         event = decode_event(self.layouts[sid], ev.event.payload, bytes(ev.replay_id), sid)
-        if event.change_type in GAP_TYPES and event.change_type != "GAP_OVERFLOW" and self.rest is not None:
-            event.refetched = [
-                refetch(self.rest, self.obj, rid, self.layouts[sid]) for rid in event.record_ids
-            ]
+        if event.change_type in GAP_TYPES and self.rest is not None:
+            ids = event.record_ids
+            if event.change_type == "GAP_OVERFLOW":
+                ids = overflow_ids(self.rest, self.obj, event.commit_ts)
+                log.warning("%s %s: GAP_OVERFLOW at %s: re-reading the %d record(s) changed since",
+                            self.org, self.topic, event.commit_ts.isoformat(), len(ids))  # fmt: skip
+            event.refetched = [refetch(self.rest, self.obj, rid, self.layouts[sid]) for rid in ids]
             self.result.gap_records += len(event.refetched)
         return event
 
@@ -251,8 +254,9 @@ class TopicSubscriber:
         if not self.buffer:
             return None
         events, self.buffer = self.buffer, []
-        gaps = [{"change_type": e.change_type, "record_ids": e.record_ids} for e in events
-                if e.change_type in GAP_TYPES]  # fmt: skip
+        gaps = [{"change_type": e.change_type,
+                 "record_ids": e.record_ids or [str(r["Id"]) for r in e.refetched]}
+                for e in events if e.change_type in GAP_TYPES]  # fmt: skip
         seg = SegmentManifest(
             org=self.org, object=self.obj, topic=self.topic,
             first_replay_id=replay_hex(events[0].replay_id), last_replay_id=replay_hex(events[-1].replay_id),
@@ -317,6 +321,25 @@ def _typed(value: Any, t: pa.DataType) -> Any:
     if pa.types.is_string(t):
         return str(value) if not isinstance(value, bool) else str(value).lower()
     return value
+
+
+OVERFLOW_MARGIN_S = 2.0
+"""How far before a GAP_OVERFLOW's commit time its window re-read starts (SOQL compares
+``SystemModstamp`` at whole seconds; the overflowed transaction's rows carry its commit time)."""
+
+
+def overflow_ids(rest: Any, obj: str, commit_ts: datetime) -> list[str]:
+    """The records of ``obj`` a GAP_OVERFLOW may stand for: every one (deleted ones included,
+    ``queryAll``) whose ``SystemModstamp`` is at or after the overflowed transaction's commit time,
+    less :data:`OVERFLOW_MARGIN_S`. Their re-read (:func:`refetch`) makes the recovery point exact
+    again: the overflow event itself names no record and carries no field."""
+    from datetime import UTC, timedelta
+
+    from engine.extract.rest import RestApi
+
+    start = (commit_ts - timedelta(seconds=OVERFLOW_MARGIN_S)).astimezone(UTC)
+    soql = f"SELECT Id FROM {obj} WHERE SystemModstamp >= {start:%Y-%m-%dT%H:%M:%SZ} ORDER BY Id"
+    return [str(r["Id"]) for r in RestApi(rest).query_records(soql, include_deleted=True, sobject=obj)]
 
 
 def refetch(rest: Any, obj: str, record_id: str, layout: EventLayout) -> dict[str, Any]:

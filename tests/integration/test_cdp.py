@@ -466,6 +466,34 @@ def test_gap_events_re_read_their_records_through_rest(env: BackupEnv, org: str,
         assert refused.status_code == 409 and refused.json()["code"] == "SFV-456", refused.text
 
 
+def test_gap_overflow_re_reads_the_objects_window(env: BackupEnv, org: str, tmp_path: Path) -> None:
+    """Transactions over more records than the bus's overflow threshold publish one GAP_OVERFLOW
+    each (no record, no field); the subscriber re-reads every record changed since its commit time
+    through REST, so the recovery point after them is still exact. An overflow injected by the
+    admin route (nothing changed) re-reads and changes nothing."""
+    cfg = _config(env, tmp_path)
+    _cdp_run(cfg, org)
+    full = env.backup(org)
+    assert full.state == "succeeded", full.error_message
+    threshold = int(env.em.admin("GET", "/pubsub")["overflow_threshold"])
+    env.em.admin("POST", "/pubsub/settings", json={"overflow_threshold": 2})
+    try:
+        env.em.admin("POST", "/churn", json={"percent": 3, "seed": 404, "purges": False})
+    finally:
+        env.em.admin("POST", "/pubsub/settings", json={"overflow_threshold": threshold})
+    env.em.admin("POST", "/pubsub/gap", json={"entity": "Account", "changeType": "GAP_OVERFLOW"})
+    cols = {"Account": _carried_columns(env, org, "Account")}
+    at = _now(env)
+    truth = {"Account": _truth(env, "Account", cols["Account"])}
+    [report] = _cdp_run(cfg, org)["objects"]
+    with env.repo() as repo:
+        gaps = [g for s in SegmentStore(repo).segments(org, "Account") for g in s.gaps]
+    overflows = [g for g in gaps if g["change_type"] == "GAP_OVERFLOW"]
+    assert len(overflows) >= 2 and any(g["record_ids"] for g in overflows), gaps
+    assert report["gap_records_refetched"] > 0 and report["rest_calls"].get("rest", 0) > 0, report
+    _assert_recovery_point(env, org, cfg, at, truth, cols, ["Account"])
+
+
 def _tokens(env: BackupEnv) -> dict[Role, str]:
     from engine.catalog.db import make_engine, session_factory, transaction
     from engine.catalog.tokens import create_token
