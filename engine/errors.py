@@ -449,6 +449,19 @@ class RecoveryPointUnavailable(PermanentError, CdcError):
     template = "{org}: no recovery point of {object} at {at}: {what}"
 
 
+class RecoveryPointNotDurable(RecoveryPointUnavailable):
+    """T is later than what the committed segments prove complete (the newest segment's covered
+    instant): change events committed before T may not have been received yet, so the recovery
+    point would silently miss them."""
+
+    code = "SFV-458"
+    template = (
+        "{org}: no recovery point of {object} at {at} yet: its change events are durable only up to "
+        "{covered}; run `sfvault cdp run {org}` (or wait for the running subscriber's next segment) "
+        "and retry, or pick an instant at or before {covered}"
+    )
+
+
 # --- catalog -------------------------------------------------------------------------------
 
 

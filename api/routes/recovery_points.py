@@ -58,7 +58,9 @@ def create_recovery_point(
     """The state of `objects` at `at`, materialised as a job of kind `recovery_point`.
 
     409 SFV-456 when an object has no backup at or before `at` taken while change events were
-    collected, or no committed change events; 404 for an unknown org or one without backups.
+    collected, or no committed change events; 409 SFV-458 when `at` is later than the change events
+    the subscriber has made durable (run or wait for `sfvault cdp run`); 404 for an unknown org or
+    one without backups.
     """
     scope = org_scope(ctx, org)
     res = make_recovery_point(scope.settings, scope.name, body.at, list(dict.fromkeys(body.objects)),

@@ -26,7 +26,7 @@ from typing import Any
 import fastavro
 import pyarrow as pa
 
-FULL_ROW = ("CREATE", "UNDELETE", "GAP_CREATE", "GAP_UPDATE", "GAP_UNDELETE")
+FULL_ROW = ("CREATE", "UNDELETE", "GAP_CREATE", "GAP_UPDATE", "GAP_UNDELETE", "GAP_OVERFLOW")
 """Change row types that carry every field (null = null); a gap row is the record re-read."""
 DELETES = ("DELETE", "GAP_DELETE")
 GAP_TYPES = ("GAP_CREATE", "GAP_UPDATE", "GAP_DELETE", "GAP_UNDELETE", "GAP_OVERFLOW")

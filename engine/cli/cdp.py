@@ -34,6 +34,9 @@ def run(
     segment_age: float = typer.Option(
         5.0, "--segment-age", help="seal a segment when its oldest event waited SECONDS"
     ),
+    heartbeat: float = typer.Option(
+        60.0, "--heartbeat", help="when idle, prove the stream complete (a heartbeat segment) every SECONDS"
+    ),
     endpoint: str | None = typer.Option(None, "--pubsub-endpoint", help="host:port of the Pub/Sub API"),
     catch_up: bool = typer.Option(
         True, "--catch-up/--no-catch-up", help="run a catch-up incremental backup when a replay id expired"
@@ -57,9 +60,12 @@ def run(
             names = _objects(objects)
         if until_idle is not None and max_events is not None:
             raise ConfigError(what="give --until-idle or --max-events, not both")
-        if segment_events < 1 or segment_age <= 0:
-            raise ConfigError(what="--segment-events must be at least 1 and --segment-age above 0")
+        if segment_events < 1 or segment_age <= 0 or heartbeat <= 0:
+            raise ConfigError(
+                what="--segment-events must be at least 1, --segment-age and --heartbeat above 0"
+            )
         opts = CdpOptions(segment_events=segment_events, segment_age_s=segment_age, until_idle=until_idle,
+                          heartbeat_s=heartbeat,
                           max_events=max_events, retry_wait_max=settings.retry_wait_max or 0.0)  # fmt: skip
         client, rest = connect_pubsub(settings, name, endpoint=endpoint)
         repo = open_repository(settings)

@@ -85,7 +85,7 @@ def replay(
                __touched{", " + casts if casts else ""}
         FROM read_parquet({files}, union_by_name = true) ev
         WHERE {window} AND __change_type IN ('CREATE', 'UPDATE', 'DELETE', 'UNDELETE', 'GAP_CREATE',
-                                             'GAP_UPDATE', 'GAP_DELETE', 'GAP_UNDELETE')
+                                             'GAP_UPDATE', 'GAP_DELETE', 'GAP_UNDELETE', 'GAP_OVERFLOW')
     """)
     con.execute("""
         CREATE OR REPLACE TEMP TABLE life AS

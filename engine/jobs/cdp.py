@@ -59,6 +59,8 @@ class CdpOptions:
             keep-alive): the bound on the recovery-point objective beyond delivery.
         until_idle: stop once no event arrived for this many seconds (measured at keep-alives).
         max_events: stop once this many events were committed (per object).
+        heartbeat_s: in idle periods, write an event-less *heartbeat* segment at a keep-alive at
+            most this often, so the covered instant (how late a recovery point may be) advances.
         retry_attempts / retry_wait_max: the reconnect backoff (tenacity).
         stop: an Event that stops every subscriber at its next response.
     """
@@ -67,6 +69,7 @@ class CdpOptions:
     segment_age_s: float = 5.0
     until_idle: float | None = None
     max_events: int | None = None
+    heartbeat_s: float = 60.0
     retry_attempts: int = 8
     retry_wait_max: float = 30.0
     stop: threading.Event = field(default_factory=threading.Event)
@@ -164,27 +167,59 @@ class TopicSubscriber:
                 if owed <= 0 or (resp.pending_num_requested == 0 and resp.events):
                     sub.request(BATCH)
                     owed = BATCH
+                arrived = self.clock.now()
                 with self._lock:
                     if self._seal_error is not None:
                         raise self._seal_error
-                    self._take(resp)
+                    self._take(resp, arrived)
                     if self._should_stop(resp):
                         self.seal()
+                        if not resp.events:
+                            self._keepalive(resp, arrived, force=True)
                         return
         except ReplayRefused:
             raise self._expired() from None
         finally:
             sub.close()
 
-    def _take(self, resp: Any) -> None:
+    def _take(self, resp: Any, arrived: datetime) -> None:
         """Buffer a response's events; seal at ``segment_events``, or at a keep-alive."""
         for ev in resp.events:
             if not self.buffer:
                 self._first_buffered = time.monotonic()
             self.buffer.append(self._decode(ev))
             self._last_event_at = time.monotonic()
-        if len(self.buffer) >= self.options.segment_events or (not resp.events and self.buffer):
+        if len(self.buffer) >= self.options.segment_events:
             self.seal()
+        elif not resp.events:
+            self._keepalive(resp, arrived)
+
+    def _keepalive(self, resp: Any, arrived: datetime, *, force: bool = False) -> None:
+        """A keep-alive: seal the buffer, covered up to ``arrived`` when the keep-alive proves the
+        subscriber holds every event the bus had (it had requests outstanding and the server sent
+        nothing); with an empty buffer, a heartbeat segment moves the covered
+        instant forward (once after each size/age seal, then every ``heartbeat_s``; ``force``: at
+        the stop condition)."""
+        latest = bytes(resp.latest_replay_id)
+        cp = self.checkpoint
+        # requests outstanding and nothing sent: the bus held no further event of the topic (its
+        # ``latest_replay_id`` may pass the last event received: other topics' events share ids)
+        proven = bool(latest) and resp.pending_num_requested > 0
+        if self.buffer:
+            self.seal(covered_to=arrived if proven else None)
+            return
+        if not proven or self.since is None:
+            return
+        if cp is not None and cp.covered_to is not None:
+            age = (arrived - cp.covered_to).total_seconds()
+            if age < self.options.heartbeat_s and not (force and age > 0):
+                return
+        ts = cp.commit_ts_max if cp else arrived
+        self.checkpoint = self.store.write(SegmentManifest(
+            org=self.org, object=self.obj, topic=self.topic, first_replay_id=replay_hex(latest),
+            last_replay_id=replay_hex(latest), events=0, rows=0, commit_ts_min=ts, commit_ts_max=ts,
+            created_at=self.clock.now(), chunk=None, since=self.since, covered_to=arrived,
+        ), None)  # fmt: skip
 
     def _should_stop(self, resp: Any) -> bool:
         o = self.options
@@ -200,28 +235,34 @@ class TopicSubscriber:
         if sid not in self.layouts:
             self.layouts[sid] = EventLayout(self.client.schema(sid))
         event = decode_event(self.layouts[sid], ev.event.payload, bytes(ev.replay_id), sid)
-        if event.change_type in GAP_TYPES and event.change_type != "GAP_OVERFLOW" and self.rest is not None:
-            event.refetched = [
-                refetch(self.rest, self.obj, rid, self.layouts[sid]) for rid in event.record_ids
-            ]
+        if event.change_type in GAP_TYPES and self.rest is not None:
+            ids = event.record_ids
+            if event.change_type == "GAP_OVERFLOW":
+                ids = overflow_ids(self.rest, self.obj, event.commit_ts)
+                log.warning("%s %s: GAP_OVERFLOW at %s: re-reading the %d record(s) changed since",
+                            self.org, self.topic, event.commit_ts.isoformat(), len(ids))  # fmt: skip
+            event.refetched = [refetch(self.rest, self.obj, rid, self.layouts[sid]) for rid in ids]
             self.result.gap_records += len(event.refetched)
         return event
 
     # --- sealing ----------------------------------------------------------------------------
 
-    def seal(self) -> SegmentManifest | None:
-        """Commit the buffered events as one segment (chunk, then manifest); the new checkpoint."""
+    def seal(self, covered_to: datetime | None = None) -> SegmentManifest | None:
+        """Commit the buffered events as one segment (chunk, then manifest); the new checkpoint.
+        ``covered_to``: the instant a keep-alive proved the chain complete up to (None: only the
+        segment's newest commit time is proven)."""
         if not self.buffer:
             return None
         events, self.buffer = self.buffer, []
-        gaps = [{"change_type": e.change_type, "record_ids": e.record_ids} for e in events
-                if e.change_type in GAP_TYPES]  # fmt: skip
+        gaps = [{"change_type": e.change_type,
+                 "record_ids": e.record_ids or [str(r["Id"]) for r in e.refetched]}
+                for e in events if e.change_type in GAP_TYPES]  # fmt: skip
         seg = SegmentManifest(
             org=self.org, object=self.obj, topic=self.topic,
             first_replay_id=replay_hex(events[0].replay_id), last_replay_id=replay_hex(events[-1].replay_id),
             events=len(events), rows=0, commit_ts_min=min(e.commit_ts for e in events),
             commit_ts_max=max(e.commit_ts for e in events), created_at=self.clock.now(), chunk=None,
-            gaps=gaps, since=self.since,
+            gaps=gaps, since=self.since, covered_to=covered_to,
         )  # fmt: skip
         table = rows_table(events, self.layouts)
         seg = self.store.write(seg, table if table.num_rows else None)
@@ -280,6 +321,25 @@ def _typed(value: Any, t: pa.DataType) -> Any:
     if pa.types.is_string(t):
         return str(value) if not isinstance(value, bool) else str(value).lower()
     return value
+
+
+OVERFLOW_MARGIN_S = 2.0
+"""How far before a GAP_OVERFLOW's commit time its window re-read starts (SOQL compares
+``SystemModstamp`` at whole seconds; the overflowed transaction's rows carry its commit time)."""
+
+
+def overflow_ids(rest: Any, obj: str, commit_ts: datetime) -> list[str]:
+    """The records of ``obj`` a GAP_OVERFLOW may stand for: every one (deleted ones included,
+    ``queryAll``) whose ``SystemModstamp`` is at or after the overflowed transaction's commit time,
+    less :data:`OVERFLOW_MARGIN_S`. Their re-read (:func:`refetch`) makes the recovery point exact
+    again: the overflow event itself names no record and carries no field."""
+    from datetime import UTC, timedelta
+
+    from engine.extract.rest import RestApi
+
+    start = (commit_ts - timedelta(seconds=OVERFLOW_MARGIN_S)).astimezone(UTC)
+    soql = f"SELECT Id FROM {obj} WHERE SystemModstamp >= {start:%Y-%m-%dT%H:%M:%SZ} ORDER BY Id"
+    return [str(r["Id"]) for r in RestApi(rest).query_records(soql, include_deleted=True, sobject=obj)]
 
 
 def refetch(rest: Any, obj: str, record_id: str, layout: EventLayout) -> dict[str, Any]:

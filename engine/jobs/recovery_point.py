@@ -42,6 +42,20 @@ def chain_since(segs: list[SegmentManifest], at: datetime) -> datetime | None:
     return before[-1].since if before else None
 
 
+def check_durable(repo: Any, org: str, objects: list[str], at: datetime) -> None:
+    """Refuse ``at`` later than the covered instant of an object's newest committed segment
+    (:class:`RecoveryPointNotDurable`, SFV-458): events committed before ``at`` that the subscriber
+    has not sealed yet would silently be missing. No segment at all is SFV-456, raised later."""
+    from engine.errors import RecoveryPointNotDurable
+
+    store = SegmentStore(repo)
+    for obj in objects:
+        cp = store.checkpoint(org, obj)
+        if cp is not None and at > cp.covered:
+            raise RecoveryPointNotDurable(org=org, object=obj, at=at.isoformat(),
+                                          covered=cp.covered.isoformat())  # fmt: skip
+
+
 def base_job(manifests: list[Manifest], obj: str, at: datetime, since: datetime) -> Manifest | None:
     """The newest backup manifest committed at or before ``at`` that captured ``obj`` and whose job
     started at or after ``since`` (so every change after its start is in the segments)."""
@@ -102,8 +116,14 @@ def make_recovery_point(
     from engine.catalog import orgs as corgs
     from engine.catalog.db import make_engine, migrate, session_factory, transaction
     from engine.jobs.errors import JobAlreadyRunning
+    from engine.sink.repository import open_repository
 
     clock = clock or SystemClock()
+    repo = open_repository(settings, clock=clock)
+    try:
+        check_durable(repo, org, objects, at)
+    finally:
+        repo.close()
     engine = make_engine(settings.catalog_url)
     migrate(engine)
     sessions = session_factory(engine)

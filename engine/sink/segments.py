@@ -76,6 +76,13 @@ class SegmentManifest:
     restart: str | None = None
     """The error code that broke the previous chain (SFV-452: replay id expired); such a segment
     holds no events and starts a new chain at ``last_replay_id``."""
+    covered_to: datetime | None = None
+    """Every change committed up to this instant is in this segment or an earlier one of its chain:
+    set when a keep-alive whose ``latest_replay_id`` is the segment's last replay id arrived (the
+    subscriber had received everything the bus held when it was sent); None when the segment was
+    sealed by size or age, then only ``commit_ts_max`` is proven (:attr:`covered`). A segment
+    without events (``events == 0``, no chunk) that is neither a restart is a *heartbeat*: it only
+    moves the covered instant forward in idle periods."""
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -93,6 +100,7 @@ class SegmentManifest:
             "gaps": self.gaps,
             "since": self.since.isoformat() if self.since else None,
             "restart": self.restart,
+            "covered_to": self.covered_to.isoformat() if self.covered_to else None,
         }
 
     @classmethod
@@ -112,7 +120,13 @@ class SegmentManifest:
             gaps=list(d.get("gaps") or []),
             since=datetime.fromisoformat(d["since"]) if d.get("since") else None,
             restart=d.get("restart"),
+            covered_to=datetime.fromisoformat(d["covered_to"]) if d.get("covered_to") else None,
         )
+
+    @property
+    def covered(self) -> datetime:
+        """The instant up to which the chain is proven complete at this segment."""
+        return max(self.covered_to, self.commit_ts_max) if self.covered_to else self.commit_ts_max
 
     @property
     def last_replay_bytes(self) -> bytes:
