@@ -120,7 +120,10 @@ def _description(path: Path | None, wide: int, seed: int) -> dict[str, Any] | No
     if path is not None and wide:
         raise typer.BadParameter("--schema-file and --wide-org exclude each other")
     if path is not None:
-        return read_description(path)
+        try:
+            return read_description(path)
+        except (OSError, ValueError) as exc:  # unreadable, too large, not JSON, not an object
+            raise typer.BadParameter(str(exc), param_hint="--schema-file") from exc
     return wide_org(wide, seed) if wide else None
 
 

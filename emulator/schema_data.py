@@ -96,8 +96,17 @@ def load_description(doc: dict[str, Any]) -> tuple[list[ObjectDef], dict[str, in
     return objects, {o.name: given.get(o.name, 0) for o in objects}
 
 
+MAX_DESCRIPTION_BYTES = 64 * 1024 * 1024
+"""A schema description larger than this is refused (and a device such as ``/dev/full``, which
+never ends, is not read forever)."""
+
+
 def read_description(path: Path) -> dict[str, Any]:
-    doc = json.loads(path.read_text())
+    with path.open("rb") as f:
+        raw = f.read(MAX_DESCRIPTION_BYTES + 1)
+    if len(raw) > MAX_DESCRIPTION_BYTES:
+        raise ValueError(f"{path}: a schema description is at most {MAX_DESCRIPTION_BYTES} bytes")
+    doc = json.loads(raw)
     if not isinstance(doc, dict):
         raise ValueError(f"{path}: a schema description is a JSON object")
     return doc
