@@ -34,6 +34,7 @@ from openpyxl.worksheet.worksheet import Worksheet
 
 import engine.jobs.errors  # noqa: F401  (registers the job errors' codes for the links)
 from engine.errors import all_error_classes
+from engine.model import api_calls_total
 
 TROUBLESHOOTING_URL = "https://github.com/sfvault/sfvault/blob/main/docs/TROUBLESHOOTING.md"
 """Where error code cells link to; each code's section is an anchor on this page."""
@@ -98,7 +99,7 @@ class ReportObject:
     @property
     def api_calls(self) -> int:
         """The object's calls against ``DailyApiRequests`` (``engine.model.api_calls_of``)."""
-        return self.rest_calls + self.bulk2_calls + self.bulk1_calls
+        return api_calls_total(self)
 
 
 @dataclass(frozen=True)
@@ -129,7 +130,7 @@ class ReportJob:
     def api_calls(self) -> int:
         """The job's calls against ``DailyApiRequests``: the CLI's, ``/usage``'s and the Data
         view's figure (decision 0027)."""
-        return self.rest_calls + self.bulk2_calls + self.bulk1_calls
+        return api_calls_total(self)
 
 
 def github_slug(heading: str) -> str:

@@ -11,7 +11,7 @@ import enum
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, Literal, get_args
+from typing import Any, Literal, Protocol, get_args
 
 SnapshotKind = Literal["full", "incremental", "recovery_point"]
 ObjectMode = Literal["full", "incremental"]
@@ -469,6 +469,22 @@ class ApiCalls:
             self.rest + other.rest, self.bulk2 + other.bulk2, self.bulk1 + other.bulk1,
             self.bulk1_batches + other.bulk1_batches,
         )  # fmt: skip
+
+
+class CallColumns(Protocol):
+    """A row that records calls by API (the catalog's job objects and usage ledger, reports)."""
+
+    @property
+    def rest_calls(self) -> int: ...
+    @property
+    def bulk2_calls(self) -> int: ...
+    @property
+    def bulk1_calls(self) -> int: ...
+
+
+def api_calls_total(row: CallColumns) -> int:
+    """The "API calls" figure of a row that stores calls by API (:attr:`ApiCalls.total`)."""
+    return ApiCalls(row.rest_calls, row.bulk2_calls, row.bulk1_calls).total
 
 
 def api_calls_of(usage: Mapping[str, Any]) -> ApiCalls:

@@ -39,7 +39,7 @@ from engine.errors import (
     JobNotCancellable,
 )
 from engine.jobs.planning import BackupRequest
-from engine.model import ObjectAsOf
+from engine.model import ObjectAsOf, api_calls_total
 
 router = APIRouter(tags=["jobs"])
 
@@ -233,7 +233,7 @@ def _org_name(s: Session, org_id: int) -> str:
 def _object_row(o: JobObject) -> JobObjectOut:
     return JobObjectOut(
         name=o.object_name, state=o.state, records=o.records, bytes=o.bytes, duration_s=o.duration_s,
-        api_calls=o.rest_calls + o.bulk2_calls + o.bulk1_calls, rest_calls=o.rest_calls,
+        api_calls=api_calls_total(o), rest_calls=o.rest_calls,
         bulk2_calls=o.bulk2_calls, bulk1_calls=o.bulk1_calls, bulk2_jobs=o.bulk2_jobs,
         bulk2_pages=o.bulk2_pages, bulk1_batches=o.bulk1_batches, error_code=o.error_code,
         error_message=o.error_message, files_unavailable=o.files_unavailable, warning_code=o.warning_code,

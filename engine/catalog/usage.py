@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 
 from engine.catalog.models import ApiUsage
 from engine.clock import Clock, SystemClock
-from engine.model import ApiCalls
+from engine.model import ApiCalls, api_calls_total
 
 
 @dataclass(frozen=True)
@@ -31,7 +31,7 @@ class UsageTotals:
     @property
     def api_calls(self) -> int:
         """Calls that count against ``DailyApiRequests`` (REST + Bulk 2.0 + Bulk 1.0)."""
-        return self.rest_calls + self.bulk2_calls + self.bulk1_calls
+        return api_calls_total(self)
 
 
 @dataclass(frozen=True)

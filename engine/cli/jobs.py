@@ -11,7 +11,7 @@ import typer
 from engine.cli.common import CONFIG_OPT, JSON_OPT, as_of_cell, as_of_text, checked_settings
 from engine.config import load_settings
 from engine.console import err_console, out_console, print_json, run_cli
-from engine.model import ApiCalls, api_calls_of
+from engine.model import ApiCalls, api_calls_of, api_calls_total
 
 job_app = typer.Typer(help="One backup job.", no_args_is_help=True)
 
@@ -240,7 +240,7 @@ def job_show(
                 table.add_column(col)
             for o in sorted(j.objects, key=lambda o: o.object_name):
                 table.add_row(o.object_name, o.state, f"{o.records:,}", f"{o.bytes:,}", str(o.chunks),
-                              f"{o.duration_s:.1f}", str(o.rest_calls + o.bulk2_calls + o.bulk1_calls),
+                              f"{o.duration_s:.1f}", str(api_calls_total(o)),
                               str(o.rest_calls), str(o.bulk2_calls), str(o.bulk1_calls), str(o.bulk2_jobs),
                               str(o.bulk2_pages), str(o.bulk1_batches), str(o.files_unavailable or ""),
                               o.error_code or o.warning_code or "",
@@ -319,7 +319,7 @@ def _object_json(o: Any) -> dict[str, Any]:
     keys = ("object_name", "state", "records", "bytes", "chunks", "duration_s", "rest_calls", "bulk2_calls",
             "bulk1_calls", "bulk2_jobs", "bulk2_pages", "bulk1_batches", "files_unavailable", "error_code",
             "error_message", "warning_code", "warning_message")  # fmt: skip
-    calls = o.rest_calls + o.bulk2_calls + o.bulk1_calls
+    calls = api_calls_total(o)
     return {k: getattr(o, k, None) for k in keys} | {"api_calls": calls}
 
 
