@@ -305,7 +305,7 @@ def test_no_storage_location_refuses_clearly() -> None:
         d = decide_scheduled_run(s(), f, now)
         assert d.reason is ReasonCode.NO_STORAGE_LOCATION and not d.record_skip
         err = d.error()
-        assert err is not None and err.code == "SFV-605" and "configure one" in err.message
+        assert err is not None and err.code == "SFV-605" and "sfvault settings set" in err.message
         assert may_compare(f, now).reason is ReasonCode.NO_STORAGE_LOCATION
         assert not may_export(f, now).allowed
 
