@@ -235,6 +235,10 @@ class OrgSettings(Base):
     # continuous data protection (decision 0026, migration 0010): on/off and the protected objects
     cdp_enabled: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     cdp_objects: Mapped[list[str]] = mapped_column(default=list, server_default="[]")
+    # its start and interval (decision 0033, migration 0012): when the service's subscriber starts
+    # streaming (None: at once) and the longest a received change waits before it is sealed
+    cdp_start_at: Mapped[datetime | None]
+    cdp_interval_s: Mapped[int] = mapped_column(Integer, default=3600, server_default="3600")
     updated_at: Mapped[datetime]
 
     org: Mapped[Org] = relationship(back_populates="settings")
