@@ -110,6 +110,8 @@ class OrgSubscriber:
     def __init__(self, ctx: AppContext, org: str, setting: CdpSetting, backoff: Backoff) -> None:
         self.ctx, self.org, self.setting, self.backoff = ctx, org, setting, backoff
         self.status = OrgStatus()
+        self.subscribers: list[TopicSubscriber] = []
+        """The current run's per-object subscribers (read by tests and for the status)."""
         self._halt = threading.Event()
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
@@ -184,6 +186,7 @@ class OrgSubscriber:
                 for o in s.objects]  # fmt: skip
         for sub in subs:
             client.get_topic(sub.topic)  # NOT_FOUND (CDC turned off for the object) fails here
+        self.subscribers = subs
         self._wake.clear()
         threads = [threading.Thread(target=self._run_topic, args=(sub,), daemon=True,
                                     name=f"sfvault-cdp-{self.org}-{sub.obj}") for sub in subs]  # fmt: skip
@@ -230,7 +233,7 @@ class OrgSubscriber:
         st.state, st.failures = "backoff", st.failures + 1
         st.last_error_code, st.last_error_message, st.last_error_at = code, message, now
         st.retry_at = datetime.fromtimestamp(now.timestamp() + delay, tz=now.tzinfo)
-        log.error("cdp: org=%s step=subscriber code=%s attempt=%d retry_in=%.0fs error=%s",
+        log.error("cdp: org=%s step=subscriber code=%s attempt=%d retry_in=%.1fs error=%s",
                   self.org, code, attempt, delay, message.replace("\n", " "))  # fmt: skip
 
     def _catch_up(self, objects: list[str], err: BaseException | None) -> None:
