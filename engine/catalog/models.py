@@ -298,6 +298,9 @@ class Job(Base):
     override_reason: Mapped[str | None] = mapped_column(Text)
     # when `sfvault prune` removed the job's snapshot (migration 0009); the state stays as it ran
     pruned_at: Mapped[datetime | None]
+    # a recovery_point job: the instant and, per object, the base job and the change events it
+    # holds (count, replay id range, commit time range; migration 0012, decision 0033)
+    recovery_point: Mapped[dict[str, Any] | None] = mapped_column(json_type())
 
     objects: Mapped[list[JobObject]] = relationship(
         back_populates="job",

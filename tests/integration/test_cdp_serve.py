@@ -8,19 +8,24 @@ catalog and the API's answers.
 from __future__ import annotations
 
 import itertools
+import json
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 from fastapi.testclient import TestClient
+from typer.testing import CliRunner
 
 from api.app import create_app
 from api.cdp_supervisor import Backoff
 from devkit.backup_env import BackupEnv, backup_env
 from engine.catalog.models import Role
+from engine.cli import app
 from engine.jobs.cdp import set_protection
 from engine.sink.segments import SegmentStore
 from tests.api.conftest import bearer, make_tokens
@@ -239,3 +244,90 @@ def test_an_expired_replay_id_starts_the_catch_up_job_through_the_job_service(
     finally:
         env.em.admin("POST", "/clock", json={"advance": -7200})
         env.em.admin("POST", "/pubsub/settings", json={"retention_hours": 72})
+
+
+def _covered(env: BackupEnv, org: str, obj: str = "Account") -> Any:
+    cp = _checkpoint(env, org, obj)
+    return cp.covered if cp is not None else None
+
+
+def _now(env: BackupEnv) -> datetime:
+    at = datetime.fromisoformat(env.em.admin("GET", "/clock")["now"])
+    return at if at.tzinfo else at.replace(tzinfo=UTC)
+
+
+def test_job_record_data_view_and_permission_check_show_the_change_events(
+    env: BackupEnv, org: str, tokens: dict[Role, dict[str, str]], tmp_path: Path
+) -> None:
+    """With the service streaming Account: the recovery point job says which events it holds (count,
+    replay id and commit time range, per change type), the data view (API and CLI) counts the
+    committed events per protected object, and the permission check lists what Change Data
+    Capture needs: granted for Account, not granted for Contact once it is deselected in Setup."""
+    set_protection(env.settings, org, ["Account", "Contact"])
+    with served(env) as api:
+        poll_for(lambda: _checkpoint(env, org) is not None and _checkpoint(env, org, "Contact"), timeout=120)
+        full = env.backup(org)
+        assert full.state == "succeeded", full.error_message
+        base = _bus_events(env)
+        _touch(env, 5, offset=200, text="rp")
+        at = _now(env)
+        poll_for(lambda: _committed(env, org) == _bus_events(env) - base == 5, timeout=120)
+        poll_for(lambda: (c := _covered(env, org)) is not None and c >= at, timeout=120)
+        res = api.post(f"/v1/orgs/{org}/recovery-points", json={"at": at.isoformat(), "objects": ["Account"]},
+                       headers=tokens[Role.OPERATOR])  # fmt: skip
+        assert res.status_code == 201, res.text
+        job = api.get(f"/v1/jobs/{res.json()['job']}", headers=tokens[Role.VIEWER]).json()
+        held = job["recovery_point"]["objects"]["Account"]
+        assert held["base_job"] == full.job_id
+        assert (held["events_applied"], held["change_rows"], held["change_types"]) == (5, 5, {"UPDATE": 5})
+        assert (
+            held["first_replay_id"]
+            and held["last_replay_id"]
+            and held["first_replay_id"] < held["last_replay_id"]
+        )
+        first, last = (
+            datetime.fromisoformat(held["first_commit"]),
+            datetime.fromisoformat(held["last_commit"]),
+        )
+        assert datetime.fromisoformat(held["from"]) <= first <= last <= at
+
+        data = api.get(f"/v1/orgs/{org}/data", params={"job": full.job_id}, headers=tokens[Role.VIEWER])
+        assert data.status_code == 200, data.text
+        events = {e["object"]: e for e in data.json()["change_events"]}
+        assert set(events) == {"Account", "Contact"}
+        assert (events["Account"]["events"], events["Account"]["events_after_job"]) == (5, 5)
+        assert events["Contact"]["events"] == 0 and events["Account"]["covered_to"] is not None
+        cfg = tmp_path / "sfvault.toml"
+        s = env.settings
+        cfg.write_text(
+            "[sfvault]\n"
+            f'repository_url = "{s.repository_url}"\nkey_file = "{s.key_file}"\n'
+            f'catalog_url = "{s.catalog_url}"\n'
+            f'scratch_dir = "{s.scratch_dir}"\npubsub_endpoint = "{s.pubsub_endpoint}"\n'
+        )
+        shown = CliRunner().invoke(app, ["data", org, "--job", full.job_id, "--json", "--config", str(cfg)])
+        assert shown.exit_code == 0, shown.output
+        cli_events = {e["object"]: e["events"] for e in json.loads(shown.stdout)["change_events"]}
+        assert cli_events == {"Account": 5, "Contact": 0}
+        job_shown = CliRunner().invoke(app, ["job", "show", res.json()["job"], "--config", str(cfg)])
+        assert job_shown.exit_code == 0, job_shown.output
+        assert "Account: job" in job_shown.output and "+ 5 change events" in job_shown.output
+
+        env.em.admin("POST", "/pubsub/cdc", json={"entities": ["Contact"], "enabled": False})
+        try:
+            res = api.post(f"/v1/orgs/{org}/permission-checks", headers=tokens[Role.ADMIN])
+        finally:
+            env.em.admin("POST", "/pubsub/cdc", json={"entities": ["Contact"], "enabled": True})
+        assert res.status_code == 201, res.text
+        cdc = {
+            p["permission"]: p
+            for p in res.json()["user_permissions"]
+            if p["needed_for"] == "change data capture"
+        }
+        assert set(cdc) == {"PermissionsApiEnabled", "PermissionsViewAllRecords:Account",
+                            "PermissionsViewAllRecords:Contact", "ChangeDataCapture:Account",
+                            "ChangeDataCapture:Contact"}  # fmt: skip
+        assert cdc["ChangeDataCapture:Account"]["granted"] and cdc["PermissionsApiEnabled"]["granted"]
+        assert not cdc["ChangeDataCapture:Contact"]["granted"]
+        assert "SFV-622" in cdc["ChangeDataCapture:Contact"]["why"]
+        assert "Contact selected in Setup > Change Data Capture" in res.json()["missing_permissions"]
