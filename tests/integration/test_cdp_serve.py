@@ -12,7 +12,7 @@ import json
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -331,3 +331,38 @@ def test_job_record_data_view_and_permission_check_show_the_change_events(
         assert not cdc["ChangeDataCapture:Contact"]["granted"]
         assert "SFV-622" in cdc["ChangeDataCapture:Contact"]["why"]
         assert "Contact selected in Setup > Change Data Capture" in res.json()["missing_permissions"]
+
+
+def test_cli_start_and_interval_and_a_subscriber_that_waits_for_its_start(
+    env: BackupEnv, org: str, tokens: dict[Role, dict[str, str]], tmp_path: Path
+) -> None:
+    """`sfvault cdp enable --start --interval`: stored, shown by the API (a bad interval is
+    SFV-624); the service's subscriber waits for a start time ahead, and streams once it is moved
+    to now through the API."""
+    s = env.settings
+    cfg = tmp_path / "sfvault.toml"
+    cfg.write_text(
+        f'[sfvault]\nrepository_url = "{s.repository_url}"\nkey_file = "{s.key_file}"\n'
+        f'catalog_url = "{s.catalog_url}"\npubsub_endpoint = "{s.pubsub_endpoint}"\n'
+    )
+    runner = CliRunner()
+    bad = runner.invoke(
+        app, ["cdp", "enable", org, "--objects", "Account", "--interval", "2d", "--config", str(cfg)]
+    )
+    assert bad.exit_code == 2 and "SFV-624" in bad.output, bad.output
+    later = datetime.now(UTC).replace(microsecond=0) + timedelta(days=1)
+    ok = runner.invoke(app, ["cdp", "enable", org, "--objects", "Account", "--start", later.isoformat(),
+                             "--interval", "15m", "--config", str(cfg)])  # fmt: skip
+    assert ok.exit_code == 0, ok.output
+    with served(env) as api:
+        out = _cdp(api, org, tokens)
+        assert (out["enabled"], out["interval_s"]) == (True, 900)
+        assert datetime.fromisoformat(out["start_at"]) == later
+        poll_for(lambda: (_cdp(api, org, tokens)["subscriber"] or {}).get("state") == "waiting", timeout=60)
+        assert _checkpoint(env, org) is None  # nothing subscribed before the start
+        now = datetime.now(UTC).isoformat()
+        res = api.put(f"/v1/orgs/{org}/cdp", json={"enabled": True, "objects": ["Account"], "start_at": now},
+                      headers=tokens[Role.ADMIN])  # fmt: skip
+        assert res.status_code == 200 and res.json()["interval_s"] == 900, res.text  # the interval is kept
+        poll_for(lambda: _checkpoint(env, org) is not None, timeout=120)
+        assert _cdp(api, org, tokens)["subscriber"]["state"] == "running"
