@@ -111,10 +111,14 @@ def _change_events(config: Path | None, repo: Any, org: str, started: Any) -> li
     from engine.jobs.cdp import protected_objects
     from engine.jobs.cdp_stats import change_event_counts
 
-    try:
-        protected = protected_objects(checked_settings(config), org)
-    except SfvaultError:  # protection off, or an org the catalog does not know: the segments only
-        protected = []
+    settings = checked_settings(config)
+    url = settings.catalog_url
+    protected: list[str] = []
+    if not url.startswith("sqlite:///") or Path(url.removeprefix("sqlite:///")).exists():
+        try:  # a read command does not create a catalog; without one, the objects with segments
+            protected = protected_objects(settings, org)
+        except SfvaultError:  # protection off, or an org the catalog does not know
+            protected = []
     return change_event_counts(repo, org, protected, job_started=started)
 
 
