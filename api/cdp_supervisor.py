@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -144,6 +145,7 @@ class OrgSubscriber:
                     return
         attempt = 0
         while not self._halt.is_set():
+            began = time.monotonic()
             try:
                 results = self._run_once()
                 err = next((r.error for r in results if r.error is not None), None)
@@ -155,7 +157,9 @@ class OrgSubscriber:
             if expired:
                 self._catch_up(expired, err)
                 continue  # the restart segment began a new chain: resubscribe at once
-            attempt = 1 if any(r.segments for r in results) else attempt + 1
+            # a run that committed or lasted is not a repeated failure: the backoff starts over
+            lasted = time.monotonic() - began >= self.backoff.most
+            attempt = 1 if lasted or any(r.segments for r in results) else attempt + 1
             self._failed(err, attempt)
             if self._halt.wait(self.backoff.delay(attempt)):
                 return
@@ -188,6 +192,8 @@ class OrgSubscriber:
             client.get_topic(sub.topic)  # NOT_FOUND (CDC turned off for the object) fails here
         self.subscribers = subs
         self._wake.clear()
+        if self._halt.is_set():  # a stop that came before the clear must not be lost
+            self._wake.set()
         threads = [threading.Thread(target=self._run_topic, args=(sub,), daemon=True,
                                     name=f"sfvault-cdp-{self.org}-{sub.obj}") for sub in subs]  # fmt: skip
         self.status.state, self.status.started_at = "running", self.ctx.clock.now()
@@ -243,8 +249,8 @@ class OrgSubscriber:
         st = self.status
         code, message = _coded(self.org, err) if err is not None else (ReplayIdExpired.code, "")
         st.last_error_code, st.last_error_message, st.last_error_at = code, message, self.ctx.clock.now()
-        service = self.ctx.jobs
         try:
+            service = self.ctx.jobs
             job = service.admit(
                 self.org, BackupRequest(org=self.org, objects=tuple(objects)), trigger="manual"
             )
