@@ -84,7 +84,8 @@ class CdpPut(BaseModel):
     )
     start_at: Instant | None = Field(
         None,
-        description="when streaming starts (ISO 8601 with an offset); null = at once, or keep the stored one",
+        description="when streaming starts (ISO 8601 with an offset); null = keep the stored one "
+        "(none stored: at once); a past instant = at once",
         examples=["2026-12-07T02:00:00Z"],
     )
     interval_s: int | None = Field(
