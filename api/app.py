@@ -17,6 +17,7 @@ from typing import Any
 from fastapi import FastAPI
 
 from api.background import DaskFactory, JobRunner
+from api.cdp_supervisor import Backoff, CdpSupervisor
 from api.context import AppContext
 from api.errors import document_edge_responses, install_error_handlers
 from api.limits import MAX_BODY_BYTES, BodyLimit
@@ -52,13 +53,18 @@ def create_app(
     job_options: JobOptions | None = None,
     scheduler: bool | None = None,
     max_body_bytes: int = MAX_BODY_BYTES,
+    cdp: bool | None = None,
+    cdp_backoff: Backoff | None = None,
 ) -> FastAPI:
     """The application. ``scheduler=None`` follows ``settings.scheduler_enabled``; ``dask_factory``,
     ``client_overrides`` and ``job_options`` let tests bring their own cluster and tuning.
-    Request bodies over ``max_body_bytes`` are refused with 413 (SFV-906) before any route runs."""
+    Request bodies over ``max_body_bytes`` are refused with 413 (SFV-906) before any route runs.
+    ``cdp=None`` runs the change event subscribers of the protected orgs when the scheduler runs
+    (:mod:`api.cdp_supervisor`); ``cdp_backoff`` is their retry backoff."""
     settings = settings or load_settings()
     clock = clock or SystemClock()
     run_scheduler = settings.scheduler_enabled if scheduler is None else scheduler
+    run_cdp = run_scheduler if cdp is None else cdp
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -89,10 +95,16 @@ def create_app(
         loop = Scheduler(ctx) if run_scheduler else None
         if loop is not None:
             loop.start()
-        log.info("sfvault API ready (scheduler %s)", "on" if loop is not None else "off")
+        if run_cdp:
+            ctx.cdp = CdpSupervisor(ctx, backoff=cdp_backoff)
+            ctx.cdp.start()
+        log.info("sfvault API ready (scheduler %s, change event subscribers %s)",
+                 "on" if loop is not None else "off", "on" if run_cdp else "off")  # fmt: skip
         try:
             yield
         finally:
+            if ctx.cdp is not None:
+                ctx.cdp.stop()  # the streams cancelled, what they hold sealed
             if loop is not None:
                 loop.stop()
             runner.shutdown()

@@ -18,6 +18,9 @@ def serve(
         None, "--port", min=0, max=65535, help="listen port (default: settings.api_port; 0 = any)"
     ),
     no_scheduler: bool = typer.Option(False, "--no-scheduler", help="serve the API without the scheduler"),
+    no_cdp: bool = typer.Option(
+        False, "--no-cdp", help="serve without the change event subscribers of the protected orgs"
+    ),
     config: Path | None = _CONFIG_OPT,
 ) -> None:
     """Run the REST API and the scheduler in one process (jobs run on the configured Dask cluster)."""
@@ -32,7 +35,7 @@ def serve(
         settings = checked_settings(config, scratch=True, exports=True)
         # and the key files: one that exists but cannot be read is SFV-30x now, not at the first job
         check_key_files(settings)
-        app = create_app(settings, scheduler=False if no_scheduler else None)
+        app = create_app(settings, scheduler=False if no_scheduler else None, cdp=False if no_cdp else None)
         uvicorn.run(
             app,
             host=host or settings.api_host,

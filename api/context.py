@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
@@ -22,6 +23,9 @@ from engine.clock import Clock
 from engine.config import Settings
 from engine.jobs.service import JobService
 
+if TYPE_CHECKING:
+    from api.cdp_supervisor import CdpSupervisor
+
 
 @dataclass
 class AppContext:
@@ -31,6 +35,8 @@ class AppContext:
     sealer: Sealer
     clock: Clock
     runner: JobRunner
+    cdp: CdpSupervisor | None = None
+    """The change event subscribers (decision 0033); None when the service runs without them."""
 
     @property
     def jobs(self) -> JobService:

@@ -660,6 +660,22 @@ class CdpDisabled(CdpSettingRefused):
     )
 
 
+class CdpTimingRefused(CdpSettingRefused):
+    """The start time or interval of continuous data protection is out of range (decision 0033)."""
+
+    code = "SFV-624"
+    template = "continuous data protection of {org}: {what}"
+
+
+class CdpSubscriberFailed(CdcError):
+    """The service's subscriber of an org stopped on an error that is not an SfvaultError (a defect
+    or an unexpected library failure): logged, shown by ``GET /v1/orgs/{org}/cdp`` and retried
+    with backoff; the service goes on."""
+
+    code = "SFV-625"
+    template = "{org}: the change event subscriber stopped: {what}"
+
+
 # --- recovery points, compare and exports (engine/diff, issue 6) ----------------------------
 
 

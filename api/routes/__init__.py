@@ -6,11 +6,12 @@ from typing import Any
 
 from fastapi import APIRouter
 
-from api.routes import compares, data, exports, jobs, orgs, permissions, recovery_points, system, usage
+from api.routes import cdp, compares, data, exports, jobs, orgs, permissions, recovery_points, system, usage
 
 ROUTERS: list[APIRouter] = [
     system.router,
     orgs.router,
+    cdp.router,
     jobs.router,
     usage.router,
     data.router,

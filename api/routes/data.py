@@ -19,7 +19,8 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
-from typing import Annotated, Literal
+from datetime import datetime
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi import Path as PathParam
@@ -132,6 +133,24 @@ class DataTotals(BaseModel):
     bulk1_batches: int = Field(examples=[0])
 
 
+class ChangeEventsOut(BaseModel):
+    """One object's change events committed by the subscriber (decision 0033)."""
+
+    object: str = Field(examples=["Account"])
+    events: int = Field(description="change events committed (every segment of the object)", examples=[1200])
+    segments: int = Field(description="segments committed, heartbeats included", examples=[40])
+    gap_events: int = Field(description="GAP_* events among them", examples=[0])
+    restarts: int = Field(description="chains restarted after an expired replay id (SFV-452)", examples=[0])
+    first_commit: datetime | None = Field(None, description="commit time of the oldest event")
+    last_commit: datetime | None = Field(None, description="commit time of the newest event")
+    covered_to: datetime | None = Field(None, description="the events are complete up to this instant")
+    events_after_job: int = Field(
+        description="events of the segments with commits at or after the job's start: what a recovery "
+        "point from this job replays (counted by whole segments)",
+        examples=[300],
+    )
+
+
 class DataStats(BaseModel):
     """Per-object statistics of one job (the Data view)."""
 
@@ -153,6 +172,10 @@ class DataStats(BaseModel):
         description="objects the job did not back up (a partial job, or one limited to chosen "
         "objects): as of an earlier job of the cycle, or absent (no job of the cycle backed them up, "
         "so they are not in `objects`); unfiltered"
+    )
+    change_events: list[ChangeEventsOut] = Field(
+        default_factory=list,
+        description="change events per protected object (and per object with committed segments); unfiltered",
     )
 
 
@@ -277,6 +300,7 @@ def data_stats(
                 stats = job_stats(rp, target.job_id)
             cache.put(key, stats)
         calls = target.job.usage.calls_by_api()
+        events = _change_events(ctx, repo, scope.name, target.job.started_at)
     finally:
         repo.close()
     objects = [ObjectStatsOut(**s.to_dict()) for s in stats if filters.keep(s)]
@@ -284,5 +308,15 @@ def data_stats(
     return DataStats(
         org=scope.name, job=target.job_id, kind=target.kind, cycle=target.cycle_id,
         previous_job=previous.job_id if previous is not None else None, objects=objects, totals=totals,
-        usage=ApiCallsOut.of(calls), stale_objects=stale,
+        usage=ApiCallsOut.of(calls), stale_objects=stale, change_events=events,
     )  # fmt: skip
+
+
+def _change_events(ctx: AppContext, repo: Any, org: str, started: datetime | None) -> list[ChangeEventsOut]:
+    from engine.jobs.cdp_stats import change_event_counts
+
+    with ctx.tx() as s:
+        st = corgs.get_org_by_name(s, org).settings
+        protected = list(st.cdp_objects or []) if st.cdp_enabled else []
+    counts = change_event_counts(repo, org, protected, job_started=started)
+    return [ChangeEventsOut(**c.__dict__) for c in counts]

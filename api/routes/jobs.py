@@ -21,7 +21,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Response
 from fastapi import Path as PathParam
-from pydantic import BaseModel, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session
 
@@ -197,6 +197,37 @@ class ObjectCounts(BaseModel):
     pending: int = Field(examples=[8])
 
 
+class RecoveryPointObjectOut(BaseModel):
+    """One object of a ``recovery_point`` job: the backup it starts from and the change events it
+    holds (decision 0033; the window fields are absent on jobs made before it)."""
+
+    model_config = ConfigDict(populate_by_name=True)
+
+    base_job: str = Field(description="the backup job the replay starts from", examples=[JOB_ID_EXAMPLE])
+    from_: str = Field(alias="from", description="start of the replay window (the base job's start)")
+    events: int = Field(description="events in the segments the replay read", examples=[120])
+    segments: int = Field(description="segments the replay read", examples=[3])
+    rows: int = Field(description="records of the object at the instant", examples=[3000])
+    events_applied: int | None = Field(
+        None, description="change events committed in the window", examples=[97]
+    )
+    change_rows: int | None = Field(None, description="change rows (one per record per event)", examples=[99])
+    first_replay_id: str | None = Field(None, description="replay id (hex) of the first event in the window")
+    last_replay_id: str | None = Field(None, description="replay id (hex) of the last event in the window")
+    first_commit: datetime | None = Field(None, description="commit time of the first event in the window")
+    last_commit: datetime | None = Field(None, description="commit time of the last event in the window")
+    change_types: dict[str, int] = Field(
+        default_factory=dict, description="events per change type", examples=[{"UPDATE": 90, "CREATE": 7}]
+    )
+
+
+class RecoveryPointOut(BaseModel):
+    """What a ``recovery_point`` job holds."""
+
+    at: datetime = Field(description="the instant")
+    objects: dict[str, RecoveryPointObjectOut] = Field(description="per object")
+
+
 class JobDetails(JobOut):
     """A job with its per-object rows and errors (live progress merged while it runs)."""
 
@@ -209,6 +240,9 @@ class JobDetails(JobOut):
         description="objects this job did not back up although it committed (a partial job): their "
         "data in the job's recovery point, and in its exports, is as of an earlier job of the cycle, "
         "or absent",
+    )
+    recovery_point: RecoveryPointOut | None = Field(
+        None, description="a `recovery_point` job: the instant and per object the change events it holds"
     )
 
 
@@ -400,9 +434,10 @@ def job_details(job_id: JobId, ctx: Ctx, _who: Viewer) -> JobDetails:
             for e in sorted(job.errors, key=lambda e: (e.occurred_at, e.id))
         ]
         base = _job_out(job, _org_name(s, job.org_id))
+        rp = RecoveryPointOut.model_validate(job.recovery_point) if job.recovery_point else None
     return JobDetails(
         **base.model_dump(), live=running and live is not None, object_counts=_counts(objects),
-        objects=objects, errors=errors, stale_objects=stale_objects(as_of.values()),
+        objects=objects, errors=errors, stale_objects=stale_objects(as_of.values()), recovery_point=rp,
     )  # fmt: skip
 
 

@@ -235,6 +235,10 @@ class OrgSettings(Base):
     # continuous data protection (decision 0026, migration 0010): on/off and the protected objects
     cdp_enabled: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     cdp_objects: Mapped[list[str]] = mapped_column(default=list, server_default="[]")
+    # its start and interval (decision 0033, migration 0012): when the service's subscriber starts
+    # streaming (None: at once) and the longest a received change waits before it is sealed
+    cdp_start_at: Mapped[datetime | None]
+    cdp_interval_s: Mapped[int] = mapped_column(Integer, default=3600, server_default="3600")
     updated_at: Mapped[datetime]
 
     org: Mapped[Org] = relationship(back_populates="settings")
@@ -294,6 +298,9 @@ class Job(Base):
     override_reason: Mapped[str | None] = mapped_column(Text)
     # when `sfvault prune` removed the job's snapshot (migration 0009); the state stays as it ran
     pruned_at: Mapped[datetime | None]
+    # a recovery_point job: the instant and, per object, the base job and the change events it
+    # holds (count, replay id range, commit time range; migration 0012, decision 0033)
+    recovery_point: Mapped[dict[str, Any] | None] = mapped_column(json_type())
 
     objects: Mapped[list[JobObject]] = relationship(
         back_populates="job",

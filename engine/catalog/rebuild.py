@@ -148,6 +148,7 @@ def apply_manifest(
     requested = record.requested_objects
     job.requested_objects = sorted(requested) if requested is not None else None
     job.lane = lane_of(job.kind, requested).value
+    job.recovery_point = record.recovery_point
     job.created_at = created_at
     job.started_at = _as_utc(record.started_at) or committed
     job.finished_at = _as_utc(record.finished_at) or committed

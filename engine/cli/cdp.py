@@ -99,17 +99,27 @@ def run(
 def enable(
     name: str = typer.Argument(..., help="org name"),
     objects: str = typer.Option(..., "--objects", help="objects to protect, comma separated"),
+    start: str | None = typer.Option(
+        None, "--start", help="when `sfvault serve` starts streaming, ISO 8601 with a zone (default: at once)"
+    ),
+    interval: str | None = typer.Option(
+        None, "--interval", help="longest a change waits before it is sealed: 1h (default), 15m, 90s"
+    ),
     endpoint: str | None = typer.Option(None, "--pubsub-endpoint", help="host:port of the Pub/Sub API"),
     config: Path | None = CONFIG_OPT,
 ) -> None:
     """Protect these objects (refused: file objects, SFV-621; objects without Change Data Capture
-    in the org, SFV-622, which is asked)."""
+    in the org, SFV-622, which is asked; a bad --start or --interval, SFV-624). Decision 0033."""
 
     def body() -> None:
         from engine.jobs.cdp import set_protection
+        from engine.jobs.cdp_settings import parse_interval, parse_start
 
         names = [o.strip() for o in objects.split(",") if o.strip()]
-        done = set_protection(checked_settings(config), name, names, endpoint=endpoint)
+        start_at = parse_start(name, start) if start is not None else None
+        interval_s = parse_interval(name, interval) if interval is not None else None
+        done = set_protection(checked_settings(config), name, names, endpoint=endpoint, start_at=start_at,
+                              interval_s=interval_s)  # fmt: skip
         typer.echo(f"continuous data protection of {name}: on for {', '.join(done)}")
 
     run_cli(body)

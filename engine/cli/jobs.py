@@ -216,7 +216,8 @@ def job_show(
                     _object_json(o) | {"as_of": as_of_cell(as_of.get(o.object_name)) or "this job"}
                     | paths.get(o.object_name, {})
                     for o in sorted(j.objects, key=lambda o: o.object_name)
-                ]} | _skipped_json(record))  # fmt: skip
+                ]} | _skipped_json(record)
+                  | ({"recovery_point": j.recovery_point} if j.recovery_point else {}))  # fmt: skip
                 return
             typer.echo(
                 f"job {j.id}: {j.kind} {j.state}; cycle {j.cycle_id}; started {j.started_at}; "
@@ -250,6 +251,8 @@ def job_show(
                     typer.echo(f"warning {o.warning_code} on {o.object_name}: {o.warning_message}")
         out_console().print(table)
         for line in _manifest_lines(record):
+            typer.echo(line)
+        for line in recovery_point_lines(j.recovery_point):
             typer.echo(line)
 
     run_cli(body)
@@ -348,3 +351,18 @@ def job_cancel(job_id: str = typer.Argument(...), config: Path | None = CONFIG_O
         typer.echo(f"job {j.id}: {'cancelled' if j.state == 'cancelled' else 'cancel requested'}")
 
     run_cli(body)
+
+
+def recovery_point_lines(rp: dict[str, Any] | None) -> list[str]:
+    """What a ``recovery_point`` job holds, one line per object (decision 0033)."""
+    if not rp:
+        return []
+    lines = [f"recovery point at {rp.get('at')}:"]
+    for obj, f in sorted((rp.get("objects") or {}).items()):
+        window = ""
+        if f.get("events_applied"):
+            window = (f"; replay ids {f['first_replay_id']}..{f['last_replay_id']}, commits "
+                      f"{f['first_commit']} .. {f['last_commit']}")  # fmt: skip
+        lines.append(f"  {obj}: job {f.get('base_job')} + {f.get('events_applied', f.get('events'))} change "
+                     f"events from {f.get('from')}{window}")  # fmt: skip
+    return lines

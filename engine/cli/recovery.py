@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import asdict
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import typer
 
@@ -69,13 +69,15 @@ def data(
             target = rp.snapshots.job(job)
             calls = job_calls(rp, target.job_id)
             stale = [a for a in rp.snapshots.as_of(target.job_id) if not a.current]
+            events = _change_events(config, repo, name, target.job.started_at)
         finally:
             rp.close()
             repo.close()
         if as_json:
             print_json({"org": name, "job": target.job_id, "kind": target.kind, "cycle_id": target.cycle_id,
                         "usage": asdict(calls) | {"api_calls": calls.total},
-                        "objects": [asdict(s) for s in stats]})  # fmt: skip
+                        "objects": [asdict(s) for s in stats],
+                        "change_events": [e.to_dict() for e in events]})  # fmt: skip
             return
         t = Table(title=f"{name} at job {target.job_id} ({target.kind}, cycle {target.cycle_id})")
         cols = ("object", "type", "records", "backup bytes", "added", "changed", "removed", "API calls",
@@ -95,8 +97,29 @@ def data(
                        "their records are as of an earlier job, or they are absent:")  # fmt: skip
             for a in stale:
                 typer.echo(f"  {a.object}: {as_of_text(a, target.job_id)}")
+        for e in events:
+            covered = e.covered_to.isoformat() if e.covered_to else "-"
+            typer.echo(f"change events {e.object}: {e.events} in {e.segments} segments ({e.events_after_job} "
+                       f"after the job's start, {e.gap_events} gap), complete up to {covered}")  # fmt: skip
 
     run_cli(body)
+
+
+def _change_events(config: Path | None, repo: Any, org: str, started: Any) -> list[Any]:
+    """The data view's change events per protected object (decision 0033)."""
+    from engine.errors import SfvaultError
+    from engine.jobs.cdp import protected_objects
+    from engine.jobs.cdp_stats import change_event_counts
+
+    settings = checked_settings(config)
+    url = settings.catalog_url
+    protected: list[str] = []
+    if not url.startswith("sqlite:///") or Path(url.removeprefix("sqlite:///")).exists():
+        try:  # a read command does not create a catalog; without one, the objects with segments
+            protected = protected_objects(settings, org)
+        except SfvaultError:  # protection off, or an org the catalog does not know
+            protected = []
+    return change_event_counts(repo, org, protected, job_started=started)
 
 
 def compare(

@@ -425,10 +425,19 @@ FILE_OBJECTS = frozenset({
 
 
 def set_protection(settings: Settings, org: str, objects: list[str] | None, *, endpoint: str | None = None,
-                   clock: Clock | None = None) -> list[str]:  # fmt: skip
+                   clock: Clock | None = None, start_at: datetime | None = None,
+                   interval_s: int | None = None) -> list[str]:  # fmt: skip
     """Turn continuous data protection of ``org`` on for ``objects`` (checked: no file object,
     SFV-621; Change Data Capture enabled for each in the org, SFV-622, asked through ``GetTopic``),
-    or off (``objects=None``). Returns the protected objects."""
+    or off (``objects=None``). ``start_at`` / ``interval_s`` (decision 0033, checked by
+    :mod:`engine.jobs.cdp_settings`) replace the stored ones when given. Returns the protected
+    objects."""
+    from engine.jobs.cdp_settings import check_interval, check_start
+
+    if start_at is not None:
+        start_at = check_start(org, start_at)
+    if interval_s is not None:
+        check_interval(org, interval_s)
     from engine.catalog import orgs as corgs
     from engine.catalog.db import make_engine, migrate, session_factory, transaction
     from engine.errors import CdcTopicNotFound, CdpFileObjectRefused, CdpObjectNotEnabled, CdpSettingRefused
@@ -457,6 +466,10 @@ def set_protection(settings: Settings, org: str, objects: list[str] | None, *, e
             st = corgs.get_org_by_name(s, org).settings
             st.cdp_enabled = objects is not None
             st.cdp_objects = names if objects is not None else list(st.cdp_objects or [])
+            if objects is not None and start_at is not None:
+                st.cdp_start_at = start_at
+            if objects is not None and interval_s is not None:
+                st.cdp_interval_s = interval_s
             st.updated_at = (clock or SystemClock()).now()
             return list(st.cdp_objects) if st.cdp_enabled else []
     finally:

@@ -262,6 +262,8 @@ def run_permission_check(
         org = corgs.get_org_by_name(s, org_name)
         record = corgs.read_credentials(org, sealer)
         org_id = org.id
+        protected = list(org.settings.cdp_objects or []) if org.settings.cdp_enabled else []
+        sf_org_id = org.sf_org_id or ""
     grant = grant_from_record(record)
     with SalesforceClient.connect(
         grant, client_options(record, settings, **(client_overrides or {}))
@@ -272,7 +274,11 @@ def run_permission_check(
                 sf_code="NO_IDENTITY", what="the login answer has no identity URL, so the user is unknown"
             )
         report = read_permission_rows(RestApi(client), user_id, checked_at=clock.now())
-    fields, objects, perms = _report_lists(report)
+        fields, objects, perms = _report_lists(report)
+        if protected:  # what Change Data Capture needs (decision 0033)
+            perms += _cdc_requirements(
+                settings, org_name, client, record, perms, objects, protected, sf_org_id
+            )
     with transaction(sessions) as s:
         row = creports.add_permission_report(
             s,
@@ -291,6 +297,27 @@ def run_permission_check(
                 payload={"report_id": row.id, "org": org_name}, clock=clock,
             )  # fmt: skip
     return StoredReport(**{**stored.__dict__, "messages_queued": len(settings.admin_emails)})
+
+
+def _cdc_requirements(
+    settings: Settings, org: str, client: SalesforceClient, record: Any, perms: list[dict[str, Any]],
+    objects: list[dict[str, Any]], protected: list[str], sf_org_id: str,
+) -> list[dict[str, Any]]:  # fmt: skip
+    """:func:`engine.jobs.cdp_permissions.cdc_requirements`, asking the Pub/Sub API with the
+    check's session (``GetTopic`` per protected object)."""
+    from engine.cdc.stream import PubSubAuth, PubSubClient
+    from engine.jobs.cdp_permissions import cdc_requirements, pubsub_topic_check
+
+    token = client.session.token
+    auth = PubSubAuth(token.access_token.get_secret_value(), token.instance_url,
+                      token.org_id or sf_org_id)  # fmt: skip
+    ca_file = client_options(record, settings).ca_file
+    pubsub = PubSubClient.open(settings.pubsub_endpoint, auth, org=org, ca_file=ca_file,
+                               tls=not token.instance_url.startswith("http://"))  # fmt: skip
+    try:
+        return cdc_requirements(perms, objects, protected, pubsub_topic_check(pubsub))
+    finally:
+        pubsub.close()
 
 
 def _stored(row: PermissionReport, org: str) -> StoredReport:

@@ -74,6 +74,7 @@ def _object_point(
     repo: Any, rp: Any, store: SegmentStore, org: str, obj: str, at: datetime
 ) -> tuple[ObjectEntry, dict[str, Any]]:
     from engine.diff.replay import replay
+    from engine.diff.replay_facts import window_facts
 
     t0 = time.monotonic()
     segs = store.segments(org, obj)
@@ -102,6 +103,7 @@ def _object_point(
                         duration_seconds=time.monotonic() - t0)  # fmt: skip
     facts = {"base_job": base.job_id, "from": start.isoformat(), "events": sum(s.events for s in used),
              "segments": len(used), "rows": rows}  # fmt: skip
+    facts.update(window_facts(rp.con, files, start=start, at=at))  # which events it holds (decision 0033)
     return entry, facts
 
 
@@ -195,5 +197,6 @@ def _materialise(settings: Settings, sessions: Any, org: str, job_id: str, at: d
                     duration_s=e.duration_seconds,
                 ),
             )
+        job.recovery_point = {"at": at.isoformat(), "objects": facts}  # migration 0012
         cjobs.finish_job(s, job, "succeeded", snapshot_ref=info.name, clock=clock)
     return RecoveryPointResult(job_id, org, at, info.name, facts)
