@@ -208,6 +208,12 @@ class JobPace:
             self._cond.wait(timeout=max(0.0, seconds))
 
 
+def new_job_paces() -> dict[str, JobPace]:
+    """One :class:`JobPace` per Bulk API, ``bulk2`` and ``bulk1`` (a worker's): a PK-chunked
+    Bulk 1.0 job, whose chunks run side by side, does not take a Bulk 2.0 job's time."""
+    return {"bulk2": JobPace(), "bulk1": JobPace()}
+
+
 class JobPoller(Protocol):
     def get_job(self, job_id: str) -> JobInfo: ...
 
