@@ -90,4 +90,5 @@ def wait_bulk2_job(api: httpx.Client, url: str, timeout: float = 300.0) -> dict[
         info: dict[str, Any] = api.get(url).json()
         return info if info["state"] in BULK2_TERMINAL else None
 
-    return poll_for(terminal, timeout=timeout)  # type: ignore[no-any-return]
+    result: dict[str, Any] = poll_for(terminal, timeout=timeout)
+    return result
