@@ -1,7 +1,8 @@
 """What the emulator's Bulk API query jobs share, 1.0 (:mod:`emulator.bulk1`) and 2.0
 (:mod:`emulator.bulk2`): job ids, the table of jobs (found by their 18- or 15-character id), the
-thread pool their work runs in, the cap on running work of the ``realistic`` profile, the
-``fast`` (unshaped) test and shutdown. Each API keeps its own job record, states and errors.
+thread pool their work runs in, the cap on running work of the ``realistic`` profile and
+shutdown. A status call of either API answers at once with the state so far. Each API keeps its
+own job record, states and errors.
 """
 
 from __future__ import annotations
@@ -72,12 +73,6 @@ class AsyncJobManager(Generic[J]):
             if job is None and len(job_id) == 15:
                 job = next((j for k, j in self._jobs.items() if k[:15] == job_id), None)
         return job
-
-    @property
-    def unshaped(self) -> bool:
-        """No queue delay, processing time or running cap: a status call may wait for the work."""
-        p = self.org.profile
-        return p.queue_delay_max_s <= 0 and p.job_bytes_per_s <= 0 and p.max_running_jobs <= 0
 
     def _acquire_slot(self, job: J) -> None:
         """Wait for a place under the profile's ``max_running_jobs`` (none if 0, or once aborted)."""

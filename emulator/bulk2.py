@@ -8,10 +8,14 @@ byte range ``offsets[a]:offsets[b]`` of the body file, streamed in 1 MiB reads: 
 request, bounded memory, and re-fetchable locators (a locator is the base64 of the row offset,
 like Salesforce's own ``MTAwMDA``).
 
-Under the ``fast`` profile the first status poll waits for the materialisation, so clients see
-``JobComplete`` on their first poll. The ``realistic`` profile adds a queue delay, a cap on
-running jobs (the rest stay ``UploadComplete``), processing time proportional to the result
-size, a bandwidth cap per result stream and a ``QUERY_TIMEOUT``-style failure above a row count.
+A status call (``GET /jobs/query/{id}``) answers at once with the job's state so far
+(``UploadComplete``, ``InProgress``, ``JobComplete``, ``Failed``, ``Aborted``) under every
+profile, as Salesforce does: a client polls until the job is terminal. ``fast`` adds no shaping;
+the ``realistic`` profile adds a queue delay, a cap on running jobs (the rest stay
+``UploadComplete``), processing time proportional to the result size, a bandwidth cap per result
+stream and a ``QUERY_TIMEOUT``-style failure above a row count. A ``hold_job`` fault armed on the
+create request keeps the job ``UploadComplete`` until it is released (tests see a running job
+without sleeping).
 """
 
 from __future__ import annotations
@@ -41,7 +45,7 @@ from fastapi.responses import JSONResponse, StreamingResponse
 
 from emulator.asyncjobs import AsyncJobManager, result_failure
 from emulator.context import ApiError, not_found
-from emulator.profiles import Throttle
+from emulator.profiles import HOLD_MAX_S, Fault, Throttle
 
 if TYPE_CHECKING:
     from emulator.context import Org
@@ -108,6 +112,8 @@ class QueryJob:
     offsets: np.ndarray | None = None
     finished_at: float | None = None
     forced_error: str | None = None
+    hold: Fault | None = None
+    """A ``hold_job`` fault armed on the job's create: the job stays UploadComplete until released."""
     done: threading.Event = field(default_factory=threading.Event)
     abort: threading.Event = field(default_factory=threading.Event)
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -213,8 +219,9 @@ class JobManager(AsyncJobManager[QueryJob]):
     # -- lifecycle --------------------------------------------------------------------------------
 
     def create(
-        self, payload: dict[str, Any], version: str, user_id: str, *, forced_error: str | None = None
-    ) -> dict[str, Any]:
+        self, payload: dict[str, Any], version: str, user_id: str, *, forced_error: str | None = None,
+        hold: Fault | None = None,
+    ) -> dict[str, Any]:  # fmt: skip
         """Create a job and start it; returns the create response (state ``UploadComplete``)."""
         from emulator.files import hidden_files_user
         from emulator.soql import SoqlError, translate
@@ -278,6 +285,7 @@ class JobManager(AsyncJobManager[QueryJob]):
                 system_modstamp=now,
                 directory=self.directory / job_id,
                 forced_error=forced_error,
+                hold=hold,
             )
             self._jobs[job_id] = job
             self.created_total += 1
@@ -300,6 +308,8 @@ class JobManager(AsyncJobManager[QueryJob]):
         profile = self.org.profile
         started = time.monotonic()
         try:
+            if job.hold is not None:
+                job.hold.released.wait(job.hold.delay_s or HOLD_MAX_S)
             if profile.queue_delay_max_s > 0:
                 delay = self.random.uniform(profile.queue_delay_min_s, profile.queue_delay_max_s)
                 if job.abort.wait(delay):
@@ -359,13 +369,6 @@ class JobManager(AsyncJobManager[QueryJob]):
         job = self._find(job_id)
         if job is None:
             raise not_found()
-        return job
-
-    def poll(self, job_id: str) -> QueryJob:
-        """The job for a status call; under an unshaped profile, wait until it has finished."""
-        job = self.get(job_id)
-        if self.unshaped and job.state not in TERMINAL:
-            job.done.wait(600)
         return job
 
     def abort(self, job_id: str) -> QueryJob:
@@ -508,6 +511,7 @@ def make_router(org: Org) -> APIRouter:
 
         session = request.state.sf_session
         fault = org.faults.take("POST", request.url.path, ("fail_job",))
+        hold = org.faults.take("POST", request.url.path, ("hold_job",))
         created = await anyio.to_thread.run_sync(
             partial(
                 org.jobs.create,
@@ -515,6 +519,7 @@ def make_router(org: Org) -> APIRouter:
                 _version(ver),
                 session.user_id,
                 forced_error=None if fault is None else fault.message,
+                hold=hold,
             )
         )
         return _json(created)
@@ -547,7 +552,7 @@ def make_router(org: Org) -> APIRouter:
     @router.get(base + "/{job_id}")
     def get_job(ver: str, job_id: str) -> Response:
         _version(ver)
-        return _json(org.jobs.poll(job_id).info(full=True))
+        return _json(org.jobs.get(job_id).info(full=True))  # the state so far: never waits
 
     @router.patch(base + "/{job_id}")
     async def patch_job(request: Request, ver: str, job_id: str) -> Response:

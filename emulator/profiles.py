@@ -123,8 +123,9 @@ class Fault:
     ``hold`` (stall until released with ``POST /__admin/faults/{id}/release``, or ``delay_s``
     seconds when given, else :data:`HOLD_MAX_S`; then handle the request normally: a test
     parks a client at a known step and lets it go on an event, with no sleep) or ``hold_job``
-    (the Bulk API work this create request makes stays ``Queued`` until the fault is released, or
-    as long as ``hold`` would stall: a test sees a job or batch still pending, with no sleep).
+    (the Bulk API work this create request makes stays ``Queued``, a Bulk 2.0 job
+    ``UploadComplete``, until the fault is released, or as long as ``hold`` would stall: a test
+    sees a job or batch still pending, with no sleep).
     """
 
     path_regex: str

@@ -3,8 +3,11 @@
 One read is one job: ``POST job`` (XML, ``contentType`` CSV, ``Sforce-Enable-PKChunking:
 chunkSize=N``), one batch with the read's SOQL, ``close``; Salesforce splits the batch into one
 batch per range of ``N`` Ids (the submitted batch ends ``NotProcessed``). The batch list is polled
-(:func:`engine.extract.bulk2.next_poll`'s backoff, clock and sleep injected) until no batch is
-``Queued``/``InProgress``; a ``Failed`` chunk is typed by :func:`classify_failed_job` (a query
+until no batch is ``Queued``/``InProgress`` by Bulk 2.0's loop (:func:`engine.extract.bulk2.wait_for_job`:
+the job's batch list read as one job's status, so its polls are paced by the worker's
+:class:`~engine.extract.bulk2.JobPace` of Bulk 1.0 jobs as Bulk 2.0's are, from what Salesforce
+reports: the records of the completed chunks and the time from the first batch's ``createdDate``
+to the last ``systemModstamp``); a ``Failed`` chunk is typed by :func:`classify_failed_job` (a query
 timeout makes the planner bisect, as with Bulk 2.0), and the job is aborted. Then every result
 file of every completed chunk, in chunk order, is one CSV page for
 :meth:`engine.extract.csv_arrow.CsvPageParser.iter_batches`: the same parser, hence the same
@@ -20,14 +23,14 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from datetime import datetime
-from typing import Literal
+from typing import Literal, Protocol
 from xml.etree import ElementTree
 from xml.sax.saxutils import escape
 
-from engine.errors import SalesforceQueryTimeout, SfvaultError
-from engine.extract.bulk2 import JobInfo, PollPolicy, next_poll
+from engine.errors import SfvaultError
+from engine.extract.bulk2 import JobInfo, Pacing, PollPolicy, wait_for_job
 from engine.extract.classify import classify_failed_job
 from engine.extract.client import SalesforceClient
 from engine.extract.soql import Soql
@@ -46,6 +49,9 @@ class BatchInfo:
     state: str
     state_message: str | None = None
     records: int = 0
+    created: datetime | None = None
+    modstamp: datetime | None = None
+    """``systemModstamp``: when the batch last changed state (for a finished batch, its end)."""
 
 
 def _fields(elem: ElementTree.Element) -> dict[str, str]:
@@ -54,7 +60,10 @@ def _fields(elem: ElementTree.Element) -> dict[str, str]:
 
 def _batch(fields: dict[str, str]) -> BatchInfo:
     n = fields.get("numberRecordsProcessed", "0")
-    return BatchInfo(fields["id"], fields["state"], fields.get("stateMessage") or None, int(n or 0))
+    return BatchInfo(
+        fields["id"], fields["state"], fields.get("stateMessage") or None, int(n or 0),
+        _created(fields.get("createdDate", "")), _created(fields.get("systemModstamp", "")),
+    )  # fmt: skip
 
 
 def _created(text: str) -> datetime | None:
@@ -62,6 +71,56 @@ def _created(text: str) -> datetime | None:
     if not text:
         return None
     return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+def job_time_ms(batches: list[BatchInfo]) -> int | None:
+    """How long Salesforce took over the batches, by its own clock: the first ``createdDate`` to
+    the last ``systemModstamp`` (the chunks run in parallel, so the sum of their processing
+    times is not the job's time); None when unknown or not positive (a clock that stood still)."""
+    starts = [b.created for b in batches if b.created is not None]
+    ends = [b.modstamp for b in batches if b.modstamp is not None]
+    if not starts or not ends:
+        return None
+    ms = int((max(ends) - min(starts)).total_seconds() * 1000)
+    return ms if ms > 0 else None
+
+
+class BatchLister(Protocol):
+    def batches(self, job_id: str) -> list[BatchInfo]: ...
+
+    def set_state(self, job_id: str, state: Literal["Closed", "Aborted"]) -> None: ...
+
+
+@dataclass
+class ChunkedJob:
+    """A PK-chunked job's batch list as one job's status (a :class:`~engine.extract.bulk2.JobPoller`),
+    so :func:`~engine.extract.bulk2.wait_for_job` paces its polls as Bulk 2.0's: ``InProgress``
+    while a batch is pending (or none is listed yet), then ``JobComplete`` with the chunks'
+    records and :func:`job_time_ms`, or ``Failed`` when a chunk did not complete."""
+
+    api: BatchLister
+    job: JobInfo
+    submitted: str
+    listed: list[BatchInfo] = field(default_factory=list)
+    """The batch list as last read."""
+
+    def chunks(self) -> list[BatchInfo]:
+        """The chunk batches (the submitted one too when PK chunking did not split it)."""
+        split = [b for b in self.listed if b.id != self.submitted]
+        return split or [b for b in self.listed if b.id == self.submitted]
+
+    def get_job(self, job_id: str) -> JobInfo:
+        self.listed = self.api.batches(job_id)
+        chunks = self.chunks()
+        if not chunks or any(b.state in PENDING for b in self.listed):
+            return replace(self.job, state="InProgress")
+        state = "JobComplete" if all(b.state == "Completed" for b in chunks) else "Failed"
+        return replace(self.job, state=state, records_processed=sum(b.records for b in chunks),
+                       processing_ms=job_time_ms(self.listed))  # fmt: skip
+
+    def abort_job(self, job_id: str) -> JobInfo:
+        self.api.set_state(job_id, "Aborted")
+        return replace(self.job, state="Aborted")
 
 
 class Bulk1Api:
@@ -135,44 +194,24 @@ class Bulk1Api:
         return resp.content
 
     def wait(
-        self, job: JobInfo, submitted: str, *, sleep: Callable[[float], None], policy: PollPolicy
-    ) -> list[BatchInfo]:
-        """Poll the batch list until no batch is pending; the chunk batches (the submitted one
-        too when PK chunking did not split it), in the order Salesforce lists them.
+        self, job: JobInfo, submitted: str, *, sleep: Callable[[float], None], policy: PollPolicy,
+        pacing: Pacing | None = None,
+    ) -> list[BatchInfo]:  # fmt: skip
+        """Poll the batch list until no batch is pending (paced by ``pacing`` as Bulk 2.0's
+        polls are); the chunk batches (the submitted one too when PK chunking did not split it),
+        in the order Salesforce lists them.
 
         Raises:
             SalesforceQueryTimeout: still pending after ``policy.timeout`` (the job is aborted),
                 or a chunk timed out.
             SalesforceJobFailed / SalesforceBulkUnsupported: a batch Failed.
         """
-        listed: list[BatchInfo] = []
+        status = ChunkedJob(self, job, submitted)
         try:
-            return self._wait(job, submitted, sleep=sleep, policy=policy, listed=listed)
+            wait_for_job(status, job, clock=self.client.clock, sleep=sleep, policy=policy, pacing=pacing)
         finally:  # the PK chunks Salesforce added beside the submitted batch count as batches too
-            self.client.usage.add_batches(sum(1 for b in listed if b.id != submitted))
-
-    def _wait(
-        self, job: JobInfo, submitted: str, *, sleep: Callable[[float], None], policy: PollPolicy,
-        listed: list[BatchInfo],
-    ) -> list[BatchInfo]:  # fmt: skip
-        """:meth:`wait`'s loop; ``listed`` is left holding the last batch list read."""
-        clock = self.client.clock
-        started = clock.monotonic()
-        attempt = 0
-        while True:
-            listed[:] = self.batches(job.id)
-            chunks = [b for b in listed if b.id != submitted] or [b for b in listed if b.id == submitted]
-            pending = any(b.state in PENDING for b in listed) or not chunks
-            at = next_poll("InProgress" if pending else "JobComplete", attempt, clock.now(), policy)
-            if at is None:
-                break
-            if clock.monotonic() - started > policy.timeout:
-                self.set_state(job.id, "Aborted")
-                raise SalesforceQueryTimeout(
-                    object=job.object, what=f"batches still pending after {policy.timeout:.0f}s"
-                )
-            sleep(max(0.0, (at - clock.now()).total_seconds()))
-            attempt += 1
+            self.client.usage.add_batches(sum(1 for b in status.listed if b.id != submitted))
+        chunks = status.chunks()
         failed = next((b for b in chunks if b.state != "Completed"), None)
         if failed is not None:
             raise classify_failed_job(job.object, "Failed", failed.state_message or failed.state)
@@ -220,13 +259,15 @@ class Bulk1Api:
         on_created: Callable[[JobInfo], None] | None = None,
         on_complete: Callable[[], None] | None = None,
         prefetch: int = 0,
+        pacing: Pacing | None = None,
     ) -> Iterator[bytes]:
         """Create the job, run ``soql`` as one PK-chunked batch, yield every result file (CSV
         with its header row); files of ``Records not found for this query`` are skipped.
 
         ``prefetch`` result files download while the caller parses the one yielded (one job
         read by one task: its downloads and Salesforce's answers overlap the parsing); memory
-        holds up to ``prefetch + 1`` files of at most ``chunk_size`` rows."""
+        holds up to ``prefetch + 1`` files of at most ``chunk_size`` rows. ``pacing`` paces the
+        status polls by the Bulk 1.0 jobs already completed (:class:`~engine.extract.bulk2.JobPace`)."""
         job = self.create_job(soql.sobject, operation, chunk_size)
         if on_created is not None:
             on_created(job)
@@ -234,7 +275,7 @@ class Bulk1Api:
         try:
             submitted = self.add_batch(job.id, str(soql), soql.sobject)
             self.set_state(job.id, "Closed")
-            chunks = self.wait(job, submitted.id, sleep=sleep, policy=policy)
+            chunks = self.wait(job, submitted.id, sleep=sleep, policy=policy, pacing=pacing)
             done = True
             if on_complete is not None:
                 on_complete()

@@ -120,15 +120,17 @@ def poll_delay(
     """Seconds until the next poll of a running job that is ``elapsed`` seconds old.
 
     Pure. Without an ``expected`` duration: the backoff ``policy.delay(attempt)``. With one: the
-    time left until then, and once it has passed, ``policy.late`` x ``elapsed`` (within
-    ``[first, max]``), so a job slower than expected costs a few polls, not one per backoff step.
+    time left until then, and once it has passed, the larger of ``policy.late`` x ``elapsed`` and
+    the backoff (within ``[first, max]``), so a job slower than expected costs a few polls, not
+    one per backoff step, and a short one is not polled every ``first`` seconds (the backoff
+    grows by ``factor`` a poll, so it stays within about a quarter of the job's age too).
     """
     if expected is None:
         return policy.delay(attempt)
     left = expected - elapsed
     if left >= policy.first:
         return min(left, policy.max_expected)
-    return min(policy.max, max(policy.first, policy.late * elapsed))
+    return min(policy.max, max(policy.delay(attempt), policy.late * elapsed))
 
 
 def next_poll(
@@ -206,6 +208,12 @@ class JobPace:
             self._cond.wait(timeout=max(0.0, seconds))
 
 
+def new_job_paces() -> dict[str, JobPace]:
+    """One :class:`JobPace` per Bulk API, ``bulk2`` and ``bulk1`` (a worker's): a PK-chunked
+    Bulk 1.0 job, whose chunks run side by side, does not take a Bulk 2.0 job's time."""
+    return {"bulk2": JobPace(), "bulk1": JobPace()}
+
+
 class JobPoller(Protocol):
     def get_job(self, job_id: str) -> JobInfo: ...
 
@@ -243,14 +251,11 @@ def wait_for_job(
         SalesforceQueryTimeout: still running after ``policy.timeout`` (the job is aborted).
     """
     started = clock.monotonic()
-    attempt = 0
+    attempt = 1  # the first wait was the backoff's first step
     info = job
     wait = _Wait(clock, sleep, policy, pacing, job.id, started)
     try:
-        first = pacing.pace.expected(pacing.records) if pacing is not None else None
-        if first is not None and first >= policy.first:
-            # no status call before the job should be done
-            wait.until(started + min(first, policy.max_expected), informed=True)
+        _first_wait(wait, policy, pacing, job.id, started)
         while True:
             informed = pacing is not None and pacing.pace.expected(pacing.records) is not None
             info, at = _poll_once(api, info, attempt, clock, policy, pacing, started)
@@ -263,6 +268,19 @@ def wait_for_job(
     finally:
         if pacing is not None:
             pacing.pace.release(job.id)
+
+
+def _first_wait(wait: _Wait, policy: PollPolicy, pacing: Pacing | None, job_id: str, started: float) -> None:
+    """No status call right after the create (a job just created is never done): wait until the
+    job should be done by the pace, else the backoff's first step (the scout, or no pacing), else
+    (another job is the scout) until the scout learns something, at most ``policy.max``."""
+    expected = pacing.expected(job_id, policy) if pacing is not None else None
+    if expected is None:
+        wait.until(started + policy.delay(0), informed=False)
+    elif expected == float("inf"):
+        wait.until(started + policy.max, informed=False)
+    else:
+        wait.until(started + min(max(expected, policy.first), policy.max_expected), informed=True)
 
 
 @dataclass

@@ -60,7 +60,7 @@ class Read:
 
 @dataclass(frozen=True)
 class BulkOptions:
-    """How a Bulk 2.0 read pages and polls (ignored by REST reads).
+    """How a Bulk read pages and polls (ignored by REST reads).
 
     ``on_complete`` is called once the job is complete, before its first page is fetched (a Dask
     task that left its worker's thread pool while Salesforce processed the job rejoins there).
@@ -79,8 +79,9 @@ class BulkOptions:
     row_widths: dict[str, float] | None = None
     """Row widths learnt by earlier reads (shared by a worker's tasks), keyed by object and SELECT."""
     pace: JobPace | None = None
-    """Paces the status polls by the jobs completed before (shared by a worker's tasks); its
-    ``sleep`` replaces ``sleep`` (a waiting job looks again as soon as another one completes)."""
+    """Paces the status polls by the jobs of the read's API completed before (shared by a
+    worker's tasks, one per API: a Bulk 1.0 job's pace is not a Bulk 2.0 job's); its ``sleep``
+    replaces ``sleep`` (a waiting job looks again as soon as another one completes)."""
     expected_records: int | None = None
     """The records the job is expected to return (the partition's estimate), for ``pace``."""
 
@@ -100,11 +101,14 @@ def read_batches(
         yield from rest_batches(RestApi(client), parser, read.soql.in_id_order(), all_rows=read.all_rows)
         return
     b = bulk or BulkOptions()
+    pacing = Pacing(b.pace, b.expected_records) if b.pace is not None else None
+    sleep = b.pace.sleep if b.pace is not None and b.sleep is time.sleep else b.sleep
     if read.path == "bulk1":
         files = Bulk1Api(client).run_query(
             read.soql, operation="queryAll" if read.all_rows else "query", chunk_size=b.max_records,
-            sleep=b.sleep, policy=b.policy, on_created=b.on_created, on_complete=b.on_complete,
+            sleep=sleep, policy=b.policy, on_created=b.on_created, on_complete=b.on_complete,
             prefetch=b.streams,  # the next chunk's file downloads while this one is parsed
+            pacing=pacing,
         )  # fmt: skip
         for data in files:
             yield from parser.iter_batches(data)
@@ -114,8 +118,6 @@ def read_batches(
     if b.max_bytes:
         key = f"{read.sobject}:{','.join(read.soql.fields)}:{int(read.all_rows)}"
         size = PageSize(b.max_bytes, key, b.row_widths)
-    pacing = Pacing(b.pace, b.expected_records) if b.pace is not None else None
-    sleep = b.pace.sleep if b.pace is not None and b.sleep is time.sleep else b.sleep
     pages = Bulk2Api(client).run_query(
         read.soql, operation="queryAll" if read.all_rows else "query", max_records=b.max_records,
         streams=b.streams, sleep=sleep, policy=b.policy, on_complete=b.on_complete,

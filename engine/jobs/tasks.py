@@ -188,8 +188,9 @@ class _Extractor:
         """Whether a REST query was read since :meth:`start_window` (no Salesforce time known)."""
         self.row_widths: dict[str, float] | None = None
         """Result row widths learnt by the worker's earlier reads (set by :func:`extract_partition`)."""
-        self.job_pace: JobPace | None = None
-        """The worker's pace of Bulk jobs (set by :func:`extract_partition`): paces status polls."""
+        self.job_paces: dict[str, JobPace] = {}
+        """The worker's pace of Bulk jobs by API, ``bulk2`` and ``bulk1`` (set by
+        :func:`extract_partition`): paces status polls."""
         self._cancel: Any = None
         if task.cancel_event:
             from distributed import Event
@@ -257,7 +258,7 @@ class _Extractor:
                     max_records=t.page_rows, streams=t.result_streams, on_complete=slot.rejoin,
                     on_created=self._created, max_bytes=t.page_bytes, row_widths=self.row_widths,
                     policy=PollPolicy(first=t.poll_first, factor=1.3, max=t.poll_max),
-                    pace=self.job_pace,
+                    pace=self.job_paces.get(path),
                     # an Id-only job is paced from the quickest job seen, not at the wide rows' rate
                     expected_records=None if t.window == "ids" else (t.partition.estimated_rows or None),
                 )  # fmt: skip
@@ -363,7 +364,7 @@ def extract_partition(task: PartitionTask) -> PartitionResult:
     try:
         ex = _Extractor(task, client, blob_client)
         ex.row_widths = plugin.row_widths
-        ex.job_pace = plugin.job_pace
+        ex.job_paces = plugin.job_paces
         if task.window == "boundary":
             result.boundary_check = True
             _extract_boundary(ex, repo, result)

@@ -22,7 +22,7 @@ from distributed.diagnostics.plugin import WorkerPlugin
 
 from engine.config import Settings
 from engine.extract.auth import Credentials, Session, Token
-from engine.extract.bulk2 import JobPace
+from engine.extract.bulk2 import new_job_paces
 from engine.extract.client import ClientOptions, SalesforceClient
 from engine.extract.usage import ApiUsage
 
@@ -63,8 +63,9 @@ class BackupWorkerPlugin(WorkerPlugin):
         self._allowance_at = 0.0
         self.row_widths: dict[str, float] = {}
         """CSV bytes per row of the worker's Bulk reads, by query (sizes later result pages)."""
-        self.job_pace = JobPace()
-        """How long the org takes per Bulk job, learnt from the worker's completed jobs (paces polls)."""
+        self.job_paces = new_job_paces()
+        """How long the org takes per Bulk job, by API (``bulk2``, ``bulk1``), learnt from the
+        worker's completed jobs (paces polls)."""
         self._seed_allowance()
 
     def _seed_allowance(self) -> None:
@@ -88,14 +89,14 @@ class BackupWorkerPlugin(WorkerPlugin):
         state["_allowance"] = None
         state["_allowance_at"] = 0.0
         state["row_widths"] = {}
-        state["job_pace"] = None
+        state["job_paces"] = None
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
         self._lock = threading.Lock()
         self._allowance_lock = threading.Lock()
-        self.job_pace = JobPace()
+        self.job_paces = new_job_paces()
         self._seed_allowance()
 
     def setup(self, worker: Any) -> None:

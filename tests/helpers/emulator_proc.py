@@ -77,3 +77,18 @@ def poll_for(pred: Callable[[], Any], timeout: float = 30.0, interval: float = 0
         if time.monotonic() > deadline:
             raise TimeoutError(f"condition not met within {timeout}s")
         time.sleep(interval)
+
+
+BULK2_TERMINAL = ("JobComplete", "Failed", "Aborted")
+
+
+def wait_bulk2_job(api: httpx.Client, url: str, timeout: float = 300.0) -> dict[str, Any]:
+    """Poll a Bulk API 2.0 query job's status (``url``: ``.../jobs/query/{id}``), as a client does,
+    until it is terminal; its last JobInfo. A status call answers at once with the state so far."""
+
+    def terminal() -> dict[str, Any] | None:
+        info: dict[str, Any] = api.get(url).json()
+        return info if info["state"] in BULK2_TERMINAL else None
+
+    result: dict[str, Any] = poll_for(terminal, timeout=timeout)
+    return result

@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.helpers.emulator_proc import EmulatorProcess
+from tests.helpers.emulator_proc import EmulatorProcess, wait_bulk2_job
 
 pytestmark = pytest.mark.emulator
 
@@ -34,9 +34,10 @@ def _create(api: httpx.Client, soql: str, operation: str = "query", **extra: Any
 
 
 def _complete(api: httpx.Client, job_id: str, base: str = JOBS) -> dict[str, Any]:
-    info = api.get(f"{base}/{job_id}").json()
-    assert info["state"] == "JobComplete", info  # fast profile: complete by the first poll
-    return dict(info)
+    """Poll the job until it is terminal (a status call answers at once); it must be JobComplete."""
+    info = wait_bulk2_job(api, f"{base}/{job_id}")
+    assert info["state"] == "JobComplete", info
+    return info
 
 
 def test_job_lifecycle(emulator: EmulatorProcess, api: httpx.Client) -> None:
@@ -222,3 +223,29 @@ def test_bulk_jobs_are_counted(emulator: EmulatorProcess, api: httpx.Client) -> 
     after = api.get(f"{V}/limits").json()["DailyBulkV2QueryJobs"]["Remaining"]
     assert after == before - 1
     assert emulator.admin("GET", "/limits")["by_category"]["bulk2_create"] >= 1
+
+
+def test_a_status_call_answers_at_once_while_the_job_is_still_running(
+    emulator: EmulatorProcess, api: httpx.Client
+) -> None:
+    """Salesforce answers ``GET /jobs/query/{id}`` with the state so far and clients poll; the
+    status call never waits for the job (under ``fast`` it once waited until JobComplete). A
+    ``hold_job`` fault keeps the job UploadComplete, so the state it must report is known with no
+    sleep; the profile stays ``fast``."""
+    assert emulator.admin("GET", "/profile")["queue_delay_max_s"] == 0
+    hold = emulator.admin(
+        "POST", "/faults", json={"path_regex": r"/jobs/query$", "method": "POST", "kind": "hold_job"}
+    )
+    try:
+        job = _create(api, "SELECT Id, Name FROM Account")["id"]
+        info = api.get(f"{JOBS}/{job}").json()
+        assert info["state"] == "UploadComplete" and info["numberRecordsProcessed"] == 0, info
+        assert [j["state"] for j in api.get(JOBS).json()["records"] if j["id"] == job] == ["UploadComplete"]
+        not_yet = api.get(f"{JOBS}/{job}/results")
+        assert _err(not_yet)[:2] == (400, "INVALIDJOBSTATE")
+        assert api.delete(f"{JOBS}/{job}").status_code == 400  # not terminal yet
+    finally:
+        emulator.admin("POST", f"/faults/{hold['id']}/release")
+        emulator.admin("DELETE", "/faults")
+    live = emulator.sql("SELECT count(*) FROM sf_account WHERE NOT IsDeleted")[0][0]
+    assert _complete(api, job)["numberRecordsProcessed"] == live

@@ -11,7 +11,7 @@ from datetime import datetime
 import httpx
 import pytest
 
-from tests.helpers.emulator_proc import REPO_ROOT, EmulatorProcess, poll_for, running_emulator
+from tests.helpers.emulator_proc import REPO_ROOT, EmulatorProcess, poll_for, running_emulator, wait_bulk2_job
 
 pytestmark = pytest.mark.emulator
 
@@ -66,7 +66,7 @@ def test_cut_result_download_then_retry_the_same_locator(
     emulator: EmulatorProcess, api: httpx.Client
 ) -> None:
     job = api.post(JOBS, json={"operation": "query", "query": "SELECT Id, Name FROM Contact"}).json()["id"]
-    assert api.get(f"{JOBS}/{job}").json()["state"] == "JobComplete"
+    assert wait_bulk2_job(api, f"{JOBS}/{job}")["state"] == "JobComplete"
     emulator.admin("POST", "/faults", json={"path_regex": f"/jobs/query/{job}/results$", "kind": "cut"})
     try:
         with pytest.raises(httpx.HTTPError):
@@ -88,12 +88,12 @@ def test_injected_failed_job(emulator: EmulatorProcess, api: httpx.Client) -> No
     try:
         job = api.post(JOBS, json={"operation": "query", "query": "SELECT Id FROM Lead"}).json()
         assert job["state"] == "UploadComplete"
-        info = api.get(f"{JOBS}/{job['id']}").json()
+        info = wait_bulk2_job(api, f"{JOBS}/{job['id']}")
         assert (info["state"], info["errorMessage"]) == ("Failed", message)
         resp = api.get(f"{JOBS}/{job['id']}/results")
         assert resp.status_code == 400 and resp.json()[0]["errorCode"] == "INVALIDJOBSTATE"
         again = api.post(JOBS, json={"operation": "query", "query": "SELECT Id FROM Lead"}).json()
-        assert api.get(f"{JOBS}/{again['id']}").json()["state"] == "JobComplete"
+        assert wait_bulk2_job(api, f"{JOBS}/{again['id']}")["state"] == "JobComplete"
     finally:
         emulator.admin("DELETE", "/faults")
 

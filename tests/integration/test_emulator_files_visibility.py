@@ -17,7 +17,7 @@ import httpx
 import pytest
 
 from tests.helpers import files_visibility
-from tests.helpers.emulator_proc import EmulatorProcess, start_emulator
+from tests.helpers.emulator_proc import EmulatorProcess, start_emulator, wait_bulk2_job
 from tests.helpers.files_visibility import QAF, live_ids, visible_ids
 
 pytestmark = pytest.mark.emulator
@@ -71,8 +71,8 @@ def _bulk_ids(api: httpx.Client, soql: str) -> set[str]:
     created = api.post(f"{V}/jobs/query", json={"operation": "query", "query": soql})
     assert created.status_code == 200, created.text
     job = created.json()["id"]
-    info = api.get(f"{V}/jobs/query/{job}").json()
-    assert info["state"] == "JobComplete", info  # fast profile: complete by the first poll
+    info = wait_bulk2_job(api, f"{V}/jobs/query/{job}")  # polled as a client does
+    assert info["state"] == "JobComplete", info
     ids: set[str] = set()
     locator: str | None = None
     while True:

@@ -72,7 +72,7 @@ def test_wait_polls_with_backoff_until_terminal() -> None:
     info = wait_for_job(jobs, JobInfo("750x", "UploadComplete", "Account", "query", "62.0"),
                         clock=clock, sleep=sleep, policy=POLICY)  # fmt: skip
     assert info.state == "JobComplete" and jobs.polls == 5
-    assert slept == [0.5, 1.0, 2.0, 4.0]
+    assert slept == [0.5, 1.0, 2.0, 4.0, 8.0]  # no status call right after the create
 
 
 def test_wait_gives_up_and_aborts() -> None:
@@ -212,3 +212,27 @@ def test_other_jobs_completing_do_not_cost_a_waiting_job_status_calls() -> None:
                  sleep=woken_every_second, policy=TASK_POLICY, pacing=Pacing(pace, 60_000))  # fmt: skip
     assert len(wakes) >= 15  # it was woken often ...
     assert job.polls <= 2  # ... and asked Salesforce about the job only when it should be done
+
+
+def test_a_short_job_later_than_expected_is_polled_with_the_backoff_not_every_first_step() -> None:
+    """Status calls answer at once (issue 16): a 3 s job the pace expects in 0.5 s (a busy org)
+    is polled at its expected time, then further apart each time (the backoff, or a quarter of its
+    age), not every ``first`` seconds; it is seen complete within about a third of its age."""
+    clock = FrozenClock()
+    pace = JobPace()
+    pace.observe(JobInfo("750a", "JobComplete", "Account", "query", "62.0", records_processed=1000,
+                         processing_ms=500))  # fmt: skip
+    slow = TimedJob(clock, 3.0, 1000)
+    late = _wait(clock, slow, Pacing(pace, 1000))
+    assert slow.polls <= 7  # every first step (0.2 s) from 0.5 s to 3 s would be 13
+    assert late <= max(TASK_POLICY.first, 0.35 * 3.0)
+
+
+def test_no_status_call_before_the_first_backoff_step_or_the_scout_learns() -> None:
+    """A job just created is never done: the scout's first poll comes after ``first``; a job that
+    is not the scout makes none until the scout has completed (its wait is cut short then)."""
+    clock = FrozenClock()
+    pace = JobPace()
+    scout = TimedJob(clock, 0.0, 1000)
+    assert _wait(clock, scout, Pacing(pace, 1000)) == pytest.approx(TASK_POLICY.first)
+    assert scout.polls == 1
