@@ -442,6 +442,8 @@ class _Rules:
         return out
 
     def field(self, name: str) -> str:
+        if name not in self.hints:
+            raise ValueError(f"{self.obj.name}: {{field:{name}}} names a field without a generate hint")
         if name not in self._done:
             self._done[name] = self.render(self.hints[name], self.obj.field(name))
         return self._done[name]
@@ -462,7 +464,7 @@ class _Rules:
             word, _, arg = name.partition(":")
             if word == "field":
                 return self.field(arg)
-            if word in ("first", "count"):
+            if word in ("first", "count") and arg in self.ctx.ranges:
                 return str(self.ctx.ranges[arg][0 if word == "first" else 1])
             if name == "now_us":
                 return str(self.ctx.now_us)

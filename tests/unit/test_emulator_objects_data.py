@@ -138,13 +138,21 @@ def test_a_described_object_s_hints_drive_its_values_and_its_types_the_rest() ->
     assert any(h is not None for *_x, h in got)  # no hint: a value by type (number)
 
 
-def test_an_unknown_hint_is_refused_with_the_object_named() -> None:
+@pytest.mark.parametrize(
+    ("hint", "message"),
+    [
+        ({"kind": "lottery"}, "Ticket__c: unknown generate kind 'lottery'"),
+        ("{field:Id} || 'x'", r"Ticket__c: \{field:Id\} names a field without a generate hint"),
+        ("{first:Nowhere__c}", r"Ticket__c: unknown template name \{first:Nowhere__c\}"),
+    ],
+)
+def test_a_bad_hint_is_refused_with_the_object_named(hint: object, message: str) -> None:
     doc = _hinted_description()
-    doc["objects"][0]["fields"][1]["generate"] = {"kind": "lottery"}  # type: ignore[index]
+    doc["objects"][0]["fields"][1]["generate"] = hint  # type: ignore[index]
     extra, rows = load_description(doc)
     store = OrgStore(None, schema=build_schema(2, extra))
     try:
-        with pytest.raises(ValueError, match="Ticket__c: unknown generate kind 'lottery'"):
+        with pytest.raises(ValueError, match=message):
             generate(store, 300, 3, described_rows=rows)
     finally:
         store.close()
