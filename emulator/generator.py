@@ -24,7 +24,8 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Collection
+import re
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -32,7 +33,7 @@ from typing import Any
 import pyarrow as pa
 
 from emulator import ids as idmod
-from emulator.schema import PERMISSION_FLAGS, ObjectDef
+from emulator.schema import PERMISSION_FLAGS, FieldDef, ObjectDef, custom_template
 from emulator.store import OrgStore, naive_utc, q
 
 SPAN_DAYS = 730
@@ -388,353 +389,182 @@ def _audit_sql(
         "CreatedById": e.any_user("cby"),
         "LastModifiedById": e.any_user("mby"),
     }
-    if obj.name == "AccountShare":
-        outer["LastModifiedDate"] = "make_timestamp(s_us)"
     return mid, outer
 
 
+# ---------------------------------------------------------------------------------------------
+# value rules: each field's ``generate`` hint (emulator/objects.json)
+
+Hint = str | Mapping[str, Any]
+"""How one field is generated, as SQL over the row counter ``i``. A string is an SQL template;
+otherwise ``{"kind": K, ...}`` with K one of:
+
+``pick`` {key, values?}: one of ``values`` (default: the field's picklist values; a string names
+a word list of this module); ``ref`` {target, key, null?}: the Id of an existing ``target``
+record; ``user`` {key}: an active User; ``text`` {key, base, null?}: ``base`` (a hint) with a hard
+case (quotes, newlines, emoji...) mixed into some rows; ``longText`` {key, null?}; ``number``
+{key, lo, hi, scale, null?}; ``date`` {key, null?, futureDays?}; ``datetime`` / ``time`` {key,
+null?}; ``email`` / ``phone`` {key, null?}; ``firstName``, ``lastName``, ``company``; ``pct``
+{key, p}: true for about ``p`` % of rows; ``int`` {key, n}: in ``[0, n)``; ``address`` {null?}
+(on an address compound: all its component columns); ``size`` {object?, counter?}: a file body's
+size; ``sql`` {sql, args}: the template with ``{name}`` replaced by the hint ``args[name]``.
+
+``null`` is the percentage of NULLs. ``key`` salts the hash, so hints of one object with one key
+draw the same value on a row. Templates may also name ``{field:F}`` (field F's value),
+``{first:O}`` / ``{count:O}`` (the counters generated for object O), ``{now_us}`` and ``{tag}``
+(the object name's first three letters, upper case). The columns ``c_us`` / ``m_us`` / ``s_us``
+(created, modified, modstamp in microseconds) are in scope.
+"""
+
+WORD_LISTS: dict[str, list[str]] = {"cities": CITIES, "firstNames": FIRST_NAMES, "lastNames": LAST_NAMES}
+_TEMPLATE_NAME = re.compile(r"\{(\w+(?::\w+)?)\}")
+_Rule = Callable[["_Rules", Mapping[str, Any], FieldDef | None], str]
+
+
+class _Rules:
+    """The SQL of one object's hints (each field's rendered once, so ``{field:F}`` repeats it)."""
+
+    def __init__(self, ctx: _Ctx, obj: ObjectDef, hints: Mapping[str, Hint]) -> None:
+        self.ctx = ctx
+        self.obj = obj
+        self.e = _Exprs(ctx, obj.name)
+        self.hints = hints
+        self._done: dict[str, str] = {}
+
+    def values(self) -> dict[str, str]:
+        """Column name -> SQL expression over ``i``."""
+        out: dict[str, str] = {}
+        for name, hint in self.hints.items():
+            if isinstance(hint, Mapping) and hint.get("kind") == "address":
+                out.update(self.e.address(name.removesuffix("Address"), hint.get("null", 15.0)))
+            else:
+                out[name] = self.field(name)
+        return out
+
+    def field(self, name: str) -> str:
+        if name not in self.hints:
+            raise ValueError(f"{self.obj.name}: {{field:{name}}} names a field without a generate hint")
+        if name not in self._done:
+            self._done[name] = self.render(self.hints[name], self.obj.field(name))
+        return self._done[name]
+
+    def render(self, hint: Hint, fd: FieldDef | None = None) -> str:
+        if isinstance(hint, str):
+            return self.template(hint, {})
+        rule = _KINDS.get(str(hint.get("kind")))
+        if rule is None:
+            raise ValueError(f"{self.obj.name}: unknown generate kind {hint.get('kind')!r}")
+        return rule(self, hint, fd)
+
+    def template(self, text: str, args: Mapping[str, Hint]) -> str:
+        def one(m: re.Match[str]) -> str:
+            name = m.group(1)
+            if name in args:
+                return self.render(args[name])
+            word, _, arg = name.partition(":")
+            if word == "field":
+                return self.field(arg)
+            if word in ("first", "count") and arg in self.ctx.ranges:
+                return str(self.ctx.ranges[arg][0 if word == "first" else 1])
+            if name == "now_us":
+                return str(self.ctx.now_us)
+            if name == "tag":
+                return self.obj.name[:3].upper()
+            raise ValueError(f"{self.obj.name}: unknown template name {{{name}}}")
+
+        return _TEMPLATE_NAME.sub(one, text)
+
+
+def _pick_rule(r: _Rules, h: Mapping[str, Any], fd: FieldDef | None) -> str:
+    values = h.get("values")
+    if values is None:
+        values = fd.picklist_values if fd is not None else ()
+    elif isinstance(values, str):
+        values = WORD_LISTS[values]
+    return r.e.pick(h["key"], values)
+
+
+def _size_rule(r: _Rules, h: Mapping[str, Any], fd: FieldDef | None) -> str:
+    return _size_expr(r.ctx, r.e, counter=r.render(h.get("counter", "i")), obj_name=h.get("object"))
+
+
+_KINDS: dict[str, _Rule] = {
+    "pick": _pick_rule,
+    "ref": lambda r, h, fd: r.e.ref(h["target"], h["key"], h.get("null", 0.0)),
+    "user": lambda r, h, fd: r.e.user(h["key"]),
+    "text": lambda r, h, fd: r.e.text(h["key"], r.render(h["base"]), h.get("null", 0.0)),
+    "longText": lambda r, h, fd: r.e.long_text(h["key"], h.get("null", 30.0)),
+    "number": lambda r, h, fd: r.e.number(h["key"], h["lo"], h["hi"], h["scale"], h.get("null", 0.0)),
+    "date": lambda r, h, fd: r.e.date_expr(h["key"], h.get("null", 0.0), h.get("futureDays", 0)),
+    "datetime": lambda r, h, fd: r.e.ts_expr(h["key"], h.get("null", 0.0)),
+    "time": lambda r, h, fd: r.e.time_expr(h["key"], h.get("null", 0.0)),
+    "email": lambda r, h, fd: r.e.email(h["key"], h.get("null", 10.0)),
+    "phone": lambda r, h, fd: r.e.phone(h["key"], h.get("null", 20.0)),
+    "firstName": lambda r, h, fd: r.e.person_first(),
+    "lastName": lambda r, h, fd: r.e.person_last(),
+    "company": lambda r, h, fd: r.e.company(),
+    "pct": lambda r, h, fd: r.e.pct(h["key"], h["p"]),
+    "int": lambda r, h, fd: r.e.u(h["key"], h["n"]),
+    "size": _size_rule,
+    "sql": lambda r, h, fd: r.template(h["sql"], h.get("args", {})),
+}
+
+AUDIT_TIMESTAMPS = ("CreatedDate", "LastModifiedDate", "SystemModstamp")
+
+
+def _typed_hint(ctx: _Ctx, obj: ObjectDef, f: FieldDef) -> Hint | None:
+    """The hint a field without one gets from its type (objects a schema description added)."""
+    k, t = f.name, f.type
+    if t == "reference":
+        targets = [x for x in f.reference_to if x in ctx.ranges and x in ctx.store.schema]
+        if k == "OwnerId" or targets == ["User"]:
+            return {"kind": "user", "key": k}
+        if not targets:
+            return None
+        return {"kind": "ref", "target": targets[0], "key": k, "null": 20.0 if f.nillable else 0.0}
+    if t in ("string", "textarea", "email", "phone", "url"):
+        base = f"'{obj.name.removesuffix('__c')} ' || CAST(i AS VARCHAR)"
+        text: Hint = (
+            {"kind": t, "key": k}
+            if t in ("email", "phone")
+            else {"kind": "text", "key": k, "base": base, "null": 0 if k == "Name" else 15}
+        )
+        if f.length and t != "textarea":
+            return {"kind": "sql", "sql": f"left({{v}}, {f.length})", "args": {"v": text}}
+        return text
+    if t in ("picklist", "multipicklist"):
+        return {"kind": "pick", "key": k} if f.picklist_values else None
+    if t in ("double", "currency", "percent"):
+        hi = 10_000 if t != "percent" else 100
+        return {"kind": "number", "key": k, "lo": 0, "hi": hi, "scale": min(f.scale, 4), "null": 15}
+    simple: dict[str, Hint] = {
+        "int": {"kind": "int", "key": k, "n": 1000},
+        "date": {"kind": "date", "key": k, "null": 15},
+        "datetime": {"kind": "datetime", "key": k, "null": 15},
+        "time": {"kind": "time", "key": k, "null": 15},
+        "boolean": {"kind": "pct", "key": k, "p": 50},
+    }
+    if k in AUDIT_TIMESTAMPS or k == "IsDeleted":
+        return None
+    return simple.get(t)
+
+
+def _hints(ctx: _Ctx, obj: ObjectDef) -> dict[str, Hint]:
+    """The fields' ``generate`` hints; by type for an object a description added; a custom
+    object with none of its own (and not described) gets those of the custom template."""
+    own = {f.name: f.generate for f in obj.fields if f.generate is not None}
+    if obj.name in ctx.described:
+        typed = {f.name: _typed_hint(ctx, obj, f) for f in obj.column_fields}
+        return {**{k: h for k, h in typed.items() if h is not None}, **own}
+    if not own and obj.name.endswith("__c"):
+        own = {f.name: f.generate for f in custom_template().fields if f.generate is not None}
+        own = {k: h for k, h in own.items() if obj.field(k) is not None}
+    return own
+
+
 def _values_for(ctx: _Ctx, obj: ObjectDef) -> dict[str, str]:
-    """Column name -> SQL expression over ``i`` for a heavy object."""
-    e = _Exprs(ctx, obj.name)
-    n = obj.name
-    v: dict[str, str] = {}
-    if n == "Account":
-        v = {
-            "Name": e.company(),
-            "Type": e.pick("type", obj.field("Type").picklist_values),  # type: ignore[union-attr]
-            "ParentId": f"CASE WHEN i > {ctx.ranges['Account'][0] + 10} AND {e.pct('par', 5)} THEN "
-            f"sf_id('001', {ctx.ranges['Account'][0]} + {e.u('parent', 10)}) END",
-            **e.address("Billing"),
-            **e.address("Shipping", 50),
-            "Phone": e.phone("phone"),
-            "Fax": e.phone("fax", 80),
-            "AccountNumber": f"CASE WHEN {e.pct('an', 30)} THEN NULL ELSE 'AC-' || lpad(CAST(i AS VARCHAR), 8, '0') END",
-            "Website": f"CASE WHEN {e.pct('web', 40)} THEN NULL ELSE 'https://www.example.com/?q=' || CAST(i AS VARCHAR)"
-            " || '&lang=fr' END",
-            "Industry": e.pick("ind", obj.field("Industry").picklist_values),  # type: ignore[union-attr]
-            "AnnualRevenue": e.number("rev", 0, 5e9, 0, 30),
-            "NumberOfEmployees": f"CASE WHEN {e.pct('emp.n', 20)} THEN NULL ELSE {e.u('emp', 100000)} END",
-            "Rating": e.pick("rating", ("Hot", "Warm", "Cold")),
-            "Description": e.long_text("desc", 40),
-            "OwnerId": e.user("owner"),
-            "Tax_Id__c": "'TX' || lpad(CAST(i AS VARCHAR), 9, '0')",
-            "LastActivityDate": e.date_expr("lad", 50),
-        }
-    elif n in ("Contact", "Lead"):
-        v = {
-            "FirstName": e.person_first(),
-            "LastName": e.person_last(),
-            "Email": e.email("email"),
-            "Phone": e.phone("phone"),
-            "OwnerId": e.user("owner"),
-            "Description": e.long_text("desc", 60),
-            "LeadSource": e.pick(
-                "src", ("Web", "Phone Inquiry", "Partner Referral", "Purchased List", "Other")
-            ),
-        }
-        v["Name"] = f"concat_ws(' ', {v['FirstName']}, {v['LastName']})"
-        if n == "Contact":
-            v.update(
-                {
-                    "AccountId": e.ref("Account", "acct", 5),
-                    **e.address("Mailing", 30),
-                    "MobilePhone": e.phone("mob", 50),
-                    "Title": e.text(
-                        "title",
-                        e.pick("title", ("CEO", "CTO", "VP Sales", "Engineer", "Buyer", "Office Manager")),
-                        20,
-                    ),
-                    "Birthdate": f"CASE WHEN {e.pct('bd', 50)} THEN NULL ELSE DATE '1950-01-01' + "
-                    f"CAST({e.u('bdd', 18000)} AS INTEGER) END",
-                    "HasOptedOutOfEmail": e.pct("opt", 10),
-                    "DoNotCall": e.pct("dnc", 5),
-                    "ReportsToId": f"CASE WHEN i > {ctx.ranges['Contact'][0] + 20} AND {e.pct('rt', 10)} THEN "
-                    f"sf_id('003', {ctx.ranges['Contact'][0]} + {e.u('rtc', 20)}) END",
-                }
-            )
-        else:
-            conv = e.pct("conv", 15)
-            v.update(
-                {
-                    "Company": e.company(),
-                    **e.address("", 40),
-                    "Status": f"CASE WHEN {conv} THEN 'Closed - Converted' ELSE "
-                    f"{e.pick('st', ('Open - Not Contacted', 'Working - Contacted', 'Closed - Not Converted'))} END",
-                    "Rating": e.pick("rating", ("Hot", "Warm", "Cold")),
-                    "AnnualRevenue": e.number("rev", 0, 1e8, 0, 50),
-                    "NumberOfEmployees": e.u("emp", 5000),
-                    "IsConverted": conv,
-                    "ConvertedAccountId": f"CASE WHEN {conv} THEN {e.ref('Account', 'cacct')} END",
-                    "ConvertedContactId": f"CASE WHEN {conv} THEN {e.ref('Contact', 'ccont')} END",
-                }
-            )
-    elif n == "Opportunity":
-        stage = e.pick("stage", obj.field("StageName").picklist_values)  # type: ignore[union-attr]
-        v = {
-            "AccountId": e.ref("Account", "acct", 3),
-            "Name": e.text("name", "'Deal ' || CAST(i AS VARCHAR)"),
-            "Description": e.long_text("desc", 70),
-            "StageName": stage,
-            "Amount": e.number("amt", 100, 2e6, 2, 10),
-            "Probability": e.u("prob", 101),
-            "CloseDate": e.date_expr("close", future_days=180),
-            "Type": e.pick(
-                "type", ("New Customer", "Existing Customer - Upgrade", "Existing Customer - Replacement")
-            ),
-            "LeadSource": e.pick("src", ("Web", "Phone Inquiry", "Partner Referral")),
-            "IsClosed": f"starts_with({stage}, 'Closed')",
-            "IsWon": f"({stage} = 'Closed Won')",
-            "ForecastCategory": e.pick("fc", ("Omitted", "Pipeline", "BestCase", "Forecast", "Closed")),
-            "OwnerId": e.user("owner"),
-        }
-    elif n == "Case":
-        status = e.pick("status", ("New", "Working", "Escalated", "Closed"))
-        v = {
-            "CaseNumber": "lpad(CAST(i AS VARCHAR), 8, '0')",
-            "ContactId": e.ref("Contact", "cont", 10),
-            "AccountId": e.ref("Account", "acct", 10),
-            "Subject": e.text("subj", "'Issue #' || CAST(i AS VARCHAR)"),
-            "Description": e.long_text("desc", 20),
-            "Status": status,
-            "Priority": e.pick("prio", ("High", "Medium", "Low")),
-            "Origin": e.pick("orig", ("Phone", "Email", "Web")),
-            "IsClosed": f"({status} = 'Closed')",
-            "ClosedDate": f"CASE WHEN {status} = 'Closed' THEN make_timestamp(m_us) END",
-            "OwnerId": e.user("owner"),
-        }
-    elif n in ("Task", "Event"):
-        who = e.u("who", 10)
-        what = e.u("what", 10)
-        v = {
-            "WhoId": f"CASE WHEN {who} < 6 THEN {e.ref('Contact', 'whoc')} WHEN {who} < 8 THEN {e.ref('Lead', 'whol')} END",
-            "WhatId": f"CASE WHEN {what} < 4 THEN {e.ref('Account', 'wa')} WHEN {what} < 6 THEN {e.ref('Opportunity', 'wo')}"
-            f" WHEN {what} < 7 THEN {e.ref('Case', 'wc')} WHEN {what} < 8 THEN {e.ref('Invoice__c', 'wi')} END",
-            "Subject": e.text(
-                "subj", e.pick("subj", ("Call", "Email", "Meeting", "Follow up", "Send quote"))
-            ),
-            "Description": e.long_text("desc", 50),
-            "OwnerId": e.user("owner"),
-            "IsArchived": f"({e.pct('arch', 2)} AND c_us < {ctx.now_us - 365 * 86_400_000_000})",
-        }
-        if n == "Task":
-            status = e.pick(
-                "status", ("Not Started", "In Progress", "Completed", "Waiting on someone else", "Deferred")
-            )
-            v.update(
-                {
-                    "ActivityDate": e.date_expr("act", 10),
-                    "Status": status,
-                    "Priority": e.pick("prio", ("High", "Normal", "Low")),
-                    "TaskSubtype": e.pick("sub", ("Task", "Email", "Call")),
-                    "CallDurationInSeconds": f"CASE WHEN {e.pct('cd', 70)} THEN NULL ELSE {e.u('cds', 3600)} END",
-                    "IsClosed": f"({status} = 'Completed')",
-                }
-            )
-        else:
-            v.update(
-                {
-                    "Location": e.text("loc", e.pick("loc", CITIES), 40),
-                    "IsAllDayEvent": e.pct("allday", 10),
-                    "ActivityDateTime": "make_timestamp(c_us + 86400000000)",
-                    "ActivityDate": "CAST(make_timestamp(c_us + 86400000000) AS DATE)",
-                    "DurationInMinutes": f"30 * (1 + {e.u('dur', 4)})",
-                    "StartDateTime": "make_timestamp(c_us + 86400000000)",
-                    "EndDateTime": f"make_timestamp(c_us + 86400000000 + 30 * (1 + {e.u('dur', 4)}) * 60000000)",
-                    "ShowAs": e.pick("show", ("Busy", "OutOfOffice", "Free")),
-                }
-            )
-    elif n == "Invoice__c":
-        v = {
-            "OwnerId": e.user("owner"),
-            "Name": "'INV-' || lpad(CAST(i AS VARCHAR), 9, '0')",
-            "Account__c": e.ref("Account", "acct", 5),
-            "Contact__c": e.ref("Contact", "cont", 30),
-            "Amount__c": e.number("amt", -500, 100000, 2, 5),
-            "Tax_Rate__c": e.number("tax", 0, 30, 2, 10),
-            "Quantity__c": e.number("qty", 1, 1000, 0, 10),
-            "Invoice_Date__c": e.date_expr("idate", 5),
-            "Paid_At__c": e.ts_expr("paid", 40),
-            "Reminder_Time__c": e.time_expr("rem", 50),
-            "Is_Paid__c": e.pct("paidb", 60),
-            "Status__c": e.pick("st", ("Draft", "Sent", "Paid", "Overdue", "Void")),
-            "Tags__c": f"CASE WHEN {e.pct('tags', 40)} THEN NULL ELSE array_to_string(list_distinct(["
-            f"{e.pick('t1', ('Priority', 'Export', 'Manual'))}, {e.pick('t2', ('Recurring', 'Disputed', 'Export'))}]), ';') END",
-            "Contact_Email__c": e.email("ce", 30),
-            "Contact_Phone__c": e.phone("cp", 30),
-            "Portal_Url__c": f"CASE WHEN {e.pct('url', 50)} THEN NULL ELSE 'https://portal.example.com/inv/' || CAST(i AS VARCHAR) END",
-            "Notes__c": e.long_text("notes", 50),
-            "Summary__c": f"CASE {e.u('sum', 10)} WHEN 0 THEN '' WHEN 1 THEN NULL WHEN 2 THEN ' ' ELSE "
-            f"{e.text('sumt', SUMMARY_BASE)} END",
-            "External_Key__c": "'EXT-' || CAST(i AS VARCHAR)",
-            "Location__Latitude__s": e.number("lat", -60, 70, 6, 60),
-            "Location__Longitude__s": e.number("lon", -170, 170, 6, 60),
-        }
-    elif n.endswith("__c"):
-        v = {
-            "OwnerId": e.user("owner"),
-            "Name": f"'{n[:3].upper()}-' || lpad(CAST(i AS VARCHAR), 9, '0')",
-            "Invoice__c": e.ref("Invoice__c", "inv", 2),
-            "Tracking_Number__c": "'1Z' || upper(md5(CAST(i AS VARCHAR))[1:16])",
-            "Carrier__c": e.pick("car", ("DHL", "FedEx", "UPS", "USPS", "La Poste")),
-            "Shipped_At__c": e.ts_expr("ship", 20),
-            "Delivery_Date__c": e.date_expr("dd", 30),
-            "Window_Start__c": e.time_expr("win", 30),
-            "Weight__c": e.number("w", 0, 5000, 3, 10),
-            "Cost__c": e.number("cost", 0, 20000, 2, 10),
-            "Damage_Rate__c": e.number("dmg", 0, 100, 2, 70),
-            "Delivered__c": e.pct("del", 70),
-            "Packages__c": f"1 + {e.u('pk', 20)}",
-            "Handling__c": f"CASE WHEN {e.pct('hd', 60)} THEN NULL ELSE {e.pick('hd1', ('Fragile', 'Cold', 'Hazmat', 'Oversize', 'Fragile;Cold'))} END",
-            "Recipient_Email__c": e.email("re", 20),
-            "Recipient_Phone__c": e.phone("rp", 20),
-            "Tracking_Url__c": "'https://track.example.com/?id=' || CAST(i AS VARCHAR)",
-            "Notes__c": e.long_text("notes", 60),
-        }
-    elif n in ("Attachment", "Document"):
-        ext = e.pick("ext", ("pdf", "png", "txt", "csv", "docx"))
-        v = {
-            "Name": e.text("name", f"'file_' || CAST(i AS VARCHAR) || '.' || {ext}"),
-            "ContentType": f"CASE {ext} WHEN 'pdf' THEN 'application/pdf' WHEN 'png' THEN 'image/png' WHEN 'txt' THEN"
-            " 'text/plain' WHEN 'csv' THEN 'text/csv' ELSE 'application/octet-stream' END",
-            "BodyLength": _size_expr(ctx, e),
-            "Description": e.long_text("desc", 70),
-        }
-        if n == "Attachment":
-            pk = e.u("pk", 4)
-            v.update(
-                {
-                    "ParentId": f"CASE {pk} WHEN 0 THEN {e.ref('Account', 'pa')} WHEN 1 THEN {e.ref('Contact', 'pc')}"
-                    f" WHEN 2 THEN {e.ref('Opportunity', 'po')} ELSE {e.ref('Case', 'pca')} END",
-                    "IsPrivate": e.pct("priv", 10),
-                    "OwnerId": e.user("owner"),
-                }
-            )
-        else:
-            v.update(
-                {
-                    "FolderId": e.user("folder"),
-                    "DeveloperName": "'doc_' || CAST(i AS VARCHAR)",
-                    "Type": ext,
-                    "IsPublic": e.pct("pub", 20),
-                    "Keywords": e.text("kw", "'kw'", 60),
-                    "AuthorId": e.user("author"),
-                    "IsInternalUseOnly": e.pct("int", 10),
-                }
-            )
-    elif n == "ContentDocument":
-        first_v, n_v = ctx.ranges["ContentVersion"]
-        first_d, n_d = ctx.ranges["ContentDocument"]
-        twice = n_v - n_d  # documents first_d .. first_d + twice - 1 have a second version
-        latest = f"(CASE WHEN i - {first_d} < {twice} THEN {first_v + n_d} + (i - {first_d}) ELSE {first_v} + (i - {first_d}) END)"
-        v = {
-            "Title": e.text("title", "'Document ' || CAST(i AS VARCHAR)"),
-            "FileType": "'PDF'",
-            "FileExtension": "'pdf'",
-            "ContentSize": _size_expr(ctx, e, counter=latest, obj_name="ContentVersion"),
-            "LatestPublishedVersionId": f"sf_id('068', {latest})",
-            "PublishStatus": "'P'",
-            "IsArchived": "false",
-            "OwnerId": e.user("owner"),
-        }
-    elif n == "ContentVersion":
-        first_v, n_v = ctx.ranges["ContentVersion"]
-        first_d, n_d = ctx.ranges["ContentDocument"]
-        twice = n_v - n_d
-        doc = f"(CASE WHEN i - {first_v} < {n_d} THEN {first_d} + (i - {first_v}) ELSE {first_d} + (i - {first_v} - {n_d}) END)"
-        v = {
-            "ContentDocumentId": f"sf_id('069', {doc})",
-            "IsLatest": f"NOT (i - {first_v} < {twice})",
-            "Title": e.text("title", f"'Document ' || CAST({doc} AS VARCHAR)"),
-            "Description": e.long_text("desc", 70),
-            "PathOnClient": f"'C:\\Users\\me\\doc_' || CAST({doc} AS VARCHAR) || '.pdf'",
-            "VersionNumber": f"CASE WHEN i - {first_v} < {n_d} THEN '1' ELSE '2' END",
-            "ReasonForChange": "CAST(NULL AS VARCHAR)",
-            "ContentSize": _size_expr(ctx, e, obj_name="ContentVersion"),
-            "FileType": "'PDF'",
-            "FileExtension": "'pdf'",
-            "ContentModifiedDate": "make_timestamp(m_us)",
-            "FirstPublishLocationId": e.ref("Account", "fpl"),
-            "OwnerId": e.user("owner"),
-        }
-    elif n == "ContentDocumentLink":
-        first_d, n_d = ctx.ranges["ContentDocument"]
-        first_l, _n_l = ctx.ranges["ContentDocumentLink"]
-        k = f"(i - {first_l})"
-        v = {
-            "ContentDocumentId": f"sf_id('069', {first_d} + {k} % {max(1, n_d)})",
-            "LinkedEntityId": f"CASE WHEN {k} < {n_d} THEN {e.user('le')} ELSE {e.ref('Account', 'lea')} END",
-            "ShareType": f"CASE WHEN {k} < {n_d} THEN 'I' ELSE 'V' END",
-            "Visibility": "'AllUsers'",
-        }
-    elif n == "AccountHistory":
-        v = {
-            "AccountId": e.ref("Account", "acct"),
-            "Field": e.pick("f", ("Name", "Phone", "Industry", "Rating", "Owner")),
-            "DataType": "'Text'",
-            "OldValue": e.text("old", "'old ' || CAST(i AS VARCHAR)", 20),
-            "NewValue": e.text("new", "'new ' || CAST(i AS VARCHAR)", 10),
-        }
-    elif n == "AccountShare":
-        v = {
-            "AccountId": e.ref("Account", "acct"),
-            "UserOrGroupId": e.user("ug"),
-            "AccountAccessLevel": e.pick("aal", ("Read", "Edit", "All")),
-            "OpportunityAccessLevel": e.pick("oal", ("None", "Read", "Edit")),
-            "CaseAccessLevel": e.pick("cal", ("None", "Read", "Edit")),
-            "ContactAccessLevel": e.pick("col", ("None", "Read", "Edit")),
-            "RowCause": e.pick("rc", ("Owner", "Manual", "Rule")),
-        }
-    elif n == "AccountFeed":
-        v = {
-            "ParentId": e.ref("Account", "acct"),
-            "Type": e.pick("type", ("TextPost", "LinkPost", "TrackedChange")),
-            "Title": e.text("title", "'Post ' || CAST(i AS VARCHAR)", 50),
-            "Body": e.long_text("body", 10),
-            "LinkUrl": f"CASE WHEN {e.pct('lu', 80)} THEN NULL ELSE 'https://example.com/p/' || CAST(i AS VARCHAR) END",
-            "IsRichText": e.pct("rich", 30),
-            "CommentCount": e.u("cc", 20),
-            "LikeCount": e.u("lc", 50),
-        }
-    return v
-
-
-def _typed_values(ctx: _Ctx, obj: ObjectDef) -> dict[str, str]:
-    """Column name -> SQL expression by field type, for an object a description added (its fields
-    are data, so its values are too)."""
-    e = _Exprs(ctx, obj.name)
-    v: dict[str, str] = {}
-    for f in obj.column_fields:
-        k, t = f.name, f.type
-        if t == "reference":
-            targets = [x for x in f.reference_to if x in ctx.ranges and x in ctx.store.schema]
-            if k == "OwnerId" or targets == ["User"]:
-                v[k] = e.user(k)
-            elif targets:
-                v[k] = e.ref(targets[0], k, 0.0 if not f.nillable else 20.0)
-        elif t in ("string", "textarea", "email", "phone", "url"):
-            v[k] = {"email": e.email(k), "phone": e.phone(k)}.get(
-                t,
-                e.text(
-                    k, f"'{obj.name.removesuffix('__c')} ' || CAST(i AS VARCHAR)", 0 if k == "Name" else 15
-                ),
-            )
-            if f.length and t != "textarea":
-                v[k] = f"left({v[k]}, {f.length})"
-        elif t in ("picklist", "multipicklist") and f.picklist_values:
-            v[k] = e.pick(k, f.picklist_values)
-        elif t in ("double", "currency", "percent"):
-            v[k] = e.number(k, 0, 10_000 if t != "percent" else 100, min(f.scale, 4), 15)
-        elif t == "int":
-            v[k] = e.u(k, 1000)
-        elif t == "date":
-            v[k] = e.date_expr(k, 15)
-        elif t == "datetime" and k not in ("CreatedDate", "LastModifiedDate", "SystemModstamp"):
-            v[k] = e.ts_expr(k, 15)
-        elif t == "time":
-            v[k] = e.time_expr(k, 15)
-        elif t == "boolean" and k != "IsDeleted":
-            v[k] = e.pct(k, 50)
-    return v
+    """Column name -> SQL expression over ``i``, from the object's hints."""
+    return _Rules(ctx, obj, _hints(ctx, obj)).values()
 
 
 def _size_expr(ctx: _Ctx, e: _Exprs, *, counter: str = "i", obj_name: str | None = None) -> str:
@@ -751,7 +581,7 @@ def insert_generated(
         return
     store = ctx.store
     mid, audit = _audit_sql(ctx, obj, first, count, fresh=fresh)
-    values = _typed_values(ctx, obj) if obj.name in ctx.described else _values_for(ctx, obj)
+    values = _values_for(ctx, obj)
     e = _Exprs(ctx, obj.name)
     exprs: dict[str, str] = {"Id": f"sf_id('{obj.key_prefix}', i)"}
     for f in obj.column_fields:
@@ -884,7 +714,7 @@ def generate(
     ``object_rows`` sets the rows of some generated objects outright (``{"Task": 5_000_000}``: one
     very large object for memory benchmarks), whatever their share of ``scale``.
     ``described_rows`` are the rows of the objects a schema description added (their values by
-    field type, :func:`_typed_values`), written after the others, in the description's order; the
+    field type, :func:`_typed_hint`), written after the others, in the description's order; the
     other objects' rows are the same as without them.
 
     Deterministic: the same (scale, seed, file_body_bytes) and clock time give the same
@@ -919,42 +749,7 @@ def generate(
         described=frozenset(described),
     )
     _setup_objects(ctx, n_users, now)
-    order = [
-        "Account",
-        "Contact",
-        "Lead",
-        "Opportunity",
-        "Case",
-        "Invoice__c",
-        *[n for n in counts if n.endswith("__c") and n != "Invoice__c"],
-        "Task",
-        "Event",
-        "Attachment",
-        "Document",
-        "ContentDocument",
-        "ContentVersion",
-        "ContentDocumentLink",
-        "AccountHistory",
-        "AccountShare",
-        "AccountFeed",
-    ]
-    for name in order:
-        if name not in counts or name not in store.schema:
-            continue
-        obj = store.schema[name]
-        first = store.reserve_counters(obj, counts[name])
-        ctx.ranges[name] = (first, counts[name])
-    for name in order:
-        if name not in ctx.ranges:
-            continue
-        obj = store.schema[name]
-        first, count = ctx.ranges[name]
-        deleted = (
-            0.0
-            if name in ("AccountHistory", "ContentVersion", "ContentDocumentLink", "AccountShare")
-            else 1.0
-        )
-        insert_generated(ctx, obj, first, count, deleted_pct=deleted)
+    _generate_heavy(ctx, counts)
     _static_resources(ctx)
     _event_log_files(ctx, now)
     for name, rows in described.items():
@@ -965,249 +760,291 @@ def generate(
     return {k: v for k, v in store.counts(include_deleted=True).items() if v}
 
 
+HEAVY_BEFORE_CUSTOM = ("Account", "Contact", "Lead", "Opportunity", "Case", "Invoice__c")
+HEAVY_AFTER_CUSTOM = (
+    "Task",
+    "Event",
+    "Attachment",
+    "Document",
+    "ContentDocument",
+    "ContentVersion",
+    "ContentDocumentLink",
+    "AccountHistory",
+    "AccountShare",
+    "AccountFeed",
+)
+"""The order the heavy objects are generated in (the other custom objects between the two)."""
+NO_SOFT_DELETES = ("AccountHistory", "ContentVersion", "ContentDocumentLink", "AccountShare")
+
+
+def _generate_heavy(ctx: _Ctx, counts: dict[str, int]) -> None:
+    """Reserve every heavy object's counters first (rows refer to each other), then insert them."""
+    store = ctx.store
+    customs = [n for n in counts if n.endswith("__c") and n != "Invoice__c"]
+    order = [*HEAVY_BEFORE_CUSTOM, *customs, *HEAVY_AFTER_CUSTOM]
+    for name in order:
+        if name not in counts or name not in store.schema:
+            continue
+        obj = store.schema[name]
+        first = store.reserve_counters(obj, counts[name])
+        ctx.ranges[name] = (first, counts[name])
+    for name in order:
+        if name not in ctx.ranges:
+            continue
+        first, count = ctx.ranges[name]
+        deleted = 0.0 if name in NO_SOFT_DELETES else 1.0
+        insert_generated(ctx, store.schema[name], first, count, deleted_pct=deleted)
+
+
 def _epoch_us(dt: datetime) -> int:
     naive = naive_utc(dt)
     return (naive - datetime(1970, 1, 1)) // timedelta(microseconds=1)
 
 
 def _setup_objects(ctx: _Ctx, n_users: int, now: datetime) -> None:
-    store = ctx.store
-    s = store.schema
-    integ = store.integration_user_id
-    created = now - timedelta(days=SPAN_DAYS + 30)
+    """The org's setup objects, in Python: organization, licences, profiles, users, permission
+    sets and their assignments, object and field permissions (counters reserved in that order)."""
+    setup = _Setup(ctx, now)
+    setup.organization()
+    lic_ids = setup.licenses()
+    prof_ids = setup.profiles(lic_ids)
+    users = setup.users(n_users, prof_ids)
+    ps_ids, ps_flags = setup.permission_sets(prof_ids)
+    setup.assignments(users, prof_ids, ps_ids)
+    setup.permissions(ps_ids, ps_flags)
 
-    def audit(obj: ObjectDef, row: dict[str, Any], when: datetime = created) -> dict[str, Any]:
+
+class _Setup:
+    def __init__(self, ctx: _Ctx, now: datetime) -> None:
+        self.ctx = ctx
+        self.store = ctx.store
+        self.s = ctx.store.schema
+        self.integ = ctx.store.integration_user_id
+        self.now = now
+        self.created = now - timedelta(days=SPAN_DAYS + 30)
+
+    def audit(self, obj: ObjectDef, row: dict[str, Any]) -> dict[str, Any]:
         for name in ("CreatedDate", "LastModifiedDate", "SystemModstamp"):
             if obj.field(name):
-                row[name] = when
+                row[name] = self.created
         for name in ("CreatedById", "LastModifiedById"):
             if obj.field(name):
-                row[name] = integ
+                row[name] = self.integ
         return row
 
-    def new_ids(obj: ObjectDef, n: int) -> list[str]:
-        first = store.reserve_counters(obj, n)
-        ctx.ranges[obj.name] = (first, n)
+    def new_ids(self, obj: ObjectDef, n: int) -> list[str]:
+        first = self.store.reserve_counters(obj, n)
+        self.ctx.ranges[obj.name] = (first, n)
         assert obj.key_prefix
         return [idmod.make_id(obj.key_prefix, first + k) for k in range(n)]
 
-    org = s["Organization"]
-    ids_org = new_ids(org, 1)
-    assert ids_org[0] == store.org_id
-    _insert_rows(
-        store,
-        org,
-        [
-            audit(
-                org,
-                {
-                    "Id": store.org_id,
-                    "Name": "sfvault Emulated Org",
-                    "Division": None,
-                    "Country": "US",
-                    "IsSandbox": False,
-                    "OrganizationType": "Enterprise Edition",
-                    "InstanceName": "EMU1",
-                    "TimeZoneSidKey": "America/Los_Angeles",
-                    "LanguageLocaleKey": "en_US",
-                    "DefaultLocaleSidKey": "en_US",
-                    "NamespacePrefix": None,
-                    "TrialExpirationDate": None,
-                },
-            )
-        ],
-    )
+    def organization(self) -> None:
+        store, org = self.store, self.s["Organization"]
+        ids_org = self.new_ids(org, 1)
+        assert ids_org[0] == store.org_id
+        row = {
+            "Id": store.org_id,
+            "Name": "sfvault Emulated Org",
+            "Division": None,
+            "Country": "US",
+            "IsSandbox": False,
+            "OrganizationType": "Enterprise Edition",
+            "InstanceName": "EMU1",
+            "TimeZoneSidKey": "America/Los_Angeles",
+            "LanguageLocaleKey": "en_US",
+            "DefaultLocaleSidKey": "en_US",
+            "NamespacePrefix": None,
+            "TrialExpirationDate": None,
+        }
+        _insert_rows(store, org, [self.audit(org, row)])
 
-    lic = s["UserLicense"]
-    lic_ids = dict(zip([x[0] for x in LICENSES], new_ids(lic, len(LICENSES)), strict=True))
-    _insert_rows(
-        store,
-        lic,
-        [
-            audit(
-                lic,
-                {
-                    "Id": lic_ids[name],
-                    "Name": name,
-                    "MasterLabel": name,
-                    "LicenseDefinitionKey": key,
-                    "Status": "Active",
-                    "TotalLicenses": total,
-                    "UsedLicenses": 0,
-                },
-            )
+    def licenses(self) -> dict[str, str]:
+        lic = self.s["UserLicense"]
+        lic_ids = dict(zip([x[0] for x in LICENSES], self.new_ids(lic, len(LICENSES)), strict=True))
+        rows = [
+            {
+                "Id": lic_ids[name],
+                "Name": name,
+                "MasterLabel": name,
+                "LicenseDefinitionKey": key,
+                "Status": "Active",
+                "TotalLicenses": total,
+                "UsedLicenses": 0,
+            }
             for name, key, total in LICENSES
-        ],
-    )
-    prof = s["Profile"]
-    prof_ids = dict(zip([p[0] for p in PROFILES], new_ids(prof, len(PROFILES)), strict=True))
-    _insert_rows(
-        store,
-        prof,
-        [
-            audit(
-                prof,
-                {
-                    "Id": prof_ids[name],
-                    "Name": name,
-                    "UserLicenseId": lic_ids[licence],
-                    "UserType": utype,
-                    "Description": None,
-                },
-            )
-            for name, licence, utype in PROFILES
-        ],
-    )
+        ]
+        _insert_rows(self.store, lic, [self.audit(lic, r) for r in rows])
+        return lic_ids
 
-    # users: #1 is the integration user (System Administrator); 80% active
-    user = s["User"]
-    user_ids = new_ids(user, n_users)
-    assert user_ids[0] == integ
-    n_active = ctx.active_users[1]
-    users = []
-    for k, uid in enumerate(user_ids):
+    def profiles(self, lic_ids: dict[str, str]) -> dict[str, str]:
+        prof = self.s["Profile"]
+        prof_ids = dict(zip([p[0] for p in PROFILES], self.new_ids(prof, len(PROFILES)), strict=True))
+        rows = [
+            {
+                "Id": prof_ids[name],
+                "Name": name,
+                "UserLicenseId": lic_ids[licence],
+                "UserType": utype,
+                "Description": None,
+            }
+            for name, licence, utype in PROFILES
+        ]
+        _insert_rows(self.store, prof, [self.audit(prof, r) for r in rows])
+        return prof_ids
+
+    def users(self, n_users: int, prof_ids: dict[str, str]) -> list[dict[str, Any]]:
+        """Users: #1 is the integration user (System Administrator); 80% active."""
+        user = self.s["User"]
+        user_ids = self.new_ids(user, n_users)
+        assert user_ids[0] == self.integ
+        users = [
+            self.audit(user, self._user_row(k, uid, user_ids[0], prof_ids)) for k, uid in enumerate(user_ids)
+        ]
+        _insert_rows(self.store, user, users)
+        return users
+
+    def _user_row(self, k: int, uid: str, first_id: str, prof_ids: dict[str, str]) -> dict[str, Any]:
+        seed, n_active = self.ctx.seed, self.ctx.active_users[1]
         if k == 0:
             pname = "System Administrator"
             first, last, uname = "Integration", "User", "integration@sfvault.example"
         else:
-            pname = (
-                PROFILES[1 + (k * 3 + ctx.seed) % (len(PROFILES) - 1)][0] if k % 5 else "System Administrator"
-            )
+            pname = PROFILES[1 + (k * 3 + seed) % (len(PROFILES) - 1)][0] if k % 5 else "System Administrator"
             first, last = (
-                FIRST_NAMES[(k + ctx.seed) % len(FIRST_NAMES)],
-                LAST_NAMES[(k * 3 + ctx.seed) % len(LAST_NAMES)],
+                FIRST_NAMES[(k + seed) % len(FIRST_NAMES)],
+                LAST_NAMES[(k * 3 + seed) % len(LAST_NAMES)],
             )
-            uname = f"user{k}.{ctx.seed}@sfvault.example"
+            uname = f"user{k}.{seed}@sfvault.example"
         utype = next(p[2] for p in PROFILES if p[0] == pname)
-        users.append(
-            audit(
-                user,
-                {
-                    "Id": uid,
-                    "Username": uname,
-                    "FirstName": first,
-                    "LastName": last,
-                    "Name": f"{first} {last}",
-                    "CompanyName": "sfvault",
-                    "Title": None if k % 3 else "Manager",
-                    "Department": None,
-                    "Email": uname,
-                    "Alias": (first[:4] + str(k))[:8],
-                    "IsActive": k < n_active,
-                    "UserType": utype,
-                    "ProfileId": prof_ids[pname],
-                    "ManagerId": user_ids[0] if k else None,
-                    "TimeZoneSidKey": "America/Los_Angeles" if k % 2 else "Europe/Paris",
-                    "LocaleSidKey": "en_US",
-                    "LanguageLocaleKey": "en_US",
-                    "EmailEncodingKey": "UTF-8",
-                    "LastLoginDate": now - timedelta(hours=k) if k < n_active else None,
-                },
-            )
-        )
-    _insert_rows(store, user, users)
-
-    # permission sets: one owned by each profile, plus a few standalone ones
-    ps = s["PermissionSet"]
-    ps_ids = new_ids(ps, len(PROFILES) + len(EXTRA_PERMISSION_SETS))
-    ps_rows = []
-    ps_flags: dict[str, set[str]] = {}
-    for k, (pname, _licence, _utype) in enumerate(PROFILES):
-        if pname == "System Administrator":
-            flags = set(PERMISSION_FLAGS)
-        elif pname in ("Standard User", "Marketing User", "Contract Manager", "Standard Platform User"):
-            flags = {"PermissionsApiEnabled"}
-        else:
-            flags = set()
-        ps_flags[ps_ids[k]] = flags
-        row = {
-            "Id": ps_ids[k],
-            "Name": f"X00e{k}_profile_{k}",
-            "Label": f"{pname} (profile)",
-            "Description": None,
-            "IsOwnedByProfile": True,
+        return {
+            "Id": uid,
+            "Username": uname,
+            "FirstName": first,
+            "LastName": last,
+            "Name": f"{first} {last}",
+            "CompanyName": "sfvault",
+            "Title": None if k % 3 else "Manager",
+            "Department": None,
+            "Email": uname,
+            "Alias": (first[:4] + str(k))[:8],
+            "IsActive": k < n_active,
+            "UserType": utype,
             "ProfileId": prof_ids[pname],
+            "ManagerId": first_id if k else None,
+            "TimeZoneSidKey": "America/Los_Angeles" if k % 2 else "Europe/Paris",
+            "LocaleSidKey": "en_US",
+            "LanguageLocaleKey": "en_US",
+            "EmailEncodingKey": "UTF-8",
+            "LastLoginDate": self.now - timedelta(hours=k) if k < n_active else None,
         }
-        row.update({f: f in flags for f in PERMISSION_FLAGS})
-        ps_rows.append(audit(ps, row))
-    for j, (name, label, flags) in enumerate(EXTRA_PERMISSION_SETS):
-        pid = ps_ids[len(PROFILES) + j]
-        ps_flags[pid] = set(flags)
-        row = {
-            "Id": pid,
-            "Name": name,
-            "Label": label,
-            "Description": f"{label} access",
-            "IsOwnedByProfile": False,
-            "ProfileId": None,
-        }
-        row.update({f: f in flags for f in PERMISSION_FLAGS})
-        ps_rows.append(audit(ps, row))
-    _insert_rows(store, ps, ps_rows)
 
-    profile_ps = {prof_ids[p[0]]: ps_ids[k] for k, p in enumerate(PROFILES)}
-    assignments: list[tuple[str, str]] = []
-    for k, urow in enumerate(users):
-        assignments.append((urow["Id"], profile_ps[urow["ProfileId"]]))
-        if k == 0:
-            assignments.append((urow["Id"], ps_ids[len(PROFILES)]))  # Sfvault_Backup
-        elif k % 4 == 0:
-            assignments.append((urow["Id"], ps_ids[len(PROFILES) + 1 + k % 2]))
-    psa = s["PermissionSetAssignment"]
-    psa_ids = new_ids(psa, len(assignments))
-    _insert_rows(
-        store,
-        psa,
-        [
-            audit(psa, {"Id": i, "AssigneeId": a, "PermissionSetId": p, "IsActive": True})
+    def permission_sets(self, prof_ids: dict[str, str]) -> tuple[list[str], dict[str, set[str]]]:
+        """One owned by each profile, plus a few standalone ones; their Ids and flags."""
+        ps = self.s["PermissionSet"]
+        ps_ids = self.new_ids(ps, len(PROFILES) + len(EXTRA_PERMISSION_SETS))
+        ps_rows = []
+        ps_flags: dict[str, set[str]] = {}
+        for k, (pname, _licence, _utype) in enumerate(PROFILES):
+            if pname == "System Administrator":
+                flags = set(PERMISSION_FLAGS)
+            elif pname in ("Standard User", "Marketing User", "Contract Manager", "Standard Platform User"):
+                flags = {"PermissionsApiEnabled"}
+            else:
+                flags = set()
+            ps_flags[ps_ids[k]] = flags
+            row = {
+                "Id": ps_ids[k],
+                "Name": f"X00e{k}_profile_{k}",
+                "Label": f"{pname} (profile)",
+                "Description": None,
+                "IsOwnedByProfile": True,
+                "ProfileId": prof_ids[pname],
+            }
+            row.update({f: f in flags for f in PERMISSION_FLAGS})
+            ps_rows.append(self.audit(ps, row))
+        for j, (name, label, flags) in enumerate(EXTRA_PERMISSION_SETS):
+            pid = ps_ids[len(PROFILES) + j]
+            ps_flags[pid] = set(flags)
+            row = {
+                "Id": pid,
+                "Name": name,
+                "Label": label,
+                "Description": f"{label} access",
+                "IsOwnedByProfile": False,
+                "ProfileId": None,
+            }
+            row.update({f: f in flags for f in PERMISSION_FLAGS})
+            ps_rows.append(self.audit(ps, row))
+        _insert_rows(self.store, ps, ps_rows)
+        return ps_ids, ps_flags
+
+    def assignments(self, users: list[dict[str, Any]], prof_ids: dict[str, str], ps_ids: list[str]) -> None:
+        profile_ps = {prof_ids[p[0]]: ps_ids[k] for k, p in enumerate(PROFILES)}
+        assignments: list[tuple[str, str]] = []
+        for k, urow in enumerate(users):
+            assignments.append((urow["Id"], profile_ps[urow["ProfileId"]]))
+            if k == 0:
+                assignments.append((urow["Id"], ps_ids[len(PROFILES)]))  # Sfvault_Backup
+            elif k % 4 == 0:
+                assignments.append((urow["Id"], ps_ids[len(PROFILES) + 1 + k % 2]))
+        psa = self.s["PermissionSetAssignment"]
+        psa_ids = self.new_ids(psa, len(assignments))
+        rows = [
+            {"Id": i, "AssigneeId": a, "PermissionSetId": p, "IsActive": True}
             for i, (a, p) in zip(psa_ids, assignments, strict=True)
-        ],
-    )
+        ]
+        _insert_rows(self.store, psa, [self.audit(psa, r) for r in rows])
 
-    # object and field permissions for the CRM and custom objects
-    objs = [s[n] for n in CRM_OBJECTS if n in s] + [o for o in s.values() if o.custom]
-    op_rows: list[dict[str, Any]] = []
-    fp_rows: list[dict[str, Any]] = []
-    for pid in ps_ids:
-        flags = ps_flags[pid]
-        admin = "PermissionsModifyAllData" in flags
-        for o in objs:
-            read = admin or "PermissionsViewAllData" in flags or (hash_int(pid, o.name) % 5 != 0)
-            op_rows.append(
-                {
-                    "ParentId": pid,
-                    "SobjectType": o.name,
-                    "PermissionsRead": read,
-                    "PermissionsCreate": admin or (read and hash_int(pid, o.name, "c") % 2 == 0),
-                    "PermissionsEdit": admin or (read and hash_int(pid, o.name, "e") % 2 == 0),
-                    "PermissionsDelete": admin,
-                    "PermissionsViewAllRecords": admin or "PermissionsViewAllData" in flags,
-                    "PermissionsModifyAllRecords": admin,
-                }
-            )
-            for f in o.fields:
-                if not f.permissionable:
-                    continue
-                fread = f.readable and (read or admin)
-                fp_rows.append(
-                    {
-                        "ParentId": pid,
-                        "SobjectType": o.name,
-                        "Field": f"{o.name}.{f.name}",
-                        "PermissionsRead": fread,
-                        "PermissionsEdit": fread and f.updateable and admin,
-                    }
-                )
-    op = s["ObjectPermissions"]
-    for orow, rid in zip(op_rows, new_ids(op, len(op_rows)), strict=True):
-        orow["Id"] = rid
-        audit(op, orow)
-    _insert_rows(store, op, op_rows)
-    fp = s["FieldPermissions"]
-    for frow, rid in zip(fp_rows, new_ids(fp, len(fp_rows)), strict=True):
-        frow["Id"] = rid
-        audit(fp, frow)
-    _insert_rows(store, fp, fp_rows)
+    def permissions(self, ps_ids: list[str], ps_flags: dict[str, set[str]]) -> None:
+        """Object and field permissions for the CRM and custom objects."""
+        s = self.s
+        objs = [s[n] for n in CRM_OBJECTS if n in s] + [o for o in s.values() if o.custom]
+        op_rows: list[dict[str, Any]] = []
+        fp_rows: list[dict[str, Any]] = []
+        for pid in ps_ids:
+            flags = ps_flags[pid]
+            admin = "PermissionsModifyAllData" in flags
+            for o in objs:
+                read = admin or "PermissionsViewAllData" in flags or (hash_int(pid, o.name) % 5 != 0)
+                op_rows.append(_object_permission(pid, o, flags, read, admin))
+                fp_rows.extend(_field_permissions(pid, o, read, admin))
+        for name, rows in (("ObjectPermissions", op_rows), ("FieldPermissions", fp_rows)):
+            obj = s[name]
+            for row, rid in zip(rows, self.new_ids(obj, len(rows)), strict=True):
+                row["Id"] = rid
+                self.audit(obj, row)
+            _insert_rows(self.store, obj, rows)
+
+
+def _object_permission(pid: str, o: ObjectDef, flags: set[str], read: bool, admin: bool) -> dict[str, Any]:
+    return {
+        "ParentId": pid,
+        "SobjectType": o.name,
+        "PermissionsRead": read,
+        "PermissionsCreate": admin or (read and hash_int(pid, o.name, "c") % 2 == 0),
+        "PermissionsEdit": admin or (read and hash_int(pid, o.name, "e") % 2 == 0),
+        "PermissionsDelete": admin,
+        "PermissionsViewAllRecords": admin or "PermissionsViewAllData" in flags,
+        "PermissionsModifyAllRecords": admin,
+    }
+
+
+def _field_permissions(pid: str, o: ObjectDef, read: bool, admin: bool) -> list[dict[str, Any]]:
+    out = []
+    for f in o.fields:
+        if not f.permissionable:
+            continue
+        fread = f.readable and (read or admin)
+        out.append(
+            {
+                "ParentId": pid,
+                "SobjectType": o.name,
+                "Field": f"{o.name}.{f.name}",
+                "PermissionsRead": fread,
+                "PermissionsEdit": fread and f.updateable and admin,
+            }
+        )
+    return out
 
 
 def hash_int(*parts: str) -> int:

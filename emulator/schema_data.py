@@ -27,7 +27,8 @@ from pathlib import Path
 from typing import Any
 
 from emulator.ids import BASE62
-from emulator.schema import FieldDef, ObjectDef, _audit, _f, _id, _obj, _owner, _pick, _ref, _sys
+from emulator.schema import FieldDef, ObjectDef
+from emulator.schema_fields import _audit, _f, _id, _obj, _owner, _pick, _ref, _sys
 
 FIELD_DEFAULTS = {f.name: f.default for f in dataclasses.fields(FieldDef)}
 OBJECT_DEFAULTS = {f.name: f.default for f in dataclasses.fields(ObjectDef) if f.name not in ("_by_name",)}
@@ -235,6 +236,13 @@ def _record_fields() -> list[FieldDef]:
     return [_id(), _owner(("Group", "User")), _sys("IsDeleted", "boolean"), name, *_audit(deleted=False)]
 
 
+CHANGE_EVENT_FLAGS = dict.fromkeys(
+    ("queryable", "retrieveable", "replicateable", "createable", "updateable", "deletable", "searchable"),
+    False,
+)
+"""A ``ChangeEvent`` object is none of these (it is subscribed to, not queried)."""
+
+
 def _associated(parent: str, kind: str, prefix: str) -> ObjectDef:
     """``parent``'s ``__History`` / ``__Share`` / ``__Feed`` / ``ChangeEvent`` object."""
     base = parent.removesuffix("__c")
@@ -244,6 +252,20 @@ def _associated(parent: str, kind: str, prefix: str) -> ObjectDef:
         "Feed": f"{base}__Feed",
         "ChangeEvent": f"{base}__ChangeEvent",
     }[kind]
+    fields, extra = _associated_fields(parent, kind)
+    return _obj(
+        name,
+        fields,
+        key_prefix=prefix,
+        custom=kind != "ChangeEvent",
+        associate_entity_type=kind,
+        associate_parent_entity=parent,
+        **extra,
+    )
+
+
+def _associated_fields(parent: str, kind: str) -> tuple[list[FieldDef], dict[str, Any]]:
+    """The fields of ``parent``'s associated object of ``kind``, and its describe flags."""
     parent_ref = _ref("ParentId", parent, "Parent", nillable=False, permissionable=False)
     created = [
         _sys("CreatedDate", "datetime"),
@@ -268,8 +290,8 @@ def _associated(parent: str, kind: str, prefix: str) -> ObjectDef:
             _f("OldValue", "string", permissionable=False),
             _f("NewValue", "string", permissionable=False),
         ]
-        extra: dict[str, Any] = {"createable": False, "updateable": False, "deletable": False}
-    elif kind == "Share":
+        return fields, {"createable": False, "updateable": False, "deletable": False}
+    if kind == "Share":
         fields = [
             _id(),
             parent_ref,
@@ -279,8 +301,8 @@ def _associated(parent: str, kind: str, prefix: str) -> ObjectDef:
             _sys("LastModifiedDate", "datetime"),
             _sys("IsDeleted", "boolean"),
         ]
-        extra = {}
-    elif kind == "Feed":
+        return fields, {}
+    if kind == "Feed":
         fields = [
             _id(),
             parent_ref,
@@ -291,32 +313,14 @@ def _associated(parent: str, kind: str, prefix: str) -> ObjectDef:
             _sys("SystemModstamp", "datetime"),
             _f("Body", "textarea", length=10000, permissionable=False),
         ]
-        extra = {}
-    else:
-        fields = [
-            _id(),
-            _f("ReplayId", "string", permissionable=False),
-            _f("ChangeEventHeader", "string", permissionable=False),
-            _f("Name", "string", permissionable=False),
-        ]
-        extra = {
-            "queryable": False,
-            "retrieveable": False,
-            "replicateable": False,
-            "createable": False,
-            "updateable": False,
-            "deletable": False,
-            "searchable": False,
-        }
-    return _obj(
-        name,
-        fields,
-        key_prefix=prefix,
-        custom=kind != "ChangeEvent",
-        associate_entity_type=kind,
-        associate_parent_entity=parent,
-        **extra,
-    )
+        return fields, {}
+    fields = [
+        _id(),
+        _f("ReplayId", "string", permissionable=False),
+        _f("ChangeEventHeader", "string", permissionable=False),
+        _f("Name", "string", permissionable=False),
+    ]
+    return fields, dict(CHANGE_EVENT_FLAGS)
 
 
 def _prefixes(lead: str, start: int = 0) -> Any:
