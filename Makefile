@@ -14,10 +14,10 @@ help:
 	@echo "make lint   - ruff, mypy (engine, emulator, api), import-linter contracts"
 	@echo "make bench  - the benchmark scenarios at full scale"
 
-$(VENV)/.installed: pyproject.toml
+$(VENV)/.installed: pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[dev]'
+	$(PY) -m pip install -q -c constraints.txt -e '.[dev]'
 	touch $@
 
 venv: $(VENV)/.installed
