@@ -26,6 +26,7 @@ from engine.catalog import jobs as cjobs
 from engine.catalog import orgs as corgs
 from engine.catalog.models import ApiUsage
 from engine.catalog.usage import DailyUsage, UsageTotals, usage_by_day, usage_of_job
+from engine.model import call_counts
 
 router = APIRouter(tags=["usage"])
 
@@ -54,11 +55,7 @@ class Counters(ApiCallsOut):
 
     @classmethod
     def of_totals(cls, t: UsageTotals) -> dict[str, int]:
-        return {
-            "api_calls": t.api_calls, "rest_calls": t.rest_calls, "bulk2_calls": t.bulk2_calls,
-            "bulk1_calls": t.bulk1_calls, "bulk1_batches": t.bulk1_batches, "bulk2_jobs": t.bulk2_jobs,
-            "bulk2_pages": t.bulk2_pages,
-        }  # fmt: skip
+        return {"api_calls": t.api_calls, **call_counts(t)}
 
 
 class JobUsage(Counters):

@@ -16,22 +16,12 @@ from sqlalchemy.orm import Session
 
 from engine.catalog.models import ApiUsage
 from engine.clock import Clock, SystemClock
-from engine.model import ApiCalls, api_calls_total
+from engine.model import ApiCalls, CallCounts
 
 
 @dataclass(frozen=True)
-class UsageTotals:
-    rest_calls: int = 0
-    bulk2_jobs: int = 0
-    bulk2_pages: int = 0
-    bulk2_calls: int = 0
-    bulk1_calls: int = 0
-    bulk1_batches: int = 0
-
-    @property
-    def api_calls(self) -> int:
-        """Calls that count against ``DailyApiRequests`` (REST + Bulk 2.0 + Bulk 1.0)."""
-        return api_calls_total(self)
+class UsageTotals(CallCounts):
+    """The ledger's counters summed (over a job, or a span of days)."""
 
 
 @dataclass(frozen=True)
