@@ -487,12 +487,14 @@ def api_calls_total(row: CallColumns) -> int:
     return ApiCalls(row.rest_calls, row.bulk2_calls, row.bulk1_calls).total
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class CallCounts:
     """The six call and usage counters a job, an object or a span of the usage ledger records:
-    calls by API (:attr:`api_calls` is their sum), Bulk API 2.0 jobs and result pages, and Bulk
-    API 1.0 batches. The one field list behind ``engine.catalog.usage.UsageTotals`` and the job
-    report's rows (``api.reports``); the field order is the ledger's (positional construction)."""
+    calls by API (``engine.model.api_calls_of``; :attr:`api_calls` is their sum), Bulk API 2.0
+    jobs and result pages, and Bulk API 1.0 batches (not calls). The one field list behind
+    ``engine.catalog.usage.UsageTotals``, ``engine.catalog.jobs.ObjectResult`` and the job
+    report's rows (``api.reports``). Keyword-only, so a subclass keeps its own fields positional;
+    the order is the usage ledger's."""
 
     rest_calls: int = 0
     bulk2_jobs: int = 0

@@ -9,7 +9,6 @@ job report and the Data view, decision 0027), Bulk API 2.0 query jobs and result
 
 from __future__ import annotations
 
-from dataclasses import fields
 from datetime import date, datetime, timedelta
 from typing import Annotated, NoReturn
 
@@ -26,7 +25,7 @@ from engine.catalog import jobs as cjobs
 from engine.catalog import orgs as corgs
 from engine.catalog.models import ApiUsage
 from engine.catalog.usage import DailyUsage, UsageTotals, usage_by_day, usage_of_job
-from engine.model import call_counts
+from engine.model import CALL_COUNT_FIELDS, call_counts
 
 router = APIRouter(tags=["usage"])
 
@@ -151,7 +150,7 @@ def org_usage(
             .limit(1)
         ).first()
     out = [_day(d) for d in days]
-    summed = UsageTotals(*(sum(getattr(d, f.name) for d in days) for f in fields(UsageTotals)))
+    summed = UsageTotals(**{k: sum(getattr(d, k) for d in days) for k in CALL_COUNT_FIELDS})
     totals = UsageTotalsOut(**Counters.of_totals(summed))
     allowance = None
     if latest is not None and latest[0] is not None:
