@@ -34,7 +34,7 @@ from openpyxl.worksheet.worksheet import Worksheet
 
 import engine.jobs.errors  # noqa: F401  (registers the job errors' codes for the links)
 from engine.errors import all_error_classes
-from engine.model import api_calls_total
+from engine.model import CallCounts
 
 TROUBLESHOOTING_URL = "https://github.com/sfvault/sfvault/blob/main/docs/TROUBLESHOOTING.md"
 """Where error code cells link to; each code's section is an anchor on this page."""
@@ -71,9 +71,10 @@ WARNING_CODE_COLUMN = OBJECT_COLUMNS.index("Warning code") + 1
 _BOLD = Font(bold=True)
 
 
-@dataclass(frozen=True)
-class ReportObject:
-    """One object of the job (a catalog ``JobObject`` row)."""
+@dataclass(frozen=True, kw_only=True)
+class ReportObject(CallCounts):
+    """One object of the job (a catalog ``JobObject`` row); its calls and Bulk usage are the
+    :class:`engine.model.CallCounts` fields, ``api_calls`` their "API calls" figure."""
 
     name: str
     state: str
@@ -81,9 +82,6 @@ class ReportObject:
     bytes: int
     chunks: int
     duration_s: float
-    rest_calls: int
-    bulk2_jobs: int
-    bulk2_pages: int
     error_code: str | None = None
     error_message: str | None = None
     files_unavailable: int = 0
@@ -92,19 +90,13 @@ class ReportObject:
     as_of: str | None = None
     """this_job, earlier_job or absent (None: the job committed nothing)."""
     as_of_job: str | None = None
-    bulk2_calls: int = 0
-    bulk1_calls: int = 0
-    bulk1_batches: int = 0
-
-    @property
-    def api_calls(self) -> int:
-        """The object's calls against ``DailyApiRequests`` (``engine.model.api_calls_of``)."""
-        return api_calls_total(self)
 
 
-@dataclass(frozen=True)
-class ReportJob:
-    """The job and its org, with the job's API usage (the usage ledger's sums)."""
+@dataclass(frozen=True, kw_only=True)
+class ReportJob(CallCounts):
+    """The job and its org, with the job's API usage (the usage ledger's sums, as
+    :class:`engine.model.CallCounts` fields; ``api_calls`` is the CLI's, ``/usage``'s and the
+    Data view's figure, decision 0027)."""
 
     org: str
     job_id: str
@@ -117,20 +109,8 @@ class ReportJob:
     records: int
     bytes: int
     metadata_items: int
-    rest_calls: int
-    bulk2_jobs: int
-    bulk2_pages: int
     error_code: str | None = None
     error_message: str | None = None
-    bulk2_calls: int = 0
-    bulk1_calls: int = 0
-    bulk1_batches: int = 0
-
-    @property
-    def api_calls(self) -> int:
-        """The job's calls against ``DailyApiRequests``: the CLI's, ``/usage``'s and the Data
-        view's figure (decision 0027)."""
-        return api_calls_total(self)
 
 
 def github_slug(heading: str) -> str:

@@ -456,12 +456,9 @@ class OrgStore:
         if obj.blob_field is None:
             return None
         rid = self._norm_id(record_id)
-        with self.cursor() as cur:
-            row = cur.execute(
-                "SELECT body FROM _blobs WHERE object = ? AND id = ?", [obj.name, rid]
-            ).fetchone()
-        if row is not None:
-            return bytes(row[0])
+        stored = self._stored_body(obj.name, rid)
+        if stored is not None:
+            return stored
         length = self.blob_length(obj.name, rid)
         if length is None:
             return None
@@ -471,22 +468,22 @@ class OrgStore:
         """The body in chunks (a generated body is never built whole)."""
         obj = self.object_def(obj_name)
         rid = self._norm_id(record_id)
+        data = self._stored_body(obj.name, rid)
+        if data is None:
+            length = self.blob_length(obj.name, rid) or 0
+            if length > 64 << 20:
+                raise StoreError("API_ERROR", "generated bodies over 64 MB are not supported")
+            data = blob_bytes(self.blob_seed, rid, length)
+        for i in range(0, len(data), chunk_size):
+            yield data[i : i + chunk_size]
+
+    def _stored_body(self, object_name: str, rid: str) -> bytes | None:
+        """The body a write stored (``_blobs``); None where the body is generated from the seed."""
         with self.cursor() as cur:
             row = cur.execute(
-                "SELECT body FROM _blobs WHERE object = ? AND id = ?", [obj.name, rid]
+                "SELECT body FROM _blobs WHERE object = ? AND id = ?", [object_name, rid]
             ).fetchone()
-        if row is not None:
-            data = bytes(row[0])
-            for i in range(0, len(data), chunk_size):
-                yield data[i : i + chunk_size]
-            return
-        length = self.blob_length(obj.name, rid) or 0
-        if length <= 64 << 20:
-            data = blob_bytes(self.blob_seed, rid, length)
-            for i in range(0, len(data), chunk_size):
-                yield data[i : i + chunk_size]
-            return
-        raise StoreError("API_ERROR", "generated bodies over 64 MB are not supported")
+        return None if row is None else bytes(row[0])
 
     def counts(self, include_deleted: bool = False) -> dict[str, int]:
         """Rows per object (``query`` view, or ``queryAll`` view with ``include_deleted``)."""

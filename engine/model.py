@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Collection, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import datetime, timedelta
 from typing import Any, Literal, Protocol, get_args
 
@@ -485,6 +485,37 @@ class CallColumns(Protocol):
 def api_calls_total(row: CallColumns) -> int:
     """The "API calls" figure of a row that stores calls by API (:attr:`ApiCalls.total`)."""
     return ApiCalls(row.rest_calls, row.bulk2_calls, row.bulk1_calls).total
+
+
+@dataclass(frozen=True, kw_only=True)
+class CallCounts:
+    """The six call and usage counters a job, an object or a span of the usage ledger records:
+    calls by API (``engine.model.api_calls_of``; :attr:`api_calls` is their sum), Bulk API 2.0
+    jobs and result pages, and Bulk API 1.0 batches (not calls). The one field list behind
+    ``engine.catalog.usage.UsageTotals``, ``engine.catalog.jobs.ObjectResult`` and the job
+    report's rows (``api.reports``). Keyword-only, so a subclass keeps its own fields positional;
+    the order is the usage ledger's."""
+
+    rest_calls: int = 0
+    bulk2_jobs: int = 0
+    bulk2_pages: int = 0
+    bulk2_calls: int = 0
+    bulk1_calls: int = 0
+    bulk1_batches: int = 0
+
+    @property
+    def api_calls(self) -> int:
+        """Calls that count against ``DailyApiRequests`` (REST + Bulk 2.0 + Bulk 1.0)."""
+        return api_calls_total(self)
+
+
+CALL_COUNT_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(CallCounts))
+"""The names of :class:`CallCounts`' fields, in order (also the catalog's column names)."""
+
+
+def call_counts(row: object) -> dict[str, int]:
+    """The :data:`CALL_COUNT_FIELDS` of ``row`` (a catalog row or a :class:`CallCounts`), by name."""
+    return {name: getattr(row, name) for name in CALL_COUNT_FIELDS}
 
 
 def api_calls_of(usage: Mapping[str, Any]) -> ApiCalls:

@@ -39,7 +39,7 @@ from engine.errors import (
     JobNotCancellable,
 )
 from engine.jobs.planning import BackupRequest
-from engine.model import ObjectAsOf, api_calls_total
+from engine.model import ObjectAsOf, api_calls_total, call_counts
 
 router = APIRouter(tags=["jobs"])
 
@@ -278,9 +278,7 @@ def _object_row(o: JobObject) -> JobObjectOut:
 def _report_row(o: JobObject, as_of: ObjectAsOf | None) -> ReportObject:
     return ReportObject(
         name=o.object_name, state=o.state, records=o.records, bytes=o.bytes, chunks=o.chunks,
-        duration_s=o.duration_s, rest_calls=o.rest_calls, bulk2_calls=o.bulk2_calls,
-        bulk1_calls=o.bulk1_calls, bulk2_jobs=o.bulk2_jobs, bulk2_pages=o.bulk2_pages,
-        bulk1_batches=o.bulk1_batches, error_code=o.error_code, error_message=o.error_message,
+        duration_s=o.duration_s, **call_counts(o), error_code=o.error_code, error_message=o.error_message,
         files_unavailable=o.files_unavailable, warning_code=o.warning_code, warning_message=o.warning_message,
         as_of=as_of.as_of if as_of else None, as_of_job=as_of.as_of_job if as_of else None,
     )  # fmt: skip
@@ -489,9 +487,7 @@ def job_report(job_id: JobId, ctx: Ctx, _who: Viewer) -> Response:
             org=org, job_id=job.id, kind=job.kind, trigger=job.trigger, state=job.state,
             created_at=job.created_at, started_at=job.started_at, finished_at=job.finished_at,
             records=job.records, bytes=job.bytes, metadata_items=job.metadata_items,
-            rest_calls=usage.rest_calls, bulk2_calls=usage.bulk2_calls, bulk1_calls=usage.bulk1_calls,
-            bulk2_jobs=usage.bulk2_jobs, bulk2_pages=usage.bulk2_pages, bulk1_batches=usage.bulk1_batches,
-            error_code=job.error_code, error_message=job.error_message,
+            **call_counts(usage), error_code=job.error_code, error_message=job.error_message,
         )  # fmt: skip
     body = build_report(info, objects)
     filename = report_filename(org, job_id)

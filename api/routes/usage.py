@@ -9,7 +9,6 @@ job report and the Data view, decision 0027), Bulk API 2.0 query jobs and result
 
 from __future__ import annotations
 
-from dataclasses import fields
 from datetime import date, datetime, timedelta
 from typing import Annotated, NoReturn
 
@@ -26,6 +25,7 @@ from engine.catalog import jobs as cjobs
 from engine.catalog import orgs as corgs
 from engine.catalog.models import ApiUsage
 from engine.catalog.usage import DailyUsage, UsageTotals, usage_by_day, usage_of_job
+from engine.model import CALL_COUNT_FIELDS, call_counts
 
 router = APIRouter(tags=["usage"])
 
@@ -54,11 +54,7 @@ class Counters(ApiCallsOut):
 
     @classmethod
     def of_totals(cls, t: UsageTotals) -> dict[str, int]:
-        return {
-            "api_calls": t.api_calls, "rest_calls": t.rest_calls, "bulk2_calls": t.bulk2_calls,
-            "bulk1_calls": t.bulk1_calls, "bulk1_batches": t.bulk1_batches, "bulk2_jobs": t.bulk2_jobs,
-            "bulk2_pages": t.bulk2_pages,
-        }  # fmt: skip
+        return {"api_calls": t.api_calls, **call_counts(t)}
 
 
 class JobUsage(Counters):
@@ -154,7 +150,7 @@ def org_usage(
             .limit(1)
         ).first()
     out = [_day(d) for d in days]
-    summed = UsageTotals(*(sum(getattr(d, f.name) for d in days) for f in fields(UsageTotals)))
+    summed = UsageTotals(**{k: sum(getattr(d, k) for d in days) for k in CALL_COUNT_FIELDS})
     totals = UsageTotalsOut(**Counters.of_totals(summed))
     allowance = None
     if latest is not None and latest[0] is not None:

@@ -29,7 +29,7 @@ from engine.catalog.models import (
 )
 from engine.clock import Clock, SystemClock
 from engine.errors import InvalidJobTransition, NotFound
-from engine.model import ObjectAsOf, lane_of
+from engine.model import CallCounts, ObjectAsOf, call_counts, lane_of
 
 TRANSITIONS: dict[JobState, frozenset[JobState]] = {
     JobState.QUEUED: frozenset({JobState.RUNNING, JobState.CANCELLED, JobState.FAILED, JobState.SKIPPED}),
@@ -40,8 +40,9 @@ COUNTED_STATES = (JobState.QUEUED, JobState.RUNNING, JobState.SUCCEEDED, JobStat
 
 
 @dataclass(frozen=True)
-class ObjectResult:
-    """What a job learned about one object (one row of the job report)."""
+class ObjectResult(CallCounts):
+    """What a job learned about one object (one row of the job report); its calls and Bulk usage
+    are the keyword-only :class:`engine.model.CallCounts` fields."""
 
     object_name: str
     state: ObjectState | str = ObjectState.SUCCEEDED
@@ -49,14 +50,6 @@ class ObjectResult:
     bytes: int = 0
     chunks: int = 0
     duration_s: float = 0.0
-    rest_calls: int = 0
-    bulk2_jobs: int = 0
-    bulk2_pages: int = 0
-    bulk2_calls: int = 0
-    bulk1_calls: int = 0
-    bulk1_batches: int = 0
-    """Calls by API (``engine.model.api_calls_of``; their sum is the object's "API calls"),
-    Bulk 2.0 jobs and result pages, and Bulk 1.0 batches (not calls)."""
     error_code: str | None = None
     error_message: str | None = None
     files_unavailable: int = 0
@@ -185,9 +178,8 @@ def record_object_result(session: Session, job: Job, result: ObjectResult) -> Jo
         result.chunks,
         result.duration_s,
     )
-    row.rest_calls, row.bulk2_jobs, row.bulk2_pages = result.rest_calls, result.bulk2_jobs, result.bulk2_pages
-    row.bulk2_calls, row.bulk1_calls = result.bulk2_calls, result.bulk1_calls
-    row.bulk1_batches = result.bulk1_batches
+    for column, n in call_counts(result).items():
+        setattr(row, column, n)
     row.error_code, row.error_message = result.error_code, result.error_message
     row.files_unavailable = result.files_unavailable
     row.warning_code, row.warning_message = result.warning_code, result.warning_message

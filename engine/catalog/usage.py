@@ -8,7 +8,7 @@ counted beside them (they are not calls).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from datetime import date
 
 from sqlalchemy import func, select
@@ -16,22 +16,12 @@ from sqlalchemy.orm import Session
 
 from engine.catalog.models import ApiUsage
 from engine.clock import Clock, SystemClock
-from engine.model import ApiCalls, api_calls_total
+from engine.model import CALL_COUNT_FIELDS, ApiCalls, CallCounts
 
 
 @dataclass(frozen=True)
-class UsageTotals:
-    rest_calls: int = 0
-    bulk2_jobs: int = 0
-    bulk2_pages: int = 0
-    bulk2_calls: int = 0
-    bulk1_calls: int = 0
-    bulk1_batches: int = 0
-
-    @property
-    def api_calls(self) -> int:
-        """Calls that count against ``DailyApiRequests`` (REST + Bulk 2.0 + Bulk 1.0)."""
-        return api_calls_total(self)
+class UsageTotals(CallCounts):
+    """The ledger's counters summed (over a job, or a span of days)."""
 
 
 @dataclass(frozen=True)
@@ -97,7 +87,7 @@ def usage_of_job(session: Session, job_id: str) -> UsageTotals:
     sums = session.execute(
         select(*(func.coalesce(func.sum(c), 0) for c in _SUMMED)).where(ApiUsage.job_id == job_id)
     ).one()
-    return UsageTotals(*(int(v) for v in sums))
+    return UsageTotals(**dict(zip(CALL_COUNT_FIELDS, (int(v) for v in sums), strict=True)))
 
 
 def usage_by_day(session: Session, org_id: int, *, since: date, until: date) -> list[DailyUsage]:
@@ -134,6 +124,6 @@ def usage_by_day(session: Session, org_id: int, *, since: date, until: date) -> 
     out = []
     for d, *counts in sums:
         remaining, limit = last.get(d, (None, None))
-        totals = dict(zip((f.name for f in fields(UsageTotals)), (int(v) for v in counts), strict=True))
+        totals = dict(zip(CALL_COUNT_FIELDS, (int(v) for v in counts), strict=True))
         out.append(DailyUsage(**totals, day=d, remaining=remaining, daily_limit=limit))
     return out

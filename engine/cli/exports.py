@@ -67,6 +67,14 @@ def _export_cmd(name: str, *, kind: str, fmt: str, scope: str, objects: tuple[st
 _MONTHLY_LIMIT_OPT = typer.Option(
     None, "--monthly-limit-gb", help="monthly export volume limit (default: export_monthly_limit_bytes)"
 )
+_SCOPE_OPT = typer.Option("cycle", "--scope", help="changed (since the previous job) or cycle")
+_OUT_OPT = typer.Option(..., "--out", help="the ZIP file to write")
+_JOB_OPT = typer.Option(None, "--job", help="job id (default: the newest)")
+
+
+def _names(objects: str) -> tuple[str, ...]:
+    """``A, B,`` → ``("A", "B")``."""
+    return tuple(o.strip() for o in objects.split(",") if o.strip())
 
 
 def _objects_opt(objects: str | None, all_: bool) -> tuple[str, ...] | None:
@@ -74,7 +82,7 @@ def _objects_opt(objects: str | None, all_: bool) -> tuple[str, ...] | None:
 
     if bool(objects) == all_:
         raise ConfigError(what="give exactly one of --objects A,B or --all")
-    return None if all_ else tuple(o.strip() for o in (objects or "").split(",") if o.strip())
+    return None if all_ else _names(objects or "")
 
 
 @export_app.command("records")
@@ -83,9 +91,9 @@ def export_records_cmd(
     objects: str | None = typer.Option(None, "--objects", help="comma-separated object names"),
     all_: bool = typer.Option(False, "--all", help="every object of the backup"),
     fmt: str = typer.Option("csv", "--format", help="csv or mysql"),
-    scope: str = typer.Option("cycle", "--scope", help="changed (since the previous job) or cycle"),
-    out: Path = typer.Option(..., "--out", help="the ZIP file to write"),
-    job: str | None = typer.Option(None, "--job", help="job id (default: the newest)"),
+    scope: str = _SCOPE_OPT,
+    out: Path = _OUT_OPT,
+    job: str | None = _JOB_OPT,
     monthly_limit_gb: float | None = _MONTHLY_LIMIT_OPT,
     config: Path | None = CONFIG_OPT,
 ) -> None:
@@ -101,13 +109,13 @@ def export_files_cmd(
     objects: str | None = typer.Option(
         None, "--objects", help="Attachment,Document,StaticResource,MailMergeTemplate,ContentVersion"
     ),
-    scope: str = typer.Option("cycle", "--scope", help="changed (since the previous job) or cycle"),
-    out: Path = typer.Option(..., "--out", help="the ZIP file to write"),
-    job: str | None = typer.Option(None, "--job", help="job id (default: the newest)"),
+    scope: str = _SCOPE_OPT,
+    out: Path = _OUT_OPT,
+    job: str | None = _JOB_OPT,
     monthly_limit_gb: float | None = _MONTHLY_LIMIT_OPT,
     config: Path | None = CONFIG_OPT,
 ) -> None:
     """Export file bodies with their original names, plus index.csv."""
-    names = tuple(o.strip() for o in objects.split(",") if o.strip()) if objects else None
+    names = _names(objects) if objects else None
     run_cli(lambda: _export_cmd(name, kind="files", fmt="files", scope=scope, objects=names, out=out, job=job,
                                 monthly_limit_gb=monthly_limit_gb, config=config))  # fmt: skip

@@ -131,15 +131,12 @@ def month_start(now: datetime) -> datetime:
 
 @contextmanager
 def catalog_sessions(settings: Settings) -> Iterator[sessionmaker[Session]]:
-    """Sessions on the settings' catalog (migrated to the newest schema), disposed afterwards."""
-    from engine.catalog.db import make_engine, migrate, session_factory
+    """Sessions on the settings' catalog (migrated to the newest schema), disposed afterwards
+    (:func:`engine.catalog.db.open_catalog`)."""
+    from engine.catalog.db import open_catalog
 
-    engine = make_engine(settings.catalog_url)
-    try:
-        migrate(engine)
-        yield session_factory(engine)
-    finally:
-        engine.dispose()
+    with open_catalog(settings.catalog_url) as sessions:
+        yield sessions
 
 
 @contextmanager

@@ -37,6 +37,7 @@ from engine.catalog.models import Role
 from engine.cli import app
 from engine.config import Settings
 from tests.api.conftest import bearer, make_tokens
+from tests.helpers.cli_config import write_config
 
 pytestmark = [pytest.mark.emulator, pytest.mark.cluster]
 
@@ -52,6 +53,8 @@ CLI_ENV = {
     "SFVAULT_JOB__POLL_FIRST": "0.02",
     "SFVAULT_JOB__POLL_MAX": "0.2",
 }
+CONFIG_KEYS = ("repository_url", "key_file", "catalog_url", "scratch_dir", "retry_wait_max",
+               "retry_max_seconds", "chunk_target_bytes")  # fmt: skip
 CALLS = re.compile(
     r"([\d,]+) API calls \(REST ([\d,]+), Bulk 2\.0 ([\d,]+), Bulk 1\.0 ([\d,]+)"
     r"(?:; ([\d,]+) Bulk 1\.0 batches)?\)"
@@ -125,15 +128,6 @@ def _measured_backup(be: BackupEnv, config: Path, env: dict[str, str]) -> Measur
     )
 
 
-def _write_config(settings: Settings, path: Path) -> Path:
-    keys = ("repository_url", "key_file", "catalog_url", "scratch_dir", "retry_wait_max", "retry_max_seconds",
-            "chunk_target_bytes")  # fmt: skip
-    values = {k: getattr(settings, k) for k in keys}
-    lines = [f"{k} = {v}" if isinstance(v, int | float) else f'{k} = "{v}"' for k, v in values.items()]
-    path.write_text("[sfvault]\n" + "\n".join(lines) + "\n")
-    return path
-
-
 @pytest.fixture(scope="module")
 def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
     root = tmp_path_factory.mktemp("api-calls")
@@ -141,7 +135,7 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
         settings = be.settings.model_copy(
             update={"scratch_dir": root / "scratch", "scheduler_enabled": False}
         )
-        config = _write_config(settings, root / "sfvault.toml")
+        config = write_config(root / "sfvault.toml", settings, CONFIG_KEYS)
         be.add_org("acme")
         bulk2 = _measured_backup(be, config, {})
         bulk1 = _measured_backup(be, config, {"SFVAULT_JOB__EXTRACTION_STRATEGY": "bulk1"})

@@ -493,12 +493,24 @@ def test_api_usage_per_job_and_per_day(catalog_sessions: sessionmaker[Session], 
         org_id, job_id = org.id, job.id
     with transaction(catalog_sessions) as s:
         totals = usage.usage_of_job(s, job_id)
-        assert totals == usage.UsageTotals(15, 2, 8, bulk2_calls=20, bulk1_calls=3, bulk1_batches=4)
+        assert totals == usage.UsageTotals(
+            rest_calls=15, bulk2_jobs=2, bulk2_pages=8, bulk2_calls=20, bulk1_calls=3, bulk1_batches=4
+        )
         assert totals.api_calls == 15 + 20 + 3  # batches and Bulk 2.0 jobs/pages are not calls
         days = usage.usage_by_day(s, org_id, since=date(2026, 3, 1), until=date(2026, 3, 2))
         assert days == [
-            usage.DailyUsage(15, 2, 8, 20, 3, 4, day=date(2026, 3, 1), remaining=13_900, daily_limit=15_000),
-            usage.DailyUsage(1, day=date(2026, 3, 2)),
+            usage.DailyUsage(
+                rest_calls=15,
+                bulk2_jobs=2,
+                bulk2_pages=8,
+                bulk2_calls=20,
+                bulk1_calls=3,
+                bulk1_batches=4,
+                day=date(2026, 3, 1),
+                remaining=13_900,
+                daily_limit=15_000,
+            ),
+            usage.DailyUsage(rest_calls=1, day=date(2026, 3, 2)),
         ]
 
 

@@ -21,6 +21,7 @@ from engine.catalog.db import make_engine, session_factory, transaction
 from engine.catalog.models import Job
 from engine.cli import app
 from engine.jobs.errors import NoObjectsInScope, UnknownObjects, WorkerPreflightFailed
+from tests.helpers.cli_config import cli_config
 
 pytestmark = pytest.mark.emulator
 ROOT = Path(__file__).resolve().parents[2]
@@ -36,14 +37,7 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BackupEnv]:
 
 @pytest.fixture(scope="module")
 def cfg(env: BackupEnv, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    st = env.settings
-    path = tmp_path_factory.mktemp("cli-edges-cfg") / "sfvault.toml"
-    path.write_text(
-        f'[sfvault]\nrepository_url = "{st.repository_url}"\nkey_file = "{st.key_file}"\n'
-        f'catalog_url = "{st.catalog_url}"\nscratch_dir = "{path.parent / "scratch"}"\n'
-        "retry_wait_max = 0\nretry_max_seconds = 60\n"
-    )
-    return path
+    return cli_config(env.settings, tmp_path_factory.mktemp("cli-edges-cfg"))
 
 
 def _jobs(env: BackupEnv) -> list[Job]:

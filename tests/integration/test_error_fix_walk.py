@@ -27,6 +27,7 @@ from engine.catalog.db import catalog_transaction
 from engine.cli import app
 from engine.clock import SystemClock
 from engine.jobs.credentials import secrets_key_path
+from tests.helpers.cli_config import cli_config
 from tests.helpers.fix_texts import named_by_fix
 
 pytestmark = [pytest.mark.emulator, pytest.mark.cluster]
@@ -40,14 +41,7 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BackupEnv]:
 
 @pytest.fixture(scope="module")
 def cfg(env: BackupEnv, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    st = env.settings
-    path = tmp_path_factory.mktemp("fix-walk-cfg") / "sfvault.toml"
-    path.write_text(
-        f'[sfvault]\nrepository_url = "{st.repository_url}"\nkey_file = "{st.key_file}"\n'
-        f'catalog_url = "{st.catalog_url}"\nscratch_dir = "{path.parent / "scratch"}"\n'
-        "retry_wait_max = 0\nretry_max_seconds = 60\n"
-    )
-    return path
+    return cli_config(env.settings, tmp_path_factory.mktemp("fix-walk-cfg"))
 
 
 class Walk:

@@ -36,10 +36,13 @@ from engine.diff.archive import open_archive
 from engine.diff.recovery import RecoveryPoints
 from engine.sink.repository import open_repository
 from tests.api.conftest import bearer, make_tokens
+from tests.helpers.cli_config import write_config
 from tests.helpers.emulator_proc import poll_for
 
 pytestmark = [pytest.mark.emulator, pytest.mark.cluster]
 
+CONFIG_KEYS = ("repository_url", "key_file", "catalog_url", "scratch_dir", "export_dir", "retry_wait_max",
+               "retry_max_seconds", "chunk_target_bytes")  # fmt: skip
 FAILURE = "UNKNOWN_EXCEPTION: the job could not be processed"  # not a timeout: no bisecting
 
 
@@ -102,15 +105,6 @@ def _partial_first_full_by_cli(be: BackupEnv, config: Path, org: str) -> tuple[s
     return found.group(2), found.group(1), printed
 
 
-def _write_config(settings: Settings, path: Path) -> Path:
-    keys = ("repository_url", "key_file", "catalog_url", "scratch_dir", "export_dir", "retry_wait_max",
-            "retry_max_seconds", "chunk_target_bytes")  # fmt: skip
-    values = {k: getattr(settings, k) for k in keys}
-    lines = [f"{k} = {v}" if isinstance(v, int | float) else f'{k} = "{v}"' for k, v in values.items()]
-    path.write_text("[sfvault]\n" + "\n".join(lines) + "\n")
-    return path
-
-
 @pytest.fixture(scope="module")
 def partial(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Partial]:
     root = tmp_path_factory.mktemp("partial-job")
@@ -122,7 +116,7 @@ def partial(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Partial]:
                 "scheduler_enabled": False,
             }
         )
-        config = _write_config(settings, root / "sfvault.toml")
+        config = write_config(root / "sfvault.toml", settings, CONFIG_KEYS)
         be.add_org("acme")
         full = be.backup("acme")
         assert full.state == "succeeded", full.error_message
