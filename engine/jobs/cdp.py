@@ -34,7 +34,8 @@ from engine.cdc.decode import GAP_TYPES, ChangeEvent, EventLayout, decode_event,
 from engine.cdc.stream import CUSTOM, LATEST, PubSubAuth, PubSubClient, ReplayRefused
 from engine.clock import Clock, SystemClock
 from engine.config import Settings
-from engine.errors import CdcStreamTransient, ReplayIdExpired
+from engine.errors import CdcStreamTransient, LockLost, ReplayIdExpired, SfvaultError
+from engine.sink.lock import cdp_lane
 from engine.sink.segments import SegmentManifest, SegmentStore, replay_hex
 
 log = logging.getLogger("sfvault.cdp")
@@ -399,20 +400,70 @@ def run_subscribers(
     subs = [TopicSubscriber(org, o, client, store, options, clock=clock, rest=rest) for o in objects]
     for s in subs:
         client.get_topic(s.topic)  # NOT_FOUND (CDC not enabled for the object) fails here, at once
-    threads = [threading.Thread(target=s.run, name=f"sfvault-cdp-{s.obj}", daemon=True) for s in subs]
-    for s in subs:
-        if on_start is not None:
-            on_start(s)
-    for t in threads:
-        t.start()
-    try:
+    with _SubscriberLocks(repo, org, objects, options.stop):
+        threads = [threading.Thread(target=s.run, name=f"sfvault-cdp-{s.obj}", daemon=True) for s in subs]
+        for s in subs:
+            if on_start is not None:
+                on_start(s)
         for t in threads:
-            t.join()
-    except KeyboardInterrupt:
-        options.stop.set()
-        for t in threads:
-            t.join()
+            t.start()
+        try:
+            for t in threads:
+                t.join()
+        except KeyboardInterrupt:
+            options.stop.set()
+            for t in threads:
+                t.join()
     return [s.result for s in subs]
+
+
+class _SubscriberLocks:
+    """The ``cdp:<object>`` lanes of the org's repository lock, held while the objects' subscribers
+    run (decision 0036): a second subscriber of one object (``sfvault cdp run`` beside the service)
+    is refused with SFV-330 naming the holder instead of writing a second chain of the same events,
+    and ``prune`` (exclusive) cannot delete a chunk whose segment manifest is not written yet.
+    A thread refreshes the locks; a lock lost (not refreshed within the stale timeout) stops the
+    subscribers, which seal what they hold."""
+
+    def __init__(self, repo: Any, org: str, objects: list[str], stop: threading.Event) -> None:
+        self.locks = [repo.lock(org, holder=f"sfvault cdp subscriber of {org} {o}", lane=cdp_lane(o))
+                      for o in objects]  # fmt: skip
+        self.stop = stop
+        self.done = threading.Event()
+        self.refresher = threading.Thread(target=self._refresh, name=f"sfvault-cdp-lock-{org}", daemon=True)
+
+    def __enter__(self) -> _SubscriberLocks:
+        try:
+            for lock in self.locks:
+                lock.acquire()
+        except BaseException:
+            self._release()
+            raise
+        self.refresher.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.done.set()
+        if self.refresher.is_alive():
+            self.refresher.join()
+        self._release()
+
+    def _refresh(self) -> None:
+        every = min(lock.refresh_every for lock in self.locks).total_seconds()
+        while not self.done.wait(every):
+            try:
+                for lock in self.locks:
+                    lock.refresh()
+            except LockLost as err:
+                log.error("cdp subscriber lock lost; stopping: %s", err)
+                self.stop.set()
+                return
+            except SfvaultError as err:  # storage unreachable: the lock stays live until stale_after
+                log.warning("cdp subscriber lock not refreshed, retrying: %s", err)
+
+    def _release(self) -> None:
+        for lock in self.locks:
+            lock.release()
 
 
 # --- settings ----------------------------------------------------------------------------------

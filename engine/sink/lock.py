@@ -48,6 +48,18 @@ LOCK_FORMAT = "sfvault-lock"
 LOCK_VERSION = 2
 LANES = ("incremental", "full")
 """The lanes of an org's backup writers (decision 0016)."""
+CDP_LANE_PREFIX = "cdp:"
+"""``cdp:<object>``: the lane of the change event subscriber of one object (decision 0036): one
+subscriber per object of an org at a time, beside any backup job; ``prune`` (exclusive) waits for it."""
+
+
+def cdp_lane(obj: str) -> str:
+    """The lock lane of the change event subscriber of ``obj``."""
+    return f"{CDP_LANE_PREFIX}{obj}"
+
+
+def _is_lane(lane: str) -> bool:
+    return lane in LANES or (lane.startswith(CDP_LANE_PREFIX) and len(lane) > len(CDP_LANE_PREFIX))
 DEFAULT_STALE_AFTER = timedelta(minutes=30)
 DEFAULT_REFRESH_EVERY = timedelta(minutes=5)
 MAX_LOCK_BYTES = 64 * 1024
@@ -137,7 +149,7 @@ def read_locks(backend: Backend) -> list[LockInfo]:
 
 class RepoLock:
     """An exclusive lock of one scope (an org, or :data:`EXCLUSIVE` for the whole repository), or
-    of one lane of an org (``lane``: one of :data:`LANES`).
+    of one lane of an org (``lane``: one of :data:`LANES`, or :func:`cdp_lane`).
 
     Use as a context manager; call :meth:`refresh_if_due` regularly while writing (the
     repository's chunk writers do, after each chunk) and :meth:`check` before committing.
@@ -157,8 +169,8 @@ class RepoLock:
     ) -> None:
         if scope != EXCLUSIVE:
             check_segment(scope, "org")
-        if lane is not None and (lane not in LANES or scope == EXCLUSIVE):
-            raise ValueError(f"lane must be one of {LANES} of an org's lock, not {lane!r}")
+        if lane is not None and (not _is_lane(lane) or scope == EXCLUSIVE):
+            raise ValueError(f"lane must be one of {LANES} or cdp:<object> of an org's lock, not {lane!r}")
         self.lane = lane
         self.job = job
         self.backend = backend

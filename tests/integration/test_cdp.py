@@ -584,3 +584,34 @@ def test_expired_replay_id_stops_with_a_coded_error_and_a_catch_up_job(
         engine.dispose()
     again = runner.invoke(app, args)  # a new chain: resumes after the restart segment's tip
     assert again.exit_code == 0, again.output
+
+
+def test_a_second_subscriber_of_an_object_and_prune_wait_for_the_running_one(
+    env: BackupEnv, org: str, tmp_path: Path
+) -> None:
+    """Decision 0036: a subscriber holds its object's ``cdp:<object>`` lane of the org's lock. A
+    second one (``sfvault cdp run`` beside the service) would write a second chain of the same
+    events, and ``prune`` could delete a chunk whose segment manifest is not written yet: both are
+    refused with SFV-330 naming the holder while it runs, and run once it stopped."""
+    from engine.errors import RepositoryLocked
+    from engine.sink.prune import prune
+
+    cfg = _config(env, tmp_path)
+    opts = CdpOptions(segment_events=20, retry_wait_max=0)
+    results: list[Any] = []
+    t, clients = _subscribe(env, org, opts, results)
+    try:
+        second = CliRunner().invoke(app, ["cdp", "run", org, "--objects", "Account", "--until-idle", "0.5",
+                                          "--config", str(cfg)])  # fmt: skip
+        assert second.exit_code == 73, second.output
+        assert "SFV-330" in second.output and f"cdp subscriber of {org} Account" in second.output
+        with env.repo() as repo, pytest.raises(RepositoryLocked, match=f"cdp subscriber of {org}"):
+            prune(repo)
+        env.add_org(f"{org}x")  # another org's subscriber is not held back
+        assert _cdp_run(cfg, f"{org}x")["objects"]
+    finally:
+        _stop(opts, t, clients)
+    assert all(r.error is None for r in results), [r.error for r in results]
+    _cdp_run(cfg, org)  # the lanes were released at the stop
+    with env.repo() as repo:
+        prune(repo)
