@@ -32,7 +32,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
@@ -40,12 +40,33 @@ from sqlalchemy.orm import selectinload
 from engine.catalog.models import Org
 from engine.cdc.stream import PubSubClient, Subscription
 from engine.errors import CdpSubscriberFailed, ReplayIdExpired, SfvaultError
-from engine.jobs.cdp import CdpOptions, TopicResult, TopicSubscriber, connect_pubsub
+from engine.jobs.cdp import CdpOptions, SubscriberLocks, TopicResult, TopicSubscriber, connect_pubsub
 from engine.jobs.cdp_settings import CdpSetting, setting_of
 from engine.sink.segments import SegmentStore
 
 if TYPE_CHECKING:
-    from api.context import AppContext
+    from contextlib import AbstractContextManager
+
+    from sqlalchemy.orm import Session
+
+    from api.background import JobRunner
+    from engine.clock import Clock
+    from engine.config import Settings
+    from engine.jobs.service import JobService
+
+
+class ServiceContext(Protocol):
+    """What the supervisor uses of the service's ``api.context.AppContext`` (a protocol, so that
+    ``api.context`` can hold the supervisor without the two modules importing each other)."""
+
+    settings: Settings
+    clock: Clock
+    runner: JobRunner
+
+    @property
+    def jobs(self) -> JobService: ...
+
+    def tx(self) -> AbstractContextManager[Session]: ...
 
 log = logging.getLogger("sfvault.api.cdp")
 
@@ -108,7 +129,7 @@ class _TrackedClient(PubSubClient):
 class OrgSubscriber:
     """One org's subscribers on a thread; see the module docstring."""
 
-    def __init__(self, ctx: AppContext, org: str, setting: CdpSetting, backoff: Backoff) -> None:
+    def __init__(self, ctx: ServiceContext, org: str, setting: CdpSetting, backoff: Backoff) -> None:
         self.ctx, self.org, self.setting, self.backoff = ctx, org, setting, backoff
         self.status = OrgStatus()
         self.subscribers: list[TopicSubscriber] = []
@@ -194,22 +215,26 @@ class OrgSubscriber:
         self._wake.clear()
         if self._halt.is_set():  # a stop that came before the clear must not be lost
             self._wake.set()
+        with SubscriberLocks(repo, self.org, list(s.objects), opts.stop, wake=self._wake):  # decision 0036
+            self._run_threads(subs, opts, client)
+        self.status.events += sum(sub.result.events for sub in subs)
+        self.status.segments += sum(sub.result.segments for sub in subs)
+        return [sub.result for sub in subs]
+
+    def _run_threads(self, subs: list[TopicSubscriber], opts: CdpOptions, client: _TrackedClient) -> None:
         threads = [threading.Thread(target=self._run_topic, args=(sub,), daemon=True,
                                     name=f"sfvault-cdp-{self.org}-{sub.obj}") for sub in subs]  # fmt: skip
         self.status.state, self.status.started_at = "running", self.ctx.clock.now()
         self.status.runs += 1
         for t in threads:
             t.start()
-        self._wake.wait()  # an object's subscriber ended (an error) or the org is stopped
+        self._wake.wait()  # an object's subscriber ended (an error), the lock was lost, or the org is stopped
         opts.stop.set()
         self._seal_all(subs)  # what they hold, before the cancel makes them drop it
         client.cancel_all()
         for t in threads:
             t.join()
         self._seal_all(subs)  # anything taken between the seal and the cancel
-        self.status.events += sum(sub.result.events for sub in subs)
-        self.status.segments += sum(sub.result.segments for sub in subs)
-        return [sub.result for sub in subs]
 
     def _seal_all(self, subs: list[TopicSubscriber]) -> None:
         for sub in subs:
@@ -275,7 +300,7 @@ def _coded(org: str, err: BaseException) -> tuple[str, str]:
 class CdpSupervisor:
     """Every org's :class:`OrgSubscriber`, kept in step with the catalog."""
 
-    def __init__(self, ctx: AppContext, *, backoff: Backoff | None = None,
+    def __init__(self, ctx: ServiceContext, *, backoff: Backoff | None = None,
                  on_change: Callable[[str], None] | None = None) -> None:  # fmt: skip
         self.ctx = ctx
         self.backoff = backoff or Backoff()

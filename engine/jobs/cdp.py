@@ -400,7 +400,7 @@ def run_subscribers(
     subs = [TopicSubscriber(org, o, client, store, options, clock=clock, rest=rest) for o in objects]
     for s in subs:
         client.get_topic(s.topic)  # NOT_FOUND (CDC not enabled for the object) fails here, at once
-    with _SubscriberLocks(repo, org, objects, options.stop):
+    with SubscriberLocks(repo, org, objects, options.stop):
         threads = [threading.Thread(target=s.run, name=f"sfvault-cdp-{s.obj}", daemon=True) for s in subs]
         for s in subs:
             if on_start is not None:
@@ -417,7 +417,7 @@ def run_subscribers(
     return [s.result for s in subs]
 
 
-class _SubscriberLocks:
+class SubscriberLocks:
     """The ``cdp:<object>`` lanes of the org's repository lock, held while the objects' subscribers
     run (decision 0036): a second subscriber of one object (``sfvault cdp run`` beside the service)
     is refused with SFV-330 naming the holder instead of writing a second chain of the same events,
@@ -425,14 +425,17 @@ class _SubscriberLocks:
     A thread refreshes the locks; a lock lost (not refreshed within the stale timeout) stops the
     subscribers, which seal what they hold."""
 
-    def __init__(self, repo: Any, org: str, objects: list[str], stop: threading.Event) -> None:
+    def __init__(self, repo: Any, org: str, objects: list[str], stop: threading.Event,
+                 *, wake: threading.Event | None = None) -> None:  # fmt: skip
         self.locks = [repo.lock(org, holder=f"sfvault cdp subscriber of {org} {o}", lane=cdp_lane(o))
                       for o in objects]  # fmt: skip
         self.stop = stop
+        self.wake = wake
+        """Also set when the lock is lost (the service's supervisor waits on it, not on ``stop``)."""
         self.done = threading.Event()
         self.refresher = threading.Thread(target=self._refresh, name=f"sfvault-cdp-lock-{org}", daemon=True)
 
-    def __enter__(self) -> _SubscriberLocks:
+    def __enter__(self) -> SubscriberLocks:
         try:
             for lock in self.locks:
                 lock.acquire()
@@ -457,6 +460,8 @@ class _SubscriberLocks:
             except LockLost as err:
                 log.error("cdp subscriber lock lost; stopping: %s", err)
                 self.stop.set()
+                if self.wake is not None:
+                    self.wake.set()
                 return
             except SfvaultError as err:  # storage unreachable: the lock stays live until stale_after
                 log.warning("cdp subscriber lock not refreshed, retrying: %s", err)

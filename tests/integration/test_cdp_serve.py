@@ -27,6 +27,7 @@ from devkit.backup_env import BackupEnv, backup_env
 from engine.catalog.models import Role
 from engine.cli import app
 from engine.jobs.cdp import set_protection
+from engine.sink.lock import cdp_lane
 from engine.sink.segments import SegmentStore
 from tests.api.conftest import bearer, make_tokens
 from tests.helpers.emulator_proc import poll_for
@@ -203,6 +204,31 @@ def test_a_failing_org_is_logged_shown_and_retried_and_the_service_goes_on(
         assert _cdp(api, org, tokens)["subscriber"]["state"] == "running"
     lines = [m for r in caplog.records if "code=SFV-453" in (m := r.getMessage()) and f"org={org} " in m]
     assert lines and all("\n" not in m and "retry_in=" in m for m in lines), lines
+
+
+def test_an_object_streamed_elsewhere_is_retried_until_its_lane_is_free(
+    env: BackupEnv, org: str, tokens: dict[Role, dict[str, str]]
+) -> None:
+    """Decision 0036: while another subscriber of the object (an operator's ``sfvault cdp run``)
+    holds its ``cdp:Account`` lane, the service's subscriber of that org does not write a second
+    chain: it is refused with SFV-330 naming the holder, shown and retried; once the lane is free
+    it streams."""
+    set_protection(env.settings, org, ["Account"])
+    with env.repo() as repo:
+        other = repo.lock(org, holder="sfvault cdp run by an operator", lane=cdp_lane("Account")).acquire()
+        try:
+            with served(env) as api:
+                poll_for(lambda: (_cdp(api, org, tokens)["subscriber"] or {}).get("failures", 0) >= 1,
+                         timeout=120)  # fmt: skip
+                sub = _cdp(api, org, tokens)["subscriber"]
+                assert sub["last_error_code"] == "SFV-330", sub
+                assert "sfvault cdp run by an operator" in sub["last_error_message"], sub
+                assert _checkpoint(env, org) is None  # no second chain was started
+                other.release()
+                poll_for(lambda: _checkpoint(env, org) is not None, timeout=120)
+                assert _cdp(api, org, tokens)["subscriber"]["state"] == "running"
+        finally:
+            other.release()
 
 
 def test_an_expired_replay_id_starts_the_catch_up_job_through_the_job_service(
