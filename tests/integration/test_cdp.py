@@ -168,11 +168,13 @@ def _truth(env: BackupEnv, obj: str, cols: list[str]) -> dict[str, tuple[Any, ..
     return {str(r[0]): tuple(_norm(v) for v in r[1:]) for r in rows}
 
 
-def _ours(env: BackupEnv, org: str, job_id: str, obj: str) -> Any:
+def _ours(env: BackupEnv, org: str, job_id: str, obj: str, *, repo: Any = None) -> Any:
     from engine.jobs.state import object_state
 
-    with env.repo() as repo:
-        table = object_state(repo, org, obj, job_id=job_id)
+    if repo is not None:
+        return object_state(repo, org, obj, job_id=job_id)
+    with env.repo() as own:
+        table = object_state(own, org, obj, job_id=job_id)
     assert table is not None
     return table
 
@@ -188,9 +190,19 @@ def _assert_recovery_point(
     assert res.exit_code == 0, res.output
     out = json.loads(res.stdout)
     assert all(out["objects"][o]["events"] > 0 for o in objects), out  # events were replayed
+    _assert_same(env, org, out["job"], at, truth, cols, objects)
+    return str(out["job"])
+
+
+def _assert_same(
+    env: BackupEnv, org: str, job_id: str, at: datetime, truth: dict[str, dict[str, tuple[Any, ...]]],
+    cols: dict[str, list[str]], objects: list[str], *, repo: Any = None,
+) -> None:  # fmt: skip
+    """The recovery point job ``job_id`` equals ``truth`` row for row, field for field (``repo``:
+    the repository it is in, default the module's)."""
     for obj in objects:
         have = _columns(env, obj)
-        table = _ours(env, org, out["job"], obj)
+        table = _ours(env, org, job_id, obj, repo=repo)
         names = [c for c in cols[obj] if c in have]
         kept = [j for j, c in enumerate(names) if c in table.column_names]  # fields the backup reads
         names = [names[j] for j in kept]
@@ -202,7 +214,6 @@ def _assert_recovery_point(
                 if ours[i][j] != want[i][j]}  # fmt: skip
         shown = sorted(diff, key=lambda d: (d[1], d[0]))[:: max(1, len(diff) // 8)]
         assert not diff, (obj, at, len(diff), shown, sorted({d[1] for d in diff}))
-    return str(out["job"])
 
 
 def _churn_round(env: BackupEnv, rest: httpx.Client, k: int) -> None:
@@ -584,3 +595,141 @@ def test_expired_replay_id_stops_with_a_coded_error_and_a_catch_up_job(
         engine.dispose()
     again = runner.invoke(app, args)  # a new chain: resumes after the restart segment's tip
     assert again.exit_code == 0, again.output
+
+
+def _scheduled_backup(env: BackupEnv, org: str) -> Any:
+    """An hourly backup of ``org`` as the scheduler starts it: admitted through the job service with
+    trigger ``scheduled``, run on the module's Dask cluster; returns the catalog's job row."""
+    from engine.catalog import jobs as cjobs
+    from engine.catalog.db import make_engine, migrate, session_factory, transaction
+    from engine.clock import SystemClock
+    from engine.jobs.planning import BackupRequest
+    from engine.jobs.service import JobService
+
+    engine = make_engine(env.settings.catalog_url)
+    try:
+        migrate(engine)
+        service = JobService(env.settings, session_factory(engine), clock=SystemClock())
+        job = service.admit(org, BackupRequest(org=org), trigger="scheduled")
+        with service.heartbeat(job.job_id):
+            service.run(job, env.dask)
+        with transaction(session_factory(engine)) as s:
+            row = cjobs.get_job(s, job.job_id)
+            return (row.trigger, row.state, row.error_message)
+    finally:
+        engine.dispose()
+
+
+def test_allocation_exhausted_stops_the_subscriber_and_hourly_backups_go_on(
+    env: BackupEnv, org: str, tmp_path: Path
+) -> None:
+    """The org's daily event delivery allocation (set through the emulator's admin API) is spent:
+    `cdp run` stops with SFV-453 and its exit code, committing nothing it did not receive; the org's
+    scheduled backup still runs to success (backups do not use the allocation); once the allocation
+    is back, the next run receives every event once."""
+    from engine.errors import CdcAllocationExhausted
+
+    cfg = _config(env, tmp_path)
+    base = _baseline(env)
+    _cdp_run(cfg, org)  # the checkpoint
+    rows = env.em.sql("SELECT Id FROM sf_account WHERE NOT IsDeleted ORDER BY Id LIMIT 20 OFFSET 40")
+    with _rest(env) as rest:
+        for n, r in enumerate(rows):
+            assert (
+                rest.patch(f"{V}/sobjects/Account/{r[0]}", json={"Phone": f"555-7{n:03d}"}).status_code == 204
+            )
+    before = _committed(env, org, "Account")
+    alloc = env.em.admin("GET", "/pubsub")["allocation"]
+    env.em.admin("POST", "/pubsub/allocation", json={"used": alloc["max"] - 5})  # fewer than the backlog
+    try:
+        args = ["cdp", "run", org, "--objects", "Account", "--until-idle", "0.5", "--config", str(cfg)]
+        res = CliRunner().invoke(app, args)
+        assert res.exit_code == CdcAllocationExhausted.exit_code == 75, res.output
+        assert "SFV-453" in res.output and "allocation is spent" in res.output, res.output
+        assert _committed(env, org, "Account") == before  # stopped cleanly: nothing half-sealed
+        trigger, state, error = _scheduled_backup(env, org)
+        assert (trigger, state) == ("scheduled", "succeeded"), error
+    finally:
+        env.em.admin("POST", "/pubsub/allocation", json={"used": 0})
+    _cdp_run(cfg, org)  # the next day: resumes from the checkpoint
+    assert _committed(env, org, "Account") == _bus_events(env, "Account") - base["Account"]
+    keys = _segment_keys(env, org, "Account")
+    assert len(keys) == len(set(keys))
+
+
+@pytest.mark.azurite
+def test_azurite_restarted_mid_stream_loses_and_repeats_nothing(
+    env: BackupEnv, org: str, tmp_path: Path
+) -> None:
+    """The repository is on Azure (a real Azurite from node_modules). Azurite is stopped while the
+    subscriber receives events and started again on the same port and folder: the subscriber goes
+    on (the backend's retries, then a resubscription from the last committed segment), every event
+    is in exactly one committed segment, and the recovery point after the restart equals the org."""
+    from pydantic import SecretStr
+
+    from devkit.azurite import free_port, running_azurite
+    from engine.jobs.planning import BackupRequest
+    from engine.jobs.recovery_point import make_recovery_point
+    from engine.jobs.runner import run_backup
+    from engine.sink.backends import open_backend
+    from engine.sink.keys import LocalKeyFile
+    from engine.sink.repository import Repository, open_repository
+
+    port, folder = free_port(), tmp_path / "azurite"
+    folder.mkdir()
+    opts = CdpOptions(segment_events=10, retry_wait_max=0.5, heartbeat_s=0.5)
+    results: list[Any] = []
+    started: list[TopicSubscriber] = []
+    base = _baseline(env)
+    with running_azurite(folder, port) as az:
+        s = env.settings.model_copy(update={
+            "repository_url": f"az://cdp{org}/repo", "retry_wait_max": 0.5, "retry_max_seconds": 120,
+            "azure_connection_string": SecretStr(az.connection_string)})  # fmt: skip
+        Repository.init(open_backend(s.repository_url, s), LocalKeyFile.load_or_create(s.key_file),
+                        settings=s).close()  # fmt: skip
+        client, rest_client = connect_pubsub(s, org)
+        repo = open_repository(s)
+        t = threading.Thread(target=lambda: results.extend(
+            run_subscribers(repo, org, OBJECTS, client, opts, on_start=started.append)))  # fmt: skip
+        t.start()
+        poll_for(
+            lambda: len(started) == len(OBJECTS) and all(x.since is not None for x in started), timeout=60
+        )
+        full = run_backup(s, env.dask, org, BackupRequest(org=org), options=env.options)
+        assert full.state == "succeeded", full.error_message
+        env.churn(2, 601)
+        poll_for(lambda: sum(x.result.events for x in started) > 0, timeout=120)
+    # Azurite is down: the subscriber receives the next changes and cannot seal them
+    delivered = int(env.em.admin("GET", "/pubsub")["allocation"]["used"])
+    env.em.admin("POST", "/churn", json={"percent": 2, "seed": 602, "purges": False})
+    grown = int(env.em.admin("GET", "/pubsub")["events"])
+    poll_for(lambda: int(env.em.admin("GET", "/pubsub")["allocation"]["used"]) > delivered, timeout=120)
+    cols = {o: _carried_columns(env, org, o) for o in OBJECTS}
+    with running_azurite(folder, port):
+        try:
+            with _rest(env) as rest:
+                _churn_round(env, rest, 6)
+            at = _now(env)
+            truth = {o: _truth(env, o, cols[o]) for o in OBJECTS}
+            poll_for(lambda: all(
+                (c := x.checkpoint) is not None and c.covered is not None and c.covered >= at for x in started
+            ), timeout=180)  # fmt: skip
+        finally:
+            opts.stop.set()
+            t.join(timeout=180)
+            client.close()
+            rest_client.close()
+        assert grown > 0 and results and all(r.error is None for r in results), [r.error for r in results]
+        for obj in OBJECTS:
+            segs = SegmentStore(repo).segments(org, obj)
+            keys = [k for x in segs if x.chunk is not None
+                    for k in zip(repo.read_chunk(x.chunk)["__replay_id"].to_pylist(),
+                                 repo.read_chunk(x.chunk)["Id"].to_pylist(), strict=True)]  # fmt: skip
+            assert len(keys) == len(set(keys)), obj  # nothing twice
+            assert sum(x.events for x in segs) == _bus_events(env, obj) - base[obj], (
+                obj,
+                results,
+            )  # nothing lost
+        rp = make_recovery_point(s, org, at, OBJECTS)
+        _assert_same(env, org, rp.job_id, at, truth, cols, OBJECTS, repo=repo)
+        repo.close()
