@@ -14,7 +14,7 @@ worker) and the real subscriber (:func:`engine.jobs.cdp.run_subscribers`). Steps
 The calls are counted by the org itself: the emulator's ``DailyApiRequests`` counter (every REST,
 Bulk and composite request under ``/services/data``), read before and after steps 2 and 3. Run::
 
-    PYTHONPATH=. python -m benchmarks.cdp_cost_bench --events 100000 300000
+    PYTHONPATH=. python -m benchmarks.cdp_cost_bench --events 10000 30000 100000 --scale 10000 --percent 20
 
 and it prints one JSON line per event count (also written to ``--out`` when given).
 """
@@ -122,7 +122,11 @@ def run(events: list[int], scale: int, percent: float) -> list[dict[str, Any]]:
         env.em.admin("POST", "/pubsub/settings", json={"keepalive_s": 0.5})
         env.settings = env.settings.model_copy(update={"pubsub_endpoint": str(env.em.info["pubsub_url"]),
                                                        "scratch_dir": root / "scratch"})  # fmt: skip
-        return [measure(env, f"cost{n}", n, percent, 1000 * (n + 1)) for n in events]
+        out = []
+        for n in events:
+            out.append(measure(env, f"cost{n}", n, percent, 1000 * (n + 1)))
+            print(json.dumps(out[-1]), flush=True)  # each figure as soon as it is measured
+        return out
 
 
 def main() -> None:
@@ -133,7 +137,6 @@ def main() -> None:
     ap.add_argument("--out", type=Path)
     a = ap.parse_args()
     lines = [json.dumps(r) for r in run(a.events, a.scale, a.percent)]
-    print("\n".join(lines))
     if a.out:
         a.out.write_text("\n".join(lines) + "\n")
 
