@@ -46,10 +46,13 @@ def free_port() -> int:
 
 
 @contextmanager
-def running_azurite(location: Path) -> Iterator[Azurite]:
+def running_azurite(location: Path, port: int | None = None) -> Iterator[Azurite]:
+    """Azurite with its data in ``location``, on ``port`` (default: a free one). A test restarts
+    Azurite by leaving the block and entering a new one with the same folder and port: its clients
+    reconnect to the same address and find the blobs it had written."""
     if not AZURITE_BIN.exists():
         raise AzuriteMissing(f"{AZURITE_BIN} not found; run `make deps` or `npm ci` in {ROOT}")
-    port = free_port()
+    port = port or free_port()
     cmd = [
         str(AZURITE_BIN),
         "--skipApiVersionCheck",

@@ -8,6 +8,7 @@ ground truth. Which rows change is a pure function of the seed and the Ids.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 
 from emulator import ids as idmod
@@ -54,7 +55,9 @@ def _clear_dangling_references(store: OrgStore, obj_name: str, first: int) -> No
     """Null the optional lookups of the rows from counter ``first`` on that point at purged parents.
 
     Churn picks parents by counter, and purged counters are never reused, so a new row may name a
-    parent that no longer exists; Salesforce would never store such a lookup.
+    parent that no longer exists; Salesforce would never store such a lookup. Runs inside the
+    insert's transaction (``insert_generated(fix_rows=...)``), before its rows are logged: the CREATE
+    events carry the lookups as stored (an UPDATE here afterwards would be a change without an event).
     """
     obj = store.schema[obj_name]
     table = store.table_name(obj)
@@ -127,8 +130,8 @@ def churn(store: OrgStore, percent: float, seed: int, *, purges: bool = True) ->
         # inserts (fresh rows created "now")
         if k > 0:
             first = store.reserve_counters(obj, k)
-            insert_generated(ctx, obj, first, k, fresh=True)
-            _clear_dangling_references(store, obj.name, first)
+            fix = functools.partial(_clear_dangling_references, store, obj.name, first)
+            insert_generated(ctx, obj, first, k, fresh=True, fix_rows=fix)
             summary.inserted[name] = k
             ranges[name] = (1, first + k - 1)
 

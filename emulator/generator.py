@@ -574,9 +574,13 @@ def _size_expr(ctx: _Ctx, e: _Exprs, *, counter: str = "i", obj_name: str | None
 
 
 def insert_generated(
-    ctx: _Ctx, obj: ObjectDef, first: int, count: int, *, fresh: bool = False, deleted_pct: float = 0.0
-) -> None:
-    """Insert ``count`` generated rows of ``obj`` with counters ``first ..``; log them as inserts."""
+    ctx: _Ctx, obj: ObjectDef, first: int, count: int, *, fresh: bool = False, deleted_pct: float = 0.0,
+    fix_rows: Callable[[], None] | None = None,
+) -> None:  # fmt: skip
+    """Insert ``count`` generated rows of ``obj`` with counters ``first ..``; log them as inserts.
+
+    ``fix_rows`` runs inside the insert's transaction before the rows are logged (and their CREATE
+    events published), so what it changes is part of the insert, not a change without an event."""
     if count <= 0:
         return
     store = ctx.store
@@ -607,6 +611,8 @@ def insert_generated(
         con.execute("BEGIN TRANSACTION")
         try:
             con.execute(sql)
+            if fix_rows is not None:
+                fix_rows()
             ts = store.clock.now()
             store.log_changes(
                 con,

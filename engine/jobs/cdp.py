@@ -20,9 +20,10 @@ own thread with its own Subscribe stream (decision 0026):
 from __future__ import annotations
 
 import logging
+import queue
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
@@ -161,14 +162,13 @@ class TopicSubscriber:
         sub = self.client.subscribe(self.topic, preset=preset, replay_id=replay, num_requested=BATCH)
         try:
             owed = BATCH
-            for resp in sub.responses():
+            for resp, arrived in arrivals(sub.responses(), self.clock, name=f"sfvault-cdp-read-{self.obj}"):
                 if self.since is None:
-                    self.since = self.clock.now()  # a new chain: complete from here
+                    self.since = arrived  # a new chain: complete from here
                 owed -= len(resp.events)
                 if owed <= 0 or (resp.pending_num_requested == 0 and resp.events):
                     sub.request(BATCH)
                     owed = BATCH
-                arrived = self.clock.now()
                 with self._lock:
                     if self._seal_error is not None:
                         raise self._seal_error
@@ -302,6 +302,33 @@ class TopicSubscriber:
             return replay_hex(bytes(first.latest_replay_id)), self.clock.now()
         finally:
             sub.close()
+
+
+def arrivals(responses: Iterator[Any], clock: Clock, *, name: str) -> Iterator[tuple[Any, datetime]]:
+    """Each response with the instant it arrived, read by a thread that does nothing else.
+
+    A keep-alive proves the stream complete up to its arrival (``_keepalive``), which holds only if
+    it is stamped as it comes off the wire. Stamped when the subscriber got round to it, a keep-alive
+    that waited in gRPC's buffer while a seal was slow (storage retrying through an outage) claimed
+    an instant later than events still queued behind it: a recovery point at that instant would
+    pass SFV-458 and miss them. Flow control bounds what waits here (keep-alives and at most one
+    ``num_requested`` of events). A stream error is raised in the caller's thread."""
+    box: queue.Queue[tuple[Any, datetime] | BaseException | None] = queue.Queue()
+
+    def pump() -> None:
+        try:
+            for resp in responses:
+                box.put((resp, clock.now()))
+        except BaseException as err:  # raised below, in the subscriber's thread
+            box.put(err)
+        else:
+            box.put(None)
+
+    threading.Thread(target=pump, name=name, daemon=True).start()
+    while (item := box.get()) is not None:
+        if isinstance(item, BaseException):
+            raise item
+        yield item
 
 
 # --- gap events --------------------------------------------------------------------------------

@@ -13,6 +13,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
@@ -70,14 +71,16 @@ def base_job(manifests: list[Manifest], obj: str, at: datetime, since: datetime)
     return None
 
 
-def _object_point(
-    repo: Any, rp: Any, store: SegmentStore, org: str, obj: str, at: datetime
-) -> tuple[ObjectEntry, dict[str, Any]]:
+def replay_point(
+    repo: Any, rp: Any, segs: list[SegmentManifest], org: str, obj: str, at: datetime, out: Path
+) -> tuple[int, dict[str, Any]]:
+    """Replay ``obj`` at ``at`` into the Parquet file ``out`` (the object's committed segments
+    ``segs`` over its base job, in the open :class:`engine.diff.recovery.RecoveryPoints` ``rp``,
+    whose scratch keeps the decrypted segment chunks: several instants replayed in one ``rp`` read
+    each chunk once). Returns the rows and the facts (base job, window, events, segments)."""
     from engine.diff.replay import replay
     from engine.diff.replay_facts import window_facts
 
-    t0 = time.monotonic()
-    segs = store.segments(org, obj)
     since = chain_since(segs, at)
     if since is None:
         raise RecoveryPointUnavailable(org=org, object=obj, at=at.isoformat(),
@@ -93,17 +96,26 @@ def _object_point(
     files = [rp.scratch.chunk(repo, s.chunk) for s in used]
     base_path = rp.state_file(obj, base.job_id)
     schema = rp.schema(obj, base.job_id)
-    out = rp.scratch.file(f"rp-{obj}.parquet")
     rows = replay(rp.con, base_path, schema, files, start=start, at=at, out=out)
+    facts = {"base_job": base.job_id, "from": start.isoformat(), "events": sum(s.events for s in used),
+             "segments": len(used), "rows": rows}  # fmt: skip
+    facts.update(window_facts(rp.con, files, start=start, at=at))  # which events it holds (decision 0033)
+    return rows, facts
+
+
+def _object_point(
+    repo: Any, rp: Any, store: SegmentStore, org: str, obj: str, at: datetime
+) -> tuple[ObjectEntry, dict[str, Any]]:
+    t0 = time.monotonic()
+    out = rp.scratch.file(f"rp-{obj}.parquet")
+    rows, facts = replay_point(repo, rp, store.segments(org, obj), org, obj, at, out)
+    schema = rp.schema(obj, facts["base_job"])
     with repo.chunk_writer(obj) as w:
         pf = pq.ParquetFile(out)
         for batch in pf.iter_batches(batch_size=65_536):
             w.write_batch(pa.Table.from_batches([batch]).cast(schema))
     entry = ObjectEntry(chunks=w.refs, rows=rows, bytes=sum(c.sealed_bytes for c in w.refs), mode="full",
                         duration_seconds=time.monotonic() - t0)  # fmt: skip
-    facts = {"base_job": base.job_id, "from": start.isoformat(), "events": sum(s.events for s in used),
-             "segments": len(used), "rows": rows}  # fmt: skip
-    facts.update(window_facts(rp.con, files, start=start, at=at))  # which events it holds (decision 0033)
     return entry, facts
 
 

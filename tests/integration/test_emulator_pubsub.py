@@ -448,3 +448,44 @@ def test_expired_and_malformed_replay_ids_fail_the_stream() -> None:
             client.close()
     finally:
         em.stop()
+
+
+def test_churn_inserts_name_no_purged_parent_and_every_change_has_its_event(
+    em: EmulatorProcess, client: PubSubClient
+) -> None:
+    """Churn picks a new Contact's Account by counter, so it may name a purged one; Salesforce never
+    stores such a lookup. The lookup is dropped inside the insert's transaction, so the CREATE event
+    carries what the row holds (regression: it was nulled afterwards with no change event, and the
+    records folded from the bus disagreed with the emulator's own state)."""
+    em.admin("POST", "/pubsub/cdc", json={"entities": ["Contact"]})
+    try:
+        start = _last_replay(em)
+        purged = 0
+        for seed in range(3):  # purges on: Accounts disappear, new Contacts may still pick them
+            summary = em.admin("POST", "/churn", json={"percent": 30, "seed": 500 + seed})
+            purged += summary["purged"].get("Account", 0)
+        assert purged > 0
+        tip = _last_replay(em)
+        sub = client.subscribe("/data/ContactChangeEvent", 100, pb.CUSTOM, replay_bytes(start))
+        try:
+            events = read_through(sub, tip)
+        finally:
+            sub.close()
+    finally:
+        em.admin("POST", "/pubsub/cdc", json={"entities": ["Contact"], "enabled": False})
+    parent: dict[str, Any] = {}  # AccountId of each record, folded from its events
+    for event in events:
+        data = client.decode(event)
+        h = data["ChangeEventHeader"]
+        if h["changeType"] in ("CREATE", "UNDELETE"):
+            parent.update(dict.fromkeys(h["recordIds"], data["AccountId"]))
+        elif h["changeType"] == "UPDATE":
+            schema = client.schema(event.event.schema_id)
+            if "AccountId" in process_bitmap(schema, h["changedFields"], named_types(schema)):
+                parent.update(dict.fromkeys(h["recordIds"], data["AccountId"]))
+    q = "SELECT Id, AccountId FROM sf_contact WHERE Id IN (SELECT unnest(?::VARCHAR[]))"
+    rows = em.sql(q, list(parent))
+    table = {str(r[0]): r[1] for r in rows}
+    assert len(parent) > 10
+    differ = {i: (p, table[i]) for i, p in parent.items() if i in table and table[i] != p}
+    assert not differ, list(differ.items())[:5]  # the bus tells the emulator's own state
