@@ -84,6 +84,12 @@ def _sys(name: str, type_: str, **kw: Any) -> FieldDef:
     )
 
 
+def _audit_ref(name: str, relationship: str, label: str) -> FieldDef:
+    """``CreatedById`` / ``LastModifiedById``: a system-maintained lookup to User."""
+    return _ref(name, "User", relationship, label=label, nillable=False, createable=False, updateable=False,
+                defaulted_on_create=True, permissionable=False)  # fmt: skip
+
+
 def _audit(
     *, deleted: bool = True, modstamp: bool = True, created: bool = True, modified: bool = True
 ) -> list[FieldDef]:
@@ -92,34 +98,10 @@ def _audit(
         out.append(_sys("IsDeleted", "boolean", label="Deleted"))
     if created:
         out.append(_sys("CreatedDate", "datetime", label="Created Date"))
-        out.append(
-            _ref(
-                "CreatedById",
-                "User",
-                "CreatedBy",
-                label="Created By ID",
-                nillable=False,
-                createable=False,
-                updateable=False,
-                defaulted_on_create=True,
-                permissionable=False,
-            )
-        )
+        out.append(_audit_ref("CreatedById", "CreatedBy", "Created By ID"))
     if modified:
         out.append(_sys("LastModifiedDate", "datetime", label="Last Modified Date"))
-        out.append(
-            _ref(
-                "LastModifiedById",
-                "User",
-                "LastModifiedBy",
-                label="Last Modified By ID",
-                nillable=False,
-                createable=False,
-                updateable=False,
-                defaulted_on_create=True,
-                permissionable=False,
-            )
-        )
+        out.append(_audit_ref("LastModifiedById", "LastModifiedBy", "Last Modified By ID"))
     if modstamp:
         out.append(_sys("SystemModstamp", "datetime", label="System Modstamp"))
     return out
