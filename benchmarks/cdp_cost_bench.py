@@ -133,7 +133,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--events", type=int, nargs="+", default=[100_000, 300_000])
     ap.add_argument("--scale", type=int, default=20_000)
-    ap.add_argument("--percent", type=float, default=30.0, help="churn per round, % of live rows")
+    ap.add_argument("--percent", type=float, default=30.0, help="churn per round, %% of live rows")
     ap.add_argument("--out", type=Path)
     a = ap.parse_args()
     lines = [json.dumps(r) for r in run(a.events, a.scale, a.percent)]
