@@ -237,12 +237,13 @@ class TopicSubscriber:
             self.layouts[sid] = EventLayout(self.client.schema(sid))
         event = decode_event(self.layouts[sid], ev.event.payload, bytes(ev.replay_id), sid)
         if event.change_type in GAP_TYPES and self.rest is not None:
-            ids = event.record_ids
+            layout = self.layouts[sid]
             if event.change_type == "GAP_OVERFLOW":
-                ids = overflow_ids(self.rest, self.obj, event.commit_ts)
-                log.warning("%s %s: GAP_OVERFLOW at %s: re-reading the %d record(s) changed since",
-                            self.org, self.topic, event.commit_ts.isoformat(), len(ids))  # fmt: skip
-            event.refetched = [refetch(self.rest, self.obj, rid, self.layouts[sid]) for rid in ids]
+                event.refetched = overflow_records(self.rest, self.obj, event.commit_ts, layout)
+                log.warning("%s %s: GAP_OVERFLOW at %s: re-read the %d record(s) changed since", self.org,
+                            self.topic, event.commit_ts.isoformat(), len(event.refetched))  # fmt: skip
+            else:
+                event.refetched = [refetch(self.rest, self.obj, rid, layout) for rid in event.record_ids]
             self.result.gap_records += len(event.refetched)
         return event
 
@@ -356,18 +357,35 @@ OVERFLOW_MARGIN_S = 2.0
 ``SystemModstamp`` at whole seconds; the overflowed transaction's rows carry its commit time)."""
 
 
-def overflow_ids(rest: Any, obj: str, commit_ts: datetime) -> list[str]:
-    """The records of ``obj`` a GAP_OVERFLOW may stand for: every one (deleted ones included,
-    ``queryAll``) whose ``SystemModstamp`` is at or after the overflowed transaction's commit time,
-    less :data:`OVERFLOW_MARGIN_S`. Their re-read (:func:`refetch`) makes the recovery point exact
-    again: the overflow event itself names no record and carries no field."""
+def overflow_records(rest: Any, obj: str, commit_ts: datetime, layout: EventLayout) -> list[dict[str, Any]]:
+    """The records of ``obj`` a GAP_OVERFLOW may stand for, re-read as one window query: every one
+    (deleted ones included, ``queryAll``) whose ``SystemModstamp`` is at or after the overflowed
+    transaction's commit time, less :data:`OVERFLOW_MARGIN_S`, with the layout's columns (a deleted
+    record as its ``Id`` only, as :func:`refetch`). The overflow event names no record and carries
+    no field; an overflow stands for more than 100,000 changes, so the window is read in query pages
+    (one call per 2,000 records) plus one describe, not one call per record.
+
+    Only the columns the backup user can see are selected (the describe's fields: an event schema
+    is the org's, field-level security is the user's); the others read as null, as a record's
+    ``GET`` leaves them out."""
     from datetime import UTC, timedelta
 
     from engine.extract.rest import RestApi
 
+    api = RestApi(rest)
+    visible = {str(f["name"]) for f in api.describe(obj).get("fields", [])}
+    cols = [f for f in layout.columns if f.name in visible and f.name not in ("Id", "IsDeleted")]
     start = (commit_ts - timedelta(seconds=OVERFLOW_MARGIN_S)).astimezone(UTC)
-    soql = f"SELECT Id FROM {obj} WHERE SystemModstamp >= {start:%Y-%m-%dT%H:%M:%SZ} ORDER BY Id"
-    return [str(r["Id"]) for r in RestApi(rest).query_records(soql, include_deleted=True, sobject=obj)]
+    soql = (f"SELECT Id, IsDeleted{''.join(', ' + f.name for f in cols)} FROM {obj} "
+            f"WHERE SystemModstamp >= {start:%Y-%m-%dT%H:%M:%SZ} ORDER BY Id")  # fmt: skip
+    out: list[dict[str, Any]] = []
+    for rec in api.query_records(soql, include_deleted=True, sobject=obj):
+        if rec.get("IsDeleted"):
+            out.append({"Id": str(rec["Id"])})
+        else:
+            values = {f.name: _typed(rec.get(f.name), f.type) for f in layout.columns}
+            out.append({"Id": str(rec["Id"]), **values})
+    return out
 
 
 def refetch(rest: Any, obj: str, record_id: str, layout: EventLayout) -> dict[str, Any]:
