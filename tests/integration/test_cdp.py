@@ -516,8 +516,8 @@ def test_gap_events_re_read_their_records_through_rest(env: BackupEnv, org: str,
 def test_gap_overflow_re_reads_the_objects_window(env: BackupEnv, org: str, tmp_path: Path) -> None:
     """Transactions over more records than the bus's overflow threshold publish one GAP_OVERFLOW
     each (no record, no field); the subscriber re-reads every record changed since its commit time
-    with one window query through REST, so the recovery point after them is still exact. An overflow injected by the
-    admin route (nothing changed) re-reads and changes nothing."""
+    with one window query through REST, so the recovery point after them is still exact. An
+    overflow injected by the admin route (nothing changed) re-reads and changes nothing."""
     cfg = _config(env, tmp_path)
     _cdp_run(cfg, org)
     full = env.backup(org)
