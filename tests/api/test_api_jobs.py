@@ -468,7 +468,11 @@ def test_unknown_objects_in_a_selection_are_refused_at_request_time(live: Live) 
     finally:
         engine.dispose()
     asked = live.em.admin("GET", "/requests", params={"since": before})["requests"]
-    assert [r["path"] for r in asked if not r["path"].startswith("/__emulator")] == []
+    # the check would log in and call describeGlobal. Other paths are not its calls: the emulator logs
+    # a request when its answer ends, so the earlier test's results download that its fault delayed
+    # (and the client abandoned and retried) can land here, after that job finished (clean-clone run)
+    its_calls = ("/sobjects", "/sobjects/", "/oauth2/token")
+    assert [r["path"] for r in asked if r["path"].endswith(its_calls)] == []
 
 
 @pytest.mark.emulator
