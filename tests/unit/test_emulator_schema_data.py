@@ -10,7 +10,9 @@ flags, a custom setting, and one object of 800 fields.
 from __future__ import annotations
 
 import json
+import re
 from collections import Counter
+from typing import Any
 
 import pytest
 
@@ -85,3 +87,26 @@ def test_a_description_is_generated_with_its_rows_and_today_s_objects_keep_their
     finally:
         plain.close()
         wide.close()
+
+
+def test_the_digest_of_an_org_with_an_800_field_object_covers_its_last_field() -> None:
+    """Issue 16: ``OrgStore.digest()`` joined a row's columns with ~1,600 ``||`` operators, and
+    DuckDB refused ``Wide__c`` (800 fields) with "Max expression depth limit of 1000 exceeded"."""
+    from emulator.clock import EmulatorClock
+
+    extra, _ = load_description(wide_org(40, seed=1))
+    wide = next(o for o in extra if o.name == "Wide__c")
+    last = wide.column_fields[-1]
+    assert len(wide.fields) == 800 and last.type == "boolean"
+    t0 = EmulatorClock().now()
+    digests = []
+    for value in (True, False):  # two orgs that differ only in the last of the 800 columns
+        store = OrgStore(None, schema=build_schema(1, [wide]), clock=EmulatorClock(t0))
+        try:
+            rows: list[dict[str, Any]] = [{"Name": "a", last.name: True}, {"Name": "b", last.name: value}]
+            store.insert_many("Wide__c", rows)
+            digests.append(store.digest())
+        finally:
+            store.close()
+    assert all(re.fullmatch("[0-9a-f]{64}", d) for d in digests)
+    assert digests[0] != digests[1]
