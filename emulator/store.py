@@ -500,24 +500,31 @@ class OrgStore:
     def digest(self) -> str:
         """SHA-256 over every table's rows in Id order (plus explicit blobs): same seed, same digest."""
         h = hashlib.sha256()
+        for name, (rows, sha) in self.object_digests().items():
+            h.update(f"{name}:{rows}:{sha}\n".encode())
+        return h.hexdigest()
+
+    def object_digests(self) -> dict[str, tuple[int, str]]:
+        """Per object, by name, and for ``_blobs`` (the file bodies) last: the row count and a
+        SHA-256 over the rows in Id order (every column and ``_DeletedAt``; deleted rows too)."""
+        out: dict[str, tuple[int, str]] = {}
         with self.cursor() as cur:
             for obj in sorted(self.schema.values(), key=lambda o: o.name):
                 cols = [f.name for f in obj.column_fields] + (["_DeletedAt"] if obj.has_is_deleted else [])
                 # one flat call, not ``a || '|' || b ...``: 800 columns chained with ``||`` pass
                 # DuckDB's expression depth limit (1000); no piece is NULL, so the text is the same
                 pieces = ", ".join(f"coalesce(CAST({q(c)} AS VARCHAR), '\\N')" for c in cols)
-                row_text = f"concat_ws('|', {pieces})"
                 row = cur.execute(
-                    f"SELECT count(*), sha256(coalesce(string_agg(sha256({row_text}), '' ORDER BY Id), ''))"
-                    f" FROM {table_name_for(obj)}"
+                    f"SELECT count(*), sha256(coalesce(string_agg(sha256(concat_ws('|', {pieces})), ''"
+                    f" ORDER BY Id), '')) FROM {table_name_for(obj)}"
                 ).fetchone()
-                h.update(f"{obj.name}:{row[0] if row else 0}:{row[1] if row else ''}\n".encode())
+                out[obj.name] = (int(row[0]), str(row[1])) if row else (0, "")
             row = cur.execute(
                 "SELECT count(*), sha256(coalesce(string_agg(object || id || md5(body::VARCHAR), ''"
                 " ORDER BY object, id), '')) FROM _blobs"
             ).fetchone()
-            h.update(f"_blobs:{row[0] if row else 0}:{row[1] if row else ''}\n".encode())
-        return h.hexdigest()
+            out["_blobs"] = (int(row[0]), str(row[1])) if row else (0, "")
+        return out
 
     # -- change log -------------------------------------------------------------------------------
 

@@ -23,7 +23,7 @@ from emulator.clock import EmulatorClock
 from emulator.generator import generate
 from emulator.schema import build_schema, describe_global, describe_object
 from emulator.schema_data import load_description, wide_org
-from emulator.store import OrgStore, q, table_name_for
+from emulator.store import OrgStore
 
 ORGS = ((2, 20_000, 7, 0), (4, 5_000, 42, 0), (2, 3_000, 5, 300))
 """(custom objects, scale, seed, wide-org objects)."""
@@ -31,23 +31,7 @@ ORGS = ((2, 20_000, 7, 0), (4, 5_000, 42, 0), (2, 3_000, 5, 300))
 
 def per_object(store: OrgStore) -> dict[str, str]:
     """``object -> "rows:sha256"`` over every record in Id order, and the file bodies."""
-    out: dict[str, str] = {}
-    with store.cursor() as cur:
-        cur.execute("SET max_expression_depth TO 100000")  # the 800-field object
-        for obj in sorted(store.schema.values(), key=lambda o: o.name):
-            cols = [f.name for f in obj.column_fields] + (["_DeletedAt"] if obj.has_is_deleted else [])
-            text = " || '|' || ".join(f"coalesce(CAST({q(c)} AS VARCHAR), '\\N')" for c in cols)
-            row = cur.execute(
-                f"SELECT count(*), sha256(coalesce(string_agg(sha256({text}), '' ORDER BY Id), ''))"
-                f" FROM {table_name_for(obj)}"
-            ).fetchone()
-            out[obj.name] = f"{row[0]}:{row[1]}" if row else ""
-        row = cur.execute(
-            "SELECT count(*), sha256(coalesce(string_agg(object || id || md5(body::VARCHAR), ''"
-            " ORDER BY object, id), '')) FROM _blobs"
-        ).fetchone()
-        out["_blobs"] = f"{row[0]}:{row[1]}" if row else ""
-    return out
+    return {name: f"{rows}:{sha}" for name, (rows, sha) in store.object_digests().items()}
 
 
 def _sha(value: Any) -> str:
