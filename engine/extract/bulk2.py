@@ -23,6 +23,7 @@ object goes to REST), :class:`SalesforceJobFailed` otherwise.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import statistics
 import threading
@@ -184,6 +185,9 @@ class JobPace:
         self._cond = threading.Condition()
         self._seen: deque[tuple[int, float]] = deque(maxlen=PACE_WINDOW)
         self._scout: str | None = None
+        self._order = itertools.count()
+        self._queued: dict[str, int] = {}
+        """The worker's jobs last seen queued (or not seen yet), by the order they were created."""
 
     def observe(self, info: JobInfo) -> None:
         """Learn from a JobComplete ``info`` (others, and infos without a processing time, are ignored)."""
@@ -218,6 +222,39 @@ class JobPace:
             if self._scout == job_id:
                 self._scout = None
                 self._cond.notify_all()
+
+    def enqueue(self, job_id: str) -> None:
+        """A job was just created: queued in the org until a status says otherwise."""
+        with self._cond:
+            self._queued[job_id] = next(self._order)
+
+    def saw(self, job_id: str, state: str) -> None:
+        """A status call saw ``state``: a job no longer queued lets the next one ask."""
+        if state == "UploadComplete":
+            return
+        self.forget(job_id)
+
+    def forget(self, job_id: str) -> None:
+        with self._cond:
+            if self._queued.pop(job_id, None) is not None:
+                self._cond.notify_all()
+
+    def wait_turn(self, job_id: str) -> None:
+        """Block while a job of this worker created before ``job_id`` is still queued.
+
+        The org starts its queued jobs in the order they came: while an older one waits, so does
+        this one, and asking about it would cost a status call to learn nothing (measured on a
+        2M-record full: 39 of 86 status calls answered ``UploadComplete``). A job seen running
+        never waits here.
+        """
+        with self._cond:
+            self._cond.wait_for(lambda: not self.behind(job_id))
+
+    def behind(self, job_id: str) -> bool:
+        """Whether an older job of this worker is still queued while ``job_id`` is."""
+        with self._cond:  # re-entrant: wait_turn asks while holding it
+            mine = self._queued.get(job_id)
+            return mine is not None and any(other < mine for other in self._queued.values())
 
     def sleep(self, seconds: float) -> None:
         """Sleep ``seconds``, or less when a job completes or the scout ends (then look again)."""
@@ -322,13 +359,19 @@ def wait_for_job(
     info = job
     wait = _Wait(clock, sleep, policy, pacing, job.id, started)
     running_since: float | None = None
+    if pacing is not None:
+        pacing.pace.enqueue(job.id)
     try:
         _first_wait(wait, policy, pacing, job.id, started)
         while True:
             informed = pacing is not None and pacing.pace.expected(pacing.records) is not None
             gate = pacing.gate if pacing is not None else None
+            if pacing is not None:
+                pacing.pace.wait_turn(job.id)
             with gate.polling() if gate is not None else nullcontext():
                 info, at = _poll_once(api, info, attempt, clock, policy, pacing, started, running_since)
+            if pacing is not None:
+                pacing.pace.saw(job.id, info.state)
             if running_since is None and info.state == "InProgress":
                 running_since = clock.monotonic()
                 if at is not None:  # seen running for the first time: paced from now on
@@ -341,6 +384,7 @@ def wait_for_job(
             attempt += 1
     finally:
         if pacing is not None:
+            pacing.pace.forget(job.id)
             pacing.pace.release(job.id)
 
 
@@ -617,7 +661,8 @@ class Bulk2Api:
         size: PageSize | None = None,
         pacing: Pacing | None = None,
     ) -> Iterator[ResultPage]:
-        """Create a job, wait for it, yield its pages; delete the job afterwards.
+        """Create a job, wait for it, yield its pages; delete the job afterwards when ``delete_after``
+        (a job stopped before it ended is aborted either way).
 
         ``streams > 1`` uses ``resultPages`` and parallel downloads (API 58.0+).
         ``on_complete`` is called once the job is complete, before the first page is fetched (a Dask
@@ -642,18 +687,20 @@ class Bulk2Api:
                 yield from self.iter_pages(job.id, max_records, size=size)
             failed = False
         finally:
-            if delete_after:
+            if delete_after or done is None:
                 try:
-                    self._cleanup(job.id, known_terminal=done is not None)
+                    self._cleanup(job.id, known_terminal=done is not None, delete=delete_after)
                 except SfvaultError:
                     if not failed:
                         raise
                     # the job's own failure is the error to report; a failed cleanup only
                     # leaves a job that Salesforce deletes after 7 days
-                    log.warning("could not delete Bulk job after a failure", extra={"job": job.id})
+                    log.warning("could not stop or delete Bulk job after a failure", extra={"job": job.id})
 
-    def _cleanup(self, job_id: str, *, known_terminal: bool = False) -> None:
-        """Delete the job (aborting it first unless it is known to have finished: one call less)."""
+    def _cleanup(self, job_id: str, *, known_terminal: bool = False, delete: bool = True) -> None:
+        """Abort the job unless it is known to have finished (one call less), and delete it when
+        ``delete``: a job stopped early must not go on reading the org."""
         if not known_terminal and not self.get_job(job_id).terminal:
             self.abort_job(job_id)
-        self.delete_job(job_id)
+        if delete:
+            self.delete_job(job_id)

@@ -93,6 +93,8 @@ class BulkOptions:
     replaces ``sleep`` (a waiting job looks again as soon as another one completes)."""
     expected_records: int | None = None
     """The records the job is expected to return (the partition's estimate), for ``pace``."""
+    delete_jobs: bool = True
+    """Delete a Bulk API 2.0 job once its results are read (``JobOptions.delete_bulk_jobs``)."""
     gate: ReadGate | None = None
     """The worker's :class:`~engine.extract.bulk2.ReadGate` (with ``pace``): a status call waits
     until the worker could read the job's results."""
@@ -133,7 +135,7 @@ def read_batches(
     pages = Bulk2Api(client).run_query(
         read.soql, operation="queryAll" if read.all_rows else "query", max_records=b.max_records,
         streams=b.streams, sleep=sleep, policy=b.policy, on_complete=b.on_complete,
-        on_created=b.on_created, size=size, pacing=pacing,
+        on_created=b.on_created, size=size, pacing=pacing, delete_after=b.delete_jobs,
     )  # fmt: skip
     for page in pages:
         data = page.data

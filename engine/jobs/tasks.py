@@ -100,6 +100,7 @@ class PartitionTask:
     cancel_event: str = ""
     poll_first: float = 0.2
     poll_max: float = 5.0
+    delete_bulk_jobs: bool = False
     blob_threads: int = 8
     blob_timeout_s: float = 15.0
     rest_data: bool = False
@@ -269,7 +270,7 @@ class _Extractor:
                     max_records=t.page_rows, streams=t.result_streams, on_complete=completed,
                     on_created=self._created, max_bytes=t.page_bytes, row_widths=self.row_widths,
                     policy=PollPolicy(first=t.poll_first, factor=1.3, max=t.poll_max),
-                    pace=self.job_paces.get(path), gate=gate,
+                    pace=self.job_paces.get(path), gate=gate, delete_jobs=t.delete_bulk_jobs,
                     # an Id-only job is paced from the quickest job seen, not at the wide rows' rate
                     expected_records=None if t.window == "ids" else (t.partition.estimated_rows or None),
                 )  # fmt: skip

@@ -291,3 +291,29 @@ def test_a_worker_full_of_reads_asks_about_no_job_until_one_read_ends() -> None:
     read.__exit__(None, None, None)
     waiter.join()
     assert job.polls == 1 and gate.waiting == 0
+
+
+def test_a_queued_job_waits_its_turn_behind_an_older_queued_job() -> None:
+    """The org starts queued jobs in the order they came: while a worker's older job is still
+    queued, a newer one is not asked about; it is once the older is seen running or ends."""
+    pace = JobPace()
+    for job in ("750a", "750b", "750c"):
+        pace.enqueue(job)
+    assert [pace.behind(j) for j in ("750a", "750b", "750c")] == [False, True, True]
+    pace.saw("750a", "UploadComplete")  # still queued: nothing moves
+    assert pace.behind("750b")
+    released = threading.Event()
+
+    def newer() -> None:
+        pace.wait_turn("750b")
+        released.set()
+
+    waiter = threading.Thread(target=newer)
+    waiter.start()
+    pace.saw("750a", "InProgress")
+    waiter.join()
+    assert released.is_set() and not pace.behind("750b") and pace.behind("750c")
+    pace.saw("750b", "JobComplete")
+    assert not pace.behind("750c")
+    pace.forget("750c")
+    assert not pace.behind("750c")  # a job no longer queued never waits
