@@ -200,8 +200,6 @@ def test_a_rest_date_time_reads_as_the_bulk_text_of_it_does_and_needs_its_offset
     """REST date-times are read with ``datetime.fromisoformat`` (60x faster than ``strptime``, most
     of a driver's CPU in an incremental): Salesforce's text gives the same instant, and a value
     without its offset is refused rather than taken as UTC."""
-    from datetime import UTC, datetime
-
     from engine.extract.csv_arrow import _json_value
 
     t = pa.timestamp("ms", tz="UTC")
