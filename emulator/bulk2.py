@@ -306,7 +306,6 @@ class JobManager(AsyncJobManager[QueryJob]):
 
     def _run(self, job: QueryJob) -> None:
         profile = self.org.profile
-        started = time.monotonic()
         try:
             if job.hold is not None:
                 job.hold.released.wait(job.hold.delay_s or HOLD_MAX_S)
@@ -318,9 +317,11 @@ class JobManager(AsyncJobManager[QueryJob]):
             try:
                 if job.abort.is_set():
                     return
-                self._set_state(job, "InProgress")
-                t0 = time.monotonic()
+                # InProgress while it runs, as Salesforce reports it: a job waiting for the one
+                # materialisation at a time is still queued (UploadComplete)
                 with self._materialise:
+                    self._set_state(job, "InProgress")
+                    t0 = time.monotonic()
                     self._materialise_result(job)
                 failure = result_failure(
                     job.forced_error, job.rows, profile.query_timeout_rows, QUERY_TIMEOUT
@@ -333,7 +334,7 @@ class JobManager(AsyncJobManager[QueryJob]):
                     remaining = job.result_bytes / profile.job_bytes_per_s - (time.monotonic() - t0)
                     if remaining > 0 and job.abort.wait(remaining):
                         return
-                job.processing_ms = int((time.monotonic() - started) * 1000)
+                job.processing_ms = int((time.monotonic() - t0) * 1000)
                 self.org.limits.add_result_bytes(job.result_bytes)
                 self._set_state(job, "JobComplete")
             finally:

@@ -609,18 +609,27 @@ class OrgStore:
         decided by :meth:`delete_log_floor`, not here.
         """
         obj = self.object_def(obj_name)
+        # only Ids with a deletion in the window can qualify (their last deletion is then at or
+        # after start): the log of an object holds every insert too, and grouping all of it by Id
+        # was most of the emulator's work in an incremental
         sql = """
-            WITH last AS (
-                SELECT id, arg_max(live_after, seq) AS live,
-                       max(ts) FILTER (WHERE kind = 'delete' OR (kind = 'purge' AND live_before))
+            WITH hit AS (
+                SELECT DISTINCT id FROM _change_log
+                WHERE object = ? AND (kind = 'delete' OR (kind = 'purge' AND live_before))
+                  AND ts >= ? AND ts < ?
+            ), last AS (
+                SELECT c.id, arg_max(c.live_after, c.seq) AS live,
+                       max(c.ts) FILTER (WHERE c.kind = 'delete' OR (c.kind = 'purge' AND c.live_before))
                            AS deleted_at
-                FROM _change_log WHERE object = ? GROUP BY id
+                FROM _change_log c SEMI JOIN hit ON c.id = hit.id
+                WHERE c.object = ? GROUP BY c.id
             )
             SELECT id, deleted_at FROM last
             WHERE NOT live AND deleted_at >= ? AND deleted_at < ? ORDER BY deleted_at, id
         """
+        window = [naive_utc(start), naive_utc(end)]
         with self.cursor() as cur:
-            rows = cur.execute(sql, [obj.name, naive_utc(start), naive_utc(end)]).fetchall()
+            rows = cur.execute(sql, [obj.name, *window, obj.name, *window]).fetchall()
         return [{"id": r[0], "deletedDate": r[1].replace(tzinfo=UTC)} for r in rows]
 
     def delete_log_floor(self, obj_name: str) -> datetime | None:

@@ -47,6 +47,7 @@ class JobSettings(BaseModel):
     file_bodies: bool | None = None
     poll_first: float | None = Field(default=None, gt=0)
     poll_max: float | None = Field(default=None, gt=0)
+    delete_bulk_jobs: bool | None = None
     rest_max_rows: int | None = Field(default=None, ge=0)
     sweep_rest_rows: int | None = Field(default=None, ge=0)
     sweep_partition_rows: int | None = Field(default=None, ge=1)

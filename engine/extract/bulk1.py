@@ -94,9 +94,10 @@ class BatchLister(Protocol):
 @dataclass
 class ChunkedJob:
     """A PK-chunked job's batch list as one job's status (a :class:`~engine.extract.bulk2.JobPoller`),
-    so :func:`~engine.extract.bulk2.wait_for_job` paces its polls as Bulk 2.0's: ``InProgress``
-    while a batch is pending (or none is listed yet), then ``JobComplete`` with the chunks'
-    records and :func:`job_time_ms`, or ``Failed`` when a chunk did not complete."""
+    so :func:`~engine.extract.bulk2.wait_for_job` paces its polls as Bulk 2.0's: ``UploadComplete``
+    while no chunk has started (none is listed yet, or all are ``Queued``), ``InProgress`` while a
+    batch is pending, then ``JobComplete`` with the chunks' records and :func:`job_time_ms`, or
+    ``Failed`` when a chunk did not complete."""
 
     api: BatchLister
     job: JobInfo
@@ -112,7 +113,9 @@ class ChunkedJob:
     def get_job(self, job_id: str) -> JobInfo:
         self.listed = self.api.batches(job_id)
         chunks = self.chunks()
-        if not chunks or any(b.state in PENDING for b in self.listed):
+        if not chunks or all(b.state == "Queued" for b in chunks):  # the org has not started it
+            return replace(self.job, state="UploadComplete")
+        if any(b.state in PENDING for b in self.listed):
             return replace(self.job, state="InProgress")
         state = "JobComplete" if all(b.state == "Completed" for b in chunks) else "Failed"
         return replace(self.job, state=state, records_processed=sum(b.records for b in chunks),

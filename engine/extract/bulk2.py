@@ -23,6 +23,7 @@ object goes to REST), :class:`SalesforceJobFailed` otherwise.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import statistics
 import threading
@@ -30,6 +31,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal, Protocol
@@ -105,8 +107,12 @@ class PollPolicy:
     max: float = 15.0
     timeout: float = 6 * 3600.0
     late: float = 0.25
-    """Past its expected time, a job is polled again after this share of its age: a job that
-    takes longer than expected is seen complete at most this share of its age late."""
+    """Past its expected time, a running job is polled again after this share of its running
+    time: a job that takes longer than expected is seen complete at most this share late."""
+    queued_late: float = 0.5
+    """A job still queued (``UploadComplete``) past its expected time is polled again after this
+    share of its age: no status says when the org will start it, and a job that waits behind
+    others waits for their whole processing."""
     max_expected: float = 120.0
     """The longest single wait for a job expected to take longer (the timeout still bounds it)."""
 
@@ -115,22 +121,32 @@ class PollPolicy:
 
 
 def poll_delay(
-    attempt: int, elapsed: float, expected: float | None, policy: PollPolicy = PollPolicy()
+    attempt: int,
+    elapsed: float,
+    expected: float | None,
+    policy: PollPolicy = PollPolicy(),
+    *,
+    running: float | None = None,
 ) -> float:
-    """Seconds until the next poll of a running job that is ``elapsed`` seconds old.
+    """Seconds until the next poll of a job that is ``elapsed`` seconds old.
 
-    Pure. Without an ``expected`` duration: the backoff ``policy.delay(attempt)``. With one: the
-    time left until then, and once it has passed, the larger of ``policy.late`` x ``elapsed`` and
-    the backoff (within ``[first, max]``), so a job slower than expected costs a few polls, not
-    one per backoff step, and a short one is not polled every ``first`` seconds (the backoff
-    grows by ``factor`` a poll, so it stays within about a quarter of the job's age too).
+    Pure. ``expected`` is how long the job's processing should take, ``running`` how long ago it
+    was first seen ``InProgress`` (None while it was only seen queued, ``UploadComplete``).
+    Without an ``expected`` duration: the backoff ``policy.delay(attempt)``. With one: the time
+    left until then, counted from when it was seen running (else from its creation: a queued job
+    may start at once); once that has passed, the larger of the backoff (within ``[first, max]``)
+    and a share of the job's age: ``policy.late`` of its running time, or ``policy.queued_late``
+    of its age while it waits in the org's queue, whose end no status tells (a job in a long
+    queue costs a few polls, not one per backoff step).
     """
     if expected is None:
         return policy.delay(attempt)
-    left = expected - elapsed
+    age = elapsed if running is None else running
+    left = expected - age
     if left >= policy.first:
         return min(left, policy.max_expected)
-    return min(policy.max, max(policy.delay(attempt), policy.late * elapsed))
+    share = policy.late * age if running is not None else policy.queued_late * elapsed
+    return min(policy.max, max(policy.delay(attempt), share))
 
 
 def next_poll(
@@ -141,15 +157,17 @@ def next_poll(
     *,
     elapsed: float = 0.0,
     expected: float | None = None,
+    running: float | None = None,
 ) -> datetime | None:
     """When to poll a job again: None if ``state`` is terminal, else ``now + poll_delay(...)``.
 
     Pure. ``attempt`` counts the polls already made (0 after the create call); ``elapsed`` is the
-    job's age and ``expected`` its expected duration, when known (:class:`JobPace`).
+    job's age, ``expected`` its expected processing time, when known (:class:`JobPace`), and
+    ``running`` how long ago it was first seen ``InProgress``.
     """
     if state in TERMINAL_STATES:
         return None
-    return now + timedelta(seconds=poll_delay(attempt, elapsed, expected, policy))
+    return now + timedelta(seconds=poll_delay(attempt, elapsed, expected, policy, running=running))
 
 
 PACE_WINDOW = 32
@@ -167,6 +185,9 @@ class JobPace:
         self._cond = threading.Condition()
         self._seen: deque[tuple[int, float]] = deque(maxlen=PACE_WINDOW)
         self._scout: str | None = None
+        self._order = itertools.count()
+        self._queued: dict[str, int] = {}
+        """The worker's jobs last seen queued (or not seen yet), by the order they were created."""
 
     def observe(self, info: JobInfo) -> None:
         """Learn from a JobComplete ``info`` (others, and infos without a processing time, are ignored)."""
@@ -202,10 +223,91 @@ class JobPace:
                 self._scout = None
                 self._cond.notify_all()
 
+    def enqueue(self, job_id: str) -> None:
+        """A job was just created: queued in the org until a status says otherwise."""
+        with self._cond:
+            self._queued[job_id] = next(self._order)
+
+    def saw(self, job_id: str, state: str) -> None:
+        """A status call saw ``state``: a job no longer queued lets the next one ask."""
+        if state == "UploadComplete":
+            return
+        self.forget(job_id)
+
+    def forget(self, job_id: str) -> None:
+        with self._cond:
+            if self._queued.pop(job_id, None) is not None:
+                self._cond.notify_all()
+
+    def wait_turn(self, job_id: str) -> None:
+        """Block while a job of this worker created before ``job_id`` is still queued.
+
+        The org starts its queued jobs in the order they came: while an older one waits, so does
+        this one, and asking about it would cost a status call to learn nothing (measured on a
+        2M-record full: 39 of 86 status calls answered ``UploadComplete``). A job seen running
+        never waits here.
+        """
+        with self._cond:
+            self._cond.wait_for(lambda: not self.behind(job_id))
+
+    def behind(self, job_id: str) -> bool:
+        """Whether an older job of this worker is still queued while ``job_id`` is."""
+        with self._cond:  # re-entrant: wait_turn asks while holding it
+            mine = self._queued.get(job_id)
+            return mine is not None and any(other < mine for other in self._queued.values())
+
     def sleep(self, seconds: float) -> None:
         """Sleep ``seconds``, or less when a job completes or the scout ends (then look again)."""
         with self._cond:
             self._cond.wait(timeout=max(0.0, seconds))
+
+
+class ReadGate:
+    """What a worker asks Salesforce about its jobs by what it can read: a job's status is asked
+    only while fewer jobs are being read or asked about than the worker has threads.
+
+    A worker whose threads all read results cannot read a job that completes now any sooner than
+    when one of them ends, so a status call made meanwhile only costs an API call (measured on a
+    1M-record full: jobs seen complete 10 s and more before a thread was free to read them, polled
+    5 to 9 times each). A poll waits here for room (:meth:`polling`); the task layer counts its
+    reads (:meth:`reading`), from the job's completion to its last page. Shared by a worker's
+    tasks (thread-safe); waiters take their turn in arrival order.
+    """
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity = max(1, capacity)
+        self._cond = threading.Condition()
+        self._busy = 0
+        self.waiting = 0
+        """Status calls waiting for room now."""
+
+    @contextmanager
+    def polling(self) -> Iterator[None]:
+        """Hold a place while one status call is made (blocks while the worker is full)."""
+        with self._cond:
+            self.waiting += 1
+            self._cond.wait_for(lambda: self._busy < self.capacity)
+            self.waiting -= 1
+            self._busy += 1
+        try:
+            yield
+        finally:
+            self._leave()
+
+    @contextmanager
+    def reading(self) -> Iterator[None]:
+        """Hold a place while a completed job's results are read (never blocks: the job is done)."""
+        with self._cond:
+            self._busy += 1
+        try:
+            yield
+        finally:
+            self._leave()
+
+    def _leave(self) -> None:
+        with self._cond:
+            self._busy -= 1
+            self._cond.notify()
 
 
 def new_job_paces() -> dict[str, JobPace]:
@@ -226,6 +328,8 @@ class Pacing:
 
     pace: JobPace
     records: int | None = None
+    gate: ReadGate | None = None
+    """The worker's :class:`ReadGate`: a status call waits until the worker could read the job."""
 
     def expected(self, job_id: str, policy: PollPolicy) -> float | None:
         """The job's expected duration; ``policy.max`` for a job that is not the scout while
@@ -254,11 +358,24 @@ def wait_for_job(
     attempt = 1  # the first wait was the backoff's first step
     info = job
     wait = _Wait(clock, sleep, policy, pacing, job.id, started)
+    running_since: float | None = None
+    if pacing is not None:
+        pacing.pace.enqueue(job.id)
     try:
         _first_wait(wait, policy, pacing, job.id, started)
         while True:
             informed = pacing is not None and pacing.pace.expected(pacing.records) is not None
-            info, at = _poll_once(api, info, attempt, clock, policy, pacing, started)
+            gate = pacing.gate if pacing is not None else None
+            if pacing is not None:
+                pacing.pace.wait_turn(job.id)
+            with gate.polling() if gate is not None else nullcontext():
+                info, at = _poll_once(api, info, attempt, clock, policy, pacing, started, running_since)
+            if pacing is not None:
+                pacing.pace.saw(job.id, info.state)
+            if running_since is None and info.state == "InProgress":
+                running_since = clock.monotonic()
+                if at is not None:  # seen running for the first time: paced from now on
+                    at = _again(info, attempt, clock, policy, pacing, started, running_since)
             if at is None:
                 if pacing is not None:
                     pacing.pace.observe(info)
@@ -267,6 +384,7 @@ def wait_for_job(
             attempt += 1
     finally:
         if pacing is not None:
+            pacing.pace.forget(job.id)
             pacing.pace.release(job.id)
 
 
@@ -313,7 +431,7 @@ class _Wait:
 
 def _poll_once(
     api: JobPoller, info: JobInfo, attempt: int, clock: Clock, policy: PollPolicy,
-    pacing: Pacing | None, started: float,
+    pacing: Pacing | None, started: float, running_since: float | None = None,
 ) -> tuple[JobInfo, datetime | None]:  # fmt: skip
     """One status call; the job and when to look again (None: terminal).
 
@@ -321,17 +439,28 @@ def _poll_once(
         SalesforceQueryTimeout: still running after ``policy.timeout`` (the job is aborted).
     """
     info = api.get_job(info.id)
-    elapsed = clock.monotonic() - started
-    expected = pacing.expected(info.id, policy) if pacing is not None else None
-    if expected == float("inf"):
-        expected = elapsed + policy.max
-    at = next_poll(info.state, attempt, clock.now(), policy, elapsed=elapsed, expected=expected)
-    if at is not None and elapsed > policy.timeout:
+    at = _again(info, attempt, clock, policy, pacing, started, running_since)
+    if at is not None and clock.monotonic() - started > policy.timeout:
         api.abort_job(info.id)
         raise SalesforceQueryTimeout(
             object=info.object, what=f"job still {info.state} after {policy.timeout:.0f}s"
         )
     return info, at
+
+
+def _again(
+    info: JobInfo, attempt: int, clock: Clock, policy: PollPolicy, pacing: Pacing | None,
+    started: float, running_since: float | None,
+) -> datetime | None:  # fmt: skip
+    """When to poll ``info``'s job again (None: it is terminal)."""
+    now = clock.monotonic()
+    elapsed = now - started
+    expected = pacing.expected(info.id, policy) if pacing is not None else None
+    running = None if running_since is None else now - running_since
+    if expected == float("inf"):  # not the scout, and nothing learnt yet: look again in ``max``
+        expected = (elapsed if running is None else running) + policy.max
+    return next_poll(info.state, attempt, clock.now(), policy, elapsed=elapsed, expected=expected,
+                     running=running)  # fmt: skip
 
 
 class PageSize:
@@ -532,7 +661,8 @@ class Bulk2Api:
         size: PageSize | None = None,
         pacing: Pacing | None = None,
     ) -> Iterator[ResultPage]:
-        """Create a job, wait for it, yield its pages; delete the job afterwards.
+        """Create a job, wait for it, yield its pages; delete the job afterwards when ``delete_after``
+        (a job stopped before it ended is aborted either way).
 
         ``streams > 1`` uses ``resultPages`` and parallel downloads (API 58.0+).
         ``on_complete`` is called once the job is complete, before the first page is fetched (a Dask
@@ -557,18 +687,20 @@ class Bulk2Api:
                 yield from self.iter_pages(job.id, max_records, size=size)
             failed = False
         finally:
-            if delete_after:
+            if delete_after or done is None:
                 try:
-                    self._cleanup(job.id, known_terminal=done is not None)
+                    self._cleanup(job.id, known_terminal=done is not None, delete=delete_after)
                 except SfvaultError:
                     if not failed:
                         raise
                     # the job's own failure is the error to report; a failed cleanup only
                     # leaves a job that Salesforce deletes after 7 days
-                    log.warning("could not delete Bulk job after a failure", extra={"job": job.id})
+                    log.warning("could not stop or delete Bulk job after a failure", extra={"job": job.id})
 
-    def _cleanup(self, job_id: str, *, known_terminal: bool = False) -> None:
-        """Delete the job (aborting it first unless it is known to have finished: one call less)."""
+    def _cleanup(self, job_id: str, *, known_terminal: bool = False, delete: bool = True) -> None:
+        """Abort the job unless it is known to have finished (one call less), and delete it when
+        ``delete``: a job stopped early must not go on reading the org."""
         if not known_terminal and not self.get_job(job_id).terminal:
             self.abort_job(job_id)
-        self.delete_job(job_id)
+        if delete:
+            self.delete_job(job_id)

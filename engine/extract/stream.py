@@ -24,7 +24,16 @@ from typing import Literal
 import pyarrow as pa
 
 from engine.extract.bulk1 import Bulk1Api
-from engine.extract.bulk2 import DEFAULT_MAX_RECORDS, Bulk2Api, JobInfo, JobPace, Pacing, PageSize, PollPolicy
+from engine.extract.bulk2 import (
+    DEFAULT_MAX_RECORDS,
+    Bulk2Api,
+    JobInfo,
+    JobPace,
+    Pacing,
+    PageSize,
+    PollPolicy,
+    ReadGate,
+)
 from engine.extract.client import SalesforceClient
 from engine.extract.csv_arrow import CsvPageParser
 from engine.extract.model import FieldSpec
@@ -84,6 +93,11 @@ class BulkOptions:
     replaces ``sleep`` (a waiting job looks again as soon as another one completes)."""
     expected_records: int | None = None
     """The records the job is expected to return (the partition's estimate), for ``pace``."""
+    delete_jobs: bool = True
+    """Delete a Bulk API 2.0 job once its results are read (``JobOptions.delete_bulk_jobs``)."""
+    gate: ReadGate | None = None
+    """The worker's :class:`~engine.extract.bulk2.ReadGate` (with ``pace``): a status call waits
+    until the worker could read the job's results."""
 
 
 def read_batches(
@@ -101,7 +115,7 @@ def read_batches(
         yield from rest_batches(RestApi(client), parser, read.soql.in_id_order(), all_rows=read.all_rows)
         return
     b = bulk or BulkOptions()
-    pacing = Pacing(b.pace, b.expected_records) if b.pace is not None else None
+    pacing = Pacing(b.pace, b.expected_records, b.gate) if b.pace is not None else None
     sleep = b.pace.sleep if b.pace is not None and b.sleep is time.sleep else b.sleep
     if read.path == "bulk1":
         files = Bulk1Api(client).run_query(
@@ -121,7 +135,7 @@ def read_batches(
     pages = Bulk2Api(client).run_query(
         read.soql, operation="queryAll" if read.all_rows else "query", max_records=b.max_records,
         streams=b.streams, sleep=sleep, policy=b.policy, on_complete=b.on_complete,
-        on_created=b.on_created, size=size, pacing=pacing,
+        on_created=b.on_created, size=size, pacing=pacing, delete_after=b.delete_jobs,
     )  # fmt: skip
     for page in pages:
         data = page.data

@@ -279,7 +279,8 @@ class PartitionPlanner:
             result_streams=o.result_streams, chunk_target_bytes=o.chunk_target_bytes,
             chunk_buffer_bytes=o.chunk_buffer_bytes, page_bytes=o.page_bytes, semaphore=sem_name,
             max_concurrent=o.max_concurrent_bulk_jobs, cancel_event=cancel_name,
-            poll_first=o.poll_first, poll_max=o.poll_max, blob_threads=o.blob_threads,
+            poll_first=o.poll_first, poll_max=o.poll_max, delete_bulk_jobs=o.delete_bulk_jobs,
+            blob_threads=o.blob_threads,
             rest_data=rest_data, rest_sweep=rest_sweep, window=window, archived=reads_all_rows(plan),
             strategy=self.bulk_api(name),
         )  # fmt: skip

@@ -96,6 +96,12 @@ class JobOptions:
     """Download Attachment/Document/ContentVersion/... bodies (off: records only)."""
     poll_first: float = 0.2
     poll_max: float = 5.0
+    delete_bulk_jobs: bool = False
+    """Delete each Bulk API 2.0 query job once its results are read (one API call a job).
+    Salesforce deletes a finished job and its results 7 days after it ended, and they stay inside
+    the org (only the backup user and admins see them); a delete costs a call of the org's daily
+    allowance, a tenth of a full's calls once polls are paced (decision 0037). A job the backup
+    stops early (cancel, failure) is always aborted."""
     rest_max_rows: int = 2_000
     """Incremental windows (and Id sweeps of objects) of at most this many rows go through REST
     query paging instead of a Bulk job: one REST page (2,000 rows) against a job to create, poll,

@@ -48,7 +48,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from engine.errors import SalesforceNotFound, SalesforceRequestFailed
-from engine.extract.bulk2 import JobInfo, JobPace, PollPolicy
+from engine.extract.bulk2 import JobInfo, JobPace, PollPolicy, ReadGate
 from engine.extract.client import SalesforceClient
 from engine.extract.cursor import Cursor as ExtractCursor
 from engine.extract.cursor import CursorTracker, utc_datetimes
@@ -100,6 +100,7 @@ class PartitionTask:
     cancel_event: str = ""
     poll_first: float = 0.2
     poll_max: float = 5.0
+    delete_bulk_jobs: bool = False
     blob_threads: int = 8
     blob_timeout_s: float = 15.0
     rest_data: bool = False
@@ -191,6 +192,9 @@ class _Extractor:
         self.job_paces: dict[str, JobPace] = {}
         """The worker's pace of Bulk jobs by API, ``bulk2`` and ``bulk1`` (set by
         :func:`extract_partition`): paces status polls."""
+        self.read_gate: ReadGate | None = None
+        """The worker's :class:`ReadGate` (set by :func:`extract_partition`): a status call waits
+        until the worker could read the job."""
         self._cancel: Any = None
         if task.cancel_event:
             from distributed import Event
@@ -243,6 +247,14 @@ class _Extractor:
             self.client.check_reserve(bulk_jobs=1)
         slot = _PoolSlot()
         slot.leave()
+        reading = contextlib.ExitStack()
+        gate = self.read_gate
+
+        def completed() -> None:  # the job is done: counted as a read, then back in the pool
+            if gate is not None:
+                reading.enter_context(gate.reading())
+            slot.rejoin()  # waits for a free thread: the read is counted while it waits
+
         try:
             sem = None
             if t.semaphore:
@@ -255,10 +267,10 @@ class _Extractor:
                 # a gentle backoff: a small job is seen complete within ~30% of its time, for a
                 # few more status calls than doubling would make
                 options = BulkOptions(
-                    max_records=t.page_rows, streams=t.result_streams, on_complete=slot.rejoin,
+                    max_records=t.page_rows, streams=t.result_streams, on_complete=completed,
                     on_created=self._created, max_bytes=t.page_bytes, row_widths=self.row_widths,
                     policy=PollPolicy(first=t.poll_first, factor=1.3, max=t.poll_max),
-                    pace=self.job_paces.get(path),
+                    pace=self.job_paces.get(path), gate=gate, delete_jobs=t.delete_bulk_jobs,
                     # an Id-only job is paced from the quickest job seen, not at the wide rows' rate
                     expected_records=None if t.window == "ids" else (t.partition.estimated_rows or None),
                 )  # fmt: skip
@@ -266,6 +278,7 @@ class _Extractor:
                     self.check_cancel()
                     yield batch
             finally:
+                reading.close()
                 if sem is not None:
                     sem.release()
         finally:
@@ -365,6 +378,7 @@ def extract_partition(task: PartitionTask) -> PartitionResult:
         ex = _Extractor(task, client, blob_client)
         ex.row_widths = plugin.row_widths
         ex.job_paces = plugin.job_paces
+        ex.read_gate = plugin.read_gate()
         if task.window == "boundary":
             result.boundary_check = True
             _extract_boundary(ex, repo, result)

@@ -22,7 +22,7 @@ from distributed.diagnostics.plugin import WorkerPlugin
 
 from engine.config import Settings
 from engine.extract.auth import Credentials, Session, Token
-from engine.extract.bulk2 import new_job_paces
+from engine.extract.bulk2 import ReadGate, new_job_paces
 from engine.extract.client import ClientOptions, SalesforceClient
 from engine.extract.usage import ApiUsage
 
@@ -66,6 +66,7 @@ class BackupWorkerPlugin(WorkerPlugin):
         self.job_paces = new_job_paces()
         """How long the org takes per Bulk job, by API (``bulk2``, ``bulk1``), learnt from the
         worker's completed jobs (paces polls)."""
+        self._read_gate: ReadGate | None = None
         self._seed_allowance()
 
     def _seed_allowance(self) -> None:
@@ -90,6 +91,7 @@ class BackupWorkerPlugin(WorkerPlugin):
         state["_allowance_at"] = 0.0
         state["row_widths"] = {}
         state["job_paces"] = None
+        state["_read_gate"] = None
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
@@ -98,6 +100,19 @@ class BackupWorkerPlugin(WorkerPlugin):
         self._allowance_lock = threading.Lock()
         self.job_paces = new_job_paces()
         self._seed_allowance()
+
+    def read_gate(self) -> ReadGate:
+        """The worker's :class:`~engine.extract.bulk2.ReadGate`, as wide as its thread pool."""
+        with self._lock:
+            if self._read_gate is None:
+                from distributed import get_worker
+
+                try:
+                    threads = int(get_worker().state.nthreads)
+                except ValueError:  # not in a Dask worker (a test calling the task directly)
+                    threads = 1
+                self._read_gate = ReadGate(threads)
+            return self._read_gate
 
     def setup(self, worker: Any) -> None:
         """Nothing is opened until the first task needs it (a worker may never get a task)."""

@@ -41,7 +41,7 @@ from engine.extract.auth import (
     RefreshTokenGrant,
     SessionIdGrant,
 )
-from engine.extract.bulk2 import Bulk2Api, PollPolicy
+from engine.extract.bulk2 import Bulk2Api, JobInfo, PollPolicy
 from engine.extract.client import ClientOptions, SalesforceClient
 from engine.extract.csv_arrow import CsvPageParser, arrow_schema
 from engine.extract.cursor import Cursor, CursorTracker
@@ -584,3 +584,35 @@ def test_threads_share_one_client_and_refresh_once(client: SalesforceClient, adm
         results = list(pool.map(work, range(8)))
     assert results == [expected] * 8
     assert client.usage.calls["login"] == logins + 1  # eight 401s, one login
+
+
+class _Stop(Exception):
+    """Raised by a test's sleep: the caller gives up while the job runs."""
+
+
+def test_a_read_job_is_deleted_only_when_asked_and_one_stopped_early_is_aborted(
+    client: SalesforceClient, admin: Admin
+) -> None:
+    """Decision 0037: a job whose results were read is left to Salesforce's 7-day retention unless
+    ``delete_after`` (``JobOptions.delete_bulk_jobs``); a job the caller stops before it ended is
+    aborted either way, so it does not go on reading the org."""
+    bulk = Bulk2Api(client)
+    query = Soql.select("Account", ["Id"])
+    kept: list[JobInfo] = []
+    assert sum(p.records for p in bulk.run_query(query, policy=FAST_POLL, delete_after=False,
+                                                 on_created=kept.append)) > 0  # fmt: skip
+    assert bulk.get_job(kept[0].id).state == "JobComplete"  # read, and still there
+    deleted: list[JobInfo] = []
+    assert sum(p.records for p in bulk.run_query(query, policy=FAST_POLL, on_created=deleted.append)) > 0
+    with pytest.raises(SalesforceNotFound):
+        bulk.get_job(deleted[0].id)  # NOT_FOUND: deleted once read
+    admin.fault(path_regex=r"/jobs/query$", method="POST", kind="hold_job")
+    stopped: list[JobInfo] = []
+
+    def give_up(seconds: float) -> None:
+        raise _Stop
+
+    with pytest.raises(_Stop):
+        list(bulk.run_query(query, policy=FAST_POLL, delete_after=False, on_created=stopped.append,
+                            sleep=give_up))  # fmt: skip
+    assert bulk.get_job(stopped[0].id).state == "Aborted"

@@ -4,6 +4,7 @@ loop, :func:`engine.extract.bulk2.wait_for_job`, with the worker's Bulk 1.0 pace
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Literal
 
@@ -29,6 +30,8 @@ class ChunkingOrg:
         self.rows = rows
         self.polls = 0
         self.states: list[str] = []
+        self.first_state = "Queued"
+        """The first chunk's state until the job is done (the others stay ``Queued``)."""
 
     def batches(self, job_id: str) -> list[BatchInfo]:
         self.polls += 1
@@ -38,6 +41,8 @@ class ChunkingOrg:
                               modstamp=self.created)  # fmt: skip
         state, rows = ("Completed", self.rows) if done else ("Queued", 0)
         chunks = [BatchInfo(f"751c{i}", state, None, rows, self.created, end) for i in range(self.chunks)]
+        if not done and self.first_state != "Queued":
+            chunks[0] = replace(chunks[0], state=self.first_state)
         return [submitted, *chunks]
 
     def set_state(self, job_id: str, state: Literal["Closed", "Aborted"]) -> None:
@@ -55,6 +60,9 @@ def test_the_batch_list_reads_as_one_jobs_status() -> None:
     clock = FrozenClock()
     org = ChunkingOrg(clock, 3.0)
     status = ChunkedJob(org, JOB, "751s")
+    # every chunk queued: the org has not started the job (a pace counts its time from a start)
+    assert status.get_job(JOB.id).state == "UploadComplete"
+    org.first_state = "InProgress"
     assert status.get_job(JOB.id).state == "InProgress"
     clock.advance(timedelta(seconds=3))
     done = status.get_job(JOB.id)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from datetime import timedelta
 
 import pytest
@@ -236,3 +237,83 @@ def test_no_status_call_before_the_first_backoff_step_or_the_scout_learns() -> N
     scout = TimedJob(clock, 0.0, 1000)
     assert _wait(clock, scout, Pacing(pace, 1000)) == pytest.approx(TASK_POLICY.first)
     assert scout.polls == 1
+
+
+class QueuedJob(TimedJob):
+    """A job that waits ``queued`` seconds in the org's queue (``UploadComplete``), then runs
+    ``takes`` seconds (``InProgress``)."""
+
+    def __init__(self, clock: FrozenClock, queued: float, takes: float, records: int) -> None:
+        super().__init__(clock, queued + takes, records)
+        self.starts_at = clock.monotonic() + queued
+        self.takes = takes
+        self.seen: list[str] = []
+
+    def get_job(self, job_id: str) -> JobInfo:
+        info = super().get_job(job_id)
+        if info.state == "InProgress" and self.clock.monotonic() < self.starts_at:
+            info = JobInfo(job_id, "UploadComplete", "Account", "query", "62.0")
+        self.seen.append(info.state)
+        return info
+
+
+def test_a_job_is_paced_by_its_processing_from_when_it_is_seen_running() -> None:
+    """Salesforce reports ``totalProcessingTime`` without the time a job waited in its queue
+    (``UploadComplete``): a queued job is polled at a growing share of its age, and once seen
+    ``InProgress`` it is asked again when its processing should be done: one poll, not one per
+    backoff step (a job 10 s in the queue and 2 s running cost 10 polls before)."""
+    clock = FrozenClock()
+    pace = JobPace()
+    pace.observe(JobInfo("750a", "JobComplete", "Account", "query", "62.0", records_processed=1000,
+                         processing_ms=2_000))  # fmt: skip
+    job = QueuedJob(clock, 10.0, 2.0, 1000)
+    late = _wait(clock, job, Pacing(pace, 1000))
+    assert job.seen.count("InProgress") == 1 and job.seen[-1] == "JobComplete"
+    assert job.polls <= 6
+    assert late <= 0.5 * 12.0  # seen complete within the queued share of its age
+
+
+def test_a_worker_full_of_reads_asks_about_no_job_until_one_read_ends() -> None:
+    """A worker whose threads all read results could not read a job that completes now any
+    sooner (:class:`ReadGate`): a due status call waits until a read ends, then is made."""
+    from engine.extract.bulk2 import ReadGate
+
+    clock = FrozenClock()
+    gate = ReadGate(1)
+    job = TimedJob(clock, 0.0, 1000)
+    read = gate.reading()
+    read.__enter__()
+    waiter = threading.Thread(target=_wait, args=(clock, job, Pacing(JobPace(), 1000, gate)))
+    waiter.start()
+    while gate.waiting == 0:  # synchronisation only: until the waiter stands at the gate
+        waiter.join(0.01)
+    assert job.polls == 0
+    read.__exit__(None, None, None)
+    waiter.join()
+    assert job.polls == 1 and gate.waiting == 0
+
+
+def test_a_queued_job_waits_its_turn_behind_an_older_queued_job() -> None:
+    """The org starts queued jobs in the order they came: while a worker's older job is still
+    queued, a newer one is not asked about; it is once the older is seen running or ends."""
+    pace = JobPace()
+    for job in ("750a", "750b", "750c"):
+        pace.enqueue(job)
+    assert [pace.behind(j) for j in ("750a", "750b", "750c")] == [False, True, True]
+    pace.saw("750a", "UploadComplete")  # still queued: nothing moves
+    assert pace.behind("750b")
+    released = threading.Event()
+
+    def newer() -> None:
+        pace.wait_turn("750b")
+        released.set()
+
+    waiter = threading.Thread(target=newer)
+    waiter.start()
+    pace.saw("750a", "InProgress")
+    waiter.join()
+    assert released.is_set() and not pace.behind("750b") and pace.behind("750c")
+    pace.saw("750b", "JobComplete")
+    assert not pace.behind("750c")
+    pace.forget("750c")
+    assert not pace.behind("750c")  # a job no longer queued never waits

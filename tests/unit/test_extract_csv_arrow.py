@@ -194,3 +194,17 @@ def test_parse_throughput(capsys: pytest.CaptureFixture[str]) -> None:
             f"\nCSV parse (best of 3): {len(data) / 1e6:.1f} MB in {dt:.3f}s "
             f"= {len(data) / 1e6 / dt:.0f} MB/s"
         )
+
+
+def test_a_rest_date_time_reads_as_the_bulk_text_of_it_does_and_needs_its_offset() -> None:
+    """REST date-times are read with ``datetime.fromisoformat`` (60x faster than ``strptime``, most
+    of a driver's CPU in an incremental): Salesforce's text gives the same instant, and a value
+    without its offset is refused rather than taken as UTC."""
+    from engine.extract.csv_arrow import _json_value
+
+    t = pa.timestamp("ms", tz="UTC")
+    got = _json_value("2024-02-29T23:59:59.123+0000", t)
+    assert got == datetime(2024, 2, 29, 23, 59, 59, 123000, tzinfo=UTC)
+    assert got == datetime.strptime("2024-02-29T23:59:59.123+0000", "%Y-%m-%dT%H:%M:%S.%f%z")
+    with pytest.raises(ValueError):
+        _json_value("2024-02-29T23:59:59.123", t)
