@@ -23,7 +23,6 @@ object goes to REST), :class:`SalesforceJobFailed` otherwise.
 
 from __future__ import annotations
 
-import itertools
 import logging
 import statistics
 import threading
@@ -183,30 +182,34 @@ class JobPace:
 
     def __init__(self) -> None:
         self._cond = threading.Condition()
-        self._seen: deque[tuple[int, float]] = deque(maxlen=PACE_WINDOW)
+        self._seen: deque[tuple[int, float, str]] = deque(maxlen=PACE_WINDOW)
         self._scout: str | None = None
-        self._order = itertools.count()
-        self._queued: dict[str, int] = {}
-        """The worker's jobs last seen queued (or not seen yet), by the order they were created."""
 
     def observe(self, info: JobInfo) -> None:
         """Learn from a JobComplete ``info`` (others, and infos without a processing time, are ignored)."""
         if info.state != "JobComplete" or info.processing_ms is None:
             return
         with self._cond:
-            self._seen.append((max(0, info.records_processed), max(0.0, info.processing_ms / 1000.0)))
+            self._seen.append(
+                (max(0, info.records_processed), max(0.0, info.processing_ms / 1000.0), info.object)
+            )
             self._cond.notify_all()
 
-    def expected(self, records: int | None) -> float | None:
-        """Seconds a job of ``records`` records should take; None before any job completed."""
+    def expected(self, records: int | None, sobject: str = "") -> float | None:
+        """Seconds a job of ``records`` records of ``sobject`` should take; None before any job
+        completed. The time per record is the object's own once one of its jobs completed: the
+        org processes bytes, and an object's rows are wider or narrower than another's (measured on
+        a 2M-record ``realistic`` full: Task partitions ran 2-3x what Account's rate predicted, and
+        cost 4 to 8 polls each)."""
         with self._cond:
             seen = list(self._seen)
         if not seen:
             return None
         quickest = min(range(len(seen)), key=lambda i: seen[i][1])
         fixed = seen[quickest][1]
-        rates = [(t - fixed) / n for i, (n, t) in enumerate(seen) if n > 0 and i != quickest]
-        per_record = statistics.median(rates) if rates else 0.0
+        rates = [((t - fixed) / n, o) for i, (n, t, o) in enumerate(seen) if n > 0 and i != quickest]
+        own = [r for r, o in rates if sobject and o == sobject]
+        per_record = statistics.median(own or [r for r, _ in rates]) if rates else 0.0
         return fixed + per_record * max(0, records or 0)
 
     def scout(self, job_id: str) -> bool:
@@ -222,39 +225,6 @@ class JobPace:
             if self._scout == job_id:
                 self._scout = None
                 self._cond.notify_all()
-
-    def enqueue(self, job_id: str) -> None:
-        """A job was just created: queued in the org until a status says otherwise."""
-        with self._cond:
-            self._queued[job_id] = next(self._order)
-
-    def saw(self, job_id: str, state: str) -> None:
-        """A status call saw ``state``: a job no longer queued lets the next one ask."""
-        if state == "UploadComplete":
-            return
-        self.forget(job_id)
-
-    def forget(self, job_id: str) -> None:
-        with self._cond:
-            if self._queued.pop(job_id, None) is not None:
-                self._cond.notify_all()
-
-    def wait_turn(self, job_id: str) -> None:
-        """Block while a job of this worker created before ``job_id`` is still queued.
-
-        The org starts its queued jobs in the order they came: while an older one waits, so does
-        this one, and asking about it would cost a status call to learn nothing (measured on a
-        2M-record full: 39 of 86 status calls answered ``UploadComplete``). A job seen running
-        never waits here.
-        """
-        with self._cond:
-            self._cond.wait_for(lambda: not self.behind(job_id))
-
-    def behind(self, job_id: str) -> bool:
-        """Whether an older job of this worker is still queued while ``job_id`` is."""
-        with self._cond:  # re-entrant: wait_turn asks while holding it
-            mine = self._queued.get(job_id)
-            return mine is not None and any(other < mine for other in self._queued.values())
 
     def sleep(self, seconds: float) -> None:
         """Sleep ``seconds``, or less when a job completes or the scout ends (then look again)."""
@@ -328,13 +298,19 @@ class Pacing:
 
     pace: JobPace
     records: int | None = None
+    sobject: str = ""
+    """The job's object: its own completed jobs pace it best (:meth:`JobPace.expected`)."""
     gate: ReadGate | None = None
     """The worker's :class:`ReadGate`: a status call waits until the worker could read the job."""
+
+    def known(self) -> float | None:
+        """The job's expected duration by the pace alone (None: nothing learnt yet)."""
+        return self.pace.expected(self.records, self.sobject)
 
     def expected(self, job_id: str, policy: PollPolicy) -> float | None:
         """The job's expected duration; ``policy.max`` for a job that is not the scout while
         nothing is known (it is woken early when the scout learns something)."""
-        exp = self.pace.expected(self.records)
+        exp = self.known()
         if exp is None and not self.pace.scout(job_id):
             return float("inf")
         return exp
@@ -359,19 +335,13 @@ def wait_for_job(
     info = job
     wait = _Wait(clock, sleep, policy, pacing, job.id, started)
     running_since: float | None = None
-    if pacing is not None:
-        pacing.pace.enqueue(job.id)
     try:
         _first_wait(wait, policy, pacing, job.id, started)
         while True:
-            informed = pacing is not None and pacing.pace.expected(pacing.records) is not None
+            informed = pacing is not None and pacing.known() is not None
             gate = pacing.gate if pacing is not None else None
-            if pacing is not None:
-                pacing.pace.wait_turn(job.id)
             with gate.polling() if gate is not None else nullcontext():
                 info, at = _poll_once(api, info, attempt, clock, policy, pacing, started, running_since)
-            if pacing is not None:
-                pacing.pace.saw(job.id, info.state)
             if running_since is None and info.state == "InProgress":
                 running_since = clock.monotonic()
                 if at is not None:  # seen running for the first time: paced from now on
@@ -384,7 +354,6 @@ def wait_for_job(
             attempt += 1
     finally:
         if pacing is not None:
-            pacing.pace.forget(job.id)
             pacing.pace.release(job.id)
 
 
@@ -423,7 +392,7 @@ class _Wait:
             if self.pacing is None:
                 return  # a plain sleep is not cut short
             if not informed:
-                expected = self.pacing.pace.expected(self.pacing.records)
+                expected = self.pacing.known()
                 if expected is not None:
                     informed = True
                     due = min(due, max(self.clock.monotonic(), self.started + expected))

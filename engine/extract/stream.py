@@ -115,7 +115,7 @@ def read_batches(
         yield from rest_batches(RestApi(client), parser, read.soql.in_id_order(), all_rows=read.all_rows)
         return
     b = bulk or BulkOptions()
-    pacing = Pacing(b.pace, b.expected_records, b.gate) if b.pace is not None else None
+    pacing = Pacing(b.pace, b.expected_records, read.sobject, b.gate) if b.pace is not None else None
     sleep = b.pace.sleep if b.pace is not None and b.sleep is time.sleep else b.sleep
     if read.path == "bulk1":
         files = Bulk1Api(client).run_query(

@@ -283,7 +283,7 @@ def test_a_worker_full_of_reads_asks_about_no_job_until_one_read_ends() -> None:
     job = TimedJob(clock, 0.0, 1000)
     read = gate.reading()
     read.__enter__()
-    waiter = threading.Thread(target=_wait, args=(clock, job, Pacing(JobPace(), 1000, gate)))
+    waiter = threading.Thread(target=_wait, args=(clock, job, Pacing(JobPace(), 1000, gate=gate)))
     waiter.start()
     while gate.waiting == 0:  # synchronisation only: until the waiter stands at the gate
         waiter.join(0.01)
@@ -293,27 +293,15 @@ def test_a_worker_full_of_reads_asks_about_no_job_until_one_read_ends() -> None:
     assert job.polls == 1 and gate.waiting == 0
 
 
-def test_a_queued_job_waits_its_turn_behind_an_older_queued_job() -> None:
-    """The org starts queued jobs in the order they came: while a worker's older job is still
-    queued, a newer one is not asked about; it is once the older is seen running or ends."""
+def test_a_job_is_paced_by_its_own_objects_rate_once_one_of_its_jobs_completed() -> None:
+    """The org processes bytes, and one object's rows are wider than another's: a job of an object
+    whose own job completed is expected at that object's rate, not at the median of all."""
     pace = JobPace()
-    for job in ("750a", "750b", "750c"):
-        pace.enqueue(job)
-    assert [pace.behind(j) for j in ("750a", "750b", "750c")] == [False, True, True]
-    pace.saw("750a", "UploadComplete")  # still queued: nothing moves
-    assert pace.behind("750b")
-    released = threading.Event()
-
-    def newer() -> None:
-        pace.wait_turn("750b")
-        released.set()
-
-    waiter = threading.Thread(target=newer)
-    waiter.start()
-    pace.saw("750a", "InProgress")
-    waiter.join()
-    assert released.is_set() and not pace.behind("750b") and pace.behind("750c")
-    pace.saw("750b", "JobComplete")
-    assert not pace.behind("750c")
-    pace.forget("750c")
-    assert not pace.behind("750c")  # a job no longer queued never waits
+    for i, (obj, n, ms) in enumerate([("Account", 1, 200), ("Account", 10_000, 1_200),
+                                      ("Account", 20_000, 2_200), ("Task", 10_000, 5_200)]):  # fmt: skip
+        pace.observe(JobInfo(f"750{i}", "JobComplete", obj, "query", "62.0", records_processed=n,
+                             processing_ms=ms))  # fmt: skip
+    assert pace.expected(100_000, "Task") == pytest.approx(0.2 + 100_000 * 0.0005)
+    assert pace.expected(100_000, "Account") == pytest.approx(0.2 + 100_000 * 0.0001)
+    # an object none of whose jobs completed: the median of all
+    assert pace.expected(100_000, "Case") == pytest.approx(0.2 + 100_000 * 0.0001)
