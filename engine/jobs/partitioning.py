@@ -267,7 +267,7 @@ class PartitionPlanner:
         plugin_name, sem_name, cancel_name = self.names.plugin, self.names.semaphore, self.names.cancel
         plan = plans[name]
         # a window (or a whole small object, in a full) of at most rest_limit rows is one or a few REST
-        # pages: one call each, against a Bulk job's create, poll, page and delete
+        # pages: one call each, against a Bulk job's create, queue, poll and page
         rest_data = o.rest_limit > 0 and part.estimated_rows <= o.rest_limit
         return PartitionTask(
             org=run.org_name, job_id=job_id, plugin=plugin_name, sobject=name, fields=plan.fields,

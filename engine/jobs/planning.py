@@ -84,11 +84,12 @@ class JobOptions:
     :func:`partition_rows`."""
     min_partition_rows: int = 50_000
     """The smallest partition :func:`partition_rows` cuts for parallelism: below it a Bulk job's own
-    cost (create, queue, poll, delete) outweighs what running it beside others saves."""
+    cost (create, queue, polls, and a delete with :attr:`delete_bulk_jobs`) outweighs what running
+    it beside others saves."""
     partition_spread: int = 1
     """A job is cut into at least this many times :attr:`max_concurrent_bulk_jobs` partitions
     (within the two bounds above), so the org never waits for one large query at the end. Each
-    partition costs a Bulk job's calls (create, polls, a last page, delete) and its COUNT(): 1
+    partition costs a Bulk job's calls (create, polls, a last page) and its COUNT(): 1
     keeps twice the jobs Salesforce runs at once (decision 0019; 2 before)."""
     max_bisect_depth: int = 8
     blob_threads: int = 8
@@ -104,16 +105,16 @@ class JobOptions:
     stops early (cancel, failure) is always aborted."""
     rest_max_rows: int = 2_000
     """Incremental windows (and Id sweeps of objects) of at most this many rows go through REST
-    query paging instead of a Bulk job: one REST page (2,000 rows) against a job to create, poll,
-    read and delete. Larger windows go through Bulk: a REST page of wide rows costs Salesforce
+    query paging instead of a Bulk job: one REST page (2,000 rows) against a job to create, queue,
+    poll and read. Larger windows go through Bulk: a REST page of wide rows costs Salesforce
     several times the CPU of the same rows in a Bulk CSV (measured: 8k Contact rows, 1.1 s over
     4 REST pages vs 0.19 s through one Bulk job), so REST stops paying beyond one page. 0 = always
     Bulk. Capped at a quarter of :attr:`target_rows` (see :attr:`rest_limit`)."""
 
     sweep_rest_rows: int = 8_000
     """An object's Id sweep of at most this many Ids reads REST pages (2,000 Ids a call, at most
-    4 calls, no more than the cheapest Bulk job's create, poll, page and delete) instead of a Bulk
-    job: nothing to queue in the org (decision 0031)."""
+    4 calls, about the cheapest Bulk job's create, poll and page) instead of a Bulk job: nothing
+    to queue in the org (decision 0031)."""
     sweep_partition_rows: int = 500_000
     """Ids per Bulk job of a larger object's sweep: a large object is swept by several Bulk jobs
     over Id ranges, processed by the org at once (decision 0031)."""

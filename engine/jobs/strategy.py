@@ -7,7 +7,7 @@ Rules, in order (the first that applies decides; the reason is recorded in the o
    time): REST ``queryAll`` paging, whatever the strategy.
 2. ``small``: the object (a full) or the window (an incremental) holds at most
    :attr:`JobOptions.rest_limit` rows: one or a few REST pages cost less than any Bulk job's
-   create, poll, page and delete (decision 0019).
+   create, queue, poll and page (decision 0019).
 3. ``configured``: ``extraction_strategy`` is ``bulk2`` or ``bulk1``: that API, over the job's
    Id-range partitions.
 4. ``auto`` only:
