@@ -241,7 +241,7 @@ class ReadGate:
     1M-record full: jobs seen complete 10 s and more before a thread was free to read them, polled
     5 to 9 times each). A poll waits here for room (:meth:`polling`); the task layer counts its
     reads (:meth:`reading`), from the job's completion to its last page. Shared by a worker's
-    tasks (thread-safe); waiters take their turn in arrival order.
+    tasks (thread-safe); waiters are woken one at a time, in the order they came.
     """
 
     def __init__(self, capacity: int) -> None:
