@@ -317,8 +317,8 @@ class JobManager(AsyncJobManager[QueryJob]):
             try:
                 if job.abort.is_set():
                     return
-                # InProgress while it runs, as Salesforce reports it: a job waiting for the one
-                # materialisation at a time is still queued (UploadComplete)
+                # InProgress while it runs, as Salesforce reports it: a job waiting for one of the
+                # materialisation slots is still queued (UploadComplete)
                 with self._materialise:
                     self._set_state(job, "InProgress")
                     t0 = time.monotonic()
