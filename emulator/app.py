@@ -74,6 +74,15 @@ class SalesforceMiddleware:
         limit_header = path.startswith("/services/data")
         state = {"status": 0, "bytes": 0}
         t0 = time.perf_counter()
+        logged = False
+
+        def log_request() -> None:
+            nonlocal logged
+            if not logged:
+                logged = True
+                org.request_log.add(
+                    method, path, state["status"], state["bytes"], category, (time.perf_counter() - t0) * 1000
+                )
 
         async def send_wrapper(message: Message) -> None:
             if message["type"] == "http.response.start":
@@ -86,6 +95,10 @@ class SalesforceMiddleware:
                     message = {**message, "headers": headers}
             elif message["type"] == "http.response.body":
                 state["bytes"] += len(message.get("body", b""))
+                if not message.get("more_body", False):
+                    # logged before the last bytes leave: a client that has read the whole answer
+                    # then finds the request in the log (logged after, it raced the client's next call)
+                    log_request()
             await send(message)
 
         try:
@@ -95,9 +108,7 @@ class SalesforceMiddleware:
             else:
                 await self.app(scope, receive, send_wrapper)
         finally:
-            org.request_log.add(
-                method, path, state["status"], state["bytes"], category, (time.perf_counter() - t0) * 1000
-            )
+            log_request()  # an answer that never ended (a dropped client) is logged here
 
     async def _before(self, scope: Scope, method: str, path: str, category: str) -> Response | None:
         org = self.org

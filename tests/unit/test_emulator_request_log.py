@@ -1,0 +1,76 @@
+"""The emulator's request log holds a request before the client can have read its whole answer.
+
+Tests count Salesforce calls from this log right after a response. When the log was written after
+the app returned, a streamed answer's last bytes reached the client first, and a test's next call
+could look at a log without it (clean-clone CI: ``test_realistic_profile_caps_stream_bandwidth``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from types import SimpleNamespace
+from typing import Any
+
+from starlette.types import Message, Receive, Scope, Send
+
+from emulator.app import SalesforceMiddleware
+from emulator.limits import RequestLog
+from emulator.profiles import Profile
+
+
+async def _streamed_answer(scope: Scope, receive: Receive, send: Send) -> None:
+    await send({"type": "http.response.start", "status": 200, "headers": []})
+    await send({"type": "http.response.body", "body": b"x" * 10, "more_body": True})
+    await send({"type": "http.response.body", "body": b"y" * 5, "more_body": False})
+    await asyncio.sleep(0)  # what a streaming response does after its last chunk (cancel its listener)
+
+
+def test_a_request_is_in_the_log_when_its_last_bytes_are_sent() -> None:
+    log = RequestLog()
+    org: Any = SimpleNamespace(request_log=log, profile=Profile())
+    middleware = SalesforceMiddleware(_streamed_answer, org)
+    seen_at_last_chunk: list[list[dict[str, Any]]] = []
+
+    async def client_side(message: Message) -> None:
+        if message["type"] == "http.response.body" and not message.get("more_body", False):
+            seen_at_last_chunk.append(log.entries())
+
+    async def receive() -> Message:
+        return {"type": "http.disconnect"}
+
+    scope = {"type": "http", "method": "GET", "path": "/__emulator/info", "headers": []}
+    asyncio.run(middleware(scope, receive, client_side))
+
+    assert len(seen_at_last_chunk) == 1
+    (entry,) = seen_at_last_chunk[0]
+    assert (entry["method"], entry["path"], entry["status"], entry["bytes"]) == (
+        "GET",
+        "/__emulator/info",
+        200,
+        15,
+    )
+    assert len(log.entries()) == 1  # and logged once, not again when the app returns
+
+
+def test_an_answer_that_never_ends_is_still_logged() -> None:
+    log = RequestLog()
+    org: Any = SimpleNamespace(request_log=log, profile=Profile())
+
+    async def dropped(scope: Scope, receive: Receive, send: Send) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        raise ConnectionResetError
+
+    middleware = SalesforceMiddleware(dropped, org)
+
+    async def send(message: Message) -> None:
+        return None
+
+    async def receive() -> Message:
+        return {"type": "http.disconnect"}
+
+    scope = {"type": "http", "method": "GET", "path": "/__emulator/info", "headers": []}
+    try:
+        asyncio.run(middleware(scope, receive, send))
+    except ConnectionResetError:
+        pass
+    assert [e["status"] for e in log.entries()] == [200]
