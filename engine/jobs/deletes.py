@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
@@ -122,9 +122,13 @@ def replicate_deletes(
     plans: Mapping[str, ObjectPlan],
     decision: JobDecision,
     now: datetime,
+    answers: WorkAfterTheLog | None = None,
 ) -> tuple[JobDecision, DeleteLog]:
     """Ask the delete log for every incremental object of ``decision``; return the decision with
     the objects the log cannot serve switched to a sweep, and what was learnt.
+
+    ``answers``: told each object's work as soon as its own answer is in, so that planning cuts
+    it without waiting for the other objects' calls.
 
     Raises only what stops the job (the org's API allowance, refused credentials); any other
     failure of a call makes the object sweep.
@@ -133,34 +137,51 @@ def replicate_deletes(
     start_minute = replication.minute(now) - CLOCK_SLACK
     objects = dict(decision.objects)
     asks: dict[str, tuple[datetime, datetime]] = {}
-    for name, work in objects.items():
-        out.through[name] = start_minute
-        if not asks_the_log(work):
-            continue
-        got = _why_not(plans[name], work, now)
-        if isinstance(got, SfvaultError):
-            objects[name] = _sweep(work, got, out)
-        else:
-            asks[name] = got
-    if asks:
-        with ThreadPoolExecutor(max_workers=min(THREADS, len(asks)), thread_name_prefix="deletes") as pool:
-            futs = {name: pool.submit(_ask, base, repo, plans[name], win, out) for name, win in asks.items()}
-            for name, fut in futs.items():
-                try:
-                    answer, chunk = fut.result()
-                except (SalesforceApiLimit, SalesforceAuthError):
-                    raise
-                except SfvaultError as err:
-                    if not isinstance(err, ReplicationError):
-                        log.warning("delete log call failed, sweeping",
-                                    extra={"object": name, "error": str(err)})  # fmt: skip
-                    objects[name] = _sweep(objects[name], err, out)
-                    continue
+    settle: Callable[[str, ObjectWork], None] = answers.settle if answers is not None else lambda n, w: None
+    try:
+        for name, work in objects.items():
+            out.through[name] = start_minute
+            if not asks_the_log(work):
+                continue
+            got = _why_not(plans[name], work, now)
+            if isinstance(got, SfvaultError):
+                objects[name] = _sweep(work, got, out)
+                settle(name, objects[name])
+            else:
+                asks[name] = got
+        if asks:
+            _ask_all(base, repo, plans, asks, objects, out, settle)
+    except BaseException as err:
+        if answers is not None:
+            answers.fail(err)
+        raise
+    return replace(decision, objects=objects), out
+
+
+def _ask_all(
+    base: SalesforceClient, repo: object, plans: Mapping[str, ObjectPlan],
+    asks: dict[str, tuple[datetime, datetime]], objects: dict[str, ObjectWork], out: DeleteLog,
+    settle: Callable[[str, ObjectWork], None],
+) -> None:  # fmt: skip
+    """One call per object of ``asks``, at once; each object is settled as its own answer comes."""
+    with ThreadPoolExecutor(max_workers=min(THREADS, len(asks)), thread_name_prefix="deletes") as pool:
+        futs = {pool.submit(_ask, base, repo, plans[name], win, out): name for name, win in asks.items()}
+        for fut in as_completed(futs):
+            name = futs[fut]
+            try:
+                answer, chunk = fut.result()
+            except (SalesforceApiLimit, SalesforceAuthError):
+                raise
+            except SfvaultError as err:
+                if not isinstance(err, ReplicationError):
+                    log.warning("delete log call failed, sweeping", extra={"object": name, "error": str(err)})
+                objects[name] = _sweep(objects[name], err, out)
+            else:
                 out.deleted[name] = len(answer.records)
                 out.through[name] = answer.through
                 if chunk is not None:
                     out.chunks[name] = [chunk]
-    return replace(decision, objects=objects), out
+            settle(name, objects[name])
 
 
 def _sweep(work: ObjectWork, err: SfvaultError, out: DeleteLog) -> ObjectWork:
@@ -168,19 +189,32 @@ def _sweep(work: ObjectWork, err: SfvaultError, out: DeleteLog) -> ObjectWork:
     return replace(work, sweep=True, reason=f"Ids swept: {err.message}")
 
 
-def work_after_the_log(
-    decision: JobDecision, deletes: Future[tuple[JobDecision, DeleteLog]] | None
-) -> Callable[[str], ObjectWork]:
+class WorkAfterTheLog:
     """How planning learns an object's work: at once, or, for an object that asks the delete log,
-    once the log answered (it may be swept instead). Sizing never waits for the log."""
+    once its own answer is in (it may be swept instead; :func:`replicate_deletes` settles it).
+    Sizing never waits for the log, and an object never waits for another object's call."""
 
-    def work_of(name: str) -> ObjectWork:
-        work = decision.objects[name]
-        if deletes is None or not asks_the_log(work):
-            return work
-        return deletes.result()[0].objects[name]
+    def __init__(self, decision: JobDecision) -> None:
+        self.decision = decision
+        self._answers: dict[str, Future[ObjectWork]] = {
+            name: Future() for name, work in decision.objects.items() if asks_the_log(work)
+        }
 
-    return work_of
+    def settle(self, name: str, work: ObjectWork) -> None:
+        fut = self._answers.get(name)
+        if fut is not None and not fut.done():
+            fut.set_result(work)
+
+    def fail(self, err: BaseException) -> None:
+        """The log's run stopped (the org's API allowance, refused credentials): every object
+        still waiting gets the error."""
+        for fut in self._answers.values():
+            if not fut.done():
+                fut.set_exception(err)
+
+    def __call__(self, name: str) -> ObjectWork:
+        fut = self._answers.get(name)
+        return self.decision.objects[name] if fut is None else fut.result()
 
 
 def learnt(

@@ -104,11 +104,14 @@ class WindowSize:
     ``rows``: rows to extract; None for objects read through REST paging (never split).
     ``nothing_new``: an incremental window that holds only versions the cursor captured.
     ``with_deleted``: ``rows`` came from the window probe and counts deleted rows too.
+    ``records``: every row of the window, when the probe's one page held them all (and not
+    ``nothing_new``): the window's task writes these instead of querying it again.
     """
 
     rows: int | None
     nothing_new: bool = False
     with_deleted: bool = False
+    records: tuple[dict[str, Any], ...] | None = None
 
 
 def count_query(plan: ObjectPlan, cursor_field: str | None, window_start: datetime | None) -> Soql:
@@ -150,10 +153,10 @@ def window_size(
     try:
         rest = RestApi(c)
         if skip_unchanged is not None and window_start is not None and cursor_field:
-            nothing_new, rows = _probe_window(rest, plan, skip_unchanged, cursor_field, window_start,
-                                              deletes=deletes)  # fmt: skip
-            if rows is not None:
-                return WindowSize(rows, nothing_new, with_deleted=deletes), dict(c.usage.calls)
+            probe = _probe_window(rest, plan, skip_unchanged, cursor_field, window_start, deletes=deletes)
+            if probe.rows is not None:
+                records = None if probe.nothing_new else probe.records
+                return WindowSize(probe.rows, probe.nothing_new, deletes, records), dict(c.usage.calls)
         rows = rest.count(count_query(plan, cursor_field, window_start), include_deleted=reads_all_rows(plan))
         return WindowSize(rows), dict(c.usage.calls)
     finally:
@@ -211,6 +214,14 @@ more boundary rows (objects whose rows share one timestamp, such as setup object
 that size, up to :data:`SKIP_CHECK_MAX_ROWS`, so an unchanged window is read in one call."""
 
 
+@dataclass(frozen=True)
+class _Probe:
+    nothing_new: bool
+    rows: int | None
+    records: tuple[dict[str, Any], ...] | None = None
+    """Every row of the window, when its first page held them all."""
+
+
 def _probe_window(
     rest: RestApi,
     plan: ObjectPlan,
@@ -219,25 +230,27 @@ def _probe_window(
     window_start: datetime,
     *,
     deletes: bool,
-) -> tuple[bool, int | None]:
-    """``(nothing_new, rows)`` of an incremental window, from the first page of one REST query.
+) -> _Probe:
+    """What the first page of one REST query over an incremental window tells.
 
     ``nothing_new``: every row of the window (deleted ones included) is a version the cursor
     already captured (same Id, timestamp and digest of values), so the task would drop all of its
     rows at the boundary and find no deletes. The window always holds the boundary rows (a closed
     start at ``last - lag``), so a plain ``COUNT()`` is never zero for an object that has rows: the
     query reads the object's fields (``queryAll`` when it keeps deleted rows), typed exactly as a
-    task types its rows. Anything unexpected: not nothing-new (extract).
-    A skipped object keeps its cursor, so its next window starts at the same place.
+    task types its rows: it is the data query of a task of the whole window. Anything unexpected:
+    not nothing-new (extract). A skipped object keeps its cursor, so its next window starts at the
+    same place.
 
     ``rows``: the page's ``totalSize`` (deleted rows included when the object keeps them), so the
     planner needs no separate ``COUNT()`` for a small window; None when the probe did not run.
+    ``records``: the window's rows when that page was its only one.
     """
     if cursor.truncated or cursor.field != cursor_field:
-        return False, None
+        return _Probe(False, None)
     names = list(plan.field_names)
     if any(n not in names for n in ["Id", cursor_field] + (["IsDeleted"] if deletes else [])):
-        return False, None
+        return _Probe(False, None)
     # every field: a boundary row is the captured version only if its values' digest matches too
     soql = Soql.select(plan.name, names).with_window(cursor_field, window_start).in_id_order()
     # a window with nothing new holds at most the cursor's boundary rows: read it in one page when
@@ -249,13 +262,14 @@ def _probe_window(
     )
     first = next(pages)
     total = first.total_size
+    whole = tuple(first.records) if first.done else None
     if total > SKIP_CHECK_MAX_ROWS or total > len(cursor.seen):
-        return False, total
+        return _Probe(False, total, whole)
     records = list(first.records)
     if not first.done:
         records.extend(r for page in pages for r in page.records)
     if not records:
-        return True, total
+        return _Probe(True, total)
     parser = CsvPageParser(plan.name, plan.fields)
     rows = parser.records_to_batch(records)
     ids = rows.column("Id").to_pylist()
@@ -263,8 +277,8 @@ def _probe_window(
     gone = rows.column("IsDeleted").to_pylist() if deletes else [False] * rows.num_rows
     for i, t, d, h in zip(ids, stamps, gone, row_digests(rows), strict=True):
         if d or t is None or not cursor.captured(i, t, h):
-            return False, total
-    return True, total
+            return _Probe(False, total, whole)
+    return _Probe(True, total)
 
 
 def count_many(base: SalesforceClient, queries: list[tuple[Soql, bool]]) -> tuple[list[int], dict[str, int]]:

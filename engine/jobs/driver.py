@@ -26,7 +26,7 @@ from engine.extract.rest import RestApi
 from engine.extract.soql import Soql
 from engine.extract.usage import ApiUsage
 from engine.jobs.commit import commit_job, object_result
-from engine.jobs.deletes import DeleteLog, learnt, work_after_the_log
+from engine.jobs.deletes import DeleteLog, WorkAfterTheLog, learnt
 from engine.jobs.discover import add_calls, live_rows, read_allowance_after_bulk1, reads_all_rows
 from engine.jobs.errors import JobCancelled, JobError
 from engine.jobs.jobrun import BackupResult, JobRun, ObjectReport, calls_of, err_fields
@@ -78,12 +78,13 @@ def execute(
     copts: Any,
     *,
     deletes: Future[tuple[JobDecision, DeleteLog]] | None = None,
+    work_of: WorkAfterTheLog | None = None,
 ) -> BackupResult:
     """Plan, run and commit the job's partitions (``run.job_id`` is recorded and running).
 
     ``deletes``: the delete log's answers (:func:`engine.jobs.deletes.replicate_deletes`), asked
-    while the objects are sized; an object that asks the log is cut once its answer is in (it may
-    be swept), and the job commits under the decision it returns.
+    while the objects are sized; an object that asks the log is cut once its own answer is in
+    (``work_of``; it may be swept), and the job commits under the decision it returns.
     """
     from distributed import Event, Semaphore
 
@@ -105,7 +106,6 @@ def execute(
         raise
     Semaphore(max_leases=o.max_concurrent_bulk_jobs, name=names.semaphore)
     driver = Driver(run, base, plans, decision, sessions, lock, Event(names.cancel))
-    work_of = work_after_the_log(decision, deletes)
     try:
         PartitionPlanner(run, base, plans, decision, names, feed=driver.feed, stopped=driver.stopped,
                          work_of=work_of).plan()  # fmt: skip
@@ -277,7 +277,11 @@ class Driver:
             return
         left, right = bisect(part)
         self.run.reports[ins.obj].partitions += 1
-        self.feed(PartitionBisected(ins.pid, (replace(task, partition=left), replace(task, partition=right))))
+        halves = (
+            replace(task, partition=left, window_records=None),
+            replace(task, partition=right, window_records=None),
+        )
+        self.feed(PartitionBisected(ins.pid, halves))
 
     def finish_object(self, name: str) -> None:
         run, o = self.run, self.run.options

@@ -92,6 +92,8 @@ class PartitionPlanner:
         self.work_of = work_of or (lambda name: decision.objects[name])
         """An object's work as cut: for one that asks the delete log, once it answered (it may
         sweep); sizing never waits for it."""
+        self.window_records: dict[str, tuple[dict[str, Any], ...]] = {}
+        """Objects whose whole incremental window the probe read (:attr:`WindowSize.records`)."""
 
     def plan(self) -> None:
         """Size, cut and hand over every object (returns when each is cut, failed, or the job stopped)."""
@@ -149,6 +151,8 @@ class PartitionPlanner:
         """Record one object's size; cut it at once when it is small, else wait for the job's total."""
         size, calls = got
         sizes[name] = size
+        if size.records is not None:
+            self.window_records[name] = size.records
         rep, work = self.run.reports[name], self.decision.objects[name]
         add_calls(rep.calls, calls.items())
         rep.extraction = self.choose(name, work, size)
@@ -269,6 +273,9 @@ class PartitionPlanner:
         # a window (or a whole small object, in a full) of at most rest_limit rows is one or a few REST
         # pages: one call each, against a Bulk job's create, queue, poll and page
         rest_data = o.rest_limit > 0 and part.estimated_rows <= o.rest_limit
+        # the probe read the whole window (the same query): the task writes those rows, no call
+        whole = window == "all" and part.lo is None and part.hi is None and work.mode == "incremental"
+        records = self.window_records.get(name) if whole and rest_data else None
         return PartitionTask(
             org=run.org_name, job_id=job_id, plugin=plugin_name, sobject=name, fields=plan.fields,
             path=plan.path, partition=part, mode=work.mode, cursor_field=plan.spec.cursor_field,
@@ -282,7 +289,7 @@ class PartitionPlanner:
             poll_first=o.poll_first, poll_max=o.poll_max, delete_bulk_jobs=o.delete_bulk_jobs,
             blob_threads=o.blob_threads,
             rest_data=rest_data, rest_sweep=rest_sweep, window=window, archived=reads_all_rows(plan),
-            strategy=self.bulk_api(name),
+            strategy=self.bulk_api(name), window_records=records,
         )  # fmt: skip
 
     def bulk_api(self, name: str) -> Literal["bulk2", "bulk1"]:

@@ -50,6 +50,7 @@ import pyarrow.compute as pc
 from engine.errors import SalesforceNotFound, SalesforceRequestFailed
 from engine.extract.bulk2 import JobInfo, JobPace, PollPolicy, ReadGate
 from engine.extract.client import SalesforceClient
+from engine.extract.csv_arrow import CsvPageParser
 from engine.extract.cursor import Cursor as ExtractCursor
 from engine.extract.cursor import CursorTracker, utc_datetimes
 from engine.extract.model import FieldSpec
@@ -108,6 +109,10 @@ class PartitionTask:
     job (small incremental windows: one or a few calls, no job to create, poll and page)."""
     rest_sweep: bool = False
     """Run the Id sweep through REST paging (the object is small)."""
+    window_records: tuple[dict[str, Any], ...] | None = None
+    """The whole window's rows as the planner's probe read them (REST JSON records of the task's
+    own data query, deleted rows included when the object keeps them): the data step writes these
+    instead of querying again. Only on a task of a whole incremental window (``window="all"``)."""
     strategy: Literal["bulk2", "bulk1"] = "bulk2"
     """The Bulk API of the task's Bulk reads (``JobOptions.extraction_strategy``)."""
     archived: bool = False
@@ -222,6 +227,13 @@ class _Extractor:
             self.read_from = created if self.read_from is None else min(self.read_from, created)
         else:
             self.rest_read = True  # unknown time: settle nothing
+
+    def given_batches(self, records: tuple[dict[str, Any], ...]) -> Iterator[pa.RecordBatch]:
+        """``records`` (REST JSON records of the task's fields, read by the planner) as one batch,
+        typed as a REST read types them. A REST read: no Salesforce time is known for them."""
+        self.rest_read = True
+        if records:
+            yield CsvPageParser(self.task.sobject, self.task.fields).records_to_batch(list(records))
 
     def live_batches(self, soql: Soql, *, rest: bool = False) -> Iterator[pa.RecordBatch]:
         """Batches of ``soql`` over the object's live rows, archived activities included."""
@@ -451,9 +463,12 @@ def _extract_data(ex: _Extractor, repo: Repository, result: PartitionResult) -> 
     deleted_writer = _writer(repo, t.sobject, t) if with_deletes else None
     rest = t.rest_data and t.window != "boundary"
     with writer, deleted_writer or contextlib.nullcontext():
-        batches = (
-            ex.batches(soql, all_rows=True, rest=rest) if with_deletes else ex.live_batches(soql, rest=rest)
-        )
+        if t.window_records is not None and t.window == "all":
+            batches = ex.given_batches(t.window_records)
+        elif with_deletes:
+            batches = ex.batches(soql, all_rows=True, rest=rest)
+        else:
+            batches = ex.live_batches(soql, rest=rest)
         for batch in batches:
             if deleted_writer is not None:
                 batch = _split_deleted(batch, deleted_writer, deleted_columns, result)

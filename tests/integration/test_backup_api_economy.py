@@ -14,18 +14,28 @@ from collections import Counter
 from collections.abc import Iterator
 
 import pytest
+from simple_salesforce import Salesforce
 
 from devkit.backup_env import TEST_OPTIONS, BackupEnv, backup_env
 from devkit.groundtruth import compare_org
+from tests.helpers.emulator_proc import salesforce_session
 
 pytestmark = pytest.mark.emulator
 
 
 @pytest.fixture(scope="module")
 def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BackupEnv]:
-    with backup_env(tmp_path_factory.mktemp("backup-economy"), scale=20_000) as e:
+    with backup_env(tmp_path_factory.mktemp("backup-economy"), scale=20_000, tls=True) as e:
         e.add_org("acme")
         yield e
+
+
+def _sf(env: BackupEnv) -> Salesforce:
+    i = env.em.info
+    return Salesforce(
+        username=i["username"], password=i["password"], security_token=i["security_token"],
+        session=salesforce_session(i),
+    )  # fmt: skip
 
 
 def _kinds(env: BackupEnv, since: int) -> Counter[str]:
@@ -78,3 +88,23 @@ def test_a_full_asks_once_in_few_calls_and_stays_exact(env: BackupEnv) -> None:
     assert calls["delete"] == 0, calls
     with env.repo() as repo:
         assert {k: v for k, v in compare_org(env.em, repo, "acme", sorted(objects)).items() if v} == {}
+
+
+def test_a_small_changed_window_is_read_by_its_probe_alone(env: BackupEnv) -> None:
+    """The window probe of an incremental reads a changed object's window with every field; when
+    its one page holds the whole window, the object's task writes those rows and asks nothing
+    more. A changed Account then costs the REST calls of an unchanged Contact (the probe and the
+    delete log); before, its task read the same window again."""
+    assert env.backup("acme").state == "succeeded"  # what the incremental continues
+    sf = _sf(env)
+    ids = [r["Id"] for r in sf.query("SELECT Id FROM Account ORDER BY Id LIMIT 3")["records"]]
+    for n, i in enumerate(ids):
+        sf.Account.update(i, {"Name": f"Probed {n}"})
+    inc = env.backup("acme")
+    assert (inc.kind, inc.state) == ("incremental", "succeeded"), inc.error_message
+    account, contact = inc.objects["Account"], inc.objects["Contact"]
+    assert account.records == 3 and contact.records == 0
+    assert sum(account.calls.values()) == sum(contact.calls.values()), (account.calls, contact.calls)
+    with env.repo() as repo:
+        diffs = compare_org(env.em, repo, "acme", ["Account"])
+    assert not any(diffs.values()), diffs

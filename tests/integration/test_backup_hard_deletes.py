@@ -10,7 +10,9 @@ archived activities count), and every record's version and content (:mod:`devkit
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from typing import Any
 
@@ -19,9 +21,11 @@ from simple_salesforce import Salesforce
 
 from devkit.backup_env import TEST_OPTIONS, BackupEnv, backup_env
 from devkit.groundtruth import compare_org
-from engine.jobs.planning import JobOptions
+from engine.jobs.jobrun import Progress
+from engine.jobs.planning import BackupRequest, JobOptions
+from engine.jobs.runner import run_backup
 from engine.jobs.state import object_state
-from tests.helpers.emulator_proc import salesforce_session
+from tests.helpers.emulator_proc import poll_for, salesforce_session
 
 pytestmark = pytest.mark.emulator
 
@@ -183,4 +187,43 @@ def test_a_sweep_reads_ids_only_in_parallel_ranges_after_the_objects_data(env: B
         # one sweep task (and chunk) per Id range of at most ~400 Ids, each a Bulk job of its own
         assert ranges[name] >= 2, (name, ranges[name], n)
         assert inc.objects[name].bulk_jobs >= ranges[name], (name, inc.objects[name].bulk_jobs)
+    _assert_equal_to_org(env, sorted(_backed_up(env)))
+
+
+def test_an_object_is_cut_once_its_own_delete_log_answer_is_in(env: BackupEnv) -> None:
+    """An object that asks the delete log waits for its own answer, not for every object's: with
+    Account's call held, objects whose answer came back are read and finish. Before, planning
+    waited for all the log's calls, so one slow call held back every object's Bulk jobs."""
+    assert env.backup("acme").state == "succeeded"  # a job that recorded every delete window
+    env.churn(2.0, seed=45)
+    seq = env.em.admin("GET", "/requests", params={"since": 10**12})["last_seq"]
+    park = {"path_regex": r"/sobjects/Account/deleted/?$", "method": "GET", "kind": "hold", "count": 1,
+            "delay_s": 1800}  # fmt: skip
+    hold = int(env.em.admin("POST", "/faults", json=park)["id"])
+    finished: list[str] = []
+
+    def progress(p: Progress) -> None:
+        if p.kind == "object" and p.object is not None and p.objects[p.object].state == "succeeded":
+            finished.append(p.object)
+
+    def answered() -> set[str]:
+        """The objects whose delete-log call has come back."""
+        log = env.em.admin("GET", "/requests", params={"since": seq})["requests"]
+        hits = (re.search(r"/sobjects/(\w+)/deleted/?$", r["path"]) for r in log)
+        return {m.group(1) for m in hits if m}
+
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        try:
+            running = pool.submit(
+                run_backup, env.settings, env.dask, "acme", BackupRequest(org="acme"),
+                options=env.options, on_progress=progress, client_overrides={"timeout_seconds": 3600.0},
+            )  # fmt: skip
+            poll_for(lambda: running.done() or set(finished) & (answered() - {"Account"}), timeout=120)
+            assert not running.done()
+            assert "Account" not in answered(), "Account's call is still held"
+        finally:
+            env.em.admin("POST", f"/faults/{hold}/release")
+        inc = running.result()
+    assert (inc.kind, inc.state) == ("incremental", "succeeded"), inc.error_message
+    assert "Account" in answered() and "Account" in finished
     _assert_equal_to_org(env, sorted(_backed_up(env)))
