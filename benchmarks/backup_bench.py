@@ -160,7 +160,9 @@ def _measured(em: Any, job: Any) -> dict[str, Any]:
     return summary
 
 
-def _peak_rss(client: Any) -> dict[str, int]:
+def peak_rss(client: Any) -> dict[str, int]:
+    """Each Dask worker's peak resident set since it started (bytes), by worker address."""
+
     def rss() -> int:
         import resource
 
@@ -224,7 +226,7 @@ def run_big_object(obj: str, rows: int, workers: int | None, *, base_scale: int 
                 out["sfvault_full"] = _summary(full)
                 out["object_records"] = full.objects[obj].records if obj in full.objects else 0
                 out["object_partitions"] = full.objects[obj].partitions if obj in full.objects else 0
-                out["peak_rss_per_worker"] = _peak_rss(client)
+                out["peak_rss_per_worker"] = peak_rss(client)
             finally:
                 close_client(client)
     finally:
@@ -320,7 +322,7 @@ def run_profile(
                 out["sfvault_incremental_after_purges"] = purged
                 # read last: a Client.run on the workers right after the full slowed the next
                 # incrementals by ~0.3 s (measured, cause unknown); the peak is the full's anyway
-                out["peak_rss_per_worker"] = _peak_rss(client)
+                out["peak_rss_per_worker"] = peak_rss(client)
             finally:
                 close_client(client)
     finally:

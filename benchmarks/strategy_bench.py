@@ -5,7 +5,8 @@ its ``extraction_strategy`` (production ``JobOptions``, records only, no Id swee
 times, and prints per run: records, seconds, records/s, API calls (and per million records, from
 the emulator's exact per-category counters), Bulk 1.0 batches and Bulk 2.0 jobs used, the calls
 by kind, the strategy each object went through (``auto``'s choices) and the machine's load
-(``os.getloadavg``: the figures of one run compare with each other, not across runs).
+(``os.getloadavg``: the figures of one run compare with each other, not across runs), and the
+peak RSS of each Dask worker during the run (the workers restart before each run).
 ``--big-object-rows N`` gives ``--big-object`` (Task) N records on top of ``--scale``: where
 PK chunking should pay.
 
@@ -31,7 +32,10 @@ if str(REPO_ROOT) not in sys.path:
 
 
 def _run(env: Any, org: str, strategy: str) -> dict[str, Any]:
+    from benchmarks.backup_bench import peak_rss
     from engine.jobs.planning import JobOptions
+
+    env.dask.restart()  # fresh workers: their peak RSS is this run's
 
     options = JobOptions(file_bodies=False, id_sweep_every=0, extraction_strategy=strategy)  # type: ignore[arg-type]
     before = env.em.admin("GET", "/limits")
@@ -39,6 +43,7 @@ def _run(env: Any, org: str, strategy: str) -> dict[str, Any]:
     t0 = time.monotonic()
     res = env.backup(org, full=True, options=options)
     seconds = time.monotonic() - t0
+    rss = peak_rss(env.dask)
     after = env.em.admin("GET", "/limits")
     kinds = {k: v - before["by_category"].get(k, 0) for k, v in after["by_category"].items()}
     used = {
@@ -54,6 +59,7 @@ def _run(env: Any, org: str, strategy: str) -> dict[str, Any]:
         "bulk1_batches": used["DailyBulkApiBatches"], "bulk2_jobs": used["DailyBulkV2QueryJobs"],
         "paths": dict(paths), "load_1m_before": round(load, 2), "load_1m_after": round(os.getloadavg()[0], 2),
         "by_kind": {k: v for k, v in kinds.items() if v},
+        "peak_rss_mib_per_worker": sorted(round(v / 2**20) for v in rss.values()),
     }  # fmt: skip
 
 
