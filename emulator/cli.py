@@ -10,6 +10,8 @@ from typing import Annotated, Any
 
 import typer
 
+from emulator.schema_data import REAL_ORG_OBJECTS
+
 app = typer.Typer(no_args_is_help=True)
 
 
@@ -68,8 +70,12 @@ def serve(
     ] = None,
     wide_org: Annotated[
         int,
-        typer.Option("--wide-org", help="Add N objects of a real org's shape (schema_data.wide_org)."),
-    ] = 0,
+        typer.Option(
+            "--wide-org",
+            help="Add N objects of a real org's shape (schema_data.wide_org): several hundred objects "
+            "in all by default; 0 serves the 27 core objects only.",
+        ),
+    ] = REAL_ORG_OBJECTS,
 ) -> None:
     """Serve an emulated org; prints credentials and one JSON line once it accepts requests."""
     from emulator.server import ServeOptions

@@ -124,8 +124,14 @@ def start_emulator(
     extra_args: list[str] | None = None,
     timeout: float = 180.0,
     env: dict[str, str] | None = None,
+    wide_org: int | None = 0,
 ) -> EmulatorProcess:
-    """Start ``python -m emulator.server`` on a free port and wait until it serves."""
+    """Start ``python -m emulator.server`` on a free port and wait until it serves.
+
+    ``wide_org``: objects of a real org's shape added to the 27 core ones (``--wide-org``; an
+    ``extra_args`` value wins). 0 by default, unlike the server's own default (several hundred):
+    a test or benchmark reads the core objects unless it asks; None takes the server's default.
+    """
     args = [
         sys.executable,
         "-m",
@@ -139,6 +145,7 @@ def start_emulator(
         "--profile",
         profile,
         *(["--tls"] if tls else []),
+        *([] if wide_org is None else ["--wide-org", str(wide_org)]),
         *(extra_args or []),
     ]
     stderr_file = tempfile.NamedTemporaryFile(prefix="emulator-stderr-", suffix=".log", delete=False)  # noqa: SIM115

@@ -330,7 +330,13 @@ def _prefixes(lead: str, start: int = 0) -> Any:
         i += 1
 
 
-def wide_org(objects: int = 300, seed: int = 1, *, max_rows: int = 12) -> dict[str, Any]:
+REAL_ORG_OBJECTS = 300
+"""Objects :func:`wide_org` adds to an org served with default settings (``sfvault emulator serve``):
+with the 27 core objects, several hundred, as a Sales and Service org describes (decision 0038).
+The test harness (:func:`emulator.launcher.start_emulator`) adds none unless a test asks."""
+
+
+def wide_org(objects: int = REAL_ORG_OBJECTS, seed: int = 1, *, max_rows: int = 12) -> dict[str, Any]:
     """The description of ``objects`` more objects (at least 40), a real org's shape at a small scale.
 
     Deterministic for a ``seed``. Rows: at most ``max_rows`` per custom object (0 in most
