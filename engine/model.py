@@ -11,6 +11,7 @@ import enum
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field, fields
 from datetime import datetime, timedelta
+from operator import itemgetter
 from typing import Any, Literal, Protocol, get_args
 
 SnapshotKind = Literal["full", "incremental", "recovery_point"]
@@ -131,6 +132,10 @@ under the lag assumption no other version with that Id and timestamp can appear 
 pair alone identifies the captured version (the boundary task can check it by Id, decision 0009)."""
 
 
+_pair = itemgetter(0, 1)
+"""``(Id, ts)`` of an ``(Id, ts, digest)`` triple."""
+
+
 @dataclass(frozen=True)
 class Cursor:
     """Where the last committed extract of one object stopped; it moves only when its manifest commits.
@@ -180,9 +185,15 @@ class Cursor:
 
     def entries(self) -> list[tuple[str, datetime, str | None]]:
         """The boundary as ``(Id, ts, digest)`` triples, sorted (a pair without a digest: None)."""
-        out: list[tuple[str, datetime, str | None]] = [d for d in self.digests if (d[0], d[1]) in self.seen]
-        with_digest = {(i, t) for i, t, _ in out}
-        out.extend((i, t, None) for i, t in self.seen if (i, t) not in with_digest)
+        seen = self.seen
+        out: list[tuple[str, datetime, str | None]] = [d for d in self.digests if _pair(d) in seen]
+        # a boundary after a burst of changes holds tens of thousands of pairs: C-level set
+        # arithmetic and a plain tuple sort when every pair has a digest (the usual case)
+        missing = seen.difference(map(_pair, out))
+        if not missing:
+            out.sort()  # every digest is a str here: tuples compare as they are
+            return out
+        out.extend((i, t, None) for i, t in missing)
         return sorted(out, key=lambda e: (e[0], e[1], e[2] or ""))
 
     def to_dict(self) -> dict[str, Any]:
