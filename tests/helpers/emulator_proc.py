@@ -13,6 +13,7 @@ from typing import Any
 
 import httpx
 import pytest
+from simple_salesforce import Salesforce
 
 from emulator.launcher import (
     ADMIN_HEADER,
@@ -65,6 +66,15 @@ def bearer_client(em: EmulatorProcess, token: str | None = None) -> Iterator[htt
         headers={"Authorization": f"Bearer {token if token is not None else em.token()}"},
     ) as client:
         yield client
+
+
+def simple_salesforce(em: EmulatorProcess) -> Salesforce:
+    """simple-salesforce logged in to ``em`` by username, password and security token (SOAP)."""
+    i = em.info
+    return Salesforce(
+        username=i["username"], password=i["password"], security_token=i["security_token"],
+        session=salesforce_session(i),
+    )  # fmt: skip
 
 
 def poll_for(pred: Callable[[], Any], timeout: float = 30.0, interval: float = 0.05) -> Any:

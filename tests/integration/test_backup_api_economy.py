@@ -18,7 +18,7 @@ from simple_salesforce import Salesforce
 
 from devkit.backup_env import TEST_OPTIONS, BackupEnv, backup_env
 from devkit.groundtruth import compare_org
-from tests.helpers.emulator_proc import salesforce_session
+from tests.helpers.emulator_proc import simple_salesforce
 
 pytestmark = pytest.mark.emulator
 
@@ -31,11 +31,7 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BackupEnv]:
 
 
 def _sf(env: BackupEnv) -> Salesforce:
-    i = env.em.info
-    return Salesforce(
-        username=i["username"], password=i["password"], security_token=i["security_token"],
-        session=salesforce_session(i),
-    )  # fmt: skip
+    return simple_salesforce(env.em)
 
 
 def _kinds(env: BackupEnv, since: int) -> Counter[str]:

@@ -25,7 +25,7 @@ from engine.jobs.jobrun import Progress
 from engine.jobs.planning import BackupRequest, JobOptions
 from engine.jobs.runner import run_backup
 from engine.jobs.state import object_state
-from tests.helpers.emulator_proc import poll_for, salesforce_session
+from tests.helpers.emulator_proc import poll_for, simple_salesforce
 
 pytestmark = pytest.mark.emulator
 
@@ -42,11 +42,7 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BackupEnv]:
 
 
 def _sf(env: BackupEnv) -> Salesforce:
-    i = env.em.info
-    return Salesforce(
-        username=i["username"], password=i["password"], security_token=i["security_token"],
-        session=salesforce_session(i),
-    )  # fmt: skip
+    return simple_salesforce(env.em)
 
 
 def _org_ids(sf: Salesforce, obj: str) -> set[str]:

@@ -23,7 +23,7 @@ from salesforce_bulk import SalesforceBulk
 from salesforce_bulk.salesforce_bulk import BulkApiError
 from simple_salesforce import Salesforce
 
-from tests.helpers.emulator_proc import EmulatorProcess, poll_for, salesforce_session
+from tests.helpers.emulator_proc import EmulatorProcess, poll_for, simple_salesforce
 
 pytestmark = pytest.mark.emulator
 
@@ -33,13 +33,7 @@ SOQL = "SELECT Id, Name, Industry, OwnerId, CreatedDate FROM Account"
 
 
 def _login(emulator: EmulatorProcess) -> Salesforce:
-    i = emulator.info
-    return Salesforce(
-        username=i["username"],
-        password=i["password"],
-        security_token=i["security_token"],
-        session=salesforce_session(i),
-    )
+    return simple_salesforce(emulator)
 
 
 @pytest.fixture()

@@ -17,7 +17,7 @@ import httpx
 import pytest
 from simple_salesforce import Salesforce
 
-from tests.helpers.emulator_proc import EmulatorProcess, salesforce_session, start_emulator
+from tests.helpers.emulator_proc import EmulatorProcess, simple_salesforce, start_emulator
 
 pytestmark = pytest.mark.emulator
 
@@ -35,11 +35,7 @@ def em() -> Iterator[EmulatorProcess]:
 
 @pytest.fixture()
 def sf(em: EmulatorProcess) -> Salesforce:
-    i = em.info
-    return Salesforce(
-        username=i["username"], password=i["password"], security_token=i["security_token"],
-        session=salesforce_session(i),
-    )  # fmt: skip
+    return simple_salesforce(em)
 
 
 def _now(em: EmulatorProcess) -> datetime:

@@ -17,19 +17,13 @@ import pytest
 from simple_salesforce import Salesforce, SalesforceAuthenticationFailed
 from simple_salesforce.exceptions import SalesforceMalformedRequest
 
-from tests.helpers.emulator_proc import EmulatorProcess, salesforce_session
+from tests.helpers.emulator_proc import EmulatorProcess, salesforce_session, simple_salesforce
 
 pytestmark = pytest.mark.emulator
 
 
 def _login(emulator: EmulatorProcess) -> Salesforce:
-    i = emulator.info
-    return Salesforce(
-        username=i["username"],
-        password=i["password"],
-        security_token=i["security_token"],
-        session=salesforce_session(i),
-    )
+    return simple_salesforce(emulator)
 
 
 def test_soap_login_describe_and_paged_query_all(emulator: EmulatorProcess) -> None:
