@@ -121,6 +121,7 @@ class RestApi:
         batch_size: int | None = None,
         sobject: str = "",
         exact_numbers: bool = False,
+        first: dict[str, Any] | None = None,
     ) -> Iterator[QueryPage]:
         """Pages of ``query`` (or ``queryAll`` with ``include_deleted``), following nextRecordsUrl.
 
@@ -135,6 +136,9 @@ class RestApi:
 
         ``exact_numbers``: JSON numbers with a fraction or exponent are read as :class:`Decimal`
         (their exact text) instead of float, so a currency value of 18 digits keeps them all.
+
+        ``first``: the query's first page as already answered (a :meth:`first_pages` subrequest),
+        so paging goes on from its ``nextRecordsUrl`` without asking it again.
         """
         name = sobject or (soql.sobject if isinstance(soql, Soql) else "")
         headers = {"Sforce-Query-Options": f"batchSize={batch_size}"} if batch_size else None
@@ -148,7 +152,7 @@ class RestApi:
         def start(q: Soql | str) -> dict[str, Any]:
             return get(resource, {"q": str(q)})
 
-        body = start(soql)
+        body = start(soql) if first is None else first
         last_id: str | None = None
         while True:
             page = QueryPage(
@@ -176,25 +180,37 @@ class RestApi:
             yield from page.records
 
     def first_pages(
-        self, queries: Sequence[tuple[Soql, bool]], *, sobject: str = ""
+        self,
+        queries: Sequence[tuple[Soql, bool]],
+        *,
+        sobject: str = "",
+        batch_sizes: Sequence[int | None] | None = None,
+        exact_numbers: bool = False,
     ) -> list[dict[str, Any] | SfvaultError]:
         """The first page of each ``(soql, include_deleted)`` query, up to
         :data:`COMPOSITE_QUERIES_MAX` of them in one ``POST /composite`` (one API call).
 
         Each query maps to its JSON page or to the typed error its subrequest answered.
+        ``batch_sizes``: each query's page size (``Sforce-Query-Options`` on its subrequest);
+        ``exact_numbers`` as in :meth:`query_pages`.
         """
         if len(queries) > COMPOSITE_QUERIES_MAX:
             raise ValueError(f"a composite request holds at most {COMPOSITE_QUERIES_MAX} queries")
         prefix = f"/services/data/v{self.client.api_version}"
-        subrequests = [
+        sizes = list(batch_sizes) if batch_sizes is not None else [None] * len(queries)
+        subrequests: list[dict[str, Any]] = [
             {"method": "GET", "referenceId": f"q{i}",
              "url": f"{prefix}/{'queryAll' if deleted else 'query'}?q={quote(str(q), safe='')}"}
             for i, (q, deleted) in enumerate(queries)
         ]  # fmt: skip
+        for request, size in zip(subrequests, sizes, strict=True):
+            if size:
+                request["httpHeaders"] = {"Sforce-Query-Options": f"batchSize={size}"}
         resp = self.client.request(
             "POST", "composite", json={"allOrNone": False, "compositeRequest": subrequests}, sobject=sobject
         )
-        answers = {str(a.get("referenceId")): a for a in resp.json().get("compositeResponse", [])}
+        got = resp.json(parse_float=Decimal) if exact_numbers else resp.json()
+        answers = {str(a.get("referenceId")): a for a in got.get("compositeResponse", [])}
         out: list[dict[str, Any] | SfvaultError] = []
         for i, (q, _) in enumerate(queries):
             answer = answers.get(f"q{i}", {})

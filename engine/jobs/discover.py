@@ -143,8 +143,8 @@ def window_size(
 ) -> tuple[WindowSize, dict[str, int]]:
     """How many rows the object (or its incremental window) holds; and the REST calls spent.
 
-    One call: with ``skip_unchanged`` (the incremental's cursor) the window probe of
-    :func:`_probe_window`, which also tells whether there is anything new at all; else a
+    One call: with ``skip_unchanged`` (the incremental's cursor) the window probe
+    (:func:`probe_query`, :func:`judge_probe`), which also tells whether there is anything new at all; else a
     ``COUNT()``. ``deletes``: the object keeps deleted rows (a window's deletes count as work).
     """
     if plan.path == "rest":
@@ -153,10 +153,9 @@ def window_size(
     try:
         rest = RestApi(c)
         if skip_unchanged is not None and window_start is not None and cursor_field:
-            probe = _probe_window(rest, plan, skip_unchanged, cursor_field, window_start, deletes=deletes)
-            if probe.rows is not None:
-                records = None if probe.nothing_new else probe.records
-                return WindowSize(probe.rows, probe.nothing_new, deletes, records), dict(c.usage.calls)
+            query = probe_query(plan, skip_unchanged, cursor_field, window_start, deletes=deletes)
+            if query is not None:
+                return probe_size(judge_probe(rest, plan, skip_unchanged, query), query), dict(c.usage.calls)
         rows = rest.count(count_query(plan, cursor_field, window_start), include_deleted=reads_all_rows(plan))
         return WindowSize(rows), dict(c.usage.calls)
     finally:
@@ -222,63 +221,111 @@ class _Probe:
     """Every row of the window, when its first page held them all."""
 
 
-def _probe_window(
-    rest: RestApi,
-    plan: ObjectPlan,
-    cursor: ExtractCursor,
-    cursor_field: str,
-    window_start: datetime,
-    *,
-    deletes: bool,
-) -> _Probe:
-    """What the first page of one REST query over an incremental window tells.
+@dataclass(frozen=True)
+class ProbeQuery:
+    """The one REST query that probes an incremental window (:func:`probe_query`)."""
+
+    soql: Soql
+    include_deleted: bool
+    batch_size: int
+
+
+def probe_query(
+    plan: ObjectPlan, cursor: ExtractCursor, cursor_field: str, window_start: datetime, *, deletes: bool
+) -> ProbeQuery | None:
+    """The window probe's query, or None when the probe cannot judge the window (a truncated
+    cursor, another cursor field, a field the check needs missing): the object is counted instead.
+
+    The query reads the object's fields (``queryAll`` when it keeps deleted rows) over the window in
+    Id order: it is the data query of a task of the whole window, so a page that holds the whole
+    window can be written as it is. A window with nothing new holds at most the cursor's boundary
+    rows: the page is sized to read those in one page when the check can pass at all (a larger
+    boundary cannot: only ``totalSize`` is read).
+    """
+    if cursor.truncated or cursor.field != cursor_field:
+        return None
+    names = list(plan.field_names)
+    if any(n not in names for n in ["Id", cursor_field] + (["IsDeleted"] if deletes else [])):
+        return None
+    # every field: a boundary row is the captured version only if its values' digest matches too
+    soql = Soql.select(plan.name, names).with_window(cursor_field, window_start).in_id_order()
+    seen = len(cursor.seen)
+    return ProbeQuery(soql, deletes, seen if PROBE_BATCH < seen <= SKIP_CHECK_MAX_ROWS else PROBE_BATCH)
+
+
+def judge_probe(
+    rest: RestApi, plan: ObjectPlan, cursor: ExtractCursor, query: ProbeQuery,
+    first: dict[str, Any] | None = None,
+) -> _Probe:  # fmt: skip
+    """What the first page of the window probe tells (``first``: that page as a composite
+    subrequest answered it; None: ask it here).
 
     ``nothing_new``: every row of the window (deleted ones included) is a version the cursor
     already captured (same Id, timestamp and digest of values), so the task would drop all of its
     rows at the boundary and find no deletes. The window always holds the boundary rows (a closed
-    start at ``last - lag``), so a plain ``COUNT()`` is never zero for an object that has rows: the
-    query reads the object's fields (``queryAll`` when it keeps deleted rows), typed exactly as a
-    task types its rows: it is the data query of a task of the whole window. Anything unexpected:
-    not nothing-new (extract). A skipped object keeps its cursor, so its next window starts at the
-    same place.
+    start at ``last - lag``), so a plain ``COUNT()`` is never zero for an object that has rows.
+    Anything unexpected: not nothing-new (extract). A skipped object keeps its cursor, so its next
+    window starts at the same place.
 
     ``rows``: the page's ``totalSize`` (deleted rows included when the object keeps them), so the
-    planner needs no separate ``COUNT()`` for a small window; None when the probe did not run.
-    ``records``: the window's rows when that page was its only one.
+    planner needs no separate ``COUNT()`` for a small window. ``records``: the window's rows when
+    that page was its only one.
     """
-    if cursor.truncated or cursor.field != cursor_field:
-        return _Probe(False, None)
-    names = list(plan.field_names)
-    if any(n not in names for n in ["Id", cursor_field] + (["IsDeleted"] if deletes else [])):
-        return _Probe(False, None)
-    # every field: a boundary row is the captured version only if its values' digest matches too
-    soql = Soql.select(plan.name, names).with_window(cursor_field, window_start).in_id_order()
-    # a window with nothing new holds at most the cursor's boundary rows: read it in one page when
-    # it can pass the check at all (a larger boundary cannot: only totalSize is read)
-    seen = len(cursor.seen)
-    batch = seen if PROBE_BATCH < seen <= SKIP_CHECK_MAX_ROWS else PROBE_BATCH
     pages = rest.query_pages(
-        soql, include_deleted=deletes, sobject=plan.name, batch_size=batch, exact_numbers=True
-    )
-    first = next(pages)
-    total = first.total_size
-    whole = tuple(first.records) if first.done else None
+        query.soql, include_deleted=query.include_deleted, sobject=plan.name, batch_size=query.batch_size,
+        exact_numbers=True, first=first,
+    )  # fmt: skip
+    page = next(pages)
+    total = page.total_size
+    whole = tuple(page.records) if page.done else None
     if total > SKIP_CHECK_MAX_ROWS or total > len(cursor.seen):
         return _Probe(False, total, whole)
-    records = list(first.records)
-    if not first.done:
-        records.extend(r for page in pages for r in page.records)
+    records = list(page.records)
+    if not page.done:
+        records.extend(r for more in pages for r in more.records)
     if not records:
         return _Probe(True, total)
-    parser = CsvPageParser(plan.name, plan.fields)
-    rows = parser.records_to_batch(records)
-    ids = rows.column("Id").to_pylist()
-    stamps = utc_datetimes(rows.column(cursor_field))
-    gone = rows.column("IsDeleted").to_pylist() if deletes else [False] * rows.num_rows
-    for i, t, d, h in zip(ids, stamps, gone, row_digests(rows), strict=True):
+    rows = CsvPageParser(plan.name, plan.fields).records_to_batch(records)
+    stamps = utc_datetimes(rows.column(cursor.field))
+    gone = rows.column("IsDeleted").to_pylist() if query.include_deleted else [False] * rows.num_rows
+    for i, t, d, h in zip(rows.column("Id").to_pylist(), stamps, gone, row_digests(rows), strict=True):
         if d or t is None or not cursor.captured(i, t, h):
             return _Probe(False, total, whole)
     return _Probe(True, total)
+
+
+def probe_size(probe: _Probe, query: ProbeQuery) -> WindowSize:
+    """The window's size as planning reads it from its probe."""
+    assert probe.rows is not None
+    records = None if probe.nothing_new else probe.records
+    return WindowSize(probe.rows, probe.nothing_new, query.include_deleted, records)
+
+
+def probe_windows(
+    base: SalesforceClient, probes: list[tuple[ObjectPlan, ExtractCursor, ProbeQuery]]
+) -> tuple[list[WindowSize | SfvaultError], dict[str, int]]:
+    """The window probes of up to :data:`COMPOSITE_QUERIES_MAX` objects, their first pages asked in
+    one composite request; and the calls spent (the composite and any further page of a probe).
+    An object whose subrequest failed maps to its typed error (the caller probes it again alone)."""
+    c = _client_for(base)
+    try:
+        rest = RestApi(c)
+        firsts = rest.first_pages(
+            [(q.soql, q.include_deleted) for _, _, q in probes], sobject=probes[0][0].name,
+            batch_sizes=[q.batch_size for _, _, q in probes], exact_numbers=True,
+        )  # fmt: skip
+        out: list[WindowSize | SfvaultError] = []
+        for (plan, cursor, query), first in zip(probes, firsts, strict=True):
+            if isinstance(first, SfvaultError):
+                out.append(first)
+                continue
+            try:
+                out.append(probe_size(judge_probe(rest, plan, cursor, query, first), query))
+            except SfvaultError as err:
+                out.append(err)
+        return out, dict(c.usage.calls)
+    finally:
+        c.close()
 
 
 def count_many(base: SalesforceClient, queries: list[tuple[Soql, bool]]) -> tuple[list[int], dict[str, int]]:

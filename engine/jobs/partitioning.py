@@ -24,11 +24,14 @@ from engine.extract.model import ObjectPlan
 from engine.extract.plan import Partition
 from engine.extract.rest import COMPOSITE_QUERIES_MAX
 from engine.jobs.discover import (
+    ProbeQuery,
     WindowSize,
     add_calls,
     count_many,
     count_query,
     live_count,
+    probe_query,
+    probe_windows,
     reads_all_rows,
     split_window,
     window_size,
@@ -97,23 +100,13 @@ class PartitionPlanner:
 
     def plan(self) -> None:
         """Size, cut and hand over every object (returns when each is cut, failed, or the job stopped)."""
-        run, decision, o = self.run, self.decision, self.options
+        decision, o = self.decision, self.options
         # Any partition size is at least this, so an object this small is one partition whatever the
         # job's total: it is cut and submitted as soon as it is sized (its Bulk job then queues in
         # the org while the other objects are still being counted).
         small = min(o.target_rows, o.min_partition_rows)
         with ThreadPoolExecutor(max_workers=PLANNING_THREADS, thread_name_prefix="plan") as pool:
-            steps: dict[Any, tuple[str, str]] = {}
-            counted: list[str] = []
-            for name, work in decision.objects.items():
-                run.reports[name].started = time.monotonic()
-                if self.counts_only(work):
-                    counted.append(name)
-                else:
-                    steps[pool.submit(self.size_one, name, work)] = ("size", name)
-            for i in range(0, len(counted), COUNTS_PER_CALL):
-                group = counted[i : i + COUNTS_PER_CALL]
-                steps[pool.submit(self.size_group, group)] = ("sizes", ",".join(group))
+            steps = self.start_sizing(pool)
             sizes: dict[str, WindowSize] = {}
             large: list[str] = []
             while steps:
@@ -143,6 +136,31 @@ class PartitionPlanner:
                         steps[pool.submit(self.split_one, name, decision.objects[name], sizes[name],
                                           rows_per_partition)] = ("cut", name)  # fmt: skip
                     large = []
+
+    def start_sizing(self, pool: ThreadPoolExecutor) -> dict[Any, tuple[str, str]]:
+        """Submit the sizing of every object: a full's or a sweep's ``COUNT()`` and an incremental's
+        window probe share composite requests, :data:`COUNTS_PER_CALL` objects each; any other
+        object is sized alone."""
+        steps: dict[Any, tuple[str, str]] = {}
+        counted: list[str] = []
+        probed: list[str] = []
+        for name, work in self.decision.objects.items():
+            self.run.reports[name].started = time.monotonic()
+            if self.counts_only(work):
+                counted.append(name)
+            elif self.probe_of(work) is not None:
+                probed.append(name)
+            else:
+                steps[pool.submit(self.size_one, name, work)] = ("size", name)
+        for names, size in ((counted, self.size_group), (probed, self.probe_group)):
+            for i in range(0, len(names), COUNTS_PER_CALL):
+                group = names[i : i + COUNTS_PER_CALL]
+                if len(group) == 1:
+                    one = group[0]
+                    steps[pool.submit(self.size_one, one, self.decision.objects[one])] = ("size", one)
+                else:
+                    steps[pool.submit(size, group)] = ("sizes", ",".join(group))
+        return steps
 
     def sized(
         self, name: str, got: tuple[WindowSize, dict[str, int]], sizes: dict[str, WindowSize],
@@ -174,11 +192,10 @@ class PartitionPlanner:
         )  # fmt: skip
 
     def counts_only(self, work: ObjectWork) -> bool:
-        """Whether sizing the object is one ``COUNT()`` (a full, or a sweep), so that it can share a
-        composite request with four others (:meth:`size_group`)."""
-        plan = self.plans[work.name]
-        probes = work.mode == "incremental" and work.cursor is not None
-        return plan.path != "rest" and not probes
+        """Whether sizing the object is one ``COUNT()`` (a full, a sweep, or an incremental that
+        cannot probe its window), so that it can share a composite request with four others
+        (:meth:`size_group`)."""
+        return self.plans[work.name].path != "rest" and self.probe_of(work) is None
 
     def size_group(self, names: list[str]) -> dict[str, tuple[WindowSize, dict[str, int]]]:
         """The sizes of up to :data:`COUNTS_PER_CALL` objects from one composite request of their
@@ -195,6 +212,35 @@ class PartitionPlanner:
             name: (WindowSize(n), calls if i == 0 else {})
             for i, (name, n) in enumerate(zip(names, rows, strict=True))
         }
+
+    def probe_of(self, work: ObjectWork) -> ProbeQuery | None:
+        """The window probe of an incremental object read by its cursor through Bulk (None: it is
+        sized otherwise, :meth:`size_one`)."""
+        plan = self.plans[work.name]
+        window, cursor_field = work.window_start(self.options.cursor_lag), plan.spec.cursor_field
+        if plan.path == "rest" or work.mode != "incremental" or work.cursor is None:
+            return None
+        if window is None or not cursor_field:
+            return None
+        return probe_query(plan, work.cursor, cursor_field, window, deletes=plan.spec.has_is_deleted)
+
+    def probe_group(self, names: list[str]) -> dict[str, tuple[WindowSize, dict[str, int]]]:
+        """The window sizes of up to :data:`COUNTS_PER_CALL` incremental objects from one composite
+        request of their probes (one API call, charged to the first object); an object whose
+        subrequest failed is probed again alone (its own retries and typed error)."""
+        self.base.check_reserve()
+        works = [self.decision.objects[name] for name in names]
+        probes = []
+        for work in works:
+            query = self.probe_of(work)
+            assert query is not None and work.cursor is not None
+            probes.append((self.plans[work.name], work.cursor, query))
+        sizes, calls = probe_windows(self.base, probes)
+        out: dict[str, tuple[WindowSize, dict[str, int]]] = {}
+        for work, size in zip(works, sizes, strict=True):
+            out[work.name] = self.size_one(work.name, work) if isinstance(size, SfvaultError) else (size, {})
+        add_calls(out[names[0]][1], calls.items())
+        return out
 
     def size_one(self, name: str, work: ObjectWork) -> tuple[WindowSize, dict[str, int]]:
         base, plans, o = self.base, self.plans, self.options

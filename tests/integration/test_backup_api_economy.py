@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterator
+from dataclasses import replace
 
 import pytest
 from simple_salesforce import Salesforce
@@ -89,18 +90,40 @@ def test_a_full_asks_once_in_few_calls_and_stays_exact(env: BackupEnv) -> None:
 def test_a_small_changed_window_is_read_by_its_probe_alone(env: BackupEnv) -> None:
     """The window probe of an incremental reads a changed object's window with every field; when
     its one page holds the whole window, the object's task writes those rows and asks nothing
-    more. A changed Account then costs the REST calls of an unchanged Contact (the probe and the
-    delete log); before, its task read the same window again."""
+    more. A changed Account then costs the REST calls it costs when nothing changed (its probe,
+    in a composite request with other objects' probes, and the delete log); before, its task read
+    the same window again."""
     assert env.backup("acme").state == "succeeded"  # what the incremental continues
     sf = _sf(env)
     ids = [r["Id"] for r in sf.query("SELECT Id FROM Account ORDER BY Id LIMIT 3")["records"]]
     for n, i in enumerate(ids):
         sf.Account.update(i, {"Name": f"Probed {n}"})
-    inc = env.backup("acme")
-    assert (inc.kind, inc.state) == ("incremental", "succeeded"), inc.error_message
-    account, contact = inc.objects["Account"], inc.objects["Contact"]
-    assert account.records == 3 and contact.records == 0
-    assert sum(account.calls.values()) == sum(contact.calls.values()), (account.calls, contact.calls)
+    changed = env.backup("acme")
+    assert (changed.kind, changed.state) == ("incremental", "succeeded"), changed.error_message
+    unchanged = env.backup("acme")
+    assert (unchanged.kind, unchanged.state) == ("incremental", "succeeded"), unchanged.error_message
+    account, still = changed.objects["Account"], unchanged.objects["Account"]
+    assert account.records == 3 and still.records == 0
+    assert sum(account.calls.values()) == sum(still.calls.values()), (account.calls, still.calls)
     with env.repo() as repo:
         diffs = compare_org(env.em, repo, "acme", ["Account"])
     assert not any(diffs.values()), diffs
+
+
+def test_an_incremental_probes_five_windows_per_call(env: BackupEnv) -> None:
+    """Each incremental object read by its cursor through Bulk probes its window with one REST query;
+    the probes' first pages go five to a composite request (one API call), not one call each."""
+    options = replace(TEST_OPTIONS, id_sweep_every=0)  # no sweep: every object probes
+    assert env.backup("acme", options=options).state == "succeeded"
+    since = int(env.em.admin("GET", "/requests", params={"limit": 1})["last_seq"])
+    inc = env.backup("acme", options=options)
+    assert (inc.kind, inc.state) == ("incremental", "succeeded"), inc.error_message
+    calls = _kinds(env, since)
+    swept = [n for n, o in inc.objects.items() if "swept" in (o.reason or "")]  # not replicateable
+    probed = [n for n, o in inc.objects.items() if o.extraction and o.extraction.reason != "bulk_unsupported"]
+    rest_read = len(inc.objects) - len(probed)  # objects Bulk cannot read: one query page each
+    assert len(probed) - len(swept) >= 15, inc.objects
+    # left as plain queries: the job's permission check, the REST reads, and a swept object's
+    # COUNT() and page of Ids
+    assert calls["query"] <= 1 + rest_read + 2 * len(swept), (calls, swept)
+    assert calls["composite"] <= 1 + -(-len(probed) // 5), calls
