@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping
-from concurrent.futures import Future, ThreadPoolExecutor, as_completed
+from concurrent.futures import Executor, Future, ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
@@ -190,15 +190,24 @@ def _sweep(work: ObjectWork, err: SfvaultError, out: DeleteLog) -> ObjectWork:
 
 
 class WorkAfterTheLog:
-    """How planning learns an object's work: at once, or, for an object that asks the delete log,
-    once its own answer is in (it may be swept instead; :func:`replicate_deletes` settles it).
-    Sizing never waits for the log, and an object never waits for another object's call."""
+    """The delete log's run for one job, and how planning learns an object's work from it: at
+    once, or, for an object that asks the log, once its own answer is in (it may be swept instead;
+    :func:`replicate_deletes` settles it). Sizing never waits for the log, and an object never
+    waits for another object's call."""
 
     def __init__(self, decision: JobDecision) -> None:
         self.decision = decision
         self._answers: dict[str, Future[ObjectWork]] = {
             name: Future() for name, work in decision.objects.items() if asks_the_log(work)
         }
+        self._run: Future[tuple[JobDecision, DeleteLog]] | None = None
+
+    def ask(
+        self, pool: Executor, base: SalesforceClient, repo: object, plans: Mapping[str, ObjectPlan],
+        now: datetime,
+    ) -> None:  # fmt: skip
+        """Start asking the log in ``pool`` (:func:`replicate_deletes`); ``now`` is the org's time."""
+        self._run = pool.submit(replicate_deletes, base, repo, plans, self.decision, now, self)
 
     def settle(self, name: str, work: ObjectWork) -> None:
         fut = self._answers.get(name)
@@ -216,16 +225,15 @@ class WorkAfterTheLog:
         fut = self._answers.get(name)
         return self.decision.objects[name] if fut is None else fut.result()
 
-
-def learnt(
-    deletes: Future[tuple[JobDecision, DeleteLog]], reports: Mapping[str, Any]
-) -> tuple[JobDecision, DeleteLog]:
-    """The decision the delete log's answers left (objects swept) and what was learnt; the calls
-    and sweep reasons go to the objects' reports (``ObjectReport``). Raises what stops the job
-    (the org's API allowance, refused credentials)."""
-    decision, log_ = deletes.result()
-    for name, spent in log_.calls.items():
-        add_calls(reports[name].calls, spent.items())
-    for name in log_.swept:
-        reports[name].reason = decision.objects[name].reason
-    return decision, log_
+    def learnt(self, reports: Mapping[str, Any]) -> tuple[JobDecision, DeleteLog]:
+        """The decision the log's answers left (objects swept) and what was learnt; the calls and
+        sweep reasons go to the objects' reports (``ObjectReport``). Raises what stops the job (the
+        org's API allowance, refused credentials)."""
+        if self._run is None:
+            raise RuntimeError("the delete log was not asked (WorkAfterTheLog.ask)")
+        decision, log_ = self._run.result()
+        for name, spent in log_.calls.items():
+            add_calls(reports[name].calls, spent.items())
+        for name in log_.swept:
+            reports[name].reason = decision.objects[name].reason
+        return decision, log_

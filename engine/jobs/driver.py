@@ -14,7 +14,6 @@ The loop also watches what the machine cannot: the caller's cancel Event, the ca
 from __future__ import annotations
 
 import time
-from concurrent.futures import Future
 from dataclasses import replace
 from typing import Any
 
@@ -26,7 +25,7 @@ from engine.extract.rest import RestApi
 from engine.extract.soql import Soql
 from engine.extract.usage import ApiUsage
 from engine.jobs.commit import commit_job, object_result
-from engine.jobs.deletes import DeleteLog, WorkAfterTheLog, learnt
+from engine.jobs.deletes import WorkAfterTheLog
 from engine.jobs.discover import add_calls, live_rows, read_allowance_after_bulk1, reads_all_rows
 from engine.jobs.errors import JobCancelled, JobError
 from engine.jobs.jobrun import BackupResult, JobRun, ObjectReport, calls_of, err_fields
@@ -77,14 +76,13 @@ def execute(
     grant: Any,
     copts: Any,
     *,
-    deletes: Future[tuple[JobDecision, DeleteLog]] | None = None,
-    work_of: WorkAfterTheLog | None = None,
+    deletes: WorkAfterTheLog | None = None,
 ) -> BackupResult:
     """Plan, run and commit the job's partitions (``run.job_id`` is recorded and running).
 
-    ``deletes``: the delete log's answers (:func:`engine.jobs.deletes.replicate_deletes`), asked
-    while the objects are sized; an object that asks the log is cut once its own answer is in
-    (``work_of``; it may be swept), and the job commits under the decision it returns.
+    ``deletes``: the delete log's run (:class:`engine.jobs.deletes.WorkAfterTheLog`), asked while
+    the objects are sized; an object that asks the log is cut once its own answer is in (it may be
+    swept), and the job commits under the decision the log's answers leave.
     """
     from distributed import Event, Semaphore
 
@@ -108,9 +106,9 @@ def execute(
     driver = Driver(run, base, plans, decision, sessions, lock, Event(names.cancel))
     try:
         PartitionPlanner(run, base, plans, decision, names, feed=driver.feed, stopped=driver.stopped,
-                         work_of=work_of).plan()  # fmt: skip
+                         work_of=deletes).plan()  # fmt: skip
         if deletes is not None:
-            decision, run.delete_log = learnt(deletes, run.reports)
+            decision, run.delete_log = deletes.learnt(run.reports)
             driver.decision = decision
         run.emit("planned")
         driver.loop()

@@ -43,7 +43,7 @@ from engine.errors import SfvaultError
 from engine.extract.client import SalesforceClient
 from engine.extract.scope import ScopeRules
 from engine.jobs.credentials import catalog_sealer, client_options, grant_from_record
-from engine.jobs.deletes import WorkAfterTheLog, replicate_deletes
+from engine.jobs.deletes import WorkAfterTheLog
 from engine.jobs.discover import discover, not_backed_up
 from engine.jobs.driver import execute
 from engine.jobs.errors import (
@@ -287,11 +287,11 @@ def _plan_and_execute(
         # sized; where it cannot serve the window the object is swept in this job (decision 0010),
         # up to the job's start by the org's clock (the Date of its answers; ours without one)
         org_now = base.usage.org_time or run.clock.now()
-        answers = WorkAfterTheLog(decision)
-        deletes = log_pool.submit(replicate_deletes, base, repo, disc.plans, decision, org_now, answers)
+        deletes = WorkAfterTheLog(decision)
+        deletes.ask(log_pool, base, repo, disc.plans, org_now)
         calls = {n: dict(c) for n, c in disc.usage.items()}
         return execute(run, repo, lock, base, disc.plans, calls, decision, cycle_id,
-                       sessions, org_id, grant, copts, deletes=deletes, work_of=answers)  # fmt: skip
+                       sessions, org_id, grant, copts, deletes=deletes)  # fmt: skip
     finally:
         side.shutdown(wait=True)
         log_pool.shutdown(wait=True)
