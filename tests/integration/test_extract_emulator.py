@@ -327,6 +327,26 @@ def test_lost_query_locator_resumes_by_id_in_id_order(client: SalesforceClient) 
     assert e.value.details["sf_code"] == "INVALID_QUERY_LOCATOR"
 
 
+def test_composite_first_pages_continue_as_their_own_queries(client: SalesforceClient) -> None:
+    """Window probes share a composite request: each subrequest keeps its page size, and paging
+    goes on from the subrequest's page (``query_pages(first=...)``), even when its cursor was lost
+    (resumed by Id). Every query reads exactly the rows it reads on its own."""
+    rest = RestApi(client)
+    contacts = Soql.select("Contact", ["Id", "LastName"]).in_id_order()
+    accounts = Soql.select("Account", ["Id", "Name"]).in_id_order()
+    firsts = rest.first_pages([(contacts, False), (accounts, True)], batch_sizes=[200, None])
+    assert all(isinstance(f, dict) for f in firsts), firsts
+    first_contacts, first_accounts = firsts
+    assert isinstance(first_contacts, dict) and isinstance(first_accounts, dict)
+    assert len(first_contacts["records"]) == 200 and first_contacts["done"] is False
+    assert len(first_accounts["records"]) > 200  # the server's default page size
+    _evict_cursors(rest)
+    got = list(rest.query_records(contacts, batch_size=200, first=first_contacts))
+    assert got == list(rest.query_records(contacts)) and len(got) == first_contacts["totalSize"]
+    got_accounts = list(rest.query_records(accounts, include_deleted=True, first=first_accounts))
+    assert got_accounts == list(rest.query_records(accounts, include_deleted=True))
+
+
 def test_session_expiry_mid_stream_is_refreshed_once(client: SalesforceClient, admin: Admin) -> None:
     bulk = Bulk2Api(client)
     plan = account_plan(RestApi(client))
