@@ -37,6 +37,7 @@ from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from functools import partial
+from itertools import pairwise
 from math import ceil
 from typing import Any
 
@@ -230,11 +231,13 @@ def _ask_all(
     asks: dict[str, tuple[datetime, datetime]], objects: dict[str, ObjectWork], out: DeleteLog,
     settle: Callable[[str, ObjectWork], None],
 ) -> None:  # fmt: skip
-    """The objects of ``asks`` in groups of :func:`group_size`, one composite call each, the groups
-    at once; each object is settled as soon as its own group's answer is in (decision 0039)."""
+    """The objects of ``asks`` in ``ceil(n / group_size(n))`` groups of even sizes (none larger than
+    :func:`group_size`), one composite call each, the groups at once; each object is settled as
+    soon as its own group's answer is in (decision 0039)."""
     names = list(asks)
-    size = group_size(len(names))
-    groups = [{n: asks[n] for n in names[i : i + size]} for i in range(0, len(names), size)]
+    k = ceil(len(names) / group_size(len(names)))  # calls; the groups as even as they can be
+    cuts = [len(names) * i // k for i in range(k + 1)]
+    groups = [{n: asks[n] for n in names[a:b]} for a, b in pairwise(cuts)]
     with ThreadPoolExecutor(max_workers=min(THREADS, len(groups)), thread_name_prefix="deletes") as pool:
         futs = [pool.submit(_ask_group, base, repo, plans, group, out) for group in groups]
         for fut in as_completed(futs):
