@@ -272,8 +272,8 @@ def _sweep(work: ObjectWork, err: SfvaultError, out: DeleteLog) -> ObjectWork:
 
 class WorkAfterTheLog:
     """How planning learns an object's work: at once, or, for an object that asks the delete log,
-    once its own group's answer is in (it may be swept instead; :func:`replicate_deletes` settles
-    it). Sizing never waits for the log, and an object never waits for another group's call."""
+    once its own answer is in (it may be swept instead; :func:`replicate_deletes` settles it).
+    Sizing never waits for the log, and an object never waits for another object's call."""
 
     def __init__(self, decision: JobDecision) -> None:
         self.decision = decision
