@@ -294,6 +294,9 @@ def make_router(org: Org) -> APIRouter:
         body = await _body(request)
         if "path_regex" not in body:
             raise _bad("path_regex is required")
+        subrequests = body.get("subrequests", False)
+        if not isinstance(subrequests, bool):
+            raise _bad("subrequests takes true or false")
         try:
             fault = Fault(
                 path_regex=str(body["path_regex"]),
@@ -304,6 +307,7 @@ def make_router(org: Org) -> APIRouter:
                 method=body.get("method"),
                 remaining=int(body.get("count", 1)),
                 delay_s=float(body.get("delay_s", 0.0)),
+                subrequests=subrequests,
             )
             org.faults.add(fault)
         except (ValueError, TypeError) as exc:

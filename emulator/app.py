@@ -36,7 +36,7 @@ from emulator.context import (
     not_found,
     parse_version,
 )
-from emulator.limits import RequestLog, UsageLimits, categorize
+from emulator.limits import SUBREQUESTS_STATE, RequestLog, UsageLimits, categorize
 from emulator.profiles import HOLD_MAX_S, FaultInjector, Randomness, profile_by_name
 from emulator.wire import WireMiddleware
 
@@ -80,9 +80,9 @@ class SalesforceMiddleware:
             nonlocal logged
             if not logged:
                 logged = True
-                org.request_log.add(
-                    method, path, state["status"], state["bytes"], category, (time.perf_counter() - t0) * 1000
-                )
+                took = (time.perf_counter() - t0) * 1000
+                subs = tuple(scope.get("state", {}).get(SUBREQUESTS_STATE, ()))
+                org.request_log.add(method, path, state["status"], state["bytes"], category, took, subs)
 
         async def send_wrapper(message: Message) -> None:
             if message["type"] == "http.response.start":

@@ -6,22 +6,34 @@ subrequests can be sObject Collections or query operations, including Query and 
 requests"). The profile's latency, faults and the API count apply once, to the outer request.
 
 The emulator serves the subrequests a backup makes: ``GET sobjects/{name}/describe``,
-``GET query?q=``/``queryAll?q=`` (with ``httpHeaders`` ``Sforce-Query-Options``) and the
-``nextRecordsUrl`` of a query. Any other subrequest answers 400 ``NOT_SUPPORTED_BY_EMULATOR``.
-With ``allOrNone`` true, the subrequests after a failed one answer 400 ``PROCESSING_HALTED``.
+``GET query?q=``/``queryAll?q=`` (with ``httpHeaders`` ``Sforce-Query-Options``), the
+``nextRecordsUrl`` of a query, and the replication resources ``GET sobjects/{name}/deleted/?start=&end=``
+and ``GET sobjects/{name}/updated/?start=&end=`` (with or without the trailing slash; Salesforce's
+composite serves "All sObject resources (/services/data/vXX.X/sobjects/)" but sObject Blob Get).
+A replication subrequest answers exactly what its plain route answers (the same functions of
+:mod:`emulator.rest`: body, status and error codes); it is not a query, so up to 25 of them fit
+in one request. Any other subrequest answers 400 ``NOT_SUPPORTED_BY_EMULATOR``. With
+``allOrNone`` true, the subrequests after a failed one answer 400 ``PROCESSING_HALTED``.
+
+Faults armed with ``subrequests`` meet a subrequest by its own method and path (an ``error``
+becomes its answer; a ``delay`` or a ``hold`` stalls the whole request, as one slow subrequest
+does on Salesforce). The request log lists each composite's subrequest paths.
 The error codes for a malformed body and for too many subrequests are unverified.
 """
 
 from __future__ import annotations
 
 import re
+import time
 from typing import TYPE_CHECKING, Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, parse_qsl, urlsplit
 
 from fastapi import APIRouter, Request, Response
 
 from emulator.context import ApiError, not_found
-from emulator.rest import _json, _json_body, batch_size, query_more, run_query
+from emulator.limits import SUBREQUESTS_STATE
+from emulator.profiles import HOLD_MAX_S
+from emulator.rest import _json, _json_body, batch_size, deleted, query_more, run_query, updated
 from emulator.schema import describe_object, find_object
 
 if TYPE_CHECKING:
@@ -29,6 +41,7 @@ if TYPE_CHECKING:
 
 MAX_SUBREQUESTS = 25
 MAX_QUERIES = 5
+"""Query and queryAll subrequests of one request (replication and describe ones are not queries)."""
 HALTED = [
     {
         "message": "The transaction was rolled back since another operation in the same transaction failed.",
@@ -48,10 +61,33 @@ def _is_query(url: str) -> bool:
     return m is not None and m.group(2).split("/")[0] in ("query", "queryAll")
 
 
+def _fault(org: Org, method: str, path: str) -> tuple[int, Any] | None:
+    """A fault armed with ``subrequests`` that meets this subrequest: an error's answer, or None
+    once a delay or hold has stalled it (then it is handled normally)."""
+    fault = org.faults.take(method, path, ("error", "delay", "hold"), subrequest=True)
+    if fault is None:
+        return None
+    if fault.kind == "delay":
+        time.sleep(fault.delay_s)
+    elif fault.kind == "hold":
+        fault.released.wait(fault.delay_s or HOLD_MAX_S)
+    else:
+        return fault.status, [{"message": fault.message, "errorCode": fault.error_code}]
+    return None
+
+
+REPLICATION = {"deleted": deleted, "updated": updated}
+"""The replication resources ``sobjects/{name}/deleted|updated/?start=&end=``: the plain routes' rules."""
+
+
 def _one(org: Org, sub: dict[str, Any]) -> tuple[int, Any]:
     """``(status, body)`` of one subrequest; an :class:`ApiError` becomes its JSON error list."""
+    method, path = str(sub.get("method", "")).upper(), urlsplit(str(sub.get("url", ""))).path
+    faulted = _fault(org, method, path)
+    if faulted is not None:
+        return faulted
     try:
-        if str(sub.get("method", "")).upper() != "GET":
+        if method != "GET":
             raise ApiError(
                 400, "NOT_SUPPORTED_BY_EMULATOR", "the emulator's composite serves GET subrequests"
             )
@@ -66,6 +102,8 @@ def _one(org: Org, sub: dict[str, Any]) -> tuple[int, Any]:
             if obj is None:
                 raise not_found()
             return 200, describe_object(obj, version, org.schema)
+        if len(rest) == 3 and rest[0] == "sobjects" and rest[2] in REPLICATION:
+            return 200, REPLICATION[rest[2]](org, rest[1], dict(parse_qsl(parts.query)))
         if len(rest) == 1 and rest[0] in ("query", "queryAll"):
             soql = (parse_qs(parts.query).get("q") or [""])[0]
             if not soql.strip():
@@ -108,6 +146,9 @@ def make_router(org: Org) -> APIRouter:
                 f"Composite requests cannot have more than {MAX_QUERIES} query subrequests",
             )
         all_or_none = bool(body.get("allOrNone", False))
+        request.scope.setdefault("state", {})[SUBREQUESTS_STATE] = tuple(
+            urlsplit(str(s.get("url", ""))).path for s in subs
+        )
 
         def run() -> list[dict[str, Any]]:
             out: list[dict[str, Any]] = []

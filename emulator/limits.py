@@ -157,6 +157,11 @@ class UsageLimits:
                 self._used[name] = int(used)
 
 
+SUBREQUESTS_STATE = "sf_subrequests"
+"""The request-scope state key under which a composite request leaves its subrequests' paths for
+the request log."""
+
+
 @dataclass(frozen=True)
 class RequestRecord:
     seq: int
@@ -167,9 +172,11 @@ class RequestRecord:
     bytes: int
     category: str
     duration_ms: float
+    subrequests: tuple[str, ...] = ()
+    """The paths of a composite request's subrequests, in order (no query strings)."""
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             "seq": self.seq,
             "time": self.time,
             "method": self.method,
@@ -179,11 +186,14 @@ class RequestRecord:
             "category": self.category,
             "duration_ms": round(self.duration_ms, 3),
         }
+        if self.subrequests:
+            out["subrequests"] = list(self.subrequests)
+        return out
 
 
 class RequestLog:
-    """The last ``maxlen`` requests (method, path, status, body bytes). Paths carry no query string,
-    so no token or password ever lands here."""
+    """The last ``maxlen`` requests (method, path, status, body bytes; a composite request's
+    subrequest paths). Paths carry no query string, so no token or password ever lands here."""
 
     def __init__(self, maxlen: int = 200_000) -> None:
         self._lock = threading.Lock()
@@ -191,12 +201,15 @@ class RequestLog:
         self._seq = 0
 
     def add(
-        self, method: str, path: str, status: int, nbytes: int, category: str, duration_ms: float
-    ) -> None:
+        self, method: str, path: str, status: int, nbytes: int, category: str, duration_ms: float,
+        subrequests: tuple[str, ...] = (),
+    ) -> None:  # fmt: skip
         with self._lock:
             self._seq += 1
             self._entries.append(
-                RequestRecord(self._seq, time.time(), method, path, status, nbytes, category, duration_ms)
+                RequestRecord(
+                    self._seq, time.time(), method, path, status, nbytes, category, duration_ms, subrequests
+                )
             )
 
     def entries(self, since_seq: int = 0, limit: int | None = None) -> list[dict[str, Any]]:

@@ -126,6 +126,11 @@ class Fault:
     (the Bulk API work this create request makes stays ``Queued``, a Bulk 2.0 job
     ``UploadComplete``, until the fault is released, or as long as ``hold`` would stall: a test
     sees a job or batch still pending, with no sleep).
+
+    ``subrequests``: the fault (``error``, ``delay`` or ``hold``) also meets the subrequests of a
+    composite request, matched by their own method and path: a test that arms a fault on one
+    object's call meets it whether the client asks alone or inside ``/composite``. Off by default,
+    so a fault armed for a plain request is never spent by a composite's subrequest.
     """
 
     path_regex: str
@@ -136,6 +141,7 @@ class Fault:
     method: str | None = None
     remaining: int = 1
     delay_s: float = 0.0
+    subrequests: bool = False
     fired: int = 0
     id: int = 0
     released: threading.Event = field(default_factory=threading.Event, repr=False, compare=False)
@@ -159,6 +165,7 @@ class Fault:
             "method": self.method,
             "remaining": self.remaining,
             "delay_s": self.delay_s,
+            "subrequests": self.subrequests,
             "fired": self.fired,
         }
 
@@ -187,10 +194,15 @@ class FaultInjector:
             self._faults.append(fault)
         return fault
 
-    def take(self, method: str, path: str, kinds: tuple[str, ...]) -> Fault | None:
-        """Consume one shot of the first armed fault of ``kinds`` matching the request."""
+    def take(
+        self, method: str, path: str, kinds: tuple[str, ...], *, subrequest: bool = False
+    ) -> Fault | None:
+        """Consume one shot of the first armed fault of ``kinds`` matching the request (a composite
+        request's subrequest: only the faults armed with ``subrequests``)."""
         with self._lock:
             for fault in self._faults:
+                if subrequest and not fault.subrequests:
+                    continue
                 if fault.kind in kinds and fault.remaining > 0 and fault.matches(method, path):
                     fault.remaining -= 1
                     fault.fired += 1

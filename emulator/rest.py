@@ -19,6 +19,7 @@ import shutil
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from datetime import time as dtime
@@ -347,11 +348,11 @@ def page(cursor: QueryCursor, offset: int, version: str, batch: int) -> dict[str
 # --- replication --------------------------------------------------------------------------------
 
 
-def _replication_window(request: Request) -> tuple[datetime, datetime]:
+def _replication_window(params: Mapping[str, str]) -> tuple[datetime, datetime]:
     from emulator.store import parse_datetime
 
-    start_raw = request.query_params.get("start")
-    end_raw = request.query_params.get("end")
+    start_raw = params.get("start")
+    end_raw = params.get("end")
     if not start_raw or not end_raw:
         raise ApiError(400, "MISSING_ARGUMENT", "Both start and end parameters are required")
     try:
@@ -373,6 +374,58 @@ def _replicable(org: Org, name: str) -> ObjectDef:
     if not obj.replicateable:
         raise ApiError(400, "INVALID_TYPE", f"The sObject type '{obj.name}' does not support replication.")
     return obj
+
+
+def updated(org: Org, name: str, params: Mapping[str, str]) -> dict[str, Any]:
+    """``GET sobjects/{name}/updated/?start=&end=`` (getUpdated()): the Ids changed in the window,
+    for the plain route and for a composite subrequest alike. Raises :class:`ApiError`."""
+    store = org.store
+    obj = _replicable(org, name)
+    start, end = _replication_window(params)
+    now = store.clock.now().replace(second=0, microsecond=0)
+    if start < now - UPDATED_WINDOW:
+        raise ApiError(400, "INVALID_REPLICATION_DATE", "startDate cannot be more than 30 days ago")
+    end = min(end, now)
+    ids = store.updated_ids(obj.name, start, end) if start < end else []
+    if len(ids) > MAX_REPLICATION_IDS:
+        raise ApiError(400, "EXCEEDED_ID_LIMIT", "record limit reached. Narrow the date range.")
+    return {"ids": ids, "latestDateCovered": fmt_datetime(end)}
+
+
+def deleted(org: Org, name: str, params: Mapping[str, str]) -> dict[str, Any]:
+    """``GET sobjects/{name}/deleted/?start=&end=``: the delete log of one object (SALESFORCE_API.md
+    §2.5, getDeleted() rules), for the plain route and for a composite subrequest alike.
+
+    ``earliestDateAvailable`` is the later of 15 days ago and the deletion time of the object's
+    last physically deleted record (:meth:`OrgStore.delete_log_floor`); a window that starts
+    before it is refused with INVALID_REPLICATION_DATE (the log no longer covers it). An ``end``
+    in the future covers up to now: deletions up to the current instant are listed and
+    ``latestDateCovered`` is the current minute, where the next window starts. Raises
+    :class:`ApiError`.
+    """
+    store = org.store
+    obj = _replicable(org, name)
+    start, end = _replication_window(params)
+    now = store.clock.now()
+    minute = now.replace(second=0, microsecond=0)
+    earliest = minute - DELETED_WINDOW
+    floor = store.delete_log_floor(obj.name)
+    if floor is not None and floor > earliest:
+        earliest = floor
+    if start < earliest:
+        raise ApiError(
+            400, "INVALID_REPLICATION_DATE",
+            f"startDate must not be before earliestDateAvailable ({fmt_datetime(earliest)})",
+        )  # fmt: skip
+    until = min(end, now)
+    recs = store.deleted_records(obj.name, start, until) if start < until else []
+    if len(recs) > MAX_REPLICATION_IDS:
+        raise ApiError(400, "EXCEEDED_ID_LIMIT", "record limit reached. Narrow the date range.")
+    return {
+        "deletedRecords": [{"id": r["id"], "deletedDate": fmt_datetime(r["deletedDate"])} for r in recs],
+        "earliestDateAvailable": fmt_datetime(earliest),
+        "latestDateCovered": fmt_datetime(min(end, max(start, minute))),
+    }
 
 
 # --- router -------------------------------------------------------------------------------------
@@ -503,55 +556,13 @@ def make_router(org: Org) -> APIRouter:
 
     @router.get(data + "/sobjects/{name}/updated")
     @router.get(data + "/sobjects/{name}/updated/")
-    def updated(request: Request, ver: str, name: str) -> Response:
-        obj = _replicable(org, name)
-        start, end = _replication_window(request)
-        now = store.clock.now().replace(second=0, microsecond=0)
-        if start < now - UPDATED_WINDOW:
-            raise ApiError(400, "INVALID_REPLICATION_DATE", "startDate cannot be more than 30 days ago")
-        end = min(end, now)
-        ids = store.updated_ids(obj.name, start, end) if start < end else []
-        if len(ids) > MAX_REPLICATION_IDS:
-            raise ApiError(400, "EXCEEDED_ID_LIMIT", "record limit reached. Narrow the date range.")
-        return _json({"ids": ids, "latestDateCovered": fmt_datetime(end)})
+    def updated_route(request: Request, ver: str, name: str) -> Response:
+        return _json(updated(org, name, request.query_params))
 
     @router.get(data + "/sobjects/{name}/deleted")
     @router.get(data + "/sobjects/{name}/deleted/")
-    def deleted(request: Request, ver: str, name: str) -> Response:
-        """The delete log of one object (SALESFORCE_API.md §2.5, getDeleted() rules).
-
-        ``earliestDateAvailable`` is the later of 15 days ago and the deletion time of the
-        object's last physically deleted record (:meth:`OrgStore.delete_log_floor`); a window
-        that starts before it is refused with INVALID_REPLICATION_DATE (the log no longer covers
-        it). An ``end`` in the future covers up to now: deletions up to the current instant are
-        listed and ``latestDateCovered`` is the current minute, where the next window starts.
-        """
-        obj = _replicable(org, name)
-        start, end = _replication_window(request)
-        now = store.clock.now()
-        minute = now.replace(second=0, microsecond=0)
-        earliest = minute - DELETED_WINDOW
-        floor = store.delete_log_floor(obj.name)
-        if floor is not None and floor > earliest:
-            earliest = floor
-        if start < earliest:
-            raise ApiError(
-                400, "INVALID_REPLICATION_DATE",
-                f"startDate must not be before earliestDateAvailable ({fmt_datetime(earliest)})",
-            )  # fmt: skip
-        until = min(end, now)
-        recs = store.deleted_records(obj.name, start, until) if start < until else []
-        if len(recs) > MAX_REPLICATION_IDS:
-            raise ApiError(400, "EXCEEDED_ID_LIMIT", "record limit reached. Narrow the date range.")
-        return _json(
-            {
-                "deletedRecords": [
-                    {"id": r["id"], "deletedDate": fmt_datetime(r["deletedDate"])} for r in recs
-                ],
-                "earliestDateAvailable": fmt_datetime(earliest),
-                "latestDateCovered": fmt_datetime(min(end, max(start, minute))),
-            }
-        )
+    def deleted_route(request: Request, ver: str, name: str) -> Response:
+        return _json(deleted(org, name, request.query_params))
 
     @router.get(data + "/sobjects/{name}/{record_id}")
     @router.get(data + "/sobjects/{name}/{record_id}/")

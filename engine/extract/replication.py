@@ -20,14 +20,19 @@ by the org's clock)`` (:func:`window`): exactly its own window, read to the minu
 reads it; the next job starts where the answer says this one stopped, so the windows chain
 without a hole (decision 0031).
 
-The window rules are pure functions (hypothesis-tested); :func:`get_deleted` is the one call.
+The window rules are pure functions (hypothesis-tested); :func:`get_deleted` is the one call,
+and :func:`get_deleted_many` asks the log of up to 25 objects in one composite request (one API
+call; decision 0041), each answer read and refused exactly as :func:`get_deleted` reads it.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import Any
+from urllib.parse import quote, urlencode
 
 from engine.errors import (
     ReplicationIdLimit,
@@ -35,8 +40,11 @@ from engine.errors import (
     ReplicationWindowNotCovered,
     SalesforceQueryError,
     SalesforceRequestFailed,
+    SfvaultError,
+    TransientError,
 )
 from engine.extract.client import SalesforceClient
+from engine.extract.composite import get_many
 
 RETENTION = timedelta(days=15)
 """How far back the delete log answers at most (Salesforce: 15 days)."""
@@ -145,8 +153,10 @@ class DeletedRecords:
         return next_start(self.start, self.end, self.latest_covered)
 
 
-def _refusal(err: SalesforceRequestFailed | SalesforceQueryError, sobject: str, start: datetime,
-             end: datetime) -> Exception:  # fmt: skip
+def _refusal(err: SfvaultError, sobject: str, start: datetime, end: datetime) -> SfvaultError:
+    """The replication error a refused call means (the error itself when it is no refusal)."""
+    if not isinstance(err, SalesforceRequestFailed | SalesforceQueryError):
+        return err
     code = err.details.get("sf_code")
     what = str(err.details.get("what") or code or "")
     where: dict[str, Any] = {"object": sobject, "start": fmt(start), "end": fmt(end)}
@@ -157,6 +167,31 @@ def _refusal(err: SalesforceRequestFailed | SalesforceQueryError, sobject: str, 
     if code in ("INVALID_TYPE", "NOT_FOUND", "REPLICATION_NOT_ENABLED") or err.details.get("status") == 404:
         return ReplicationNotSupported(object=sobject, what=what)
     return err
+
+
+def _answer(body: dict[str, Any], sobject: str, lo: datetime, hi: datetime) -> DeletedRecords | SfvaultError:
+    """The log's answer for ``[lo, hi)``, or :class:`ReplicationWindowNotCovered` when its
+    ``earliestDateAvailable`` is after the start."""
+    earliest = body.get("earliestDateAvailable")
+    latest = body.get("latestDateCovered")
+    out = DeletedRecords(
+        sobject=sobject,
+        start=lo,
+        end=hi,
+        records=tuple((str(r["id"]), parse(str(r["deletedDate"]))) for r in body.get("deletedRecords") or ()),
+        earliest_available=parse(earliest) if earliest else None,
+        latest_covered=parse(latest) if latest else None,
+    )
+    if not covers(lo, out.earliest_available):
+        return ReplicationWindowNotCovered(
+            object=sobject, start=fmt(lo), end=fmt(hi),
+            what=f"earliestDateAvailable {earliest} is after the start",
+        )  # fmt: skip
+    return out
+
+
+def _params(lo: datetime, hi: datetime) -> dict[str, str]:
+    return {"start": fmt(lo), "end": fmt(hi)}
 
 
 def get_deleted(client: SalesforceClient, sobject: str, start: datetime, end: datetime) -> DeletedRecords:
@@ -170,24 +205,54 @@ def get_deleted(client: SalesforceClient, sobject: str, start: datetime, end: da
     """
     lo, hi = minute(start), minute(end)
     try:
-        body = client.get_json(
-            f"sobjects/{sobject}/deleted/", params={"start": fmt(lo), "end": fmt(hi)}, sobject=sobject
-        )
+        body = client.get_json(f"sobjects/{sobject}/deleted/", params=_params(lo, hi), sobject=sobject)
     except (SalesforceRequestFailed, SalesforceQueryError) as err:
         raise _refusal(err, sobject, lo, hi) from None
-    earliest = body.get("earliestDateAvailable")
-    latest = body.get("latestDateCovered")
-    out = DeletedRecords(
-        sobject=sobject,
-        start=lo,
-        end=hi,
-        records=tuple((str(r["id"]), parse(str(r["deletedDate"]))) for r in body.get("deletedRecords") or ()),
-        earliest_available=parse(earliest) if earliest else None,
-        latest_covered=parse(latest) if latest else None,
-    )
-    if not covers(lo, out.earliest_available):
-        raise ReplicationWindowNotCovered(
-            object=sobject, start=fmt(lo), end=fmt(hi),
-            what=f"earliestDateAvailable {earliest} is after the start",
-        )  # fmt: skip
+    got = _answer(body, sobject, lo, hi)
+    if isinstance(got, SfvaultError):
+        raise got
+    return got
+
+
+def get_deleted_many(
+    client: SalesforceClient,
+    asks: Sequence[tuple[str, datetime, datetime]],
+    *,
+    alone: Callable[[str, datetime, datetime], DeletedRecords] | None = None,
+) -> list[DeletedRecords | SfvaultError]:
+    """:func:`get_deleted` of each ``(sobject, start, end)``, up to
+    :data:`engine.extract.rest.COMPOSITE_MAX` of them in one ``POST /composite`` (one API call;
+    Salesforce's composite serves every sObject resource but Blob Get, and runs the subrequests
+    one after another).
+
+    Each ask maps to what :func:`get_deleted` would return or raise for it: a subrequest's
+    refusal is classified and mapped as the plain call's (:func:`_refusal`), and an answer whose
+    ``earliestDateAvailable`` is after the start is :class:`ReplicationWindowNotCovered`. A
+    subrequest that answered a transient error is asked again alone, with the client's retries,
+    through ``alone`` (default :func:`get_deleted` on ``client``; a caller passes its own to
+    charge that call elsewhere).
+
+    Raises:
+        ValueError: more than :data:`~engine.extract.rest.COMPOSITE_MAX` asks.
+        SfvaultError: the composite request itself failed (after the client's retries).
+    """
+    if not asks:
+        return []
+    again = alone if alone is not None else partial(get_deleted, client)
+    windows = [(name, minute(start), minute(end)) for name, start, end in asks]
+    paths = [
+        (f"sobjects/{quote(name)}/deleted/?{urlencode(_params(lo, hi))}", name) for name, lo, hi in windows
+    ]
+    answers = get_many(client, paths, sobject=windows[0][0])
+    out: list[DeletedRecords | SfvaultError] = []
+    for got, (name, lo, hi) in zip(answers, windows, strict=True):
+        if isinstance(got, TransientError):
+            try:
+                out.append(again(name, lo, hi))
+            except SfvaultError as err:
+                out.append(err)
+        elif isinstance(got, SfvaultError):
+            out.append(_refusal(got, name, lo, hi))
+        else:
+            out.append(_answer(got, name, lo, hi))
     return out

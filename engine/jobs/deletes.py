@@ -1,8 +1,15 @@
-"""Hard deletes at every job: one delete-log call per incremental object, or a sweep (decision 0010).
+"""Hard deletes at every job: the delete log of each incremental object, or a sweep (decision 0010).
 
 Before the partitions are planned, each object that an incremental job reads by its cursor asks
 Salesforce's delete log (:mod:`engine.extract.replication`) for the records deleted since the
-previous job's delete window ended (``Cursor.deletes_through``). The answer becomes a deletion
+previous job's delete window ended (``Cursor.deletes_through``). The objects ask in groups, one
+``POST /composite`` call a group (decision 0041: Salesforce counts a composite request as one API
+call, so 180 objects cost 8 calls instead of 180); the groups run at once, sized by
+:func:`group_size` because Salesforce runs a composite's subrequests one after another, and each
+object goes on to be planned as soon as its own group has answered (decision 0039). The composite
+call is charged to its group's first object. A group's call that fails (beyond the client's
+retries) asks its objects one by one; a subrequest that answered a transient error is asked again
+alone (charged to its object). The answer becomes a deletion
 chunk (``Id`` + ``deletedDate`` as the object's cursor field) listed in the object's
 ``deleted_ids_chunks``, so the recovery point drops records purged from the recycle bin or
 hard-deleted, which ``queryAll ... IsDeleted = true`` never returns.
@@ -29,6 +36,9 @@ from collections.abc import Callable, Mapping
 from concurrent.futures import Executor, Future, ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field, replace
 from datetime import datetime
+from functools import partial
+from itertools import pairwise
+from math import ceil
 from typing import Any
 
 import pyarrow as pa
@@ -44,6 +54,7 @@ from engine.errors import (
 from engine.extract import replication
 from engine.extract.client import SalesforceClient
 from engine.extract.model import ObjectPlan
+from engine.extract.rest import COMPOSITE_MAX
 from engine.extract.usage import ApiUsage
 from engine.jobs.discover import add_calls
 from engine.jobs.planning import CLOCK_SLACK, JobDecision, ObjectWork
@@ -52,7 +63,12 @@ from engine.model import ChunkRef
 log = logging.getLogger(__name__)
 
 THREADS = 16
-"""Objects asked at once (one short REST call each, mostly waiting on the network)."""
+"""Composite calls at once (short REST calls, mostly waiting on the network)."""
+GROUPS = 4
+"""About this many composite calls when few objects ask (:func:`group_size`)."""
+GROUP_MIN = 5
+"""The fewest objects a composite call asks for when there are more."""
+Answer = replication.DeletedRecords
 
 
 @dataclass
@@ -91,20 +107,10 @@ def _why_not(plan: ObjectPlan, work: ObjectWork, now: datetime) -> SfvaultError 
     return win
 
 
-def _ask(
-    base: SalesforceClient, repo: object, plan: ObjectPlan, win: tuple[datetime, datetime], out: DeleteLog
-) -> tuple[replication.DeletedRecords, ChunkRef | None]:
-    """One call (its calls charged to the object in ``out``); the answer's deletion chunk (None
-    when nothing was deleted)."""
-    c = base.derive(usage=ApiUsage())
-    try:
-        base.check_reserve()
-        got = replication.get_deleted(c, plan.name, *win)
-    finally:
-        out.calls[plan.name] = dict(c.usage.calls)
-        c.close()
+def _chunk(repo: object, plan: ObjectPlan, got: replication.DeletedRecords) -> ChunkRef | None:
+    """The answer's deletion chunk (None when nothing was deleted)."""
     if not got.records:
-        return got, None
+        return None
     ts_field = plan.spec.cursor_field or "SystemModstamp"
     rows = sorted(got.records)
     table = pa.table(
@@ -113,7 +119,61 @@ def _ask(
             ts_field: pa.array([t for _, t in rows], pa.timestamp("ms", tz="UTC")),
         }
     )
-    return got, repo.write_chunk(table, plan.name)  # type: ignore[attr-defined]
+    return repo.write_chunk(table, plan.name)  # type: ignore[attr-defined]
+
+
+def _charge(out: DeleteLog, name: str, c: SalesforceClient) -> None:
+    """Add the calls ``c`` spent to ``name``'s (only its group's thread writes them)."""
+    add_calls(out.calls.setdefault(name, {}), c.usage.calls.items())
+
+
+def _alone(base: SalesforceClient, out: DeleteLog, name: str, start: datetime, end: datetime) -> Answer:
+    """One object's own call (with the client's retries), charged to it."""
+    c = base.derive(usage=ApiUsage())
+    try:
+        base.check_reserve()
+        return replication.get_deleted(c, name, start, end)
+    finally:
+        _charge(out, name, c)
+        c.close()
+
+
+def _ask_group(
+    base: SalesforceClient, repo: object, plans: Mapping[str, ObjectPlan],
+    group: Mapping[str, tuple[datetime, datetime]], out: DeleteLog,
+) -> dict[str, tuple[Answer, ChunkRef | None] | SfvaultError]:  # fmt: skip
+    """The answers of one group of objects: one composite call (charged to the group's first
+    object; a subrequest that answered a transient error is asked again alone, charged to its
+    object), or one call for a group of one. A composite call that fails with anything but what
+    stops the job asks each object alone instead. Each answer's deletion chunk is written here."""
+    names = list(group)
+    for name in names:
+        out.calls.setdefault(name, {})
+    got: list[Answer | SfvaultError] = []
+    if len(names) > 1:
+        c = base.derive(usage=ApiUsage())
+        try:
+            base.check_reserve()
+            got = replication.get_deleted_many(
+                c, [(n, *group[n]) for n in names], alone=partial(_alone, base, out)
+            )
+        except (SalesforceApiLimit, SalesforceAuthError):
+            raise
+        except SfvaultError as err:
+            log.warning("delete log composite call failed, asking each object alone",
+                        extra={"objects": names, "error": str(err)})  # fmt: skip
+        finally:
+            _charge(out, names[0], c)
+            c.close()
+    for name in names[len(got) :]:
+        try:
+            got.append(_alone(base, out, name, *group[name]))
+        except SfvaultError as err:
+            got.append(err)
+    return {
+        name: (a, _chunk(repo, plans[name], a)) if isinstance(a, replication.DeletedRecords) else a
+        for name, a in zip(names, got, strict=True)
+    }
 
 
 def replicate_deletes(
@@ -127,8 +187,8 @@ def replicate_deletes(
     """Ask the delete log for every incremental object of ``decision``; return the decision with
     the objects the log cannot serve switched to a sweep, and what was learnt.
 
-    ``answers``: told each object's work as soon as its own answer is in, so that planning cuts
-    it without waiting for the other objects' calls.
+    ``answers``: told each object's work as soon as its own group's answer is in, so that
+    planning cuts it without waiting for the other groups' calls.
 
     Raises only what stops the job (the org's API allowance, refused credentials); any other
     failure of a call makes the object sweep.
@@ -158,30 +218,51 @@ def replicate_deletes(
     return replace(decision, objects=objects), out
 
 
+def group_size(n: int) -> int:
+    """Objects per composite call when ``n`` objects ask the log: at least :data:`GROUP_MIN`, at
+    most :data:`~engine.extract.rest.COMPOSITE_MAX`, else about a :data:`GROUPS`-th of them. Calls
+    against latency: Salesforce runs a composite's subrequests one after another, so a few groups
+    in parallel answer sooner than one long one, and ≤ 4 calls serve up to 20 objects."""
+    return min(COMPOSITE_MAX, max(GROUP_MIN, ceil(n / GROUPS)))
+
+
 def _ask_all(
     base: SalesforceClient, repo: object, plans: Mapping[str, ObjectPlan],
     asks: dict[str, tuple[datetime, datetime]], objects: dict[str, ObjectWork], out: DeleteLog,
     settle: Callable[[str, ObjectWork], None],
 ) -> None:  # fmt: skip
-    """One call per object of ``asks``, at once; each object is settled as its own answer comes."""
-    with ThreadPoolExecutor(max_workers=min(THREADS, len(asks)), thread_name_prefix="deletes") as pool:
-        futs = {pool.submit(_ask, base, repo, plans[name], win, out): name for name, win in asks.items()}
+    """The objects of ``asks`` in ``ceil(n / group_size(n))`` groups of even sizes (none larger than
+    :func:`group_size`), one composite call each, the groups at once; each object is settled as
+    soon as its own group's answer is in (decision 0039)."""
+    names = list(asks)
+    k = ceil(len(names) / group_size(len(names)))  # calls; the groups as even as they can be
+    cuts = [len(names) * i // k for i in range(k + 1)]
+    groups = [{n: asks[n] for n in names[a:b]} for a, b in pairwise(cuts)]
+    with ThreadPoolExecutor(max_workers=min(THREADS, len(groups)), thread_name_prefix="deletes") as pool:
+        futs = [pool.submit(_ask_group, base, repo, plans, group, out) for group in groups]
         for fut in as_completed(futs):
-            name = futs[fut]
-            try:
-                answer, chunk = fut.result()
-            except (SalesforceApiLimit, SalesforceAuthError):
-                raise
-            except SfvaultError as err:
-                if not isinstance(err, ReplicationError):
-                    log.warning("delete log call failed, sweeping", extra={"object": name, "error": str(err)})
-                objects[name] = _sweep(objects[name], err, out)
-            else:
-                out.deleted[name] = len(answer.records)
-                out.through[name] = answer.through
-                if chunk is not None:
-                    out.chunks[name] = [chunk]
-            settle(name, objects[name])
+            for name, got in fut.result().items():
+                objects[name] = _learn(objects[name], got, out)
+                settle(name, objects[name])
+
+
+def _learn(
+    work: ObjectWork, got: tuple[Answer, ChunkRef | None] | SfvaultError, out: DeleteLog
+) -> ObjectWork:
+    """Record one object's answer; a refusal or a failed call makes it sweep. Raises what stops
+    the job (the org's API allowance, refused credentials)."""
+    if isinstance(got, SalesforceApiLimit | SalesforceAuthError):
+        raise got
+    if isinstance(got, SfvaultError):
+        if not isinstance(got, ReplicationError):
+            log.warning("delete log call failed, sweeping", extra={"object": work.name, "error": str(got)})
+        return _sweep(work, got, out)
+    answer, chunk = got
+    out.deleted[work.name] = len(answer.records)
+    out.through[work.name] = answer.through
+    if chunk is not None:
+        out.chunks[work.name] = [chunk]
+    return work
 
 
 def _sweep(work: ObjectWork, err: SfvaultError, out: DeleteLog) -> ObjectWork:

@@ -2,10 +2,11 @@
 
 Records purged from the recycle bin or hard-deleted never come back from ``queryAll ... IsDeleted
 = true``; before decision 0010 they stayed in the backup until the next Id sweep (every 7th job).
-Each incremental now asks the delete log (``/sobjects/{O}/deleted``) for its window and sweeps the
-objects whose window the log no longer covers, so the newest job equals the org every time: its
-Id set as simple-salesforce's ``query_all`` reads it (``queryAll ... IsDeleted = false``, so
-archived activities count), and every record's version and content (:mod:`devkit.groundtruth`).
+Each incremental now asks the delete log (``/sobjects/{O}/deleted``, up to 25 objects a composite
+call: decision 0041) for its window and sweeps the objects whose window the log no longer covers,
+so the newest job equals the org every time: its Id set as simple-salesforce's ``query_all``
+reads it (``queryAll ... IsDeleted = false``, so archived activities count), and every record's
+version and content (:mod:`devkit.groundtruth`).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import re
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
+from math import ceil
 from typing import Any
 
 import pytest
@@ -21,6 +23,7 @@ from simple_salesforce import Salesforce
 
 from devkit.backup_env import TEST_OPTIONS, BackupEnv, backup_env
 from devkit.groundtruth import compare_org
+from engine.jobs.deletes import GROUP_MIN, group_size
 from engine.jobs.jobrun import Progress
 from engine.jobs.planning import BackupRequest, JobOptions
 from engine.jobs.runner import run_backup
@@ -84,6 +87,27 @@ def _changed(summary: dict[str, Any]) -> list[str]:
     return sorted({o for k in keys for o, n in summary.get(k, {}).items() if n})
 
 
+def _delete_log_calls(env: BackupEnv, since: int) -> tuple[list[list[str]], list[str]]:
+    """The delete-log calls after ``since`` in the emulator's request log: the objects each
+    composite call asked for (its ``/sobjects/{O}/deleted`` subrequests), and the objects asked
+    for alone (``GET /sobjects/{O}/deleted``)."""
+    groups: list[list[str]] = []
+    alone: list[str] = []
+    for r in env.em.admin("GET", "/requests", params={"since": since})["requests"]:
+        hits = [re.search(r"/sobjects/(\w+)/deleted/?$", p) for p in r.get("subrequests", ())]
+        if any(hits):
+            groups.append([m.group(1) for m in hits if m])
+        elif m := re.search(r"/sobjects/(\w+)/deleted/?$", r["path"]):
+            alone.append(m.group(1))
+    return groups, alone
+
+
+def _asked(env: BackupEnv, since: int) -> list[str]:
+    """The objects whose delete-log call (alone, or its group's composite call) came back."""
+    groups, alone = _delete_log_calls(env, since)
+    return [o for g in groups for o in g] + alone
+
+
 def _assert_equal_to_org(env: BackupEnv, objects: list[str]) -> None:
     sf = _sf(env)
     for obj in objects:
@@ -101,8 +125,16 @@ def test_purged_records_leave_the_backup_at_the_next_incremental(env: BackupEnv)
     assert env.backup("acme").state == "succeeded"
     summary = env.churn(2.0, seed=41)
     assert sum(summary["purged"].values()) > 0, summary
+    seq = env.em.admin("GET", "/requests", params={"since": 10**12})["last_seq"]
     inc = env.backup("acme")
     assert (inc.kind, inc.state) == ("incremental", "succeeded")
+    # the delete log of n objects in ceil(n / size) composite calls (decision 0041), not n calls
+    groups, alone = _delete_log_calls(env, seq)
+    asked = _asked(env, seq)
+    n, size = len(asked), group_size(len(asked))
+    assert len(set(asked)) == n > 2 * GROUP_MIN, (groups, alone)
+    assert len(groups) + len(alone) == ceil(n / size) > 1, (size, groups, alone)
+    assert all(len(g) <= size for g in groups) and len(alone) <= 1, (size, groups, alone)
     changed = [o for o in _changed(summary) if o in _backed_up(env)]
     assert len(changed) > 5, changed
     _assert_equal_to_org(env, changed)
@@ -112,6 +144,7 @@ def test_purged_records_leave_the_backup_at_the_next_incremental(env: BackupEnv)
     # others are served by the delete log alone (no sweep cadence in between: default settings)
     assert "sweep" in sources.values() and "delete_log" in sources.values(), sources
     assert swept == {o for o, s in sources.items() if s == "sweep"}
+    assert {o for o, s in sources.items() if s == "delete_log"} <= set(asked) <= set(sources)
 
 
 def test_two_churn_rounds_with_default_settings_equal_the_org_at_every_job(env: BackupEnv) -> None:
@@ -139,7 +172,12 @@ def test_a_window_the_delete_log_no_longer_covers_is_swept_in_the_same_job(env: 
     assert env.em.admin("POST", "/recycle-bin/empty", json={})["purged"] >= 1
     sf.Opportunity.delete(soft)
     # more than 600,000 Ids in Contact's window (Salesforce's limit, armed as a fault here)
-    fault = {"path_regex": r"/sobjects/Contact/deleted", "status": 400, "error_code": "EXCEEDED_ID_LIMIT"}
+    fault = {
+        "path_regex": r"/sobjects/Contact/deleted",
+        "status": 400,
+        "error_code": "EXCEEDED_ID_LIMIT",
+        "subrequests": True,
+    }  # alone or as a composite subrequest (decision 0041)
     env.em.admin("POST", "/faults", json=fault)
     inc = env.backup("acme")
     assert inc.state == "succeeded"
@@ -189,12 +227,15 @@ def test_a_sweep_reads_ids_only_in_parallel_ranges_after_the_objects_data(env: B
 def test_an_object_is_cut_once_its_own_delete_log_answer_is_in(env: BackupEnv) -> None:
     """An object that asks the delete log waits for its own answer, not for every object's: with
     Account's call held, objects whose answer came back are read and finish. Before, planning
-    waited for all the log's calls, so one slow call held back every object's Bulk jobs."""
+    waited for all the log's calls, so one slow call held back every object's Bulk jobs. With
+    the log asked in groups (decision 0039, 0041), Account's composite call holds its group only:
+    the objects of the other groups go on."""
     assert env.backup("acme").state == "succeeded"  # a job that recorded every delete window
     env.churn(2.0, seed=45)
     seq = env.em.admin("GET", "/requests", params={"since": 10**12})["last_seq"]
+    # Account's call held, alone or as a subrequest: its whole composite call (its group) waits
     park = {"path_regex": r"/sobjects/Account/deleted/?$", "method": "GET", "kind": "hold", "count": 1,
-            "delay_s": 1800}  # fmt: skip
+            "delay_s": 1800, "subrequests": True}  # fmt: skip
     hold = int(env.em.admin("POST", "/faults", json=park)["id"])
     finished: list[str] = []
 
@@ -203,10 +244,8 @@ def test_an_object_is_cut_once_its_own_delete_log_answer_is_in(env: BackupEnv) -
             finished.append(p.object)
 
     def answered() -> set[str]:
-        """The objects whose delete-log call has come back."""
-        log = env.em.admin("GET", "/requests", params={"since": seq})["requests"]
-        hits = (re.search(r"/sobjects/(\w+)/deleted/?$", r["path"]) for r in log)
-        return {m.group(1) for m in hits if m}
+        """The objects whose delete-log call (alone, or its group's composite call) has come back."""
+        return set(_asked(env, seq))
 
     with ThreadPoolExecutor(max_workers=1) as pool:
         try:

@@ -1,8 +1,9 @@
-"""The delete-log window rules (pure) and the cursor's ``deletes_through`` (decisions 0010, 0031)."""
+"""The delete-log window rules (pure), the cursor's ``deletes_through``, the group size (0010, 0031, 0041)."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from math import ceil
 
 from hypothesis import given
 from hypothesis import strategies as st
@@ -11,7 +12,7 @@ from engine.errors import ReplicationNotSupported, ReplicationWindowNotCovered
 from engine.extract import replication
 from engine.extract.cursor import Cursor
 from engine.extract.model import FieldSpec, ObjectPlan, ObjectSpec
-from engine.jobs.deletes import _why_not
+from engine.jobs.deletes import _why_not, group_size
 from engine.jobs.planning import ObjectWork
 
 instants = st.datetimes(
@@ -157,3 +158,13 @@ def test_objects_the_log_cannot_serve_are_swept_without_a_call() -> None:
     assert isinstance(_why_not(_plan(), _work(now - timedelta(days=16)), now), ReplicationWindowNotCovered)
     win = _why_not(_plan(), _work(now - timedelta(hours=1)), now)
     assert win == (datetime(2026, 1, 10, 11, 30, tzinfo=UTC), datetime(2026, 1, 10, 12, 31, tzinfo=UTC))
+
+
+@given(st.integers(min_value=1, max_value=2_000))
+def test_the_delete_log_is_asked_in_few_composite_calls(n: int) -> None:
+    """Decision 0041: groups of 5 to 25 objects (one composite call each): at most 4 calls up to
+    20 objects, about 4 up to 100, groups of 25 from there on."""
+    size = group_size(n)
+    assert 5 <= size <= 25
+    calls = ceil(n / size)
+    assert calls <= 4 if n <= 100 else size == 25
