@@ -36,8 +36,9 @@ def _sf(env: BackupEnv) -> Salesforce:
 
 
 def _kinds(env: BackupEnv, since: int) -> Counter[str]:
-    """Salesforce calls after ``since``: ``query`` (one REST query page), ``composite``, ``create``,
-    ``poll``, ``page`` and ``delete`` (Bulk 2.0), ``other``."""
+    """Salesforce calls after ``since``: ``query`` (one REST query page), ``composite`` (and
+    ``composite deleted``: one of delete-log subrequests only), ``create``, ``poll``, ``page`` and
+    ``delete`` (Bulk 2.0), ``other``."""
     out: Counter[str] = Counter()
     for r in env.em.admin("GET", "/requests", params={"since": since})["requests"]:
         path, method = str(r["path"]), str(r["method"])
@@ -47,7 +48,9 @@ def _kinds(env: BackupEnv, since: int) -> Counter[str]:
         if tail.startswith(("query", "queryAll")):
             out["query"] += 1
         elif tail.startswith("composite"):
-            out["composite"] += 1
+            subs = r.get("subrequests") or []
+            deleted = subs and all(s.rstrip("/").endswith("/deleted") for s in subs)
+            out["composite deleted" if deleted else "composite"] += 1
         elif tail.startswith("jobs/query"):
             parts = tail.rstrip("/").split("/")
             if len(parts) == 2:
@@ -127,3 +130,6 @@ def test_an_incremental_probes_five_windows_per_call(env: BackupEnv) -> None:
     # COUNT() and page of Ids
     assert calls["query"] <= 1 + rest_read + 2 * len(swept), (calls, swept)
     assert calls["composite"] <= 1 + -(-len(probed) // 5), calls
+    # and the delete log of every replicateable one in at most four composite calls (decision 0041);
+    # the other calls: describeGlobal and /limits
+    assert 1 <= calls["composite deleted"] <= 4 and calls["other"] <= 2, calls
