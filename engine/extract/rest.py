@@ -13,11 +13,9 @@ from decimal import Decimal
 from typing import Any, BinaryIO
 from urllib.parse import quote
 
-import httpx
-
-from engine.errors import SalesforceQueryError, SalesforceRequestFailed, SfvaultError, TransientError
-from engine.extract.classify import classify
+from engine.errors import SalesforceQueryError, SfvaultError, TransientError
 from engine.extract.client import SalesforceClient
+from engine.extract.composite import COMPOSITE_QUERIES_MAX, get_many
 from engine.extract.soql import Soql, id_literal
 
 log = logging.getLogger(__name__)
@@ -41,10 +39,6 @@ class QueryPage:
 
 
 LOST_LOCATOR = "INVALID_QUERY_LOCATOR"
-COMPOSITE_MAX = 25
-"""Subrequests of one ``/composite`` request (Salesforce's limit; at most 5 of them queries)."""
-COMPOSITE_QUERIES_MAX = 5
-"""Query subrequests of one ``/composite`` request (Salesforce's limit)."""
 
 
 def _resume_after(soql: Soql | str, last_id: str | None) -> Soql | None:
@@ -85,30 +79,8 @@ class RestApi:
         them one after another), so describing a 500-object org costs 20 calls instead of 500.
         Each object maps to its describe, or to the typed error its subrequest answered.
         """
-        if len(sobjects) > COMPOSITE_MAX:
-            raise ValueError(f"a composite request holds at most {COMPOSITE_MAX} subrequests")
-        prefix = f"/services/data/v{self.client.api_version}"
-        subrequests = [
-            {"method": "GET", "url": f"{prefix}/sobjects/{quote(name)}/describe", "referenceId": f"d{i}"}
-            for i, name in enumerate(sobjects)
-        ]
-        resp = self.client.request(
-            "POST", "composite", json={"allOrNone": False, "compositeRequest": subrequests}
-        )
-        answers = {str(a.get("referenceId")): a for a in resp.json().get("compositeResponse", [])}
-        out: dict[str, dict[str, Any] | SfvaultError] = {}
-        for i, name in enumerate(sobjects):
-            answer = answers.get(f"d{i}", {})
-            status = int(answer.get("httpStatusCode") or 0)
-            result = answer.get("body")
-            if status == 200 and isinstance(result, dict):
-                out[name] = result
-            else:
-                sub = httpx.Response(status or 500, json=result)
-                out[name] = classify(sub, sobject=name) or SalesforceRequestFailed(
-                    status=status, sf_code="", what="composite subrequest without a describe"
-                )
-        return out
+        paths = [(f"sobjects/{quote(name)}/describe", name) for name in sobjects]
+        return dict(zip(sobjects, get_many(self.client, paths), strict=True))
 
     def limits(self) -> dict[str, Any]:
         return self.client.limits()
@@ -196,34 +168,13 @@ class RestApi:
         """
         if len(queries) > COMPOSITE_QUERIES_MAX:
             raise ValueError(f"a composite request holds at most {COMPOSITE_QUERIES_MAX} queries")
-        prefix = f"/services/data/v{self.client.api_version}"
+        paths = [
+            (f"{'queryAll' if deleted else 'query'}?q={quote(str(q), safe='')}", q.sobject)
+            for q, deleted in queries
+        ]
         sizes = list(batch_sizes) if batch_sizes is not None else [None] * len(queries)
-        subrequests: list[dict[str, Any]] = [
-            {"method": "GET", "referenceId": f"q{i}",
-             "url": f"{prefix}/{'queryAll' if deleted else 'query'}?q={quote(str(q), safe='')}"}
-            for i, (q, deleted) in enumerate(queries)
-        ]  # fmt: skip
-        for request, size in zip(subrequests, sizes, strict=True):
-            if size:
-                request["httpHeaders"] = {"Sforce-Query-Options": f"batchSize={size}"}
-        resp = self.client.request(
-            "POST", "composite", json={"allOrNone": False, "compositeRequest": subrequests}, sobject=sobject
-        )
-        got = resp.json(parse_float=Decimal) if exact_numbers else resp.json()
-        answers = {str(a.get("referenceId")): a for a in got.get("compositeResponse", [])}
-        out: list[dict[str, Any] | SfvaultError] = []
-        for i, (q, _) in enumerate(queries):
-            answer = answers.get(f"q{i}", {})
-            status = int(answer.get("httpStatusCode") or 0)
-            result = answer.get("body")
-            if status == 200 and isinstance(result, dict):
-                out.append(result)
-            else:
-                sub = httpx.Response(status or 500, json=result)
-                out.append(classify(sub, sobject=q.sobject) or SalesforceRequestFailed(
-                    status=status, sf_code="", what="composite subrequest without a query answer"
-                ))  # fmt: skip
-        return out
+        headers = [{"Sforce-Query-Options": f"batchSize={n}"} if n else None for n in sizes]
+        return get_many(self.client, paths, sobject=sobject, headers=headers, exact_numbers=exact_numbers)
 
     def count_many(self, queries: Sequence[tuple[Soql, bool]]) -> list[int]:
         """``totalSize`` of each ``(COUNT() query, include_deleted)``, five per API call.

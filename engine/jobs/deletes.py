@@ -53,8 +53,8 @@ from engine.errors import (
 )
 from engine.extract import replication
 from engine.extract.client import SalesforceClient
+from engine.extract.composite import COMPOSITE_MAX
 from engine.extract.model import ObjectPlan
-from engine.extract.rest import COMPOSITE_MAX
 from engine.extract.usage import ApiUsage
 from engine.jobs.discover import add_calls
 from engine.jobs.planning import CLOCK_SLACK, JobDecision, ObjectWork

@@ -18,13 +18,14 @@ from typing import Any
 
 from engine.errors import SfvaultError, TransientError
 from engine.extract.client import SalesforceClient
+from engine.extract.composite import COMPOSITE_MAX
 from engine.extract.csv_arrow import CsvPageParser
 from engine.extract.cursor import Cursor as ExtractCursor
 from engine.extract.cursor import utc_datetimes
 from engine.extract.digest import row_digests
 from engine.extract.model import ObjectPlan, ObjectSpec, ScopeDecision
 from engine.extract.plan import Partition, plan_partitions
-from engine.extract.rest import COMPOSITE_MAX, RestApi
+from engine.extract.rest import RestApi
 from engine.extract.scope import ScopeRules, plan_object, select_objects
 from engine.extract.soql import Soql
 from engine.extract.usage import ApiUsage

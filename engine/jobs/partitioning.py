@@ -20,9 +20,9 @@ from typing import Any, Literal
 
 from engine.errors import SalesforceApiLimit, SfvaultError
 from engine.extract.client import SalesforceClient
+from engine.extract.composite import COMPOSITE_QUERIES_MAX
 from engine.extract.model import ObjectPlan
 from engine.extract.plan import Partition
-from engine.extract.rest import COMPOSITE_QUERIES_MAX
 from engine.jobs.discover import (
     ProbeQuery,
     WindowSize,
