@@ -3,7 +3,7 @@
 Salesforce counts a composite request as one API call whatever its subrequests ("The entire series
 of requests counts as a single call toward your API limits"), runs them one after another, and
 serves "All sObject resources (/services/data/vXX.X/sobjects/)" but sObject Blob Get among them,
-up to :data:`engine.extract.rest.COMPOSITE_MAX` a request. With ``allOrNone`` false each
+up to :data:`COMPOSITE_MAX` a request. With ``allOrNone`` false each
 subrequest answers on its own: its JSON body, or an error classified as the same call made alone
 would be (:func:`engine.extract.classify.classify`), so a caller maps a subrequest's refusal as
 it maps the plain call's.

@@ -221,7 +221,7 @@ def get_deleted_many(
     alone: Callable[[str, datetime, datetime], DeletedRecords] | None = None,
 ) -> list[DeletedRecords | SfvaultError]:
     """:func:`get_deleted` of each ``(sobject, start, end)``, up to
-    :data:`engine.extract.rest.COMPOSITE_MAX` of them in one ``POST /composite`` (one API call;
+    :data:`engine.extract.composite.COMPOSITE_MAX` of them in one ``POST /composite`` (one API call;
     Salesforce's composite serves every sObject resource but Blob Get, and runs the subrequests
     one after another).
 
@@ -233,7 +233,7 @@ def get_deleted_many(
     charge that call elsewhere).
 
     Raises:
-        ValueError: more than :data:`~engine.extract.rest.COMPOSITE_MAX` asks.
+        ValueError: more than :data:`~engine.extract.composite.COMPOSITE_MAX` asks.
         SfvaultError: the composite request itself failed (after the client's retries).
     """
     if not asks:

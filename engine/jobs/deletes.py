@@ -220,7 +220,7 @@ def replicate_deletes(
 
 def group_size(n: int) -> int:
     """Objects per composite call when ``n`` objects ask the log: at least :data:`GROUP_MIN`, at
-    most :data:`~engine.extract.rest.COMPOSITE_MAX`, else about a :data:`GROUPS`-th of them. Calls
+    most :data:`~engine.extract.composite.COMPOSITE_MAX`, else about a :data:`GROUPS`-th of them. Calls
     against latency: Salesforce runs a composite's subrequests one after another, so a few groups
     in parallel answer sooner than one long one, and ≤ 4 calls serve up to 20 objects."""
     return min(COMPOSITE_MAX, max(GROUP_MIN, ceil(n / GROUPS)))

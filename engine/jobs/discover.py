@@ -145,8 +145,8 @@ def window_size(
     """How many rows the object (or its incremental window) holds; and the REST calls spent.
 
     One call: with ``skip_unchanged`` (the incremental's cursor) the window probe
-    (:func:`probe_query`, :func:`judge_probe`), which also tells whether there is anything new at all; else a
-    ``COUNT()``. ``deletes``: the object keeps deleted rows (a window's deletes count as work).
+    (:func:`probe_query`, :func:`judge_probe`), which also tells whether there is anything new at
+    all; else a ``COUNT()``. ``deletes``: the object keeps deleted rows (a window's deletes count as work).
     """
     if plan.path == "rest":
         return WindowSize(None), {}

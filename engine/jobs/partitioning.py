@@ -95,6 +95,9 @@ class PartitionPlanner:
         self.work_of = work_of or (lambda name: decision.objects[name])
         """An object's work as cut: for one that asks the delete log, once it answered (it may
         sweep); sizing never waits for it."""
+        self.probes: dict[str, ProbeQuery] = {}
+        """The window probe of each object that probes its window (:meth:`probe_of`), set when
+        sizing starts; the others are sized by a ``COUNT()``, or not at all (REST paging)."""
         self.window_records: dict[str, tuple[dict[str, Any], ...]] = {}
         """Objects whose whole incremental window the probe read (:attr:`WindowSize.records`)."""
 
@@ -138,21 +141,22 @@ class PartitionPlanner:
                     large = []
 
     def start_sizing(self, pool: ThreadPoolExecutor) -> dict[Any, tuple[str, str]]:
-        """Submit the sizing of every object: a full's or a sweep's ``COUNT()`` and an incremental's
-        window probe share composite requests, :data:`COUNTS_PER_CALL` objects each; any other
-        object is sized alone."""
+        """Submit the sizing of every object: a ``COUNT()`` (a full, a sweep, an incremental that
+        cannot probe its window) and an incremental's window probe share composite requests,
+        :data:`COUNTS_PER_CALL` objects each; an object read by REST paging is sized alone (no
+        call)."""
         steps: dict[Any, tuple[str, str]] = {}
         counted: list[str] = []
-        probed: list[str] = []
         for name, work in self.decision.objects.items():
             self.run.reports[name].started = time.monotonic()
-            if self.counts_only(work):
+            query = self.probe_of(work)
+            if query is not None:
+                self.probes[name] = query
+            elif self.plans[name].path != "rest":  # one COUNT(): a full, a sweep, an unprobed window
                 counted.append(name)
-            elif self.probe_of(work) is not None:
-                probed.append(name)
             else:
                 steps[pool.submit(self.size_one, name, work)] = ("size", name)
-        for names, size in ((counted, self.size_group), (probed, self.probe_group)):
+        for names, size in ((counted, self.size_group), (list(self.probes), self.probe_group)):
             for i in range(0, len(names), COUNTS_PER_CALL):
                 group = names[i : i + COUNTS_PER_CALL]
                 if len(group) == 1:
@@ -191,12 +195,6 @@ class PartitionPlanner:
             pk_chunking_min_rows=o.pk_chunking_min_rows,
         )  # fmt: skip
 
-    def counts_only(self, work: ObjectWork) -> bool:
-        """Whether sizing the object is one ``COUNT()`` (a full, a sweep, or an incremental that
-        cannot probe its window), so that it can share a composite request with four others
-        (:meth:`size_group`)."""
-        return self.plans[work.name].path != "rest" and self.probe_of(work) is None
-
     def size_group(self, names: list[str]) -> dict[str, tuple[WindowSize, dict[str, int]]]:
         """The sizes of up to :data:`COUNTS_PER_CALL` objects from one composite request of their
         ``COUNT()`` queries (one API call, charged to the first object)."""
@@ -232,9 +230,8 @@ class PartitionPlanner:
         works = [self.decision.objects[name] for name in names]
         probes = []
         for work in works:
-            query = self.probe_of(work)
-            assert query is not None and work.cursor is not None
-            probes.append((self.plans[work.name], work.cursor, query))
+            assert work.cursor is not None  # probe_of gave it a probe
+            probes.append((self.plans[work.name], work.cursor, self.probes[work.name]))
         sizes, calls = probe_windows(self.base, probes)
         out: dict[str, tuple[WindowSize, dict[str, int]]] = {}
         for work, size in zip(works, sizes, strict=True):
