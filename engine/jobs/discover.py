@@ -139,24 +139,22 @@ def window_size(
     *,
     cursor_field: str | None,
     window_start: datetime | None,
-    skip_unchanged: ExtractCursor | None = None,
-    deletes: bool = False,
+    probe: ProbeQuery | None = None,
+    cursor: ExtractCursor | None = None,
 ) -> tuple[WindowSize, dict[str, int]]:
     """How many rows the object (or its incremental window) holds; and the REST calls spent.
 
-    One call: with ``skip_unchanged`` (the incremental's cursor) the window probe
-    (:func:`probe_query`, :func:`judge_probe`), which also tells whether there is anything new at
-    all; else a ``COUNT()``. ``deletes``: the object keeps deleted rows (a window's deletes count as work).
+    One call: with a ``probe`` its first page (:func:`judge_probe`: an incremental window's probe
+    with the job's ``cursor``, which also tells whether there is anything new at all, or the first
+    page of an object read whole); else a ``COUNT()``.
     """
     if plan.path == "rest":
         return WindowSize(None), {}
     c = _client_for(base)
     try:
         rest = RestApi(c)
-        if skip_unchanged is not None and window_start is not None and cursor_field:
-            query = probe_query(plan, skip_unchanged, cursor_field, window_start, deletes=deletes)
-            if query is not None:
-                return probe_size(judge_probe(rest, plan, skip_unchanged, query), query), dict(c.usage.calls)
+        if probe is not None:
+            return probe_size(judge_probe(rest, plan, cursor, probe), probe), dict(c.usage.calls)
         rows = rest.count(count_query(plan, cursor_field, window_start), include_deleted=reads_all_rows(plan))
         return WindowSize(rows), dict(c.usage.calls)
     finally:
@@ -224,11 +222,14 @@ class _Probe:
 
 @dataclass(frozen=True)
 class ProbeQuery:
-    """The one REST query that probes an incremental window (:func:`probe_query`)."""
+    """The one REST query that sizes an object by its first page: an incremental's window probe
+    (:func:`probe_query`) or the first page of an object read whole (:func:`first_page_query`)."""
 
     soql: Soql
     include_deleted: bool
     batch_size: int
+    counts_deleted: bool
+    """``totalSize`` counts deleted rows too (a window of an object that keeps them)."""
 
 
 def probe_query(
@@ -251,15 +252,34 @@ def probe_query(
     # every field: a boundary row is the captured version only if its values' digest matches too
     soql = Soql.select(plan.name, names).with_window(cursor_field, window_start).in_id_order()
     seen = len(cursor.seen)
-    return ProbeQuery(soql, deletes, seen if PROBE_BATCH < seen <= SKIP_CHECK_MAX_ROWS else PROBE_BATCH)
+    batch = seen if PROBE_BATCH < seen <= SKIP_CHECK_MAX_ROWS else PROBE_BATCH
+    return ProbeQuery(soql, deletes, batch, counts_deleted=deletes)
+
+
+def first_page_query(plan: ObjectPlan, rest_limit: int) -> ProbeQuery | None:
+    """The sizing query of an object read whole (a full, or an object with no cursor yet): the
+    first page of its own data query (:func:`live_rows`), up to ``rest_limit`` rows (decision 0043).
+
+    Its ``totalSize`` counts the object's live rows as the ``COUNT()`` it replaces does, and when
+    the object is small enough to be read through REST (at most ``rest_limit`` rows) that page
+    holds every row: the object's task writes them and makes no call of its own. A larger object
+    spends one page of rows it will read again through Bulk. None when REST reads are off
+    (``rest_limit`` 0): a ``COUNT()`` reads no rows.
+    """
+    if rest_limit <= 0:
+        return None
+    soql = live_rows(plan, Soql.select(plan.name, list(plan.field_names)))
+    batch = max(PROBE_BATCH, min(SKIP_CHECK_MAX_ROWS, rest_limit))
+    return ProbeQuery(soql, reads_all_rows(plan), batch, counts_deleted=False)
 
 
 def judge_probe(
-    rest: RestApi, plan: ObjectPlan, cursor: ExtractCursor, query: ProbeQuery,
+    rest: RestApi, plan: ObjectPlan, cursor: ExtractCursor | None, query: ProbeQuery,
     first: dict[str, Any] | None = None,
 ) -> _Probe:  # fmt: skip
     """What the first page of the window probe tells (``first``: that page as a composite
-    subrequest answered it; None: ask it here).
+    subrequest answered it; None: ask it here). Without a ``cursor`` (an object read whole,
+    :func:`first_page_query`) only its size and, when the page was its only one, its rows.
 
     ``nothing_new``: every row of the window (deleted ones included) is a version the cursor
     already captured (same Id, timestamp and digest of values), so the task would drop all of its
@@ -279,7 +299,7 @@ def judge_probe(
     page = next(pages)
     total = page.total_size
     whole = tuple(page.records) if page.done else None
-    if total > SKIP_CHECK_MAX_ROWS or total > len(cursor.seen):
+    if cursor is None or total > SKIP_CHECK_MAX_ROWS or total > len(cursor.seen):
         return _Probe(False, total, whole)
     records = list(page.records)
     if not page.done:
@@ -299,14 +319,15 @@ def probe_size(probe: _Probe, query: ProbeQuery) -> WindowSize:
     """The window's size as planning reads it from its probe."""
     assert probe.rows is not None
     records = None if probe.nothing_new else probe.records
-    return WindowSize(probe.rows, probe.nothing_new, query.include_deleted, records)
+    return WindowSize(probe.rows, probe.nothing_new, query.counts_deleted, records)
 
 
 def probe_windows(
-    base: SalesforceClient, probes: list[tuple[ObjectPlan, ExtractCursor, ProbeQuery]]
+    base: SalesforceClient, probes: list[tuple[ObjectPlan, ExtractCursor | None, ProbeQuery]]
 ) -> tuple[list[WindowSize | SfvaultError], dict[str, int]]:
-    """The window probes of up to :data:`COMPOSITE_QUERIES_MAX` objects, their first pages asked in
-    one composite request; and the calls spent (the composite and any further page of a probe).
+    """The probes of up to :data:`COMPOSITE_QUERIES_MAX` objects (windows, or first pages of objects
+    read whole: no cursor), their first pages asked in one composite request; and the calls spent
+    (the composite and any further page of a window probe).
     An object whose subrequest failed maps to its typed error (the caller probes it again alone)."""
     c = _client_for(base)
     try:

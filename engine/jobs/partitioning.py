@@ -29,6 +29,7 @@ from engine.jobs.discover import (
     add_calls,
     count_many,
     count_query,
+    first_page_query,
     live_count,
     probe_query,
     probe_windows,
@@ -41,7 +42,7 @@ from engine.jobs.machine import ApiLimitReached, CancelRequested, Event, ObjectC
 from engine.jobs.planning import JobDecision, JobOptions, ObjectWork, partition_rows
 from engine.jobs.strategy import choose_extraction
 from engine.jobs.tasks import PartitionResult, PartitionTask
-from engine.model import ExtractionChoice
+from engine.model import Cursor, ExtractionChoice
 
 COUNTS_PER_CALL = COMPOSITE_QUERIES_MAX
 """Objects sized by one composite request of their ``COUNT()`` queries (Salesforce's limit of
@@ -96,10 +97,10 @@ class PartitionPlanner:
         """An object's work as cut: for one that asks the delete log, once it answered (it may
         sweep); sizing never waits for it."""
         self.probes: dict[str, ProbeQuery] = {}
-        """The window probe of each object that probes its window (:meth:`probe_of`), set when
-        sizing starts; the others are sized by a ``COUNT()``, or not at all (REST paging)."""
+        """The probe of each object sized by a first page (:meth:`probe_of`), set when sizing
+        starts; the others are sized by a ``COUNT()``, or not at all (REST paging)."""
         self.window_records: dict[str, tuple[dict[str, Any], ...]] = {}
-        """Objects whose whole incremental window the probe read (:attr:`WindowSize.records`)."""
+        """Objects whose whole window (or whole object) the probe read (:attr:`WindowSize.records`)."""
 
     def plan(self) -> None:
         """Size, cut and hand over every object (returns when each is cut, failed, or the job stopped)."""
@@ -141,10 +142,10 @@ class PartitionPlanner:
                     large = []
 
     def start_sizing(self, pool: ThreadPoolExecutor) -> dict[Any, tuple[str, str]]:
-        """Submit the sizing of every object: a ``COUNT()`` (a full, a sweep, an incremental that
-        cannot probe its window) and an incremental's window probe share composite requests,
-        :data:`COUNTS_PER_CALL` objects each; an object read by REST paging is sized alone (no
-        call)."""
+        """Submit the sizing of every object: a ``COUNT()`` (an incremental that cannot probe its
+        window) and a first page (an incremental's window probe, or an object read whole) share
+        composite requests, :data:`COUNTS_PER_CALL` objects each; an object read by REST paging is
+        sized alone (no call)."""
         steps: dict[Any, tuple[str, str]] = {}
         counted: list[str] = []
         for name, work in self.decision.objects.items():
@@ -152,7 +153,7 @@ class PartitionPlanner:
             query = self.probe_of(work)
             if query is not None:
                 self.probes[name] = query
-            elif self.plans[name].path != "rest":  # one COUNT(): a full, a sweep, an unprobed window
+            elif self.plans[name].path != "rest":  # one COUNT(): a window the probe cannot judge
                 counted.append(name)
             else:
                 steps[pool.submit(self.size_one, name, work)] = ("size", name)
@@ -212,26 +213,26 @@ class PartitionPlanner:
         }
 
     def probe_of(self, work: ObjectWork) -> ProbeQuery | None:
-        """The window probe of an incremental object read by its cursor through Bulk (None: it is
-        sized otherwise, :meth:`size_one`)."""
+        """The first page that sizes an object read through Bulk (None: it is sized otherwise,
+        :meth:`size_one`): an incremental's window probe, or for an object read whole (a full, an
+        object with no cursor yet) its data query's first page (:func:`first_page_query`)."""
         plan = self.plans[work.name]
-        window, cursor_field = work.window_start(self.options.cursor_lag), plan.spec.cursor_field
-        if plan.path == "rest" or work.mode != "incremental" or work.cursor is None:
+        if plan.path == "rest":
             return None
-        if window is None or not cursor_field:
+        window, cursor_field = work.window_start(self.options.cursor_lag), plan.spec.cursor_field
+        if window is None:
+            return first_page_query(plan, self.options.rest_limit)
+        if work.mode != "incremental" or work.cursor is None or not cursor_field:
             return None
         return probe_query(plan, work.cursor, cursor_field, window, deletes=plan.spec.has_is_deleted)
 
     def probe_group(self, names: list[str]) -> dict[str, tuple[WindowSize, dict[str, int]]]:
-        """The window sizes of up to :data:`COUNTS_PER_CALL` incremental objects from one composite
-        request of their probes (one API call, charged to the first object); an object whose
-        subrequest failed is probed again alone (its own retries and typed error)."""
+        """The sizes of up to :data:`COUNTS_PER_CALL` objects from one composite request of their
+        probes (one API call, charged to the first object); an object whose subrequest failed is
+        probed again alone (its own retries and typed error)."""
         self.base.check_reserve()
         works = [self.decision.objects[name] for name in names]
-        probes = []
-        for work in works:
-            assert work.cursor is not None  # probe_of gave it a probe
-            probes.append((self.plans[work.name], work.cursor, self.probes[work.name]))
+        probes = [(self.plans[w.name], self.probe_cursor(w), self.probes[w.name]) for w in works]
         sizes, calls = probe_windows(self.base, probes)
         out: dict[str, tuple[WindowSize, dict[str, int]]] = {}
         for work, size in zip(works, sizes, strict=True):
@@ -239,14 +240,17 @@ class PartitionPlanner:
         add_calls(out[names[0]][1], calls.items())
         return out
 
+    def probe_cursor(self, work: ObjectWork) -> Cursor | None:
+        """The cursor a window probe compares with (None: the object is read whole)."""
+        return work.cursor if work.window_start(self.options.cursor_lag) is not None else None
+
     def size_one(self, name: str, work: ObjectWork) -> tuple[WindowSize, dict[str, int]]:
         base, plans, o = self.base, self.plans, self.options
         base.check_reserve()
         plan = plans[name]
         return window_size(
             base, plan, cursor_field=plan.spec.cursor_field, window_start=work.window_start(o.cursor_lag),
-            skip_unchanged=work.cursor if work.mode == "incremental" else None,
-            deletes=plan.spec.has_is_deleted,
+            probe=self.probes.get(name), cursor=self.probe_cursor(work),
         )  # fmt: skip
 
     def split_one(
@@ -316,8 +320,8 @@ class PartitionPlanner:
         # a window (or a whole small object, in a full) of at most rest_limit rows is one or a few REST
         # pages: one call each, against a Bulk job's create, queue, poll and page
         rest_data = o.rest_limit > 0 and part.estimated_rows <= o.rest_limit
-        # the probe read the whole window (the same query): the task writes those rows, no call
-        whole = window == "all" and part.lo is None and part.hi is None and work.mode == "incremental"
+        # the probe read the whole window or object (the same query): the task writes those rows, no call
+        whole = window == "all" and part.lo is None and part.hi is None
         records = self.window_records.get(name) if whole and rest_data else None
         return PartitionTask(
             org=run.org_name, job_id=job_id, plugin=plugin_name, sobject=name, fields=plan.fields,

@@ -90,6 +90,26 @@ def test_a_full_asks_once_in_few_calls_and_stays_exact(env: BackupEnv) -> None:
         assert {k: v for k, v in compare_org(env.em, repo, "acme", sorted(objects)).items() if v} == {}
 
 
+def test_a_full_reads_a_small_object_from_the_page_that_sized_it(env: BackupEnv) -> None:
+    """A full sizes each object read whole with the first page of its own data query (decision
+    0043), five to a composite request: ``totalSize`` counts it as a ``COUNT()`` would, and a small
+    object's page holds every row, which its task writes. A small object then costs no call of its
+    own; before, it cost a REST query page after its ``COUNT()``."""
+    since = int(env.em.admin("GET", "/requests", params={"limit": 1})["last_seq"])
+    full = env.backup("acme", full=True, options=replace(TEST_OPTIONS, id_sweep_every=0))
+    assert (full.kind, full.state) == ("full", "succeeded"), full.error_message
+    calls = _kinds(env, since)
+    objects = full.objects
+    small = [n for n, o in objects.items() if 0 < o.records <= TEST_OPTIONS.rest_limit and o.bulk_jobs == 0]
+    rest_only = [n for n, o in objects.items() if o.extraction and o.extraction.reason == "bulk_unsupported"]
+    assert len(small) >= 5, {n: o.records for n, o in objects.items()}
+    # the plain queries left: the job's permission check and the REST paging of objects Bulk cannot
+    # read; none for a small object
+    assert calls["query"] <= 1 + len(rest_only), (calls, rest_only)
+    with env.repo() as repo:
+        assert {k: v for k, v in compare_org(env.em, repo, "acme", sorted(objects)).items() if v} == {}
+
+
 def test_a_small_changed_window_is_read_by_its_probe_alone(env: BackupEnv) -> None:
     """The window probe of an incremental reads a changed object's window with every field; when
     its one page holds the whole window, the object's task writes those rows and asks nothing

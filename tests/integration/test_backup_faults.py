@@ -167,8 +167,9 @@ def test_query_timeout_bisects_the_partition(env: BackupEnv) -> None:
 
 
 def test_a_failure_to_narrow_a_timed_out_partition_fails_its_object_not_the_job(env: BackupEnv) -> None:
-    """Bisecting an open-ended partition first reads the object's Id span over REST; when that
-    call fails, the object fails (redone by the next job), the job goes on and commits the rest."""
+    """Bisecting an open-ended partition first reads the object's Id span over REST (two query
+    subrequests of a composite request); when that call fails, the object fails (redone by the
+    next job), the job goes on and commits the rest."""
     env.em.admin("PATCH", "/profile", json={"query_timeout_rows": 1500})
     armed: list[dict[str, Any]] = []
 
@@ -177,6 +178,7 @@ def test_a_failure_to_narrow_a_timed_out_partition_fails_its_object_not_the_job(
             armed.append(env.em.admin("POST", "/faults", json={
                 "path_regex": r"/v\d+\.\d+/query/?$", "method": "GET", "status": 400,
                 "error_code": "MALFORMED_QUERY", "message": "injected", "count": 10_000,
+                "subrequests": True,
             }))  # fmt: skip
 
     res = env.backup("acme", full=True, on_progress=break_rest_queries)
