@@ -257,14 +257,10 @@ def probe_query(
 
 
 def first_page_query(plan: ObjectPlan, rest_limit: int) -> ProbeQuery | None:
-    """The sizing query of an object read whole (a full, or an object with no cursor yet): the
-    first page of its own data query (:func:`live_rows`), up to ``rest_limit`` rows (decision 0043).
-
-    Its ``totalSize`` counts the object's live rows as the ``COUNT()`` it replaces does, and when
-    the object is small enough to be read through REST (at most ``rest_limit`` rows) that page
-    holds every row: the object's task writes them and makes no call of its own. A larger object
-    spends one page of rows it will read again through Bulk. None when REST reads are off
-    (``rest_limit`` 0): a ``COUNT()`` reads no rows.
+    """The first page of the data query of an object read whole (a full, or an object with no
+    cursor yet), up to ``rest_limit`` rows: what a full asks, five to a composite request, of the
+    objects its ``COUNT()`` found small enough for REST (decision 0043). The object's task writes
+    that page when it was the query's only one. None when REST reads are off (``rest_limit`` 0).
     """
     if rest_limit <= 0:
         return None

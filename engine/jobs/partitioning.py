@@ -42,7 +42,7 @@ from engine.jobs.machine import ApiLimitReached, CancelRequested, Event, ObjectC
 from engine.jobs.planning import JobDecision, JobOptions, ObjectWork, partition_rows
 from engine.jobs.strategy import choose_extraction
 from engine.jobs.tasks import PartitionResult, PartitionTask
-from engine.model import Cursor, ExtractionChoice
+from engine.model import ExtractionChoice
 
 COUNTS_PER_CALL = COMPOSITE_QUERIES_MAX
 """Objects sized by one composite request of their ``COUNT()`` queries (Salesforce's limit of
@@ -97,8 +97,8 @@ class PartitionPlanner:
         """An object's work as cut: for one that asks the delete log, once it answered (it may
         sweep); sizing never waits for it."""
         self.probes: dict[str, ProbeQuery] = {}
-        """The probe of each object sized by a first page (:meth:`probe_of`), set when sizing
-        starts; the others are sized by a ``COUNT()``, or not at all (REST paging)."""
+        """The window probe of each object that probes its window (:meth:`probe_of`), set when
+        sizing starts; the others are sized by a ``COUNT()``, or not at all (REST paging)."""
         self.window_records: dict[str, tuple[dict[str, Any], ...]] = {}
         """Objects whose whole window (or whole object) the probe read (:attr:`WindowSize.records`)."""
 
@@ -142,10 +142,10 @@ class PartitionPlanner:
                     large = []
 
     def start_sizing(self, pool: ThreadPoolExecutor) -> dict[Any, tuple[str, str]]:
-        """Submit the sizing of every object: a ``COUNT()`` (an incremental that cannot probe its
-        window) and a first page (an incremental's window probe, or an object read whole) share
-        composite requests, :data:`COUNTS_PER_CALL` objects each; an object read by REST paging is
-        sized alone (no call)."""
+        """Submit the sizing of every object: a ``COUNT()`` (a full, a sweep, an incremental that
+        cannot probe its window) and an incremental's window probe share composite requests,
+        :data:`COUNTS_PER_CALL` objects each; an object read by REST paging is sized alone (no
+        call)."""
         steps: dict[Any, tuple[str, str]] = {}
         counted: list[str] = []
         for name, work in self.decision.objects.items():
@@ -153,7 +153,7 @@ class PartitionPlanner:
             query = self.probe_of(work)
             if query is not None:
                 self.probes[name] = query
-            elif self.plans[name].path != "rest":  # one COUNT(): a window the probe cannot judge
+            elif self.plans[name].path != "rest":  # one COUNT(): a full, a sweep, an unprobed window
                 counted.append(name)
             else:
                 steps[pool.submit(self.size_one, name, work)] = ("size", name)
@@ -198,7 +198,8 @@ class PartitionPlanner:
 
     def size_group(self, names: list[str]) -> dict[str, tuple[WindowSize, dict[str, int]]]:
         """The sizes of up to :data:`COUNTS_PER_CALL` objects from one composite request of their
-        ``COUNT()`` queries (one API call, charged to the first object)."""
+        ``COUNT()`` queries (one API call, charged to the first object); then the rows of those
+        small enough to be read through REST, from one more (:meth:`read_small`)."""
         base, o = self.base, self.options
         base.check_reserve()
         queries = []
@@ -207,22 +208,48 @@ class PartitionPlanner:
             window = work.window_start(o.cursor_lag)
             queries.append((count_query(plan, plan.spec.cursor_field, window), reads_all_rows(plan)))
         rows, calls = count_many(base, queries)
-        return {
-            name: (WindowSize(n), calls if i == 0 else {})
-            for i, (name, n) in enumerate(zip(names, rows, strict=True))
-        }
+        sizes = {name: WindowSize(n) for name, n in zip(names, rows, strict=True)}
+        calls = dict(calls)
+        add_calls(calls, self.read_small(sizes).items())
+        return {name: (size, calls if i == 0 else {}) for i, (name, size) in enumerate(sizes.items())}
+
+    def read_small(self, sizes: dict[str, WindowSize]) -> dict[str, int]:
+        """Read the objects of ``sizes`` that are read whole and small enough for REST (at most
+        :attr:`JobOptions.rest_limit` rows) in one composite request of their first pages, and
+        give their tasks those rows (decision 0043): five small objects cost one call, not five.
+        An empty object needs no read. ``sizes`` is updated in place; the calls spent."""
+        o = self.options
+        small: list[tuple[ObjectPlan, None, ProbeQuery]] = []
+        for name, size in sizes.items():
+            plan = self.plans[name]
+            if self.decision.objects[name].window_start(o.cursor_lag) is not None or size.rows is None:
+                continue  # a window, or a size that is not the whole object's
+            query = first_page_query(plan, o.rest_limit)
+            if size.rows == 0:
+                sizes[name] = replace(size, records=())
+            elif query is not None and size.rows <= o.rest_limit:
+                small.append((plan, None, query))
+        if not small:
+            return {}
+        try:
+            read, calls = probe_windows(self.base, small)
+        except SalesforceApiLimit:
+            raise
+        except SfvaultError:  # the tasks read their objects themselves (their own retries and errors)
+            return {}
+        for (plan, _, _), got in zip(small, read, strict=True):
+            if not isinstance(got, SfvaultError):  # else the task reads it (its own retries and error)
+                sizes[plan.name] = got
+        return calls
 
     def probe_of(self, work: ObjectWork) -> ProbeQuery | None:
-        """The first page that sizes an object read through Bulk (None: it is sized otherwise,
-        :meth:`size_one`): an incremental's window probe, or for an object read whole (a full, an
-        object with no cursor yet) its data query's first page (:func:`first_page_query`)."""
+        """The window probe of an incremental object read by its cursor through Bulk (None: it is
+        sized otherwise, :meth:`size_one`)."""
         plan = self.plans[work.name]
-        if plan.path == "rest":
-            return None
         window, cursor_field = work.window_start(self.options.cursor_lag), plan.spec.cursor_field
-        if window is None:
-            return first_page_query(plan, self.options.rest_limit)
-        if work.mode != "incremental" or work.cursor is None or not cursor_field:
+        if plan.path == "rest" or work.mode != "incremental" or work.cursor is None:
+            return None
+        if window is None or not cursor_field:
             return None
         return probe_query(plan, work.cursor, cursor_field, window, deletes=plan.spec.has_is_deleted)
 
@@ -232,7 +259,7 @@ class PartitionPlanner:
         probed again alone (its own retries and typed error)."""
         self.base.check_reserve()
         works = [self.decision.objects[name] for name in names]
-        probes = [(self.plans[w.name], self.probe_cursor(w), self.probes[w.name]) for w in works]
+        probes = [(self.plans[w.name], w.cursor, self.probes[w.name]) for w in works]
         sizes, calls = probe_windows(self.base, probes)
         out: dict[str, tuple[WindowSize, dict[str, int]]] = {}
         for work, size in zip(works, sizes, strict=True):
@@ -240,17 +267,13 @@ class PartitionPlanner:
         add_calls(out[names[0]][1], calls.items())
         return out
 
-    def probe_cursor(self, work: ObjectWork) -> Cursor | None:
-        """The cursor a window probe compares with (None: the object is read whole)."""
-        return work.cursor if work.window_start(self.options.cursor_lag) is not None else None
-
     def size_one(self, name: str, work: ObjectWork) -> tuple[WindowSize, dict[str, int]]:
         base, plans, o = self.base, self.plans, self.options
         base.check_reserve()
         plan = plans[name]
         return window_size(
             base, plan, cursor_field=plan.spec.cursor_field, window_start=work.window_start(o.cursor_lag),
-            probe=self.probes.get(name), cursor=self.probe_cursor(work),
+            probe=self.probes.get(name), cursor=work.cursor,
         )  # fmt: skip
 
     def split_one(

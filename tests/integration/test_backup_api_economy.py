@@ -90,11 +90,11 @@ def test_a_full_asks_once_in_few_calls_and_stays_exact(env: BackupEnv) -> None:
         assert {k: v for k, v in compare_org(env.em, repo, "acme", sorted(objects)).items() if v} == {}
 
 
-def test_a_full_reads_a_small_object_from_the_page_that_sized_it(env: BackupEnv) -> None:
-    """A full sizes each object read whole with the first page of its own data query (decision
-    0043), five to a composite request: ``totalSize`` counts it as a ``COUNT()`` would, and a small
-    object's page holds every row, which its task writes. A small object then costs no call of its
-    own; before, it cost a REST query page after its ``COUNT()``."""
+def test_a_full_reads_small_objects_five_to_a_composite_request(env: BackupEnv) -> None:
+    """A full counts its objects five to a composite request; the objects small enough to be read
+    through REST are then read five to a composite request too, from the first page of their own
+    data query, and their tasks write those rows (decision 0043). Before, each small object cost a
+    REST query call of its own."""
     since = int(env.em.admin("GET", "/requests", params={"limit": 1})["last_seq"])
     full = env.backup("acme", full=True, options=replace(TEST_OPTIONS, id_sweep_every=0))
     assert (full.kind, full.state) == ("full", "succeeded"), full.error_message
@@ -102,10 +102,14 @@ def test_a_full_reads_a_small_object_from_the_page_that_sized_it(env: BackupEnv)
     objects = full.objects
     small = [n for n, o in objects.items() if 0 < o.records <= TEST_OPTIONS.rest_limit and o.bulk_jobs == 0]
     rest_only = [n for n, o in objects.items() if o.extraction and o.extraction.reason == "bulk_unsupported"]
+    cut = [n for n, o in objects.items() if o.partitions > 1]
     assert len(small) >= 5, {n: o.records for n, o in objects.items()}
     # the plain queries left: the job's permission check and the REST paging of objects Bulk cannot
-    # read; none for a small object
+    # read; none for a small object, whose page came with four others'
     assert calls["query"] <= 1 + len(rest_only), (calls, rest_only)
+    # composites: the describes, the COUNT()s and the small objects' pages (five each), and the Id
+    # bounds and range counts of the objects cut
+    assert calls["composite"] <= 1 + 2 * -(-len(objects) // 5) + 2 * len(cut), calls
     with env.repo() as repo:
         assert {k: v for k, v in compare_org(env.em, repo, "acme", sorted(objects)).items() if v} == {}
 
