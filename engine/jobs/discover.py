@@ -10,7 +10,7 @@ job's partition size (:func:`engine.jobs.planning.partition_rows`).
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -319,7 +319,7 @@ def probe_size(probe: _Probe, query: ProbeQuery) -> WindowSize:
 
 
 def probe_windows(
-    base: SalesforceClient, probes: list[tuple[ObjectPlan, ExtractCursor | None, ProbeQuery]]
+    base: SalesforceClient, probes: Sequence[tuple[ObjectPlan, ExtractCursor | None, ProbeQuery]]
 ) -> tuple[list[WindowSize | SfvaultError], dict[str, int]]:
     """The probes of up to :data:`COMPOSITE_QUERIES_MAX` objects (windows, or first pages of objects
     read whole: no cursor), their first pages asked in one composite request; and the calls spent
