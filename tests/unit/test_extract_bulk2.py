@@ -173,6 +173,18 @@ def test_the_pace_learns_completed_jobs_only_and_grows_with_records() -> None:
     assert small == pytest.approx(0.5) and large == pytest.approx(10.5)
 
 
+def test_after_one_job_a_larger_job_is_expected_to_take_longer_in_proportion() -> None:
+    """With one completed job the pace cannot tell its fixed cost from its per-record cost; it
+    took the whole time as fixed, so a job seven times larger was expected to be as quick, and
+    was polled again and again until a second job completed."""
+    pace = JobPace()
+    pace.observe(JobInfo("750a", "JobComplete", "ContentVersion", "query", "62.0",
+                         records_processed=16_000, processing_ms=1_500))  # fmt: skip
+    assert pace.expected(112_000, "Contact") == pytest.approx(10.5)
+    assert pace.expected(8_000, "Contact") == pytest.approx(0.75)
+    assert pace.expected(None) == pytest.approx(1.5)  # no estimate: the one job's time
+
+
 def test_while_nothing_is_known_one_scout_polls_and_the_others_wait_for_it() -> None:
     pace = JobPace()
     scout, other = Pacing(pace, 1000), Pacing(pace, 1000)
