@@ -23,6 +23,7 @@ object goes to REST), :class:`SalesforceJobFailed` otherwise.
 
 from __future__ import annotations
 
+import functools
 import logging
 import statistics
 import threading
@@ -357,7 +358,8 @@ def wait_for_job(
                 if pacing is not None:
                     pacing.pace.observe(info)
                 return info
-            wait.until(clock.monotonic() + max(0.0, (at - clock.now()).total_seconds()), informed=informed)
+            due = functools.partial(_due, info, attempt, clock, policy, pacing, started, running_since)
+            wait.until(_monotonic_at(clock, at), informed=informed, again=due)
             attempt += 1
     finally:
         if pacing is not None:
@@ -390,7 +392,11 @@ class _Wait:
     job_id: str
     started: float
 
-    def until(self, due: float, *, informed: bool) -> None:
+    def until(self, due: float, *, informed: bool, again: Callable[[], float] | None = None) -> None:
+        """Sleep until ``due`` (monotonic). A ``due`` set while nothing was known (``informed``
+        False) is replaced once the pace learns something: by ``again()``, the next poll as the pace
+        now schedules it from what the last poll saw (a job seen running is asked again when its
+        processing should end, not at once); before any poll, by the job's expected end."""
         while True:
             left = due - self.clock.monotonic()
             if left <= 0:
@@ -402,7 +408,8 @@ class _Wait:
                 expected = self.pacing.known()
                 if expected is not None:
                     informed = True
-                    due = min(due, max(self.clock.monotonic(), self.started + expected))
+                    now = self.clock.monotonic()
+                    due = max(now, self.started + expected) if again is None else again()
 
 
 def _poll_once(
@@ -437,6 +444,21 @@ def _again(
         expected = (elapsed if running is None else running) + policy.max
     return next_poll(info.state, attempt, clock.now(), policy, elapsed=elapsed, expected=expected,
                      running=running)  # fmt: skip
+
+
+def _monotonic_at(clock: Clock, at: datetime) -> float:
+    """``at`` (the clock's time) as a deadline on its monotonic clock."""
+    return clock.monotonic() + max(0.0, (at - clock.now()).total_seconds())
+
+
+def _due(
+    info: JobInfo, attempt: int, clock: Clock, policy: PollPolicy, pacing: Pacing | None,
+    started: float, running_since: float | None,
+) -> float:  # fmt: skip
+    """When to poll ``info``'s job (as last seen) again, as a monotonic deadline; now for a
+    terminal state (never asked for one: the loop returns first)."""
+    at = _again(info, attempt, clock, policy, pacing, started, running_since)
+    return clock.monotonic() if at is None else _monotonic_at(clock, at)
 
 
 class PageSize:

@@ -285,6 +285,32 @@ def test_a_job_is_paced_by_its_processing_from_when_it_is_seen_running() -> None
     assert late <= 0.5 * 12.0  # seen complete within the queued share of its age
 
 
+def test_a_job_seen_running_before_the_pace_learns_is_asked_again_when_its_processing_ends() -> None:
+    """A job that is not the scout polls blind while nothing is known; when the scout's job then
+    completes, the job's next poll is what the pace says from what that poll saw (running since
+    then: when its processing should end), not at once because its creation plus its expected
+    time has passed (measured: polls 0.2-0.3 s apart on a 2M-record realistic full)."""
+    clock = FrozenClock()
+    pace = JobPace()
+    assert pace.scout("750s")  # another job of the worker polls with the backoff
+    start = clock.monotonic()
+    job = QueuedJob(clock, 4.0, 8.0, 1000)  # running from 4 s, complete at 12 s
+    observed: list[float] = []
+
+    def scout_completes_at_7s(s: float) -> None:
+        clock.advance(timedelta(seconds=min(s, 1.0)))
+        if clock.monotonic() - start >= 7.0 and not observed:
+            observed.append(clock.monotonic() - start)
+            pace.observe(JobInfo("750s", "JobComplete", "Account", "query", "62.0", records_processed=1000,
+                                 processing_ms=8_000))  # fmt: skip
+
+    wait_for_job(job, JobInfo("750x", "UploadComplete", "Account", "query", "62.0"), clock=clock,
+                 sleep=scout_completes_at_7s, policy=TASK_POLICY, pacing=Pacing(pace, 1000))  # fmt: skip
+    assert observed, "the scout never completed"
+    assert job.seen == ["InProgress", "JobComplete"], job.seen  # blind at 5 s; then at 5 + 8 s
+    assert clock.monotonic() - start <= 13.0 + TASK_POLICY.first
+
+
 def test_a_worker_full_of_reads_asks_about_no_job_until_one_read_ends() -> None:
     """A worker whose threads all read results could not read a job that completes now any
     sooner (:class:`ReadGate`): a due status call waits until a read ends, then is made."""
