@@ -12,8 +12,8 @@ from engine.clock import FrozenClock
 from engine.extract.bulk1 import BatchInfo, ChunkedJob, job_time_ms
 from engine.extract.bulk2 import JobInfo, JobPace, Pacing, PollPolicy, new_job_paces, wait_for_job
 
-TASK_POLICY = PollPolicy(first=0.2, factor=1.3, max=5.0, timeout=3600.0)
-"""The policy the partition tasks use (JobOptions.poll_first / poll_max, factor 1.3)."""
+TASK_POLICY = PollPolicy(first=0.2, factor=1.6, max=5.0, timeout=3600.0)
+"""The policy the partition tasks use (JobOptions.poll_first / poll_max, factor 1.6)."""
 JOB = JobInfo("750j", "Open", "Task", "query", "62.0")
 
 

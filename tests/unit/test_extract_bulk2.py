@@ -96,8 +96,8 @@ def test_failed_jobs_are_typed() -> None:
 
 # --- polls paced by what Salesforce reports (decision 0019) ------------------------------------
 
-TASK_POLICY = PollPolicy(first=0.2, factor=1.3, max=5.0, timeout=3600.0)
-"""The policy the partition tasks use (JobOptions.poll_first / poll_max, factor 1.3)."""
+TASK_POLICY = PollPolicy(first=0.2, factor=1.6, max=5.0, timeout=3600.0)
+"""The policy the partition tasks use (JobOptions.poll_first / poll_max, factor 1.6)."""
 
 
 class TimedJob:
