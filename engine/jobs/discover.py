@@ -144,9 +144,9 @@ def window_size(
 ) -> tuple[WindowSize, dict[str, int]]:
     """How many rows the object (or its incremental window) holds; and the REST calls spent.
 
-    One call: with a ``probe`` its first page (:func:`judge_probe`: an incremental window's probe
-    with the job's ``cursor``, which also tells whether there is anything new at all, or the first
-    page of an object read whole); else a ``COUNT()``.
+    One call: with a ``probe`` (an incremental's window probe, :func:`probe_query`) its first page,
+    judged against the job's ``cursor`` (:func:`judge_probe`), which also tells whether there is
+    anything new at all; else a ``COUNT()``.
     """
     if plan.path == "rest":
         return WindowSize(None), {}
@@ -222,8 +222,8 @@ class _Probe:
 
 @dataclass(frozen=True)
 class ProbeQuery:
-    """The one REST query that sizes an object by its first page: an incremental's window probe
-    (:func:`probe_query`) or the first page of an object read whole (:func:`first_page_query`)."""
+    """One REST query asked for its first page: an incremental's window probe (:func:`probe_query`),
+    or a small object's read in a full (:func:`first_page_query`)."""
 
     soql: Soql
     include_deleted: bool

@@ -254,9 +254,9 @@ class PartitionPlanner:
         return probe_query(plan, work.cursor, cursor_field, window, deletes=plan.spec.has_is_deleted)
 
     def probe_group(self, names: list[str]) -> dict[str, tuple[WindowSize, dict[str, int]]]:
-        """The sizes of up to :data:`COUNTS_PER_CALL` objects from one composite request of their
-        probes (one API call, charged to the first object); an object whose subrequest failed is
-        probed again alone (its own retries and typed error)."""
+        """The window sizes of up to :data:`COUNTS_PER_CALL` incremental objects from one composite
+        request of their probes (one API call, charged to the first object); an object whose
+        subrequest failed is probed again alone (its own retries and typed error)."""
         self.base.check_reserve()
         works = [self.decision.objects[name] for name in names]
         probes = [(self.plans[w.name], w.cursor, self.probes[w.name]) for w in works]
