@@ -3,9 +3,9 @@
 A full asks Salesforce for each thing once and in as few calls as it can: the objects are sized by
 ``COUNT()`` queries five to a composite request (and the pieces of a cut, and an object's Id
 bounds, likewise), small objects are read through REST pages, five to a composite request,
-instead of a Bulk job each (create, polls, a page, delete), and a Bulk job's status is polled when what Salesforce reported of the
-jobs already complete says it should be done, not on every step of a backoff. The snapshot stays
-equal to the org.
+instead of a Bulk job each (create, polls, a page, delete), and a Bulk job's status is polled
+when what Salesforce reported of the jobs already complete says it should be done, not on every
+step of a backoff. The snapshot stays equal to the org.
 """
 
 from __future__ import annotations
