@@ -124,7 +124,17 @@ class PartitionPlanner:
                                 steps[pool.submit(self.size_one, one, decision.objects[one])] = ("size", one)
                             continue
                         got_group = self.outcome(name.split(",")[0], fut)
+                        reads = self.small_reads(got_group or {})
                         for one, got in (got_group or {}).items():
+                            if one in reads:  # counted in the job's total now, cut once read
+                                sizes[one] = got[0]
+                            else:
+                                self.sized(one, got, sizes, large, steps, pool, small)
+                        if reads:
+                            steps[pool.submit(self.read_small, reads)] = ("read", ",".join(reads))
+                        continue
+                    if step == "read":
+                        for one, got in (self.outcome(name.split(",")[0], fut) or {}).items():
                             self.sized(one, got, sizes, large, steps, pool, small)
                         continue
                     got = self.outcome(name, fut)
@@ -198,8 +208,7 @@ class PartitionPlanner:
 
     def size_group(self, names: list[str]) -> dict[str, tuple[WindowSize, dict[str, int]]]:
         """The sizes of up to :data:`COUNTS_PER_CALL` objects from one composite request of their
-        ``COUNT()`` queries (one API call, charged to the first object); then the rows of those
-        small enough to be read through REST, from one more (:meth:`read_small`)."""
+        ``COUNT()`` queries (one API call, charged to the first object)."""
         base, o = self.base, self.options
         base.check_reserve()
         queries = []
@@ -208,39 +217,59 @@ class PartitionPlanner:
             window = work.window_start(o.cursor_lag)
             queries.append((count_query(plan, plan.spec.cursor_field, window), reads_all_rows(plan)))
         rows, calls = count_many(base, queries)
-        sizes = {name: WindowSize(n) for name, n in zip(names, rows, strict=True)}
-        calls = dict(calls)
-        add_calls(calls, self.read_small(sizes).items())
-        return {name: (size, calls if i == 0 else {}) for i, (name, size) in enumerate(sizes.items())}
+        return {
+            name: (WindowSize(n), calls if i == 0 else {})
+            for i, (name, n) in enumerate(zip(names, rows, strict=True))
+        }
 
-    def read_small(self, sizes: dict[str, WindowSize]) -> dict[str, int]:
-        """Read the objects of ``sizes`` that are read whole and small enough for REST (at most
-        :attr:`JobOptions.rest_limit` rows) in one composite request of their first pages, and
-        give their tasks those rows (decision 0043): five small objects cost one call, not five.
-        An empty object needs no read. ``sizes`` is updated in place; the calls spent."""
+    def small_reads(
+        self, counted: dict[str, tuple[WindowSize, dict[str, int]]]
+    ) -> dict[str, tuple[WindowSize, dict[str, int]]]:
+        """The objects of a counted group that :meth:`read_small` reads: read whole, with rows, and
+        small enough for REST. An empty one is given no rows here (``counted`` updated: it reads
+        nothing)."""
         o = self.options
-        small: list[tuple[ObjectPlan, None, ProbeQuery]] = []
-        for name, size in sizes.items():
-            plan = self.plans[name]
+        reads = {}
+        for name, (size, calls) in counted.items():
             if self.decision.objects[name].window_start(o.cursor_lag) is not None or size.rows is None:
                 continue  # a window, or a size that is not the whole object's
-            query = first_page_query(plan, o.rest_limit)
             if size.rows == 0:
-                sizes[name] = replace(size, records=())
-            elif query is not None and size.rows <= o.rest_limit:
-                small.append((plan, None, query))
+                counted[name] = (replace(size, records=()), calls)
+            elif 0 < size.rows <= o.rest_limit:
+                reads[name] = (size, calls)
+        return reads
+
+    def read_small(
+        self, reads: dict[str, tuple[WindowSize, dict[str, int]]]
+    ) -> dict[str, tuple[WindowSize, dict[str, int]]]:
+        """Read up to :data:`COUNTS_PER_CALL` small objects (:meth:`small_reads`) in one composite
+        request of the first pages of their own data queries (decision 0043): five small objects
+        cost one call, not five; the call is charged to the first. A page that is its query's only
+        one goes to the object's task, which then makes no call of its own. Run as a planning step
+        of its own: the large objects of the group are cut meanwhile."""
+        o = self.options
+        out = dict(reads)
+        small = []
+        for name in reads:
+            query = first_page_query(self.plans[name], o.rest_limit)
+            if query is not None:
+                small.append((self.plans[name], None, query))
         if not small:
-            return {}
+            return out
         try:
             read, calls = probe_windows(self.base, small)
         except SalesforceApiLimit:
             raise
         except SfvaultError:  # the tasks read their objects themselves (their own retries and errors)
-            return {}
-        for (plan, _, _), got in zip(small, read, strict=True):
-            if not isinstance(got, SfvaultError):  # else the task reads it (its own retries and error)
-                sizes[plan.name] = got
-        return calls
+            return out
+        for i, ((plan, _, _), got) in enumerate(zip(small, read, strict=True)):
+            size, charged = out[plan.name]
+            charged = dict(charged)
+            if i == 0:
+                add_calls(charged, calls.items())
+            # a subrequest that failed: the task reads the object itself (its own retries and error)
+            out[plan.name] = (size if isinstance(got, SfvaultError) else got, charged)
+        return out
 
     def probe_of(self, work: ObjectWork) -> ProbeQuery | None:
         """The window probe of an incremental object read by its cursor through Bulk (None: it is
