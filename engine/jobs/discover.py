@@ -256,14 +256,12 @@ def probe_query(
     return ProbeQuery(soql, deletes, batch, counts_deleted=deletes)
 
 
-def first_page_query(plan: ObjectPlan, rest_limit: int) -> ProbeQuery | None:
+def first_page_query(plan: ObjectPlan, rest_limit: int) -> ProbeQuery:
     """The first page of the data query of an object read whole (a full, or an object with no
-    cursor yet), up to ``rest_limit`` rows: what a full asks, five to a composite request, of the
-    objects its ``COUNT()`` found small enough for REST (decision 0043). The object's task writes
-    that page when it was the query's only one. None when REST reads are off (``rest_limit`` 0).
+    cursor yet), up to ``rest_limit`` rows (within Salesforce's 200-2,000): what a full asks, five
+    to a composite request, of the objects its ``COUNT()`` found small enough for REST (decision
+    0043). The object's task writes that page when it was the query's only one.
     """
-    if rest_limit <= 0:
-        return None
     soql = live_rows(plan, Soql.select(plan.name, list(plan.field_names)))
     batch = max(PROBE_BATCH, min(SKIP_CHECK_MAX_ROWS, rest_limit))
     return ProbeQuery(soql, reads_all_rows(plan), batch, counts_deleted=False)

@@ -217,27 +217,28 @@ class PartitionPlanner:
             window = work.window_start(o.cursor_lag)
             queries.append((count_query(plan, plan.spec.cursor_field, window), reads_all_rows(plan)))
         rows, calls = count_many(base, queries)
-        return {
-            name: (WindowSize(n), calls if i == 0 else {})
-            for i, (name, n) in enumerate(zip(names, rows, strict=True))
-        }
+        out: dict[str, tuple[WindowSize, dict[str, int]]] = {}
+        for i, (name, n) in enumerate(zip(names, rows, strict=True)):
+            # an object read whole and found empty is given its (no) rows: its task reads nothing
+            size = WindowSize(n, records=() if n == 0 and self.reads_whole(name) else None)
+            out[name] = (size, calls if i == 0 else {})
+        return out
+
+    def reads_whole(self, name: str) -> bool:
+        """Whether the object's data query is the whole object's (a full, or no cursor yet), not a window."""
+        return self.decision.objects[name].window_start(self.options.cursor_lag) is None
 
     def small_reads(
         self, counted: dict[str, tuple[WindowSize, dict[str, int]]]
     ) -> dict[str, tuple[WindowSize, dict[str, int]]]:
         """The objects of a counted group that :meth:`read_small` reads: read whole, with rows, and
-        small enough for REST. An empty one is given no rows here (``counted`` updated: it reads
-        nothing)."""
-        o = self.options
-        reads = {}
-        for name, (size, calls) in counted.items():
-            if self.decision.objects[name].window_start(o.cursor_lag) is not None or size.rows is None:
-                continue  # a window, or a size that is not the whole object's
-            if size.rows == 0:
-                counted[name] = (replace(size, records=()), calls)
-            elif 0 < size.rows <= o.rest_limit:
-                reads[name] = (size, calls)
-        return reads
+        small enough for REST."""
+        limit = self.options.rest_limit
+        return {
+            name: got
+            for name, got in counted.items()
+            if self.reads_whole(name) and 0 < (got[0].rows or 0) <= limit
+        }
 
     def read_small(
         self, reads: dict[str, tuple[WindowSize, dict[str, int]]]
@@ -247,15 +248,9 @@ class PartitionPlanner:
         cost one call, not five; the call is charged to the first. A page that is its query's only
         one goes to the object's task, which then makes no call of its own. Run as a planning step
         of its own: the large objects of the group are cut meanwhile."""
-        o = self.options
         out = dict(reads)
-        small = []
-        for name in reads:
-            query = first_page_query(self.plans[name], o.rest_limit)
-            if query is not None:
-                small.append((self.plans[name], None, query))
-        if not small:
-            return out
+        limit = self.options.rest_limit
+        small = [(self.plans[name], None, first_page_query(self.plans[name], limit)) for name in reads]
         try:
             read, calls = probe_windows(self.base, small)
         except SalesforceApiLimit:
