@@ -95,9 +95,10 @@ def _baseline_run(em: Any, objects: list[str], out_dir: Path) -> dict[str, Any]:
     return {"records": records, "csv_bytes": size, "seconds": time.perf_counter() - t0, "api_calls": calls}
 
 
-CALL_KINDS = ("auth", "versions", "describe", "composite", "limits", "bulk2 create", "bulk2 status poll",
-              "bulk2 abort", "bulk2 delete", "bulk2 result pages", "bulk2 resultPages list",
-              "rest query pages", "delete log", "updated log", "record", "blob", "other")  # fmt: skip
+CALL_KINDS = ("auth", "versions", "describe", "composite", "limits", "bulk2 create", "bulk2 status list",
+              "bulk2 status poll", "bulk2 abort", "bulk2 delete", "bulk2 result pages",
+              "bulk2 resultPages list", "rest query pages", "delete log", "updated log", "record", "blob",
+              "other")  # fmt: skip
 """Kinds of request, as :func:`call_kind` names them from the emulator's request log."""
 
 
@@ -113,7 +114,7 @@ def call_kind(method: str, path: str) -> str:
     rest = parts[3:]
     if rest[:2] == ["jobs", "query"]:
         if len(rest) == 2:
-            return "bulk2 create" if method == "POST" else "other"
+            return {"POST": "bulk2 create", "GET": "bulk2 status list"}.get(method, "other")
         if rest[-1] == "results":
             return "bulk2 result pages"
         if rest[-1] == "resultPages":

@@ -118,7 +118,10 @@ class QueryJob:
     abort: threading.Event = field(default_factory=threading.Event)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def info(self, *, full: bool) -> dict[str, Any]:
+    def info(self, *, full: bool, listed: bool = False) -> dict[str, Any]:
+        """The job as ``GET /jobs/query/{id}`` (``full``) or the create call shows it; ``listed``:
+        as the list of all jobs shows it, with ``jobType`` but no counts or times (Salesforce's
+        list records stop at ``columnDelimiter``)."""
         body: dict[str, Any] = {
             "id": self.id,
             "operation": self.operation,
@@ -131,7 +134,7 @@ class QueryJob:
             "contentType": "CSV",
             "apiVersion": float(self.api_version),
         }
-        if full:
+        if full or listed:
             body["jobType"] = "V2Query"
         body["lineEnding"] = self.line_ending
         body["columnDelimiter"] = self.column_delimiter
@@ -535,6 +538,8 @@ def make_router(org: Org) -> APIRouter:
             jobs = []
         if params.get("concurrencyMode") and params.get("concurrencyMode") != "Parallel":
             jobs = []
+        if params.get("isPkChunkingEnabled", "").lower() == "true":
+            jobs = []  # PK chunking is Bulk API 1.0's; no Bulk 2.0 job has it
         start = 0
         if params.get("queryLocator"):
             try:
@@ -548,7 +553,8 @@ def make_router(org: Org) -> APIRouter:
             if done
             else f"/services/data/{ver}/jobs/query?queryLocator={encode_locator(start + LIST_PAGE)}"
         )
-        return _json({"done": done, "records": [j.info(full=True) for j in page], "nextRecordsUrl": next_url})
+        records = [j.info(full=False, listed=True) for j in page]
+        return _json({"done": done, "records": records, "nextRecordsUrl": next_url})
 
     @router.get(base + "/{job_id}")
     def get_job(ver: str, job_id: str) -> Response:

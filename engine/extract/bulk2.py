@@ -29,12 +29,12 @@ import statistics
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager, nullcontext
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
-from typing import Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 import httpx
 
@@ -48,6 +48,9 @@ from engine.errors import (
 from engine.extract.classify import classify_failed_job
 from engine.extract.client import SalesforceClient
 from engine.extract.soql import Soql
+
+if TYPE_CHECKING:
+    from engine.extract.job_board import JobBoard
 
 log = logging.getLogger(__name__)
 Operation = Literal["query", "queryAll"]
@@ -70,12 +73,16 @@ class JobInfo:
     created_date: datetime | None = None
     """When Salesforce created the job, by its own clock (the job reads the org after it)."""
     processing_ms: int | None = None
-    """``totalProcessingTime`` (milliseconds), as Salesforce reports it; None when absent."""
+    """``totalProcessingTime`` (milliseconds), as Salesforce reports it; None when absent (a
+    listed job: ``GET /jobs/query`` has no counts or times)."""
+    modstamp: datetime | None = None
+    """``systemModstamp``: when the job last changed state (for an ended job: when it ended)."""
 
     @staticmethod
     def from_json(d: dict[str, Any]) -> JobInfo:
         v = d.get("apiVersion")
         created = d.get("createdDate")
+        modstamp = d.get("systemModstamp")
         processing = d.get("totalProcessingTime")
         return JobInfo(
             id=str(d["id"]),
@@ -85,13 +92,18 @@ class JobInfo:
             api_version=f"{float(v):.1f}" if v is not None else "",
             records_processed=int(d.get("numberRecordsProcessed") or 0),
             error_message=d.get("errorMessage"),
-            created_date=datetime.strptime(str(created), "%Y-%m-%dT%H:%M:%S.%f%z") if created else None,
+            created_date=_job_time(created),
             processing_ms=int(processing) if isinstance(processing, int | float) else None,
+            modstamp=_job_time(modstamp),
         )
 
     @property
     def terminal(self) -> bool:
         return self.state in TERMINAL_STATES
+
+
+def _job_time(value: Any) -> datetime | None:
+    return datetime.strptime(str(value), "%Y-%m-%dT%H:%M:%S.%f%z") if value else None
 
 
 @dataclass(frozen=True)
@@ -239,6 +251,11 @@ class JobPace:
         with self._cond:
             self._cond.wait(timeout=max(0.0, seconds))
 
+    def wake(self) -> None:
+        """Wake the sleeping jobs (a list call saw jobs end: :class:`~engine.extract.job_board.JobBoard`)."""
+        with self._cond:
+            self._cond.notify_all()
+
 
 class ReadGate:
     """What a worker asks Salesforce about its jobs by what it can read: a job's status is asked
@@ -310,6 +327,29 @@ class Pacing:
     """The job's object: its own completed jobs pace it best (:meth:`JobPace.expected`)."""
     gate: ReadGate | None = None
     """The worker's :class:`ReadGate`: a status call waits until the worker could read the job."""
+    board: JobBoard | None = None
+    """The worker's :class:`~engine.extract.job_board.JobBoard`: one list call answers the status of
+    all the worker's waiting Bulk API 2.0 jobs (None: each job is asked about on its own)."""
+
+    def ended(self, job_id: str) -> bool:
+        """Whether a list call showed ``job_id`` ended (its sleep is cut short: nothing to wait for)."""
+        return self.board is not None and self.board.ended(job_id)
+
+    def next_list(self) -> float | None:
+        """When the worker's jobs next look at the list (:meth:`JobBoard.next_list`), if they do."""
+        return self.board.next_list() if self.board is not None else None
+
+    def learn(self, info: JobInfo) -> None:
+        """Let the pace learn from ``info``, a job seen ended. A job seen ended in a list has no
+        processing time or record count: its time from creation to its end less the time the list
+        calls saw it queued is taken for its processing time, and its expected records for its
+        count (a queue taken for processing made every later job look slower, and polled late)."""
+        if info.processing_ms is None and info.created_date is not None and info.modstamp is not None:
+            wall = (info.modstamp - info.created_date).total_seconds()
+            queued = self.board.queued_for(info.id) if self.board is not None else 0.0
+            processing = max(0.0, wall - queued)
+            info = replace(info, records_processed=self.records or 0, processing_ms=int(processing * 1000))
+        self.pace.observe(info)
 
     def known(self) -> float | None:
         """The job's expected duration by the pace alone (None: nothing learnt yet)."""
@@ -356,7 +396,7 @@ def wait_for_job(
                     at = _again(info, attempt, clock, policy, pacing, started, running_since)
             if at is None:
                 if pacing is not None:
-                    pacing.pace.observe(info)
+                    pacing.learn(info)
                 return info
             due = functools.partial(_due, info, attempt, clock, policy, pacing, started, running_since)
             wait.until(_monotonic_at(clock, at), informed=informed, again=due)
@@ -398,12 +438,18 @@ class _Wait:
         now schedules it from what the last poll saw (a job seen running is asked again when its
         processing should end, not at once); before any poll, by the job's expected end."""
         while True:
-            left = due - self.clock.monotonic()
+            wake = due
+            listing = self.pacing.next_list() if self.pacing is not None else None
+            if listing is not None:
+                wake = min(due, listing)  # the worker's next list answers this job too
+            left = wake - self.clock.monotonic()
             if left <= 0:
                 return
             self.sleep(left)
             if self.pacing is None:
                 return  # a plain sleep is not cut short
+            if self.pacing.ended(self.job_id):
+                return  # a list call saw the job end: its status costs no call
             if not informed:
                 expected = self.pacing.known()
                 if expected is not None:
@@ -459,6 +505,21 @@ def _due(
     terminal state (never asked for one: the loop returns first)."""
     at = _again(info, attempt, clock, policy, pacing, started, running_since)
     return clock.monotonic() if at is None else _monotonic_at(clock, at)
+
+
+@dataclass(frozen=True)
+class _ListedPoller:
+    """A job's status from its worker's :class:`~engine.extract.job_board.JobBoard` (one list call
+    for all the worker's waiting jobs), else from the job itself."""
+
+    api: Bulk2Api
+    board: JobBoard
+
+    def get_job(self, job_id: str) -> JobInfo:
+        return self.board.status(job_id, self.api.list_jobs) or self.api.get_job(job_id)
+
+    def abort_job(self, job_id: str) -> JobInfo:
+        return self.api.abort_job(job_id)
 
 
 class PageSize:
@@ -542,12 +603,40 @@ class Bulk2Api:
     def delete_job(self, job_id: str) -> None:
         self.client.request("DELETE", self._path(job_id), "bulk2_job")
 
+    def list_jobs(self, wanted: Collection[str], max_pages: int = 3) -> tuple[dict[str, JobInfo], int]:
+        """The org's Bulk API 2.0 query jobs among ``wanted``, as ``GET /jobs/query`` lists them
+        (no counts or times), and the pages read: pages are read until every wanted job is found,
+        the list ends, or ``max_pages``."""
+        path = self._path()
+        params: dict[str, str] | None = {"jobType": "V2Query"}
+        found: dict[str, JobInfo] = {}
+        pages = 0
+        while True:
+            body = self.client.get_json(path, "bulk2_job", params=params)
+            pages += 1
+            for record in body.get("records") or []:
+                if record.get("id") in wanted:
+                    found[str(record["id"])] = JobInfo.from_json(record)
+            nxt = body.get("nextRecordsUrl")
+            if body.get("done", True) or not nxt or len(found) == len(wanted) or pages >= max_pages:
+                return found, pages
+            path, params = str(nxt), None
+
     def wait(
         self, job: JobInfo, *, sleep: Callable[[float], None] = time.sleep, policy: PollPolicy = PollPolicy(),
         pacing: Pacing | None = None,
     ) -> JobInfo:  # fmt: skip
         """Poll until terminal and turn Failed/Aborted into typed errors."""
-        info = wait_for_job(self, job, clock=self.client.clock, sleep=sleep, policy=policy, pacing=pacing)
+        board = pacing.board if pacing is not None else None
+        poller: JobPoller = self if board is None else _ListedPoller(self, board)
+        if board is not None:
+            board.enter(job.id)
+        try:
+            clock = self.client.clock
+            info = wait_for_job(poller, job, clock=clock, sleep=sleep, policy=policy, pacing=pacing)
+        finally:
+            if board is not None:
+                board.leave(job.id)
         if info.state != "JobComplete":
             raise classify_failed_job(info.object or job.object, info.state, info.error_message)
         return info

@@ -36,6 +36,7 @@ from engine.extract.bulk2 import (
 )
 from engine.extract.client import SalesforceClient
 from engine.extract.csv_arrow import CsvPageParser
+from engine.extract.job_board import JobBoard
 from engine.extract.model import FieldSpec
 from engine.extract.rest import RestApi
 from engine.extract.soql import Soql
@@ -98,6 +99,9 @@ class BulkOptions:
     gate: ReadGate | None = None
     """The worker's :class:`~engine.extract.bulk2.ReadGate` (with ``pace``): a status call waits
     until the worker could read the job's results."""
+    board: JobBoard | None = None
+    """The worker's :class:`~engine.extract.job_board.JobBoard` (with ``pace``, Bulk API 2.0 only):
+    one list call answers the status of all the worker's waiting jobs."""
 
 
 def read_batches(
@@ -115,7 +119,8 @@ def read_batches(
         yield from rest_batches(RestApi(client), parser, read.soql.in_id_order(), all_rows=read.all_rows)
         return
     b = bulk or BulkOptions()
-    pacing = Pacing(b.pace, b.expected_records, read.sobject, b.gate) if b.pace is not None else None
+    board = b.board if read.path == "bulk2" else None
+    pacing = Pacing(b.pace, b.expected_records, read.sobject, b.gate, board) if b.pace is not None else None
     sleep = b.pace.sleep if b.pace is not None and b.sleep is time.sleep else b.sleep
     if read.path == "bulk1":
         files = Bulk1Api(client).run_query(

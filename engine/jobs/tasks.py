@@ -53,6 +53,7 @@ from engine.extract.client import SalesforceClient
 from engine.extract.csv_arrow import CsvPageParser
 from engine.extract.cursor import Cursor as ExtractCursor
 from engine.extract.cursor import CursorTracker, utc_datetimes
+from engine.extract.job_board import JobBoard
 from engine.extract.model import FieldSpec
 from engine.extract.plan import Partition
 from engine.extract.rest import RestApi
@@ -200,6 +201,9 @@ class _Extractor:
         self.read_gate: ReadGate | None = None
         """The worker's :class:`ReadGate` (set by :func:`extract_partition`): a status call waits
         until the worker could read the job."""
+        self.job_board: JobBoard | None = None
+        """The worker's :class:`JobBoard` (set by :func:`extract_partition`): one list call answers
+        the status of all the worker's waiting Bulk API 2.0 jobs."""
         self._cancel: Any = None
         if task.cancel_event:
             from distributed import Event
@@ -284,6 +288,7 @@ class _Extractor:
                     on_created=self._created, max_bytes=t.page_bytes, row_widths=self.row_widths,
                     policy=PollPolicy(first=t.poll_first, factor=1.6, max=t.poll_max),
                     pace=self.job_paces.get(path), gate=gate, delete_jobs=t.delete_bulk_jobs,
+                    board=self.job_board if path == "bulk2" else None,
                     # an Id-only job is paced from the quickest job seen, not at the wide rows' rate
                     expected_records=None if t.window == "ids" else (t.partition.estimated_rows or None),
                 )  # fmt: skip
@@ -392,6 +397,7 @@ def extract_partition(task: PartitionTask) -> PartitionResult:
         ex.row_widths = plugin.row_widths
         ex.job_paces = plugin.job_paces
         ex.read_gate = plugin.read_gate()
+        ex.job_board = plugin.job_board
         if task.window == "boundary":
             result.boundary_check = True
             _extract_boundary(ex, repo, result)

@@ -24,6 +24,7 @@ from engine.config import Settings
 from engine.extract.auth import Credentials, Session, Token
 from engine.extract.bulk2 import ReadGate, new_job_paces
 from engine.extract.client import ClientOptions, SalesforceClient
+from engine.extract.job_board import JobBoard
 from engine.extract.usage import ApiUsage
 
 if TYPE_CHECKING:
@@ -67,7 +68,12 @@ class BackupWorkerPlugin(WorkerPlugin):
         """How long the org takes per Bulk job, by API (``bulk2``, ``bulk1``), learnt from the
         worker's completed jobs (paces polls)."""
         self._read_gate: ReadGate | None = None
+        self.job_board = self._new_job_board()
         self._seed_allowance()
+
+    def _new_job_board(self) -> JobBoard:
+        """The worker's :class:`JobBoard`: its list calls wake the jobs waiting on the Bulk 2.0 pace."""
+        return JobBoard(on_change=self.job_paces["bulk2"].wake)
 
     def _seed_allowance(self) -> None:
         """Start from the driver's ``/limits`` reading (when it had one), trusted as if just read."""
@@ -92,6 +98,7 @@ class BackupWorkerPlugin(WorkerPlugin):
         state["row_widths"] = {}
         state["job_paces"] = None
         state["_read_gate"] = None
+        state["job_board"] = None
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
@@ -99,6 +106,7 @@ class BackupWorkerPlugin(WorkerPlugin):
         self._lock = threading.Lock()
         self._allowance_lock = threading.Lock()
         self.job_paces = new_job_paces()
+        self.job_board = self._new_job_board()
         self._seed_allowance()
 
     def read_gate(self) -> ReadGate:

@@ -37,8 +37,8 @@ def _sf(env: BackupEnv) -> Salesforce:
 
 def _kinds(env: BackupEnv, since: int) -> Counter[str]:
     """Salesforce calls after ``since``: ``query`` (one REST query page), ``composite`` (and
-    ``composite deleted``: one of delete-log subrequests only), ``create``, ``poll``, ``page`` and
-    ``delete`` (Bulk 2.0), ``other``."""
+    ``composite deleted``: one of delete-log subrequests only), ``create``, ``list`` (the status of
+    all jobs), ``poll``, ``page`` and ``delete`` (Bulk 2.0), ``other``."""
     out: Counter[str] = Counter()
     for r in env.em.admin("GET", "/requests", params={"since": since})["requests"]:
         path, method = str(r["path"]), str(r["method"])
@@ -54,7 +54,7 @@ def _kinds(env: BackupEnv, since: int) -> Counter[str]:
         elif tail.startswith("jobs/query"):
             parts = tail.rstrip("/").split("/")
             if len(parts) == 2:
-                out["create"] += 1
+                out["create" if method == "POST" else "list"] += 1
             elif parts[-1] == "results":
                 out["page"] += 1
             else:

@@ -56,6 +56,16 @@ def test_job_lifecycle(emulator: EmulatorProcess, api: httpx.Client) -> None:
     listed = api.get(JOBS).json()
     assert listed["done"] is True and listed["nextRecordsUrl"] is None
     assert created["id"] in [j["id"] for j in listed["records"]]
+    # a listed job as Salesforce lists it: its state and times, no counts (decision 0045)
+    records = api.get(JOBS, params={"jobType": "V2Query"}).json()["records"]
+    record = next(j for j in records if j["id"] == created["id"])
+    assert list(record) == [
+        "id", "operation", "object", "createdById", "createdDate", "systemModstamp", "state",
+        "concurrencyMode", "contentType", "apiVersion", "jobType", "lineEnding", "columnDelimiter",
+    ]  # fmt: skip
+    assert record["state"] == "JobComplete" and record["jobType"] == "V2Query"
+    assert api.get(JOBS, params={"jobType": "Classic"}).json()["records"] == []
+    assert api.get(JOBS, params={"isPkChunkingEnabled": "true"}).json()["records"] == []
     aborted = api.patch(f"{JOBS}/{created['id']}", json={"state": "Aborted"})
     assert _err(aborted)[:2] == (400, "INVALIDJOBSTATE")
     deleted = api.delete(f"{JOBS}/{created['id']}")

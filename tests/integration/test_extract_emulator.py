@@ -41,11 +41,12 @@ from engine.extract.auth import (
     RefreshTokenGrant,
     SessionIdGrant,
 )
-from engine.extract.bulk2 import Bulk2Api, JobInfo, PollPolicy
+from engine.extract.bulk2 import Bulk2Api, JobInfo, JobPace, Pacing, PollPolicy
 from engine.extract.client import ClientOptions, SalesforceClient
 from engine.extract.csv_arrow import CsvPageParser, arrow_schema
 from engine.extract.cursor import Cursor, CursorTracker
 from engine.extract.describe import discover, permission_hook
+from engine.extract.job_board import JobBoard
 from engine.extract.model import ObjectPlan, ObjectSpec
 from engine.extract.plan import Partition, bisect, plan_partitions
 from engine.extract.rest import RestApi
@@ -636,3 +637,43 @@ def test_a_read_job_is_deleted_only_when_asked_and_one_stopped_early_is_aborted(
         list(bulk.run_query(query, policy=FAST_POLL, delete_after=False, on_created=stopped.append,
                             sleep=give_up))  # fmt: skip
     assert bulk.get_job(stopped[0].id).state == "Aborted"
+
+
+def test_jobs_waiting_together_are_answered_by_one_list_call(client: SalesforceClient, admin: Admin) -> None:
+    """Decision 0045: the Bulk API 2.0 jobs a worker waits for share a :class:`JobBoard`, so their
+    status comes from ``GET /jobs/query`` (one call for all of them) and a job the list shows ended
+    is not asked about again. Four jobs are held ``UploadComplete`` by a ``hold_job`` fault until
+    all four wait; from the release on, no job is asked about on its own except, at most, the last
+    one left (a job waiting alone costs one call either way). Before, each asked on its own."""
+    pace = JobPace()
+    board = JobBoard(fresh=0.05, on_change=pace.wake)
+    objects = ["Account", "Contact", "Opportunity", "Lead"]
+    hold = admin.fault(path_regex=r"/jobs/query$", method="POST", kind="hold_job", remaining=len(objects))
+    created = threading.Semaphore(0)
+
+    def read(sobject: str) -> int:
+        pacing = Pacing(pace, None, sobject, None, board)
+        pages = Bulk2Api(client).run_query(Soql.select(sobject, ["Id"]), policy=FAST_POLL, sleep=pace.sleep,
+                                           pacing=pacing, on_created=lambda _: created.release())  # fmt: skip
+        return sum(p.records for p in pages)
+
+    with ThreadPoolExecutor(max_workers=len(objects)) as pool:
+        futures = [pool.submit(read, o) for o in objects]
+        for _ in objects:
+            assert created.acquire(timeout=120)
+        since = int(admin.call("GET", "/requests?limit=1")["last_seq"])
+        # a list call that fails is retried as any other call
+        unavailable = admin.fault(path_regex=r"/jobs/query$", method="GET", status=503, remaining=1)
+        admin.call("POST", f"/faults/{hold['id']}/release")
+        counts = [f.result(timeout=300) for f in futures]
+    for sobject, n in zip(objects, counts, strict=True):
+        assert n == admin.sql(f"SELECT count(*) FROM sf_{sobject.lower()} WHERE NOT IsDeleted")[0][0]
+    calls = admin.call("GET", f"/requests?since={since}")["requests"]
+    reads = ("/results", "/resultPages")
+    status = [r["path"] for r in calls if r["method"] == "GET" and "/jobs/query" in r["path"]
+              and r.get("category") != "admin"]  # fmt: skip
+    status = [p for p in status if not p.endswith(reads)]
+    listed = [p for p in status if p.endswith("/jobs/query")]
+    assert listed and len(status) - len(listed) <= 1, status
+    assert board.calls == len(listed) - 1  # the 503 was retried
+    assert next(f for f in admin.faults() if f["id"] == unavailable["id"])["fired"] == 1
