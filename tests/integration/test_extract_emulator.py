@@ -645,6 +645,12 @@ def test_jobs_waiting_together_are_answered_by_one_list_call(client: SalesforceC
     is not asked about again. Four jobs are held ``UploadComplete`` by a ``hold_job`` fault until
     all four wait; from the release on, no job is asked about on its own except, at most, the last
     one left (a job waiting alone costs one call either way). Before, each asked on its own."""
+    bulk = Bulk2Api(client)
+    kept = admin.call("GET", "/jobs")["jobs"]
+    if len(kept) > 2_000:  # the session's emulator kept more jobs than a list call reads pages of
+        for job in kept:
+            if job["state"] in ("JobComplete", "Failed", "Aborted"):
+                bulk.delete_job(job["id"])
     pace = JobPace()
     board = JobBoard(fresh=0.05, on_change=pace.wake)
     objects = ["Account", "Contact", "Opportunity", "Lead"]
