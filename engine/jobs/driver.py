@@ -14,6 +14,7 @@ The loop also watches what the machine cannot: the caller's cancel Event, the ca
 from __future__ import annotations
 
 import time
+from concurrent.futures import Future
 from dataclasses import replace
 from typing import Any
 
@@ -62,6 +63,38 @@ WAIT_S = 0.5
 JobEvent = Event[PartitionTask, PartitionResult]
 
 
+def prepare_workers(
+    run: JobRun, base: SalesforceClient, grant: Any, copts: Any, allowance: Future[None]
+) -> str:
+    """Register the job's worker plugin and open the repository on every worker (run in a thread
+    of its own while the driver discovers the org: decision 0046); the plugin's name.
+
+    Waits for ``allowance``, the driver's ``/limits`` reading, which the workers start from.
+
+    Raises:
+        WorkerPreflightFailed: a worker cannot open the repository (the plugin is unregistered).
+    """
+    allowance.result()
+    names = JobNames.of(run.org_name, run.job_id)
+    plugin = BackupWorkerPlugin(
+        names.plugin, grant, copts, run.settings, token=base.session.token, allowance=base.usage
+    )
+    run.dask.register_plugin(plugin, name=names.plugin)
+    try:
+        preflight_workers(run.dask, names.plugin)
+    except BaseException:
+        _unregister(run.dask, names.plugin)
+        raise
+    return names.plugin
+
+
+def release_workers(dask: Any, workers: Future[str]) -> None:
+    """Unregister the plugin :func:`prepare_workers` registered (``workers`` has ended), if it did
+    and it is still registered (:func:`execute` unregisters it when the job ends)."""
+    if not workers.cancelled() and workers.exception() is None:
+        _unregister(dask, workers.result())
+
+
 def execute(
     run: JobRun,
     repo: Any,
@@ -73,13 +106,13 @@ def execute(
     cycle_id: str,
     sessions: Any,
     org_id: int,
-    grant: Any,
-    copts: Any,
+    workers: Future[str],
     *,
     deletes: WorkAfterTheLog | None = None,
 ) -> BackupResult:
     """Plan, run and commit the job's partitions (``run.job_id`` is recorded and running).
 
+    ``workers``: :func:`prepare_workers` under way; its plugin is unregistered when the job ends.
     ``deletes``: the delete log's run (:class:`engine.jobs.deletes.WorkAfterTheLog`), asked while
     the objects are sized; an object that asks the log is cut once its own answer is in (it may be
     swept), and the job commits under the decision the log's answers leave.
@@ -93,15 +126,7 @@ def execute(
         run.reports[name] = rep
         run.results[name] = []
     names = JobNames.of(run.org_name, run.job_id)
-    plugin = BackupWorkerPlugin(
-        names.plugin, grant, copts, run.settings, token=base.session.token, allowance=base.usage
-    )
-    run.dask.register_plugin(plugin, name=names.plugin)
-    try:
-        preflight_workers(run.dask, names.plugin)
-    except BaseException:
-        _unregister(run.dask, names.plugin)
-        raise
+    workers.result()
     Semaphore(max_leases=o.max_concurrent_bulk_jobs, name=names.semaphore)
     driver = Driver(run, base, plans, decision, sessions, lock, Event(names.cancel))
     try:

@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import replace
 from typing import Any
 
@@ -45,7 +45,7 @@ from engine.extract.scope import ScopeRules
 from engine.jobs.credentials import catalog_sealer, client_options, grant_from_record
 from engine.jobs.deletes import WorkAfterTheLog
 from engine.jobs.discover import discover, not_backed_up
-from engine.jobs.driver import execute
+from engine.jobs.driver import execute, prepare_workers, release_workers
 from engine.jobs.errors import (
     CredentialsMissing,
     FilesNotVisible,
@@ -260,9 +260,13 @@ def _plan_and_execute(
     base = SalesforceClient.connect(grant, copts, usage=run.usage)
     side = ThreadPoolExecutor(max_workers=1, thread_name_prefix="limits")
     log_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="delete-log")
+    workers_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="workers")
+    workers: Future[str] | None = None
     try:
         # the org allowance the workers start from, read while the objects are described
         allowance_read = side.submit(_read_allowance, base)
+        # the workers get the job's plugin meanwhile: the job's first calls need not wait (0046)
+        workers = workers_pool.submit(prepare_workers, run, base, grant, copts, allowance_read)
         disc = discover(base, rules)
         run.not_backed_up = not_backed_up(disc.decisions)
         allowance_read.result()
@@ -291,10 +295,13 @@ def _plan_and_execute(
         deletes.ask(log_pool, base, repo, disc.plans, org_now)
         calls = {n: dict(c) for n, c in disc.usage.items()}
         return execute(run, repo, lock, base, disc.plans, calls, decision, cycle_id,
-                       sessions, org_id, grant, copts, deletes=deletes)  # fmt: skip
+                       sessions, org_id, workers, deletes=deletes)  # fmt: skip
     finally:
         side.shutdown(wait=True)
         log_pool.shutdown(wait=True)
+        workers_pool.shutdown(wait=True)
+        if workers is not None:  # a job that failed before execute() leaves no plugin behind
+            release_workers(run.dask, workers)
         base.close()
 
 

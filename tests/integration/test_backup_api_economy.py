@@ -12,14 +12,16 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
+from typing import Any
 
 import pytest
 from simple_salesforce import Salesforce
 
 from devkit.backup_env import TEST_OPTIONS, BackupEnv, backup_env
 from devkit.groundtruth import compare_org
-from tests.helpers.emulator_proc import simple_salesforce
+from tests.helpers.emulator_proc import poll_for, simple_salesforce
 
 pytestmark = pytest.mark.emulator
 
@@ -157,3 +159,38 @@ def test_an_incremental_probes_five_windows_per_call(env: BackupEnv) -> None:
     # and the delete log of every replicateable one in at most four composite calls (decision 0041);
     # the other calls: describeGlobal and /limits
     assert 1 <= calls["composite deleted"] <= 4 and calls["other"] <= 2, calls
+
+
+def test_the_workers_get_the_jobs_plugin_while_the_org_is_discovered(env: BackupEnv) -> None:
+    """Decision 0046: the job's worker plugin is registered, and every worker opens the repository,
+    in a thread of its own while the driver discovers the org; before, discovery and the delete
+    log's calls ended first, and the first probes and counts waited for it (0.6-1.2 s of a 2-5 s
+    incremental, traced on the emulator's request log). The global describe is held by a ``hold``
+    fault: the plugin is on every worker before it is released."""
+    describe = {"path_regex": r"/sobjects$", "method": "GET", "kind": "hold"}
+    hold = env.em.admin("POST", "/faults", json=describe)
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        job = pool.submit(env.backup, "acme", options=TEST_OPTIONS)
+        try:
+            poll_for(lambda: _fired(env, hold["id"]), timeout=120)
+            plugins = poll_for(lambda: _job_plugins(env), timeout=120)
+            assert all(plugins.values()), plugins  # registered while the describe is held
+        finally:
+            env.em.admin("POST", f"/faults/{hold['id']}/release")
+        result = job.result(timeout=600)
+    assert result.state == "succeeded", result.error_message
+    assert not any(_job_plugins(env).values())  # unregistered when the job ended
+
+
+def _fired(env: BackupEnv, fault_id: int) -> bool:
+    return any(f["id"] == fault_id and f["fired"] for f in env.em.admin("GET", "/faults")["faults"])
+
+
+def _job_plugins(env: BackupEnv) -> dict[str, list[str]]:
+    """The job plugins (``sfvault-<job>``) on each worker; empty when there is none anywhere."""
+
+    def names(dask_worker: Any) -> list[str]:
+        return sorted(n for n in dask_worker.plugins if n.startswith("sfvault-"))
+
+    found: dict[str, list[str]] = env.dask.run(names)
+    return found if any(found.values()) else {}
