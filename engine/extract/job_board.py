@@ -140,7 +140,10 @@ class JobBoard:
             self._listed_at = started
             self._covered = wanted
             self.calls += pages
-            for i in wanted & found.keys() & self._waiting:
+            for i in wanted & self._waiting:
+                if i not in found:  # not on the pages read: no older state stands for it
+                    self._listed.pop(i, None)
+                    continue
                 self._listed[i] = found[i]
                 if found[i].state == "UploadComplete":
                     self._queued_until[i] = started

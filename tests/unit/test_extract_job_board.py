@@ -75,6 +75,21 @@ def test_a_job_alone_or_listed_failed_or_missing_is_asked_about_on_its_own() -> 
     assert org.calls == 1
 
 
+def test_a_job_the_list_no_longer_shows_is_not_answered_with_its_older_state() -> None:
+    """The list's order is indeterminate: a job on the pages read once may be past them later."""
+    org, clock = _Org(a="InProgress", b="InProgress"), _Clock()
+    board = _board(clock)
+    board.enter("a")
+    board.enter("b")
+    assert board.status("a", org.list_jobs) == _job("a", "InProgress")
+    org.hidden.add("a")
+    org.states["a"] = "JobComplete"
+    clock.now += 2
+    assert board.status("b", org.list_jobs) == _job("b", "InProgress")
+    assert board.status("a", org.list_jobs) is None  # asked on its own, not "InProgress"
+    assert org.calls == 2
+
+
 def test_a_job_created_after_the_list_call_is_not_taken_as_missing() -> None:
     org, clock = _Org(a="InProgress", b="InProgress", c="UploadComplete"), _Clock()
     board = _board(clock)
