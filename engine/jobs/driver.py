@@ -53,7 +53,7 @@ from engine.jobs.machine import (
 from engine.jobs.partitioning import JobNames, PartitionPlanner
 from engine.jobs.planning import JobDecision, merge_cursor
 from engine.jobs.tasks import PartitionResult, PartitionTask, extract_partition
-from engine.jobs.worker import BackupWorkerPlugin, preflight_workers
+from engine.jobs.worker import unregister_plugin
 
 CANCEL_POLL_S = 2.0
 """How often the loop reads the catalog's ``cancel_requested`` (a cancel from another process)."""
@@ -61,38 +61,6 @@ WAIT_S = 0.5
 """The longest the loop waits for a task before it looks at cancels and the lock again."""
 
 JobEvent = Event[PartitionTask, PartitionResult]
-
-
-def prepare_workers(
-    run: JobRun, base: SalesforceClient, grant: Any, copts: Any, allowance: Future[None]
-) -> str:
-    """Register the job's worker plugin and open the repository on every worker (run in a thread
-    of its own while the driver discovers the org: decision 0046); the plugin's name.
-
-    Waits for ``allowance``, the driver's ``/limits`` reading, which the workers start from.
-
-    Raises:
-        WorkerPreflightFailed: a worker cannot open the repository (the plugin is unregistered).
-    """
-    allowance.result()
-    names = JobNames.of(run.org_name, run.job_id)
-    plugin = BackupWorkerPlugin(
-        names.plugin, grant, copts, run.settings, token=base.session.token, allowance=base.usage
-    )
-    run.dask.register_plugin(plugin, name=names.plugin)
-    try:
-        preflight_workers(run.dask, names.plugin)
-    except BaseException:
-        _unregister(run.dask, names.plugin)
-        raise
-    return names.plugin
-
-
-def release_workers(dask: Any, workers: Future[str]) -> None:
-    """Unregister the plugin :func:`prepare_workers` registered (``workers`` has ended), if it did
-    and it is still registered (:func:`execute` unregisters it when the job ends)."""
-    if not workers.cancelled() and workers.exception() is None:
-        _unregister(dask, workers.result())
 
 
 def execute(
@@ -112,7 +80,8 @@ def execute(
 ) -> BackupResult:
     """Plan, run and commit the job's partitions (``run.job_id`` is recorded and running).
 
-    ``workers``: :func:`prepare_workers` under way; its plugin is unregistered when the job ends.
+    ``workers``: :func:`engine.jobs.worker.prepare_workers` under way; its plugin is unregistered
+    when the job ends.
     ``deletes``: the delete log's run (:class:`engine.jobs.deletes.WorkAfterTheLog`), asked while
     the objects are sized; an object that asks the log is cut once its own answer is in (it may be
     swept), and the job commits under the decision the log's answers leave.
@@ -139,17 +108,10 @@ def execute(
         driver.loop()
     finally:
         driver.cancel_all()
-        _unregister(run.dask, names.plugin)
+        unregister_plugin(run.dask, names.plugin)
     read_allowance_after_bulk1(run.reports.values(), base)
     run.usage = _total_usage(run)
     return commit_job(run, repo, lock, decision, cycle_id, plans, sessions, org_id, driver.failed)
-
-
-def _unregister(dask: Any, plugin: str) -> None:
-    try:
-        dask.unregister_worker_plugin(plugin)
-    except (KeyError, ValueError):
-        pass
 
 
 class Driver:

@@ -45,7 +45,7 @@ from engine.extract.scope import ScopeRules
 from engine.jobs.credentials import catalog_sealer, client_options, grant_from_record
 from engine.jobs.deletes import WorkAfterTheLog
 from engine.jobs.discover import discover, not_backed_up
-from engine.jobs.driver import execute, prepare_workers, release_workers
+from engine.jobs.driver import execute
 from engine.jobs.errors import (
     CredentialsMissing,
     FilesNotVisible,
@@ -56,6 +56,7 @@ from engine.jobs.errors import (
 )
 from engine.jobs.file_access import file_warnings
 from engine.jobs.jobrun import BackupResult, JobRun, ObjectReport, Progress, ProgressFn, err_fields
+from engine.jobs.partitioning import JobNames
 from engine.jobs.planning import (
     BackupRequest,
     JobDecision,
@@ -66,6 +67,7 @@ from engine.jobs.planning import (
     redo_in_full,
     warned_at_last_capture,
 )
+from engine.jobs.worker import prepare_workers, release_workers
 from engine.model import Cursor, Manifest
 from engine.sink.repair import redo_after_repair
 
@@ -266,7 +268,9 @@ def _plan_and_execute(
         # the org allowance the workers start from, read while the objects are described
         allowance_read = side.submit(_read_allowance, base)
         # the workers get the job's plugin meanwhile: the job's first calls need not wait (0046)
-        workers = workers_pool.submit(prepare_workers, run, base, grant, copts, allowance_read)
+        plugin = JobNames.of(run.org_name, run.job_id).plugin
+        workers = workers_pool.submit(prepare_workers, run.dask, plugin, grant, copts, run.settings, base,
+                                      allowance_read)  # fmt: skip
         disc = discover(base, rules)
         run.not_backed_up = not_backed_up(disc.decisions)
         allowance_read.result()

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import threading
 import time
+from concurrent.futures import Future
 from typing import TYPE_CHECKING, Any
 
 from distributed import get_worker
@@ -226,3 +227,42 @@ def preflight_workers(dask: Any, plugin: str) -> None:
         if isinstance(answer, BaseException):
             what = str(answer) if isinstance(answer, SfvaultError) else f"{type(answer).__name__}: {answer}"
             raise WorkerPreflightFailed(worker=worker, what=what)
+
+
+def prepare_workers(
+    dask: Any, name: str, grant: Any, copts: ClientOptions, settings: Settings, base: SalesforceClient,
+    allowance: Future[None],
+) -> str:  # fmt: skip
+    """Register the job's worker plugin ``name`` and open the repository on every worker (run in a
+    thread of its own while the driver discovers the org: decision 0046); ``name``.
+
+    Waits for ``allowance``, the driver's ``/limits`` reading into ``base.usage``, which the
+    workers start from.
+
+    Raises:
+        WorkerPreflightFailed: a worker cannot open the repository (the plugin is unregistered).
+    """
+    allowance.result()
+    plugin = BackupWorkerPlugin(name, grant, copts, settings, token=base.session.token, allowance=base.usage)
+    dask.register_plugin(plugin, name=name)
+    try:
+        preflight_workers(dask, name)
+    except BaseException:
+        unregister_plugin(dask, name)
+        raise
+    return name
+
+
+def release_workers(dask: Any, workers: Future[str]) -> None:
+    """Unregister the plugin :func:`prepare_workers` registered (``workers`` has ended), if it did
+    and it is still registered (``engine.jobs.driver.execute`` unregisters it when the job ends)."""
+    if not workers.cancelled() and workers.exception() is None:
+        unregister_plugin(dask, workers.result())
+
+
+def unregister_plugin(dask: Any, name: str) -> None:
+    """Unregister the worker plugin ``name``; one that is not registered (any more) is no error."""
+    try:
+        dask.unregister_worker_plugin(name)
+    except (KeyError, ValueError):
+        pass
