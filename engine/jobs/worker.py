@@ -254,8 +254,8 @@ def prepare_workers(
 
 
 def release_workers(dask: Any, workers: Future[str]) -> None:
-    """Unregister the plugin :func:`prepare_workers` registered (``workers`` has ended), if it did
-    and it is still registered (``engine.jobs.driver.execute`` unregisters it when the job ends)."""
+    """Unregister the plugin :func:`prepare_workers` registered (``workers`` has ended), if it did:
+    for a job that failed before ``engine.jobs.driver.execute``, which unregisters it otherwise."""
     if not workers.cancelled() and workers.exception() is None:
         unregister_plugin(dask, workers.result())
 
