@@ -53,7 +53,7 @@ from engine.jobs.machine import (
 from engine.jobs.partitioning import JobNames, PartitionPlanner
 from engine.jobs.planning import JobDecision, merge_cursor
 from engine.jobs.tasks import PartitionResult, PartitionTask, extract_partition
-from engine.jobs.worker import unregister_plugin
+from engine.jobs.worker import release_workers
 
 CANCEL_POLL_S = 2.0
 """How often the loop reads the catalog's ``cancel_requested`` (a cancel from another process)."""
@@ -80,8 +80,8 @@ def execute(
 ) -> BackupResult:
     """Plan, run and commit the job's partitions (``run.job_id`` is recorded and running).
 
-    ``workers``: :func:`engine.jobs.worker.prepare_workers` under way; its plugin is unregistered
-    when the job ends.
+    ``workers``: :func:`engine.jobs.worker.prepare_workers` under way (the objects are sized
+    meanwhile; the first submit waits for it); its plugin is unregistered when the job ends.
     ``deletes``: the delete log's run (:class:`engine.jobs.deletes.WorkAfterTheLog`), asked while
     the objects are sized; an object that asks the log is cut once its own answer is in (it may be
     swept), and the job commits under the decision the log's answers leave.
@@ -95,9 +95,8 @@ def execute(
         run.reports[name] = rep
         run.results[name] = []
     names = JobNames.of(run.org_name, run.job_id)
-    workers.result()
     Semaphore(max_leases=o.max_concurrent_bulk_jobs, name=names.semaphore)
-    driver = Driver(run, base, plans, decision, sessions, lock, Event(names.cancel))
+    driver = Driver(run, base, plans, decision, sessions, lock, Event(names.cancel), workers)
     try:
         PartitionPlanner(run, base, plans, decision, names, feed=driver.feed, stopped=driver.stopped,
                          work_of=deletes).plan()  # fmt: skip
@@ -108,7 +107,7 @@ def execute(
         driver.loop()
     finally:
         driver.cancel_all()
-        unregister_plugin(run.dask, names.plugin)
+        release_workers(run.dask, workers)
     read_allowance_after_bulk1(run.reports.values(), base)
     run.usage = _total_usage(run)
     return commit_job(run, repo, lock, decision, cycle_id, plans, sessions, org_id, driver.failed)
@@ -126,6 +125,7 @@ class Driver:
         sessions: Any,
         lock: Any,
         cancel_event: Any,
+        workers: Future[str],
     ) -> None:
         self.run = run
         self.base = base
@@ -135,6 +135,9 @@ class Driver:
         self.lock = lock
         self.cancel_event = cancel_event
         """The job's ``distributed.Event``: set, it tells running tasks to stop early."""
+        self.workers = workers
+        """The job's plugin on its way to the workers: the objects are sized meanwhile, and the
+        first submit waits for it (an incremental's window probes no longer wait ~0.9 s for it)."""
         self.machine: JobMachine[PartitionTask, PartitionResult] = JobMachine(
             decision.objects, max_bisect_depth=run.options.max_bisect_depth
         )
@@ -226,6 +229,7 @@ class Driver:
 
     def submit(self, pid: int, task: PartitionTask) -> None:
         run = self.run
+        self.workers.result()  # raises WorkerPreflightFailed: the job fails before any task runs
         # the largest partitions first (they are the job's critical path), among those queued
         fut = run.dask.submit(
             extract_partition, task, pure=False, key=f"sfvault-{run.job_id}-{len(run.submitted)}",

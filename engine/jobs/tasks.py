@@ -288,7 +288,7 @@ class _Extractor:
                     on_created=self._created, max_bytes=t.page_bytes, row_widths=self.row_widths,
                     policy=PollPolicy(first=t.poll_first, factor=1.6, max=t.poll_max),
                     pace=self.job_paces.get(path), gate=gate, delete_jobs=t.delete_bulk_jobs,
-                    board=self.job_board if path == "bulk2" else None,
+                    board=self.job_board,  # read_batches uses it for Bulk API 2.0 only
                     # an Id-only job is paced from the quickest job seen, not at the wide rows' rate
                     expected_records=None if t.window == "ids" else (t.partition.estimated_rows or None),
                 )  # fmt: skip

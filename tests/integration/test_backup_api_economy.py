@@ -186,6 +186,43 @@ def test_the_workers_get_the_jobs_plugin_while_the_org_is_discovered(
     assert not [r for r in caplog.records if "unregister_worker_plugin" in r.getMessage()]
 
 
+def test_the_objects_are_sized_while_the_workers_get_the_jobs_plugin(
+    env: BackupEnv, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The job's first ``COUNT()`` composite goes out while its worker plugin is still on its way;
+    only the first submit waits for the workers. Before, ``execute`` waited for
+    :func:`~engine.jobs.worker.prepare_workers` before planning, and an incremental's window probes
+    started 0.9 s after its delete log (2M ``fast``, traced on the emulator's request log).
+
+    The workers' preparation is held (it runs after the test saw a sizing request or gave up)."""
+    import engine.jobs.runner as runner
+
+    since = int(env.em.admin("GET", "/requests", params={"limit": 1})["last_seq"])
+    seen: list[bool] = []
+    prepare = runner.prepare_workers
+
+    def held(*args: Any, **kwargs: Any) -> str:
+        try:
+            poll_for(lambda: _sizing_requests(env, since), timeout=120)
+            seen.append(True)
+        except TimeoutError:
+            seen.append(False)
+        return prepare(*args, **kwargs)
+
+    monkeypatch.setattr(runner, "prepare_workers", held)
+    result = env.backup("acme", options=TEST_OPTIONS)
+    assert result.state == "succeeded", result.error_message
+    assert seen == [True], "the objects were sized only once the workers had the job's plugin"
+    assert not any(_job_plugins(env).values())
+
+
+def _sizing_requests(env: BackupEnv, since: int) -> int:
+    """Composite requests of ``COUNT()`` queries after ``since`` (query subrequests only)."""
+    reqs = env.em.admin("GET", "/requests", params={"since": since})["requests"]
+    queries = ("/query", "/queryAll")
+    return sum(1 for r in reqs if r.get("subrequests") and all(s.endswith(queries) for s in r["subrequests"]))
+
+
 def _fired(env: BackupEnv, fault_id: int) -> bool:
     return any(f["id"] == fault_id and f["fired"] for f in env.em.admin("GET", "/faults")["faults"])
 
