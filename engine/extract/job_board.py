@@ -17,7 +17,11 @@ The board lists only while it saves calls:
 
 A list at most ``fresh`` seconds old answers without a call, so the jobs of a worker share one
 call per ``fresh`` seconds at most; while jobs wait, they look at the list at least every
-``every`` seconds (:meth:`JobBoard.next_list`). Thread-safe; one board per worker and backup job.
+``every`` seconds (:meth:`JobBoard.next_list`). A young job takes a list only if it is at most
+``share`` of the job's age old: a job 0.4 s old (an incremental's, on a quick org) is not told
+"in progress" by a list of 0.9 s ago; measured on a 2M-record ``fast`` incremental, jobs were read
+1.3-1.5 s after their end that way, in half the runs, and the job took 3.1-3.2 s instead of 2.1 s.
+Thread-safe; one board per worker and backup job.
 """
 
 from __future__ import annotations
@@ -41,12 +45,16 @@ class JobBoard:
         self,
         *,
         fresh: float = 1.0,
+        share: float = 0.25,
         every: float = 1.5,
         unhelpful_limit: int = 3,
         on_change: Callable[[], None] | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.fresh = fresh
+        self.share = share
+        """A list answers a job when it is at most this share of the job's age old (and ``fresh``):
+        the pace's own polls already come at 1.6x the age before (up to 60% of it late)."""
         self.every = max(every, fresh)
         """While jobs wait, a list call is made at least this often (see :meth:`next_list`)."""
         self.unhelpful_limit = unhelpful_limit
@@ -103,6 +111,13 @@ class JobBoard:
                 return None
             return self._listed_at + self.every
 
+    def _max_age(self, job_id: str) -> float:
+        """How old a list may be to answer ``job_id`` now (``fresh``, less for a young job)."""
+        entered = self._entered.get(job_id)
+        if entered is None:
+            return self.fresh
+        return min(self.fresh, self.share * (self._clock() - entered))
+
     def ended(self, job_id: str) -> bool:
         """Whether the last list call showed ``job_id`` ended (its next status costs no call)."""
         with self._cond:
@@ -120,7 +135,7 @@ class JobBoard:
                     return info if info.state in LISTED_STATES else None
                 if not self.active or len(self._waiting) < 2:
                     return None
-                if job_id in self._covered and (self._listed_at or 0.0) >= self._clock() - self.fresh:
+                if job_id in self._covered and (self._listed_at or 0.0) >= self._clock() - self._max_age(job_id):
                     return info if info is None or info.state in LISTED_STATES else None
                 if not self._listing:
                     break

@@ -46,6 +46,7 @@ def test_jobs_waiting_together_share_one_list_call_while_it_is_fresh() -> None:
     board = _board(clock)
     for j in "abc":
         board.enter(j)
+    clock.now += 10  # jobs 10 s old: a list up to ``fresh`` (1 s) old answers them
     assert board.status("a", org.list_jobs) == _job("a", "InProgress")
     clock.now += 0.9
     assert board.status("b", org.list_jobs) == _job("b", "UploadComplete")
@@ -58,6 +59,25 @@ def test_jobs_waiting_together_share_one_list_call_while_it_is_fresh() -> None:
     # an ended job is answered from the list whatever its age: its state is final
     clock.now += 60
     assert board.status("a", org.list_jobs) == _job("a", "JobComplete")
+    assert org.calls == 2
+
+
+def test_a_young_job_takes_a_list_only_as_old_as_a_share_of_its_age() -> None:
+    """A job 0.4 s old is not told "in progress" by a list of 0.3 s ago (``share`` 0.25 of its
+    age: 0.1 s): on a quick org its end would be seen up to ``every`` seconds late (measured on a
+    2M-record ``fast`` incremental: jobs read 1.3-1.5 s after their end, the job 50% longer)."""
+    org, clock = _Org(a="InProgress", b="InProgress"), _Clock()
+    board = _board(clock)
+    board.enter("a")
+    board.enter("b")
+    clock.now += 0.1
+    assert board.status("a", org.list_jobs) == _job("a", "InProgress")
+    org.states["b"] = "JobComplete"
+    clock.now += 0.3
+    assert board.status("b", org.list_jobs) == _job("b", "JobComplete")  # a new list: the old one is 0.3 s old
+    assert org.calls == 2
+    clock.now += 0.05  # 0.05 s: within a quarter of a's 0.45 s
+    assert board.status("a", org.list_jobs) == _job("a", "InProgress")
     assert org.calls == 2
 
 
