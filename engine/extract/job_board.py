@@ -135,7 +135,8 @@ class JobBoard:
                     return info if info.state in LISTED_STATES else None
                 if not self.active or len(self._waiting) < 2:
                     return None
-                if job_id in self._covered and (self._listed_at or 0.0) >= self._clock() - self._max_age(job_id):
+                recent = (self._listed_at or 0.0) >= self._clock() - self._max_age(job_id)
+                if job_id in self._covered and recent:
                     return info if info is None or info.state in LISTED_STATES else None
                 if not self._listing:
                     break

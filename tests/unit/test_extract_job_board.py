@@ -74,7 +74,8 @@ def test_a_young_job_takes_a_list_only_as_old_as_a_share_of_its_age() -> None:
     assert board.status("a", org.list_jobs) == _job("a", "InProgress")
     org.states["b"] = "JobComplete"
     clock.now += 0.3
-    assert board.status("b", org.list_jobs) == _job("b", "JobComplete")  # a new list: the old one is 0.3 s old
+    # a new list: the old one is 0.3 s old, more than a quarter of b's 0.4 s
+    assert board.status("b", org.list_jobs) == _job("b", "JobComplete")
     assert org.calls == 2
     clock.now += 0.05  # 0.05 s: within a quarter of a's 0.45 s
     assert board.status("a", org.list_jobs) == _job("a", "InProgress")
