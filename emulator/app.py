@@ -72,7 +72,7 @@ class SalesforceMiddleware:
         path: str = scope["path"]
         category = categorize(method, path)
         limit_header = path.startswith("/services/data")
-        state = {"status": 0, "bytes": 0}
+        state = {"status": 0, "bytes": 0, "length": -1}
         t0 = time.perf_counter()
         logged = False
 
@@ -87,6 +87,9 @@ class SalesforceMiddleware:
         async def send_wrapper(message: Message) -> None:
             if message["type"] == "http.response.start":
                 state["status"] = message["status"]
+                for name, value in message.get("headers", []):
+                    if name.lower() == b"content-length":
+                        state["length"] = int(value)
                 if limit_header:
                     headers = [
                         *message.get("headers", []),
@@ -95,7 +98,9 @@ class SalesforceMiddleware:
                     message = {**message, "headers": headers}
             elif message["type"] == "http.response.body":
                 state["bytes"] += len(message.get("body", b""))
-                if not message.get("more_body", False):
+                # a client that knows the length has the whole answer with its last byte, before
+                # a streamed answer's closing empty message (a bandwidth-capped Bulk result page)
+                if not message.get("more_body", False) or 0 <= state["length"] <= state["bytes"]:
                     # logged before the last bytes leave: a client that has read the whole answer
                     # then finds the request in the log (logged after, it raced the client's next call)
                     log_request()
