@@ -42,6 +42,7 @@ class JobSettings(BaseModel):
     target_rows: int | None = Field(default=None, ge=1)
     min_partition_rows: int | None = Field(default=None, ge=1)
     partition_spread: int | None = Field(default=None, ge=1)
+    partition_jobs: int | None = Field(default=None, ge=1)
     max_bisect_depth: int | None = Field(default=None, ge=0)
     blob_threads: int | None = Field(default=None, ge=1)
     file_bodies: bool | None = None

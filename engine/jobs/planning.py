@@ -59,10 +59,16 @@ class JobOptions:
     trimmed without moving ``earliestDateAvailable``). A sweep reads every Id of every object, by
     far the largest cost of an incremental: 30 is about monthly for daily jobs, weekly at four a
     day. 1 = every job; 0 = never."""
-    max_concurrent_bulk_jobs: int = 16
+    max_concurrent_bulk_jobs: int = 32
     """Bulk query jobs of the org open at once (created and not yet read to the end), across all
-    workers. Salesforce runs a few at a time and queues the rest; keeping about twice what it
-    runs open keeps it processing while finished results are downloaded."""
+    workers. Salesforce runs a few at a time and queues the rest. At 16 (twice what the
+    ``realistic`` profile runs), a 2M-record full's last jobs, often its largest, were created
+    only once earlier ones had been read, and ended alone: 32 lets every partition of such a job
+    queue in the org from the start (decision 0047; the partitions are cut by
+    :attr:`partition_jobs`, not by this cap)."""
+    partition_jobs: int = 16
+    """With :attr:`partition_spread`, how many partitions a job is cut into at least (within the
+    two bounds below; :func:`partition_rows`)."""
     page_rows: int = 50_000
     """The most rows per Bulk result page (``maxRecords``); :attr:`page_bytes` bounds it by size."""
     page_bytes: int = 16 * 1024 * 1024
@@ -87,7 +93,7 @@ class JobOptions:
     cost (create, queue, polls, and a delete with :attr:`delete_bulk_jobs`) outweighs what running
     it beside others saves."""
     partition_spread: int = 1
-    """A job is cut into at least this many times :attr:`max_concurrent_bulk_jobs` partitions
+    """A job is cut into at least this many times :attr:`partition_jobs` partitions
     (within the two bounds above), so the org never waits for one large query at the end. Each
     partition costs a Bulk job's calls (create, polls, a last page) and its COUNT(): 1
     keeps twice the jobs Salesforce runs at once (decision 0019; 2 before)."""
@@ -155,11 +161,11 @@ def partition_rows(job_rows: int, options: JobOptions) -> int:
 
     Salesforce runs a few query jobs at once and a job's processing time grows with its result,
     so one large partition at the end is the job's critical path. A job is therefore cut into
-    about ``partition_spread`` x ``max_concurrent_bulk_jobs`` partitions, each within
+    about ``partition_spread`` x ``partition_jobs`` partitions, each within
     ``[min_partition_rows, target_rows]``: a 2M-record org gets ~125k-row partitions, a 100M-record
     org the 250k cap. Pure.
     """
-    wanted = -(-max(0, job_rows) // max(1, options.partition_spread * options.max_concurrent_bulk_jobs))
+    wanted = -(-max(0, job_rows) // max(1, options.partition_spread * options.partition_jobs))
     return max(1, min(options.target_rows, max(options.min_partition_rows, wanted)))
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import httpx
 from hypothesis import given
 from hypothesis import strategies as st
@@ -31,7 +33,7 @@ def test_partition_rows_stays_within_its_bounds(
     job_rows: int, target: int, smallest: int, spread: int, cap: int
 ) -> None:
     o = JobOptions(target_rows=target, min_partition_rows=smallest, partition_spread=spread,
-                   max_concurrent_bulk_jobs=cap)  # fmt: skip
+                   partition_jobs=cap)  # fmt: skip
     rows = partition_rows(job_rows, o)
     assert 1 <= rows <= target, "never above the largest partition"
     assert rows >= min(target, smallest), "never below the smallest one (unless the largest is smaller)"
@@ -45,6 +47,15 @@ def test_partition_rows_for_the_orgs_the_issue_names() -> None:
     assert partition_rows(2_000_000, o) == 125_000, "a 2M-record org: 16 partitions (decision 0019)"
     assert partition_rows(100_000_000, o) == 250_000, "a large org: the 250k cap"
     assert partition_rows(40_000, o) == 50_000, "an incremental window: one partition per object"
+
+
+def test_the_open_jobs_cap_does_not_cut_partitions_and_holds_a_2m_full() -> None:
+    """Decision 0047: the cap on open Bulk jobs no longer sets the partition count, and it holds
+    every job of a 2M-record full (16 ranges and the small objects' 7 jobs, measured: 23), so its
+    largest ranges, cut last, are not created only once earlier jobs were read."""
+    o = JobOptions()
+    assert partition_rows(2_000_000, o) == partition_rows(2_000_000, replace(o, max_concurrent_bulk_jobs=8))
+    assert -(-2_000_000 // partition_rows(2_000_000, o)) + 7 <= o.max_concurrent_bulk_jobs
 
 
 def test_derived_clients_share_the_pool_and_count_their_own_calls() -> None:
