@@ -19,8 +19,8 @@ A list at most ``fresh`` seconds old answers without a call, so the jobs of a wo
 call per ``fresh`` seconds at most; while jobs wait, they look at the list at least every
 ``every`` seconds (:meth:`JobBoard.next_list`). A young job takes a list only if it is at most
 ``share`` of the job's age old: a job 0.4 s old (an incremental's, on a quick org) is not told
-"in progress" by a list of 0.9 s ago; measured on a 2M-record ``fast`` incremental, jobs were read
-1.3-1.5 s after their end that way, in half the runs, and the job took 3.1-3.2 s instead of 2.1 s.
+"in progress" by a list of 0.9 s ago; measured on a 2M-record ``fast`` incremental, some jobs were
+read 1.3-1.6 s after their end that way in most runs, and the job took 3.0-3.5 s instead of 2.2 s.
 Thread-safe; one board per worker and backup job.
 """
 
