@@ -189,7 +189,8 @@ def test_the_workers_get_the_jobs_plugin_while_the_org_is_discovered(
 def test_the_objects_are_sized_while_the_workers_get_the_jobs_plugin(
     env: BackupEnv, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The job's first ``COUNT()`` composite goes out while its worker plugin is still on its way;
+    """The job's first sizing composite (``COUNT()`` queries, or an incremental's window probes)
+    goes out while its worker plugin is still on its way;
     only the first submit waits for the workers. Before, ``execute`` waited for
     :func:`~engine.jobs.worker.prepare_workers` before planning, and an incremental's window probes
     started 0.9 s after its delete log (2M ``fast``, traced on the emulator's request log).
@@ -217,7 +218,7 @@ def test_the_objects_are_sized_while_the_workers_get_the_jobs_plugin(
 
 
 def _sizing_requests(env: BackupEnv, since: int) -> int:
-    """Composite requests of ``COUNT()`` queries after ``since`` (query subrequests only)."""
+    """Composite requests of queries after ``since`` (query subrequests only: the planner's)."""
     reqs = env.em.admin("GET", "/requests", params={"since": since})["requests"]
     queries = ("/query", "/queryAll")
     return sum(1 for r in reqs if r.get("subrequests") and all(s.endswith(queries) for s in r["subrequests"]))
