@@ -25,21 +25,26 @@ async def _streamed_answer(scope: Scope, receive: Receive, send: Send) -> None:
     await asyncio.sleep(0)  # what a streaming response does after its last chunk (cancel its listener)
 
 
+def _serve(app: Any, log: RequestLog, client_side: Send) -> None:
+    """Answer one ``GET /__emulator/info`` with ``app`` through the real middleware, logging to ``log``."""
+    org: Any = SimpleNamespace(request_log=log, profile=Profile())
+
+    async def receive() -> Message:
+        return {"type": "http.disconnect"}
+
+    scope = {"type": "http", "method": "GET", "path": "/__emulator/info", "headers": []}
+    asyncio.run(SalesforceMiddleware(app, org)(scope, receive, client_side))
+
+
 def test_a_request_is_in_the_log_when_its_last_bytes_are_sent() -> None:
     log = RequestLog()
-    org: Any = SimpleNamespace(request_log=log, profile=Profile())
-    middleware = SalesforceMiddleware(_streamed_answer, org)
     seen_at_last_chunk: list[list[dict[str, Any]]] = []
 
     async def client_side(message: Message) -> None:
         if message["type"] == "http.response.body" and not message.get("more_body", False):
             seen_at_last_chunk.append(log.entries())
 
-    async def receive() -> Message:
-        return {"type": "http.disconnect"}
-
-    scope = {"type": "http", "method": "GET", "path": "/__emulator/info", "headers": []}
-    asyncio.run(middleware(scope, receive, client_side))
+    _serve(_streamed_answer, log, client_side)
 
     assert len(seen_at_last_chunk) == 1
     (entry,) = seen_at_last_chunk[0]
@@ -68,8 +73,6 @@ def test_a_request_with_a_length_is_in_the_log_when_its_last_byte_is_sent() -> N
     read the log after the whole page and found no ``bulk2_results`` entry; the entry was written on
     the closing empty message, which came after the page's last byte."""
     log = RequestLog()
-    org: Any = SimpleNamespace(request_log=log, profile=Profile())
-    middleware = SalesforceMiddleware(_streamed_with_length, org)
     sent = 0
     seen_when_complete: list[list[dict[str, Any]]] = []
 
@@ -81,11 +84,7 @@ def test_a_request_with_a_length_is_in_the_log_when_its_last_byte_is_sent() -> N
             if before < 15 <= sent:  # the client has the whole answer now
                 seen_when_complete.append(log.entries())
 
-    async def receive() -> Message:
-        return {"type": "http.disconnect"}
-
-    scope = {"type": "http", "method": "GET", "path": "/__emulator/info", "headers": []}
-    asyncio.run(middleware(scope, receive, client_side))
+    _serve(_streamed_with_length, log, client_side)
 
     assert len(seen_when_complete) == 1
     assert [(e["path"], e["bytes"]) for e in seen_when_complete[0]] == [("/__emulator/info", 15)]
@@ -94,23 +93,16 @@ def test_a_request_with_a_length_is_in_the_log_when_its_last_byte_is_sent() -> N
 
 def test_an_answer_that_never_ends_is_still_logged() -> None:
     log = RequestLog()
-    org: Any = SimpleNamespace(request_log=log, profile=Profile())
 
     async def dropped(scope: Scope, receive: Receive, send: Send) -> None:
         await send({"type": "http.response.start", "status": 200, "headers": []})
         raise ConnectionResetError
 
-    middleware = SalesforceMiddleware(dropped, org)
-
     async def send(message: Message) -> None:
         return None
 
-    async def receive() -> Message:
-        return {"type": "http.disconnect"}
-
-    scope = {"type": "http", "method": "GET", "path": "/__emulator/info", "headers": []}
     try:
-        asyncio.run(middleware(scope, receive, send))
+        _serve(dropped, log, send)
     except ConnectionResetError:
         pass
     assert [e["status"] for e in log.entries()] == [200]
