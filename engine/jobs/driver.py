@@ -53,7 +53,6 @@ from engine.jobs.machine import (
 from engine.jobs.partitioning import JobNames, PartitionPlanner
 from engine.jobs.planning import JobDecision, merge_cursor
 from engine.jobs.tasks import PartitionResult, PartitionTask, extract_partition
-from engine.jobs.worker import release_workers
 
 CANCEL_POLL_S = 2.0
 """How often the loop reads the catalog's ``cancel_requested`` (a cancel from another process)."""
@@ -81,7 +80,7 @@ def execute(
     """Plan, run and commit the job's partitions (``run.job_id`` is recorded and running).
 
     ``workers``: :func:`engine.jobs.worker.prepare_workers` under way (the objects are sized
-    meanwhile; the first submit waits for it); its plugin is unregistered when the job ends.
+    meanwhile; the first submit waits for it); the runner that started it unregisters the plugin.
     ``deletes``: the delete log's run (:class:`engine.jobs.deletes.WorkAfterTheLog`), asked while
     the objects are sized; an object that asks the log is cut once its own answer is in (it may be
     swept), and the job commits under the decision the log's answers leave.
@@ -107,7 +106,6 @@ def execute(
         driver.loop()
     finally:
         driver.cancel_all()
-        release_workers(run.dask, workers)
     read_allowance_after_bulk1(run.reports.values(), base)
     run.usage = _total_usage(run)
     return commit_job(run, repo, lock, decision, cycle_id, plans, sessions, org_id, driver.failed)

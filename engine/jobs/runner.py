@@ -264,7 +264,6 @@ def _plan_and_execute(
     log_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="delete-log")
     workers_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="workers")
     workers: Future[str] | None = None
-    executing = False
     try:
         # the org allowance the workers start from, read while the objects are described
         allowance_read = side.submit(_read_allowance, base)
@@ -299,15 +298,14 @@ def _plan_and_execute(
         deletes = WorkAfterTheLog(decision)
         deletes.ask(log_pool, base, repo, disc.plans, org_now)
         calls = {n: dict(c) for n, c in disc.usage.items()}
-        executing = True  # from here execute() unregisters the plugin itself
         return execute(run, repo, lock, base, disc.plans, calls, decision, cycle_id,
                        sessions, org_id, workers, deletes=deletes)  # fmt: skip
     finally:
         side.shutdown(wait=True)
         log_pool.shutdown(wait=True)
         workers_pool.shutdown(wait=True)
-        if workers is not None and not executing:  # a job that failed before execute() leaves
-            release_workers(run.dask, workers)  # no plugin behind (twice, the scheduler logs an error)
+        if workers is not None:  # the job's plugin leaves the workers with it, however it ended
+            release_workers(run.dask, workers)
         base.close()
 
 

@@ -255,8 +255,8 @@ def prepare_workers(
 
 def release_workers(dask: Any, workers: Future[str]) -> None:
     """Unregister the plugin :func:`prepare_workers` registered, if it did (waits for ``workers`` to
-    end): by ``engine.jobs.driver.execute`` when the job ends, or for a job that failed before it.
-    A plugin that failed its preflight was unregistered there (twice, the scheduler logs an error)."""
+    end), once the job has ended however it ended. A plugin that failed its preflight was
+    unregistered there (twice, the scheduler logs an error)."""
     if not workers.cancelled() and workers.exception() is None:
         unregister_plugin(dask, workers.result())
 
