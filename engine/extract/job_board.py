@@ -111,12 +111,12 @@ class JobBoard:
                 return None
             return self._listed_at + self.every
 
-    def _max_age(self, job_id: str) -> float:
-        """How old a list may be to answer ``job_id`` now (``fresh``, less for a young job)."""
+    def _max_age(self, job_id: str, now: float) -> float:
+        """How old a list may be to answer ``job_id`` at ``now`` (``fresh``, less for a young job)."""
         entered = self._entered.get(job_id)
         if entered is None:
             return self.fresh
-        return min(self.fresh, self.share * (self._clock() - entered))
+        return min(self.fresh, self.share * (now - entered))
 
     def ended(self, job_id: str) -> bool:
         """Whether the last list call showed ``job_id`` ended (its next status costs no call)."""
@@ -135,7 +135,8 @@ class JobBoard:
                     return info if info.state in LISTED_STATES else None
                 if not self.active or len(self._waiting) < 2:
                     return None
-                recent = (self._listed_at or 0.0) >= self._clock() - self._max_age(job_id)
+                now = self._clock()
+                recent = (self._listed_at or 0.0) >= now - self._max_age(job_id, now)
                 if job_id in self._covered and recent:
                     return info if info is None or info.state in LISTED_STATES else None
                 if not self._listing:
