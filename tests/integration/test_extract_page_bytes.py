@@ -13,6 +13,7 @@ import weakref
 from collections.abc import Iterator
 from typing import Any
 
+import httpx
 import pyarrow as pa
 import pytest
 
@@ -127,3 +128,30 @@ def test_a_page_is_released_before_the_next_downloads(
         rows += b.num_rows  # the consumer keeps no batch: only the page itself could hold memory
     assert rows > 4_000 and parser.schema is not None
     assert len(watched[0].held) >= 2 and not any(watched[0].held)
+
+
+def test_a_page_is_freed_when_dropped_without_the_cyclic_gc(client: SalesforceClient) -> None:
+    """httpx keeps a response and its stream in a reference cycle. A page's response that only
+    the cyclic GC frees held its body (the page's bytes) until a collection came: on a 10M-record
+    full, parsed pages made most of a worker's peak memory (decision 0048). With the GC off, no
+    page's response may outlive the page."""
+    read = _read(client, "Contact")
+    bulk = Bulk2Api(client)
+    job = bulk.create_query_job(read.soql)
+    pages = 0
+    gc.collect()
+    gc.disable()
+    try:
+        bulk.wait(job, policy=FAST_POLL)
+        for page in bulk.iter_pages(job.id, 2_000):
+            pages += 1
+            assert page.records > 0
+            del page
+        left = [
+            o for o in gc.get_objects() if isinstance(o, httpx.Response) and "/results" in o.request.url.path
+        ]
+    finally:
+        gc.enable()
+        bulk._cleanup(job.id)
+    assert pages >= 3
+    assert left == []
